@@ -1,0 +1,1 @@
+"""The shapes world: a miniature text-to-image world whose models use the real formats."""
