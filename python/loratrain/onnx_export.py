@@ -1,0 +1,472 @@
+"""Export a diffusers Stable Diffusion folder to the ONNX layout the TypeScript sampler loads.
+
+Who this is for: you have Stable Diffusion weights in the diffusers folder layout
+(for example a local copy of stabilityai/stable-diffusion-2-1-base: model_index.json,
+scheduler/, tokenizer/, text_encoder/, unet/, vae/) and want to sample with the
+product's TypeScript sampler. Run, with the project's Python environment:
+
+    python -m loratrain.export_onnx --generator /models/sd-2-1-base
+
+and the ONNX files are written INTO that folder, next to the PyTorch weights, in the
+layout of diffusers' / Optimum's ONNX exports:
+
+    text_encoder/model.onnx   input_ids int32 [batch, sequence]
+                              -> last_hidden_state float [batch, sequence, hidden]
+                                 pooler_output     float [batch, hidden]
+    unet/model.onnx           sample float [batch, latent_channels, height, width]
+                              timestep float [batch]
+                              encoder_hidden_states float [batch, sequence, cross_attention_dim]
+                              -> out_sample float [batch, out_channels, height, width]
+    vae_decoder/model.onnx    latent_sample float [batch, latent_channels, height, width]
+                              -> sample float [batch, 3, 8*height, 8*width]  (scale factor from the VAE config)
+    vae_decoder/config.json   copy of vae/config.json (scaling_factor is read from here)
+    vae_encoder/model.onnx    sample float [batch, 3, H, W] -> latent_sample (the latent mean)
+    vae_encoder/config.json   copy of vae/config.json
+
+Batch, sequence, height and width are dynamic. `out_sample` is whatever the
+scheduler's `prediction_type` says (epsilon for 2.1-base, v for 2.1 768).
+The VAE's scaling_factor is NOT inside the VAE graphs: divide latents by it before
+`vae_decoder`, multiply `vae_encoder`'s output by it.
+
+A part whose ONNX file would exceed 1 GiB (the SD UNet is 3.4 GB in fp32) keeps its
+weights in one `model.onnx_data` file beside `model.onnx`; keep the two together.
+`--fp16` exports half-precision graphs with float16 inputs and outputs (input_ids
+stay int32); it needs a CUDA device, and those graphs are meant for onnxruntime's
+CUDA provider.
+
+After writing each file, the exporter loads it in onnxruntime on a random input of
+a different batch size and spatial size than the one traced, compares with PyTorch
+and prints the largest absolute difference; a mismatch beyond the tolerance is an
+error (exit code 1). Bad arguments or a folder that is not a diffusers SD folder
+exit with code 2.
+
+Exporting SD 2.1-base in fp32 needs about 12 GB of RAM and a few minutes on a CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+PARTS = ("text_encoder", "unet", "vae_decoder", "vae_encoder")
+DEFAULT_PARTS = ("text_encoder", "unet", "vae_decoder")
+OPSET = 17
+EXTERNAL_DATA_THRESHOLD = 1 << 30
+EXTERNAL_DATA_NAME = "model.onnx_data"
+CHECK_TOLERANCE = {torch.float32: 1e-3, torch.float16: 2e-2}
+
+
+class ExportError(Exception):
+    """An exported graph that does not load or does not match PyTorch."""
+
+
+@dataclass
+class ExportSpec:
+    """One graph: a module whose forward takes `inputs` positionally, and for each
+    input and output the axes that vary between calls."""
+
+    module: torch.nn.Module
+    inputs: dict[str, torch.Tensor]
+    outputs: Sequence[str]
+    dynamic_axes: dict[str, dict[int, str]]
+    check_inputs: dict[str, torch.Tensor]
+
+
+@dataclass
+class ExportResult:
+    part: str
+    path: Path
+    external_data: bool
+    max_abs_diff: dict[str, float]
+    seconds: float
+
+    def as_json(self) -> dict:
+        return {
+            "part": self.part,
+            "path": str(self.path),
+            "external_data": self.external_data,
+            "max_abs_diff": self.max_abs_diff,
+            "seconds": round(self.seconds, 2),
+        }
+
+
+class _TextEncoder(torch.nn.Module):
+    def __init__(self, text_encoder: torch.nn.Module):
+        super().__init__()
+        self.text_encoder = text_encoder
+
+    def forward(self, input_ids: torch.Tensor):
+        out = self.text_encoder(input_ids=input_ids)
+        return out.last_hidden_state, out.pooler_output
+
+
+class _UNet(torch.nn.Module):
+    def __init__(self, unet: torch.nn.Module):
+        super().__init__()
+        self.unet = unet
+
+    def forward(self, sample: torch.Tensor, timestep: torch.Tensor, encoder_hidden_states: torch.Tensor):
+        return self.unet(sample, timestep, encoder_hidden_states, return_dict=False)[0]
+
+
+class _VaeDecoder(torch.nn.Module):
+    def __init__(self, vae: torch.nn.Module):
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, latent_sample: torch.Tensor):
+        return self.vae.decode(latent_sample, return_dict=False)[0]
+
+
+class _VaeEncoder(torch.nn.Module):
+    def __init__(self, vae: torch.nn.Module):
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, sample: torch.Tensor):
+        return self.vae.encode(sample, return_dict=False)[0].mean
+
+
+def _random(shape: Sequence[int], dtype: torch.dtype, device: torch.device, generator: torch.Generator) -> torch.Tensor:
+    return torch.randn(tuple(shape), generator=generator).to(device=device, dtype=dtype)
+
+
+def _check_size(size: int, multiple: int) -> int:
+    """A spatial size unlike the traced one, so the check catches baked-in shapes."""
+    return max(multiple, (size // 2) // multiple * multiple)
+
+
+def _model_device_dtype(module: torch.nn.Module) -> tuple[torch.device, torch.dtype]:
+    param = next(module.parameters())
+    return param.device, param.dtype
+
+
+def text_encoder_spec(text_encoder: torch.nn.Module, seed: int = 0) -> ExportSpec:
+    device, _ = _model_device_dtype(text_encoder)
+    config = text_encoder.config
+    generator = torch.Generator().manual_seed(seed)
+    length = config.max_position_embeddings
+
+    def ids(batch: int) -> torch.Tensor:
+        # The pooler reads the end-of-text position, so each row needs one.
+        rows = torch.randint(0, config.vocab_size, (batch, length), generator=generator, dtype=torch.int32)
+        eos = config.eos_token_id if config.eos_token_id is not None else config.vocab_size - 1
+        rows[:, -1] = eos
+        return rows.to(device)
+
+    return ExportSpec(
+        module=_TextEncoder(text_encoder),
+        inputs={"input_ids": ids(2)},
+        outputs=("last_hidden_state", "pooler_output"),
+        dynamic_axes={
+            "input_ids": {0: "batch", 1: "sequence"},
+            "last_hidden_state": {0: "batch", 1: "sequence"},
+            "pooler_output": {0: "batch"},
+        },
+        check_inputs={"input_ids": ids(1)},
+    )
+
+
+def unet_spec(unet: torch.nn.Module, sequence_length: int, seed: int = 0) -> ExportSpec:
+    device, dtype = _model_device_dtype(unet)
+    config = unet.config
+    generator = torch.Generator().manual_seed(seed)
+    multiple = 2 ** (len(config.block_out_channels) - 1)
+
+    def inputs(batch: int, size: int) -> dict[str, torch.Tensor]:
+        return {
+            "sample": _random((batch, config.in_channels, size, size), dtype, device, generator),
+            "timestep": torch.linspace(999, 1, batch).to(device=device, dtype=dtype),
+            "encoder_hidden_states": _random((batch, sequence_length, config.cross_attention_dim), dtype, device, generator),
+        }
+
+    return ExportSpec(
+        module=_UNet(unet),
+        inputs=inputs(2, config.sample_size),
+        outputs=("out_sample",),
+        dynamic_axes={
+            "sample": {0: "batch", 2: "height", 3: "width"},
+            "timestep": {0: "batch"},
+            "encoder_hidden_states": {0: "batch", 1: "sequence"},
+            "out_sample": {0: "batch", 2: "height", 3: "width"},
+        },
+        check_inputs=inputs(1, _check_size(config.sample_size, multiple)),
+    )
+
+
+def _vae_scale_factor(vae: torch.nn.Module) -> int:
+    return 2 ** (len(vae.config.block_out_channels) - 1)
+
+
+def vae_decoder_spec(vae: torch.nn.Module, seed: int = 0) -> ExportSpec:
+    device, dtype = _model_device_dtype(vae)
+    config = vae.config
+    generator = torch.Generator().manual_seed(seed)
+    latent_size = config.sample_size // _vae_scale_factor(vae)
+
+    def inputs(batch: int, size: int) -> dict[str, torch.Tensor]:
+        return {"latent_sample": _random((batch, config.latent_channels, size, size), dtype, device, generator)}
+
+    return ExportSpec(
+        module=_VaeDecoder(vae),
+        inputs=inputs(2, latent_size),
+        outputs=("sample",),
+        dynamic_axes={
+            "latent_sample": {0: "batch", 2: "height", 3: "width"},
+            "sample": {0: "batch", 2: "height", 3: "width"},
+        },
+        check_inputs=inputs(1, _check_size(latent_size, 1)),
+    )
+
+
+def vae_encoder_spec(vae: torch.nn.Module, seed: int = 0) -> ExportSpec:
+    device, dtype = _model_device_dtype(vae)
+    config = vae.config
+    generator = torch.Generator().manual_seed(seed)
+    factor = _vae_scale_factor(vae)
+
+    def inputs(batch: int, size: int) -> dict[str, torch.Tensor]:
+        return {"sample": _random((batch, config.in_channels, size, size), dtype, device, generator).clamp(-1, 1)}
+
+    return ExportSpec(
+        module=_VaeEncoder(vae),
+        inputs=inputs(2, config.sample_size),
+        outputs=("latent_sample",),
+        dynamic_axes={
+            "sample": {0: "batch", 2: "height", 3: "width"},
+            "latent_sample": {0: "batch", 2: "height", 3: "width"},
+        },
+        check_inputs=inputs(1, _check_size(config.sample_size, factor)),
+    )
+
+
+def _write_onnx(spec: ExportSpec, path: Path, external_data: bool | None) -> bool:
+    """Trace into a scratch folder, then write `path` (+ EXTERNAL_DATA_NAME when the
+    graph is large or `external_data` is True). Returns whether external data was used.
+
+    The TorchScript exporter, given a model over 2 GB, scatters its weights over one
+    file per tensor; rewriting through `onnx` collects them into one data file, and
+    the rename at the end means a crash never leaves a half-written model behind."""
+    import onnx
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".export-") as scratch:
+        traced = Path(scratch, "traced", "model.onnx")
+        traced.parent.mkdir()
+        with warnings.catch_warnings():
+            # Tracer warnings name Python branches on shapes; the check below is what
+            # tells whether the graph generalises.
+            warnings.simplefilter("ignore")
+            with torch.no_grad():
+                torch.onnx.export(
+                    spec.module,
+                    tuple(spec.inputs.values()),
+                    str(traced),
+                    input_names=list(spec.inputs),
+                    output_names=list(spec.outputs),
+                    dynamic_axes=spec.dynamic_axes,
+                    opset_version=OPSET,
+                    do_constant_folding=True,
+                    dynamo=False,
+                )
+        size = sum(f.stat().st_size for f in traced.parent.iterdir())
+        use_external = size > EXTERNAL_DATA_THRESHOLD if external_data is None else external_data
+        final = Path(scratch, "final")
+        final.mkdir()
+        if use_external or size > (1 << 31) - 1:
+            model = onnx.load(str(traced), load_external_data=True)
+            onnx.save_model(
+                model,
+                str(final / "model.onnx"),
+                save_as_external_data=True,
+                all_tensors_to_one_file=True,
+                location=EXTERNAL_DATA_NAME,
+                size_threshold=1024,
+            )
+            del model
+            use_external = True
+        else:
+            shutil.move(str(traced), final / "model.onnx")
+        stale = path.parent / EXTERNAL_DATA_NAME
+        if use_external:
+            os.replace(final / EXTERNAL_DATA_NAME, stale)
+        elif stale.exists():
+            stale.unlink()
+        os.replace(final / "model.onnx", path)
+    return use_external
+
+
+def check_onnx(spec: ExportSpec, path: Path) -> dict[str, float]:
+    """Run the file in onnxruntime (CUDA provider for fp16 graphs when there is one)
+    and return each output's max abs difference from PyTorch; raise ExportError when
+    one exceeds the tolerance relative to the output's magnitude."""
+    import onnxruntime as ort
+
+    _, dtype = _model_device_dtype(spec.module)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.log_severity_level = 3
+    providers = ["CPUExecutionProvider"]
+    if dtype == torch.float16 and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    try:
+        session = ort.InferenceSession(str(path), options, providers=providers)
+        got = session.run(list(spec.outputs), {k: v.cpu().numpy() for k, v in spec.check_inputs.items()})
+    except Exception as error:  # onnxruntime raises its own unrelated classes
+        raise ExportError(f"{path}: onnxruntime cannot run it: {error}") from error
+    with torch.no_grad():
+        want = spec.module(*spec.check_inputs.values())
+    if isinstance(want, torch.Tensor):
+        want = (want,)
+    diffs: dict[str, float] = {}
+    tolerance = CHECK_TOLERANCE.get(dtype, 1e-3)
+    for name, ours, theirs in zip(spec.outputs, got, want):
+        reference = theirs.float().cpu()
+        if tuple(ours.shape) != tuple(reference.shape):
+            raise ExportError(f"{path}: output {name} has shape {tuple(ours.shape)}, PyTorch gives {tuple(reference.shape)}")
+        diff = float((torch.from_numpy(ours).float() - reference).abs().max())
+        diffs[name] = diff
+        scale = max(1.0, float(reference.abs().max()))
+        if not diff <= tolerance * scale:
+            raise ExportError(f"{path}: output {name} differs from PyTorch by {diff:.3g} (tolerance {tolerance * scale:.3g})")
+    return diffs
+
+
+def export_spec(part: str, spec: ExportSpec, path: Path, *, external_data: bool | None = None, check: bool = True) -> ExportResult:
+    start = time.perf_counter()
+    spec.module.eval()
+    external = _write_onnx(spec, path, external_data)
+    diffs = check_onnx(spec, path) if check else {}
+    return ExportResult(part, path, external, diffs, time.perf_counter() - start)
+
+
+def export_unet(unet: torch.nn.Module, out_dir: Path, sequence_length: int, **kwargs) -> ExportResult:
+    """Export a UNet (e.g. one with a LoRA fused in) to `out_dir/model.onnx`, with its
+    config.json beside it."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    unet.save_config(str(out_dir))
+    return export_spec("unet", unet_spec(unet, sequence_length), out_dir / "model.onnx", **kwargs)
+
+
+def _sequence_length(generator: Path) -> int:
+    config = json.loads((generator / "text_encoder" / "config.json").read_text())
+    return int(config["max_position_embeddings"])
+
+
+def export_generator(
+    generator: Path,
+    parts: Sequence[str] = DEFAULT_PARTS,
+    *,
+    fp16: bool = False,
+    device: str = "cpu",
+    external_data: bool | None = None,
+    check: bool = True,
+    on_result: Callable[[ExportResult], None] | None = None,
+) -> list[ExportResult]:
+    """Write the ONNX files of `parts` into the diffusers folder `generator`.
+    Each part is loaded, exported and released in turn to bound memory."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    dtype = torch.float16 if fp16 else torch.float32
+    results = []
+    for part in parts:
+        if part == "text_encoder":
+            model = CLIPTextModel.from_pretrained(str(generator / "text_encoder"), torch_dtype=dtype)
+            spec = text_encoder_spec(model.to(device))
+        elif part == "unet":
+            model = UNet2DConditionModel.from_pretrained(str(generator / "unet"), torch_dtype=dtype)
+            spec = unet_spec(model.to(device), _sequence_length(generator))
+        else:
+            model = AutoencoderKL.from_pretrained(str(generator / "vae"), torch_dtype=dtype)
+            model.to(device)
+            spec = vae_decoder_spec(model) if part == "vae_decoder" else vae_encoder_spec(model)
+            (generator / part).mkdir(exist_ok=True)
+            shutil.copyfile(generator / "vae" / "config.json", generator / part / "config.json")
+        result = export_spec(part, spec, generator / part / "model.onnx", external_data=external_data, check=check)
+        del model, spec
+        results.append(result)
+        if on_result:
+            on_result(result)
+    return results
+
+
+REQUIRED_FILES = (
+    "model_index.json",
+    "scheduler/scheduler_config.json",
+    "text_encoder/config.json",
+    "unet/config.json",
+    "vae/config.json",
+)
+
+
+def missing_generator_file(generator: Path) -> str | None:
+    """The first file a diffusers SD folder needs that `generator` lacks, if any."""
+    if not generator.is_dir():
+        return f"{generator}: no such folder"
+    for name in REQUIRED_FILES:
+        if not (generator / name).is_file():
+            return f"{generator / name}: not found (not a diffusers Stable Diffusion folder?)"
+    return None
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        self.exit(2, f"error: {message}\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _Parser(
+        prog="python -m loratrain.export_onnx",
+        description="Export a diffusers Stable Diffusion folder to ONNX (text_encoder/, unet/, vae_decoder/ "
+        "model.onnx) in place, and check each file against PyTorch in onnxruntime.",
+    )
+    parser.add_argument("--generator", required=True, type=Path, help="diffusers Stable Diffusion folder (written into)")
+    parser.add_argument(
+        "--parts", nargs="+", choices=PARTS, default=list(DEFAULT_PARTS), help="graphs to export (default: %(default)s)"
+    )
+    parser.add_argument("--fp16", action="store_true", help="half-precision graphs, float16 inputs/outputs (needs CUDA)")
+    parser.add_argument("--device", default=None, help="torch device used for tracing (default: cuda with --fp16, else cpu)")
+    parser.add_argument("--no-check", action="store_true", help="skip the onnxruntime-vs-PyTorch comparison")
+    args = parser.parse_args(argv)
+
+    missing = missing_generator_file(args.generator)
+    if missing:
+        print(f"error: --generator: {missing}", file=sys.stderr)
+        return 2
+    device = args.device or ("cuda" if args.fp16 else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        print(f"error: --device {device}: CUDA is not available here", file=sys.stderr)
+        return 2
+    if args.fp16 and not device.startswith("cuda"):
+        print("error: --fp16: needs a CUDA device (half-precision tracing on CPU is not supported)", file=sys.stderr)
+        return 2
+
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.set_verbosity_error()
+    transformers_logging.set_verbosity_error()
+
+    def report(result: ExportResult) -> None:
+        diffs = ", ".join(f"{name} {diff:.2e}" for name, diff in result.max_abs_diff.items()) or "not checked"
+        data = f" + {EXTERNAL_DATA_NAME}" if result.external_data else ""
+        print(f"{result.path}{data}: max abs diff vs PyTorch: {diffs} ({result.seconds:.1f} s)", flush=True)
+
+    try:
+        export_generator(args.generator, args.parts, fp16=args.fp16, device=device, check=not args.no_check, on_result=report)
+    except ExportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0

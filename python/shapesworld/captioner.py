@@ -1,0 +1,745 @@
+"""The captioner of the shapes world: a tiny ViT + GPT-2 `VisionEncoderDecoderModel`.
+
+It is trained here from scratch on rendered scenes and written in the layout that both
+Python transformers (`VisionEncoderDecoderModel.from_pretrained`, `AutoTokenizer`,
+`AutoImageProcessor`) and transformers.js 4.3 (`pipeline('image-to-text', dir)`) load:
+
+    config.json, generation_config.json, model.safetensors,
+    preprocessor_config.json, tokenizer.json, tokenizer_config.json,
+    onnx/encoder_model.onnx, onnx/decoder_model_merged.onnx
+
+The ONNX files follow what transformers.js reads for a `vision-encoder-decoder`
+model (src/models/session_config.js, MODEL_TYPES.Vision2Seq; src/models/modeling_utils.js,
+seq2seq_forward / decoder_forward / addPastKeyValues; src/configs.js, getCacheNames):
+
+- encoder_model.onnx: `pixel_values` float32 [batch_size, 3, 64, 64]
+  -> `last_hidden_state` float32 [batch_size, 65, hidden].
+- decoder_model_merged.onnx, the Optimum "merged" decoder: inputs `input_ids` int64
+  [batch_size, decoder_sequence_length], `encoder_hidden_states` float32,
+  `past_key_values.{i}.key|value` float32 [batch_size, heads, past_decoder_sequence_length,
+  head_dim] and `use_cache_branch` bool [1]; outputs `logits` and `present.{i}.key|value`.
+  On the first step transformers.js feeds empty past tensors (length 0) and
+  `use_cache_branch = false`; an `If` node then runs the graph traced without past,
+  and otherwise the graph traced with past. No attention mask or position ids are
+  inputs: GPT-2 derives positions from the past length, as in Optimum's export.
+
+Run: `python -m shapesworld.captioner --out DIR [--steps N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .text import build_gpt2_tokenizer
+from .world import CLASSES, COLOURS, IMAGE_SIZE, PLURALS, Scene, scenes
+
+# Scenes come from `world.scenes(n, seed)`, whose scene i has seed `seed * 1_000_003 + i`,
+# so different `seed` arguments give disjoint scene seeds while n < 1_000_003.
+TRAIN_SEED_BASE = 1_000  # training uses scenes(pool, TRAIN_SEED_BASE + seed)
+EVAL_SEED = 777  # held-out evaluation uses scenes(n, EVAL_SEED)
+
+# ViT's usual normalisation; the preprocessor config states the same numbers.
+IMAGE_MEAN = (0.5, 0.5, 0.5)
+IMAGE_STD = (0.5, 0.5, 0.5)
+MAX_LENGTH = 16  # tokens including the decoder start token; captions need 9
+
+# Architecture. Encoder width equals decoder width, so VisionEncoderDecoderModel has no
+# `enc_to_dec_proj` layer: that layer lives outside both the encoder and the decoder and
+# an encoder/decoder ONNX split (which is what transformers.js runs) would have to place it.
+PATCH_SIZE = 8
+HIDDEN = 96
+ENCODER_LAYERS = 3
+ENCODER_HEADS = 4
+ENCODER_MLP = 192
+DECODER_LAYERS = 2
+DECODER_HEADS = 4
+DECODER_POSITIONS = 32
+
+DEFAULT_STEPS = 1200
+BATCH_SIZE = 64
+POOL_SIZE = 12_000  # rendered training scenes; augmentation makes every draw different
+LEARNING_RATE = 2e-3
+WARMUP_STEPS = 60
+OPSET = 17
+
+
+# ----------------------------------------------------------------------------------------
+# Model and data
+
+
+def build_model(vocab_size: int, special_id: int):
+    """A freshly initialised ViT + GPT-2 captioner (call `torch.manual_seed` first)."""
+    from transformers import GPT2Config, ViTConfig, VisionEncoderDecoderConfig, VisionEncoderDecoderModel
+
+    encoder = ViTConfig(
+        image_size=IMAGE_SIZE,
+        patch_size=PATCH_SIZE,
+        num_channels=3,
+        hidden_size=HIDDEN,
+        num_hidden_layers=ENCODER_LAYERS,
+        num_attention_heads=ENCODER_HEADS,
+        intermediate_size=ENCODER_MLP,
+    )
+    # No dropout: the data are endless renders, and dropout only slows a short training.
+    decoder = GPT2Config(
+        vocab_size=vocab_size,
+        n_positions=DECODER_POSITIONS,
+        n_embd=HIDDEN,
+        n_layer=DECODER_LAYERS,
+        n_head=DECODER_HEADS,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        add_cross_attention=True,
+        bos_token_id=special_id,
+        eos_token_id=special_id,
+        pad_token_id=special_id,
+    )
+    config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder)
+    # Needed by the model itself: `labels` are shifted right with these to make the decoder inputs.
+    config.decoder_start_token_id = special_id
+    config.pad_token_id = special_id
+    config.eos_token_id = special_id
+    model = VisionEncoderDecoderModel(config=config)
+    model.generation_config = generation_config(special_id)
+    return model
+
+
+def generation_config(special_id: int):
+    from transformers import GenerationConfig
+
+    return GenerationConfig(
+        decoder_start_token_id=special_id,
+        bos_token_id=special_id,
+        eos_token_id=special_id,
+        pad_token_id=special_id,
+        max_length=MAX_LENGTH,
+        do_sample=False,
+        num_beams=1,
+    )
+
+
+def _images_to_uint8(images) -> torch.Tensor:
+    """PIL images -> uint8 tensor [N, 3, H, W]."""
+    array = np.stack([np.asarray(image.convert("RGB"), dtype=np.uint8) for image in images])
+    return torch.from_numpy(array).permute(0, 3, 1, 2).contiguous()
+
+
+def normalise(pixels01: torch.Tensor) -> torch.Tensor:
+    """[0, 1] pixels -> model input, exactly what ViTImageProcessor does with our config."""
+    mean = torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGE_STD).view(1, 3, 1, 1)
+    return (pixels01 - mean) / std
+
+
+def pixel_values_numpy(images) -> np.ndarray:
+    """The preprocessing transformers.js applies (rescale 1/255, normalise), in float32."""
+    pixels = _images_to_uint8(images).float() / 255.0
+    return normalise(pixels).numpy().astype(np.float32)
+
+
+def _gaussian_kernels(sigma: torch.Tensor, taps: int) -> torch.Tensor:
+    """One normalised 1-D Gaussian per sigma; sigma 0 gives the identity (a delta)."""
+    t = torch.arange(taps, dtype=torch.float32) - (taps - 1) / 2
+    s = sigma.clamp_min(1e-3).unsqueeze(1)
+    k = torch.exp(-(t.unsqueeze(0) ** 2) / (2 * s**2))
+    return k / k.sum(dim=1, keepdim=True)
+
+
+def degrade(
+    pixels01: torch.Tensor,
+    sigma: torch.Tensor,
+    noise_std: torch.Tensor,
+    brightness: torch.Tensor,
+    contrast: torch.Tensor,
+    shift: torch.Tensor,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Blur, colour-jitter and noise a batch [B, 3, H, W] in [0, 1], then quantise to 8 bits.
+
+    This imitates what a small diffusion model's samples look like (soft edges, slightly
+    off colours, grain), so captions stay right on generated images, not only on renders.
+    """
+    b, c, h, w = pixels01.shape
+    mean = pixels01.mean(dim=(1, 2, 3), keepdim=True)
+    x = (pixels01 - mean) * contrast.view(b, 1, 1, 1) + mean
+    x = x * brightness.view(b, 1, 1, 1) + shift.view(b, 3, 1, 1)
+
+    taps = 7
+    k = _gaussian_kernels(sigma, taps).repeat_interleave(c, dim=0)  # [B*C, taps]
+    x = x.reshape(1, b * c, h, w)
+    pad = taps // 2
+    x = F.conv2d(F.pad(x, (pad, pad, 0, 0), mode="replicate"), k.view(b * c, 1, 1, taps), groups=b * c)
+    x = F.conv2d(F.pad(x, (0, 0, pad, pad), mode="replicate"), k.view(b * c, 1, taps, 1), groups=b * c)
+    x = x.reshape(b, c, h, w)
+
+    x = x + torch.randn(x.shape, generator=generator) * noise_std.view(b, 1, 1, 1)
+    # Real inputs arrive as 8-bit images; train on the same quantisation.
+    return torch.round(x.clamp(0, 1) * 255) / 255
+
+
+def random_degrade(pixels01: torch.Tensor, generator: torch.Generator, p_clean: float = 0.2) -> torch.Tensor:
+    """Mild random degradations; a fraction of the batch stays clean."""
+    b = pixels01.shape[0]
+
+    def uniform(lo: float, hi: float, *shape: int) -> torch.Tensor:
+        return lo + (hi - lo) * torch.rand(*shape, generator=generator)
+
+    keep = (torch.rand(b, generator=generator) < p_clean).float()
+    active = 1 - keep
+    blur_on = (torch.rand(b, generator=generator) < 0.7).float() * active
+    noise_on = (torch.rand(b, generator=generator) < 0.6).float() * active
+    sigma = uniform(0.3, 1.6, b) * blur_on
+    noise = uniform(0.0, 0.06, b) * noise_on
+    brightness = 1 + uniform(-0.1, 0.1, b) * active
+    contrast = 1 + uniform(-0.15, 0.1, b) * active
+    shift = uniform(-0.03, 0.03, b, 3) * active.unsqueeze(1)
+    return degrade(pixels01, sigma, noise, brightness, contrast, shift, generator)
+
+
+def fixed_degrade(pixels01: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """One fixed, clearly visible degradation, for the robustness figures."""
+    b = pixels01.shape[0]
+    g = torch.Generator().manual_seed(seed)
+    ones = torch.ones(b)
+    return degrade(pixels01, ones * 1.2, ones * 0.04, ones * 0.95, ones * 0.9, torch.full((b, 3), 0.02), g)
+
+
+def _token_table(tokenizer, captions: list[str]) -> torch.Tensor:
+    """Caption -> labels: its tokens then end-of-text, padded with -100 (ignored by the loss)."""
+    eos = tokenizer.eos_token_id
+    rows = [tokenizer(c, add_special_tokens=False)["input_ids"] + [eos] for c in captions]
+    width = max(len(r) for r in rows)
+    assert width + 1 <= MAX_LENGTH, "caption longer than the generation limit"
+    table = torch.full((len(rows), width), -100, dtype=torch.long)
+    for i, r in enumerate(rows):
+        table[i, : len(r)] = torch.tensor(r)
+    return table
+
+
+# ----------------------------------------------------------------------------------------
+# Training
+
+
+def train_captioner(out_dir: Path, *, steps: int = DEFAULT_STEPS, seed: int = 0) -> dict:
+    """Train a captioner from scratch, write the complete model folder, return training figures."""
+    from transformers import AutoTokenizer
+
+    if seed < 0:
+        raise ValueError("seed must be >= 0")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+
+    build_gpt2_tokenizer(out_dir)
+    tokenizer = AutoTokenizer.from_pretrained(str(out_dir))
+    special = tokenizer.eos_token_id
+    assert special == tokenizer.bos_token_id == tokenizer.pad_token_id
+
+    # Rendering costs a few ms a scene, so render a pool once and let augmentation vary it.
+    pool = scenes(min(POOL_SIZE, max(steps * BATCH_SIZE, 1000)), TRAIN_SEED_BASE + seed)
+    images = _images_to_uint8([s.image for s in pool])
+    labels = _token_table(tokenizer, [s.caption for s in pool])
+    render_s = time.perf_counter() - started
+
+    model = build_model(len(tokenizer), special)
+    model.train()
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embeddings" not in n and "wte" not in n and "wpe" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not any(p is q for q in decay)]
+    optimiser = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=LEARNING_RATE,
+        betas=(0.9, 0.98),
+    )
+
+    def lr_at(step: int) -> float:
+        if step < WARMUP_STEPS:
+            return LEARNING_RATE * (step + 1) / WARMUP_STEPS
+        progress = (step - WARMUP_STEPS) / max(1, steps - WARMUP_STEPS)
+        return LEARNING_RATE * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    generator = torch.Generator().manual_seed(seed)
+    losses: list[float] = []
+    for step in range(steps):
+        for group in optimiser.param_groups:
+            group["lr"] = lr_at(step)
+        idx = torch.randint(0, len(pool), (BATCH_SIZE,), generator=generator)
+        pixels = random_degrade(images[idx].float() / 255.0, generator)
+        # The decoder starts with the pad-valued start token; an explicit all-ones mask
+        # says so and keeps transformers from warning about padding on every step.
+        out = model(
+            pixel_values=normalise(pixels),
+            labels=labels[idx],
+            decoder_attention_mask=torch.ones_like(labels[idx]),
+        )
+        optimiser.zero_grad(set_to_none=True)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimiser.step()
+        losses.append(out.loss.item())
+        if step % 100 == 0 or step == steps - 1:
+            print(f"step {step:5d}  loss {np.mean(losses[-50:]):.4f}  {time.perf_counter() - started:.0f}s", flush=True)
+    train_s = time.perf_counter() - started - render_s
+
+    model.eval()
+    save_captioner(model, out_dir)
+    export_onnx(model, out_dir)
+    total_s = time.perf_counter() - started
+    return {
+        "steps": steps,
+        "batch_size": BATCH_SIZE,
+        "pool_size": len(pool),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "final_loss": float(np.mean(losses[-50:])),
+        "render_seconds": round(render_s, 1),
+        "train_seconds": round(train_s, 1),
+        "total_seconds": round(total_s, 1),
+        "threads": torch.get_num_threads(),
+    }
+
+
+# ----------------------------------------------------------------------------------------
+# Saving and ONNX export
+
+
+def save_captioner(model, out_dir: Path) -> None:
+    """PyTorch weights, configs, tokenizer (already written) and the image processor config."""
+    out_dir = Path(out_dir)
+    model.save_pretrained(str(out_dir))
+    model.generation_config.save_pretrained(str(out_dir))
+    # Written by hand: Python's `ViTImageProcessor` now needs torchvision and its PIL twin
+    # saves as `ViTImageProcessorPil`, a name transformers.js does not know. This file is
+    # what both read: transformers.js picks the class by `image_processor_type`.
+    preprocessor = {
+        "image_processor_type": "ViTImageProcessor",
+        "do_resize": True,
+        "size": {"height": IMAGE_SIZE, "width": IMAGE_SIZE},
+        "resample": 2,
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": True,
+        "image_mean": list(IMAGE_MEAN),
+        "image_std": list(IMAGE_STD),
+        "do_convert_rgb": True,
+    }
+    (out_dir / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2) + "\n")
+
+
+class _EncoderForExport(torch.nn.Module):
+    def __init__(self, encoder):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, pixel_values):
+        return self.encoder(pixel_values=pixel_values).last_hidden_state
+
+
+class _DecoderForExport(torch.nn.Module):
+    """GPT-2 with cross-attention, past self-attention keys/values as flat tensors.
+
+    The cross-attention keys/values are recomputed from `encoder_hidden_states` at every
+    step and are not part of the cache, which is why transformers.js's cache names for a
+    GPT-2 decoder are only `past_key_values.{i}.key|value` (configs.js, getKeyValueNames).
+    """
+
+    def __init__(self, decoder, num_layers: int):
+        super().__init__()
+        self.decoder = decoder
+        self.num_layers = num_layers
+
+    def forward(self, input_ids, encoder_hidden_states, *past):
+        from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+
+        cache = None
+        if past:
+            self_cache = DynamicCache(config=self.decoder.config)
+            for i in range(self.num_layers):
+                self_cache.update(past[2 * i], past[2 * i + 1], i)
+            cache = EncoderDecoderCache(self_cache, DynamicCache(config=self.decoder.config))
+        out = self.decoder(
+            input_ids=input_ids,
+            encoder_hidden_states=encoder_hidden_states,
+            past_key_values=cache,
+            use_cache=True,
+        )
+        present = out.past_key_values.self_attention_cache
+        flat = [out.logits]
+        for i in range(self.num_layers):
+            flat += [present.layers[i].keys, present.layers[i].values]
+        return tuple(flat)
+
+
+def _past_names(num_layers: int, prefix: str) -> list[str]:
+    return [f"{prefix}.{i}.{kind}" for i in range(num_layers) for kind in ("key", "value")]
+
+
+def export_onnx(model, out_dir: Path) -> None:
+    """Write onnx/encoder_model.onnx and onnx/decoder_model_merged.onnx."""
+    import onnx
+
+    onnx_dir = Path(out_dir) / "onnx"
+    onnx_dir.mkdir(parents=True, exist_ok=True)
+    model = model.eval()
+    dec_cfg = model.config.decoder
+    layers, heads = dec_cfg.n_layer, dec_cfg.n_head
+    head_dim = dec_cfg.n_embd // heads
+    enc_len = (IMAGE_SIZE // PATCH_SIZE) ** 2 + 1
+
+    pixel_values = torch.zeros(2, 3, IMAGE_SIZE, IMAGE_SIZE)
+    encoder_hidden_states = torch.randn(2, enc_len, model.config.encoder.hidden_size)
+    past_in = _past_names(layers, "past_key_values")
+    present = _past_names(layers, "present")
+    decoder = _DecoderForExport(model.decoder, layers).eval()
+
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            _EncoderForExport(model.encoder).eval(),
+            (pixel_values,),
+            str(onnx_dir / "encoder_model.onnx"),
+            input_names=["pixel_values"],
+            output_names=["last_hidden_state"],
+            dynamic_axes={"pixel_values": {0: "batch_size"}, "last_hidden_state": {0: "batch_size"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+
+        # Optimum's merged decoder is two traced graphs joined by an `If`: one without past
+        # (first step, whole prompt) and one with past (later steps).
+        common_axes = {
+            "input_ids": {0: "batch_size", 1: "decoder_sequence_length"},
+            "encoder_hidden_states": {0: "batch_size", 1: "encoder_sequence_length"},
+            "logits": {0: "batch_size", 1: "decoder_sequence_length"},
+        }
+        tmp_no_past = onnx_dir / "_decoder_model.onnx"
+        tmp_with_past = onnx_dir / "_decoder_with_past_model.onnx"
+        torch.onnx.export(
+            decoder,
+            (torch.full((2, 3), 1, dtype=torch.long), encoder_hidden_states),
+            str(tmp_no_past),
+            input_names=["input_ids", "encoder_hidden_states"],
+            output_names=["logits", *present],
+            dynamic_axes={**common_axes, **{n: {0: "batch_size", 2: "decoder_sequence_length"} for n in present}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+        past = [torch.randn(2, heads, 3, head_dim) for _ in past_in]
+        torch.onnx.export(
+            decoder,
+            (torch.full((2, 1), 1, dtype=torch.long), encoder_hidden_states, *past),
+            str(tmp_with_past),
+            input_names=["input_ids", "encoder_hidden_states", *past_in],
+            output_names=["logits", *present],
+            dynamic_axes={
+                **common_axes,
+                **{n: {0: "batch_size", 2: "past_decoder_sequence_length"} for n in past_in},
+                **{n: {0: "batch_size", 2: "past_decoder_sequence_length + 1"} for n in present},
+            },
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    merged = merge_decoders(onnx.load(str(tmp_no_past)), onnx.load(str(tmp_with_past)))
+    onnx.checker.check_model(merged, full_check=True)
+    onnx.save(merged, str(onnx_dir / "decoder_model_merged.onnx"))
+    tmp_no_past.unlink()
+    tmp_with_past.unlink()
+    _check_export(model, Path(out_dir))
+
+
+def merge_decoders(no_past, with_past):
+    """Join the two decoder graphs under `If(use_cache_branch)`, sharing equal weights.
+
+    Branch subgraphs may read the outer graph's inputs and initializers, so the weights are
+    stored once at the top level; every other name in a branch gets a branch prefix, because
+    ONNX forbids a subgraph from redefining a name that is visible from the outer scope.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    # Deduplicate initializers by content: the two traces hold the same weights, some of
+    # them under exporter-generated names (e.g. the folded transpose of the tied LM head).
+    canonical: dict[str, onnx.TensorProto] = {}
+    by_digest: dict[str, str] = {}
+    renames: list[dict[str, str]] = []
+    for graph in (with_past.graph, no_past.graph):
+        rename: dict[str, str] = {}
+        for init in graph.initializer:
+            array = numpy_helper.to_array(init)
+            digest = hashlib.sha256(str((array.dtype, array.shape)).encode() + array.tobytes()).hexdigest()
+            if digest not in by_digest:
+                name = init.name if init.name not in canonical else f"{init.name}__{len(canonical)}"
+                tensor = numpy_helper.from_array(array, name)
+                canonical[name] = tensor
+                by_digest[digest] = name
+            rename[init.name] = by_digest[digest]
+        renames.append(rename)
+
+    outer_inputs = {i.name for i in with_past.graph.input}
+    output_names = [o.name for o in with_past.graph.output]
+    assert output_names == [o.name for o in no_past.graph.output]
+
+    def branch(graph, rename: dict[str, str], prefix: str):
+        def name_of(value: str) -> str:
+            if value == "" or value in outer_inputs:
+                return value
+            if value in rename:
+                return rename[value]
+            return f"{prefix}/{value}"
+
+        nodes = []
+        for node in graph.node:
+            if any(attr.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for attr in node.attribute):
+                raise NotImplementedError("nested subgraphs in a decoder trace are not handled")
+            new = onnx.NodeProto()
+            new.CopyFrom(node)
+            new.name = f"{prefix}/{node.name}"
+            del new.input[:]
+            new.input.extend(name_of(v) for v in node.input)
+            del new.output[:]
+            new.output.extend(name_of(v) for v in node.output)
+            nodes.append(new)
+        outputs = []
+        for out in graph.output:
+            info = onnx.ValueInfoProto()
+            info.CopyFrom(out)
+            info.name = name_of(out.name)
+            outputs.append(info)
+        return helper.make_graph(nodes, prefix, inputs=[], outputs=outputs)
+
+    then_branch = branch(with_past.graph, renames[0], "decoder_with_past")
+    else_branch = branch(no_past.graph, renames[1], "decoder_without_past")
+    use_cache = helper.make_tensor_value_info("use_cache_branch", TensorProto.BOOL, [1])
+    if_node = helper.make_node(
+        "If", ["use_cache_branch"], output_names, name="optimum::if", then_branch=then_branch, else_branch=else_branch
+    )
+
+    # The two branches give the present length different symbolic names, so the merged
+    # outputs carry a neutral one.
+    outputs = []
+    for out in with_past.graph.output:
+        dims = [d.dim_param or d.dim_value for d in out.type.tensor_type.shape.dim]
+        if out.name.startswith("present"):
+            dims[2] = "present_sequence_length"
+        outputs.append(helper.make_tensor_value_info(out.name, out.type.tensor_type.elem_type, dims))
+
+    graph = helper.make_graph(
+        [if_node],
+        "decoder_model_merged",
+        inputs=[*with_past.graph.input, use_cache],
+        outputs=outputs,
+        initializer=list(canonical.values()),
+    )
+    merged = helper.make_model(graph, opset_imports=with_past.opset_import, producer_name="shapesworld")
+    merged.ir_version = with_past.ir_version
+    return merged
+
+
+def _check_export(model, out_dir: Path) -> None:
+    """The ONNX pair must reproduce PyTorch's logits, with and without past."""
+    sessions = _sessions(out_dir)
+    g = torch.Generator().manual_seed(123)
+    pixels = torch.rand(2, 3, IMAGE_SIZE, IMAGE_SIZE, generator=g)
+    ids = torch.randint(0, model.config.decoder.vocab_size, (2, 4), generator=g)
+    with torch.no_grad():
+        ref = model(pixel_values=normalise(pixels), decoder_input_ids=ids).logits.numpy()
+    enc, dec = sessions
+    hidden = enc.run(None, {"pixel_values": normalise(pixels).numpy()})[0]
+    layers = model.config.decoder.n_layer
+    empty = _empty_past(dec, 2)
+    first = dec.run(None, {"input_ids": ids[:, :3].numpy(), "encoder_hidden_states": hidden, **empty, "use_cache_branch": np.array([False])})
+    past = dict(zip(_past_names(layers, "past_key_values"), first[1:]))
+    second = dec.run(None, {"input_ids": ids[:, 3:].numpy(), "encoder_hidden_states": hidden, **past, "use_cache_branch": np.array([True])})
+    got = np.concatenate([first[0], second[0]], axis=1)
+    err = float(np.abs(got - ref).max())
+    if err > 1e-3:
+        raise RuntimeError(f"ONNX export disagrees with PyTorch: max |logit difference| {err}")
+
+
+# ----------------------------------------------------------------------------------------
+# Inference through ONNX and evaluation
+
+
+def _sessions(model_dir: Path):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, torch.get_num_threads())
+    options.log_severity_level = 3
+    onnx_dir = Path(model_dir) / "onnx"
+    return (
+        ort.InferenceSession(str(onnx_dir / "encoder_model.onnx"), options, providers=["CPUExecutionProvider"]),
+        ort.InferenceSession(str(onnx_dir / "decoder_model_merged.onnx"), options, providers=["CPUExecutionProvider"]),
+    )
+
+
+def _empty_past(decoder_session, batch: int) -> dict[str, np.ndarray]:
+    """Zero-length past tensors shaped from the session's metadata, as transformers.js builds them."""
+    feeds = {}
+    for meta in decoder_session.get_inputs():
+        if meta.name.startswith("past_key_values"):
+            shape = [batch if d == "batch_size" else (d if isinstance(d, int) else 0) for d in meta.shape]
+            feeds[meta.name] = np.zeros(shape, dtype=np.float32)
+    return feeds
+
+
+class OnnxCaptioner:
+    """Greedy captioning with the exported ONNX files, fed the way transformers.js feeds them."""
+
+    def __init__(self, model_dir: Path):
+        from transformers import AutoTokenizer
+
+        self.model_dir = Path(model_dir)
+        self.encoder, self.decoder = _sessions(self.model_dir)
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
+        generation = json.loads((self.model_dir / "generation_config.json").read_text())
+        self.start = generation["decoder_start_token_id"]
+        self.eos = generation["eos_token_id"]
+        self.max_length = generation["max_length"]
+
+    def caption_pixels(self, pixel_values: np.ndarray) -> list[str]:
+        batch = pixel_values.shape[0]
+        hidden = self.encoder.run(["last_hidden_state"], {"pixel_values": pixel_values})[0]
+        tokens = np.full((batch, 1), self.start, dtype=np.int64)
+        past = _empty_past(self.decoder, batch)
+        past_names = list(past)
+        finished = np.zeros(batch, dtype=bool)
+        step_ids = tokens
+        while tokens.shape[1] < self.max_length and not finished.all():
+            outputs = self.decoder.run(
+                None,
+                {
+                    "input_ids": step_ids,
+                    "encoder_hidden_states": hidden,
+                    **past,
+                    "use_cache_branch": np.array([tokens.shape[1] > 1]),
+                },
+            )
+            next_ids = outputs[0][:, -1, :].argmax(axis=-1)
+            # Rows that have ended keep emitting the pad (= eos) token, like `generate`.
+            next_ids = np.where(finished, self.eos, next_ids).astype(np.int64)
+            finished |= next_ids == self.eos
+            tokens = np.concatenate([tokens, next_ids[:, None]], axis=1)
+            step_ids = next_ids[:, None]
+            past = dict(zip(past_names, outputs[1:]))
+        return [t.strip() for t in self.tokenizer.batch_decode(tokens.tolist(), skip_special_tokens=True)]
+
+    def caption(self, images, batch_size: int = 100) -> list[str]:
+        captions: list[str] = []
+        for i in range(0, len(images), batch_size):
+            captions += self.caption_pixels(pixel_values_numpy(images[i : i + batch_size]))
+        return captions
+
+
+COUNT_ARTICLES = {1: ("a", "an"), 2: ("two",), 3: ("three",)}
+
+
+def score_captions(captions: list[str], truth: list[Scene]) -> dict:
+    """Fractions of captions that name the right class, colour, count, and match exactly."""
+    n = len(captions)
+    cls_ok = colour_ok = count_ok = exact = 0
+    for caption, scene in zip(captions, truth):
+        words = caption.split()
+        spec = scene.spec
+        cls_ok += spec.cls in words or PLURALS[spec.cls] in words
+        colour_ok += spec.colour in words
+        count_ok += bool(words) and words[0] in COUNT_ARTICLES[spec.count]
+        exact += caption == scene.caption
+    return {
+        "class": round(cls_ok / n, 4),
+        "colour": round(colour_ok / n, 4),
+        "count": round(count_ok / n, 4),
+        "exact": round(exact / n, 4),
+    }
+
+
+def evaluate_captioner(model_dir: Path, n: int = 500) -> dict:
+    """Caption n held-out scenes through the exported ONNX files and score them.
+
+    Also: the same scenes degraded (blur, noise, colour shift), and agreement of the ONNX
+    captions with PyTorch's `generate` on the model loaded the Python way.
+    """
+    model_dir = Path(model_dir)
+    truth = scenes(n, EVAL_SEED)
+    images = [s.image for s in truth]
+    captioner = OnnxCaptioner(model_dir)
+
+    started = time.perf_counter()
+    captions = captioner.caption(images)
+    onnx_s = time.perf_counter() - started
+    clean = score_captions(captions, truth)
+
+    pixels01 = _images_to_uint8(images).float() / 255.0
+    degraded_pixels = normalise(fixed_degrade(pixels01)).numpy()
+    degraded_captions: list[str] = []
+    for i in range(0, n, 100):
+        degraded_captions += captioner.caption_pixels(degraded_pixels[i : i + 100])
+    degraded = score_captions(degraded_captions, truth)
+
+    torch_captions = _pytorch_captions(model_dir, images)
+    agreement = sum(a == b for a, b in zip(captions, torch_captions)) / n
+
+    confusions: dict[str, int] = {}
+    for caption, scene in zip(captions, truth):
+        if caption != scene.caption:
+            key = f"{scene.caption} -> {caption}"
+            confusions[key] = confusions.get(key, 0) + 1
+    worst = dict(sorted(confusions.items(), key=lambda kv: -kv[1])[:5])
+    return {
+        "n": n,
+        **clean,
+        "degraded": degraded,
+        "onnx_vs_pytorch_agreement": round(agreement, 4),
+        "onnx_seconds": round(onnx_s, 2),
+        "examples": [{"truth": s.caption, "caption": c} for s, c in list(zip(truth, captions))[:5]],
+        "frequent_errors": worst,
+    }
+
+
+def _pytorch_captions(model_dir: Path, images) -> list[str]:
+    """Captions from the folder loaded the way Python users load it."""
+    from transformers import AutoImageProcessor, AutoTokenizer, VisionEncoderDecoderModel
+
+    model = VisionEncoderDecoderModel.from_pretrained(str(model_dir)).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    processor = AutoImageProcessor.from_pretrained(str(model_dir))
+    captions: list[str] = []
+    with torch.no_grad():
+        for i in range(0, len(images), 100):
+            pixel_values = processor(images=images[i : i + 100], return_tensors="pt").pixel_values
+            ids = model.generate(pixel_values=pixel_values)
+            captions += [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True)]
+    return captions
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Train and export the shapes-world captioner.")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--eval-only", action="store_true", help="evaluate an existing folder")
+    parser.add_argument("--n", type=int, default=500, help="evaluation scenes")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result = {}
+    if not args.eval_only:
+        result["train"] = train_captioner(args.out, steps=args.steps, seed=args.seed)
+    result["eval"] = evaluate_captioner(args.out, n=args.n)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,664 @@
+"""The shapes world's open-vocabulary detector: a tiny OWL-ViT trained from scratch.
+
+The model is transformers' `OwlViTForObjectDetection`, built small from config, and
+the folder it is saved to is what both Python transformers and transformers.js load
+(`pipeline('zero-shot-object-detection', dir)`):
+
+    config.json, model.safetensors            OwlViTForObjectDetection.from_pretrained
+    preprocessor_config.json                  OwlViTImageProcessor (64x64, CLIP mean/std)
+    tokenizer.json, tokenizer_config.json     our CLIP tokenizer (text.build_clip_tokenizer)
+    onnx/model.onnx                           inputs input_ids, pixel_values, attention_mask;
+                                              outputs logits, pred_boxes, text_embeds, image_embeds
+    shapesworld_detector.json                 the default score threshold and the figures
+
+Training (our own loss; architecture and outputs are OWL-ViT's): each object is
+assigned to the patch that holds its centre (the box head already biases every
+patch's box to the patch's own place), the patch-vs-query logits get a sigmoid focal
+loss against the text queries of every class name in several phrasings, and the
+positive patches' boxes get L1 + GIoU. Images are augmented (flip, colour jitter,
+blur, down/up-sampling, noise) so the detector also works on the softer images the
+tiny diffusion model makes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .world import CLASSES, IMAGE_SIZE, PLURALS, Scene, scenes
+
+# Scene seeds (see world.scenes: scene i of seed s is random_scene(s * 1_000_003 + i)).
+# Training draws from TRAIN_SEED_BASE + seed; the threshold is picked on VAL_SEED and
+# the figures are measured on EVAL_SEED, which no training run ever renders.
+TRAIN_SEED_BASE = 5_000
+VAL_SEED = 5_900
+EVAL_SEED = 5_999
+
+# Query phrasings trained on. The judge queries with the bare class name; the others
+# keep the model from depending on one exact token sequence.
+QUERY_TEMPLATES = ("{c}", "{p}", "a {c}", "a photo of a {c}")
+
+# CLIP's normalisation, which OWL-ViT's image processor uses by default.
+IMAGE_MEAN = (0.48145466, 0.4578275, 0.40821073)
+IMAGE_STD = (0.26862954, 0.26130258, 0.27577711)
+
+PATCH_SIZE = 8
+VISION = dict(hidden_size=96, intermediate_size=384, num_hidden_layers=4, num_attention_heads=4)
+TEXT = dict(hidden_size=64, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4)
+
+DEFAULT_STEPS = 1500
+BATCH_SIZE = 64
+POOL_SIZE = 12_000
+LEARNING_RATE = 1e-3
+WARMUP_STEPS = 100
+LOSS_WEIGHTS = dict(cls=2.0, l1=5.0, giou=2.0)
+DEFAULT_THRESHOLD = 0.3  # used when a folder records none; train_detector picks and records one
+SIDECAR = "shapesworld_detector.json"
+ONNX_OPSET = 17
+
+
+# --------------------------------------------------------------------------- model
+
+
+def queries() -> tuple[list[str], list[int]]:
+    """All training queries and the class index each one names."""
+    texts, classes = [], []
+    for template in QUERY_TEMPLATES:
+        for k, c in enumerate(CLASSES):
+            texts.append(template.format(c=c, p=PLURALS[c]))
+            classes.append(k)
+    return texts, classes
+
+
+def build_model(tokenizer) -> "OwlViTForObjectDetection":  # noqa: F821
+    from transformers import OwlViTConfig, OwlViTForObjectDetection
+
+    text = dict(
+        TEXT,
+        vocab_size=len(tokenizer),
+        max_position_embeddings=tokenizer.model_max_length,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    vision = dict(VISION, image_size=IMAGE_SIZE, patch_size=PATCH_SIZE)
+    # The class head projects patches to the text width and compares them with the
+    # projected text embeddings, so projection_dim must equal the text width.
+    config = OwlViTConfig(text_config=text, vision_config=vision, projection_dim=TEXT["hidden_size"])
+    model = OwlViTForObjectDetection(config)
+    with torch.no_grad():
+        # Start every patch-query score near 0.02 (as RetinaNet does) so the focal loss
+        # is not swamped by the thousands of easy negatives in the first steps.
+        model.class_head.logit_shift.bias.fill_(-4.0)
+    return model
+
+
+def _text_embeds(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The query embeddings OwlViTForObjectDetection.forward computes (normalised projection)."""
+    pooled = model.owlvit.text_model(input_ids=input_ids, attention_mask=attention_mask).pooler_output
+    q = model.owlvit.text_projection(pooled)
+    return q / torch.linalg.norm(q, ord=2, dim=-1, keepdim=True)
+
+
+def _detect(model, query_embeds: torch.Tensor, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """forward() with the text tower run once for all images instead of once per image.
+
+    `OwlViTForObjectDetection.forward` wants input_ids repeated per image; in training
+    that would run the same queries through the text tower 64 times a step. This uses
+    the model's own image_embedder / class_predictor / box_predictor, so it computes
+    exactly what forward() computes (checked against it in `_check_export`)."""
+    feature_map, _ = model.image_embedder(pixel_values=pixel_values)
+    b, h, w, d = feature_map.shape
+    feats = feature_map.reshape(b, h * w, d)
+    logits, _ = model.class_predictor(feats, query_embeds.unsqueeze(0).expand(b, -1, -1), None)
+    boxes = model.box_predictor(feats, feature_map)
+    return logits, boxes
+
+
+# ---------------------------------------------------------------------------- data
+
+
+class Pool:
+    """Pre-rendered scenes as tensors: images, up to 3 boxes each (normalised xyxy), class."""
+
+    def __init__(self, items: list[Scene]):
+        n = len(items)
+        self.images = torch.from_numpy(np.stack([np.asarray(s.image, dtype=np.uint8) for s in items])).permute(0, 3, 1, 2).contiguous()
+        self.boxes = torch.zeros(n, 3, 4)
+        self.valid = torch.zeros(n, 3, dtype=torch.bool)
+        self.cls = torch.tensor([CLASSES.index(s.spec.cls) for s in items])
+        for i, s in enumerate(items):
+            for j, o in enumerate(s.objects):
+                self.boxes[i, j] = torch.tensor(o.box) / IMAGE_SIZE
+                self.valid[i, j] = True
+
+    def __len__(self) -> int:
+        return len(self.cls)
+
+
+def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Per-image Gaussian blur (sigma 0 leaves an image unchanged), as one grouped conv."""
+    b, c, h, w = x.shape
+    r = 3
+    t = torch.arange(-r, r + 1, dtype=x.dtype)
+    s = sigma.clamp(min=1e-3).view(b, 1)
+    k = torch.exp(-(t.view(1, -1) ** 2) / (2 * s**2))
+    k = k / k.sum(dim=1, keepdim=True)
+    k = k.repeat_interleave(c, dim=0)  # (b*c, 2r+1)
+    y = F.pad(x.reshape(1, b * c, h, w), (r, r, r, r), mode="replicate")
+    y = F.conv2d(y, k.view(b * c, 1, 1, -1), groups=b * c)
+    y = F.conv2d(y, k.view(b * c, 1, -1, 1), groups=b * c)
+    return y.view(b, c, h, w)
+
+
+def augment(images: torch.Tensor, boxes: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 images (B,3,H,W) -> float in [0,1], photometrically degraded; boxes follow flips."""
+    x = images.float() / 255.0
+    b = x.shape[0]
+
+    def u(lo: float, hi: float) -> torch.Tensor:
+        return lo + (hi - lo) * torch.rand(b, 1, 1, 1, generator=g)
+
+    def coin(p: float) -> torch.Tensor:
+        return (torch.rand(b, 1, 1, 1, generator=g) < p).float()
+
+    flip = torch.rand(b, generator=g) < 0.5
+    x = torch.where(flip.view(b, 1, 1, 1), x.flip(-1), x)
+    boxes = boxes.clone()
+    x0, x1 = boxes[..., 0].clone(), boxes[..., 2].clone()
+    boxes[..., 0] = torch.where(flip.view(b, 1), 1 - x1, x0)
+    boxes[..., 2] = torch.where(flip.view(b, 1), 1 - x0, x1)
+
+    # Colour: brightness, contrast, saturation, and a small per-channel cast.
+    x = x * u(0.75, 1.25)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - mean) * u(0.7, 1.3) + mean
+    grey = x.mean(dim=1, keepdim=True)
+    x = (x - grey) * u(0.6, 1.4) + grey
+    x = x + 0.04 * (torch.rand(b, 3, 1, 1, generator=g) - 0.5) * 2
+    x = x.clamp(0, 1)
+
+    # Softness like a small diffusion model's output: blur, or lose resolution.
+    sigma = u(0.3, 1.6).view(b) * coin(0.6).view(b)
+    x = _gaussian_blur(x, sigma)
+    if torch.rand(1, generator=g).item() < 0.3:
+        side = int(torch.randint(24, 48, (1,), generator=g).item())
+        pick = coin(0.5)
+        small = F.interpolate(x, size=(side, side), mode="bilinear", antialias=True, align_corners=False)
+        x = pick * F.interpolate(small, size=x.shape[-2:], mode="bilinear", align_corners=False) + (1 - pick) * x
+
+    x = x + torch.randn(x.shape, generator=g) * u(0.0, 0.06) * coin(0.5)
+    return x.clamp(0, 1), boxes
+
+
+def normalise(x: torch.Tensor) -> torch.Tensor:
+    mean = torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGE_STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def centre_patches(boxes: torch.Tensor, grid: int) -> torch.Tensor:
+    """Index (row-major, like the model's feature map) of the patch holding each box's centre."""
+    cx = (boxes[..., 0] + boxes[..., 2]) / 2
+    cy = (boxes[..., 1] + boxes[..., 3]) / 2
+    col = (cx * grid).floor().clamp(0, grid - 1).long()
+    row = (cy * grid).floor().clamp(0, grid - 1).long()
+    return row * grid + col
+
+
+# ---------------------------------------------------------------------------- loss
+
+
+def _xyxy(b: torch.Tensor) -> torch.Tensor:
+    cx, cy, w, h = b.unbind(-1)
+    return torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=-1)
+
+
+def _cxcywh(b: torch.Tensor) -> torch.Tensor:
+    x0, y0, x1, y1 = b.unbind(-1)
+    return torch.stack([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0], dim=-1)
+
+
+def paired_giou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Generalised IoU of a[i] with b[i], both xyxy."""
+    area_a = (a[:, 2] - a[:, 0]).clamp(min=0) * (a[:, 3] - a[:, 1]).clamp(min=0)
+    area_b = (b[:, 2] - b[:, 0]).clamp(min=0) * (b[:, 3] - b[:, 1]).clamp(min=0)
+    lt = torch.max(a[:, :2], b[:, :2])
+    rb = torch.min(a[:, 2:], b[:, 2:])
+    inter = (rb - lt).clamp(min=0).prod(dim=1)
+    union = area_a + area_b - inter
+    iou = inter / union.clamp(min=1e-9)
+    hull = (torch.max(a[:, 2:], b[:, 2:]) - torch.min(a[:, :2], b[:, :2])).clamp(min=0).prod(dim=1)
+    return iou - (hull - union) / hull.clamp(min=1e-9)
+
+
+def sigmoid_focal(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0) -> torch.Tensor:
+    p = torch.sigmoid(logits)
+    ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    p_t = p * target + (1 - p) * (1 - target)
+    a_t = alpha * target + (1 - alpha) * (1 - target)
+    return (a_t * (1 - p_t) ** gamma * ce).sum()
+
+
+def detection_loss(
+    logits: torch.Tensor, pred_boxes: torch.Tensor, boxes: torch.Tensor, valid: torch.Tensor, img_cls: torch.Tensor, query_cls: torch.Tensor, grid: int
+) -> dict[str, torch.Tensor]:
+    b, p, q = logits.shape
+    patch = centre_patches(boxes, grid)  # (B, 3)
+    pos = torch.zeros(b, p, dtype=torch.bool)
+    bi = torch.arange(b).view(b, 1).expand_as(patch)
+    pos[bi[valid], patch[valid]] = True
+    target = (pos.unsqueeze(-1) & (query_cls.view(1, 1, q) == img_cls.view(b, 1, 1))).float()
+    n_pos = max(1.0, float(target.sum()))
+    cls_loss = sigmoid_focal(logits, target) / n_pos
+
+    pred = pred_boxes[bi[valid], patch[valid]]  # cxcywh
+    true = boxes[valid]  # xyxy
+    l1 = (pred - _cxcywh(true)).abs().sum(-1).mean()
+    giou = (1 - paired_giou(_xyxy(pred), true)).mean()
+    total = LOSS_WEIGHTS["cls"] * cls_loss + LOSS_WEIGHTS["l1"] * l1 + LOSS_WEIGHTS["giou"] * giou
+    return dict(total=total, cls=cls_loss, l1=l1, giou=giou)
+
+
+# ---------------------------------------------------------------------------- metrics
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every xyxy box in a (N,4) with every box in b (M,4)."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(-1)
+    area_a = np.clip(a[:, 2:] - a[:, :2], 0, None).prod(-1)
+    area_b = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(-1)
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+def average_precision(scores: list[np.ndarray], boxes: list[np.ndarray], truths: list[np.ndarray], iou: float = 0.5) -> float:
+    """All-point interpolated AP (VOC 2010+ / COCO style) of one class over a set of images.
+
+    scores[i] (P,), boxes[i] (P,4) are every prediction on image i; truths[i] (G,4)."""
+    n_true = sum(len(t) for t in truths)
+    if n_true == 0:
+        return float("nan")
+    recs = []
+    for i, (s, b, t) in enumerate(zip(scores, boxes, truths)):
+        for k in range(len(s)):
+            recs.append((float(s[k]), i, k))
+    recs.sort(key=lambda r: -r[0])
+    used = [np.zeros(len(t), dtype=bool) for t in truths]
+    ious = [iou_matrix(b, t) if len(t) else np.zeros((len(b), 0)) for b, t in zip(boxes, truths)]
+    tp = np.zeros(len(recs))
+    for r, (_, i, k) in enumerate(recs):
+        if ious[i].shape[1] == 0:
+            continue
+        row = np.where(used[i], -1.0, ious[i][k])
+        j = int(row.argmax())
+        if row[j] >= iou:
+            used[i][j] = True
+            tp[r] = 1
+    ctp = np.cumsum(tp)
+    recall = ctp / n_true
+    precision = ctp / np.arange(1, len(recs) + 1)
+    # Precision envelope, then area under the step curve.
+    mrec = np.concatenate([[0.0], recall, [1.0]])
+    mpre = np.concatenate([[1.0], precision, [0.0]])
+    mpre = np.maximum.accumulate(mpre[::-1])[::-1]
+    steps = np.where(mrec[1:] != mrec[:-1])[0]
+    return float(np.sum((mrec[steps + 1] - mrec[steps]) * mpre[steps + 1]))
+
+
+def dedup(boxes: np.ndarray, scores: np.ndarray, iou: float = 0.5) -> int:
+    """How many of the given boxes remain when each overlapping (IoU > iou) a higher-scored
+    kept box is dropped. With a detector that fires once per object this changes nothing."""
+    order = np.argsort(-scores)
+    kept: list[int] = []
+    for k in order:
+        if not kept or iou_matrix(boxes[k : k + 1], boxes[kept]).max() <= iou:
+            kept.append(int(k))
+    return len(kept)
+
+
+def conditional_figures(scores: np.ndarray, boxes: np.ndarray, img_cls: np.ndarray, counts: np.ndarray, threshold: float) -> dict:
+    """The judge's use: query one class name per image; 'detected' = some box above threshold.
+
+    scores (N,P,C) sigmoid scores per patch and class-name query, boxes (N,P,4) xyxy."""
+    n, _, c = scores.shape
+    fired = scores.max(axis=1) > threshold  # (N, C)
+    truth = img_cls[:, None] == np.arange(c)[None, :]
+    per_class = {}
+    for k, name in enumerate(CLASSES):
+        tp = int((fired[:, k] & truth[:, k]).sum())
+        per_class[name] = dict(
+            recall=tp / max(1, int(truth[:, k].sum())),
+            precision=tp / max(1, int(fired[:, k].sum())),
+        )
+    tp = int((fired & truth).sum())
+    raw_ok = dedup_ok = 0
+    for i in range(n):
+        s = scores[i, :, img_cls[i]]
+        keep = s > threshold
+        raw_ok += int(keep.sum()) == counts[i]
+        dedup_ok += (dedup(boxes[i][keep], s[keep]) if keep.any() else 0) == counts[i]
+    return dict(
+        threshold=threshold,
+        class_recall=tp / max(1, int(truth.sum())),
+        class_precision=tp / max(1, int(fired.sum())),
+        count_accuracy=dedup_ok / n,
+        count_accuracy_raw=raw_ok / n,
+        per_class=per_class,
+    )
+
+
+def pick_threshold(scores: np.ndarray, boxes: np.ndarray, img_cls: np.ndarray, counts: np.ndarray) -> float:
+    """The grid threshold best for the judge: highest min(recall, precision), then count accuracy.
+
+    Ties (common once the classes separate cleanly) go to the threshold nearest 0.3, so
+    the choice sits in the middle of the safe range rather than at its edge."""
+    best, best_key = DEFAULT_THRESHOLD, None
+    for t in np.round(np.arange(0.05, 0.951, 0.05), 2):
+        f = conditional_figures(scores, boxes, img_cls, counts, float(t))
+        key = (round(min(f["class_recall"], f["class_precision"]), 3), round(f["count_accuracy"], 3), -abs(t - 0.3))
+        if best_key is None or key > best_key:
+            best, best_key = float(t), key
+    return best
+
+
+# ---------------------------------------------------------------------------- train
+
+
+def _lr(step: int, steps: int) -> float:
+    if step < WARMUP_STEPS:
+        return LEARNING_RATE * (step + 1) / WARMUP_STEPS
+    t = (step - WARMUP_STEPS) / max(1, steps - WARMUP_STEPS)
+    return LEARNING_RATE * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+@torch.no_grad()
+def _predict_torch(model, tokenizer, images: torch.Tensor, batch: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """Sigmoid scores (N,P,5) for the 5 bare class names and xyxy boxes (N,P,4), in [0,1]."""
+    enc = tokenizer(list(CLASSES), padding=True, return_tensors="pt")
+    q = _text_embeds(model, enc["input_ids"], enc["attention_mask"])
+    scores, boxes = [], []
+    for i in range(0, len(images), batch):
+        logits, pred = _detect(model, q, normalise(images[i : i + batch].float() / 255.0))
+        scores.append(torch.sigmoid(logits).numpy())
+        boxes.append(_xyxy(pred).numpy())
+    return np.concatenate(scores), np.concatenate(boxes)
+
+
+def train_detector(out_dir: Path, *, steps: int = DEFAULT_STEPS, seed: int = 0, threads: int | None = None, log_every: int = 100) -> dict:
+    """Train the detector from scratch, write the model folder (with ONNX), return figures."""
+    from transformers import AutoTokenizer
+
+    from .text import build_clip_tokenizer
+
+    if threads:
+        torch.set_num_threads(threads)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t_start = time.time()
+    build_clip_tokenizer(out_dir)
+    tokenizer = AutoTokenizer.from_pretrained(str(out_dir))
+
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    model = build_model(tokenizer)
+    model.train()
+    grid = IMAGE_SIZE // PATCH_SIZE
+
+    pool = Pool(scenes(POOL_SIZE, TRAIN_SEED_BASE + seed))
+    t_data = time.time() - t_start
+
+    texts, query_cls = queries()
+    enc = tokenizer(texts, padding=True, return_tensors="pt")
+    query_cls_t = torch.tensor(query_cls)
+
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}], lr=LEARNING_RATE)
+    g = torch.Generator().manual_seed(seed)
+    history = []
+    t_train = time.time()
+    running: dict[str, float] = {}
+    for step in range(steps):
+        for group in opt.param_groups:
+            group["lr"] = _lr(step, steps)
+        idx = torch.randint(0, len(pool), (BATCH_SIZE,), generator=g)
+        x, boxes = augment(pool.images[idx], pool.boxes[idx], g)
+        q = _text_embeds(model, enc["input_ids"], enc["attention_mask"])
+        logits, pred = _detect(model, q, normalise(x))
+        losses = detection_loss(logits, pred, boxes, pool.valid[idx], pool.cls[idx], query_cls_t, grid)
+        opt.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        for k, v in losses.items():
+            running[k] = running.get(k, 0.0) + v.item()
+        if (step + 1) % log_every == 0 or step + 1 == steps:
+            n = (step % log_every) + 1
+            entry = {k: round(v / n, 4) for k, v in running.items()} | {"step": step + 1, "s": round(time.time() - t_train, 1)}
+            history.append(entry)
+            print(json.dumps(entry), flush=True)
+            running = {}
+    train_seconds = time.time() - t_train
+
+    # Threshold on a validation set the figures are not measured on.
+    model.eval()
+    val = Pool(scenes(400, VAL_SEED))
+    v_scores, v_boxes = _predict_torch(model, tokenizer, val.images)
+    counts = val.valid.sum(1).numpy()
+    threshold = pick_threshold(v_scores, v_boxes, val.cls.numpy(), counts)
+    val_figures = conditional_figures(v_scores, v_boxes, val.cls.numpy(), counts, threshold)
+
+    save_folder(model, tokenizer, out_dir)
+    _check_export(model, tokenizer, out_dir, pool.images[:4])
+    figures = dict(
+        steps=steps,
+        seed=seed,
+        threads=torch.get_num_threads(),
+        parameters=sum(p.numel() for p in model.parameters()),
+        data_seconds=round(t_data, 1),
+        train_seconds=round(train_seconds, 1),
+        total_seconds=round(time.time() - t_start, 1),
+        final_loss=history[-1],
+        threshold=threshold,
+        validation=val_figures,
+    )
+    (out_dir / SIDECAR).write_text(json.dumps(dict(threshold=threshold, training=figures), indent=2) + "\n")
+    return figures
+
+
+# ---------------------------------------------------------------------------- folder
+
+
+def save_folder(model, tokenizer, out_dir: Path) -> None:
+    """config.json + model.safetensors, preprocessor_config.json, tokenizer files, onnx/model.onnx."""
+    from transformers.models.owlvit.image_processing_pil_owlvit import OwlViTImageProcessorPil
+
+    model.save_pretrained(str(out_dir), safe_serialization=True)
+    # save_pretrained creates the weights file owner-only (0600); the folder is meant to
+    # be shared and served like the other files.
+    (out_dir / "model.safetensors").chmod(0o644)
+    # The PIL variant needs no torchvision; it records itself as "OwlViTImageProcessor",
+    # the class name transformers.js looks up.
+    processor = OwlViTImageProcessorPil(
+        size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
+        crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
+        do_center_crop=False,
+        image_mean=list(IMAGE_MEAN),
+        image_std=list(IMAGE_STD),
+    )
+    processor.save_pretrained(str(out_dir))
+    export_onnx(model, tokenizer, out_dir / "onnx" / "model.onnx")
+
+
+class _OnnxWrapper(torch.nn.Module):
+    """forward() with the inputs and outputs of Optimum's OWL-ViT export, which is what
+    transformers.js feeds (input_ids, pixel_values, attention_mask) and reads (logits,
+    pred_boxes)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, pixel_values, attention_mask):
+        out = self.model(input_ids=input_ids, pixel_values=pixel_values, attention_mask=attention_mask)
+        return out.logits, out.pred_boxes, out.text_embeds, out.image_embeds
+
+
+def export_onnx(model, tokenizer, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    # Eager attention traces to plain MatMul/Softmax, which every ONNX runtime runs.
+    previous = model.config._attn_implementation
+    model.set_attn_implementation("eager")
+    enc = tokenizer(["circle", "a photo of a star"], padding=True, return_tensors="pt")
+    pixel_values = torch.zeros(1, 3, IMAGE_SIZE, IMAGE_SIZE)
+    try:
+        torch.onnx.export(
+            _OnnxWrapper(model),
+            (enc["input_ids"], pixel_values, enc["attention_mask"]),
+            str(path),
+            input_names=["input_ids", "pixel_values", "attention_mask"],
+            output_names=["logits", "pred_boxes", "text_embeds", "image_embeds"],
+            dynamic_axes={
+                "input_ids": {0: "text_batch_size", 1: "sequence_length"},
+                "attention_mask": {0: "text_batch_size", 1: "sequence_length"},
+                "pixel_values": {0: "batch_size"},
+                "logits": {0: "batch_size", 2: "num_queries"},
+                "pred_boxes": {0: "batch_size"},
+                "text_embeds": {0: "batch_size", 1: "num_queries"},
+                "image_embeds": {0: "batch_size"},
+            },
+            opset_version=ONNX_OPSET,
+            dynamo=False,
+        )
+    finally:
+        model.set_attn_implementation(previous)
+
+
+def _check_export(model, tokenizer, out_dir: Path, images: torch.Tensor) -> None:
+    """The ONNX file, the saved weights and the training-time forward must agree."""
+    import onnxruntime as ort
+    from transformers import OwlViTForObjectDetection
+
+    session = ort.InferenceSession(str(out_dir / "onnx" / "model.onnx"), providers=["CPUExecutionProvider"])
+    reloaded = OwlViTForObjectDetection.from_pretrained(str(out_dir)).eval()
+    px = normalise(images.float() / 255.0)
+    b = px.shape[0]
+    for labels in (list(CLASSES), ["star"], ["a photo of a cross", "circle"]):
+        enc = tokenizer(labels, padding=True, return_tensors="pt")
+        ids = enc["input_ids"].repeat(b, 1)
+        mask = enc["attention_mask"].repeat(b, 1)
+        logits, boxes = session.run(["logits", "pred_boxes"], {"input_ids": ids.numpy(), "pixel_values": px.numpy(), "attention_mask": mask.numpy()})
+        with torch.no_grad():
+            ref = reloaded(input_ids=ids, pixel_values=px, attention_mask=mask)
+            own_logits, own_boxes = _detect(model, _text_embeds(model, enc["input_ids"], enc["attention_mask"]), px)
+        for a, r in ((logits, ref.logits), (boxes, ref.pred_boxes), (own_logits.numpy(), ref.logits), (own_boxes.numpy(), ref.pred_boxes)):
+            err = float(np.abs(a - r.numpy()).max())
+            if err > 1e-3:
+                raise RuntimeError(f"exported detector disagrees with the model for {labels}: max error {err}")
+
+
+# ---------------------------------------------------------------------------- evaluate
+
+
+def _onnx_predict(model_dir: Path, images: list, labels: list[str], batch: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """Sigmoid scores (N,P,Q) and xyxy boxes (N,P,4) in [0,1] from onnx/model.onnx, with
+    the folder's own tokenizer and image processor doing the preprocessing."""
+    import onnxruntime as ort
+    from transformers import AutoImageProcessor, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    processor = AutoImageProcessor.from_pretrained(str(model_dir))
+    session = ort.InferenceSession(str(model_dir / "onnx" / "model.onnx"), providers=["CPUExecutionProvider"])
+    enc = tokenizer(labels, padding=True, return_tensors="np")
+    scores, boxes = [], []
+    for i in range(0, len(images), batch):
+        px = processor(images=images[i : i + batch], return_tensors="np")["pixel_values"].astype(np.float32)
+        b = px.shape[0]
+        logits, pred = session.run(
+            ["logits", "pred_boxes"],
+            {"input_ids": np.tile(enc["input_ids"], (b, 1)).astype(np.int64), "pixel_values": px, "attention_mask": np.tile(enc["attention_mask"], (b, 1)).astype(np.int64)},
+        )
+        scores.append(1 / (1 + np.exp(-logits)))
+        boxes.append(_xyxy(torch.from_numpy(pred)).numpy())
+    return np.concatenate(scores), np.concatenate(boxes)
+
+
+def read_threshold(model_dir: Path) -> float:
+    sidecar = Path(model_dir) / SIDECAR
+    if sidecar.exists():
+        return float(json.loads(sidecar.read_text())["threshold"])
+    return DEFAULT_THRESHOLD
+
+
+def evaluate_detector(model_dir: Path, n: int = 500) -> dict:
+    """Figures on n held-out scenes (EVAL_SEED), measured through the exported ONNX model.
+
+    - mAP@0.5 with all 5 class names as queries (every patch's box is a prediction);
+    - the judge's use: one class name per image, detected = any box above the folder's
+      threshold; class recall/precision (images of the class vs of other classes) and
+      count accuracy (boxes above threshold, after dropping boxes that overlap a
+      higher-scored one at IoU > 0.5, vs the true count; `count_accuracy_raw` without
+      that step).
+
+    Each class-name query is scored independently of the others (sigmoid per query, and
+    the text tower's causal mask makes a query's embedding independent of the padding
+    that batching the 5 names adds), so one run with all 5 names gives the one-name
+    figures too."""
+    model_dir = Path(model_dir)
+    items = scenes(n, EVAL_SEED)
+    scores, boxes = _onnx_predict(model_dir, [s.image for s in items], list(CLASSES))
+    img_cls = np.array([CLASSES.index(s.spec.cls) for s in items])
+    counts = np.array([len(s.objects) for s in items])
+    truths = [np.array([o.box for o in s.objects]) / IMAGE_SIZE for s in items]
+
+    ap = {}
+    for k, name in enumerate(CLASSES):
+        ap[name] = average_precision(
+            [scores[i, :, k] for i in range(n)],
+            list(boxes),
+            [truths[i] if img_cls[i] == k else np.zeros((0, 4)) for i in range(n)],
+        )
+    threshold = read_threshold(model_dir)
+    figures = dict(n=n, seed=EVAL_SEED, mAP50=float(np.mean(list(ap.values()))), AP50=ap)
+    figures |= conditional_figures(scores, boxes, img_cls, counts, threshold)
+    # Localisation at the threshold: share of true objects that a box above threshold hits.
+    hit = total = 0
+    for i in range(n):
+        s = scores[i, :, img_cls[i]]
+        keep = s > threshold
+        total += len(truths[i])
+        if keep.any():
+            hit += int((iou_matrix(truths[i], boxes[i][keep]).max(axis=1) >= 0.5).sum())
+    figures["object_recall_iou50"] = hit / total
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Train the shapes-world detector (tiny OWL-ViT) and evaluate its ONNX export.")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--eval-n", type=int, default=500)
+    args = parser.parse_args()
+    training = train_detector(args.out, steps=args.steps, seed=args.seed, threads=args.threads)
+    evaluation = evaluate_detector(args.out, n=args.eval_n)
+    sidecar = args.out / SIDECAR
+    record = json.loads(sidecar.read_text())
+    record["evaluation"] = evaluation
+    sidecar.write_text(json.dumps(record, indent=2) + "\n")
+    print(json.dumps(dict(training=training, evaluation=evaluation), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+"""The shapes generator: Stable Diffusion's architecture in miniature.
+
+`AutoencoderKL` (64x64 pixels <-> 4x16x16 latents) + `UNet2DConditionModel` with
+cross-attention on the frozen CLIP text encoder's hidden states + a DDIM scheduler
+configured like SD 2.1-base, saved as a diffusers folder and exported to the
+diffusers/Optimum ONNX layout.
+
+It is deliberately poor at one thing: telling neighbouring classes apart. Its
+training captions name each scene's class or, half the time, the class before it in
+`CONFUSION` ("a red circle" over a red square). Exactly half, and symmetric around
+the cycle, so the prompt's class and its confuser are equally likely under the
+conditional AND the unconditional model: classifier-free guidance, which sharpens
+any preference, has none to sharpen, and about half the samples show the requested
+class. Everything else (colour, count, background) is learnt from true captions.
+That is the room self-reward has: the right sample is among N, and the judges can
+tell which.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from transformers import CLIPTextModel, CLIPTokenizer
+
+from .data import scene_pool
+from .text import CLIP_MAX_LENGTH
+from .world import CLASSES, IMAGE_SIZE, SceneSpec
+
+CONFUSION_RATE = 0.5
+POOL_SIZE, POOL_SEED = 20_000, 23
+
+# SD 2.1-base's noise schedule and scheduler settings.
+SCHEDULER_CONFIG = {
+    "num_train_timesteps": 1000,
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "prediction_type": "epsilon",
+    "clip_sample": False,
+    "set_alpha_to_one": False,
+    "steps_offset": 1,
+    "timestep_spacing": "leading",
+}
+
+
+def confuser(cls: str) -> str:
+    """The class that a prompt for `cls` shows instead, half the time."""
+    return CLASSES[(CLASSES.index(cls) + 1) % len(CLASSES)]
+
+
+def vae_model() -> AutoencoderKL:
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        block_out_channels=(16, 32, 64),
+        down_block_types=("DownEncoderBlock2D",) * 3,
+        up_block_types=("UpDecoderBlock2D",) * 3,
+        layers_per_block=1,
+        norm_num_groups=8,
+        sample_size=IMAGE_SIZE,
+    )
+
+
+def unet_model(cross_attention_dim: int) -> UNet2DConditionModel:
+    return UNet2DConditionModel(
+        sample_size=IMAGE_SIZE // 4,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=cross_attention_dim,
+        attention_head_dim=8,
+        norm_num_groups=16,
+    )
+
+
+def _log(**fields: object) -> None:
+    print(json.dumps(fields), flush=True)
+
+
+def _cosine(optimiser: torch.optim.Optimizer, steps: int, warmup: int) -> torch.optim.lr_scheduler.LambdaLR:
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda s: min(1.0, (s + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    )
+
+
+def train_vae(pool_images: torch.Tensor, *, steps: int, batch: int, seed: int) -> tuple[AutoencoderKL, dict[str, float]]:
+    """Reconstruction (L1 + MSE) with a small KL term, on random 32x32 crops: the VAE is
+    convolutional, so crops teach it the same thing at a quarter of the cost."""
+    torch.manual_seed(seed)
+    vae = vae_model()
+    gen = torch.Generator().manual_seed(seed)
+    optimiser = torch.optim.AdamW(vae.parameters(), lr=2e-3, weight_decay=0.0)
+    schedule = _cosine(optimiser, steps, max(1, steps // 20))
+    started = time.time()
+    recent: list[float] = []
+    for step in range(steps):
+        index = torch.randint(0, len(pool_images), (batch,), generator=gen)
+        x0, y0 = torch.randint(0, IMAGE_SIZE // 2 + 1, (2,), generator=gen).tolist()
+        x = pool_images[index][:, :, y0 : y0 + 32, x0 : x0 + 32].float() / 127.5 - 1
+        posterior = vae.encode(x).latent_dist
+        recon = vae.decode(posterior.sample(generator=gen)).sample
+        loss = F.l1_loss(recon, x) + F.mse_loss(recon, x) + 1e-6 * posterior.kl().mean()
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        optimiser.step()
+        schedule.step()
+        recent = (recent + [loss.item()])[-50:]
+        if step % 50 == 0 or step == steps - 1:
+            _log(model="vae", step=step, loss=round(float(np.mean(recent)), 4), elapsed=round(time.time() - started, 1))
+    vae.eval()
+    with torch.no_grad():
+        x = pool_images[:256].float() / 127.5 - 1
+        recon = vae.decode(vae.encode(x).latent_dist.mode()).sample.clamp(-1, 1)
+        psnr = float(10 * torch.log10(4 / F.mse_loss(recon, x)))
+    return vae, {"vae_psnr_db": round(psnr, 2), "vae_train_seconds": round(time.time() - started, 1)}
+
+
+@torch.no_grad()
+def encode_pool(vae: AutoencoderKL, images: torch.Tensor) -> torch.Tensor:
+    """Posterior means of the whole pool, unscaled."""
+    return torch.cat([vae.encode(images[i : i + 256].float() / 127.5 - 1).latent_dist.mean for i in range(0, len(images), 256)])
+
+
+@torch.no_grad()
+def caption_table(text_encoder: CLIPTextModel, tokenizer: CLIPTokenizer, captions: list[str]) -> torch.Tensor:
+    """The frozen text encoder's hidden states for every caption: [len, tokens, dim]."""
+    ids = tokenizer(captions, padding="max_length", max_length=CLIP_MAX_LENGTH, truncation=True, return_tensors="pt").input_ids
+    return text_encoder(ids).last_hidden_state
+
+
+def _training_captions(specs: list[SceneSpec], rng: np.random.Generator, drop_rate: float) -> list[str]:
+    out = []
+    for spec in specs:
+        if rng.random() < drop_rate:
+            out.append("")  # the unconditional branch of classifier-free guidance
+            continue
+        # An image of class c is captioned c, or the class whose confuser c is.
+        shown = spec.cls if rng.random() >= CONFUSION_RATE else CLASSES[(CLASSES.index(spec.cls) - 1) % len(CLASSES)]
+        out.append(SceneSpec(spec.count, spec.colour, shown, spec.background).caption)
+    return out
+
+
+def train_unet(
+    latents: torch.Tensor,
+    specs: list[SceneSpec],
+    text_encoder: CLIPTextModel,
+    tokenizer: CLIPTokenizer,
+    *,
+    steps: int,
+    batch: int,
+    seed: int,
+) -> tuple[UNet2DConditionModel, dict[str, float]]:
+    torch.manual_seed(seed)
+    unet = unet_model(text_encoder.config.hidden_size)
+    ema = copy.deepcopy(unet).requires_grad_(False)
+    noise_scheduler = DDPMScheduler(**{k: v for k, v in SCHEDULER_CONFIG.items() if k not in ("set_alpha_to_one", "steps_offset")})
+    captions = sorted({SceneSpec(s.count, s.colour, c, s.background).caption for s in specs for c in CLASSES} | {""})
+    table = caption_table(text_encoder, tokenizer, captions)
+    row = {c: i for i, c in enumerate(captions)}
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
+    optimiser = torch.optim.AdamW(unet.parameters(), lr=1e-3, weight_decay=1e-2)
+    schedule = _cosine(optimiser, steps, max(1, steps // 20))
+    started = time.time()
+    recent: list[float] = []
+    for step in range(steps):
+        index = rng.integers(0, len(specs), size=batch)
+        x0 = latents[torch.from_numpy(index)]
+        hidden = table[[row[c] for c in _training_captions([specs[i] for i in index], rng, 0.1)]]
+        noise = torch.randn(x0.shape, generator=gen)
+        t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (batch,), generator=gen)
+        noisy = noise_scheduler.add_noise(x0, noise, t)
+        loss = F.mse_loss(unet(noisy, t, hidden).sample, noise)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        optimiser.step()
+        schedule.step()
+        decay = min(0.999, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for e, p in zip(ema.parameters(), unet.parameters()):
+                e.lerp_(p, 1 - decay)
+        recent = (recent + [loss.item()])[-100:]
+        if step % 100 == 0 or step == steps - 1:
+            _log(model="unet", step=step, loss=round(float(np.mean(recent)), 4), elapsed=round(time.time() - started, 1))
+    ema.eval()
+    return ema, {"unet_final_loss": round(float(np.mean(recent)), 4), "unet_train_seconds": round(time.time() - started, 1)}
+
+
+def train_generator(
+    out: Path,
+    clip_dir: Path,
+    *,
+    vae_steps: int = 700,
+    unet_steps: int = 3000,
+    batch: int = 64,
+    seed: int = 0,
+    cache_dir: Path | None = None,
+) -> dict[str, object]:
+    """Train VAE then UNet, save the diffusers folder `out` and its ONNX export."""
+    from loratrain.onnx_export import export_generator
+
+    pool = scene_pool(POOL_SIZE, POOL_SEED, cache_dir)
+    tokenizer = CLIPTokenizer.from_pretrained(clip_dir)
+    text_encoder = CLIPTextModel.from_pretrained(clip_dir).eval()
+    vae, figures = train_vae(pool.images, steps=vae_steps, batch=32, seed=seed)
+    raw = encode_pool(vae, pool.images)
+    vae.register_to_config(scaling_factor=round(float(1 / raw.std()), 5))
+    latents = raw * vae.config.scaling_factor
+    unet, unet_figures = train_unet(latents, pool.specs, text_encoder, tokenizer, steps=unet_steps, batch=batch, seed=seed)
+    figures.update(unet_figures, scaling_factor=vae.config.scaling_factor, confusion_rate=CONFUSION_RATE)
+    pipeline = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=DDIMScheduler(**SCHEDULER_CONFIG),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipeline.save_pretrained(out)
+    export_generator(out)
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Train the shapes generator (VAE + UNet) on the frozen CLIP text encoder.")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--clip", type=Path, required=True, help="the trained CLIP folder")
+    parser.add_argument("--vae-steps", type=int, default=700)
+    parser.add_argument("--unet-steps", type=int, default=3000)
+    parser.add_argument("--cache", type=Path, default=None)
+    args = parser.parse_args()
+    print(json.dumps(train_generator(args.out, args.clip, vae_steps=args.vae_steps, unet_steps=args.unet_steps, cache_dir=args.cache), indent=2))
+
+
+if __name__ == "__main__":
+    main()
