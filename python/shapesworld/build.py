@@ -1,0 +1,118 @@
+"""Rebuild the shapes pack from nothing: data -> training -> export -> figures.
+
+    python -m shapesworld.build                  # every stage, in order
+    python -m shapesworld.build --only generator,pack
+
+Each stage writes its model folder into the pack and its figures into
+`build/figures/<stage>.json`; the `pack` stage turns those into `pack.json` and
+`MODEL_CARD.md`. Seeds are fixed, so a rebuild reproduces the committed pack's
+figures (up to floating-point differences between CPUs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from . import card
+from .pack import PACK_DIR, manifest, write_manifest, write_prompts
+
+BUILD_DIR = PACK_DIR.parents[1] / "build"
+FIGURES = BUILD_DIR / "figures"
+CACHE = BUILD_DIR / "cache"
+
+# The judge's and trainer's defaults for this pack, read by the proof and the product.
+JUDGE_DEFAULTS = {"detection_threshold": 0.3, "rule": "paper"}
+LORA_DEFAULTS = {"rank": 8, "learning_rate": 1e-3, "max_train_steps": 300, "train_batch_size": 16, "seed": 0}
+
+
+def _fresh(folder: Path) -> Path:
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def stage_clip() -> dict[str, object]:
+    from .clip import train_clip
+
+    return train_clip(_fresh(PACK_DIR / "clip"), cache_dir=CACHE)
+
+
+def stage_detector() -> dict[str, object]:
+    from .detector import train_detector
+
+    return train_detector(_fresh(PACK_DIR / "detector"))
+
+
+def stage_captioner() -> dict[str, object]:
+    from .captioner import train_captioner
+
+    return train_captioner(_fresh(PACK_DIR / "captioner"))
+
+
+def stage_generator() -> dict[str, object]:
+    from .generator import train_generator
+
+    return train_generator(_fresh(PACK_DIR / "generator"), PACK_DIR / "clip", cache_dir=CACHE)
+
+
+def stage_proof() -> dict[str, object]:
+    from .proof import run
+
+    return run(PACK_DIR, _fresh(BUILD_DIR / "proof"), n_per_prompt=8, eval_seeds=4, threshold=float(JUDGE_DEFAULTS["detection_threshold"]), lora=LORA_DEFAULTS)
+
+
+def stage_pack() -> dict[str, object]:
+    # Figures of stages not rerun this time are kept from the current pack.json.
+    current = PACK_DIR / "pack.json"
+    figures = json.loads(current.read_text())["figures"] if current.exists() else {}
+    figures.update({p.stem: json.loads(p.read_text()) for p in sorted(FIGURES.glob("*.json"))})
+    prompt_files = write_prompts(PACK_DIR)
+    write_manifest(PACK_DIR, manifest(figures, prompt_files, JUDGE_DEFAULTS, LORA_DEFAULTS))
+    (PACK_DIR / "MODEL_CARD.md").write_text(card.render(figures, JUDGE_DEFAULTS, LORA_DEFAULTS))
+    return {}
+
+
+# The proof needs a complete pack.json (thresholds, LoRA defaults), so `pack` runs before
+# it and again after it to record its figures.
+STAGES: dict[str, Callable[[], dict[str, object]]] = {
+    "clip": stage_clip,
+    "detector": stage_detector,
+    "captioner": stage_captioner,
+    "generator": stage_generator,
+    "pack": stage_pack,
+    "proof": stage_proof,
+}
+ORDER = ["clip", "detector", "captioner", "generator", "pack", "proof", "pack"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Rebuild the shapes pack (models, figures, pack.json, MODEL_CARD.md).")
+    parser.add_argument("--only", default="", help=f"comma-separated stages out of {', '.join(STAGES)} (default: all)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    args = parser.parse_args()
+    wanted = [s for s in args.only.split(",") if s] or ORDER
+    unknown = [s for s in wanted if s not in STAGES]
+    if unknown:
+        parser.error(f"unknown stage(s) {', '.join(unknown)}; expected some of {', '.join(STAGES)}")
+    torch.set_num_threads(args.threads)
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    for stage in wanted:
+        started = time.time()
+        print(json.dumps({"stage": stage, "event": "start"}), flush=True)
+        figures = STAGES[stage]()
+        if stage != "pack":
+            figures["stage_seconds"] = round(time.time() - started, 1)
+            figures["threads"] = args.threads
+            (FIGURES / f"{stage}.json").write_text(json.dumps(figures, indent=2) + "\n")
+        print(json.dumps({"stage": stage, "event": "done", "seconds": round(time.time() - started, 1), **figures}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""The pack manifest (`pack.json`): classes, prompt sets, models, their ONNX interfaces,
+judge and LoRA defaults, and the measured figures.
+
+The ONNX interfaces are declared here, once, as what the TypeScript runtime relies on;
+the pack tests check every shipped file against them. A dimension is an int when
+fixed and a name when dynamic.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .prompts import split, write_prompt_file
+from .text import CLIP_MAX_LENGTH
+from .world import BACKGROUNDS, CLASSES, COLOURS, COUNT_WORDS, IMAGE_SIZE
+
+PACK_DIR = Path(__file__).resolve().parents[2] / "packs" / "shapes"
+TEXT_DIM = 64
+LATENT = 4
+
+Interface = dict[str, dict[str, tuple[str, list[int | str]]]]
+
+INTERFACES: dict[str, dict[str, Interface]] = {
+    "generator": {
+        "text_encoder/model.onnx": {
+            "inputs": {"input_ids": ("int32", ["batch", "sequence"])},
+            "outputs": {"last_hidden_state": ("float32", ["batch", "sequence", TEXT_DIM]), "pooler_output": ("float32", ["batch", TEXT_DIM])},
+        },
+        "unet/model.onnx": {
+            "inputs": {
+                "sample": ("float32", ["batch", LATENT, "height", "width"]),
+                "timestep": ("float32", ["batch"]),
+                "encoder_hidden_states": ("float32", ["batch", "sequence", TEXT_DIM]),
+            },
+            "outputs": {"out_sample": ("float32", ["batch", LATENT, "height", "width"])},
+        },
+        "vae_decoder/model.onnx": {
+            "inputs": {"latent_sample": ("float32", ["batch", LATENT, "height", "width"])},
+            "outputs": {"sample": ("float32", ["batch", 3, "height", "width"])},
+        },
+        "vae_encoder/model.onnx": {
+            "inputs": {"sample": ("float32", ["batch", 3, "height", "width"])},
+            "outputs": {"latent_sample": ("float32", ["batch", LATENT, "height", "width"])},
+        },
+    },
+    "clip": {
+        "onnx/model.onnx": {
+            "inputs": {
+                "input_ids": ("int64", ["text_batch", "sequence"]),
+                "pixel_values": ("float32", ["image_batch", 3, IMAGE_SIZE, IMAGE_SIZE]),
+                "attention_mask": ("int64", ["text_batch", "sequence"]),
+            },
+            "outputs": {
+                "logits_per_image": ("float32", ["image_batch", "text_batch"]),
+                "logits_per_text": ("float32", ["text_batch", "image_batch"]),
+                "text_embeds": ("float32", ["text_batch", 64]),
+                "image_embeds": ("float32", ["image_batch", 64]),
+            },
+        },
+        "onnx/text_model.onnx": {
+            "inputs": {"input_ids": ("int64", ["batch", "sequence"]), "attention_mask": ("int64", ["batch", "sequence"])},
+            "outputs": {"text_embeds": ("float32", ["batch", 64]), "last_hidden_state": ("float32", ["batch", "sequence", TEXT_DIM])},
+        },
+        "onnx/vision_model.onnx": {
+            "inputs": {"pixel_values": ("float32", ["batch", 3, IMAGE_SIZE, IMAGE_SIZE])},
+            "outputs": {"image_embeds": ("float32", ["batch", 64]), "last_hidden_state": ("float32", ["batch", "tokens", "hidden"])},
+        },
+    },
+}
+
+
+def write_prompts(pack: Path) -> dict[str, str]:
+    train, held_out = split()
+    write_prompt_file(pack / "prompts" / "train.txt", train)
+    write_prompt_file(pack / "prompts" / "eval.txt", held_out)
+    return {"train": "prompts/train.txt", "eval": "prompts/eval.txt"}
+
+
+def manifest(figures: dict[str, dict[str, object]], prompt_files: dict[str, str], judge: dict[str, object], lora: dict[str, object]) -> dict[str, object]:
+    def interfaces(role: str) -> dict[str, object]:
+        return {f: {side: {n: {"dtype": d, "shape": s} for n, (d, s) in spec[side].items()} for side in ("inputs", "outputs")} for f, spec in INTERFACES.get(role, {}).items()}
+
+    return {
+        "name": "shapes",
+        "description": "A miniature text-to-image world: tiny models in the real architectures and file layouts, trained from scratch on rendered scenes.",
+        "image_size": IMAGE_SIZE,
+        "classes": list(CLASSES),
+        "grammar": {
+            "sentence": "<count> <colour> <class or plural> on a <background> background",
+            "count": list(COUNT_WORDS.values()) + ["an"],
+            "colours": list(COLOURS),
+            "backgrounds": list(BACKGROUNDS),
+        },
+        "prompts": {**prompt_files, "format": "one prompt per line: `class; prompt`"},
+        "models": {
+            "generator": {"role": "text-to-image", "path": "generator", "layout": "diffusers + ONNX (Optimum)", "architecture": "StableDiffusionPipeline", "text_max_length": CLIP_MAX_LENGTH, "onnx": interfaces("generator")},
+            "clip": {"role": "clip-score", "path": "clip", "layout": "transformers.js", "architecture": "CLIPModel", "onnx": interfaces("clip")},
+            "detector": {"role": "zero-shot-object-detection", "path": "detector", "layout": "transformers.js", "architecture": "OwlViTForObjectDetection", "onnx": interfaces("detector")},
+            "captioner": {"role": "image-to-text", "path": "captioner", "layout": "transformers.js", "architecture": "VisionEncoderDecoderModel", "onnx": interfaces("captioner")},
+        },
+        "sampling": {"steps": 20, "guidance_scale": 7.5, "width": IMAGE_SIZE, "height": IMAGE_SIZE},
+        "judge": judge,
+        "lora": lora,
+        "figures": figures,
+    }
+
+
+def write_manifest(pack: Path, manifest_: dict[str, object]) -> None:
+    (pack / "pack.json").write_text(json.dumps(manifest_, indent=2) + "\n")
