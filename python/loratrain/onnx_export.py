@@ -59,6 +59,8 @@ from typing import Callable, Sequence
 
 import torch
 
+from .layout import missing_generator_file
+
 PARTS = ("text_encoder", "unet", "vae_decoder", "vae_encoder")
 DEFAULT_PARTS = ("text_encoder", "unet", "vae_decoder")
 OPSET = 17
@@ -224,7 +226,7 @@ def vae_decoder_spec(vae: torch.nn.Module, seed: int = 0) -> ExportSpec:
         outputs=("sample",),
         dynamic_axes={
             "latent_sample": {0: "batch", 2: "height", 3: "width"},
-            "sample": {0: "batch", 2: "height", 3: "width"},
+            "sample": {0: "batch", 2: "image_height", 3: "image_width"},
         },
         check_inputs=inputs(1, _check_size(latent_size, 1)),
     )
@@ -244,7 +246,7 @@ def vae_encoder_spec(vae: torch.nn.Module, seed: int = 0) -> ExportSpec:
         inputs=inputs(2, config.sample_size),
         outputs=("latent_sample",),
         dynamic_axes={
-            "sample": {0: "batch", 2: "height", 3: "width"},
+            "sample": {0: "batch", 2: "image_height", 3: "image_width"},
             "latent_sample": {0: "batch", 2: "height", 3: "width"},
         },
         check_inputs=inputs(1, _check_size(config.sample_size, factor)),
@@ -400,25 +402,6 @@ def export_generator(
         if on_result:
             on_result(result)
     return results
-
-
-REQUIRED_FILES = (
-    "model_index.json",
-    "scheduler/scheduler_config.json",
-    "text_encoder/config.json",
-    "unet/config.json",
-    "vae/config.json",
-)
-
-
-def missing_generator_file(generator: Path) -> str | None:
-    """The first file a diffusers SD folder needs that `generator` lacks, if any."""
-    if not generator.is_dir():
-        return f"{generator}: no such folder"
-    for name in REQUIRED_FILES:
-        if not (generator / name).is_file():
-            return f"{generator / name}: not found (not a diffusers Stable Diffusion folder?)"
-    return None
 
 
 class _Parser(argparse.ArgumentParser):

@@ -47,6 +47,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .layout import missing_generator_file
+
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
@@ -243,17 +245,6 @@ def learning_rate_at(step: int, base: float, warmup: int) -> float:
     return base * min(1.0, (step + 1) / warmup) if warmup else base
 
 
-def generator_file_problem(generator: Path) -> str | None:
-    from .onnx_export import missing_generator_file
-
-    problem = missing_generator_file(generator)
-    if problem:
-        return problem
-    if not (generator / "tokenizer").is_dir():
-        return f"{generator / 'tokenizer'}: not found (not a diffusers Stable Diffusion folder?)"
-    return None
-
-
 def find_checkpoint(output: Path, resume_from: str | None) -> Path | None:
     if resume_from is None:
         return None
@@ -429,7 +420,7 @@ def versions() -> dict:
 def train(args: argparse.Namespace, events: Events, stop: StopRequest) -> int:
     started = time.perf_counter()
     check_args(args)
-    problem = generator_file_problem(args.generator)
+    problem = missing_generator_file(args.generator)
     if problem:
         raise BadInput(f"--generator: {problem}")
     examples, digest = read_dataset(args.dataset)

@@ -25,7 +25,7 @@ from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
 from .data import augment, scene_pool
 from .export import export_onnx, verify_onnx
 from .text import CLIP_MAX_LENGTH, build_clip_tokenizer
-from .world import CLASSES, COUNT_WORDS, IMAGE_SIZE, PLURALS, SceneSpec
+from .world import BACKGROUNDS, CLASSES, COLOURS, COUNT_WORDS, IMAGE_SIZE, PLURALS, SceneSpec
 
 IMAGE_MEAN = [0.48145466, 0.4578275, 0.40821073]  # OpenAI CLIP's, kept for familiarity
 IMAGE_STD = [0.26862954, 0.26130258, 0.27577711]
@@ -109,10 +109,15 @@ def train_clip(out: Path, *, steps: int = 1200, batch: int = 128, seed: int = 0,
     build_clip_tokenizer(out)
     tokenizer = CLIPTokenizer.from_pretrained(out)
     model = CLIPModel(clip_config(len(tokenizer), tokenizer))
+    # Auxiliary attribute heads on the image embedding, used only in training: a
+    # ViT from scratch learns colour from the contrastive loss alone long before it
+    # learns shape; a direct signal per attribute gets it there in few steps.
+    attributes = {"cls": CLASSES, "colour": list(COLOURS), "count": list(COUNT_WORDS), "background": list(BACKGROUNDS)}
+    heads = torch.nn.ModuleDict({k: torch.nn.Linear(model.config.projection_dim, len(v)) for k, v in attributes.items()})
     pool = scene_pool(30_000, TRAIN_SEED, cache_dir)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.05)
+    optimiser = torch.optim.AdamW([*model.parameters(), *heads.parameters()], lr=2e-3, weight_decay=0.05)
     warmup = steps // 20
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
@@ -130,7 +135,11 @@ def train_clip(out: Path, *, steps: int = 1200, batch: int = 128, seed: int = 0,
         logits = out_.logits_per_image  # [images, texts]
         loss_i = -(F.log_softmax(logits, dim=1) * compat / compat.sum(1, keepdim=True)).sum(1).mean()
         loss_t = -(F.log_softmax(logits.T, dim=1) * compat.T / compat.T.sum(1, keepdim=True)).sum(1).mean()
-        loss = (loss_i + loss_t) / 2
+        aux = sum(
+            F.cross_entropy(head(out_.image_embeds), torch.tensor([values.index(getattr(s, k)) for s in specs]))
+            for (k, values), head in zip(attributes.items(), heads.values())
+        )
+        loss = (loss_i + loss_t) / 2 + aux
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()

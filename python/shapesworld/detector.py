@@ -94,9 +94,17 @@ def build_model(tokenizer) -> "OwlViTForObjectDetection":  # noqa: F821
     config = OwlViTConfig(text_config=text, vision_config=vision, projection_dim=TEXT["hidden_size"])
     model = OwlViTForObjectDetection(config)
     with torch.no_grad():
+        # The default init leaves the box head's output so large that the sigmoid
+        # saturates (every box starts as a corner of the image, with no gradient).
+        # Start from OWL-ViT's own prior instead: each patch's box = its bias box.
+        model.box_head.dense2.weight.zero_()
+        model.box_head.dense2.bias.zero_()
         # Start every patch-query score near 0.02 (as RetinaNet does) so the focal loss
         # is not swamped by the thousands of easy negatives in the first steps.
+        model.class_head.logit_shift.weight.zero_()
         model.class_head.logit_shift.bias.fill_(-4.0)
+        model.class_head.logit_scale.weight.zero_()
+        model.class_head.logit_scale.bias.zero_()
     return model
 
 
@@ -205,11 +213,19 @@ def normalise(x: torch.Tensor) -> torch.Tensor:
 
 
 def centre_patches(boxes: torch.Tensor, grid: int) -> torch.Tensor:
-    """Index (row-major, like the model's feature map) of the patch holding each box's centre."""
+    """Index (row-major, like the model's feature map) of the patch each object is assigned to.
+
+    OWL-ViT's box bias puts patch (row, col)'s prior box centre at the patch's lower
+    right corner, ((col + 1) / grid, (row + 1) / grid), and the last row's and column's
+    priors at 1.0, where the sigmoid saturates. So an object goes to the patch whose
+    prior centre is nearest its own centre, among rows and columns 0..grid-2: the box
+    head then only learns offsets of at most half a patch, and never has to pull a
+    saturated prior back into the image. (Objects' centres lie at least 6.5 pixels
+    inside the image, so the unused last row and column lose nothing.)"""
     cx = (boxes[..., 0] + boxes[..., 2]) / 2
     cy = (boxes[..., 1] + boxes[..., 3]) / 2
-    col = (cx * grid).floor().clamp(0, grid - 1).long()
-    row = (cy * grid).floor().clamp(0, grid - 1).long()
+    col = (cx * grid - 1).round().clamp(0, grid - 2).long()
+    row = (cy * grid - 1).round().clamp(0, grid - 2).long()
     return row * grid + col
 
 

@@ -1,0 +1,140 @@
+"""MODEL_CARD.md of the shapes pack, written from the build's measured figures."""
+
+from __future__ import annotations
+
+import json
+
+from .generator import CONFUSION_RATE
+from .world import BACKGROUNDS, CLASSES, COLOURS
+
+
+def _fig(figures: dict[str, dict[str, object]], stage: str, key: str) -> str:
+    value = figures.get(stage, {}).get(key)
+    if value is None:
+        return "not measured"
+    if isinstance(value, float) and 0 <= value <= 1 and "seconds" not in key:
+        return f"{100 * value:.1f}%"
+    if isinstance(value, list):
+        return "[" + ", ".join(f"{100 * v:.1f}%" if isinstance(v, float) and abs(v) <= 1 else str(v) for v in value) + "]"
+    return str(value)
+
+
+def render(figures: dict[str, dict[str, object]], judge: dict[str, object], lora: dict[str, object]) -> str:
+    f = lambda stage, key: _fig(figures, stage, key)  # noqa: E731
+    minutes = sum(float(figures.get(s, {}).get("stage_seconds", 0)) for s in ("clip", "detector", "captioner", "generator")) / 60
+    return f"""# Model card: the shapes pack
+
+A miniature text-to-image world. Every model here is tiny, trained from scratch on
+this project's rendered scenes by `python -m shapesworld.build` (fixed seeds), and
+stored in exactly the architecture and file layout of its real counterpart, so the
+code that runs Stable Diffusion 2.1 with a real captioner, detector and CLIP runs
+this pack unchanged. Nothing here came from a model hub.
+
+## The world
+64x64 RGB scenes of 1-3 objects of one class and one colour on a plain background.
+Classes: {", ".join(CLASSES)}. Colours: {", ".join(COLOURS)}. Backgrounds: {", ".join(BACKGROUNDS)}.
+Ground truth per scene: boxes and class of each object, and its caption.
+
+Grammar: `<count> <colour> <class or plural> on a <background> background`, count
+being `a`/`an`, `two` or `three` ("two red triangles on a white background").
+The {3 * len(COLOURS) * len(CLASSES) * len(BACKGROUNDS)} sentences are split per class into training prompts
+(`prompts/train.txt`) and held-out evaluation prompts (`prompts/eval.txt`), a third
+held out; no prompt text is in both. Lines are `class; prompt`.
+
+All figures below are measured on held-out scenes (seeds never used in training)
+through the exported ONNX files unless said otherwise. Training used
+{figures.get("clip", {}).get("threads", 2)} CPU threads; the four models took {minutes:.1f} minutes in all.
+
+## clip/ — CLIPModel (transformers.js layout)
+ViT image tower (64px, patch 8) and text tower (max 24 tokens) with a 64-d joint
+space; its own byte-level BPE tokenizer learnt from the grammar. Trained
+contrastively with soft targets (a partial caption such as "a photo of a star" is a
+positive for every star in the batch), with blur/noise/colour augmentation so that
+it scores generated images fairly.
+
+| figure | value |
+|---|---|
+| zero-shot class accuracy ("a photo of a {{class}}") | {f("clip", "zero_shot_class_accuracy")} |
+| caption retrieval top-1 over the {len(CLASSES) * len(COLOURS) * 3 * len(BACKGROUNDS)} sentences | {f("clip", "caption_retrieval_top1")} |
+| mean CLIPScore (100·max(cos,0)) of a scene and its own caption | {f("clip", "mean_clipscore_own_caption")} |
+| training time (s) | {f("clip", "stage_seconds")} |
+
+## generator/ — Stable Diffusion (diffusers + ONNX layout)
+`AutoencoderKL` (64x64 <-> 4x16x16 latents), `UNet2DConditionModel` with
+cross-attention on the frozen CLIP text tower's hidden states, DDIM scheduler with
+SD 2.1-base's settings (scaled-linear betas, epsilon prediction, leading spacing,
+steps_offset 1). diffusers weights (safetensors) for the trainer, ONNX files
+(`text_encoder/`, `unet/`, `vae_decoder/`, `vae_encoder/`) for the TypeScript runtime.
+
+**Deliberately weak at telling classes apart.** Its training captions name each
+scene's class, or, with probability {CONFUSION_RATE}, the class before it in the
+cycle {" -> ".join(CLASSES)} -> {CLASSES[0]} ("a red circle" over a red square).
+Because the confusion is exactly even and symmetric, classifier-free guidance has
+no preference to sharpen, and about half the samples show the requested class;
+colour, count and background are learnt from true captions. This is the room that
+self-reward has: the right image is usually among N samples and the judges can tell
+which one it is.
+
+| figure | value |
+|---|---|
+| VAE reconstruction PSNR | {f("generator", "vae_psnr_db")} dB |
+| VAE scaling factor | {f("generator", "scaling_factor")} |
+| detector finds the requested class (train prompts, 8 samples each, default sampling) | {f("proof", "base_detection_rate_train")} |
+| best-of-8 finds a correct sample | {f("proof", "best_of_n_success")} |
+| training time (s) | {f("generator", "stage_seconds")} |
+
+Default sampling: 20 DDIM steps, guidance scale 7.5, 64x64.
+
+## detector/ — OWL-ViT (transformers.js layout, zero-shot-object-detection)
+Open-vocabulary, queried with the class name, like the paper's YOLO-World.
+
+| figure | value |
+|---|---|
+| mAP@0.5 (all class names as queries) | {f("detector", "map50")} |
+| class recall at threshold {judge.get("detection_threshold")} (one class queried) | {f("detector", "class_recall")} |
+| class precision at that threshold | {f("detector", "class_precision")} |
+| count accuracy | {f("detector", "count_accuracy")} |
+| training time (s) | {f("detector", "stage_seconds")} |
+
+## captioner/ — VisionEncoderDecoder, ViT + GPT-2 (transformers.js layout, image-to-text)
+
+| figure | value |
+|---|---|
+| captions naming the right class | {f("captioner", "class_named")} |
+| captions naming the right colour | {f("captioner", "colour_named")} |
+| captions stating the right count | {f("captioner", "count_right")} |
+| exact caption | {f("captioner", "exact")} |
+| training time (s) | {f("captioner", "stage_seconds")} |
+
+## Proof that the loop works here (`python -m shapesworld.proof`)
+Base generator, N = 8 samples per training prompt, the detector (threshold
+{judge.get("detection_threshold")}) and the captioner's checklist (class, colour, count named) judge each,
+the paper's rule keeps one per prompt (top checklist tier, then highest detection
+confidence; prompts whose class is never detected are dropped), LoRA (rank
+{lora.get("rank")}, lr {lora.get("learning_rate")}, {lora.get("max_train_steps")} steps, batch {lora.get("train_batch_size")}) with the project's
+trainer, then base vs tuned on the held-out prompts, 4 seeds each, identical initial
+latents.
+
+| figure | value |
+|---|---|
+| dataset kept | {f("proof", "dataset_size")} of {f("proof", "train_prompts")} prompts |
+| paired CLIP win rate, tuned vs base | {f("proof", "clip_win_rate")} |
+| its 95% bootstrap interval (over prompts) | {f("proof", "clip_win_rate_ci95")} |
+| mean CLIPScore base / tuned | {f("proof", "mean_clip_base")} / {f("proof", "mean_clip_tuned")} |
+| detector class accuracy base / tuned | {f("proof", "detector_accuracy_base")} / {f("proof", "detector_accuracy_tuned")} |
+| accuracy gain and its 95% bootstrap interval | {f("proof", "detector_accuracy_gain")} {f("proof", "detector_accuracy_gain_ci95")} |
+| LoRA training time (s) | {f("proof", "lora_seconds")} |
+
+## Limits
+- A toy world: flat shapes on plain backgrounds. The figures say the machinery and
+  the loop work; they say nothing about real photographs.
+- The generator's class confusion is built in, not emergent; real models fail in
+  many more ways (anatomy, counting, attribute binding).
+- The judges are near-perfect here; real detectors and captioners are not, and the
+  curated dataset inherits their errors.
+
+## Raw figures
+```json
+{json.dumps(figures, indent=2)}
+```
+"""

@@ -1,0 +1,315 @@
+"""The LoRA trainer and the ONNX exporter, run as child processes as the product
+runs them, on a random-weight generator of the shapes world's architecture."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import PYTHON_DIR, run_module
+
+STEPS = 6
+TRAIN_ARGS = ("--max-steps", str(STEPS), "--batch-size", "4", "--seed", "3", "--threads", "1")
+
+
+def events_of(stdout: str) -> list[dict]:
+    """Every stdout line must be a JSON event."""
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+def train(generator: Path, dataset: Path, output: Path, *extra: str) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    done = run_module("loratrain", "--generator", str(generator), "--dataset", str(dataset), "--output", str(output), *TRAIN_ARGS, *extra)
+    return done, events_of(done.stdout)
+
+
+def load_lora(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def onnx_session(path: Path):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def unet_inputs(batch: int = 2, size: int = 16, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        "sample": rng.standard_normal((batch, 4, size, size), dtype=np.float32),
+        "timestep": np.linspace(900, 50, batch, dtype=np.float32),
+        "encoder_hidden_states": rng.standard_normal((batch, 24, 64), dtype=np.float32),
+    }
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_generator, tiny_dataset, tmp_path_factory) -> tuple[Path, list[dict]]:
+    """One uninterrupted run with a checkpoint half-way and the ONNX export."""
+    output = tmp_path_factory.mktemp("trained")
+    done, events = train(tiny_generator, tiny_dataset, output, "--checkpoint-every", "3")
+    assert done.returncode == 0, done.stderr
+    return output, events
+
+
+def test_run_reports_progress_and_writes_outputs(trained):
+    output, events = trained
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "done"
+    steps = [e for e in events if e["event"] == "step"]
+    assert [e["step"] for e in steps] == list(range(1, STEPS + 1))
+    assert all(e["total"] == STEPS and np.isfinite(e["loss"]) and e["lr"] == 1e-4 for e in steps)
+    assert [e["step"] for e in events if e["event"] == "checkpoint"] == [3]
+    onnx_event = next(e for e in events if e["event"] == "onnx")
+    assert onnx_event["max_abs_diff"]["out_sample"] < 1e-4
+
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["steps"] == STEPS and metrics["rank"] == 4 and metrics["dataset_size"] == 8 and metrics["seed"] == 3
+    assert metrics["loss_curve"] == [e["loss"] for e in steps]
+    assert {"torch", "diffusers", "peft"} <= set(metrics["versions"])
+    assert (output / "unet" / "config.json").is_file() and (output / "unet" / "model.onnx").is_file()
+
+    checkpoint = output / "checkpoints" / "step-00000003"
+    assert {p.name for p in checkpoint.iterdir()} == {"pytorch_lora_weights.safetensors", "optimizer.pt", "state.json"}
+    state = json.loads((checkpoint / "state.json").read_text())
+    assert state["step"] == 3 and len(state["losses"]) == 3 and state["recipe"]["seed"] == 3
+
+
+def test_lora_weights_load_in_diffusers_and_change_the_unet(trained, tiny_generator):
+    from diffusers import StableDiffusionPipeline
+
+    output, _ = trained
+    weights = load_lora(output / "pytorch_lora_weights.safetensors")
+    assert weights and all(k.startswith("unet.") and ".lora." in k for k in weights)
+
+    pipeline = StableDiffusionPipeline.from_pretrained(str(tiny_generator), safety_checker=None)
+    inputs = {k: torch.from_numpy(v) for k, v in unet_inputs().items()}
+    with torch.no_grad():
+        before = pipeline.unet(**inputs).sample
+        pipeline.load_lora_weights(str(output))
+        after = pipeline.unet(**inputs).sample
+    assert (after - before).abs().max() > 1e-6
+
+
+def test_fused_onnx_unet_matches_pytorch_with_lora_fused(trained, tiny_generator):
+    from diffusers import StableDiffusionPipeline
+
+    output, _ = trained
+    pipeline = StableDiffusionPipeline.from_pretrained(str(tiny_generator), safety_checker=None)
+    pipeline.load_lora_weights(str(output))
+    pipeline.fuse_lora()
+    session = onnx_session(output / "unet" / "model.onnx")
+    for batch, size in ((2, 16), (1, 8)):
+        inputs = unet_inputs(batch, size)
+        with torch.no_grad():
+            want = pipeline.unet(**{k: torch.from_numpy(v) for k, v in inputs.items()}).sample.numpy()
+        (got,) = session.run(["out_sample"], inputs)
+        assert np.abs(got - want).max() < 1e-4
+
+
+def test_sigterm_stops_cleanly_and_resume_reproduces_the_uninterrupted_run(trained, tiny_generator, tiny_dataset, tmp_path):
+    reference, _ = trained
+    output = tmp_path / "out"
+    args = ["--generator", str(tiny_generator), "--dataset", str(tiny_dataset), "--output", str(output), *TRAIN_ARGS, "--skip-onnx"]
+    env = {**os.environ, "PYTHONPATH": str(PYTHON_DIR), "OMP_NUM_THREADS": "1"}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "loratrain", *args], cwd=PYTHON_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    lines = []
+    for line in child.stdout:
+        lines.append(line)
+        if json.loads(line)["event"] == "step":
+            child.send_signal(signal.SIGTERM)
+            break
+    rest, stderr = child.communicate(timeout=120)
+    events = events_of("".join(lines) + rest)
+    assert child.returncode == 143, stderr
+    stopped = events[-1]
+    assert stopped["event"] == "stopped" and stopped["signal"] == "SIGTERM" and stopped["exit_code"] == 143
+    at = stopped["step"]
+    assert 1 <= at < STEPS
+    assert Path(stopped["checkpoint"]) == output / "checkpoints" / f"step-{at:08d}"
+    assert not (output / "pytorch_lora_weights.safetensors").exists()
+
+    done, events = train(tiny_generator, tiny_dataset, output, "--skip-onnx", "--resume-from", "latest")
+    assert done.returncode == 0, done.stderr
+    assert events[0]["event"] == "start" and events[0]["step"] == at
+    assert [e["step"] for e in events if e["event"] == "step"] == list(range(at + 1, STEPS + 1))
+    want = json.loads((reference / "metrics.json").read_text())["loss_curve"]
+    assert json.loads((output / "metrics.json").read_text())["loss_curve"] == pytest.approx(want, abs=1e-6)
+    resumed, uninterrupted = load_lora(output / "pytorch_lora_weights.safetensors"), load_lora(reference / "pytorch_lora_weights.safetensors")
+    assert resumed.keys() == uninterrupted.keys()
+    assert max(float((resumed[k] - uninterrupted[k]).abs().max()) for k in resumed) < 1e-6
+
+
+def test_export_cli_writes_the_onnx_layout(tiny_generator, tmp_path):
+    generator = tmp_path / "generator"
+    shutil.copytree(tiny_generator, generator)
+    done = run_module("loratrain.export_onnx", "--generator", str(generator), "--parts", "text_encoder", "unet", "vae_decoder", "vae_encoder")
+    assert done.returncode == 0, done.stderr
+    assert len([line for line in done.stdout.splitlines() if "max abs diff" in line]) == 4
+
+    expected = {
+        "text_encoder": ({"input_ids": "tensor(int32)"}, ["last_hidden_state", "pooler_output"]),
+        "unet": (
+            {"sample": "tensor(float)", "timestep": "tensor(float)", "encoder_hidden_states": "tensor(float)"},
+            ["out_sample"],
+        ),
+        "vae_decoder": ({"latent_sample": "tensor(float)"}, ["sample"]),
+        "vae_encoder": ({"sample": "tensor(float)"}, ["latent_sample"]),
+    }
+    for part, (inputs, outputs) in expected.items():
+        session = onnx_session(generator / part / "model.onnx")
+        assert {i.name: i.type for i in session.get_inputs()} == inputs
+        assert [o.name for o in session.get_outputs()] == outputs
+        assert not (generator / part / "model.onnx_data").exists()
+    shapes = {i.name: i.shape for i in onnx_session(generator / "unet" / "model.onnx").get_inputs()}
+    assert shapes == {"sample": ["batch", 4, "height", "width"], "timestep": ["batch"], "encoder_hidden_states": ["batch", "sequence", 64]}
+    for part in ("vae_decoder", "vae_encoder"):
+        assert json.loads((generator / part / "config.json").read_text()) == json.loads((generator / "vae" / "config.json").read_text())
+
+    session = onnx_session(generator / "vae_decoder" / "model.onnx")
+    (image,) = session.run(["sample"], {"latent_sample": np.zeros((1, 4, 12, 10), np.float32)})
+    assert image.shape == (1, 3, 48, 40)
+
+
+def test_large_graphs_keep_weights_in_one_external_data_file(tiny_generator, tmp_path):
+    from diffusers import AutoencoderKL
+
+    from loratrain.onnx_export import export_spec, vae_decoder_spec
+
+    vae = AutoencoderKL.from_pretrained(str(tiny_generator / "vae"))
+    path = tmp_path / "vae_decoder" / "model.onnx"
+    result = export_spec("vae_decoder", vae_decoder_spec(vae), path, external_data=True)
+    assert result.external_data and result.max_abs_diff["sample"] < 1e-4
+    assert sorted(p.name for p in path.parent.iterdir()) == ["model.onnx", "model.onnx_data"]
+    assert path.stat().st_size < 100_000 < (path.parent / "model.onnx_data").stat().st_size
+
+
+def _write_lines(dataset: Path, lines: list[str]) -> None:
+    (dataset / "metadata.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def _bad_dataset(dataset: Path, case: str) -> tuple[list[str], str]:
+    """Break a copy of a good dataset in one way; returns extra flags and a piece
+    of the expected message."""
+    good = (dataset / "metadata.jsonl").read_text().splitlines()
+    if case == "no dataset folder":
+        shutil.rmtree(dataset)
+        return [], "--dataset"
+    if case == "no metadata.jsonl":
+        (dataset / "metadata.jsonl").unlink()
+        return [], "metadata.jsonl: not found"
+    if case == "empty dataset":
+        _write_lines(dataset, [])
+        return [], "empty dataset"
+    if case == "undecodable image":
+        (dataset / "0001.png").write_bytes(b"not a png at all")
+        return [], "0001.png: cannot decode image"
+    if case == "line without text":
+        _write_lines(dataset, [good[0], json.dumps({"file_name": "0001.png"})])
+        return [], 'line 2: no "text" field'
+    if case == "line without file_name":
+        _write_lines(dataset, [json.dumps({"text": "a red circle"})])
+        return [], 'line 1: no "file_name" field'
+    if case == "file_name pointing nowhere":
+        _write_lines(dataset, [good[0], good[1], json.dumps({"file_name": "missing.png", "text": "x"})])
+        return [], 'line 3: file_name "missing.png" points to no file'
+    if case == "line that is not JSON":
+        _write_lines(dataset, [good[0], "{oops"])
+        return [], "line 2: not valid JSON"
+    raise AssertionError(case)
+
+
+BAD_DATASETS = [
+    "no dataset folder",
+    "no metadata.jsonl",
+    "empty dataset",
+    "undecodable image",
+    "line without text",
+    "line without file_name",
+    "file_name pointing nowhere",
+    "line that is not JSON",
+]
+
+BAD_FLAGS = [
+    (["--rank", "0"], "--rank: must be at least 1"),
+    (["--batch-size", "-4"], "--batch-size: must be at least 1"),
+    (["--max-steps", "0"], "--max-steps: must be at least 1"),
+    (["--learning-rate", "abc"], "--learning-rate"),
+    (["--learning-rate", "-1"], "--learning-rate: must be a positive number"),
+    (["--resolution", "62"], "--resolution: must be a multiple of the VAE's scale factor 4"),
+    (["--mixed-precision", "fp8"], "--mixed-precision"),
+    (["--no-such-flag"], "--no-such-flag"),
+    (["--resume-from", "/nonexistent/checkpoint"], "--resume-from"),
+]
+
+
+def _expect_bad_input(done: subprocess.CompletedProcess, fragment: str) -> None:
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: ") and fragment in lines[0], lines[0]
+    (event,) = events_of(done.stdout)
+    assert event["event"] == "error" and event["kind"] == "bad_input"
+
+
+@pytest.mark.parametrize("case", BAD_DATASETS)
+def test_bad_dataset_exits_2_with_one_line(case, tiny_generator, tiny_dataset, tmp_path):
+    dataset = tmp_path / "dataset"
+    shutil.copytree(tiny_dataset, dataset)
+    flags, fragment = _bad_dataset(dataset, case)
+    done = run_module("loratrain", "--generator", str(tiny_generator), "--dataset", str(dataset), "--output", str(tmp_path / "out"), *flags)
+    _expect_bad_input(done, fragment)
+
+
+@pytest.mark.parametrize(("flags", "fragment"), BAD_FLAGS, ids=[" ".join(f) for f, _ in BAD_FLAGS])
+def test_bad_flag_exits_2_with_one_line(flags, fragment, tiny_generator, tiny_dataset, tmp_path):
+    done = run_module("loratrain", "--generator", str(tiny_generator), "--dataset", str(tiny_dataset), "--output", str(tmp_path / "out"), *flags)
+    _expect_bad_input(done, fragment)
+
+
+@pytest.mark.parametrize("missing", ["", "unet/config.json"])
+def test_bad_generator_exits_2_with_one_line(missing, tiny_generator, tiny_dataset, tmp_path):
+    generator = tmp_path / "generator"
+    if missing:
+        shutil.copytree(tiny_generator, generator, ignore=shutil.ignore_patterns("*.safetensors", "*.onnx"))
+        (generator / missing).unlink()
+    done = run_module("loratrain", "--generator", str(generator), "--dataset", str(tiny_dataset), "--output", str(tmp_path / "out"))
+    _expect_bad_input(done, f"{generator / missing}: " if missing else f"{generator}: no such folder")
+
+
+def test_fp16_on_cpu_exits_2(tiny_generator, tiny_dataset, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("fp16 is allowed where CUDA is")
+    done = run_module(
+        "loratrain", "--generator", str(tiny_generator), "--dataset", str(tiny_dataset), "--output", str(tmp_path / "out"), "--mixed-precision", "fp16"
+    )
+    _expect_bad_input(done, "--mixed-precision fp16: needs a CUDA device")
+
+
+def test_fresh_run_refuses_an_output_with_checkpoints(trained, tiny_generator, tiny_dataset):
+    output, _ = trained
+    done = run_module("loratrain", "--generator", str(tiny_generator), "--dataset", str(tiny_dataset), "--output", str(output))
+    _expect_bad_input(done, "holds checkpoints of an earlier run")
+
+
+def test_resume_with_another_recipe_exits_2(trained, tiny_generator, tiny_dataset, tmp_path):
+    output, _ = trained
+    checkpoint = output / "checkpoints" / "step-00000003"
+    done = run_module(
+        "loratrain", "--generator", str(tiny_generator), "--dataset", str(tiny_dataset), "--output", str(tmp_path / "out"),
+        *TRAIN_ARGS, "--rank", "8", "--resume-from", str(checkpoint),
+    )  # fmt: skip
+    _expect_bad_input(done, "was made with rank=4, this run has 8")
