@@ -18,21 +18,34 @@ Two departures, both exact in distribution and chosen for speed and resumability
   resumed run reproduces an uninterrupted one.
 
 Protocol (the product runs this as a child process):
-- stdout carries only JSON lines: events `start`, `phase`, `step`, `checkpoint`,
-  `onnx`, `done`, `stopped`, `error`. Everything else goes to stderr.
+- stdout carries only JSON lines, each with `event` and `elapsed` (seconds since
+  start): `start` (step, total, dataset_size, ...), `phase` (load, cache, train,
+  save, export), `step` (step, total, loss, lr), `checkpoint` (step, path), `onnx`
+  (path, max_abs_diff), `done` (final_loss, lora, unet_onnx), `stopped` (signal,
+  step, checkpoint, exit_code), `error` (kind, message). Everything else, library
+  output included, goes to stderr.
 - exit codes: 0 done; 2 bad input (one line on stderr naming the file, line or
-  flag); 143 stopped by SIGTERM (130 by SIGINT) after writing a checkpoint and a
-  `stopped` event; 1 any other failure (an `error` event, traceback on stderr).
+  flag); 143 stopped by SIGTERM (130 by SIGINT); 1 any other failure (an `error`
+  event, traceback on stderr).
+- a stop takes effect after the current step: the trainer writes a checkpoint,
+  emits `stopped` and exits. Stopped while encoding the dataset, it has nothing
+  new to save (`checkpoint` is the one it resumed from, or null); during the
+  final ONNX export, it lets the export finish.
 - --output receives `pytorch_lora_weights.safetensors` (diffusers keys, loadable
   with `StableDiffusionPipeline.load_lora_weights`), `unet/model.onnx` +
   `unet/config.json` (the UNet with the LoRA fused: a tuned generator is the base
   folder with this unet/ in place of its own), `metrics.json`, and
-  `checkpoints/step-NNNNNNNN/` (LoRA weights, optimizer state, state.json).
+  `checkpoints/step-NNNNNNNN/`: `pytorch_lora_weights.safetensors`, `optimizer.pt`
+  (AdamW and fp16 grad-scaler state) and `state.json` (step, epoch, position in
+  epoch, loss history, recipe). Checkpoints are written atomically; the newest
+  --keep-checkpoints are kept. `--resume-from latest` resumes from the newest, or
+  starts afresh when there is none, so a retried job can always pass it.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -43,11 +56,15 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from .layout import missing_generator_file
+
+if TYPE_CHECKING:
+    # torch is imported where needed: bad input must fail before its slow import.
+    import torch
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -59,23 +76,8 @@ LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
 CHECKPOINTS = "checkpoints"
 CHECKPOINT_PREFIX = "step-"
 ENCODE_BATCH = 8
-
-# Settings a resumed run must share with the checkpoint it resumes, or its result
-# would be neither run's.
-RECIPE_FIELDS = (
-    "seed",
-    "batch_size",
-    "rank",
-    "learning_rate",
-    "lr_warmup_steps",
-    "resolution",
-    "random_flip",
-    "noise_offset",
-    "max_grad_norm",
-    "prediction_type",
-    "dataset_size",
-    "dataset_digest",
-)
+# Independent random streams derived from --seed: data order per epoch, draws per step.
+ORDER_STREAM, STEP_STREAM = 0, 1
 
 
 class BadInput(Exception):
@@ -83,17 +85,22 @@ class BadInput(Exception):
 
 
 class Events:
-    """JSON lines on the real stdout. File descriptor 1 itself is pointed at
-    stderr, so anything a library prints (from Python or from C) lands there."""
+    """JSON lines on the real stdout, each with `elapsed` seconds since the trainer
+    started. File descriptor 1 itself is pointed at stderr, so anything a library
+    prints (from Python or from C) lands there."""
 
     def __init__(self) -> None:
+        self.started = time.perf_counter()
         sys.stdout.flush()
         self._out = os.fdopen(os.dup(1), "w", buffering=1)
         os.dup2(2, 1)
         sys.stdout = sys.stderr
 
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
     def emit(self, event: str, **fields) -> None:
-        self._out.write(json.dumps({"event": event, **fields}) + "\n")
+        self._out.write(json.dumps({"event": event, **fields, "elapsed": round(self.elapsed(), 3)}) + "\n")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -107,33 +114,39 @@ def build_parser() -> argparse.ArgumentParser:
         description="LoRA fine-tuning of a Stable Diffusion UNet (recipe of diffusers' train_text_to_image_lora.py). "
         "Progress as JSON lines on stdout; exit 0 done, 2 bad input, 143 stopped by SIGTERM (130 SIGINT), 1 failure.",
     )
-    p.add_argument("--generator", type=Path, required=True, help="diffusers Stable Diffusion folder (model_index.json, unet/, vae/, ...)")
-    p.add_argument("--dataset", type=Path, required=True, help="imagefolder: images + metadata.jsonl lines with file_name and text")
-    p.add_argument("--output", type=Path, required=True, help="folder for the LoRA weights, unet/model.onnx, metrics.json, checkpoints/")
-    p.add_argument("--rank", type=int, default=4, help="LoRA rank, also its alpha (default: %(default)s)")
-    p.add_argument("--learning-rate", "--lr", type=float, default=1e-4, help="constant learning rate (default: %(default)s)")
-    p.add_argument("--lr-warmup-steps", type=int, default=0, help="linear warmup steps (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=16, help="images per step (default: %(default)s)")
-    p.add_argument("--max-steps", type=int, default=None, help="optimizer steps; overrides --epochs")
-    p.add_argument("--epochs", type=int, default=100, help="passes over the dataset when --max-steps is not given (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="fixes LoRA init, data order, noise and timesteps (default: %(default)s)")
-    p.add_argument("--resolution", type=int, default=None, help="training size in pixels (default: unet sample_size x VAE scale factor)")
+    p.add_argument("--generator", type=Path, required=True, metavar="DIR", help="diffusers Stable Diffusion folder (model_index.json, unet/, vae/, ...)")
+    p.add_argument("--dataset", type=Path, required=True, metavar="DIR", help="imagefolder: images + metadata.jsonl lines with file_name and text")
+    p.add_argument("--output", type=Path, required=True, metavar="DIR", help="folder for the LoRA weights, unet/model.onnx, metrics.json, checkpoints/")
+    p.add_argument("--rank", type=int, default=4, metavar="R", help="LoRA rank, also its alpha (default: %(default)s)")
+    p.add_argument("--learning-rate", "--lr", type=float, default=1e-4, metavar="LR", help="constant learning rate (default: %(default)s)")
+    p.add_argument("--lr-warmup-steps", type=int, default=0, metavar="N", help="linear warmup steps (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=16, metavar="N", help="images per step (default: %(default)s)")
+    p.add_argument("--max-steps", type=int, default=None, metavar="N", help="optimizer steps; overrides --epochs")
+    p.add_argument("--epochs", type=int, default=100, metavar="N", help="passes over the dataset when --max-steps is not given (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="fixes LoRA init, data order, noise and timesteps (default: %(default)s)")
+    p.add_argument("--resolution", type=int, default=None, metavar="PX", help="training size in pixels (default: unet sample_size x VAE scale factor)")
     p.add_argument("--random-flip", action="store_true", help="flip images horizontally at random (off by default: the curated images are kept as judged)")
-    p.add_argument("--noise-offset", type=float, default=0.0, help="noise offset (default: %(default)s)")
-    p.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient norm clip (default: %(default)s)")
-    p.add_argument("--checkpoint-every", type=int, default=0, help="write a checkpoint every K steps (0: only when stopped)")
-    p.add_argument("--resume-from", default=None, help="a checkpoint folder, or 'latest': the newest in --output/checkpoints, if any (else start fresh)")
+    p.add_argument("--noise-offset", type=float, default=0.0, metavar="X", help="noise offset (default: %(default)s)")
+    p.add_argument("--max-grad-norm", type=float, default=1.0, metavar="X", help="gradient norm clip (default: %(default)s)")
+    p.add_argument("--checkpoint-every", type=int, default=0, metavar="K", help="write a checkpoint every K steps (0: only when stopped)")
+    p.add_argument("--keep-checkpoints", type=int, default=2, metavar="N", help="newest checkpoints kept, older ones deleted (default: %(default)s)")
+    p.add_argument("--resume-from", default=None, metavar="DIR|latest", help="a checkpoint folder, or 'latest': the newest in --output/checkpoints, if any (else start fresh)")
     p.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no", help="frozen weights and forward pass in this dtype; LoRA weights stay fp32 (fp16 needs CUDA)")
     p.add_argument("--gradient-checkpointing", action="store_true", help="trade compute for UNet activation memory")
-    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
-    p.add_argument("--log-every", type=int, default=1, help="emit a step event every N steps (default: %(default)s)")
+    p.add_argument("--device", default=None, metavar="DEVICE", help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--log-every", type=int, default=1, metavar="N", help="emit a step event every N steps (default: %(default)s)")
     p.add_argument("--skip-onnx", action="store_true", help="do not export unet/model.onnx")
     return p
 
 
 def check_args(args: argparse.Namespace) -> None:
-    positive = {"--rank": args.rank, "--batch-size": args.batch_size, "--log-every": args.log_every}
+    positive = {
+        "--rank": args.rank,
+        "--batch-size": args.batch_size,
+        "--log-every": args.log_every,
+        "--keep-checkpoints": args.keep_checkpoints,
+    }
     if args.max_steps is not None:
         positive["--max-steps"] = args.max_steps
     else:
@@ -164,8 +177,6 @@ class Example:
 def read_dataset(folder: Path) -> tuple[list[Example], str]:
     """Every example of an imagefolder dataset, each image decoded once to prove it
     readable, and a digest of (file_name, text) pairs for resume checks."""
-    import hashlib
-
     from PIL import Image
 
     if not folder.is_dir():
@@ -173,9 +184,13 @@ def read_dataset(folder: Path) -> tuple[list[Example], str]:
     metadata = folder / "metadata.jsonl"
     if not metadata.is_file():
         raise BadInput(f"{metadata}: not found (the dataset needs a metadata.jsonl with file_name and text)")
+    try:
+        lines = metadata.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise BadInput(f"{metadata}: not UTF-8 text ({error.reason} at byte {error.start})") from None
     examples: list[Example] = []
     digest = hashlib.sha256()
-    for number, line in enumerate(metadata.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         where = f"{metadata} line {number}"
@@ -229,9 +244,6 @@ def _seed_for(seed: int, stream: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, stream, index]).generate_state(1, dtype=np.uint64)[0])
 
 
-ORDER_STREAM, STEP_STREAM = 0, 1
-
-
 def batch_indices(step: int, dataset_size: int, batch_size: int, seed: int) -> list[int]:
     """The examples of step `step` (0-based): epochs are seeded permutations, cut
     into batches; the last batch of an epoch may be short, as with a DataLoader."""
@@ -245,14 +257,17 @@ def learning_rate_at(step: int, base: float, warmup: int) -> float:
     return base * min(1.0, (step + 1) / warmup) if warmup else base
 
 
+def checkpoints_in(output: Path) -> list[Path]:
+    """Complete checkpoints, oldest first."""
+    found = [d for d in (output / CHECKPOINTS).glob(CHECKPOINT_PREFIX + "*") if (d / "state.json").is_file()]
+    return sorted(found, key=lambda d: int(d.name[len(CHECKPOINT_PREFIX) :]))
+
+
 def find_checkpoint(output: Path, resume_from: str | None) -> Path | None:
     if resume_from is None:
         return None
     if resume_from == "latest":
-        found = sorted(
-            (d for d in (output / CHECKPOINTS).glob(CHECKPOINT_PREFIX + "*") if (d / "state.json").is_file()),
-            key=lambda d: int(d.name[len(CHECKPOINT_PREFIX) :]),
-        )
+        found = checkpoints_in(output)
         return found[-1] if found else None
     path = Path(resume_from)
     if not (path / "state.json").is_file():
@@ -261,7 +276,8 @@ def find_checkpoint(output: Path, resume_from: str | None) -> Path | None:
 
 
 class StopRequest:
-    """Remembers a SIGTERM/SIGINT; the training loop acts on it between steps."""
+    """Remembers a SIGTERM/SIGINT; the trainer acts on it between steps, and between
+    batches while it encodes the dataset."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
@@ -271,21 +287,29 @@ class StopRequest:
     def _handle(self, signum, frame) -> None:
         self.signum = signum
 
+    def check(self) -> None:
+        if self.signum is not None:
+            raise Stopped()
+
+
+class Stopped(Exception):
+    """A stop requested before training began: there is no new state to save."""
+
 
 @dataclass
 class Cache:
-    """Per-example inputs of the frozen models' outputs: latent distribution
-    (and its mirror image when flipping) and text embedding."""
+    """The frozen models' outputs per example: the VAE's latent distribution (and
+    that of the mirror image when flipping) and the caption's text embedding."""
 
-    mean: "torch.Tensor"
-    std: "torch.Tensor"
-    flipped_mean: "torch.Tensor | None"
-    flipped_std: "torch.Tensor | None"
-    text_embeddings: "torch.Tensor"
-    text_index: "torch.Tensor"
+    mean: torch.Tensor
+    std: torch.Tensor
+    flipped_mean: torch.Tensor | None
+    flipped_std: torch.Tensor | None
+    text_embeddings: torch.Tensor
+    text_index: torch.Tensor
 
 
-def build_cache(examples, generator: Path, resolution: int, random_flip: bool, device, events: Events) -> Cache:
+def build_cache(examples, generator: Path, resolution: int, random_flip: bool, device, events: Events, stop: StopRequest) -> Cache:
     import torch
     from diffusers import AutoencoderKL
     from transformers import CLIPTextModel, CLIPTokenizer
@@ -296,6 +320,7 @@ def build_cache(examples, generator: Path, resolution: int, random_flip: bool, d
     embeddings = []
     with torch.no_grad():
         for start in range(0, len(captions), ENCODE_BATCH):
+            stop.check()
             ids = tokenizer(
                 captions[start : start + ENCODE_BATCH],
                 padding="max_length",
@@ -312,6 +337,7 @@ def build_cache(examples, generator: Path, resolution: int, random_flip: bool, d
     parts: dict[str, list] = {"mean": [], "std": [], "flipped_mean": [], "flipped_std": []}
     with torch.no_grad():
         for start in range(0, len(examples), ENCODE_BATCH):
+            stop.check()
             pixels = torch.from_numpy(np.stack([load_image(e.image, resolution) for e in examples[start : start + ENCODE_BATCH]]))
             variants = [("", pixels)] + ([("flipped_", pixels.flip(-1))] if random_flip else [])
             for prefix, batch in variants:
@@ -326,30 +352,38 @@ def build_cache(examples, generator: Path, resolution: int, random_flip: bool, d
     return Cache(text_embeddings=torch.cat(embeddings), text_index=text_index, **joined)
 
 
-def write_checkpoint(output: Path, step: int, unet, optimizer, scaler, state: dict) -> Path:
+def write_checkpoint(output: Path, step: int, trainee: Trainee, state: dict, steps_per_epoch: int, keep: int) -> Path:
     """Write checkpoints/step-N atomically: a crash leaves either the old folder or
-    the new one, never a partial one."""
+    the new one, never a partial one. The step number fixes the data order and all
+    random draws still to come; epoch and position are recorded for readers."""
     import torch
 
     root = output / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
+    for leftover in [*root.glob(".tmp-*"), *root.glob(".old-*")]:
+        shutil.rmtree(leftover)
     final = root / f"{CHECKPOINT_PREFIX}{step:08d}"
-    scratch = root / f".tmp-{final.name}-{os.getpid()}"
-    shutil.rmtree(scratch, ignore_errors=True)
+    scratch = root / f".tmp-{final.name}"
     scratch.mkdir()
-    save_lora(unet, scratch)
-    torch.save({"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if scaler else None}, scratch / "optimizer.pt")
-    (scratch / "state.json").write_text(json.dumps({**state, "step": step}, indent=1))
+    save_lora(trainee.unet, scratch)
+    torch.save(
+        {"optimizer": trainee.optimizer.state_dict(), "scaler": trainee.scaler.state_dict() if trainee.scaler else None},
+        scratch / "optimizer.pt",
+    )
+    position = {"step": step, "epoch": step // steps_per_epoch, "position_in_epoch": step % steps_per_epoch}
+    (scratch / "state.json").write_text(json.dumps({**state, **position}, indent=1))
     for f in scratch.iterdir():
         with open(f, "rb") as handle:
             os.fsync(handle.fileno())
     if final.exists():
-        replaced = root / f".old-{final.name}-{os.getpid()}"
+        replaced = root / f".old-{final.name}"
         os.replace(final, replaced)
         os.replace(scratch, final)
         shutil.rmtree(replaced)
     else:
         os.replace(scratch, final)
+    for old in checkpoints_in(output)[:-keep]:
+        shutil.rmtree(old)
     return final
 
 
@@ -389,13 +423,13 @@ def export_fused_unet(generator: Path, weights: Path, out_dir: Path):
     from diffusers import UNet2DConditionModel
     from safetensors.torch import load_file
 
-    from .onnx_export import _sequence_length, export_unet
+    from .onnx_export import export_unet, sequence_length
 
     unet = UNet2DConditionModel.from_pretrained(str(generator / "unet"), torch_dtype=torch.float32)
     unet.load_lora_adapter(load_file(str(weights)), prefix="unet", adapter_name="trained")
     unet.fuse_lora()
     unet.unload_lora()
-    return export_unet(unet, out_dir, _sequence_length(generator))
+    return export_unet(unet, out_dir, sequence_length(generator))
 
 
 def versions() -> dict:
@@ -417,8 +451,24 @@ def versions() -> dict:
     }
 
 
-def train(args: argparse.Namespace, events: Events, stop: StopRequest) -> int:
-    started = time.perf_counter()
+@dataclass
+class Plan:
+    """Everything decided from the arguments, the configs and the dataset, before
+    any model loads."""
+
+    examples: list[Example]
+    resolution: int
+    prediction_type: str
+    scaling_factor: float
+    scheduler_config: dict
+    recipe: dict
+    checkpoint: Path | None
+    resumed: dict
+    steps_per_epoch: int
+    total: int
+
+
+def plan_run(args: argparse.Namespace) -> Plan:
     check_args(args)
     problem = missing_generator_file(args.generator)
     if problem:
@@ -427,30 +477,21 @@ def train(args: argparse.Namespace, events: Events, stop: StopRequest) -> int:
 
     unet_config = json.loads((args.generator / "unet" / "config.json").read_text())
     vae_config = json.loads((args.generator / "vae" / "config.json").read_text())
-    scheduler_config = json.loads((args.generator / "scheduler" / "scheduler_config.json").read_text())
+    scheduler_path = args.generator / "scheduler" / "scheduler_config.json"
+    scheduler_config = json.loads(scheduler_path.read_text())
     vae_factor = 2 ** (len(vae_config["block_out_channels"]) - 1)
     resolution = args.resolution or unet_config["sample_size"] * vae_factor
     if resolution % vae_factor:
         raise BadInput(f"--resolution: must be a multiple of the VAE's scale factor {vae_factor}, got {resolution}")
+    prediction_type = scheduler_config.get("prediction_type", "epsilon")
+    if prediction_type not in ("epsilon", "v_prediction"):
+        raise BadInput(f"{scheduler_path}: prediction_type {prediction_type!r} is not epsilon or v_prediction")
 
-    import torch
-
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise BadInput(f"--device {args.device}: CUDA is not available here")
-    if args.mixed_precision == "fp16" and device.type != "cuda":
-        raise BadInput("--mixed-precision fp16: needs a CUDA device (use bf16 or no on CPU)")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
-    args.output.mkdir(parents=True, exist_ok=True)
     checkpoint = find_checkpoint(args.output, args.resume_from)
     if checkpoint is None and any((args.output / CHECKPOINTS).glob(CHECKPOINT_PREFIX + "*")):
         raise BadInput(f"--output: {args.output} holds checkpoints of an earlier run; pass --resume-from latest or use another folder")
-
-    prediction_type = scheduler_config.get("prediction_type", "epsilon")
-    if prediction_type not in ("epsilon", "v_prediction"):
-        raise BadInput(f"{args.generator / 'scheduler' / 'scheduler_config.json'}: prediction_type {prediction_type!r} is not epsilon or v_prediction")
+    # A resumed run must share these with its checkpoint, or its result would be
+    # neither run's.
     recipe = {
         "seed": args.seed,
         "batch_size": args.batch_size,
@@ -468,42 +509,59 @@ def train(args: argparse.Namespace, events: Events, stop: StopRequest) -> int:
     resumed: dict = {}
     if checkpoint is not None:
         resumed = json.loads((checkpoint / "state.json").read_text())
-        for field in RECIPE_FIELDS:
-            if resumed["recipe"].get(field) != recipe[field]:
-                raise BadInput(
-                    f"--resume-from: {checkpoint} was made with {field}={resumed['recipe'].get(field)!r}, this run has {recipe[field]!r}"
-                )
+        for field, value in recipe.items():
+            if resumed["recipe"].get(field) != value:
+                raise BadInput(f"--resume-from: {checkpoint} was made with {field}={resumed['recipe'].get(field)!r}, this run has {value!r}")
 
     steps_per_epoch = math.ceil(len(examples) / args.batch_size)
     total = args.max_steps if args.max_steps is not None else args.epochs * steps_per_epoch
-    start_step = resumed.get("step", 0)
-    if start_step > total:
-        raise BadInput(f"--max-steps/--epochs: {total} steps, but {checkpoint} is already at step {start_step}")
-    losses: list[float] = resumed.get("losses", [])
-    previous_time = resumed.get("wall_time_total_s", 0.0)
+    if resumed.get("step", 0) > total:
+        raise BadInput(f"--max-steps/--epochs: {total} steps, but {checkpoint} is already at step {resumed['step']}")
+    return Plan(
+        examples=examples,
+        resolution=resolution,
+        prediction_type=prediction_type,
+        scaling_factor=vae_config.get("scaling_factor", 0.18215),
+        scheduler_config=scheduler_config,
+        recipe=recipe,
+        checkpoint=checkpoint,
+        resumed=resumed,
+        steps_per_epoch=steps_per_epoch,
+        total=total,
+    )
 
-    from diffusers import DDPMScheduler, UNet2DConditionModel
+
+def pick_device(args: argparse.Namespace):
+    import torch
+
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BadInput(f"--device {args.device}: CUDA is not available here")
+    if args.mixed_precision == "fp16" and device.type != "cuda":
+        raise BadInput("--mixed-precision fp16: needs a CUDA device (use bf16 or no on CPU)")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return device
+
+
+@dataclass
+class Trainee:
+    """The UNet with its LoRA adapter and what updates it."""
+
+    unet: torch.nn.Module
+    params: list
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler | None
+    weight_dtype: torch.dtype
+
+
+def make_trainee(args: argparse.Namespace, plan: Plan, device) -> Trainee:
+    import torch
+    from diffusers import UNet2DConditionModel
     from diffusers.training_utils import cast_training_params
     from peft import LoraConfig
 
-    events.emit(
-        "start",
-        step=start_step,
-        total=total,
-        dataset_size=len(examples),
-        batch_size=args.batch_size,
-        steps_per_epoch=steps_per_epoch,
-        resolution=resolution,
-        prediction_type=prediction_type,
-        device=str(device),
-        resumed_from=str(checkpoint) if checkpoint else None,
-    )
-    events.emit("phase", phase="load")
     weight_dtype = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[args.mixed_precision]
-    cache = build_cache(examples, args.generator, resolution, args.random_flip, device, events)
-    noise_scheduler = DDPMScheduler.from_config(scheduler_config)
-    scaling_factor = vae_config.get("scaling_factor", 0.18215)
-
     unet = UNet2DConditionModel.from_pretrained(str(args.generator / "unet"), torch_dtype=weight_dtype)
     unet.requires_grad_(False)
     unet.to(device)
@@ -518,97 +576,161 @@ def train(args: argparse.Namespace, events: Events, stop: StopRequest) -> int:
     params = [p for p in unet.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=args.learning_rate, betas=(0.9, 0.999), weight_decay=1e-2, eps=1e-8)
     scaler = torch.amp.GradScaler(device.type) if args.mixed_precision == "fp16" else None
-    if checkpoint is not None:
-        load_lora_into(unet, checkpoint / LORA_WEIGHTS)
-        saved = torch.load(checkpoint / "optimizer.pt", map_location=device, weights_only=True)
+    if plan.checkpoint is not None:
+        load_lora_into(unet, plan.checkpoint / LORA_WEIGHTS)
+        saved = torch.load(plan.checkpoint / "optimizer.pt", map_location=device, weights_only=True)
         optimizer.load_state_dict(saved["optimizer"])
         if scaler is not None and saved["scaler"] is not None:
             scaler.load_state_dict(saved["scaler"])
+    return Trainee(unet, params, optimizer, scaler, weight_dtype)
 
-    def state() -> dict:
-        return {
-            "recipe": recipe,
-            "total": total,
-            "losses": losses,
-            "wall_time_total_s": previous_time + time.perf_counter() - started,
-            "epoch": len(losses) // steps_per_epoch,
-            "position_in_epoch": len(losses) % steps_per_epoch,
-        }
 
-    def stopped() -> int:
-        path = write_checkpoint(args.output, len(losses), unet, optimizer, scaler, state())
-        signum = stop.signum
-        code = STOP_EXIT_CODES[signum]
-        events.emit("stopped", signal=signal.Signals(signum).name, step=len(losses), total=total, checkpoint=str(path), exit_code=code)
+def train_step(args, plan: Plan, step: int, trainee: Trainee, cache: Cache, noise_scheduler, device) -> tuple[float, float]:
+    """One optimizer step (0-based `step`); returns its loss and learning rate."""
+    import torch
+
+    rng = torch.Generator().manual_seed(_seed_for(args.seed, STEP_STREAM, step))
+    index = torch.tensor(batch_indices(step, len(plan.examples), args.batch_size, args.seed), device=device)
+    mean, std = cache.mean[index], cache.std[index]
+    if args.random_flip:
+        flip = (torch.rand(len(index), generator=rng) < 0.5).to(device)[:, None, None, None]
+        mean = torch.where(flip, cache.flipped_mean[index], mean)
+        std = torch.where(flip, cache.flipped_std[index], std)
+    latents = (mean + std * torch.randn(mean.shape, generator=rng).to(device)) * plan.scaling_factor
+    noise = torch.randn(latents.shape, generator=rng).to(device)
+    if args.noise_offset:
+        noise = noise + args.noise_offset * torch.randn((*latents.shape[:2], 1, 1), generator=rng).to(device)
+    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(index),), generator=rng).to(device)
+    noisy = noise_scheduler.add_noise(latents, noise, timesteps)
+    target = noise if plan.prediction_type == "epsilon" else noise_scheduler.get_velocity(latents, noise, timesteps)
+    hidden = cache.text_embeddings[cache.text_index[index]]
+
+    lr = learning_rate_at(step, args.learning_rate, args.lr_warmup_steps)
+    for group in trainee.optimizer.param_groups:
+        group["lr"] = lr
+    dtype = trainee.weight_dtype
+    with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+        prediction = trainee.unet(noisy.to(dtype), timesteps, hidden.to(dtype), return_dict=False)[0]
+    loss = torch.nn.functional.mse_loss(prediction.float(), target.float(), reduction="mean")
+    if trainee.scaler is not None:
+        trainee.scaler.scale(loss).backward()
+        trainee.scaler.unscale_(trainee.optimizer)
+        torch.nn.utils.clip_grad_norm_(trainee.params, args.max_grad_norm)
+        trainee.scaler.step(trainee.optimizer)
+        trainee.scaler.update()
+    else:
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainee.params, args.max_grad_norm)
+        trainee.optimizer.step()
+    trainee.optimizer.zero_grad(set_to_none=True)
+    return float(loss.detach()), lr
+
+
+def train(args: argparse.Namespace, events: Events, stop: StopRequest) -> int:
+    plan = plan_run(args)
+    device = pick_device(args)
+    args.output.mkdir(parents=True, exist_ok=True)
+    losses: list[float] = plan.resumed.get("losses", [])
+    previous_time = plan.resumed.get("wall_time_total_s", 0.0)
+    events.emit(
+        "start",
+        step=len(losses),
+        total=plan.total,
+        dataset_size=len(plan.examples),
+        batch_size=args.batch_size,
+        steps_per_epoch=plan.steps_per_epoch,
+        resolution=plan.resolution,
+        prediction_type=plan.prediction_type,
+        device=str(device),
+        resumed_from=str(plan.checkpoint) if plan.checkpoint else None,
+    )
+
+    events.emit("phase", phase="load")
+    from diffusers import DDPMScheduler
+
+    from .onnx_export import quiet_libraries
+
+    quiet_libraries()
+
+    def report_stop(checkpoint: Path | None) -> int:
+        code = STOP_EXIT_CODES[stop.signum]
+        events.emit(
+            "stopped",
+            signal=signal.Signals(stop.signum).name,
+            step=len(losses),
+            total=plan.total,
+            checkpoint=str(checkpoint) if checkpoint else None,
+            exit_code=code,
+        )
         return code
 
+    try:
+        cache = build_cache(plan.examples, args.generator, plan.resolution, args.random_flip, device, events, stop)
+    except Stopped:
+        return report_stop(plan.checkpoint)
+    noise_scheduler = DDPMScheduler.from_config(plan.scheduler_config)
+    trainee = make_trainee(args, plan, device)
+
+    def checkpoint() -> Path:
+        state = {
+            "recipe": plan.recipe,
+            "total": plan.total,
+            "losses": losses,
+            "wall_time_total_s": previous_time + events.elapsed(),
+        }
+        return write_checkpoint(args.output, len(losses), trainee, state, plan.steps_per_epoch, args.keep_checkpoints)
+
+    def stopped() -> int:
+        return report_stop(checkpoint())
+
     events.emit("phase", phase="train")
-    num_train_timesteps = noise_scheduler.config.num_train_timesteps
-    autocast = torch.autocast(device.type, dtype=weight_dtype, enabled=weight_dtype != torch.float32)
-    for step in range(start_step, total):
+    for step in range(len(losses), plan.total):
         if stop.signum is not None:
             return stopped()
-        rng = torch.Generator().manual_seed(_seed_for(args.seed, STEP_STREAM, step))
-        index = torch.tensor(batch_indices(step, len(examples), args.batch_size, args.seed), device=device)
-        mean, std = cache.mean[index], cache.std[index]
-        if args.random_flip:
-            flip = (torch.rand(len(index), generator=rng) < 0.5).to(device)[:, None, None, None]
-            mean = torch.where(flip, cache.flipped_mean[index], mean)
-            std = torch.where(flip, cache.flipped_std[index], std)
-        latents = (mean + std * torch.randn(mean.shape, generator=rng).to(device)) * scaling_factor
-        noise = torch.randn(latents.shape, generator=rng).to(device)
-        if args.noise_offset:
-            noise = noise + args.noise_offset * torch.randn((*latents.shape[:2], 1, 1), generator=rng).to(device)
-        timesteps = torch.randint(0, num_train_timesteps, (len(index),), generator=rng).to(device)
-        noisy = noise_scheduler.add_noise(latents, noise, timesteps)
-        target = noise if prediction_type == "epsilon" else noise_scheduler.get_velocity(latents, noise, timesteps)
-        hidden = cache.text_embeddings[cache.text_index[index]]
-
-        lr = learning_rate_at(step, args.learning_rate, args.lr_warmup_steps)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        with autocast:
-            prediction = unet(noisy.to(weight_dtype), timesteps, hidden.to(weight_dtype), return_dict=False)[0]
-        loss = torch.nn.functional.mse_loss(prediction.float(), target.float(), reduction="mean")
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(params, args.max_grad_norm)
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, args.max_grad_norm)
-            optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(float(loss.detach()))
+        loss, lr = train_step(args, plan, step, trainee, cache, noise_scheduler, device)
+        losses.append(loss)
         done = step + 1
-        if done % args.log_every == 0 or done == total:
-            events.emit("step", step=done, total=total, loss=losses[-1], lr=lr, elapsed=round(time.perf_counter() - started, 3))
-        if args.checkpoint_every and done % args.checkpoint_every == 0 and done < total:
-            path = write_checkpoint(args.output, done, unet, optimizer, scaler, state())
-            events.emit("checkpoint", step=done, path=str(path))
+        if done % args.log_every == 0 or done == plan.total:
+            events.emit("step", step=done, total=plan.total, loss=loss, lr=lr)
+        if args.checkpoint_every and done % args.checkpoint_every == 0 and done < plan.total:
+            events.emit("checkpoint", step=done, path=str(checkpoint()))
     if stop.signum is not None:
         return stopped()
 
     events.emit("phase", phase="save")
-    weights = save_lora(unet, args.output)
+    weights = save_lora(trainee.unet, args.output)
     # The export of a full-size UNet takes minutes: a stop asked for by now is
     # honoured, and resuming from the final-step checkpoint only re-exports.
     # A stop during the export lets it finish.
     if stop.signum is not None and not args.skip_onnx:
         return stopped()
-    del unet, optimizer, cache
+    del trainee, cache
     onnx_result = None
     if not args.skip_onnx:
         events.emit("phase", phase="export")
         onnx_result = export_fused_unet(args.generator, weights, args.output / "unet")
         events.emit("onnx", **onnx_result.as_json())
 
-    tail = losses[-steps_per_epoch:]
-    wall = time.perf_counter() - started
+    wall = events.elapsed()
+    metrics = write_metrics(args, plan, device, losses, wall, previous_time + wall, onnx_result)
+    events.emit(
+        "done",
+        step=plan.total,
+        total=plan.total,
+        final_loss=metrics["final_loss"],
+        mean_loss=metrics["mean_loss"],
+        lora=str(weights),
+        unet_onnx=str(onnx_result.path) if onnx_result else None,
+    )
+    return EXIT_OK
+
+
+def write_metrics(args, plan: Plan, device, losses: list[float], wall: float, wall_total: float, onnx_result) -> dict:
+    """metrics.json; `final_loss` averages the last epoch's steps, since one
+    step's loss mostly reflects its random timesteps."""
+    tail = losses[-plan.steps_per_epoch :]
     metrics = {
-        "steps": total,
+        "steps": plan.total,
         "final_loss": sum(tail) / len(tail) if tail else None,
         "last_loss": losses[-1] if losses else None,
         "mean_loss": sum(losses) / len(losses) if losses else None,
@@ -617,43 +739,24 @@ def train(args: argparse.Namespace, events: Events, stop: StopRequest) -> int:
         "lr_warmup_steps": args.lr_warmup_steps,
         "rank": args.rank,
         "batch_size": args.batch_size,
-        "epochs": total / steps_per_epoch,
-        "resolution": resolution,
-        "prediction_type": prediction_type,
+        "epochs": plan.total / plan.steps_per_epoch,
+        "resolution": plan.resolution,
+        "prediction_type": plan.prediction_type,
         "random_flip": args.random_flip,
         "noise_offset": args.noise_offset,
         "mixed_precision": args.mixed_precision,
         "device": str(device),
-        "dataset_size": len(examples),
-        "dataset_digest": digest,
+        "dataset_size": len(plan.examples),
+        "dataset_digest": plan.recipe["dataset_digest"],
         "seed": args.seed,
-        "resumed_from": str(checkpoint) if checkpoint else None,
+        "resumed_from": str(plan.checkpoint) if plan.checkpoint else None,
         "wall_time_s": round(wall, 3),
-        "wall_time_total_s": round(previous_time + wall, 3),
+        "wall_time_total_s": round(wall_total, 3),
         "onnx": onnx_result.as_json() if onnx_result else None,
         "versions": versions(),
     }
     (args.output / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    events.emit(
-        "done",
-        step=total,
-        total=total,
-        final_loss=metrics["final_loss"],
-        mean_loss=metrics["mean_loss"],
-        elapsed=round(wall, 3),
-        lora=str(weights),
-        unet_onnx=str(onnx_result.path) if onnx_result else None,
-    )
-    return EXIT_OK
-
-
-def quiet_libraries() -> None:
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    for library in (diffusers_logging, transformers_logging):
-        library.set_verbosity_error()
-        library.disable_progress_bar()
+    return metrics
 
 
 def _bad_input(error: BadInput, events: Events) -> int:
@@ -671,7 +774,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BadInput as error:
         return _bad_input(error, Events())
     events = Events()
-    quiet_libraries()
     try:
         return train(args, events, stop)
     except BadInput as error:

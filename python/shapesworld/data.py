@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .world import SceneSpec, random_scene
+from .world import BACKGROUNDS, SceneSpec, random_scene
 
 
 @dataclass
@@ -20,6 +20,14 @@ class ScenePool:
     def batch(self, index: torch.Tensor) -> torch.Tensor:
         """Float images in [0, 1] for the given indices."""
         return self.images[index].float() / 255.0
+
+    def coverage(self, index: torch.Tensor, grid: int) -> torch.Tensor:
+        """Fraction of each cell of a `grid` x `grid` partition covered by objects:
+        [len(index), grid, grid]. An object pixel is one far from the background colour."""
+        images = self.images[index].float()
+        background = torch.tensor([BACKGROUNDS[self.specs[i].background] for i in index.tolist()], dtype=torch.float32)
+        far = (images - background[:, :, None, None]).abs().amax(dim=1) > 48
+        return F.avg_pool2d(far[:, None].float(), images.shape[-1] // grid)[:, 0]
 
 
 def scene_pool(n: int, seed: int, cache_dir: Path | None = None) -> ScenePool:

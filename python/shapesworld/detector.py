@@ -58,10 +58,12 @@ BATCH_SIZE = 64
 POOL_SIZE = 12_000
 LEARNING_RATE = 1e-3
 WARMUP_STEPS = 100
-LOSS_WEIGHTS = dict(cls=2.0, l1=5.0, giou=2.0)
+LOSS_WEIGHTS = dict(cls=2.0, ce=1.0, l1=5.0, giou=2.0)
 DEFAULT_THRESHOLD = 0.3  # used when a folder records none; train_detector picks and records one
 SIDECAR = "shapesworld_detector.json"
 ONNX_OPSET = 17
+LOGIT_SCALE_INIT = 10.0
+COS_AT_INIT = 0.8
 
 
 # --------------------------------------------------------------------------- model
@@ -99,12 +101,16 @@ def build_model(tokenizer) -> "OwlViTForObjectDetection":  # noqa: F821
         # Start from OWL-ViT's own prior instead: each patch's box = its bias box.
         model.box_head.dense2.weight.zero_()
         model.box_head.dense2.bias.zero_()
-        # Start every patch-query score near 0.02 (as RetinaNet does) so the focal loss
-        # is not swamped by the thousands of easy negatives in the first steps.
+        # logit = (cos(patch, query) + shift) * scale. Start the scale at LOGIT_SCALE_INIT
+        # (CLIP starts its temperature at 1/0.07), so that the class names' cosines
+        # differ enough in logits to be learnt from at once, and the shift so that
+        # patch-query scores start near 0.02 (as RetinaNet does): the focal loss is
+        # then not swamped by the thousands of easy negatives in the first steps. The
+        # untrained towers' embeddings are all alike (cosines near COS_AT_INIT).
         model.class_head.logit_shift.weight.zero_()
-        model.class_head.logit_shift.bias.fill_(-4.0)
+        model.class_head.logit_shift.bias.fill_(-COS_AT_INIT - 4.0 / LOGIT_SCALE_INIT)
         model.class_head.logit_scale.weight.zero_()
-        model.class_head.logit_scale.bias.zero_()
+        model.class_head.logit_scale.bias.fill_(LOGIT_SCALE_INIT - 1.0)  # elu(x) + 1 = x + 1 for x > 0
     return model
 
 
@@ -229,6 +235,16 @@ def centre_patches(boxes: torch.Tensor, grid: int) -> torch.Tensor:
     return row * grid + col
 
 
+def object_patches(boxes: torch.Tensor, valid: torch.Tensor, grid: int) -> torch.Tensor:
+    """(B, P) mask of the patches whose centre lies inside one of the image's boxes."""
+    c = (torch.arange(grid, dtype=boxes.dtype) + 0.5) / grid
+    py, px = torch.meshgrid(c, c, indexing="ij")
+    px, py = px.reshape(1, 1, -1), py.reshape(1, 1, -1)
+    x0, y0, x1, y1 = (boxes[..., k : k + 1] for k in range(4))
+    hit = (px >= x0) & (px <= x1) & (py >= y0) & (py <= y1) & valid.unsqueeze(-1)
+    return hit.any(dim=1)
+
+
 # ---------------------------------------------------------------------------- loss
 
 
@@ -275,12 +291,23 @@ def detection_loss(
     n_pos = max(1.0, float(target.sum()))
     cls_loss = sigmoid_focal(logits, target) / n_pos
 
+    # The focal loss teaches "object of this query's class here" but gives the choice
+    # between classes only a weak signal (a wrong-class query on an object's patch is
+    # one negative among thousands), and the vision tower learns shapes slowly from it.
+    # A softmax over the class names (one per phrasing) at every patch that shows part
+    # of an object teaches that choice directly, from many more patches.
+    inside = object_patches(boxes, valid, grid)  # (B, P)
+    obj_logits = logits[inside].view(-1, len(QUERY_TEMPLATES), len(CLASSES))
+    obj_cls = img_cls.view(b, 1).expand(b, p)[inside]
+    ce = F.cross_entropy(obj_logits.reshape(-1, len(CLASSES)), obj_cls.repeat_interleave(len(QUERY_TEMPLATES)))
+
     pred = pred_boxes[bi[valid], patch[valid]]  # cxcywh
     true = boxes[valid]  # xyxy
     l1 = (pred - _cxcywh(true)).abs().sum(-1).mean()
     giou = (1 - paired_giou(_xyxy(pred), true)).mean()
-    total = LOSS_WEIGHTS["cls"] * cls_loss + LOSS_WEIGHTS["l1"] * l1 + LOSS_WEIGHTS["giou"] * giou
-    return dict(total=total, cls=cls_loss, l1=l1, giou=giou)
+    w = LOSS_WEIGHTS
+    total = w["cls"] * cls_loss + w["ce"] * ce + w["l1"] * l1 + w["giou"] * giou
+    return dict(total=total, cls=cls_loss, ce=ce, l1=l1, giou=giou)
 
 
 # ---------------------------------------------------------------------------- metrics

@@ -11,6 +11,9 @@ import pytest
 from shapesworld.pack import INTERFACES, PACK_DIR
 from shapesworld.prompts import read_prompt_file, split
 
+if not (PACK_DIR / "pack.json").exists():
+    pytest.skip("the shapes pack is not built yet: run scripts/build-pack.sh", allow_module_level=True)
+
 MANIFEST = json.loads((PACK_DIR / "pack.json").read_text())
 ONNX_FILES = [(role, name) for role, files in INTERFACES.items() for name in files]
 ORT_TYPES = {"tensor(float)": "float32", "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(bool)": "bool"}

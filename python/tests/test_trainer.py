@@ -31,6 +31,14 @@ def train(generator: Path, dataset: Path, output: Path, *extra: str) -> tuple[su
     return done, events_of(done.stdout)
 
 
+def start_training(generator: Path, dataset: Path, output: Path, *extra: str) -> subprocess.Popen:
+    args = ["--generator", str(generator), "--dataset", str(dataset), "--output", str(output), *TRAIN_ARGS, *extra]
+    env = {**os.environ, "PYTHONPATH": str(PYTHON_DIR), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "loratrain", *args], cwd=PYTHON_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
 def load_lora(path: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
@@ -55,12 +63,30 @@ def unet_inputs(batch: int = 2, size: int = 16, seed: int = 0) -> dict[str, np.n
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_generator, tiny_dataset, tmp_path_factory) -> tuple[Path, list[dict]]:
-    """One uninterrupted run with a checkpoint half-way and the ONNX export."""
-    output = tmp_path_factory.mktemp("trained")
-    done, events = train(tiny_generator, tiny_dataset, output, "--checkpoint-every", "3")
-    assert done.returncode == 0, done.stderr
-    return output, events
+def runs(tiny_generator, tiny_dataset, tmp_path_factory) -> dict:
+    """Side by side, on the two cores: an uninterrupted run with a checkpoint
+    half-way and the ONNX export, and the same run sent SIGTERM after its first step."""
+    trained, interrupted = tmp_path_factory.mktemp("trained"), tmp_path_factory.mktemp("interrupted")
+    full = start_training(tiny_generator, tiny_dataset, trained, "--checkpoint-every", "3")
+    stopped = start_training(tiny_generator, tiny_dataset, interrupted, "--skip-onnx")
+    lines = []
+    for line in stopped.stdout:
+        lines.append(line)
+        if json.loads(line)["event"] == "step":
+            stopped.send_signal(signal.SIGTERM)
+            break
+    rest, stopped_stderr = stopped.communicate(timeout=300)
+    out, err = full.communicate(timeout=300)
+    assert full.returncode == 0, err
+    return {
+        "trained": (trained, events_of(out)),
+        "interrupted": (interrupted, stopped.returncode, events_of("".join(lines) + rest), stopped_stderr),
+    }
+
+
+@pytest.fixture(scope="module")
+def trained(runs) -> tuple[Path, list[dict]]:
+    return runs["trained"]
 
 
 def test_run_reports_progress_and_writes_outputs(trained):
@@ -118,23 +144,10 @@ def test_fused_onnx_unet_matches_pytorch_with_lora_fused(trained, tiny_generator
         assert np.abs(got - want).max() < 1e-4
 
 
-def test_sigterm_stops_cleanly_and_resume_reproduces_the_uninterrupted_run(trained, tiny_generator, tiny_dataset, tmp_path):
-    reference, _ = trained
-    output = tmp_path / "out"
-    args = ["--generator", str(tiny_generator), "--dataset", str(tiny_dataset), "--output", str(output), *TRAIN_ARGS, "--skip-onnx"]
-    env = {**os.environ, "PYTHONPATH": str(PYTHON_DIR), "OMP_NUM_THREADS": "1"}
-    child = subprocess.Popen(
-        [sys.executable, "-m", "loratrain", *args], cwd=PYTHON_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    lines = []
-    for line in child.stdout:
-        lines.append(line)
-        if json.loads(line)["event"] == "step":
-            child.send_signal(signal.SIGTERM)
-            break
-    rest, stderr = child.communicate(timeout=120)
-    events = events_of("".join(lines) + rest)
-    assert child.returncode == 143, stderr
+def test_sigterm_stops_cleanly_and_resume_reproduces_the_uninterrupted_run(runs, tiny_generator, tiny_dataset):
+    reference, _ = runs["trained"]
+    output, returncode, events, stderr = runs["interrupted"]
+    assert returncode == 143, stderr
     stopped = events[-1]
     assert stopped["event"] == "stopped" and stopped["signal"] == "SIGTERM" and stopped["exit_code"] == 143
     at = stopped["step"]
@@ -153,12 +166,13 @@ def test_sigterm_stops_cleanly_and_resume_reproduces_the_uninterrupted_run(train
     assert max(float((resumed[k] - uninterrupted[k]).abs().max()) for k in resumed) < 1e-6
 
 
-def test_export_cli_writes_the_onnx_layout(tiny_generator, tmp_path):
+def test_export_cli_writes_the_onnx_layout(tiny_generator, tmp_path, capsys):
+    from loratrain.onnx_export import main
+
     generator = tmp_path / "generator"
     shutil.copytree(tiny_generator, generator)
-    done = run_module("loratrain.export_onnx", "--generator", str(generator), "--parts", "text_encoder", "unet", "vae_decoder", "vae_encoder")
-    assert done.returncode == 0, done.stderr
-    assert len([line for line in done.stdout.splitlines() if "max abs diff" in line]) == 4
+    assert main(["--generator", str(generator), "--parts", "text_encoder", "unet", "vae_decoder", "vae_encoder"]) == 0
+    assert len([line for line in capsys.readouterr().out.splitlines() if "max abs diff" in line]) == 4
 
     expected = {
         "text_encoder": ({"input_ids": "tensor(int32)"}, ["last_hidden_state", "pooler_output"]),
@@ -313,3 +327,22 @@ def test_resume_with_another_recipe_exits_2(trained, tiny_generator, tiny_datase
         *TRAIN_ARGS, "--rank", "8", "--resume-from", str(checkpoint),
     )  # fmt: skip
     _expect_bad_input(done, "was made with rank=4, this run has 8")
+
+
+def test_fp16_graphs_keep_float32_inputs_and_outputs(tiny_generator, tmp_path):
+    from diffusers import UNet2DConditionModel
+
+    from loratrain.onnx_export import export_spec, half_precision, unet_spec
+
+    unet = UNet2DConditionModel.from_pretrained(str(tiny_generator / "unet"))
+    path = tmp_path / "unet" / "model.onnx"
+    result = export_spec("unet", half_precision(unet_spec(unet, 24)), path)
+    assert result.max_abs_diff["out_sample"] < 1e-2
+    session = onnx_session(path)
+    assert {i.name: i.type for i in session.get_inputs()} == {
+        "sample": "tensor(float)",
+        "timestep": "tensor(float)",
+        "encoder_hidden_states": "tensor(float)",
+    }
+    assert [o.type for o in session.get_outputs()] == ["tensor(float)"]
+    assert path.stat().st_size < 0.6 * (tiny_generator / "unet" / "diffusion_pytorch_model.safetensors").stat().st_size
