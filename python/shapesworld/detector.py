@@ -58,11 +58,12 @@ BATCH_SIZE = 64
 POOL_SIZE = 12_000
 LEARNING_RATE = 1e-3
 WARMUP_STEPS = 100
-LOSS_WEIGHTS = dict(cls=2.0, ce=1.0, l1=5.0, giou=2.0)
+LOSS_WEIGHTS = dict(cls=2.0, ce=1.0, l1=5.0, giou=2.0, img=1.0)
 DEFAULT_THRESHOLD = 0.3  # used when a folder records none; train_detector picks and records one
 SIDECAR = "shapesworld_detector.json"
 ONNX_OPSET = 17
 LOGIT_SCALE_INIT = 10.0
+QK_INIT_STD = 0.2
 COS_AT_INIT = 0.8
 
 
@@ -96,6 +97,11 @@ def build_model(tokenizer) -> "OwlViTForObjectDetection":  # noqa: F821
     config = OwlViTConfig(text_config=text, vision_config=vision, projection_dim=TEXT["hidden_size"])
     model = OwlViTForObjectDetection(config)
     with torch.no_grad():
+        # A from-scratch ViT spends its first few hundred steps with near-uniform
+        # attention (HF's q/k init is ~0.03); larger q/k weights shorten that phase.
+        for layer in model.owlvit.vision_model.encoder.layers:
+            layer.self_attn.q_proj.weight.normal_(0.0, QK_INIT_STD)
+            layer.self_attn.k_proj.weight.normal_(0.0, QK_INIT_STD)
         # The default init leaves the box head's output so large that the sigmoid
         # saturates (every box starts as a corner of the image, with no gradient).
         # Start from OWL-ViT's own prior instead: each patch's box = its bias box.
@@ -121,19 +127,23 @@ def _text_embeds(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -
     return q / torch.linalg.norm(q, ord=2, dim=-1, keepdim=True)
 
 
-def _detect(model, query_embeds: torch.Tensor, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _detect(model, query_embeds: torch.Tensor, pixel_values: torch.Tensor, with_image: bool = False):
     """forward() with the text tower run once for all images instead of once per image.
 
     `OwlViTForObjectDetection.forward` wants input_ids repeated per image; in training
     that would run the same queries through the text tower 64 times a step. This uses
     the model's own image_embedder / class_predictor / box_predictor, so it computes
-    exactly what forward() computes (checked against it in `_check_export`)."""
-    feature_map, _ = model.image_embedder(pixel_values=pixel_values)
+    exactly what forward() computes (checked against it in `_check_export`). With
+    `with_image`, also the image's CLIP-style embedding (OwlViTModel's image_embeds)."""
+    feature_map, vision_outputs = model.image_embedder(pixel_values=pixel_values)
     b, h, w, d = feature_map.shape
     feats = feature_map.reshape(b, h * w, d)
     logits, _ = model.class_predictor(feats, query_embeds.unsqueeze(0).expand(b, -1, -1), None)
     boxes = model.box_predictor(feats, feature_map)
-    return logits, boxes
+    if not with_image:
+        return logits, boxes
+    image = model.owlvit.visual_projection(vision_outputs.pooler_output)
+    return logits, boxes, image / torch.linalg.norm(image, ord=2, dim=-1, keepdim=True)
 
 
 # ---------------------------------------------------------------------------- data
@@ -280,7 +290,14 @@ def sigmoid_focal(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.2
 
 
 def detection_loss(
-    logits: torch.Tensor, pred_boxes: torch.Tensor, boxes: torch.Tensor, valid: torch.Tensor, img_cls: torch.Tensor, query_cls: torch.Tensor, grid: int
+    logits: torch.Tensor,
+    pred_boxes: torch.Tensor,
+    boxes: torch.Tensor,
+    valid: torch.Tensor,
+    img_cls: torch.Tensor,
+    query_cls: torch.Tensor,
+    grid: int,
+    image_logits: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     b, p, q = logits.shape
     patch = centre_patches(boxes, grid)  # (B, 3)
@@ -307,7 +324,14 @@ def detection_loss(
     giou = (1 - paired_giou(_xyxy(pred), true)).mean()
     w = LOSS_WEIGHTS
     total = w["cls"] * cls_loss + w["ce"] * ce + w["l1"] * l1 + w["giou"] * giou
-    return dict(total=total, cls=cls_loss, ce=ce, l1=l1, giou=giou)
+    out = dict(total=total, cls=cls_loss, ce=ce, l1=l1, giou=giou)
+    if image_logits is not None:
+        # OWL-ViT's image-level (CLIP) head: the class token against the class names.
+        # The detection features are the patch tokens times the class token, so what
+        # the class token learns about the image's class reaches every patch.
+        out["img"] = F.cross_entropy(image_logits, img_cls)
+        out["total"] = total + w["img"] * out["img"]
+    return out
 
 
 # ---------------------------------------------------------------------------- metrics
@@ -476,8 +500,9 @@ def train_detector(out_dir: Path, *, steps: int = DEFAULT_STEPS, seed: int = 0, 
         idx = torch.randint(0, len(pool), (BATCH_SIZE,), generator=g)
         x, boxes = augment(pool.images[idx], pool.boxes[idx], g)
         q = _text_embeds(model, enc["input_ids"], enc["attention_mask"])
-        logits, pred = _detect(model, q, normalise(x))
-        losses = detection_loss(logits, pred, boxes, pool.valid[idx], pool.cls[idx], query_cls_t, grid)
+        logits, pred, image = _detect(model, q, normalise(x), with_image=True)
+        image_logits = model.owlvit.logit_scale.exp() * image @ q[: len(CLASSES)].T  # bare class names
+        losses = detection_loss(logits, pred, boxes, pool.valid[idx], pool.cls[idx], query_cls_t, grid, image_logits)
         opt.zero_grad(set_to_none=True)
         losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
