@@ -40,12 +40,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .data import ScenePool, augment, scene_pool
 from .text import build_gpt2_tokenizer
-from .world import CLASSES, COLOURS, IMAGE_SIZE, PLURALS, Scene, scenes
+from .world import CLASSES, IMAGE_SIZE, PLURALS, Scene, scenes
 
-# Scenes come from `world.scenes(n, seed)`, whose scene i has seed `seed * 1_000_003 + i`,
-# so different `seed` arguments give disjoint scene seeds while n < 1_000_003.
-TRAIN_SEED_BASE = 1_000  # training uses scenes(pool, TRAIN_SEED_BASE + seed)
+# Scene i of `world.scenes(n, seed)` and of `data.scene_pool(n, seed)` has seed
+# `seed * 1_000_003 + i`, so different `seed` arguments give disjoint scenes while n < 1_000_003.
+TRAIN_SEED_BASE = 1_000  # training uses scene_pool(POOL_SIZE, TRAIN_SEED_BASE + seed)
 EVAL_SEED = 777  # held-out evaluation uses scenes(n, EVAL_SEED)
 
 # ViT's usual normalisation; the preprocessor config states the same numbers.
@@ -65,11 +66,12 @@ DECODER_LAYERS = 2
 DECODER_HEADS = 4
 DECODER_POSITIONS = 32
 
-DEFAULT_STEPS = 1200
-BATCH_SIZE = 64
-POOL_SIZE = 12_000  # rendered training scenes; augmentation makes every draw different
-LEARNING_RATE = 2e-3
+DEFAULT_STEPS = 2500
+BATCH_SIZE = 32
+POOL_SIZE = 10_000  # rendered training scenes; augmentation makes every draw different
+LEARNING_RATE = 1.5e-3
 WARMUP_STEPS = 60
+AUX_WEIGHT = 1.0  # of the encoder's auxiliary losses (see _EncoderHeads)
 OPSET = 17
 
 
@@ -148,71 +150,13 @@ def pixel_values_numpy(images) -> np.ndarray:
     return normalise(pixels).numpy().astype(np.float32)
 
 
-def _gaussian_kernels(sigma: torch.Tensor, taps: int) -> torch.Tensor:
-    """One normalised 1-D Gaussian per sigma; sigma 0 gives the identity (a delta)."""
-    t = torch.arange(taps, dtype=torch.float32) - (taps - 1) / 2
-    s = sigma.clamp_min(1e-3).unsqueeze(1)
-    k = torch.exp(-(t.unsqueeze(0) ** 2) / (2 * s**2))
-    return k / k.sum(dim=1, keepdim=True)
+def degrade(pixels01: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """The project's blur / noise / colour jitter, then 8-bit quantisation.
 
-
-def degrade(
-    pixels01: torch.Tensor,
-    sigma: torch.Tensor,
-    noise_std: torch.Tensor,
-    brightness: torch.Tensor,
-    contrast: torch.Tensor,
-    shift: torch.Tensor,
-    generator: torch.Generator,
-) -> torch.Tensor:
-    """Blur, colour-jitter and noise a batch [B, 3, H, W] in [0, 1], then quantise to 8 bits.
-
-    This imitates what a small diffusion model's samples look like (soft edges, slightly
-    off colours, grain), so captions stay right on generated images, not only on renders.
-    """
-    b, c, h, w = pixels01.shape
-    mean = pixels01.mean(dim=(1, 2, 3), keepdim=True)
-    x = (pixels01 - mean) * contrast.view(b, 1, 1, 1) + mean
-    x = x * brightness.view(b, 1, 1, 1) + shift.view(b, 3, 1, 1)
-
-    taps = 7
-    k = _gaussian_kernels(sigma, taps).repeat_interleave(c, dim=0)  # [B*C, taps]
-    x = x.reshape(1, b * c, h, w)
-    pad = taps // 2
-    x = F.conv2d(F.pad(x, (pad, pad, 0, 0), mode="replicate"), k.view(b * c, 1, 1, taps), groups=b * c)
-    x = F.conv2d(F.pad(x, (0, 0, pad, pad), mode="replicate"), k.view(b * c, 1, taps, 1), groups=b * c)
-    x = x.reshape(b, c, h, w)
-
-    x = x + torch.randn(x.shape, generator=generator) * noise_std.view(b, 1, 1, 1)
-    # Real inputs arrive as 8-bit images; train on the same quantisation.
-    return torch.round(x.clamp(0, 1) * 255) / 255
-
-
-def random_degrade(pixels01: torch.Tensor, generator: torch.Generator, p_clean: float = 0.2) -> torch.Tensor:
-    """Mild random degradations; a fraction of the batch stays clean."""
-    b = pixels01.shape[0]
-
-    def uniform(lo: float, hi: float, *shape: int) -> torch.Tensor:
-        return lo + (hi - lo) * torch.rand(*shape, generator=generator)
-
-    keep = (torch.rand(b, generator=generator) < p_clean).float()
-    active = 1 - keep
-    blur_on = (torch.rand(b, generator=generator) < 0.7).float() * active
-    noise_on = (torch.rand(b, generator=generator) < 0.6).float() * active
-    sigma = uniform(0.3, 1.6, b) * blur_on
-    noise = uniform(0.0, 0.06, b) * noise_on
-    brightness = 1 + uniform(-0.1, 0.1, b) * active
-    contrast = 1 + uniform(-0.15, 0.1, b) * active
-    shift = uniform(-0.03, 0.03, b, 3) * active.unsqueeze(1)
-    return degrade(pixels01, sigma, noise, brightness, contrast, shift, generator)
-
-
-def fixed_degrade(pixels01: torch.Tensor, seed: int = 0) -> torch.Tensor:
-    """One fixed, clearly visible degradation, for the robustness figures."""
-    b = pixels01.shape[0]
-    g = torch.Generator().manual_seed(seed)
-    ones = torch.ones(b)
-    return degrade(pixels01, ones * 1.2, ones * 0.04, ones * 0.95, ones * 0.9, torch.full((b, 3), 0.02), g)
+    A tiny diffusion model's samples are softer and grainier than renders; training on
+    such images keeps captions right on them. Quantising matches what arrives in use
+    (8-bit image files)."""
+    return torch.round(augment(pixels01, generator) * 255) / 255
 
 
 def _token_table(tokenizer, captions: list[str]) -> torch.Tensor:
@@ -227,21 +171,74 @@ def _token_table(tokenizer, captions: list[str]) -> torch.Tensor:
     return table
 
 
+class _EncoderHeads(torch.nn.Module):
+    """Auxiliary losses on the ViT's outputs, used in training only (never saved).
+
+    Why: a ViT from scratch learns shape very slowly through the caption loss alone.
+    Colour and background come at once, but the class needs the few patches that show
+    an outline, and soft attention at first averages them with all the others (measured
+    here, batch 32: class token right for ~33% of held-out scenes after 800 steps and
+    still rising slowly). A bag of patch features learns the class in a few hundred steps
+    when max-pooled and not at all when mean-pooled, so direct targets on the patch
+    tokens give the encoder what the decoder cannot yet ask for:
+    - max over patch tokens -> class: some patch must carry decisive shape evidence;
+    - each patch token -> the class of the object covering it, or "background";
+    - the [CLS] token -> class and count, so the evidence is also gathered in one place.
+    With them the class token is right for ~95% after 2000 steps (and 97-98% of greedy
+    captions name the right class after the default 2500).
+    """
+
+    def __init__(self, hidden: int):
+        super().__init__()
+        n = len(CLASSES)
+        self.pooled_class = torch.nn.Linear(hidden, n)
+        self.patch_class = torch.nn.Linear(hidden, n + 1)
+        self.cls_class = torch.nn.Linear(hidden, n)
+        self.cls_count = torch.nn.Linear(hidden, 3)
+
+    def loss(self, states: torch.Tensor, patch_labels: torch.Tensor, cls: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+        patches, first = states[:, 1:], states[:, 0]
+        pooled = F.cross_entropy(self.pooled_class(patches.max(dim=1).values), cls)
+        per_patch = F.cross_entropy(self.patch_class(patches).flatten(0, 1), patch_labels.flatten())
+        gathered = F.cross_entropy(self.cls_class(first), cls) + F.cross_entropy(self.cls_count(first), count - 1)
+        return pooled + 0.5 * per_patch + 0.5 * gathered
+
+
+def _patch_labels(pool: ScenePool, grid: int) -> torch.Tensor:
+    """Per patch: the scene's class index where objects cover >= 1/16 of it, else len(CLASSES)."""
+    labels = []
+    for start in range(0, len(pool.specs), 2000):
+        index = torch.arange(start, min(start + 2000, len(pool.specs)))
+        covered = pool.coverage(index, grid).flatten(1) >= 1 / 16
+        cls = torch.tensor([CLASSES.index(pool.specs[i].cls) for i in index.tolist()])
+        labels.append(torch.where(covered, cls[:, None], len(CLASSES)))
+    return torch.cat(labels)
+
+
 # ----------------------------------------------------------------------------------------
 # Training
 
 
-def train_captioner(out_dir: Path, *, steps: int = DEFAULT_STEPS, seed: int = 0) -> dict:
-    """Train a captioner from scratch, write the complete model folder, return training figures."""
+def train_captioner(
+    out_dir: Path,
+    *,
+    steps: int = DEFAULT_STEPS,
+    seed: int = 0,
+    threads: int | None = None,
+    cache_dir: Path | None = None,
+) -> dict:
+    """Train a captioner from scratch, write the complete model folder, return its figures
+    (those of `evaluate_captioner` plus training facts)."""
     from transformers import AutoTokenizer
 
     if seed < 0:
         raise ValueError("seed must be >= 0")
+    if threads:
+        torch.set_num_threads(threads)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     torch.manual_seed(seed)
-    np.random.seed(seed)
 
     build_gpt2_tokenizer(out_dir)
     tokenizer = AutoTokenizer.from_pretrained(str(out_dir))
@@ -249,17 +246,25 @@ def train_captioner(out_dir: Path, *, steps: int = DEFAULT_STEPS, seed: int = 0)
     assert special == tokenizer.bos_token_id == tokenizer.pad_token_id
 
     # Rendering costs a few ms a scene, so render a pool once and let augmentation vary it.
-    pool = scenes(min(POOL_SIZE, max(steps * BATCH_SIZE, 1000)), TRAIN_SEED_BASE + seed)
-    images = _images_to_uint8([s.image for s in pool])
-    labels = _token_table(tokenizer, [s.caption for s in pool])
+    pool = scene_pool(POOL_SIZE, TRAIN_SEED_BASE + seed, cache_dir)
+    labels = _token_table(tokenizer, [spec.caption for spec in pool.specs])
+    patch_labels = _patch_labels(pool, IMAGE_SIZE // PATCH_SIZE)
+    classes = torch.tensor([CLASSES.index(spec.cls) for spec in pool.specs])
+    counts = torch.tensor([spec.count for spec in pool.specs])
     render_s = time.perf_counter() - started
 
     model = build_model(len(tokenizer), special)
+    heads = _EncoderHeads(HIDDEN)
     model.train()
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embeddings" not in n and "wte" not in n and "wpe" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not any(p is q for q in decay)]
+    params = list(model.named_parameters()) + [(f"heads.{n}", p) for n, p in heads.named_parameters()]
+    # No weight decay on embeddings, biases and norms (the usual transformer recipe).
+    decay = [p for n, p in params if p.ndim >= 2 and "embeddings" not in n and "wte" not in n and "wpe" not in n]
+    decay_ids = {id(p) for p in decay}
     optimiser = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
+        [
+            {"params": decay, "weight_decay": 0.01},
+            {"params": [p for _, p in params if id(p) not in decay_ids], "weight_decay": 0.0},
+        ],
         lr=LEARNING_RATE,
         betas=(0.9, 0.98),
     )
@@ -268,15 +273,15 @@ def train_captioner(out_dir: Path, *, steps: int = DEFAULT_STEPS, seed: int = 0)
         if step < WARMUP_STEPS:
             return LEARNING_RATE * (step + 1) / WARMUP_STEPS
         progress = (step - WARMUP_STEPS) / max(1, steps - WARMUP_STEPS)
-        return LEARNING_RATE * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
+        return LEARNING_RATE * 0.5 * (1 + math.cos(math.pi * progress))
 
     generator = torch.Generator().manual_seed(seed)
-    losses: list[float] = []
+    caption_losses: list[float] = []
     for step in range(steps):
         for group in optimiser.param_groups:
             group["lr"] = lr_at(step)
-        idx = torch.randint(0, len(pool), (BATCH_SIZE,), generator=generator)
-        pixels = random_degrade(images[idx].float() / 255.0, generator)
+        idx = torch.randint(0, len(pool.specs), (BATCH_SIZE,), generator=generator)
+        pixels = degrade(pool.batch(idx), generator)
         # The decoder starts with the pad-valued start token; an explicit all-ones mask
         # says so and keeps transformers from warning about padding on every step.
         out = model(
@@ -284,30 +289,39 @@ def train_captioner(out_dir: Path, *, steps: int = DEFAULT_STEPS, seed: int = 0)
             labels=labels[idx],
             decoder_attention_mask=torch.ones_like(labels[idx]),
         )
+        aux = heads.loss(out.encoder_last_hidden_state, patch_labels[idx], classes[idx], counts[idx])
         optimiser.zero_grad(set_to_none=True)
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        (out.loss + AUX_WEIGHT * aux).backward()
+        torch.nn.utils.clip_grad_norm_([p for _, p in params], 1.0)
         optimiser.step()
-        losses.append(out.loss.item())
-        if step % 100 == 0 or step == steps - 1:
-            print(f"step {step:5d}  loss {np.mean(losses[-50:]):.4f}  {time.perf_counter() - started:.0f}s", flush=True)
+        caption_losses.append(out.loss.item())
+        if step % 250 == 0 or step == steps - 1:
+            print(
+                f"captioner step {step:5d}  caption loss {np.mean(caption_losses[-50:]):.4f}  "
+                f"aux {aux.item():.3f}  {time.perf_counter() - started:.0f}s",
+                flush=True,
+            )
     train_s = time.perf_counter() - started - render_s
 
     model.eval()
     save_captioner(model, out_dir)
     export_onnx(model, out_dir)
-    total_s = time.perf_counter() - started
-    return {
-        "steps": steps,
-        "batch_size": BATCH_SIZE,
-        "pool_size": len(pool),
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "final_loss": float(np.mean(losses[-50:])),
-        "render_seconds": round(render_s, 1),
-        "train_seconds": round(train_s, 1),
-        "total_seconds": round(total_s, 1),
-        "threads": torch.get_num_threads(),
-    }
+    export_s = time.perf_counter() - started - render_s - train_s
+    # Like the other models' trainers, return the held-out figures of what was written.
+    figures = evaluate_captioner(out_dir)
+    figures.update(
+        steps=steps,
+        batch_size=BATCH_SIZE,
+        pool_size=len(pool.specs),
+        parameters=sum(p.numel() for p in model.parameters()),
+        final_caption_loss=round(float(np.mean(caption_losses[-50:])), 4),
+        render_seconds=round(render_s, 1),
+        train_seconds=round(train_s, 1),
+        export_seconds=round(export_s, 1),
+        total_seconds=round(time.perf_counter() - started, 1),
+        threads=torch.get_num_threads(),
+    )
+    return figures
 
 
 # ----------------------------------------------------------------------------------------
@@ -319,6 +333,9 @@ def save_captioner(model, out_dir: Path) -> None:
     out_dir = Path(out_dir)
     model.save_pretrained(str(out_dir))
     model.generation_config.save_pretrained(str(out_dir))
+    # save_pretrained writes the weights through a private temporary file (mode 0600);
+    # the folder is meant to be shipped and read by others.
+    (out_dir / "model.safetensors").chmod(0o644)
     # Written by hand: Python's `ViTImageProcessor` now needs torchvision and its PIL twin
     # saves as `ViTImageProcessorPil`, a name transformers.js does not know. This file is
     # what both read: transformers.js picks the class by `image_processor_type`.
@@ -657,9 +674,9 @@ def score_captions(captions: list[str], truth: list[Scene]) -> dict:
         count_ok += bool(words) and words[0] in COUNT_ARTICLES[spec.count]
         exact += caption == scene.caption
     return {
-        "class": round(cls_ok / n, 4),
-        "colour": round(colour_ok / n, 4),
-        "count": round(count_ok / n, 4),
+        "class_named": round(cls_ok / n, 4),
+        "colour_named": round(colour_ok / n, 4),
+        "count_right": round(count_ok / n, 4),
         "exact": round(exact / n, 4),
     }
 
@@ -667,8 +684,9 @@ def score_captions(captions: list[str], truth: list[Scene]) -> dict:
 def evaluate_captioner(model_dir: Path, n: int = 500) -> dict:
     """Caption n held-out scenes through the exported ONNX files and score them.
 
-    Also: the same scenes degraded (blur, noise, colour shift), and agreement of the ONNX
-    captions with PyTorch's `generate` on the model loaded the Python way.
+    Also: the same scenes degraded by the training augmentation (blur, noise, colour
+    shift; fixed seed), and agreement of the ONNX captions with PyTorch's `generate` on
+    the folder loaded the Python way.
     """
     model_dir = Path(model_dir)
     truth = scenes(n, EVAL_SEED)
@@ -681,7 +699,7 @@ def evaluate_captioner(model_dir: Path, n: int = 500) -> dict:
     clean = score_captions(captions, truth)
 
     pixels01 = _images_to_uint8(images).float() / 255.0
-    degraded_pixels = normalise(fixed_degrade(pixels01)).numpy()
+    degraded_pixels = normalise(degrade(pixels01, torch.Generator().manual_seed(EVAL_SEED))).numpy()
     degraded_captions: list[str] = []
     for i in range(0, n, 100):
         degraded_captions += captioner.caption_pixels(degraded_pixels[i : i + 100])
@@ -698,11 +716,11 @@ def evaluate_captioner(model_dir: Path, n: int = 500) -> dict:
     worst = dict(sorted(confusions.items(), key=lambda kv: -kv[1])[:5])
     return {
         "n": n,
+        "seed": EVAL_SEED,
         **clean,
         "degraded": degraded,
         "onnx_vs_pytorch_agreement": round(agreement, 4),
         "onnx_seconds": round(onnx_s, 2),
-        "examples": [{"truth": s.caption, "caption": c} for s, c in list(zip(truth, captions))[:5]],
         "frequent_errors": worst,
     }
 
@@ -711,15 +729,22 @@ def _pytorch_captions(model_dir: Path, images) -> list[str]:
     """Captions from the folder loaded the way Python users load it."""
     from transformers import AutoImageProcessor, AutoTokenizer, VisionEncoderDecoderModel
 
+    from transformers.utils import logging as hf_logging
+
     model = VisionEncoderDecoderModel.from_pretrained(str(model_dir)).eval()
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     processor = AutoImageProcessor.from_pretrained(str(model_dir))
     captions: list[str] = []
+    # generate() warns that pad == eos leaves the attention mask undetermined; the decoder
+    # input is never padded here (one start token, greedy, same length across the batch).
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
     with torch.no_grad():
         for i in range(0, len(images), 100):
             pixel_values = processor(images=images[i : i + 100], return_tensors="pt").pixel_values
             ids = model.generate(pixel_values=pixel_values)
             captions += [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True)]
+    hf_logging.set_verbosity(verbosity)
     return captions
 
 
@@ -729,16 +754,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--cache", type=Path, default=None, help="folder caching the rendered training pool")
     parser.add_argument("--eval-only", action="store_true", help="evaluate an existing folder")
-    parser.add_argument("--n", type=int, default=500, help="evaluation scenes")
+    parser.add_argument("--n", type=int, default=500, help="evaluation scenes (with --eval-only)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    result = {}
-    if not args.eval_only:
-        result["train"] = train_captioner(args.out, steps=args.steps, seed=args.seed)
-    result["eval"] = evaluate_captioner(args.out, n=args.n)
-    print(json.dumps(result, indent=2))
+    if args.eval_only:
+        figures = evaluate_captioner(args.out, n=args.n)
+    else:
+        figures = train_captioner(args.out, steps=args.steps, seed=args.seed, cache_dir=args.cache)
+    print(json.dumps(figures, indent=2))
 
 
 if __name__ == "__main__":
