@@ -565,19 +565,29 @@ def merge_decoders(no_past, with_past):
 
 def _check_export(model, out_dir: Path) -> None:
     """The ONNX pair must reproduce PyTorch's logits, with and without past."""
-    sessions = _sessions(out_dir)
     g = torch.Generator().manual_seed(123)
     pixels = torch.rand(2, 3, IMAGE_SIZE, IMAGE_SIZE, generator=g)
     ids = torch.randint(0, model.config.decoder.vocab_size, (2, 4), generator=g)
     with torch.no_grad():
         ref = model(pixel_values=normalise(pixels), decoder_input_ids=ids).logits.numpy()
-    enc, dec = sessions
+    enc, dec = _sessions(out_dir)
     hidden = enc.run(None, {"pixel_values": normalise(pixels).numpy()})[0]
     layers = model.config.decoder.n_layer
-    empty = _empty_past(dec, 2)
-    first = dec.run(None, {"input_ids": ids[:, :3].numpy(), "encoder_hidden_states": hidden, **empty, "use_cache_branch": np.array([False])})
+    # Three tokens without past (the empty past of a first step), then one with it.
+    first = dec.run(
+        None,
+        {
+            "input_ids": ids[:, :3].numpy(),
+            "encoder_hidden_states": hidden,
+            **_empty_past(dec, 2),
+            "use_cache_branch": np.array([False]),
+        },
+    )
     past = dict(zip(_past_names(layers, "past_key_values"), first[1:]))
-    second = dec.run(None, {"input_ids": ids[:, 3:].numpy(), "encoder_hidden_states": hidden, **past, "use_cache_branch": np.array([True])})
+    second = dec.run(
+        None,
+        {"input_ids": ids[:, 3:].numpy(), "encoder_hidden_states": hidden, **past, "use_cache_branch": np.array([True])},
+    )
     got = np.concatenate([first[0], second[0]], axis=1)
     err = float(np.abs(got - ref).max())
     if err > 1e-3:

@@ -102,7 +102,7 @@ def preprocessor_config() -> dict[str, object]:
     }
 
 
-def train_clip(out: Path, *, steps: int = 1200, batch: int = 128, seed: int = 0, cache_dir: Path | None = None) -> dict[str, object]:
+def train_clip(out: Path, *, steps: int = 3000, batch: int = 96, seed: int = 0, cache_dir: Path | None = None) -> dict[str, object]:
     """Train, save (PyTorch + ONNX in the transformers.js layout) and measure."""
     torch.manual_seed(seed)
     started = time.time()
@@ -269,7 +269,7 @@ def evaluate_clip(model_dir: Path, n: int = 1000) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Train the shapes world's CLIP model.")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--steps", type=int, default=1200)
+    parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--cache", type=Path, default=None, help="folder for cached scene pools")
     args = parser.parse_args()
     print(json.dumps(train_clip(args.out, steps=args.steps, cache_dir=args.cache), indent=2))

@@ -16,67 +16,29 @@ PYTHON_DIR = Path(__file__).resolve().parents[1]
 if str(PYTHON_DIR) not in sys.path:
     sys.path.insert(0, str(PYTHON_DIR))
 
-# Other agents share the two cores; every child process inherits this.
+# Tests start several trainer processes at once; one thread each keeps a small
+# machine responsive. Every child process inherits this.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 torch.set_num_threads(1)
 
 
 def build_tiny_generator(out: Path, *, prediction_type: str = "epsilon", seed: int = 0) -> Path:
-    """A diffusers Stable Diffusion folder shaped like the shapes world's generator
-    (64x64 images, 4x16x16 latents), with random weights."""
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    """A diffusers Stable Diffusion folder with the shapes world's generator
+    architecture (64x64 images, 4x16x16 latents) and random weights."""
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
+    from transformers import CLIPTextModel, CLIPTokenizer
 
+    from shapesworld.clip import clip_config
+    from shapesworld.generator import SCHEDULER_CONFIG, unet_model, vae_model
     from shapesworld.text import build_clip_tokenizer
 
     build_clip_tokenizer(out / "tokenizer")
     tokenizer = CLIPTokenizer.from_pretrained(str(out / "tokenizer"))
     torch.manual_seed(seed)
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=64,
-            intermediate_size=256,
-            num_hidden_layers=4,
-            num_attention_heads=4,
-            max_position_embeddings=tokenizer.model_max_length,
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-    )
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        latent_channels=4,
-        block_out_channels=(32, 64, 64),
-        down_block_types=("DownEncoderBlock2D",) * 3,
-        up_block_types=("UpDecoderBlock2D",) * 3,
-        layers_per_block=1,
-        norm_num_groups=16,
-        sample_size=64,
-    )
-    unet = UNet2DConditionModel(
-        sample_size=16,
-        in_channels=4,
-        out_channels=4,
-        block_out_channels=(32, 64, 64),
-        layers_per_block=1,
-        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=64,
-        attention_head_dim=8,
-        norm_num_groups=16,
-    )
-    scheduler = DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-        prediction_type=prediction_type,
-    )
+    text_encoder = CLIPTextModel(clip_config(len(tokenizer), tokenizer).text_config)
+    vae = vae_model()
+    unet = unet_model(text_encoder.config.hidden_size)
+    scheduler = DDIMScheduler(**{**SCHEDULER_CONFIG, "prediction_type": prediction_type})
     pipeline = StableDiffusionPipeline(
         vae=vae,
         text_encoder=text_encoder,
