@@ -18,8 +18,10 @@ seq2seq_forward / decoder_forward / addPastKeyValues; src/configs.js, getCacheNa
   [batch_size, decoder_sequence_length], `encoder_hidden_states` float32,
   `past_key_values.{i}.key|value` float32 [batch_size, heads, past_decoder_sequence_length,
   head_dim] and `use_cache_branch` bool [1]; outputs `logits` and `present.{i}.key|value`.
-  On the first step transformers.js feeds empty past tensors (length 0) and
-  `use_cache_branch = false`; an `If` node then runs the graph traced without past,
+  On the first step transformers.js feeds empty past tensors and `use_cache_branch =
+  false`; it shapes them from the session's input metadata, reading the symbolic dim
+  `batch_size` as the batch and any other symbolic dim as 0 (so these names matter,
+  and heads/head_dim must be fixed numbers). An `If` node then runs the graph traced without past,
   and otherwise the graph traced with past. No attention mask or position ids are
   inputs: GPT-2 derives positions from the past length, as in Optimum's export.
 

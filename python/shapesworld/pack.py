@@ -44,6 +44,27 @@ INTERFACES: dict[str, dict[str, Interface]] = {
             "outputs": {"latent_sample": ("float32", ["batch", LATENT, "height", "width"])},
         },
     },
+    "captioner": {
+        "onnx/encoder_model.onnx": {
+            "inputs": {"pixel_values": ("float32", ["batch_size", 3, IMAGE_SIZE, IMAGE_SIZE])},
+            "outputs": {"last_hidden_state": ("float32", ["batch_size", 65, 96])},
+        },
+        # Optimum's merged decoder: one graph for the first step (empty past) and the
+        # next ones, chosen by `use_cache_branch`; transformers.js names the batch
+        # dimension by `batch_size` and needs heads and head size fixed.
+        "onnx/decoder_model_merged.onnx": {
+            "inputs": {
+                "input_ids": ("int64", ["batch_size", "decoder_sequence_length"]),
+                "encoder_hidden_states": ("float32", ["batch_size", "encoder_sequence_length", 96]),
+                **{f"past_key_values.{i}.{kv}": ("float32", ["batch_size", 4, "past_decoder_sequence_length", 24]) for i in range(2) for kv in ("key", "value")},
+                "use_cache_branch": ("bool", [1]),
+            },
+            "outputs": {
+                "logits": ("float32", ["batch_size", "decoder_sequence_length", 409]),
+                **{f"present.{i}.{kv}": ("float32", ["batch_size", 4, "present_sequence_length", 24]) for i in range(2) for kv in ("key", "value")},
+            },
+        },
+    },
     "clip": {
         "onnx/model.onnx": {
             "inputs": {

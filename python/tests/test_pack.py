@@ -20,7 +20,10 @@ ORT_TYPES = {"tensor(float)": "float32", "tensor(int64)": "int64", "tensor(int32
 NUMPY = {"float32": np.float32, "int64": np.int64, "int32": np.int32, "bool": np.bool_}
 
 # Sizes for dynamic dimensions when running a file once.
-EXAMPLE_DIMS = {"batch": 2, "text_batch": 3, "image_batch": 2, "sequence": 24, "height": 16, "width": 16}
+EXAMPLE_DIMS = {
+    "batch": 2, "batch_size": 2, "text_batch": 3, "image_batch": 2, "sequence": 24, "height": 16, "width": 16,
+    "decoder_sequence_length": 1, "encoder_sequence_length": 65, "past_decoder_sequence_length": 3,
+}
 IMAGE_DIMS = {**EXAMPLE_DIMS, "height": 64, "width": 64}
 
 
@@ -63,7 +66,9 @@ def test_onnx_file_runs_with_dynamic_sizes(role: str, name: str):
     feeds = {}
     for input_name, (dtype, shape) in spec["inputs"].items():
         concrete = [d if isinstance(d, int) else dims[d] for d in shape]
-        if dtype.startswith("int"):
+        if dtype == "bool":
+            feeds[input_name] = np.ones(concrete, dtype=np.bool_)
+        elif dtype.startswith("int"):
             feeds[input_name] = rng.integers(1, 300, size=concrete).astype(NUMPY[dtype])
             if input_name == "attention_mask":
                 feeds[input_name][:] = 1
@@ -75,7 +80,7 @@ def test_onnx_file_runs_with_dynamic_sizes(role: str, name: str):
         for got, want in zip(out.shape, shape):
             if isinstance(want, int):
                 assert got == want
-            elif want in ("batch", "text_batch", "image_batch", "sequence"):
+            elif want in ("batch", "batch_size", "text_batch", "image_batch", "sequence", "decoder_sequence_length"):
                 assert got == dims[want], f"{name}: {out_name} shape {out.shape}"
 
 
