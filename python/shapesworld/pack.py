@@ -37,10 +37,10 @@ INTERFACES: dict[str, dict[str, Interface]] = {
         },
         "vae_decoder/model.onnx": {
             "inputs": {"latent_sample": ("float32", ["batch", LATENT, "height", "width"])},
-            "outputs": {"sample": ("float32", ["batch", 3, "height", "width"])},
+            "outputs": {"sample": ("float32", ["batch", 3, "image_height", "image_width"])},
         },
         "vae_encoder/model.onnx": {
-            "inputs": {"sample": ("float32", ["batch", 3, "height", "width"])},
+            "inputs": {"sample": ("float32", ["batch", 3, "image_height", "image_width"])},
             "outputs": {"latent_sample": ("float32", ["batch", LATENT, "height", "width"])},
         },
     },
