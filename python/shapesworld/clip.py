@@ -179,6 +179,7 @@ def _zero_shot_torch(model: CLIPModel, tokenizer: CLIPTokenizer, n: int = 500) -
 
 def save_clip(model: CLIPModel, tokenizer: CLIPTokenizer, out: Path) -> None:
     model.save_pretrained(out)
+    (out / "model.safetensors").chmod(0o644)  # saved owner-only; the pack is shared
     tokenizer.save_pretrained(out)
     (out / "preprocessor_config.json").write_text(json.dumps(preprocessor_config(), indent=2))
     ids = tokenizer(["a red circle on a white background", "two stars"], padding="max_length", max_length=CLIP_MAX_LENGTH, return_tensors="pt")
@@ -214,9 +215,11 @@ def save_clip(model: CLIPModel, tokenizer: CLIPTokenizer, out: Path) -> None:
 
     text_axes = {0: "batch_size", 1: "sequence_length"}
     image_axes = {0: "batch_size"}
+    # In the pair model texts and images are batched independently (N labels, one image).
+    pair_text_axes = {0: "text_batch_size", 1: "sequence_length"}
     export_onnx(
         Full(), (ids.input_ids, pixels, ids.attention_mask), onnx_dir / "model.onnx",
-        inputs={"input_ids": text_axes, "pixel_values": image_axes, "attention_mask": text_axes},
+        inputs={"input_ids": pair_text_axes, "pixel_values": {0: "image_batch_size"}, "attention_mask": pair_text_axes},
         outputs={"logits_per_image": {0: "image_batch_size", 1: "text_batch_size"}, "logits_per_text": {0: "text_batch_size", 1: "image_batch_size"}, "text_embeds": {0: "text_batch_size"}, "image_embeds": {0: "image_batch_size"}},
     )
     export_onnx(

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.optimize import linear_sum_assignment
 
 from .world import CLASSES, IMAGE_SIZE, PLURALS, Scene, scenes
 
@@ -63,6 +64,9 @@ DEFAULT_THRESHOLD = 0.3  # used when a folder records none; train_detector picks
 SIDECAR = "shapesworld_detector.json"
 ONNX_OPSET = 17
 LOGIT_SCALE_INIT = 10.0
+MATCHING = "hungarian"
+FOCAL_ALPHA = 0.5
+FOCAL_GAMMA = 2.0
 QK_INIT_STD = 0.2
 COS_AT_INIT = 0.8
 
@@ -293,6 +297,55 @@ def sigmoid_focal(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.2
     return (a_t * (1 - p_t) ** gamma * ce).sum()
 
 
+@torch.no_grad()
+def match(logits: torch.Tensor, pred_boxes: torch.Tensor, boxes: torch.Tensor, valid: torch.Tensor, img_cls: torch.Tensor, query_cls: torch.Tensor, grid: int) -> torch.Tensor:
+    """(B, 3) patch index each object is trained on (-1 for absent objects).
+
+    MATCHING == "hungarian": OWL-ViT's (DETR's) one-to-one matching of objects to
+    patches by the cost the loss itself weighs (class, L1, GIoU), so one patch per
+    object learns to fire and its neighbours learn not to: no NMS needed. Before the
+    model has learnt anything the class cost is flat and the box cost picks the patch
+    whose prior box is nearest, i.e. the "centre" rule, which MATCHING == "centre"
+    uses throughout."""
+    b, p, q = logits.shape
+    if MATCHING == "centre":
+        return torch.where(valid, centre_patches(boxes, grid), -1)
+    prob = torch.sigmoid(logits)
+    same = (query_cls.view(1, 1, q) == img_cls.view(b, 1, 1)).float()
+    prob = (prob * same).sum(-1) / same.sum(-1)  # (B, P): the object's class, mean over phrasings
+    a, g = FOCAL_ALPHA, FOCAL_GAMMA
+    cost_cls = a * (1 - prob) ** g * -torch.log(prob + 1e-8) - (1 - a) * prob**g * -torch.log(1 - prob + 1e-8)
+    true = _cxcywh(boxes)  # (B, 3, 4)
+    cost_l1 = (pred_boxes.unsqueeze(1) - true.unsqueeze(2)).abs().sum(-1)  # (B, 3, P)
+    cost_giou = -_pairwise_giou(_xyxy(true), _xyxy(pred_boxes))  # (B, 3, P)
+    # Only patches next to (or at) the one the centre rule names may be matched: the
+    # model's own costs then choose among a few neighbours, so the matching is stable
+    # from the first step (plain DETR matching is what makes DETR slow to converge).
+    centre = centre_patches(boxes, grid)  # (B, 3)
+    rows, cols = torch.arange(p) // grid, torch.arange(p) % grid
+    near = ((rows.view(1, 1, p) - (centre // grid).unsqueeze(-1)).abs() <= 1) & ((cols.view(1, 1, p) - (centre % grid).unsqueeze(-1)).abs() <= 1)
+    w = LOSS_WEIGHTS
+    cost = w["cls"] * cost_cls.unsqueeze(1) + w["l1"] * cost_l1 + w["giou"] * cost_giou
+    cost = torch.where(near, cost, 1e4).numpy()
+    out = torch.full((b, 3), -1, dtype=torch.long)
+    for i in range(b):
+        rows = np.flatnonzero(valid[i].numpy())
+        r, c = linear_sum_assignment(cost[i, rows])
+        out[i, rows[r]] = torch.from_numpy(c).long()
+    return out
+
+
+def _pairwise_giou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """GIoU of every box in a (B, N, 4) with every box in b (B, M, 4), both xyxy."""
+    a, b = a.unsqueeze(2), b.unsqueeze(1)
+    area_a = ((a[..., 2] - a[..., 0]).clamp(min=0) * (a[..., 3] - a[..., 1]).clamp(min=0))
+    area_b = ((b[..., 2] - b[..., 0]).clamp(min=0) * (b[..., 3] - b[..., 1]).clamp(min=0))
+    inter = (torch.min(a[..., 2:], b[..., 2:]) - torch.max(a[..., :2], b[..., :2])).clamp(min=0).prod(-1)
+    union = area_a + area_b - inter
+    hull = (torch.max(a[..., 2:], b[..., 2:]) - torch.min(a[..., :2], b[..., :2])).clamp(min=0).prod(-1)
+    return inter / union.clamp(min=1e-9) - (hull - union) / hull.clamp(min=1e-9)
+
+
 def detection_loss(
     logits: torch.Tensor,
     pred_boxes: torch.Tensor,
@@ -304,13 +357,13 @@ def detection_loss(
     image_logits: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     b, p, q = logits.shape
-    patch = centre_patches(boxes, grid)  # (B, 3)
+    patch = match(logits.detach(), pred_boxes.detach(), boxes, valid, img_cls, query_cls, grid)  # (B, 3)
     pos = torch.zeros(b, p, dtype=torch.bool)
     bi = torch.arange(b).view(b, 1).expand_as(patch)
     pos[bi[valid], patch[valid]] = True
     target = (pos.unsqueeze(-1) & (query_cls.view(1, 1, q) == img_cls.view(b, 1, 1))).float()
     n_pos = max(1.0, float(target.sum()))
-    cls_loss = sigmoid_focal(logits, target) / n_pos
+    cls_loss = sigmoid_focal(logits, target, FOCAL_ALPHA, FOCAL_GAMMA) / n_pos
 
     # The focal loss teaches "object of this query's class here" but gives the choice
     # between classes only a weak signal (a wrong-class query on an object's patch is
