@@ -140,7 +140,12 @@ class _VaeEncoder(torch.nn.Module):
         self.vae = vae
 
     def forward(self, sample: torch.Tensor):
-        return self.vae.encode(sample, return_dict=False)[0].mean
+        # The posterior's mean is the first half of the moments; slicing by the
+        # configured channel count (not chunk) keeps that dimension static in the graph.
+        moments = self.vae.encoder(sample)
+        if self.vae.quant_conv is not None:
+            moments = self.vae.quant_conv(moments)
+        return moments[:, : self.vae.config.latent_channels]
 
 
 class _Float16(torch.nn.Module):

@@ -190,6 +190,8 @@ def test_export_cli_writes_the_onnx_layout(tiny_generator, tmp_path, capsys):
         assert not (generator / part / "model.onnx_data").exists()
     shapes = {i.name: i.shape for i in onnx_session(generator / "unet" / "model.onnx").get_inputs()}
     assert shapes == {"sample": ["batch", 4, "height", "width"], "timestep": ["batch"], "encoder_hidden_states": ["batch", "sequence", 64]}
+    latent = onnx_session(generator / "vae_encoder" / "model.onnx").get_outputs()[0].shape
+    assert latent == ["batch", 4, "height", "width"], "the latent channel count must be static"
     for part in ("vae_decoder", "vae_encoder"):
         assert json.loads((generator / part / "config.json").read_text()) == json.loads((generator / "vae" / "config.json").read_text())
 
