@@ -114,11 +114,8 @@ class ClipScorer:
     def score(self, images: list[Image.Image], texts: list[str]) -> np.ndarray:
         """CLIPScore as 100 * max(cos, 0), one per (image, text) pair."""
         inputs = self.processor(text=texts, images=images, return_tensors="pt", padding="max_length")
-        img = self.model.get_image_features(pixel_values=inputs.pixel_values)
-        txt = self.model.get_text_features(input_ids=inputs.input_ids, attention_mask=inputs.attention_mask)
-        img = img / img.norm(dim=-1, keepdim=True)
-        txt = txt / txt.norm(dim=-1, keepdim=True)
-        return (100 * (img * txt).sum(-1).clamp(min=0)).numpy()
+        out = self.model(**inputs)  # image_embeds and text_embeds come L2-normalised
+        return (100 * (out.image_embeds * out.text_embeds).sum(-1).clamp(min=0)).numpy()
 
 
 def bootstrap(groups: np.ndarray, values: np.ndarray, statistic, n: int = 2000, seed: int = 0) -> tuple[float, float]:  # type: ignore[no-untyped-def]
