@@ -23,7 +23,7 @@ describe("judge configuration", () => {
     [{ detector: "d", weights: { colour: 1 } }, /weights.colour must be one of/],
     [{ detector: "d", weights: { detection: 0, checklist: 0, similarity: 0, clip: 0, count: 0 } }, /weights must be not all zero/],
     [{ detector: "d", synonyms: { person: [""] } }, /synonyms.person\[0\] must be a non-empty string/],
-    [{ detector: "d", device: "cuda" }, /device must be "cpu" or "cuda:N"/],
+    [{ detector: "d", device: "gpu" }, /device must be "cpu", "cuda" or "cuda:N"/],
     [{ detector: "d", allowRemoteModels: "yes" }, /allowRemoteModels must be a boolean/],
     [{ detector: "d", captioner: "" }, /captioner must be a non-empty folder path/],
     [{ detector: "d", treshold: 0.3 }, /treshold must be a known field/],

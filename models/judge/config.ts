@@ -1,3 +1,5 @@
+import { parseDevice, type Device } from "../onnx.js";
+
 /**
  * Judge configuration and its validation. Every error names the offending field, because the
  * configuration comes from users' files and workflow inputs.
@@ -11,8 +13,6 @@ export interface Weights {
   readonly count: number;
 }
 
-/** `cpu`, or `cuda:N` for the N-th GPU. */
-export type Device = "cpu" | `cuda:${number}`;
 
 export interface JudgeConfig {
   /** Model folders in the transformers.js layout. The detector is required: the selection rule needs it. */
@@ -96,8 +96,13 @@ function weights(value: unknown): Weights {
 }
 
 function device(value: unknown): Device {
-  if (value === "cpu" || (typeof value === "string" && /^cuda:\d+$/.test(value))) return value as Device;
-  return fail("device", '"cpu" or "cuda:N"', value);
+  if (typeof value !== "string") fail("device", '"cpu", "cuda" or "cuda:N"', value);
+  try {
+    parseDevice(value);
+  } catch {
+    fail("device", '"cpu", "cuda" or "cuda:N"', value);
+  }
+  return value as Device;
 }
 
 /** Fill defaults and check every field; unknown fields are errors so typos do not pass silently. */

@@ -1,0 +1,103 @@
+/**
+ * The class-conditional judge: for one prompt and its class, scores a set of images with the
+ * detector, the captioner and CLIP (each optional but the detector), `batchSize` images per model call.
+ */
+import type { RawImage } from "@huggingface/transformers";
+import type { JudgeConfig } from "./config.js";
+import { loadCaptioner, loadClip, loadDetector, type Captioner, type ClassDetector, type ClipEncoder } from "./models.js";
+import {
+  checkCaption,
+  checklist,
+  clipScore100,
+  clipScoreHessel,
+  combinedScore,
+  cosine,
+  select,
+  summariseDetection,
+  type CaptionCheck,
+  type Detection,
+} from "./scores.js";
+
+export interface Judgement {
+  readonly detection: Detection;
+  readonly caption: CaptionCheck | null;
+  /** Checklist points (0-3) from the caption; 0 without a captioner. */
+  readonly checklist: number;
+  readonly clip: { readonly cosine: number; readonly score100: number; readonly hessel: number } | null;
+  readonly combined: number;
+}
+
+export interface Verdict {
+  readonly judgements: readonly Judgement[];
+  /** Index of the image the paper's rule keeps, or null when the prompt is dropped. */
+  readonly selected: number | null;
+}
+
+function batches<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+async function batched<T, R>(items: readonly T[], size: number, run: (batch: T[]) => Promise<R[]>): Promise<R[]> {
+  const out: R[] = [];
+  for (const batch of batches(items, size)) out.push(...(await run(batch)));
+  return out;
+}
+
+export class Judge {
+  private constructor(
+    readonly config: JudgeConfig,
+    private readonly detector: ClassDetector,
+    private readonly captioner: Captioner | null,
+    private readonly clip: ClipEncoder | null,
+  ) {}
+
+  /** Loads the configured models; pass a config checked by `validateJudgeConfig`. */
+  static async load(config: JudgeConfig): Promise<Judge> {
+    const source = (folder: string) => ({ folder, device: config.device, allowRemoteModels: config.allowRemoteModels });
+    return new Judge(
+      config,
+      await loadDetector(source(config.detector)),
+      config.captioner === null ? null : await loadCaptioner(source(config.captioner)),
+      config.clip === null ? null : await loadClip(source(config.clip)),
+    );
+  }
+
+  async judge(prompt: string, className: string, images: readonly RawImage[]): Promise<Verdict> {
+    if (prompt.trim() === "") throw new Error("judge: prompt must be a non-empty string");
+    if (className.trim() === "") throw new Error("judge: className must be a non-empty string");
+    const { batchSize, threshold, iouThreshold, weights, attributes } = this.config;
+    const synonyms = this.config.synonyms[className.toLowerCase()] ?? [];
+
+    const candidates = await batched(images, batchSize, (batch) => this.detector.candidates(batch, className, synonyms));
+    const captioner = this.captioner;
+    const captions = captioner === null ? null : await batched(images, batchSize, (batch) => captioner.caption(batch));
+    const clip = this.clip;
+    const cosines =
+      clip === null
+        ? null
+        : await (async () => {
+            const [text] = await clip.texts([prompt]);
+            const embeddings = await batched(images, batchSize, (batch) => clip.images(batch));
+            return embeddings.map((e) => cosine(e, text!));
+          })();
+
+    const judgements = images.map((_, i): Judgement => {
+      const detection = summariseDetection(candidates[i]!, prompt, className, synonyms, threshold, iouThreshold);
+      const caption = captions === null ? null : checkCaption(captions[i]!, prompt, className, synonyms, attributes);
+      const clipCosine = cosines === null ? null : cosines[i]!;
+      return {
+        detection,
+        caption,
+        checklist: caption === null ? 0 : checklist(caption),
+        clip: clipCosine === null ? null : { cosine: clipCosine, score100: clipScore100(clipCosine), hessel: clipScoreHessel(clipCosine) },
+        combined: combinedScore({ detection, caption, clipCosine }, weights),
+      };
+    });
+    return {
+      judgements,
+      selected: select(judgements.map((j) => ({ checklist: j.checklist, confidence: j.detection.confidence })), threshold),
+    };
+  }
+}

@@ -1,0 +1,293 @@
+/**
+ * The judge's models, loaded with transformers.js from local folders and run in batches
+ * (one model call per batch of images; transformers.js' pipelines run one image per call).
+ * Outputs are read off the tensors here and handed to the pure functions in scores.ts.
+ */
+import {
+  AutoConfig,
+  AutoImageProcessor,
+  AutoModelForObjectDetection,
+  AutoModelForVision2Seq,
+  AutoModelForZeroShotObjectDetection,
+  AutoTokenizer,
+  CLIPTextModelWithProjection,
+  CLIPVisionModelWithProjection,
+  RawImage,
+  type Tensor,
+} from "@huggingface/transformers";
+import { ModelInterfaceError, ModelLayoutError } from "../errors.js";
+import type { Candidate } from "./boxes.js";
+import type { Device } from "../onnx.js";
+import { loadOptions, onDevice, type LoadOptions } from "./device.js";
+import { readModelConfig, requireFiles, TOKENIZER_FILES, type ModelConfig } from "./layout.js";
+import { words } from "./text.js";
+
+/** What the judge needs of transformers.js objects; their published types are `any` at these points. */
+type Inputs = Record<string, Tensor | undefined>;
+interface Runnable {
+  (inputs: Inputs): Promise<Record<string, Tensor>>;
+}
+interface Generator {
+  generate(options: { inputs: Tensor }): Promise<Tensor>;
+}
+interface Pixels {
+  readonly pixel_values: Tensor;
+  readonly pixel_mask?: Tensor;
+}
+interface ImageProcessor {
+  (images: RawImage[]): Promise<Pixels>;
+}
+interface Tokenizer {
+  (texts: string[], options: { padding: boolean; truncation: boolean }): Record<"input_ids" | "attention_mask", Tensor>;
+  batch_decode(ids: Tensor, options: { skip_special_tokens: boolean }): string[];
+}
+interface Grounded {
+  post_process_grounded_object_detection(
+    outputs: Record<string, Tensor>,
+    inputIds: Tensor,
+    options: { box_threshold: number; text_threshold: number; target_sizes: Array<[number, number]> },
+  ): Array<{ scores: number[]; boxes: number[][] }>;
+}
+interface ClosedVocabulary {
+  post_process_object_detection(
+    outputs: Record<string, Tensor>,
+    threshold: number,
+    targetSizes: Array<[number, number]>,
+  ): Array<{ scores: number[]; boxes: number[][]; classes: number[] }>;
+}
+
+export interface ModelSource {
+  readonly folder: string;
+  readonly device: Device;
+  readonly allowRemoteModels: boolean;
+}
+
+/** With downloads allowed and no such local folder, the name is a hub id and the hub supplies the layout. */
+function isHubId(source: ModelSource): boolean {
+  return source.allowRemoteModels && !/^[./]/.test(source.folder);
+}
+
+async function imageProcessor(folder: string, options: LoadOptions): Promise<ImageProcessor> {
+  return (await AutoImageProcessor.from_pretrained(folder, options)) as unknown as ImageProcessor;
+}
+
+async function tokenizer(folder: string, options: LoadOptions): Promise<Tokenizer> {
+  return (await AutoTokenizer.from_pretrained(folder, options)) as unknown as Tokenizer;
+}
+
+function sizes(images: readonly RawImage[]): Array<[number, number]> {
+  return images.map((image) => [image.height, image.width]);
+}
+
+function floats(tensor: Tensor | undefined, name: string): { data: Float32Array; dims: number[] } {
+  if (tensor === undefined || !(tensor.data instanceof Float32Array)) throw new ModelInterfaceError(`model output ${name} is missing or not float32`);
+  return { data: tensor.data, dims: tensor.dims };
+}
+
+function sigmoid(x: number): number {
+  return 1 / (1 + Math.exp(-x));
+}
+
+function box([xmin = 0, ymin = 0, xmax = 0, ymax = 0]: readonly number[]): Candidate["box"] {
+  return { xmin, ymin, xmax, ymax };
+}
+
+/** Label equality after the same word normalisation the caption checks use. */
+function sameName(a: string, b: string): boolean {
+  return words(a).join(" ") === words(b).join(" ");
+}
+
+export interface ClassDetector {
+  /** Every proposal for the class in each image, with boxes in the image's pixels. */
+  candidates(images: RawImage[], className: string, synonyms: readonly string[]): Promise<Candidate[][]>;
+}
+
+interface DetectorFamily {
+  readonly files: readonly string[];
+  load(source: ModelSource, options: LoadOptions, config: ModelConfig | null): Promise<ClassDetector>;
+}
+
+/** OWL-ViT and OWLv2: one text query per image, one sigmoid score and box per image patch. */
+const openVocabulary: DetectorFamily = {
+  files: ["preprocessor_config.json", ...TOKENIZER_FILES, "onnx/model.onnx"],
+  async load(source, options) {
+    const model = (await AutoModelForZeroShotObjectDetection.from_pretrained(source.folder, options)) as unknown as Runnable;
+    const pixels = await imageProcessor(source.folder, options);
+    const tokens = await tokenizer(source.folder, options);
+    return {
+      async candidates(images, className) {
+        // The model splits its text batch evenly over the image batch: one copy of the query per image.
+        const text = tokens(images.map(() => className), { padding: true, truncation: true });
+        const output = await model({ ...text, pixel_values: (await pixels(images)).pixel_values });
+        const logits = floats(output["logits"], "logits");
+        const boxes = floats(output["pred_boxes"], "pred_boxes");
+        const [, patches = 0, queries = 0] = logits.dims;
+        return images.map((image, b) =>
+          Array.from({ length: patches }, (_, p) => {
+            const [cx = 0, cy = 0, w = 0, h = 0] = boxes.data.subarray((b * patches + p) * 4, (b * patches + p) * 4 + 4);
+            return {
+              score: sigmoid(logits.data[(b * patches + p) * queries]!),
+              box: box([(cx - w / 2) * image.width, (cy - h / 2) * image.height, (cx + w / 2) * image.width, (cy + h / 2) * image.height]),
+            };
+          }),
+        );
+      },
+    };
+  },
+};
+
+/** Grounding DINO: the class as a period-terminated phrase, scored by its best-matching token. */
+const grounded: DetectorFamily = {
+  files: ["preprocessor_config.json", ...TOKENIZER_FILES, "onnx/model.onnx"],
+  async load(source, options) {
+    const model = (await AutoModelForZeroShotObjectDetection.from_pretrained(source.folder, options)) as unknown as Runnable;
+    const processor = (await AutoImageProcessor.from_pretrained(source.folder, options)) as unknown as ImageProcessor & Grounded;
+    const tokens = await tokenizer(source.folder, options);
+    return {
+      async candidates(images, className) {
+        const text = tokens(images.map(() => `${words(className).join(" ")}.`), { padding: true, truncation: true });
+        const { pixel_values, pixel_mask } = await processor(images);
+        const output = await model({ ...text, pixel_values, pixel_mask });
+        const found = processor.post_process_grounded_object_detection(output, text.input_ids, {
+          box_threshold: 0,
+          text_threshold: 0,
+          target_sizes: sizes(images),
+        });
+        return found.map(({ scores, boxes }) => scores.map((score, i) => ({ score, box: box(boxes[i] ?? []) })));
+      },
+    };
+  },
+};
+
+/** DETR, RT-DETR, D-FINE, YOLOS: a fixed label set (config.json id2label); proposals labelled with the class. */
+const closedVocabulary: DetectorFamily = {
+  files: ["preprocessor_config.json", "onnx/model.onnx"],
+  async load(source, options, config) {
+    const labels = config?.id2label ?? null;
+    if (labels === null || Object.keys(labels).length === 0) {
+      throw new ModelLayoutError(`${source.folder}/config.json has no id2label; a closed-vocabulary detector needs its label names`);
+    }
+    const model = (await AutoModelForObjectDetection.from_pretrained(source.folder, options)) as unknown as Runnable;
+    const processor = (await AutoImageProcessor.from_pretrained(source.folder, options)) as unknown as ImageProcessor & ClosedVocabulary;
+    return {
+      async candidates(images, className, synonyms) {
+        const names = [className, ...synonyms];
+        const ids = new Set(Object.entries(labels).filter(([, label]) => names.some((n) => sameName(label, n))).map(([id]) => Number(id)));
+        if (ids.size === 0) {
+          throw new Error(`class "${className}" is not a label of the detector in ${source.folder} (config.json id2label: ${Object.values(labels).join(", ")}); add a synonym that is`);
+        }
+        const { pixel_values, pixel_mask } = await processor(images);
+        const output = await model({ pixel_values, pixel_mask });
+        return processor
+          .post_process_object_detection(output, 0, sizes(images))
+          .map(({ scores, boxes, classes }) => scores.flatMap((score, i) => (ids.has(classes[i]!) ? [{ score, box: box(boxes[i] ?? []) }] : [])));
+      },
+    };
+  },
+};
+
+/** The detector families by config.json `model_type`, as transformers.js maps model types to classes. */
+export const DETECTORS: Readonly<Record<string, DetectorFamily>> = {
+  owlvit: openVocabulary,
+  owlv2: openVocabulary,
+  "grounding-dino": grounded,
+  detr: closedVocabulary,
+  rt_detr: closedVocabulary,
+  rt_detr_v2: closedVocabulary,
+  d_fine: closedVocabulary,
+  yolos: closedVocabulary,
+};
+
+/** Reads the folder's config.json and files, then loads the detector its model type names. */
+export async function loadDetector(source: ModelSource): Promise<ClassDetector> {
+  const options = loadOptions(source.device, source.allowRemoteModels);
+  if (isHubId(source)) {
+    return onDevice(source.device, `detector ${source.folder}`, async () => {
+      const { model_type } = (await AutoConfig.from_pretrained(source.folder, options)) as unknown as { model_type: string };
+      return familyOf(model_type, source.folder).load(source, options, null);
+    });
+  }
+  const config = readModelConfig(source.folder);
+  const family = familyOf(config.modelType, source.folder);
+  requireFiles(source.folder, family.files, `${config.modelType} detector`);
+  return onDevice(source.device, `detector ${source.folder}`, () => family.load(source, options, config));
+}
+
+function familyOf(modelType: string, folder: string): DetectorFamily {
+  const family = DETECTORS[modelType];
+  if (family === undefined) {
+    throw new Error(`${folder}/config.json: model_type "${modelType}" is not a supported detector; expected one of ${Object.keys(DETECTORS).join(", ")}`);
+  }
+  return family;
+}
+
+export interface Captioner {
+  caption(images: RawImage[]): Promise<string[]>;
+}
+
+const CAPTIONER_FILES = ["preprocessor_config.json", ...TOKENIZER_FILES, "onnx/encoder_model.onnx", "onnx/decoder_model_merged.onnx"];
+
+/** An image-to-text model (VisionEncoderDecoder); decoding follows the folder's generation_config.json. */
+export async function loadCaptioner(source: ModelSource): Promise<Captioner> {
+  if (!isHubId(source)) {
+    readModelConfig(source.folder);
+    requireFiles(source.folder, CAPTIONER_FILES, "captioner");
+  }
+  const options = loadOptions(source.device, source.allowRemoteModels);
+  return onDevice(source.device, `captioner ${source.folder}`, async () => {
+    const model = (await AutoModelForVision2Seq.from_pretrained(source.folder, options)) as unknown as Generator;
+    const pixels = await imageProcessor(source.folder, options);
+    const tokens = await tokenizer(source.folder, options);
+    return {
+      async caption(images) {
+        const ids = await model.generate({ inputs: (await pixels(images)).pixel_values });
+        return tokens.batch_decode(ids, { skip_special_tokens: true }).map((text) => text.trim());
+      },
+    };
+  });
+}
+
+export interface ClipEncoder {
+  images(images: RawImage[]): Promise<Float32Array[]>;
+  texts(texts: string[]): Promise<Float32Array[]>;
+}
+
+const CLIP_FILES = ["preprocessor_config.json", ...TOKENIZER_FILES, "onnx/vision_model.onnx", "onnx/text_model.onnx"];
+
+function rows(tensor: Tensor | undefined, name: string): Float32Array[] {
+  const { data, dims } = floats(tensor, name);
+  const [count = 0, width = 0] = dims;
+  return Array.from({ length: count }, (_, i) => data.slice(i * width, (i + 1) * width));
+}
+
+/** CLIP's two towers with projection, run separately so images and prompts batch independently. */
+export async function loadClip(source: ModelSource): Promise<ClipEncoder> {
+  if (!isHubId(source)) {
+    readModelConfig(source.folder);
+    requireFiles(source.folder, CLIP_FILES, "CLIP");
+  }
+  const options = loadOptions(source.device, source.allowRemoteModels);
+  return onDevice(source.device, `CLIP ${source.folder}`, async () => {
+    const vision = (await CLIPVisionModelWithProjection.from_pretrained(source.folder, options)) as unknown as Runnable;
+    const text = (await CLIPTextModelWithProjection.from_pretrained(source.folder, options)) as unknown as Runnable;
+    const pixels = await imageProcessor(source.folder, options);
+    const tokens = await tokenizer(source.folder, options);
+    return {
+      async images(images) {
+        return rows((await vision({ pixel_values: (await pixels(images)).pixel_values }))["image_embeds"], "image_embeds");
+      },
+      async texts(texts) {
+        return rows((await text(tokens(texts, { padding: true, truncation: true })))["text_embeds"], "text_embeds");
+      },
+    };
+  });
+}
+
+/** Decodes encoded image bytes (PNG, JPEG, WebP); `name` says which input failed. */
+export async function decodeImage(bytes: Uint8Array, name: string): Promise<RawImage> {
+  try {
+    return await RawImage.fromBlob(new Blob([bytes]));
+  } catch (error) {
+    throw new Error(`image ${name} does not decode (${bytes.length} bytes); expected an encoded PNG, JPEG or WebP image`, { cause: error });
+  }
+}

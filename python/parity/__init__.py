@@ -1,0 +1,1 @@
+"""Reference computations with diffusers that the TypeScript runtime is checked against."""
