@@ -1,0 +1,10 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['models/**/*.test.ts'],
+    // The parity test starts a Python process that imports torch and diffusers.
+    testTimeout: 300_000,
+    hookTimeout: 300_000,
+  },
+});
