@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
-import { AutoTokenizer, env, type PreTrainedTokenizer } from '@huggingface/transformers';
+import { AutoTokenizer, type PreTrainedTokenizer } from '@huggingface/transformers';
 
 import { ModelInterfaceError, ModelLayoutError } from './errors.js';
 import { OnnxModel, parseDevice } from './onnx.js';
@@ -159,10 +159,9 @@ export class Generator {
     await readJson(files.modelIndex);
     const schedulerConfig = await readRawSchedulerConfig(files.schedulerConfig);
     const vae = parseVaeSettings(await readJson(files.vaeConfig), files.vaeConfig);
-    // Local files only: a generator folder is complete or it is an error, never a download.
-    env.allowRemoteModels = false;
-    env.allowLocalModels = true;
-    const tokenizer = await AutoTokenizer.from_pretrained(files.tokenizer).catch((error: Error) => {
+    // Local files only, per call (not the library-wide switch, which other models share):
+    // a generator folder is complete or it is an error, never a download.
+    const tokenizer = await AutoTokenizer.from_pretrained(files.tokenizer, { local_files_only: true }).catch((error: Error) => {
       throw new ModelLayoutError(`${files.tokenizer}: cannot load the tokenizer (${error.message})`);
     });
     const maxTokens = Number(tokenizer.model_max_length);

@@ -225,3 +225,28 @@ export async function sample(generator: Generator, request: SampleRequest): Prom
   });
   return { images: await decodeLatents(generator, latents), latents, scheduler };
 }
+
+function describeScheduler(scheduler: Scheduler, choice: SchedulerChoice | undefined): string {
+  const overrides = choice?.overrides && Object.keys(choice.overrides).length > 0 ? ` ${JSON.stringify(choice.overrides)}` : '';
+  return `${scheduler.config.className}${overrides}`;
+}
+
+/** What made image `index` of a sample() call, as PNG text entries. */
+export function generationText(
+  generator: Generator,
+  request: SampleRequest,
+  result: SampleResult,
+  index: number,
+): Record<string, string> {
+  const seed = request.seeds?.[index];
+  return {
+    prompt: request.prompts[index],
+    negative_prompt: request.negativePrompt ?? '',
+    ...(seed === undefined ? {} : { seed: String(seed) }),
+    steps: String(request.steps),
+    guidance_scale: String(request.guidanceScale),
+    scheduler: describeScheduler(result.scheduler, request.scheduler),
+    generator: generator.name,
+    size: `${request.width}x${request.height}`,
+  };
+}
