@@ -137,6 +137,8 @@ function checkInterface(model: OnnxModel, part: keyof typeof INTERFACES): void {
 export interface LoadOptions {
   /** `cpu` (default) or `cuda:N`. */
   readonly device?: string;
+  /** CPU threads per graph; onnxruntime's default (all cores) when absent. */
+  readonly threads?: number;
 }
 
 /** A loaded generator: sessions, tokenizer and configs. Release it when done. */
@@ -169,9 +171,9 @@ export class Generator {
       throw new ModelLayoutError(`${files.tokenizer}/tokenizer_config.json: field "model_max_length" must be the text encoder's length, got ${maxTokens}`);
     }
     const [textEncoder, unet, vaeDecoder] = await Promise.all([
-      OnnxModel.load(files.textEncoder, provider),
-      OnnxModel.load(files.unet, provider),
-      OnnxModel.load(files.vaeDecoder, provider),
+      OnnxModel.load(files.textEncoder, provider, options.threads),
+      OnnxModel.load(files.unet, provider, options.threads),
+      OnnxModel.load(files.vaeDecoder, provider, options.threads),
     ]);
     const generator = new Generator(source, files, schedulerConfig, vae, tokenizer, maxTokens, textEncoder, unet, vaeDecoder);
     try {

@@ -72,8 +72,8 @@ export class OnnxModel {
     readonly outputs: ReadonlyMap<string, TensorMetadata>,
   ) {}
 
-  static async load(path: string, provider: ExecutionProvider): Promise<OnnxModel> {
-    const session = await createSession(path, provider);
+  static async load(path: string, provider: ExecutionProvider, threads?: number): Promise<OnnxModel> {
+    const session = await createSession(path, provider, threads);
     const tensors = (list: readonly ort.InferenceSession.ValueMetadata[], kind: string) =>
       new Map(
         list.map((meta) => {
@@ -121,14 +121,19 @@ function lookup(map: ReadonlyMap<string, TensorMetadata>, name: string, path: st
   return meta;
 }
 
-async function createSession(path: string, provider: ExecutionProvider): Promise<ort.InferenceSession> {
+/** `threads`: intra-op threads (onnxruntime's default, all cores, when undefined). */
+async function createSession(path: string, provider: ExecutionProvider, threads?: number): Promise<ort.InferenceSession> {
   if (provider.name === 'cuda' && !ort.listSupportedBackends().some((b) => b.name === 'cuda')) {
     throw new ExecutionProviderError(`this onnxruntime-node build has no CUDA backend. ${CUDA_INSTALL_HINT}`);
   }
   const executionProvider: ort.InferenceSession.ExecutionProviderConfig =
     provider.name === 'cpu' ? 'cpu' : { name: 'cuda', deviceId: provider.deviceId };
   try {
-    return await ort.InferenceSession.create(path, { logSeverityLevel: 3, executionProviders: [executionProvider] });
+    return await ort.InferenceSession.create(path, {
+      logSeverityLevel: 3,
+      executionProviders: [executionProvider],
+      ...(threads === undefined ? {} : { intraOpNumThreads: threads }),
+    });
   } catch (error) {
     const message = (error as Error).message;
     if (provider.name === 'cuda' && /Failed to load shared library|providers_cuda|libcudart|libcudnn|libcublas/i.test(message)) {

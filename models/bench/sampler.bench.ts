@@ -1,0 +1,65 @@
+/**
+ * `npm run bench:sampler`: the TypeScript sampler (onnxruntime-node) against diffusers'
+ * StableDiffusionPipeline (PyTorch) on the same generator and work — RUNS calls of BATCH
+ * prompts, STEPS steps, classifier-free guidance, VAE decode — each after one warm-up
+ * call, as images per second and their ratio. Both sides get the same CPU threads.
+ * Options: --generator DIR (default: the shapes pack's, else a random-weight one of its
+ * architecture) --batch N --steps N --guidance G --size PX --runs N --threads T.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { Generator } from '../generator.js';
+import { sample } from '../sampler.js';
+import { runPythonModule, testGenerator } from '../testing/python.js';
+
+const { values } = parseArgs({
+  options: {
+    generator: { type: 'string' },
+    batch: { type: 'string', default: '4' },
+    steps: { type: 'string', default: '20' },
+    guidance: { type: 'string', default: '7.5' },
+    size: { type: 'string', default: '64' },
+    runs: { type: 'string', default: '3' },
+    threads: { type: 'string', default: '1' },
+  },
+});
+const batch = Number(values.batch);
+const steps = Number(values.steps);
+const guidanceScale = Number(values.guidance);
+const size = Number(values.size);
+const runs = Number(values.runs);
+const threads = Number(values.threads);
+
+const scratch = await mkdtemp(join(tmpdir(), 'bench-sampler-'));
+try {
+  const folder = values.generator ?? (await testGenerator(scratch));
+  const pythonOut = await runPythonModule('parity.sampler_bench', [
+    '--generator', folder, '--batch', String(batch), '--steps', String(steps), '--guidance', String(guidanceScale),
+    '--size', String(size), '--runs', String(runs), '--threads', String(threads),
+  ]);
+  const python = JSON.parse(pythonOut.trim().split('\n').at(-1) ?? '') as { images: number; images_per_second: number };
+
+  const generator = await Generator.load({ base: folder }, { threads });
+  try {
+    const prompts = Array.from({ length: batch }, (_, i) => `${i + 1} red circles`);
+    const call = (seed: number) =>
+      sample(generator, { prompts, seeds: prompts.map((_, i) => seed + i), steps, guidanceScale, width: size, height: size });
+    await call(0);
+    const started = performance.now();
+    for (let run = 0; run < runs; run++) await call(1000 * (run + 1));
+    const tsRate = (runs * batch) / ((performance.now() - started) / 1000);
+
+    console.log(`generator: ${folder}`);
+    console.log(`work: ${runs} runs x ${batch} images, ${steps} steps, guidance ${guidanceScale}, ${size}x${size}, ${threads} CPU thread(s) each side`);
+    console.log(`TypeScript sampler (onnxruntime-node): ${tsRate.toFixed(2)} images/s`);
+    console.log(`diffusers pipeline (PyTorch):          ${python.images_per_second.toFixed(2)} images/s`);
+    console.log(`ratio TypeScript / diffusers:          ${(tsRate / python.images_per_second).toFixed(2)}`);
+  } finally {
+    await generator.release();
+  }
+} finally {
+  await rm(scratch, { recursive: true, force: true });
+}
