@@ -28,7 +28,8 @@ FIGURES = BUILD_DIR / "figures"
 CACHE = BUILD_DIR / "cache"
 
 # The judge's and trainer's defaults for this pack, read by the proof and the product.
-JUDGE_DEFAULTS = {"detection_threshold": 0.3, "rule": "paper"}
+# The detection threshold is the detector stage's pick (on held-out validation scenes).
+JUDGE_DEFAULTS = {"rule": "paper"}
 LORA_DEFAULTS = {"rank": 8, "learning_rate": 1e-3, "max_train_steps": 300, "train_batch_size": 16, "seed": 0}
 
 
@@ -45,9 +46,20 @@ def stage_clip() -> dict[str, object]:
 
 
 def stage_detector() -> dict[str, object]:
-    from .detector import train_detector
+    from .detector import evaluate_detector, train_detector
 
-    return train_detector(_fresh(PACK_DIR / "detector"))
+    folder = _fresh(PACK_DIR / "detector")
+    training = train_detector(folder, PACK_DIR / "clip")
+    held_out = evaluate_detector(folder)
+    return {
+        "map50": round(held_out["mAP50"], 4),
+        "class_recall": round(held_out["class_recall"], 4),
+        "class_precision": round(held_out["class_precision"], 4),
+        "count_accuracy": round(held_out["count_accuracy"], 4),
+        "threshold": held_out["threshold"],
+        "held_out": held_out,
+        "training": training,
+    }
 
 
 def stage_captioner() -> dict[str, object]:
@@ -65,7 +77,8 @@ def stage_generator() -> dict[str, object]:
 def stage_proof() -> dict[str, object]:
     from .proof import run
 
-    return run(PACK_DIR, _fresh(BUILD_DIR / "proof"), n_per_prompt=8, eval_seeds=4, threshold=float(JUDGE_DEFAULTS["detection_threshold"]), lora=LORA_DEFAULTS)
+    judge = json.loads((PACK_DIR / "pack.json").read_text())["judge"]
+    return run(PACK_DIR, _fresh(BUILD_DIR / "proof"), n_per_prompt=8, eval_seeds=4, threshold=float(judge["detection_threshold"]), lora=LORA_DEFAULTS)
 
 
 def stage_pack() -> dict[str, object]:
@@ -74,8 +87,9 @@ def stage_pack() -> dict[str, object]:
     figures = json.loads(current.read_text())["figures"] if current.exists() else {}
     figures.update({p.stem: json.loads(p.read_text()) for p in sorted(FIGURES.glob("*.json"))})
     prompt_files = write_prompts(PACK_DIR)
-    write_manifest(PACK_DIR, manifest(figures, prompt_files, JUDGE_DEFAULTS, LORA_DEFAULTS))
-    (PACK_DIR / "MODEL_CARD.md").write_text(card.render(figures, JUDGE_DEFAULTS, LORA_DEFAULTS))
+    judge = {"detection_threshold": figures["detector"]["threshold"], **JUDGE_DEFAULTS}
+    write_manifest(PACK_DIR, manifest(figures, prompt_files, judge, LORA_DEFAULTS))
+    (PACK_DIR / "MODEL_CARD.md").write_text(card.render(figures, judge, LORA_DEFAULTS))
     return {}
 
 

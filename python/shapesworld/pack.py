@@ -65,6 +65,23 @@ INTERFACES: dict[str, dict[str, Interface]] = {
             },
         },
     },
+    # Optimum's OWL-ViT export: one query list per image (transformers.js repeats the
+    # class names for each image of a batch), a score and a box per patch and query.
+    "detector": {
+        "onnx/model.onnx": {
+            "inputs": {
+                "input_ids": ("int64", ["text_batch_size", "sequence_length"]),
+                "pixel_values": ("float32", ["batch_size", 3, IMAGE_SIZE, IMAGE_SIZE]),
+                "attention_mask": ("int64", ["text_batch_size", "sequence_length"]),
+            },
+            "outputs": {
+                "logits": ("float32", ["batch_size", "num_patches", "num_queries"]),
+                "pred_boxes": ("float32", ["batch_size", 64, 4]),
+                "text_embeds": ("float32", ["batch_size", "num_queries", TEXT_DIM]),
+                "image_embeds": ("float32", ["batch_size", 8, 8, 64]),
+            },
+        },
+    },
     "clip": {
         "onnx/model.onnx": {
             "inputs": {

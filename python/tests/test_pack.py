@@ -24,6 +24,8 @@ EXAMPLE_DIMS = {
     "batch": 2, "batch_size": 2, "text_batch": 3, "image_batch": 2, "sequence": 24, "height": 16, "width": 16,
     "decoder_sequence_length": 1, "encoder_sequence_length": 65, "past_decoder_sequence_length": 3,
     "image_height": 64, "image_width": 64,
+    # OWL-ViT: text_batch_size = images x queries per image.
+    "text_batch_size": 4, "sequence_length": 5,
 }
 
 
