@@ -75,6 +75,20 @@ afterAll(async () => {
   if (Object.keys(diffs).length > 0) console.log('max abs difference from diffusers:', diffs);
 });
 
+/** A generator folder of links to the test generator's files, with some replaced or left out. */
+async function linkedGenerator(name: string, replace: Record<string, string | null>): Promise<string> {
+  const root = join(scratch, name);
+  const L = GENERATOR_LAYOUT;
+  const files = [L.modelIndex, L.schedulerConfig, ...L.tokenizerFiles, L.textEncoder, L.unet, L.vaeDecoder, L.vaeConfigs[0]];
+  for (const file of files) {
+    const target = file in replace ? replace[file] : join(folder, file);
+    if (target === null || target === undefined) continue;
+    await mkdir(join(root, file, '..'), { recursive: true });
+    await symlink(target, join(root, file));
+  }
+  return root;
+}
+
 describe('text encoding', () => {
   it('matches the pipeline’s prompt and unconditional embeddings', async () => {
     const prompts = await encodeTexts(generator, reference.prompts);
@@ -207,20 +221,6 @@ describe('sample', () => {
 });
 
 describe('generator layout', () => {
-  /** A generator folder of links to the test generator's files, with some replaced or left out. */
-  async function linkedGenerator(name: string, replace: Record<string, string | null>): Promise<string> {
-    const root = join(scratch, name);
-    const L = GENERATOR_LAYOUT;
-    const files = [L.modelIndex, L.schedulerConfig, ...L.tokenizerFiles, L.textEncoder, L.unet, L.vaeDecoder, L.vaeConfigs[0]];
-    for (const file of files) {
-      const target = file in replace ? replace[file] : join(folder, file);
-      if (target === null || target === undefined) continue;
-      await mkdir(join(root, file, '..'), { recursive: true });
-      await symlink(target, join(root, file));
-    }
-    return root;
-  }
-
   it('names a missing file and what it should be', async () => {
     const root = await linkedGenerator('no-decoder', { [GENERATOR_LAYOUT.vaeDecoder]: null });
     await expect(Generator.load({ base: root })).rejects.toThrow(ModelLayoutError);
@@ -247,5 +247,57 @@ describe('generator layout', () => {
       await tunedGenerator.release();
     }
     await expect(Generator.load({ base: folder, tunedUnet: join(scratch, 'no-tuned') })).rejects.toThrow(/the tuned UNet written by the LoRA trainer/);
+  });
+});
+
+describe('graph interfaces of other exports', () => {
+  let variants: string;
+  const ddim = () => reference.cases.find((c) => c.name === 'ddim')!;
+
+  beforeAll(async () => {
+    variants = join(scratch, 'variants');
+    await runPythonModule('parity.interface_variants', ['--generator', folder, '--out', variants]);
+  });
+
+  async function finalLatents(base: string): Promise<Float32Array> {
+    const variant = await Generator.load({ base });
+    try {
+      const c = ddim();
+      const config = parseSchedulerConfig(await readRawSchedulerConfig(c.schedulerConfig), c.schedulerConfig);
+      const latents = await denoise(variant, {
+        promptEmbeds: { data: Float32Array.from(reference.promptEmbeds), dims: reference.embedDims },
+        negativeEmbeds: { data: Float32Array.from(reference.negativeEmbeds), dims: reference.embedDims },
+        initialLatents: { data: Float32Array.from(reference.initialLatents), dims: reference.latentDims },
+        steps: reference.steps,
+        guidanceScale: reference.guidanceScale,
+        scheduler: createScheduler(config),
+      });
+      return latents.data;
+    } finally {
+      await variant.release();
+    }
+  }
+
+  it.each([
+    ['unet_timestep_int64.onnx', TOLERANCE],
+    ['unet_timestep_scalar.onnx', TOLERANCE],
+    // Half-precision inputs and outputs round to 11 significant bits each step.
+    ['unet_float16.onnx', 5e-2],
+  ])('feeds a UNet whose inputs are %s', async (file, tolerance) => {
+    const root = await linkedGenerator(`variant-${file}`, { [GENERATOR_LAYOUT.unet]: join(variants, file) });
+    diffs[`unet ${file}`] = maxAbsDiff(await finalLatents(root), ddim().finalLatents);
+    expect(diffs[`unet ${file}`]).toBeLessThanOrEqual(tolerance);
+  });
+
+  it('feeds int64 token ids to a text encoder that takes them', async () => {
+    const root = await linkedGenerator('variant-text-int64', { [GENERATOR_LAYOUT.textEncoder]: join(variants, 'text_encoder_int64.onnx') });
+    const variant = await Generator.load({ base: root });
+    try {
+      expect(variant.textEncoder.input('input_ids').type).toBe('int64');
+      const embeds = await encodeTexts(variant, reference.prompts);
+      expect(maxAbsDiff(embeds.data, reference.promptEmbeds)).toBeLessThanOrEqual(TOLERANCE);
+    } finally {
+      await variant.release();
+    }
   });
 });
