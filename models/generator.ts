@@ -170,11 +170,15 @@ export class Generator {
     if (!Number.isInteger(maxTokens) || maxTokens < 2 || maxTokens > 4096) {
       throw new ModelLayoutError(`${files.tokenizer}/tokenizer_config.json: field "model_max_length" must be the text encoder's length, got ${maxTokens}`);
     }
-    const [textEncoder, unet, vaeDecoder] = await Promise.all([
-      OnnxModel.load(files.textEncoder, provider, options.threads),
-      OnnxModel.load(files.unet, provider, options.threads),
-      OnnxModel.load(files.vaeDecoder, provider, options.threads),
-    ]);
+    const loads = await Promise.allSettled(
+      [files.textEncoder, files.unet, files.vaeDecoder].map((path) => OnnxModel.load(path, provider, options.threads)),
+    );
+    const failed = loads.find((l): l is PromiseRejectedResult => l.status === 'rejected');
+    if (failed) {
+      await Promise.all(loads.map((l) => (l.status === 'fulfilled' ? l.value.release() : undefined)));
+      throw failed.reason;
+    }
+    const [textEncoder, unet, vaeDecoder] = loads.map((l) => (l as PromiseFulfilledResult<OnnxModel>).value);
     const generator = new Generator(source, files, schedulerConfig, vae, tokenizer, maxTokens, textEncoder, unet, vaeDecoder);
     try {
       checkInterface(textEncoder, 'textEncoder');

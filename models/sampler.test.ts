@@ -11,7 +11,7 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { ModelInterfaceError, ModelLayoutError, SamplingInputError } from './errors.js';
+import { ExecutionProviderError, ModelInterfaceError, ModelLayoutError, SamplingInputError } from './errors.js';
 import { Generator, GENERATOR_LAYOUT } from './generator.js';
 import { GivenNoise } from './noise.js';
 import { encodePng, readText } from './png.js';
@@ -233,6 +233,16 @@ describe('generator layout', () => {
     const load = Generator.load({ base: root });
     await expect(load).rejects.toThrow(ModelInterfaceError);
     await expect(Generator.load({ base: root })).rejects.toThrow(/unet\/model\.onnx: inputs are input_ids; expected sample, timestep, encoder_hidden_states/);
+  });
+
+  it('runs on CUDA where its provider is installed, and otherwise says how to install it', async () => {
+    const onGpu = await Generator.load({ base: folder }, { device: 'cuda:0' }).catch((error: unknown) => error);
+    if (onGpu instanceof Generator) {
+      await onGpu.release();
+      return;
+    }
+    expect(onGpu).toBeInstanceOf(ExecutionProviderError);
+    expect((onGpu as Error).message).toMatch(/ONNXRUNTIME_NODE_INSTALL=cuda12/);
   });
 
   it('swaps in a tuned UNet and says so in its name', async () => {
