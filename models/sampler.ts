@@ -89,12 +89,13 @@ export async function denoise(generator: Generator, request: DenoiseRequest): Pr
       `guidanceScale > 1 needs negativeEmbeds of shape [${promptEmbeds.dims.join(', ')}], got ${negativeEmbeds ? `[${negativeEmbeds.dims.join(', ')}]` : 'none'}`,
     );
   }
-  if (scheduler.usesNoise && !request.noise) {
+  const stepNoise = scheduler.usesNoise ? request.noise : undefined;
+  if (scheduler.usesNoise && !stepNoise) {
     throw new SamplingInputError(`${scheduler.config.className} draws noise each step: pass a noise source`);
   }
   const size = initialLatents.data.length;
   const unetBatch = guided ? 2 * batch : batch;
-  const hidden = guided ? concat(negativeEmbeds!.data, promptEmbeds.data) : promptEmbeds.data;
+  const hidden = guided && negativeEmbeds ? concat(negativeEmbeds.data, promptEmbeds.data) : promptEmbeds.data;
   const hiddenDims = [unetBatch, ...promptEmbeds.dims.slice(1)];
   const unetDims = [unetBatch, ...latentShape];
 
@@ -108,7 +109,7 @@ export async function denoise(generator: Generator, request: DenoiseRequest): Pr
       'out_sample',
     );
     const prediction = guided ? applyGuidance(output.data, size, guidanceScale) : output.data;
-    latents = scheduler.step(prediction, t, latents, scheduler.usesNoise ? request.noise!.next(size) : undefined);
+    latents = scheduler.step(prediction, t, latents, stepNoise?.next(size));
     request.onStep?.(index + 1, total);
   }
   return { data: latents, dims: initialLatents.dims };
@@ -175,14 +176,11 @@ export interface SampleResult {
 }
 
 function checkRequest(generator: Generator, request: SampleRequest): void {
-  const { prompts, seeds, initialLatents, width, height, steps } = request;
+  const { prompts, seeds, width, height, steps } = request;
   if (prompts.length === 0) throw new SamplingInputError('prompts: at least one prompt is needed');
   prompts.forEach((p, i) => {
     if (typeof p !== 'string' || p.trim() === '') throw new SamplingInputError(`prompts[${i}] is empty; a prompt describes the image`);
   });
-  if (seeds === undefined && initialLatents === undefined) {
-    throw new SamplingInputError('give seeds, initialLatents, or both (then the seeds drive only per-step noise)');
-  }
   if (seeds) {
     if (seeds.length !== prompts.length) throw new SamplingInputError(`seeds: ${seeds.length} given for ${prompts.length} prompts`);
     seeds.forEach(checkSeed);
@@ -204,7 +202,8 @@ export async function sample(generator: Generator, request: SampleRequest): Prom
   const latentDims = [batch, generator.vae.latentChannels, height / generator.vae.spatialFactor, width / generator.vae.spatialFactor];
   const noise = seeds ? new PerImageNoise(seeds) : undefined;
   const size = latentDims.reduce((a, b) => a * b, 1);
-  const initialLatents = request.initialLatents ?? { data: noise!.next(size), dims: latentDims };
+  const initialLatents = request.initialLatents ?? (noise ? { data: noise.next(size), dims: latentDims } : undefined);
+  if (!initialLatents) throw new SamplingInputError('give seeds, initialLatents, or both (then the seeds drive only per-step noise)');
   if (!sameDims(initialLatents.dims, latentDims)) {
     throw new SamplingInputError(`initialLatents must be [${latentDims.join(', ')}] for this size, got [${initialLatents.dims.join(', ')}]`);
   }

@@ -93,7 +93,6 @@ const UNSUPPORTED_UNLESS: Readonly<Record<string, unknown>> = {
   timestep_type: 'discrete',
   interpolation_type: 'linear',
   variance_type: null,
-  s_churn: 0,
 };
 
 class FieldReader {
