@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { ExecutionProviderError, ModelInterfaceError, ModelLayoutError, SamplingInputError } from './errors.js';
-import { Generator, GENERATOR_LAYOUT } from './generator.js';
+import { Generator, GENERATOR_LAYOUT, type GeneratorSource } from './generator.js';
 import { GivenNoise } from './noise.js';
 import { encodePng, readText } from './png.js';
 import { decodeLatents, denoise, encodeTexts, generationText, sample, type SampleRequest } from './sampler.js';
@@ -170,7 +170,9 @@ describe('sample', () => {
   };
 
   it('turns prompts and seeds into RGB images, the same each time', async () => {
-    const first = await sample(generator, request);
+    const progress: number[][] = [];
+    const first = await sample(generator, { ...request, onStep: (step, steps) => progress.push([step, steps]) });
+    expect(progress).toEqual([[1, 3], [2, 3], [3, 3]]);
     const again = await sample(generator, request);
     const latentSide = 64 / generator.vae.spatialFactor;
     expect(first.latents.dims).toEqual([2, generator.vae.latentChannels, latentSide, latentSide]);
@@ -269,8 +271,8 @@ describe('graph interfaces of other exports', () => {
     await runPythonModule('parity.interface_variants', ['--generator', folder, '--out', variants]);
   });
 
-  async function finalLatents(base: string): Promise<Float32Array> {
-    const variant = await Generator.load({ base });
+  async function finalLatents(source: GeneratorSource): Promise<Float32Array> {
+    const variant = await Generator.load(source);
     try {
       const c = ddim();
       const config = parseSchedulerConfig(await readRawSchedulerConfig(c.schedulerConfig), c.schedulerConfig);
@@ -295,8 +297,13 @@ describe('graph interfaces of other exports', () => {
     ['unet_float16.onnx', 5e-2],
   ])('feeds a UNet whose inputs are %s', async (file, tolerance) => {
     const root = await linkedGenerator(`variant-${file}`, { [GENERATOR_LAYOUT.unet]: join(variants, file) });
-    diffs[`unet ${file}`] = maxAbsDiff(await finalLatents(root), ddim().finalLatents);
+    diffs[`unet ${file}`] = maxAbsDiff(await finalLatents({ base: root }), ddim().finalLatents);
     expect(diffs[`unet ${file}`]).toBeLessThanOrEqual(tolerance);
+  });
+
+  it('loads a tuned UNet whose weights sit in an external model.onnx_data file', async () => {
+    const latents = await finalLatents({ base: folder, tunedUnet: join(variants, 'external') });
+    expect(maxAbsDiff(latents, ddim().finalLatents)).toBeLessThanOrEqual(TOLERANCE);
   });
 
   it('feeds int64 token ids to a text encoder that takes them', async () => {

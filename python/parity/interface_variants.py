@@ -6,6 +6,8 @@ use, computing the same function, so the runtime's input feeding can be tested o
     unet_timestep_scalar.onnx   timestep float 0-d
     unet_float16.onnx           every input and out_sample float16
     text_encoder_int64.onnx     input_ids int64
+    external/unet/model.onnx    the UNet unchanged, its weights in model.onnx_data beside it
+                                (as exports over 2 GB are), in a tuned-UNet folder layout
 
 Each wrapper converts its new inputs to what the original graph takes (and the output
 back), so only the interface differs.
@@ -96,6 +98,17 @@ def write_variants(generator: Path, out: Path) -> None:
 
     for path in out.glob("*.onnx"):
         onnx.checker.check_model(str(path))
+
+    external = out / "external" / "unet"
+    external.mkdir(parents=True, exist_ok=True)
+    onnx.save_model(
+        onnx.load(str(unet_path)),
+        str(external / "model.onnx"),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="model.onnx_data",
+        size_threshold=1024,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
