@@ -1,0 +1,113 @@
+import { describe, expect, it } from 'vitest';
+
+import { campaignRound, campaignStopReason, describeErrors, parsePromptLines, validateCampaignInput, validateRoundInput, type RoundInput } from './round.js';
+
+const minimal = {
+  generator: { base: 'packs/shapes/generator' },
+  judge: { detector: 'packs/shapes/detector' },
+  prompts: { file: 'packs/shapes/prompts/train.txt' },
+  evaluation: { prompts: [{ className: 'circle', text: 'a red circle on a white background' }] },
+};
+
+function valid(input: unknown): RoundInput {
+  const result = validateRoundInput(input);
+  if (!result.ok) throw new Error(describeErrors(result.errors));
+  return result.value;
+}
+
+describe('validateRoundInput', () => {
+  it('fills the defaults of the paper and the proof', () => {
+    const round = valid(minimal);
+    expect(round.round).toBe(1);
+    expect(round.samplesPerPrompt).toBe(8);
+    expect(round.sampling).toMatchObject({ steps: 20, guidanceScale: 7.5, negativePrompt: '' });
+    expect(round.selection.rule).toBe('paper');
+    expect(round.judge).toMatchObject({ detector: 'packs/shapes/detector', captioner: null, threshold: 0.5 });
+    expect(round.lora).toMatchObject({ rank: 4, learningRate: 1e-4, maxSteps: null });
+    expect(round.evaluation).toMatchObject({ seedsPerPrompt: 4, seed: 500_000 });
+    expect(round.generator.tunedUnet).toBeNull();
+  });
+
+  it('names every bad field with the expected value', () => {
+    const result = validateRoundInput({
+      ...minimal,
+      samplesPerPrompt: 0,
+      sampling: { steps: 2.5, guidanceScale: 'high' },
+      selection: { rule: 'best' },
+      judge: { detector: '', threshold: 2 },
+      lora: { learningRate: 0, rnak: 8 },
+    });
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    const byField = Object.fromEntries(result.errors.map((e) => [e.field, e.expected]));
+    expect(byField).toEqual({
+      samplesPerPrompt: 'an integer in [1, 1000]',
+      'sampling.steps': 'an integer in [1, 1000]',
+      'sampling.guidanceScale': 'a number in [0, 100]',
+      'selection.rule': 'one of "paper", "combined"',
+      'judge.detector': 'a non-empty string',
+      'judge.threshold': 'a number in [0, 1]',
+      'lora.learningRate': 'a number in (0, 1]',
+      'lora.rnak': expect.stringContaining('no such field') as unknown as string,
+    });
+    expect(describeErrors(result.errors)).toContain('sampling.steps: expected an integer in [1, 1000], got 2.5');
+  });
+
+  it('requires the generator, the judge and the held-out prompts', () => {
+    const result = validateRoundInput({});
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.errors.map((e) => e.field)).toEqual(expect.arrayContaining(['generator', 'judge', 'evaluation', 'prompts.file']));
+  });
+
+  it('rejects a non-object input and malformed inline prompts', () => {
+    expect(validateRoundInput('round.json')).toMatchObject({ ok: false, errors: [{ field: '(input)', expected: 'an object' }] });
+    const result = validateRoundInput({ ...minimal, prompts: [{ className: 'circle' }] });
+    expect(result).toMatchObject({ ok: false, errors: [{ field: 'prompts.0' }] });
+  });
+});
+
+describe('parsePromptLines', () => {
+  it('reads `class; prompt` lines, skipping blanks and comments', () => {
+    expect(parsePromptLines('# shapes\ncircle; two red circles; on grey\n\nsquare ;a square\n', 'train.txt')).toEqual({
+      ok: true,
+      value: [
+        { className: 'circle', text: 'two red circles; on grey' },
+        { className: 'square', text: 'a square' },
+      ],
+    });
+  });
+
+  it('names the file and line of a bad line', () => {
+    expect(parsePromptLines('circle; ok\nno class here\n', 'train.txt')).toMatchObject({ ok: false, errors: [{ field: 'train.txt:2' }] });
+    expect(parsePromptLines('\n', 'empty.txt')).toMatchObject({ ok: false, errors: [{ field: 'empty.txt' }] });
+  });
+});
+
+describe('campaigns', () => {
+  it('validates the campaign and its first round', () => {
+    const result = validateCampaignInput({ round: minimal, rounds: 0 });
+    expect(result).toMatchObject({ ok: false, errors: [{ field: 'rounds', expected: 'an integer in [1, 1000]' }] });
+    const nested = validateCampaignInput({ round: { ...minimal, shards: -1 } });
+    expect(nested).toMatchObject({ ok: false, errors: [{ field: 'round.shards' }] });
+  });
+
+  it('samples round r from the tuned UNet of round r-1 with fresh seeds', () => {
+    const first = valid(minimal);
+    const third = campaignRound(first, 3, 'runs/c/round-2/lora');
+    expect(third.round).toBe(3);
+    expect(third.generator).toEqual({ base: 'packs/shapes/generator', tunedUnet: 'runs/c/round-2/lora' });
+    expect(third.sampling.seed).not.toBe(first.sampling.seed);
+    expect(third.evaluation).toEqual(first.evaluation);
+  });
+
+  it('stops when all rounds are done or the win rate stops improving', () => {
+    const settings = { rounds: 5, minImprovement: 0.01, patience: 1 };
+    expect(campaignStopReason([0.6], settings)).toBeNull();
+    expect(campaignStopReason([0.6, 0.65], settings)).toBeNull();
+    expect(campaignStopReason([0.6, 0.65, 0.655], settings)).toMatch(/did not improve on 0.650/);
+    expect(campaignStopReason([0.6, 0.5, 0.7], { ...settings, patience: 2 })).toBeNull();
+    expect(campaignStopReason([0.6, 0.5, 0.55], { ...settings, patience: 2 })).toMatch(/for 2 round/);
+    expect(campaignStopReason([0.6, 0.7], { ...settings, rounds: 2 })).toBe('all 2 rounds done');
+  });
+});

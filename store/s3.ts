@@ -1,0 +1,119 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
+
+import { Client } from 'minio';
+
+import { ArtifactNotFoundError, checkKey, checkPrefix, type ArtifactStore } from './store.js';
+
+export interface S3Settings {
+  /** `http://host:port` or `https://host`. */
+  readonly endpoint: string;
+  readonly bucket: string;
+  readonly accessKey: string;
+  readonly secretKey: string;
+  readonly region: string;
+  /** Prepended to every key, so several deployments can share a bucket. */
+  readonly prefix: string;
+}
+
+function isNotFound(error: unknown): boolean {
+  const code = (error as { code?: string }).code;
+  return code === 'NotFound' || code === 'NoSuchKey';
+}
+
+async function collect(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** Artifacts in an S3 bucket (MinIO in production), path-style addressing. */
+export class S3Store implements ArtifactStore {
+  private readonly client: Client;
+
+  constructor(private readonly settings: S3Settings) {
+    const url = new URL(settings.endpoint);
+    const useSSL = url.protocol === 'https:';
+    this.client = new Client({
+      endPoint: url.hostname,
+      port: url.port === '' ? (useSSL ? 443 : 80) : Number(url.port),
+      useSSL,
+      accessKey: settings.accessKey,
+      secretKey: settings.secretKey,
+      region: settings.region,
+      pathStyle: true,
+    });
+    if (settings.prefix !== '') checkPrefix(settings.prefix);
+  }
+
+  get location(): string {
+    return `s3://${this.settings.bucket}/${this.settings.prefix}`;
+  }
+
+  private object(key: string): string {
+    return `${this.settings.prefix}${checkKey(key)}`;
+  }
+
+  locate(key: string): string {
+    return `${this.settings.endpoint.replace(/\/$/, '')}/${this.settings.bucket}/${this.object(key)}`;
+  }
+
+  /** Creates the bucket when it does not exist (a fresh local stack). */
+  async ensureBucket(): Promise<void> {
+    if (!(await this.client.bucketExists(this.settings.bucket))) await this.client.makeBucket(this.settings.bucket, this.settings.region);
+  }
+
+  async put(key: string, body: Uint8Array | string): Promise<void> {
+    const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    await this.client.putObject(this.settings.bucket, this.object(key), bytes, bytes.length);
+  }
+
+  async putFile(key: string, path: string): Promise<void> {
+    await this.client.fPutObject(this.settings.bucket, this.object(key), path);
+  }
+
+  async get(key: string): Promise<Buffer> {
+    try {
+      return await collect(await this.client.getObject(this.settings.bucket, this.object(key)));
+    } catch (error) {
+      if (isNotFound(error)) throw new ArtifactNotFoundError(`${key}: no such artifact in ${this.location}`);
+      throw error;
+    }
+  }
+
+  async getFile(key: string, target: string): Promise<void> {
+    const path = resolve(target);
+    await mkdir(dirname(path), { recursive: true });
+    const temporary = join(dirname(path), `.tmp-${randomBytes(6).toString('hex')}`);
+    try {
+      await this.client.fGetObject(this.settings.bucket, this.object(key), temporary);
+      await rename(temporary, path);
+    } catch (error) {
+      await rm(temporary, { force: true });
+      if (isNotFound(error)) throw new ArtifactNotFoundError(`${key}: no such artifact in ${this.location}`);
+      throw error;
+    }
+  }
+
+  async exists(key: string): Promise<boolean> {
+    try {
+      await this.client.statObject(this.settings.bucket, this.object(key));
+      return true;
+    } catch (error) {
+      if (isNotFound(error)) return false;
+      throw error;
+    }
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    checkPrefix(prefix);
+    const keys: string[] = [];
+    const stream = this.client.listObjectsV2(this.settings.bucket, `${this.settings.prefix}${prefix}`, true);
+    for await (const item of stream as AsyncIterable<{ name?: string }>) {
+      if (item.name !== undefined) keys.push(item.name.slice(this.settings.prefix.length));
+    }
+    return keys.sort();
+  }
+}

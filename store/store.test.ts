@@ -1,0 +1,114 @@
+/** One contract for both stores; the S3 store runs against a real S3 server (rclone serve s3). */
+import { mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { startS3Server, type S3Server } from '../test/servers.js';
+import { storeFromEnvironment } from './config.js';
+import { LocalFolderStore } from './local.js';
+import { S3Store } from './s3.js';
+import { ArtifactKeyError, ArtifactNotFoundError, checkKey, findJson, putJson, type ArtifactStore } from './store.js';
+
+function contract(name: string, open: () => Promise<ArtifactStore>): void {
+  describe(name, () => {
+    let store: ArtifactStore;
+    beforeAll(async () => {
+      store = await open();
+    });
+
+    it('puts and gets bytes and text', async () => {
+      await store.put('a/b/one.bin', Uint8Array.of(1, 2, 3));
+      await store.put('a/b/two.txt', 'zwei');
+      expect([...(await store.get('a/b/one.bin'))]).toEqual([1, 2, 3]);
+      expect((await store.get('a/b/two.txt')).toString()).toBe('zwei');
+    });
+
+    it('overwrites a key as a whole', async () => {
+      await store.put('over/x', 'first, longer');
+      await store.put('over/x', 'second');
+      expect((await store.get('over/x')).toString()).toBe('second');
+    });
+
+    it('says whether a key exists and throws a typed error for a missing one', async () => {
+      await store.put('e/here', '1');
+      expect(await store.exists('e/here')).toBe(true);
+      expect(await store.exists('e/absent')).toBe(false);
+      expect(await store.exists('e')).toBe(false);
+      await expect(store.get('e/absent')).rejects.toBeInstanceOf(ArtifactNotFoundError);
+    });
+
+    it('lists keys under a prefix, sorted, and nothing for an unknown prefix', async () => {
+      for (const key of ['l/s1/b.png', 'l/s1/a.png', 'l/s10/c.png', 'l/s2/d.png']) await store.put(key, key);
+      expect(await store.list('l/s1/')).toEqual(['l/s1/a.png', 'l/s1/b.png']);
+      expect(await store.list('l/s1')).toEqual(['l/s1/a.png', 'l/s1/b.png', 'l/s10/c.png']);
+      expect(await store.list('l/')).toHaveLength(4);
+      expect(await store.list('nothing/here/')).toEqual([]);
+    });
+
+    it('copies files in and out', async () => {
+      const scratch = await mkdtemp(join(tmpdir(), 'store-file-'));
+      const source = join(scratch, 'weights.bin');
+      await writeFile(source, Buffer.alloc(300_000, 7));
+      await store.putFile('f/weights.bin', source);
+      const target = join(scratch, 'out', 'copy.bin');
+      await store.getFile('f/weights.bin', target);
+      expect((await readFile(target)).equals(await readFile(source))).toBe(true);
+      expect((await readdir(join(scratch, 'out'))).filter((n) => n.startsWith('.'))).toEqual([]);
+      await expect(store.getFile('f/missing.bin', join(scratch, 'no.bin'))).rejects.toBeInstanceOf(ArtifactNotFoundError);
+    });
+
+    it('reads JSON back and finds no manifest before it is published', async () => {
+      expect(await findJson(store, 'm/manifest.json')).toBeNull();
+      await putJson(store, 'm/manifest.json', { images: 3 });
+      expect(await findJson(store, 'm/manifest.json')).toEqual({ images: 3 });
+    });
+
+    it('refuses keys that could escape the store or collide with temporary files', async () => {
+      for (const key of ['', '/abs', 'a//b', '../up', 'a/./b', 'a/.hidden', 'back\\slash']) {
+        await expect(store.put(key, 'x')).rejects.toBeInstanceOf(ArtifactKeyError);
+      }
+    });
+  });
+}
+
+contract('local folder store', async () => new LocalFolderStore(await mkdtemp(join(tmpdir(), 'store-local-'))));
+
+describe('S3 store on a real S3 server', () => {
+  let server: S3Server;
+  beforeAll(async () => {
+    server = await startS3Server(await mkdtemp(join(tmpdir(), 'store-s3-')));
+  });
+  afterAll(async () => server?.stop());
+
+  contract('S3 store', async () => {
+    const store = new S3Store({
+      endpoint: server.endpoint,
+      bucket: 'artifacts',
+      accessKey: server.accessKey,
+      secretKey: server.secretKey,
+      region: 'us-east-1',
+      prefix: 'deployment/',
+    });
+    await store.ensureBucket();
+    await store.ensureBucket();
+    return store;
+  });
+});
+
+describe('storeFromEnvironment', () => {
+  it('defaults to a local folder and reads s3:// with its settings', () => {
+    expect(storeFromEnvironment({})).toBeInstanceOf(LocalFolderStore);
+    const s3 = storeFromEnvironment({ SELF_REWARD_STORE: 's3://bucket/team/a', S3_ENDPOINT: 'http://localhost:9000', S3_ACCESS_KEY: 'k', S3_SECRET_KEY: 's' });
+    expect(s3.location).toBe('s3://bucket/team/a/');
+  });
+
+  it('names the missing settings', () => {
+    expect(() => storeFromEnvironment({ SELF_REWARD_STORE: 's3://bucket' })).toThrow(/S3_ENDPOINT, S3_ACCESS_KEY, S3_SECRET_KEY/);
+  });
+
+  it('accepts plain keys', () => {
+    expect(checkKey('runs/wf-1/round-1/samples/shard-0/0003-07.png')).toBe('runs/wf-1/round-1/samples/shard-0/0003-07.png');
+  });
+});
