@@ -4,7 +4,7 @@ import { campaignRound, campaignStopReason, describeErrors, parsePromptLines, va
 
 const minimal = {
   generator: { base: 'packs/shapes/generator' },
-  judge: { detector: 'packs/shapes/detector' },
+  judge: { detector: 'packs/shapes/detector', clip: 'packs/shapes/clip' },
   prompts: { file: 'packs/shapes/prompts/train.txt' },
   evaluation: { prompts: [{ className: 'circle', text: 'a red circle on a white background' }] },
 };
@@ -34,7 +34,7 @@ describe('validateRoundInput', () => {
       samplesPerPrompt: 0,
       sampling: { steps: 2.5, guidanceScale: 'high' },
       selection: { rule: 'best' },
-      judge: { detector: '', threshold: 2 },
+      judge: { detector: '', clip: 'packs/shapes/clip', threshold: 2 },
       lora: { learningRate: 0, rnak: 8 },
     });
     expect(result.ok).toBe(false);

@@ -26,7 +26,8 @@ export interface GeneratorRef {
 export interface JudgeSettings {
   readonly detector: string;
   readonly captioner: string | null;
-  readonly clip: string | null;
+  /** Required: the evaluation's CLIP scores come from it. */
+  readonly clip: string;
   /** Detection confidence at which an image shows the class (the paper: 0.5). */
   readonly threshold: number;
   readonly iouThreshold: number;
@@ -124,7 +125,7 @@ export const ROUND_DEFAULTS = {
   sampling: { steps: 20, guidanceScale: 7.5, width: 0, height: 0, negativePrompt: '', scheduler: null, seed: 0 },
   lora: { rank: 4, learningRate: 1e-4, batchSize: 16, maxSteps: null, epochs: 100, seed: 0, checkpointEvery: 50, resolution: null },
   evaluation: { seedsPerPrompt: 4, seed: 500_000, bootstrapResamples: 2000 },
-  judge: { captioner: null, clip: null, threshold: 0.5, iouThreshold: 0.5, batchSize: 8, synonyms: {}, weights: null },
+  judge: { captioner: null, threshold: 0.5, iouThreshold: 0.5, batchSize: 8, synonyms: {}, weights: null },
 } as const;
 
 export const CAMPAIGN_DEFAULTS = { rounds: 3, minImprovement: 0, patience: 1 } as const;
@@ -280,7 +281,7 @@ function judgeSettings(reader: Reader): JudgeSettings {
   return {
     detector: reader.string('detector'),
     captioner: reader.optionalString('captioner'),
-    clip: reader.optionalString('clip'),
+    clip: reader.string('clip'),
     threshold: reader.number('threshold', d.threshold, 0, 1),
     iouThreshold: reader.number('iouThreshold', d.iouThreshold, 0, 1),
     batchSize: reader.integer('batchSize', d.batchSize, 1, 1024),

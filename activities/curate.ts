@@ -1,0 +1,54 @@
+import type { RoundInput } from '../config/round.js';
+import { findJson, getJson, putJson } from '../store/store.js';
+import { badData, ProgressReporter, type ActivityDependencies } from './dependencies.js';
+import { curate, metadataRow } from './curation.js';
+import { artifactKeys } from './keys.js';
+import type { CurateResult, JudgeManifest, PromptScores } from './types.js';
+
+export interface RoundRequest {
+  readonly root: string;
+  readonly input: RoundInput;
+}
+
+/**
+ * Applies the selection rule to every judged prompt and writes the dataset in the imagefolder
+ * layout: one image per kept prompt, `metadata.jsonl` (file_name, text, class, scores), then the
+ * curation manifest with per-class kept/dropped counts and reasons, last.
+ */
+export function createCurateDataset(deps: ActivityDependencies) {
+  return async function curateDataset({ root, input }: RoundRequest): Promise<CurateResult> {
+    const manifestKey = artifactKeys.curateManifest(root);
+    const existing = await findJson<CurateResult>(deps.store, manifestKey);
+    if (existing) return existing;
+
+    const progress = new ProgressReporter();
+    const records: PromptScores[] = [];
+    for (let shard = 0; shard < input.shards; shard++) {
+      const manifest = await findJson<JudgeManifest>(deps.store, artifactKeys.judgeManifest(root, shard));
+      if (!manifest) throw badData('MissingArtifact', `${artifactKeys.judgeManifest(root, shard)}: not found; every shard must be judged before curation`);
+      for (const key of manifest.records) records.push(await getJson<PromptScores>(deps.store, key));
+    }
+    const curation = curate(records, input.selection, input.judge.threshold);
+    if (curation.kept.length === 0) {
+      throw badData('BadTrainingInput', `no prompt kept an image (${curation.dropped.length} dropped: ${[...new Set(curation.dropped.map((d) => d.reason))].join('; ')}); nothing to train on`);
+    }
+    const rows: string[] = [];
+    for (const kept of curation.kept) {
+      progress.checkCancelled();
+      const key = artifactKeys.datasetImage(root, kept.prompt.promptIndex);
+      await deps.store.put(key, await deps.store.get(kept.image.key));
+      rows.push(JSON.stringify(metadataRow(key.slice(key.lastIndexOf('/') + 1), kept)));
+      progress.report({ stage: 'curate' });
+    }
+    await deps.store.put(artifactKeys.datasetMetadata(root), `${rows.join('\n')}\n`);
+    const result: CurateResult = {
+      manifest: manifestKey,
+      dataset: artifactKeys.dataset(root),
+      kept: curation.kept.length,
+      dropped: curation.dropped.length,
+      perClass: curation.perClass,
+    };
+    await putJson(deps.store, manifestKey, { ...result, drops: curation.dropped.map((d) => ({ promptIndex: d.prompt.promptIndex, className: d.prompt.className, text: d.prompt.text, reason: d.reason })) });
+    return result;
+  };
+}

@@ -1,0 +1,101 @@
+import { bootstrapInterval, perClassAccuracy, signTest, winRate, type Pair } from '../models/evaluation/stats.js';
+import { decodeImage } from '../models/judge/index.js';
+import { findJson, putJson } from '../store/store.js';
+import type { RoundRequest } from './curate.js';
+import { badData, loadPrompts, ProgressReporter, type ActivityDependencies } from './dependencies.js';
+import { samplePngs } from './images.js';
+import { artifactKeys, evaluationSeed } from './keys.js';
+import { generatorSource } from './sample.js';
+import type { ClassAccuracyFigures, EvaluateResult, TrainResult } from './types.js';
+
+/** Scores of one held-out prompt's images, base and tuned, seed by seed. */
+export interface EvaluationRecord {
+  readonly promptIndex: number;
+  readonly className: string;
+  readonly text: string;
+  readonly seeds: readonly number[];
+  readonly base: readonly { readonly key: string; readonly clip: number; readonly detection: number }[];
+  readonly tuned: readonly { readonly key: string; readonly clip: number; readonly detection: number }[];
+}
+
+const mean = (values: readonly number[]) => values.reduce((s, v) => s + v, 0) / values.length;
+
+/** The headline figures from the per-prompt records: paired CLIP win rate with its bootstrap interval, detector accuracy. */
+export function evaluationFigures(records: readonly EvaluationRecord[], threshold: number, resamples: number): Omit<EvaluateResult, 'manifest'> {
+  const pairs: Pair[] = records.flatMap((r) => r.seeds.map((seed, s) => ({ prompt: String(r.promptIndex), seed, base: r.base[s]!.clip, tuned: r.tuned[s]!.clip })));
+  const outcomes = records.flatMap((r) => r.seeds.map((_, s) => ({ className: r.className, base: r.base[s]!.detection >= threshold, tuned: r.tuned[s]!.detection >= threshold })));
+  const perClass: Record<string, ClassAccuracyFigures> = {};
+  for (const [className, a] of perClassAccuracy(outcomes)) perClass[className] = { pairs: a.pairs, base: a.base, tuned: a.tuned };
+  const interval = bootstrapInterval(pairs, winRate, { resamples, seed: 0 });
+  return {
+    pairs: pairs.length,
+    winRate: winRate(pairs),
+    winRateInterval: [interval[0], interval[1]],
+    meanClipBase: mean(pairs.map((p) => p.base)),
+    meanClipTuned: mean(pairs.map((p) => p.tuned)),
+    signTestP: signTest(pairs),
+    accuracyBase: mean(outcomes.map((o) => Number(o.base))),
+    accuracyTuned: mean(outcomes.map((o) => Number(o.tuned))),
+    perClass,
+  };
+}
+
+/**
+ * Held-out prompts × seeds, sampled by the base and by the tuned generator from identical
+ * initial noise (same seeds), scored by the judge's CLIP and detector. All base images come
+ * first, then all tuned ones (one generator loaded at a time); stored images and records are
+ * skipped on a retry. The manifest, with the figures, is written last.
+ */
+export function createEvaluateRound(deps: ActivityDependencies) {
+  return async function evaluateRound({ root, input }: RoundRequest): Promise<EvaluateResult> {
+    const manifestKey = artifactKeys.evaluateManifest(root);
+    const existing = await findJson<EvaluateResult>(deps.store, manifestKey);
+    if (existing) return existing;
+    const trained = await findJson<TrainResult>(deps.store, artifactKeys.trainManifest(root));
+    if (!trained) throw badData('MissingArtifact', `${artifactKeys.trainManifest(root)}: not found; the LoRA must be trained before evaluation`);
+
+    const progress = new ProgressReporter();
+    const prompts = await loadPrompts(input.evaluation.prompts, 'evaluation.prompts');
+    const seedsOf = (i: number) => Array.from({ length: input.evaluation.seedsPerPrompt }, (_, s) => evaluationSeed(input.evaluation.seed, i, s));
+    const stored = new Set(await deps.store.list(`${root}/evaluation/`));
+    let evaluated = 0;
+    for (const side of ['base', 'tuned'] as const) {
+      const source = await generatorSource(deps, input.generator.base, side === 'base' ? null : trained.lora);
+      const todo = prompts.map((_, i) => i).filter((i) => seedsOf(i).some((_, s) => !stored.has(artifactKeys.evaluationImage(root, side, i, s))));
+      if (todo.length === 0) continue;
+      await deps.runtime.withGenerator(source, async (generator) => {
+        for (const i of todo) {
+          progress.checkCancelled();
+          const pngs = await samplePngs(generator, input.sampling, prompts[i]!, seedsOf(i), () => progress.report({ stage: 'evaluate', evaluated }));
+          for (const [s, png] of pngs.entries()) await deps.store.put(artifactKeys.evaluationImage(root, side, i, s), png);
+          evaluated += pngs.length;
+          progress.report({ stage: 'evaluate', evaluated });
+        }
+      });
+    }
+
+    const records: EvaluationRecord[] = [];
+    for (const [i, prompt] of prompts.entries()) {
+      const key = artifactKeys.evaluationRecord(root, i);
+      const record =
+        (await findJson<EvaluationRecord>(deps.store, key)) ??
+        (await deps.runtime.withJudge(input.judge, async (judge) => {
+          progress.checkCancelled();
+          const score = async (side: 'base' | 'tuned') => {
+            const keys = seedsOf(i).map((_, s) => artifactKeys.evaluationImage(root, side, i, s));
+            const images = await Promise.all(keys.map(async (k) => decodeImage(await deps.store.get(k), k)));
+            const verdict = await judge.judge(prompt.text, prompt.className, images);
+            return verdict.judgements.map((j, s) => ({ key: keys[s]!, clip: j.clip?.score100 ?? 0, detection: j.detection.confidence }));
+          };
+          const fresh: EvaluationRecord = { promptIndex: i, className: prompt.className, text: prompt.text, seeds: seedsOf(i), base: await score('base'), tuned: await score('tuned') };
+          await putJson(deps.store, key, fresh);
+          return fresh;
+        }));
+      records.push(record);
+      progress.report({ stage: 'evaluate', evaluated });
+    }
+    const result: EvaluateResult = { manifest: manifestKey, ...evaluationFigures(records, input.judge.threshold, input.evaluation.bootstrapResamples) };
+    await putJson(deps.store, manifestKey, result);
+    return result;
+  };
+}

@@ -1,0 +1,48 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import type { SamplingSettings } from '../config/round.js';
+import type { Generator } from '../models/generator.js';
+import { encodePng } from '../models/png.js';
+import { generationText, sample, type SampleRequest } from '../models/sampler.js';
+import { isSchedulerClassName } from '../models/schedulers/config.js';
+import { badData } from './dependencies.js';
+
+/** Width and height to sample at: the settings', or the generator's own (UNet sample size × VAE factor). */
+async function imageSize(generator: Generator, settings: SamplingSettings): Promise<{ width: number; height: number }> {
+  if (settings.width > 0 && settings.height > 0) return { width: settings.width, height: settings.height };
+  const config = join(generator.source.base, 'unet', 'config.json');
+  const unet = JSON.parse(await readFile(config, 'utf8').catch(() => '{}')) as { sample_size?: unknown };
+  const size = typeof unet.sample_size === 'number' ? unet.sample_size * generator.vae.spatialFactor : 0;
+  if (size <= 0) throw badData('BadModel', `${config}: no "sample_size"; set sampling.width and sampling.height`);
+  return { width: settings.width || size, height: settings.height || size };
+}
+
+/**
+ * PNGs of one prompt at the given seeds, each carrying its generation parameters and class in
+ * text chunks. `onStep` lets a long denoising loop heartbeat.
+ */
+export async function samplePngs(
+  generator: Generator,
+  settings: SamplingSettings,
+  prompt: { className: string; text: string },
+  seeds: readonly number[],
+  onStep: () => void,
+): Promise<Buffer[]> {
+  const scheduler = settings.scheduler;
+  if (scheduler !== null && !isSchedulerClassName(scheduler)) {
+    throw badData('InvalidInput', `sampling.scheduler: expected a scheduler class the runtime supports, got ${JSON.stringify(scheduler)}`);
+  }
+  const request: SampleRequest = {
+    prompts: seeds.map(() => prompt.text),
+    negativePrompt: settings.negativePrompt,
+    seeds,
+    steps: settings.steps,
+    guidanceScale: settings.guidanceScale,
+    ...(await imageSize(generator, settings)),
+    ...(scheduler === null ? {} : { scheduler: { className: scheduler } }),
+    onStep,
+  };
+  const result = await sample(generator, request);
+  return Promise.all(result.images.map((image, i) => encodePng(image, { ...generationText(generator, request, result, i), class: prompt.className })));
+}

@@ -1,0 +1,46 @@
+/**
+ * Artifact keys, derived only from the workflow id, the round, the shard and the item, never
+ * from the attempt or run: a retry, a reset or a replay finds what an earlier try published.
+ */
+const pad = (n: number, width: number) => String(n).padStart(width, '0');
+
+/** The folder of one round: `runs/<workflow id>/round-<r>`. Workflow ids may hold any character. */
+export function roundRoot(workflowId: string, round: number): string {
+  const id = encodeURIComponent(workflowId).replace(/^\./, '%2E');
+  return `runs/${id}/round-${pad(round, 3)}`;
+}
+
+const shardFolder = (root: string, stage: string, shard: number) => `${root}/${stage}/shard-${pad(shard, 3)}`;
+
+export const artifactKeys = {
+  sampleFolder: (root: string, shard: number) => `${shardFolder(root, 'samples', shard)}/`,
+  sampledImage: (root: string, shard: number, promptIndex: number, k: number) => `${shardFolder(root, 'samples', shard)}/${pad(promptIndex, 5)}-${pad(k, 3)}.png`,
+  sampleManifest: (root: string, shard: number) => `${shardFolder(root, 'samples', shard)}.json`,
+  scoreRecord: (root: string, shard: number, promptIndex: number) => `${shardFolder(root, 'scores', shard)}/${pad(promptIndex, 5)}.json`,
+  judgeManifest: (root: string, shard: number) => `${shardFolder(root, 'scores', shard)}.json`,
+  dataset: (root: string) => `${root}/dataset/`,
+  datasetImage: (root: string, promptIndex: number) => `${root}/dataset/${pad(promptIndex, 5)}.png`,
+  datasetMetadata: (root: string) => `${root}/dataset/metadata.jsonl`,
+  curateManifest: (root: string) => `${root}/dataset.json`,
+  lora: (root: string) => `${root}/lora/`,
+  trainManifest: (root: string) => `${root}/lora.json`,
+  evaluationImage: (root: string, side: 'base' | 'tuned', promptIndex: number, s: number) => `${root}/evaluation/${side}/${pad(promptIndex, 5)}-${pad(s, 3)}.png`,
+  evaluationRecord: (root: string, promptIndex: number) => `${root}/evaluation/pairs/${pad(promptIndex, 5)}.json`,
+  evaluateManifest: (root: string) => `${root}/evaluation.json`,
+  report: (root: string) => `${root}/report.html`,
+} as const;
+
+/** Prompt i belongs to shard i mod shards: shards stay balanced and a prompt's images stay together. */
+export function shardPromptIndices(promptCount: number, shards: number, shard: number): number[] {
+  const indices: number[] = [];
+  for (let i = shard; i < promptCount; i += shards) indices.push(i);
+  return indices;
+}
+
+export function trainingSeed(baseSeed: number, samplesPerPrompt: number, promptIndex: number, k: number): number {
+  return baseSeed + promptIndex * samplesPerPrompt + k;
+}
+
+export function evaluationSeed(baseSeed: number, promptIndex: number, s: number): number {
+  return baseSeed + 100 * promptIndex + s;
+}

@@ -1,0 +1,84 @@
+/** The round report as one self-contained HTML page (images inlined), from the round's records. Pure. */
+import type { RoundInput } from '../config/round.js';
+import type { EvaluationRecord } from './evaluate.js';
+import type { CurateResult, EvaluateResult, PromptScores, TrainResult } from './types.js';
+
+export interface ReportData {
+  readonly workflowId: string;
+  readonly input: RoundInput;
+  readonly scores: readonly PromptScores[];
+  readonly curation: CurateResult;
+  readonly training: TrainResult;
+  readonly evaluation: EvaluateResult;
+  readonly evaluationRecords: readonly EvaluationRecord[];
+  /** PNG bytes by artifact key, for the images the page shows. */
+  readonly images: ReadonlyMap<string, Uint8Array>;
+}
+
+const escape = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+const fixed = (x: number, digits = 3) => x.toFixed(digits);
+const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+function img(data: ReportData, key: string, title: string): string {
+  const bytes = data.images.get(key);
+  if (!bytes) return `<span class="missing">${escape(key)}</span>`;
+  return `<img src="data:image/png;base64,${Buffer.from(bytes).toString('base64')}" title="${escape(title)}" alt="${escape(title)}">`;
+}
+
+/** A histogram of values in [0, 1] as inline SVG, ten bins. */
+export function histogramSvg(values: readonly number[], label: string): string {
+  const bins = new Array<number>(10).fill(0);
+  for (const v of values) bins[Math.min(9, Math.max(0, Math.floor(v * 10)))]! += 1;
+  const top = Math.max(1, ...bins);
+  const bars = bins.map((n, i) => `<rect x="${i * 22}" y="${100 - (90 * n) / top}" width="20" height="${(90 * n) / top}"><title>${(i / 10).toFixed(1)}-${((i + 1) / 10).toFixed(1)}: ${n}</title></rect>`).join('');
+  return `<figure><svg viewBox="0 0 220 100" width="220" height="100" role="img" aria-label="${escape(label)}">${bars}</svg><figcaption>${escape(label)} (0 to 1, ${values.length} images)</figcaption></figure>`;
+}
+
+/** The images the report shows: best and worst judged samples and every evaluation pair it lists. */
+export function reportImageKeys(scores: readonly PromptScores[], records: readonly EvaluationRecord[], count: number): string[] {
+  const ranked = rankedImages(scores);
+  const picked = [...ranked.slice(0, count), ...ranked.slice(-count)].map((r) => r.image.key);
+  const pairs = records.slice(0, count).flatMap((r) => [r.base[0]?.key, r.tuned[0]?.key]).filter((k): k is string => k !== undefined);
+  return [...new Set([...picked, ...pairs])];
+}
+
+function rankedImages(scores: readonly PromptScores[]) {
+  return scores.flatMap((prompt) => prompt.images.map((image) => ({ prompt, image }))).sort((a, b) => b.image.combined - a.image.combined);
+}
+
+export function reportHtml(data: ReportData, count: number): string {
+  const { input, curation, training, evaluation } = data;
+  const all = data.scores.flatMap((p) => p.images);
+  const ranked = rankedImages(data.scores);
+  const card = (r: (typeof ranked)[number]) =>
+    `<div class="card">${img(data, r.image.key, r.prompt.text)}<p>${escape(r.prompt.text)}</p><p class="small">class ${escape(r.prompt.className)} · detection ${fixed(r.image.detection)} · checklist ${r.image.checklist} · combined ${fixed(r.image.combined)}${r.image.caption === null ? '' : ` · caption “${escape(r.image.caption)}”`}</p></div>`;
+  const classRows = Object.entries(curation.perClass)
+    .map(([cls, c]) => {
+      const acc = evaluation.perClass[cls];
+      const reasons = Object.entries(c.reasons).map(([reason, n]) => `${escape(reason)} (${n})`).join('; ');
+      return `<tr><td>${escape(cls)}</td><td>${c.kept}</td><td>${c.dropped}</td><td>${reasons}</td><td>${acc ? percent(acc.base) : '–'}</td><td>${acc ? percent(acc.tuned) : '–'}</td></tr>`;
+    })
+    .join('');
+  const pairs = data.evaluationRecords
+    .slice(0, count)
+    .map((r) => `<div class="card pair">${img(data, r.base[0]?.key ?? '', 'base')}${img(data, r.tuned[0]?.key ?? '', 'tuned')}<p>${escape(r.text)}</p><p class="small">CLIP base ${fixed(r.base[0]?.clip ?? 0, 2)} · tuned ${fixed(r.tuned[0]?.clip ?? 0, 2)} (seed ${r.seeds[0]})</p></div>`)
+    .join('');
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Self-reward round ${input.round}: ${escape(data.workflowId)}</title>
+<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}
+.cards{display:flex;flex-wrap:wrap;gap:12px}.card{width:200px}.card img{width:96px;image-rendering:pixelated;margin-right:4px}.small{color:#555;font-size:12px}
+svg rect{fill:#4a7}figure{display:inline-block;margin:0 2em 0 0}.headline{font-size:20px}</style></head><body>
+<h1>Self-reward round ${input.round}</h1>
+<p>Workflow <code>${escape(data.workflowId)}</code></p>
+<p class="headline">Tuned beats base in <b>${percent(evaluation.winRate)}</b> of ${evaluation.pairs} paired samples (95% interval ${percent(evaluation.winRateInterval[0])} – ${percent(evaluation.winRateInterval[1])}, sign test p = ${evaluation.signTestP.toPrecision(3)}).</p>
+<p>Mean CLIP score: base ${fixed(evaluation.meanClipBase, 2)}, tuned ${fixed(evaluation.meanClipTuned, 2)}. Detector class accuracy: base ${percent(evaluation.accuracyBase)}, tuned ${percent(evaluation.accuracyTuned)}.</p>
+<p>Dataset: ${curation.kept} prompts kept, ${curation.dropped} dropped (rule “${input.selection.rule}”, detection threshold ${input.judge.threshold}). LoRA: ${training.steps} steps, final loss ${training.finalLoss === null ? '–' : fixed(training.finalLoss, 4)}.</p>
+<h2>Per class</h2><table><tr><th>class</th><th>kept</th><th>dropped</th><th>drop reasons</th><th>accuracy base</th><th>accuracy tuned</th></tr>${classRows}</table>
+<h2>Scores of the sampled images</h2>${histogramSvg(all.map((i) => i.detection), 'detection confidence')}${histogramSvg(all.map((i) => i.combined), 'combined score')}
+<h2>Best samples</h2><div class="cards">${ranked.slice(0, count).map(card).join('')}</div>
+<h2>Worst samples</h2><div class="cards">${ranked.slice(-count).reverse().map(card).join('')}</div>
+<h2>Base (left) vs tuned (right), same initial noise</h2><div class="cards">${pairs}</div>
+<h2>Configuration</h2><pre>${escape(JSON.stringify(input, null, 2))}</pre>
+</body></html>
+`;
+}

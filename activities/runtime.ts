@@ -1,0 +1,80 @@
+import { Generator, type GeneratorSource } from '../models/generator.js';
+import { Judge, validateJudgeConfig, type JudgeConfig } from '../models/judge/index.js';
+import type { JudgeSettings } from '../config/round.js';
+
+/**
+ * Loaded models, shared by the activities of one worker process. Loading a real generator takes
+ * seconds to minutes, so each stays loaded while in use and the idle one is released when
+ * another is asked for (one device holds one generator at a time).
+ */
+export class ModelRuntime {
+  private readonly generators = new Map<string, { model: Promise<Generator>; users: number }>();
+  private readonly judges = new Map<string, { model: Promise<Judge>; users: number }>();
+
+  constructor(
+    private readonly device: string,
+    private readonly threads?: number,
+  ) {}
+
+  async withGenerator<T>(source: GeneratorSource, use: (generator: Generator) => Promise<T>): Promise<T> {
+    const id = JSON.stringify([source.base, source.tunedUnet ?? null]);
+    return this.borrow(this.generators, id, () => Generator.load(source, { device: this.device, threads: this.threads }), (g) => g.release(), use);
+  }
+
+  async withJudge<T>(settings: JudgeSettings, use: (judge: Judge) => Promise<T>): Promise<T> {
+    const config = judgeConfig(settings, this.device);
+    // The runtime's Judge has no release call: its sessions live as long as the worker process.
+    return this.borrow(this.judges, JSON.stringify(config), () => Judge.load(config), async () => undefined, use);
+  }
+
+  private async borrow<M, T>(
+    pool: Map<string, { model: Promise<M>; users: number }>,
+    id: string,
+    load: () => Promise<M>,
+    release: (model: M) => Promise<void>,
+    use: (model: M) => Promise<T>,
+  ): Promise<T> {
+    for (const [other, entry] of pool) {
+      if (other !== id && entry.users === 0) {
+        pool.delete(other);
+        await entry.model.then(release, () => undefined);
+      }
+    }
+    let entry = pool.get(id);
+    if (!entry) {
+      entry = { model: load(), users: 0 };
+      pool.set(id, entry);
+    }
+    entry.users += 1;
+    try {
+      return await use(await entry.model);
+    } catch (error) {
+      if (pool.get(id) === entry) await entry.model.catch(() => pool.delete(id));
+      throw error;
+    } finally {
+      entry.users -= 1;
+    }
+  }
+
+  async release(): Promise<void> {
+    const generators = [...this.generators.values()];
+    this.generators.clear();
+    this.judges.clear();
+    await Promise.all(generators.map((g) => g.model.then((m) => m.release(), () => undefined)));
+  }
+}
+
+/** The runtime's judge configuration from a round's judge settings (the runtime validates it again, naming fields). */
+export function judgeConfig(settings: JudgeSettings, device: string): JudgeConfig {
+  return validateJudgeConfig({
+    detector: settings.detector,
+    captioner: settings.captioner,
+    clip: settings.clip,
+    threshold: settings.threshold,
+    iouThreshold: settings.iouThreshold,
+    batchSize: settings.batchSize,
+    synonyms: settings.synonyms,
+    ...(settings.weights === null ? {} : { weights: settings.weights }),
+    device,
+  });
+}

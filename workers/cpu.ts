@@ -1,0 +1,4 @@
+/** CPU worker: the workflows, curate and report. */
+import { runWorkers } from './setup.js';
+
+await runWorkers(['cpu']);

@@ -1,0 +1,72 @@
+/** What the worker entry points share: dependencies from the environment, the plugin, the worker options. */
+import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
+
+import { SimplePlugin } from '@temporalio/plugin';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+
+import { createActivities, CPU_ACTIVITIES, GPU_ACTIVITIES, pickActivities, type ActivityDependencies } from '../activities/index.js';
+import { ModelRuntime } from '../activities/runtime.js';
+import { TASK_QUEUES } from '../config/queues.js';
+import { storeFromEnvironment } from '../store/config.js';
+
+export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+const REPO_ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
+
+/**
+ * Activity dependencies from the environment:
+ *   SELF_REWARD_DEVICE     cpu (default) or cuda:N: models load there; the trainer sees only that GPU
+ *   SELF_REWARD_WORK_DIR   local scratch for downloads, trainer output and checkpoints (default .work)
+ *   SELF_REWARD_TRAINER    the trainer command (default: the project venv's `python -m loratrain`, run in python/)
+ *   SELF_REWARD_THREADS    CPU threads per model graph (default: onnxruntime's choice)
+ * plus the store's settings (see store/config.ts).
+ */
+export function dependenciesFromEnvironment(env: NodeJS.ProcessEnv = process.env): ActivityDependencies {
+  const device = env['SELF_REWARD_DEVICE'] ?? 'cpu';
+  const threads = env['SELF_REWARD_THREADS'] === undefined ? undefined : Number(env['SELF_REWARD_THREADS']);
+  const trainer = env['SELF_REWARD_TRAINER']?.split(' ').filter((part) => part !== '') ?? [join(REPO_ROOT, '.venv', 'bin', 'python'), '-m', 'loratrain'];
+  return {
+    store: storeFromEnvironment(env),
+    runtime: new ModelRuntime(device, threads),
+    trainer: { command: trainer, cwd: join(REPO_ROOT, 'python'), env: { PYTHONPATH: join(REPO_ROOT, 'python') }, stopGraceMs: 60_000 },
+    device,
+    workDir: resolve(env['SELF_REWARD_WORK_DIR'] ?? '.work'),
+  };
+}
+
+/** The workflows and every activity as a plugin, for users who add them to their own workers. */
+export function selfRewardPlugin(deps: ActivityDependencies): SimplePlugin {
+  return new SimplePlugin({ name: 'self-reward-images', activities: createActivities(deps), workflowsPath: WORKFLOWS_PATH });
+}
+
+export type WorkerRole = 'gpu' | 'cpu';
+
+/**
+ * Options of a worker by role. GPU: model activities, one at a time (one device). CPU: the
+ * workflows and the light activities. Both wait `shutdownGraceTime` for running activities
+ * before cancelling them, which stops the trainer with a checkpoint.
+ */
+export function workerOptions(role: WorkerRole, deps: ActivityDependencies, connection: NativeConnection, namespace: string): WorkerOptions {
+  const all = createActivities(deps);
+  const common = { connection, namespace, shutdownGraceTime: '30s' } as const;
+  return role === 'gpu'
+    ? { ...common, taskQueue: TASK_QUEUES.gpu, activities: pickActivities(all, GPU_ACTIVITIES), maxConcurrentActivityTaskExecutions: 1 }
+    : { ...common, taskQueue: TASK_QUEUES.workflows, activities: pickActivities(all, CPU_ACTIVITIES), workflowsPath: WORKFLOWS_PATH };
+}
+
+/**
+ * Runs workers of the given roles in this process until SIGINT or SIGTERM (the SDK's runtime
+ * shuts every worker down on those), then releases the models.
+ */
+export async function runWorkers(roles: readonly WorkerRole[], env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const deps = dependenciesFromEnvironment(env);
+  const connection = await NativeConnection.connect({ address: env['TEMPORAL_ADDRESS'] ?? 'localhost:7233' });
+  const namespace = env['TEMPORAL_NAMESPACE'] ?? 'default';
+  try {
+    const workers = await Promise.all(roles.map((role) => Worker.create(workerOptions(role, deps, connection, namespace))));
+    await Promise.all(workers.map((w) => w.run()));
+  } finally {
+    await deps.runtime.release();
+    await connection.close();
+  }
+}

@@ -1,0 +1,86 @@
+/** `selfRewardCampaign`: rounds as child workflows, each sampling from the previous round's tuned generator. */
+import {
+  allHandlersFinished,
+  ApplicationFailure,
+  condition,
+  continueAsNew,
+  defineQuery,
+  defineSignal,
+  executeChild,
+  setHandler,
+  upsertMemo,
+  workflowInfo,
+} from '@temporalio/workflow';
+
+import { campaignRound, campaignStopReason, describeErrors, validateCampaignInput, type CampaignInput } from '../config/round.js';
+import { selfRewardRound } from './round.js';
+
+export interface RoundFigures {
+  readonly round: number;
+  readonly workflowId: string;
+  readonly winRate: number;
+  readonly winRateInterval: readonly [number, number];
+  readonly meanClipTuned: number;
+  readonly accuracyTuned: number;
+  readonly kept: number;
+  /** The round's LoRA prefix: the next round samples with its UNet. */
+  readonly lora: string;
+  readonly report: string;
+}
+
+export interface CampaignResult {
+  readonly rounds: readonly RoundFigures[];
+  readonly stopReason: string;
+}
+
+export const roundsQuery = defineQuery<readonly RoundFigures[]>('rounds');
+export const stopAfterRoundSignal = defineSignal('stopAfterCurrentRound');
+
+/** Carried across continue-as-new: the rounds done so far and whether a stop was asked for. */
+export interface CampaignCarry {
+  readonly rounds: readonly RoundFigures[];
+  readonly stopRequested: boolean;
+}
+
+export async function selfRewardCampaign(rawInput: unknown, carry: CampaignCarry = { rounds: [], stopRequested: false }): Promise<CampaignResult> {
+  const checked = validateCampaignInput(rawInput);
+  if (!checked.ok) {
+    throw ApplicationFailure.create({ type: 'InvalidInput', message: `invalid campaign input: ${describeErrors(checked.errors)}`, nonRetryable: true, details: [checked.errors] });
+  }
+  const campaign: CampaignInput = checked.value;
+  const rounds: RoundFigures[] = [...carry.rounds];
+  let stopRequested = carry.stopRequested;
+  setHandler(roundsQuery, () => rounds);
+  setHandler(stopAfterRoundSignal, () => {
+    stopRequested = true;
+  });
+
+  const { workflowId } = workflowInfo();
+  for (;;) {
+    const stopReason = stopRequested ? 'stop requested' : campaignStopReason(rounds.map((r) => r.winRate), campaign);
+    if (stopReason !== null) {
+      await condition(allHandlersFinished);
+      return { rounds, stopReason };
+    }
+    if (workflowInfo().continueAsNewSuggested) {
+      await condition(allHandlersFinished);
+      return continueAsNew<typeof selfRewardCampaign>(rawInput, { rounds, stopRequested });
+    }
+    const number = campaign.round.round + rounds.length;
+    const previous = rounds.at(-1)?.lora ?? null;
+    const childId = `${workflowId}-round-${number}`;
+    const result = await executeChild(selfRewardRound, { args: [campaignRound(campaign.round, number, previous)], workflowId: childId });
+    rounds.push({
+      round: number,
+      workflowId: childId,
+      winRate: result.evaluation.winRate,
+      winRateInterval: result.evaluation.winRateInterval,
+      meanClipTuned: result.evaluation.meanClipTuned,
+      accuracyTuned: result.evaluation.accuracyTuned,
+      kept: result.dataset.kept,
+      lora: result.training.lora,
+      report: result.report.location,
+    });
+    upsertMemo({ rounds: rounds.length, winRates: rounds.map((r) => r.winRate) });
+  }
+}
