@@ -18,8 +18,12 @@ export interface RoundRequest {
 export function createCurateDataset(deps: ActivityDependencies) {
   return async function curateDataset({ root, input }: RoundRequest): Promise<CurateResult> {
     const manifestKey = artifactKeys.curateManifest(root);
-    const existing = await findJson<CurateResult>(deps.store, manifestKey);
-    if (existing) return existing;
+    const existing = await findJson<CurateResult & { drops: unknown }>(deps.store, manifestKey);
+    if (existing) {
+      // The manifest also lists every drop; the workflow gets the counts only.
+      const { drops: _drops, ...result } = existing;
+      return result;
+    }
 
     const progress = new ProgressReporter();
     const records: PromptScores[] = [];

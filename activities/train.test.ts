@@ -15,6 +15,7 @@ import { describe, expect, it } from 'vitest';
 import { validateRoundInput, type RoundInput } from '../config/round.js';
 import { LocalFolderStore } from '../store/local.js';
 import { putJson } from '../store/store.js';
+import { runActivity } from '../test/activity.js';
 import type { ActivityDependencies } from './dependencies.js';
 import { artifactKeys, roundRoot } from './keys.js';
 import { ModelRuntime } from './runtime.js';
@@ -67,7 +68,7 @@ describe('trainLora', () => {
     const env = new MockActivityEnvironment();
     const beats: unknown[] = [];
     env.on('heartbeat', (d: unknown) => beats.push(d));
-    const result = await env.run(train, { root, input: roundInput() });
+    const result = await runActivity(env, train, { root, input: roundInput() });
     expect(result).toMatchObject({ lora: artifactKeys.lora(root), steps: 3, finalLoss: 0.25 });
     expect(beats).toContainEqual({ stage: 'train', trainerStep: 2, trainerSteps: 3, loss: 0.5 });
     expect(await store.list(artifactKeys.lora(root))).toEqual(
@@ -78,7 +79,7 @@ describe('trainLora', () => {
     const again = new MockActivityEnvironment();
     const started: unknown[] = [];
     again.on('heartbeat', (d: unknown) => started.push(d));
-    expect(await again.run(train, { root, input: roundInput() })).toMatchObject(result);
+    expect(await runActivity(again, train, { root, input: roundInput() })).toMatchObject(result);
     expect(started).toEqual([]);
   });
 
@@ -86,7 +87,7 @@ describe('trainLora', () => {
     const { root, store, output, train } = await setup('run');
     const env = new MockActivityEnvironment();
     env.once('heartbeat', () => env.cancel());
-    const error = await env.run(train, { root, input: roundInput() }).catch((e: unknown) => e);
+    const error = await runActivity(env, train, { root, input: roundInput() }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CancelledFailure);
     const pid = Number(await readFile(join(output, 'pid'), 'utf8'));
     expect(isAlive(pid)).toBe(false);
@@ -96,7 +97,7 @@ describe('trainLora', () => {
 
   it('fails without retry when the trainer refuses its input, with its message', async () => {
     const { root, train } = await setup('bad-input');
-    const error = await new MockActivityEnvironment().run(train, { root, input: roundInput() }).catch((e: unknown) => e);
+    const error = await runActivity(new MockActivityEnvironment(), train, { root, input: roundInput() }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ApplicationFailure);
     expect(error).toMatchObject({ type: 'BadTrainingInput', nonRetryable: true, message: expect.stringContaining('metadata.jsonl line 3') });
   });

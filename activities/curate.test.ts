@@ -1,0 +1,101 @@
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { describe, expect, it } from 'vitest';
+
+import { validateRoundInput, type RoundInput } from '../config/round.js';
+import { LocalFolderStore } from '../store/local.js';
+import { putJson } from '../store/store.js';
+import { runActivity } from '../test/activity.js';
+import { createCurateDataset } from './curate.js';
+import { chooseImage, curate } from './curation.js';
+import type { ActivityDependencies } from './dependencies.js';
+import { artifactKeys, roundRoot } from './keys.js';
+import { ModelRuntime } from './runtime.js';
+import type { ImageScore, PromptScores } from './types.js';
+
+function score(key: string, detection: number, checklist: number, combined = detection): ImageScore {
+  return { key, seed: 0, detection, instances: detection >= 0.5 ? 1 : 0, countMatches: null, caption: `caption of ${key}`, checklist, clip: 30, combined };
+}
+
+const paper = { rule: 'paper', minCombined: 0 } as const;
+
+describe('selection rule', () => {
+  it("keeps the paper's choice: top checklist tier among detected images, then highest detection", () => {
+    const images = [score('a', 0.9, 1), score('b', 0.6, 3), score('c', 0.7, 3), score('d', 0.4, 3)];
+    expect(chooseImage(images, paper, 0.5)).toBe(2);
+  });
+
+  it('drops a prompt whose class is never detected, saying why', () => {
+    expect(chooseImage([score('a', 0.2, 3), score('b', 0.4, 3)], paper, 0.5)).toBe('class not detected at 0.5 in any of 2 images');
+  });
+
+  it('keeps the highest combined score above the minimum with the combined rule', () => {
+    const images = [score('a', 0.9, 0, 0.3), score('b', 0.1, 0, 0.8)];
+    expect(chooseImage(images, { rule: 'combined', minCombined: 0.5 }, 0.5)).toBe(1);
+    expect(chooseImage(images, { rule: 'combined', minCombined: 0.9 }, 0.5)).toBe('no image reached combined score 0.9');
+  });
+
+  it('counts kept and dropped prompts per class with reasons', () => {
+    const prompt = (promptIndex: number, className: string, images: ImageScore[]): PromptScores => ({ promptIndex, className, text: `p${promptIndex}`, images });
+    const result = curate([prompt(1, 'circle', [score('x', 0.1, 0)]), prompt(0, 'circle', [score('y', 0.8, 2)]), prompt(2, 'square', [score('z', 0.9, 1)])], paper, 0.5);
+    expect(result.kept.map((k) => k.prompt.promptIndex)).toEqual([0, 2]);
+    expect(result.perClass).toEqual({
+      circle: { kept: 1, dropped: 1, reasons: { 'class not detected at 0.5 in any of 1 images': 1 } },
+      square: { kept: 1, dropped: 0, reasons: {} },
+    });
+  });
+});
+
+describe('curateDataset', () => {
+  it('writes each kept image beside its own prompt, the metadata, then the manifest; a retry returns the manifest', async () => {
+    const store = new LocalFolderStore(await mkdtemp(join(tmpdir(), 'curate-')));
+    const deps: ActivityDependencies = {
+      store,
+      runtime: new ModelRuntime('cpu'),
+      trainer: { command: ['false'], cwd: '.', env: {}, stopGraceMs: 0 },
+      device: 'cpu',
+      workDir: '.',
+    };
+    const checked = validateRoundInput({
+      generator: { base: 'g' },
+      judge: { detector: 'd', clip: 'c' },
+      prompts: { file: 'unused.txt' },
+      evaluation: { prompts: { file: 'unused.txt' } },
+      shards: 2,
+    });
+    if (!checked.ok) throw new Error('bad test input');
+    const input: RoundInput = checked.value;
+    const root = roundRoot('curate-test', 1);
+    // Prompt 1 (shard 1) is dropped; prompts 0 and 2 (shard 0) keep their second image.
+    const records: Record<number, PromptScores> = {
+      0: { promptIndex: 0, className: 'circle', text: 'one red circle', images: [score('s/0-0', 0.6, 1), score('s/0-1', 0.7, 3)] },
+      1: { promptIndex: 1, className: 'square', text: 'two blue squares', images: [score('s/1-0', 0.1, 3)] },
+      2: { promptIndex: 2, className: 'triangle', text: 'a green triangle', images: [score('s/2-0', 0.9, 0), score('s/2-1', 0.55, 2)] },
+    };
+    for (const r of Object.values(records)) {
+      for (const image of r.images) await store.put(image.key, `pixels of ${image.key}`);
+      await putJson(store, artifactKeys.scoreRecord(root, r.promptIndex % 2, r.promptIndex), r);
+    }
+    await putJson(store, artifactKeys.judgeManifest(root, 0), { shard: 0, records: [0, 2].map((i) => artifactKeys.scoreRecord(root, 0, i)) });
+    await putJson(store, artifactKeys.judgeManifest(root, 1), { shard: 1, records: [artifactKeys.scoreRecord(root, 1, 1)] });
+
+    const curateDataset = createCurateDataset(deps);
+    const result = await runActivity(new MockActivityEnvironment(), curateDataset, { root, input });
+    expect(result).toMatchObject({ kept: 2, dropped: 1, dataset: artifactKeys.dataset(root) });
+    expect(result.perClass['square']).toEqual({ kept: 0, dropped: 1, reasons: { 'class not detected at 0.5 in any of 1 images': 1 } });
+
+    const rows = (await store.get(artifactKeys.datasetMetadata(root))).toString().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(rows.map((r) => [r['file_name'], r['text'], r['class'], r['source']])).toEqual([
+      ['00000.png', 'one red circle', 'circle', 's/0-1'],
+      ['00002.png', 'a green triangle', 'triangle', 's/2-1'],
+    ]);
+    for (const row of rows) {
+      const image = await store.get(`${artifactKeys.dataset(root)}${String(row['file_name'])}`);
+      expect(image.toString()).toBe(`pixels of ${String(row['source'])}`);
+    }
+    expect(await runActivity(new MockActivityEnvironment(), curateDataset, { root, input })).toEqual(result);
+  });
+});
