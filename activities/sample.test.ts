@@ -1,0 +1,99 @@
+/** The sample activity on a real generator (the shapes pack's, or a random-weight one of its architecture). */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { CancelledFailure } from '@temporalio/activity';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { validateRoundInput, type RoundInput } from '../config/round.js';
+import { readText } from '../models/png.js';
+import { testGenerator } from '../models/testing/python.js';
+import { LocalFolderStore } from '../store/local.js';
+import { runActivity } from '../test/activity.js';
+import type { ActivityDependencies } from './dependencies.js';
+import { artifactKeys, roundRoot } from './keys.js';
+import { ModelRuntime } from './runtime.js';
+import { createSampleShard } from './sample.js';
+import type { StageProgress } from './types.js';
+
+let deps: ActivityDependencies;
+let input: RoundInput;
+const runtime = new ModelRuntime('cpu', 1);
+
+beforeAll(async () => {
+  const scratch = await mkdtemp(join(tmpdir(), 'sample-activity-'));
+  const generator = await testGenerator(scratch);
+  const checked = validateRoundInput({
+    generator: { base: generator },
+    judge: { detector: 'unused', clip: 'unused' },
+    prompts: [
+      { className: 'circle', text: 'one red circle on a white background' },
+      { className: 'square', text: 'two blue squares on a black background' },
+      { className: 'circle', text: 'three green circles on a grey background' },
+    ],
+    evaluation: { prompts: [{ className: 'circle', text: 'unused' }] },
+    samplesPerPrompt: 2,
+    shards: 2,
+    sampling: { steps: 2 },
+  });
+  if (!checked.ok) throw new Error('bad test input');
+  input = checked.value;
+  deps = { store: new LocalFolderStore(join(scratch, 'store')), runtime, trainer: { command: ['false'], cwd: '.', env: {}, stopGraceMs: 0 }, device: 'cpu', workDir: join(scratch, 'work') };
+});
+
+afterAll(async () => runtime.release());
+
+function recorder(env: MockActivityEnvironment): StageProgress[] {
+  const beats: StageProgress[] = [];
+  env.on('heartbeat', (d: StageProgress) => beats.push(d));
+  return beats;
+}
+
+describe('sampleShard', () => {
+  it("samples its shard's prompts, one heartbeat per image, and resumes after the images already stored", async () => {
+    const sampleShard = createSampleShard(deps);
+    const root = roundRoot('sample-test', 1);
+    const env = new MockActivityEnvironment();
+    const beats = recorder(env);
+    const first = await runActivity(env, sampleShard, { root, input, shard: 0 });
+    // Shard 0 of 2 holds prompts 0 and 2.
+    expect(first).toMatchObject({ shard: 0, prompts: 2, images: 4, classes: ['circle'] });
+    expect(beats.filter((b) => b.sampled !== undefined).map((b) => b.sampled)).toEqual(expect.arrayContaining([0, 1, 2, 3, 4]));
+    const keys = await deps.store.list(artifactKeys.sampleFolder(root, 0));
+    expect(keys).toEqual([0, 1].map((k) => artifactKeys.sampledImage(root, 0, 0, k)).concat([0, 1].map((k) => artifactKeys.sampledImage(root, 0, 2, k))));
+    const text = readText(await deps.store.get(keys[3]!));
+    expect(text).toMatchObject({ prompt: 'three green circles on a grey background', class: 'circle', seed: String(2 * 2 + 1), steps: '2' });
+
+    // A crash after three images: the manifest and the last image never made it.
+    const lost = keys[3]!;
+    const original = await deps.store.get(lost);
+    await rm(deps.store.locate(lost));
+    await rm(deps.store.locate(artifactKeys.sampleManifest(root, 0)));
+    const retry = new MockActivityEnvironment();
+    const retryBeats = recorder(retry);
+    expect(await runActivity(retry, sampleShard, { root, input, shard: 0 })).toEqual(first);
+    expect([...new Set(retryBeats.map((b) => b.sampled))]).toEqual([3, 4]);
+    expect((await deps.store.get(lost)).equals(original)).toBe(true);
+
+    // With the manifest in place, nothing is sampled again.
+    const again = new MockActivityEnvironment();
+    const none = recorder(again);
+    expect(await runActivity(again, sampleShard, { root, input, shard: 0 })).toEqual(first);
+    expect(none).toEqual([]);
+  });
+
+  it('stops between prompts when cancelled and publishes no manifest', async () => {
+    const sampleShard = createSampleShard(deps);
+    const root = roundRoot('sample-cancel', 1);
+    const env = new MockActivityEnvironment();
+    env.on('heartbeat', (d: StageProgress) => {
+      if (d.sampled === 2) env.cancel();
+    });
+    const error = await runActivity(env, sampleShard, { root, input, shard: 0 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CancelledFailure);
+    expect(await deps.store.exists(artifactKeys.sampleManifest(root, 0))).toBe(false);
+    expect(await deps.store.list(artifactKeys.sampleFolder(root, 0))).toHaveLength(2);
+  });
+});
