@@ -1,0 +1,110 @@
+/**
+ * A whole round through real workers (the entry points' options), real activities and models
+ * (the shapes pack's, or untrained stand-ins of its architectures), the real trainer, and a real
+ * local Temporal dev server. Tiny sizes keep it to about a minute on two cores.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { ModelRuntime } from '../activities/runtime.js';
+import type { ActivityDependencies } from '../activities/dependencies.js';
+import { artifactKeys } from '../activities/keys.js';
+import { TASK_QUEUES } from '../config/queues.js';
+import { SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
+import { readText } from '../models/png.js';
+import { PYTHON, REPO_ROOT, testGenerator } from '../models/testing/python.js';
+import { LocalFolderStore } from '../store/local.js';
+import { workerOptions } from '../workers/setup.js';
+import type { RoundProgress, RoundResult } from '../workflows/index.js';
+import { PACK, testDetector } from './models.js';
+import { requireBinary, TEMPORAL_CLI } from './servers.js';
+
+let env: TestWorkflowEnvironment;
+let deps: ActivityDependencies;
+let roundInput: Record<string, unknown>;
+let threshold: number;
+
+beforeAll(async () => {
+  const scratch = await mkdtemp(join(tmpdir(), 'round-'));
+  const [generator, detector] = await Promise.all([testGenerator(scratch), testDetector(scratch)]);
+  // An untrained detector scores every class near 0.02: only a zero threshold keeps images.
+  threshold = detector.trained ? 0.5 : 0;
+  env = await TestWorkflowEnvironment.createLocal({
+    server: { executable: { type: 'existing-path', path: requireBinary(TEMPORAL_CLI) }, searchAttributes: Object.values(SEARCH_ATTRIBUTES) },
+  });
+  deps = {
+    store: new LocalFolderStore(join(scratch, 'store')),
+    runtime: new ModelRuntime('cpu', 1),
+    trainer: { command: [PYTHON, '-m', 'loratrain'], cwd: join(REPO_ROOT, 'python'), env: { PYTHONPATH: join(REPO_ROOT, 'python'), OMP_NUM_THREADS: '1' }, stopGraceMs: 30_000 },
+    device: 'cpu',
+    workDir: join(scratch, 'work'),
+  };
+  roundInput = {
+    generator: { base: generator },
+    judge: { detector: detector.folder, captioner: join(PACK, 'captioner'), clip: join(PACK, 'clip'), threshold, batchSize: 4 },
+    prompts: [
+      { className: 'circle', text: 'one red circle on a white background' },
+      { className: 'square', text: 'two blue squares on a black background' },
+      { className: 'triangle', text: 'one green triangle on a grey background' },
+    ],
+    samplesPerPrompt: 2,
+    shards: 2,
+    sampling: { steps: 2 },
+    lora: { maxSteps: 2, batchSize: 2, checkpointEvery: 1 },
+    evaluation: { prompts: [{ className: 'circle', text: 'two yellow circles on a white background' }], seedsPerPrompt: 2, bootstrapResamples: 100 },
+  };
+});
+
+afterAll(async () => {
+  await deps?.runtime.release();
+  await env?.teardown();
+});
+
+async function withWorkers<T>(run: () => Promise<T>): Promise<T> {
+  const [cpu, gpu] = await Promise.all(
+    (['cpu', 'gpu'] as const).map((role) => Worker.create({ ...workerOptions(role, deps, env.nativeConnection, 'default'), shutdownGraceTime: '5s' })),
+  );
+  return cpu!.runUntil(gpu!.runUntil(run));
+}
+
+describe('selfRewardRound', () => {
+  it('runs sample, judge, curate, train, evaluate and report, and shows its figures', async () => {
+    const workflowId = `round-${randomUUID()}`;
+    const { result, progress, description } = await withWorkers(async () => {
+      const handle = await env.client.workflow.start('selfRewardRound', { taskQueue: TASK_QUEUES.workflows, workflowId, args: [roundInput] });
+      const result = (await handle.result()) as RoundResult;
+      return { result, progress: await handle.query<RoundProgress>('progress'), description: await handle.describe() };
+    });
+
+    expect(result.samples.map((s) => s.images)).toEqual([4, 2]);
+    expect(result.judged.map((j) => j.images)).toEqual([4, 2]);
+    expect(result.dataset.kept + result.dataset.dropped).toBe(3);
+    expect(result.training.steps).toBe(2);
+    expect(result.evaluation.pairs).toBe(2);
+    expect(result.evaluation.winRateInterval[0]).toBeLessThanOrEqual(result.evaluation.winRate);
+    expect(await deps.store.exists(result.report.report)).toBe(true);
+    expect((await deps.store.get(result.report.report)).toString()).toContain('Tuned beats base in');
+    expect(await deps.store.list(`${result.training.lora}unet/`)).toContain(`${result.training.lora}unet/model.onnx`);
+
+    // Every dataset image passed the rule and sits beside the prompt it was sampled for.
+    const rows = (await deps.store.get(artifactKeys.datasetMetadata(result.root))).toString().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(rows).toHaveLength(result.dataset.kept);
+    for (const row of rows) {
+      expect(row['detection'] as number).toBeGreaterThanOrEqual(threshold);
+      const png = await deps.store.get(`${result.dataset.dataset}${String(row['file_name'])}`);
+      expect(readText(png)).toMatchObject({ prompt: row['text'], class: row['class'] });
+    }
+
+    expect(progress).toMatchObject({ stage: 'done', shards: { total: 2, sampled: 2, judged: 2 }, images: { sampled: 6, judged: 6 }, winRate: result.evaluation.winRate });
+    expect(description.typedSearchAttributes.get(SEARCH_ATTRIBUTES.round)).toBe(1);
+    expect(description.typedSearchAttributes.get(SEARCH_ATTRIBUTES.winRate)).toBeCloseTo(result.evaluation.winRate);
+    expect(description.typedSearchAttributes.get(SEARCH_ATTRIBUTES.classes)).toEqual(['circle', 'square', 'triangle']);
+    expect(description.memo).toMatchObject({ winRate: result.evaluation.winRate, kept: result.dataset.kept, report: result.report.location });
+  });
+});
