@@ -8,6 +8,9 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { readdir, readFile } from 'node:fs/promises';
+
+import { CancelledFailure, WorkflowFailedError } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,7 +24,7 @@ import { readText } from '../models/png.js';
 import { PYTHON, REPO_ROOT, testGenerator } from '../models/testing/python.js';
 import { LocalFolderStore } from '../store/local.js';
 import { workerOptions } from '../workers/setup.js';
-import type { RoundProgress, RoundResult } from '../workflows/index.js';
+import type { CampaignResult, RoundFigures, RoundProgress, RoundResult } from '../workflows/index.js';
 import { PACK, testDetector } from './models.js';
 import { requireBinary, TEMPORAL_CLI } from './servers.js';
 
@@ -106,5 +109,68 @@ describe('selfRewardRound', () => {
     expect(description.typedSearchAttributes.get(SEARCH_ATTRIBUTES.winRate)).toBeCloseTo(result.evaluation.winRate);
     expect(description.typedSearchAttributes.get(SEARCH_ATTRIBUTES.classes)).toEqual(['circle', 'square', 'triangle']);
     expect(description.memo).toMatchObject({ winRate: result.evaluation.winRate, kept: result.dataset.kept, report: result.report.location });
+  });
+});
+
+/** Processes whose command line mentions `text` (to see that no trainer outlives its activity). */
+async function processesMentioning(text: string): Promise<number[]> {
+  const found: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const command = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    if (command.includes(text)) found.push(Number(entry));
+  }
+  return found;
+}
+
+async function until<T>(probe: () => Promise<T | null>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== null) return value;
+    if (Date.now() > deadline) throw new Error(`condition not met in ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+describe('cancelling a round', () => {
+  it('stops the trainer child and publishes no LoRA', async () => {
+    const workflowId = `cancel-${randomUUID()}`;
+    await withWorkers(async () => {
+      const handle = await env.client.workflow.start('selfRewardRound', { taskQueue: TASK_QUEUES.workflows, workflowId, args: [roundInput] });
+      const output = join(deps.workDir, 'runs', workflowId, 'round-001', 'train', 'output');
+      await until(async () => ((await processesMentioning(output)).length > 0 ? true : null), 120_000);
+      await handle.cancel();
+      const error = await handle.result().catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(WorkflowFailedError);
+      expect((error as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+      expect(await processesMentioning(output)).toEqual([]);
+      expect(await deps.store.list(`runs/${workflowId}/round-001/lora`)).toEqual([]);
+    });
+  });
+});
+
+describe('selfRewardCampaign', () => {
+  it('samples each round from the previous tuned generator and stops after the current round when asked', async () => {
+    const workflowId = `campaign-${randomUUID()}`;
+    const result = await withWorkers(async () => {
+      const handle = await env.client.workflow.start('selfRewardCampaign', {
+        taskQueue: TASK_QUEUES.workflows,
+        workflowId,
+        args: [{ round: roundInput, rounds: 3, patience: 3 }],
+      });
+      await until(async () => ((await handle.query<RoundFigures[]>('rounds')).length === 1 ? true : null), 180_000);
+      await handle.signal('stopAfterCurrentRound');
+      return (await handle.result()) as CampaignResult;
+    });
+    expect(result.stopReason).toBe('stop requested');
+    expect(result.rounds.map((r) => [r.round, r.workflowId])).toEqual([
+      [1, `${workflowId}-round-1`],
+      [2, `${workflowId}-round-2`],
+    ]);
+    const secondRoundImage = (await deps.store.list(`runs/${workflowId}-round-2/round-002/samples/`)).find((k) => k.endsWith('.png'));
+    const generator = readText(await deps.store.get(secondRoundImage ?? 'missing'))['generator'];
+    expect(generator).toContain(`+ unet`);
+    expect(generator).toContain(result.rounds[0]!.lora.replace(/\/$/, ''));
   });
 });
