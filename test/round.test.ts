@@ -3,12 +3,14 @@
  * (the shapes pack's, or untrained stand-ins of its architectures), the real trainer, and a real
  * local Temporal dev server. Tiny sizes keep it to about a minute on two cores.
  */
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 
 import { CancelledFailure, WorkflowFailedError } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -26,7 +28,7 @@ import { LocalFolderStore } from '../store/local.js';
 import { workerOptions } from '../workers/setup.js';
 import type { CampaignResult, RoundFigures, RoundProgress, RoundResult } from '../workflows/index.js';
 import { PACK, testDetector } from './models.js';
-import { requireBinary, TEMPORAL_CLI } from './servers.js';
+import { HISTORIES, requireBinary, TEMPORAL_CLI } from './servers.js';
 
 let env: TestWorkflowEnvironment;
 let deps: ActivityDependencies;
@@ -69,9 +71,19 @@ afterAll(async () => {
   await env?.teardown();
 });
 
+/**
+ * With RECORD_HISTORIES=1, keeps the history (as the CLI exports it) for the replay test, as
+ * test/histories/<workflow id>.json (replay needs the id: child workflow ids derive from it).
+ */
+async function recordHistory(workflowId: string): Promise<void> {
+  if (process.env['RECORD_HISTORIES'] !== '1') return;
+  const { stdout } = await promisify(execFile)(TEMPORAL_CLI, ['workflow', 'show', '--workflow-id', workflowId, '--address', env.address, '--output', 'json'], { maxBuffer: 64 << 20 });
+  await writeFile(join(HISTORIES, `${workflowId}.json`), stdout);
+}
+
 async function withWorkers<T>(run: () => Promise<T>): Promise<T> {
   const [cpu, gpu] = await Promise.all(
-    (['cpu', 'gpu'] as const).map((role) => Worker.create({ ...workerOptions(role, deps, env.nativeConnection, 'default'), shutdownGraceTime: '5s' })),
+    (['cpu', 'gpu'] as const).map((role) => Worker.create({ ...workerOptions(role, deps, env.nativeConnection, 'default'), shutdownGraceTime: '5s', identity: `test-${role}-worker` })),
   );
   return cpu!.runUntil(gpu!.runUntil(run));
 }
@@ -82,6 +94,7 @@ describe('selfRewardRound', () => {
     const { result, progress, description } = await withWorkers(async () => {
       const handle = await env.client.workflow.start('selfRewardRound', { taskQueue: TASK_QUEUES.workflows, workflowId, args: [roundInput] });
       const result = (await handle.result()) as RoundResult;
+      await recordHistory(workflowId);
       return { result, progress: await handle.query<RoundProgress>('progress'), description: await handle.describe() };
     });
 
@@ -161,7 +174,9 @@ describe('selfRewardCampaign', () => {
       });
       await until(async () => ((await handle.query<RoundFigures[]>('rounds')).length === 1 ? true : null), 180_000);
       await handle.signal('stopAfterCurrentRound');
-      return (await handle.result()) as CampaignResult;
+      const result = (await handle.result()) as CampaignResult;
+      await recordHistory(workflowId);
+      return result;
     });
     expect(result.stopReason).toBe('stop requested');
     expect(result.rounds.map((r) => [r.round, r.workflowId])).toEqual([

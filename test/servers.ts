@@ -8,6 +8,8 @@ export const REPO_ROOT = resolve(import.meta.dirname, '..');
 export const VENV_BIN = join(REPO_ROOT, '.venv', 'bin');
 export const TEMPORAL_CLI = join(VENV_BIN, 'temporal');
 export const RCLONE = join(VENV_BIN, 'rclone');
+/** Workflow histories the replay test checks the workflows against. */
+export const HISTORIES = join(REPO_ROOT, 'test', 'histories');
 
 export function requireBinary(path: string): string {
   if (!existsSync(path)) throw new Error(`${path} not found: run scripts/setup-servers.sh first`);
