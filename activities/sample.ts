@@ -1,3 +1,6 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+
 import type { RoundInput } from '../config/round.js';
 import { findJson, putJson } from '../store/store.js';
 import { loadPrompts, ProgressReporter, type ActivityDependencies } from './dependencies.js';
@@ -22,12 +25,18 @@ function summary(root: string, manifest: SampleManifest): SampleShardResult {
   };
 }
 
-/** A generator to load: the base folder, or the base with a tuned UNet fetched from the store into the work folder. */
+/**
+ * A generator to load: the base folder, or the base with a tuned UNet fetched from the store into
+ * the work folder. Published artifacts never change, so a file already fetched is not fetched again.
+ */
 export async function generatorSource(deps: ActivityDependencies, base: string, tunedUnet: string | null): Promise<{ base: string; tunedUnet?: string }> {
   if (tunedUnet === null) return { base };
   const prefix = tunedUnet.endsWith('/') ? tunedUnet : `${tunedUnet}/`;
-  const local = `${deps.workDir}/models/${prefix}`;
-  for (const key of await deps.store.list(`${prefix}unet/`)) await deps.store.getFile(key, `${local}${key.slice(prefix.length)}`);
+  const local = join(deps.workDir, 'models', ...prefix.split('/'));
+  for (const key of await deps.store.list(`${prefix}unet/`)) {
+    const target = join(local, ...key.slice(prefix.length).split('/'));
+    if (!existsSync(target)) await deps.store.getFile(key, target);
+  }
   return { base, tunedUnet: local };
 }
 

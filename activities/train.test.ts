@@ -2,8 +2,9 @@
  * The train activity's control of its child process, with a stand-in that speaks the trainer's
  * protocol (the real trainer's own tests cover training; here it is process control).
  */
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -93,6 +94,18 @@ describe('trainLora', () => {
     expect(isAlive(pid)).toBe(false);
     expect(await store.list(artifactKeys.lora(root))).toEqual([]);
     expect(existsSync(store.locate(artifactKeys.trainManifest(root)))).toBe(false);
+  });
+
+  it("stops a trainer orphaned by a killed worker before the retry trains into the same folder", async () => {
+    const { root, output, train } = await setup('finish');
+    await mkdir(output, { recursive: true });
+    const orphan = spawn(process.execPath, [STANDIN, '--output', output], { env: { ...process.env, STANDIN_MODE: 'run' }, stdio: 'ignore' });
+    await writeFile(join(output, 'trainer.pid'), String(orphan.pid));
+    const gone = new Promise((done) => orphan.once('exit', (code) => done(code)));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await runActivity(new MockActivityEnvironment(), train, { root, input: roundInput() })).toMatchObject({ steps: 3 });
+    expect(await gone).toBe(143);
+    expect(existsSync(join(output, 'trainer.pid'))).toBe(false);
   });
 
   it('fails without retry when the trainer refuses its input, with its message', async () => {

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
@@ -12,7 +12,7 @@ import { findJson, putJson } from '../store/store.js';
 import type { RoundRequest } from './curate.js';
 import { badData, ProgressReporter, type ActivityDependencies } from './dependencies.js';
 import { artifactKeys } from './keys.js';
-import type { CurateResult, TrainResult } from './types.js';
+import type { CurateResult, StageProgress, TrainResult } from './types.js';
 
 /** The trainer's flags for a round's LoRA settings. `--resume-from latest` starts fresh when there is no checkpoint. */
 export function trainerArguments(lora: LoraSettings, paths: { generator: string; dataset: string; output: string }, device: string): string[] {
@@ -53,6 +53,29 @@ function outputFiles(output: string): string[] {
   return wanted.filter((file) => existsSync(join(output, file)));
 }
 
+const PID_FILE = 'trainer.pid';
+/** Heartbeats between trainer events: loading and the fused-UNet export can be silent for minutes. */
+const HEARTBEAT_EVERY_MS = 10_000;
+
+async function processCommand(pid: number): Promise<string | null> {
+  return readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => null);
+}
+
+/**
+ * A worker killed outright (SIGKILL, power loss) leaves its trainer running. Before a retry
+ * trains into the same folder, that trainer is stopped like a cancelled one: SIGTERM makes it
+ * write a checkpoint, which the retry resumes from. The pid counts only while its command line
+ * still names this output folder (read from /proc), so a recycled pid is never signalled.
+ */
+async function stopOrphanedTrainer(output: string, graceMs: number): Promise<void> {
+  const pid = Number(await readFile(join(output, PID_FILE), 'utf8').catch(() => ''));
+  if (!Number.isInteger(pid) || pid <= 0 || !(await processCommand(pid))?.includes(output)) return;
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while ((await processCommand(pid)) !== null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  if ((await processCommand(pid)) !== null) process.kill(pid, 'SIGKILL');
+}
+
 /**
  * Runs the Python LoRA trainer as a child process on the curated dataset. Its JSON progress
  * lines become heartbeats; its checkpoints live in the worker's work folder, so a retry on the
@@ -74,6 +97,7 @@ export function createTrainLora(deps: ActivityDependencies) {
     const dataset = join(work, 'dataset');
     const output = join(work, 'output');
     await mkdir(output, { recursive: true });
+    await stopOrphanedTrainer(output, deps.trainer.stopGraceMs);
     await download(deps, curated.dataset, dataset);
 
     const args = trainerArguments(input.lora, { generator: input.generator.base, dataset, output }, deps.device);
@@ -84,6 +108,7 @@ export function createTrainLora(deps: ActivityDependencies) {
       env: { ...process.env, ...deps.trainer.env, ...trainerEnvironment(deps.device) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    if (child.pid !== undefined) await writeFile(join(output, PID_FILE), String(child.pid));
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => {
       stderr = (stderr + chunk.toString()).slice(-4000);
@@ -100,6 +125,8 @@ export function createTrainLora(deps: ActivityDependencies) {
     context.cancellationSignal.addEventListener('abort', stop, { once: true });
 
     let last: TrainerEvent = { event: 'start' };
+    let details: StageProgress = { stage: 'train' };
+    const beat = setInterval(() => context.heartbeat(details), HEARTBEAT_EVERY_MS);
     let failure: string | null = null;
     for await (const line of createInterface({ input: child.stdout })) {
       let event: TrainerEvent;
@@ -110,10 +137,12 @@ export function createTrainLora(deps: ActivityDependencies) {
       }
       if (event.event === 'error') failure = event.message ?? null;
       last = event;
-      progress.report({ stage: 'train', trainerStep: event.step, trainerSteps: event.total, loss: event.loss }, event.event === 'done');
+      details = { stage: 'train', trainerStep: event.step, trainerSteps: event.total, loss: event.loss };
+      progress.report(details, event.event === 'done');
     }
-    const code = await exited;
+    const code = await exited.finally(() => clearInterval(beat));
     context.cancellationSignal.removeEventListener('abort', stop);
+    await rm(join(output, PID_FILE), { force: true });
 
     if (context.cancellationSignal.aborted) throw new CancelledFailure(`trainer stopped (exit ${code}) because the activity was cancelled`);
     if (code === EXIT_BAD_INPUT) throw badData('BadTrainingInput', failure ?? stderr.trim().split('\n').at(-1) ?? 'trainer refused its input');
