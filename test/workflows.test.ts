@@ -8,15 +8,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
-import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { TASK_QUEUES } from '../config/queues.js';
 import { SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
+import { dependenciesFromEnvironment, selfRewardPlugin } from '../workers/setup.js';
 import { requireBinary, TEMPORAL_CLI } from './servers.js';
-import { WORKFLOWS_PATH } from '../workers/setup.js';
 
 let env: TestWorkflowEnvironment;
 
@@ -45,9 +45,10 @@ async function failureOf(run: Promise<unknown>): Promise<ApplicationFailure> {
   return cause as ApplicationFailure;
 }
 
-describe('input validation', () => {
+describe('input validation, on a worker that takes the workflows from the plugin', () => {
   it('fails a round at once with a non-retryable error naming the field and the expected value', async () => {
-    const worker = await Worker.create({ connection: env.nativeConnection, taskQueue: TASK_QUEUES.workflows, workflowsPath: WORKFLOWS_PATH });
+    const plugin = selfRewardPlugin(dependenciesFromEnvironment({ SELF_REWARD_STORE: await mkdtemp(join(tmpdir(), 'plugin-store-')) }));
+    const worker = await Worker.create({ connection: env.nativeConnection, taskQueue: TASK_QUEUES.workflows, plugins: [plugin] });
     await worker.runUntil(async () => {
       const round = await failureOf(
         env.client.workflow.execute('selfRewardRound', {
