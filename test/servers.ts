@@ -1,20 +1,13 @@
-/** Real servers for tests, from the project venv (scripts/setup-servers.sh installs them). */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
-import { join, resolve } from 'node:path';
+/** Servers and paths for tests. */
+import { createServer } from 'node:net';
+import { join } from 'node:path';
 
-export const REPO_ROOT = resolve(import.meta.dirname, '..');
-export const VENV_BIN = join(REPO_ROOT, '.venv', 'bin');
-export const TEMPORAL_CLI = join(VENV_BIN, 'temporal');
-export const RCLONE = join(VENV_BIN, 'rclone');
+import { REPO_ROOT, startS3Server as startRcloneS3 } from '../cli/servers.js';
+
+export { REPO_ROOT, requireBinary, TEMPORAL_CLI } from '../cli/servers.js';
+
 /** Workflow histories the replay test checks the workflows against. */
 export const HISTORIES = join(REPO_ROOT, 'test', 'histories');
-
-export function requireBinary(path: string): string {
-  if (!existsSync(path)) throw new Error(`${path} not found: run scripts/setup-servers.sh first`);
-  return path;
-}
 
 export async function freePort(): Promise<number> {
   return new Promise((done, fail) => {
@@ -28,24 +21,6 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function waitForPort(port: number, child: ChildProcess, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode} before listening on ${port}`);
-    const open = await new Promise<boolean>((done) => {
-      const socket = connect(port, '127.0.0.1');
-      socket.once('connect', () => {
-        socket.end();
-        done(true);
-      });
-      socket.once('error', () => done(false));
-    });
-    if (open) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`nothing listening on ${port} after ${timeoutMs} ms`);
-}
-
 export interface S3Server {
   readonly endpoint: string;
   readonly accessKey: string;
@@ -53,31 +28,10 @@ export interface S3Server {
   stop(): Promise<void>;
 }
 
-/** `rclone serve s3` over `folder`: a real S3 implementation; buckets are its subfolders. */
+/** A real S3 server over `folder` on a free port. */
 export async function startS3Server(folder: string): Promise<S3Server> {
   const port = await freePort();
-  const accessKey = 'test-access';
-  const secretKey = 'test-secret-key';
-  const child = spawn(requireBinary(RCLONE), ['serve', 's3', '--addr', `127.0.0.1:${port}`, '--auth-key', `${accessKey},${secretKey}`, folder], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let log = '';
-  child.stderr?.on('data', (chunk: Buffer) => (log += chunk.toString()));
-  try {
-    await waitForPort(port, child, 30_000);
-  } catch (error) {
-    child.kill('SIGKILL');
-    throw new Error(`rclone serve s3 did not start: ${(error as Error).message}\n${log}`);
-  }
-  return {
-    endpoint: `http://127.0.0.1:${port}`,
-    accessKey,
-    secretKey,
-    stop: () =>
-      new Promise<void>((done) => {
-        if (child.exitCode !== null) return done();
-        child.once('exit', () => done());
-        child.kill('SIGTERM');
-      }),
-  };
+  const keys = { accessKey: 'test-access', secretKey: 'test-secret-key' };
+  const server = await startRcloneS3({ folder, port, ...keys });
+  return { endpoint: `http://127.0.0.1:${port}`, ...keys, stop: () => server.stop() };
 }

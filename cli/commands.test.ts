@@ -1,0 +1,85 @@
+/** The command line against a real local stack started by its own `stack` command. */
+import { spawn } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+
+import { freePort } from '../test/servers.js';
+import { main } from './commands.js';
+import { REPO_ROOT, waitForPort } from './servers.js';
+
+const COMMANDS = ['stack', 'worker', 'round', 'campaign', 'status', 'result', 'cancel', 'report'];
+
+function captured(): { out: () => string; err: () => string; restore: () => void } {
+  const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  const error = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+  return {
+    out: () => log.mock.calls.map((c) => c.join(' ')).join('\n'),
+    err: () => error.mock.calls.map((c) => c.join(' ')).join('\n'),
+    restore: () => {
+      log.mockRestore();
+      error.mockRestore();
+    },
+  };
+}
+
+describe('help', () => {
+  it.each(COMMANDS)('%s --help names its usage and exits 0', async (name) => {
+    const io = captured();
+    expect(await main([name, '--help'])).toBe(0);
+    expect(io.out()).toContain(`selfreward ${name}`);
+    io.restore();
+  });
+
+  it('lists the commands, and refuses unknown ones and options', async () => {
+    const io = captured();
+    expect(await main(['--help'])).toBe(0);
+    for (const name of COMMANDS) expect(io.out()).toContain(`  ${name}`);
+    expect(await main(['launch'])).toBe(2);
+    expect(await main(['round', '--shards', '3'])).toBe(2);
+    expect(io.err()).toContain("Unknown option '--shards'");
+    io.restore();
+  });
+
+  it('names the bad field of a configuration before contacting Temporal', async () => {
+    const io = captured();
+    const folder = await mkdtemp(join(tmpdir(), 'cli-'));
+    const file = join(folder, 'round.json');
+    await writeFile(file, JSON.stringify({ generator: { base: 'g' } }));
+    expect(await main(['round', file])).toBe(2);
+    expect(io.err()).toContain('judge: expected an object with at least "detector"');
+    io.restore();
+  });
+});
+
+describe('on the local stack', () => {
+  let stack: ReturnType<typeof spawn>;
+  let port: number;
+
+  beforeAll(async () => {
+    port = await freePort();
+    const state = await mkdtemp(join(tmpdir(), 'cli-stack-'));
+    stack = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'cli', 'selfreward.ts'), 'stack', '--state', state, '--port', String(port), '--headless'], {
+      cwd: REPO_ROOT,
+      stdio: 'ignore',
+    });
+    await waitForPort(port, stack, 60_000);
+    process.env['TEMPORAL_ADDRESS'] = `127.0.0.1:${port}`;
+  });
+
+  afterAll(async () => {
+    delete process.env['TEMPORAL_ADDRESS'];
+    const exited = new Promise((done) => stack.once('exit', done));
+    stack.kill('SIGTERM');
+    await exited;
+  });
+
+  it('says when a workflow does not exist', async () => {
+    const io = captured();
+    expect(await main(['status', 'no-such-round'])).toBe(2);
+    expect(io.err()).toMatch(/selfreward status: .*no-such-round/);
+    io.restore();
+  });
+});

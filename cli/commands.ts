@@ -1,0 +1,256 @@
+/**
+ * The commands of `selfreward`, the command line of the self-reward loop; each has --help.
+ * Temporal is reached at TEMPORAL_ADDRESS (default localhost:7233), namespace TEMPORAL_NAMESPACE.
+ */
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { Client, Connection, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
+
+import { TASK_QUEUES } from '../config/queues.js';
+import { runWorkers, type WorkerRole } from '../workers/setup.js';
+import type { CampaignResult, RoundFigures, RoundProgress, RoundResult } from '../workflows/index.js';
+import { ConfigError, loadCampaignConfig, loadRoundConfig, PRESETS } from './config.js';
+import { campaignLine, progressLine, roundSummary } from './progress.js';
+import { REPO_ROOT, startS3Server, startTemporal, type RunningServer } from './servers.js';
+
+interface OptionSpec {
+  readonly type: 'string' | 'boolean';
+  readonly description: string;
+}
+type Options = Readonly<Record<string, OptionSpec>>;
+
+interface Command {
+  readonly summary: string;
+  readonly usage: string;
+  readonly options: Options;
+  /** Lines after the options in --help. */
+  readonly details?: readonly string[];
+  run(values: Record<string, string | boolean | undefined>, positionals: string[]): Promise<void>;
+}
+
+const CONFIG_OPTIONS: Options = {
+  preset: { type: 'string', description: `a model pack's defaults: ${PRESETS.join(', ')} (a file's fields override them)` },
+  id: { type: 'string', description: 'workflow id (default: a new one); starting an id that exists fails' },
+  wait: { type: 'boolean', description: 'show live progress and the figures when done' },
+};
+
+async function connect(): Promise<Client> {
+  const address = process.env['TEMPORAL_ADDRESS'] ?? 'localhost:7233';
+  const connection = await Connection.connect({ address }).catch((error: Error) => {
+    throw new ConfigError(`cannot reach Temporal at ${address} (${error.message}); start the stack with \`selfreward stack\` or set TEMPORAL_ADDRESS`);
+  });
+  return new Client({ connection, namespace: process.env['TEMPORAL_NAMESPACE'] ?? 'default' });
+}
+
+function showLine(line: string): void {
+  if (process.stdout.isTTY) process.stdout.write(`\r\u001b[2K${line}`);
+  else console.log(line);
+}
+
+/** Redraws a status line every second until the workflow closes; then returns its result. */
+async function follow<T>(handle: WorkflowHandle, render: () => Promise<string>): Promise<T> {
+  let done = false;
+  const result = handle.result().finally(() => {
+    done = true;
+  }) as Promise<T>;
+  let last = '';
+  while (!done) {
+    const line = await render().catch(() => last);
+    if (line !== last) showLine(line);
+    last = line;
+    await Promise.race([result.catch(() => undefined), new Promise((r) => setTimeout(r, 1000))]);
+  }
+  if (process.stdout.isTTY) process.stdout.write('\n');
+  return result;
+}
+
+function sources(values: Record<string, string | boolean | undefined>, positionals: string[]) {
+  return { file: positionals[0], preset: values['preset'] as string | undefined, root: REPO_ROOT };
+}
+
+const COMMANDS: Record<string, Command> = {
+  stack: {
+    summary: 'run the local stack: Temporal dev server (persistent, Web UI) and, for an s3:// store, the S3 server',
+    usage: 'selfreward stack [--state DIR] [--port N] [--ui-port N] [--headless]',
+    options: {
+      state: { type: 'string', description: 'folder for the SQLite file and the local S3 data (default .selfreward)' },
+      port: { type: 'string', description: 'Temporal gRPC port (default 7233)' },
+      'ui-port': { type: 'string', description: 'Web UI port (default 8233)' },
+      headless: { type: 'boolean', description: 'no Web UI' },
+    },
+    details: [
+      'With SELF_REWARD_STORE=s3://bucket and S3_ENDPOINT on 127.0.0.1 or localhost, an S3 server',
+      '(rclone serve s3) runs there too, keyed by S3_ACCESS_KEY / S3_SECRET_KEY. Runs until Ctrl-C.',
+    ],
+    async run(values) {
+      const state = resolve((values['state'] as string | undefined) ?? '.selfreward');
+      const port = Number(values['port'] ?? 7233);
+      const uiPort = values['headless'] ? null : Number(values['ui-port'] ?? 8233);
+      const servers: RunningServer[] = [await startTemporal({ stateDir: state, port, uiPort })];
+      console.log(`Temporal at localhost:${port}${uiPort === null ? '' : `, Web UI http://localhost:${uiPort}`} (state in ${state})`);
+      const store = process.env['SELF_REWARD_STORE'] ?? '';
+      const endpoint = process.env['S3_ENDPOINT'] ? new URL(process.env['S3_ENDPOINT']) : null;
+      if (store.startsWith('s3://') && endpoint && ['127.0.0.1', 'localhost'].includes(endpoint.hostname)) {
+        const accessKey = process.env['S3_ACCESS_KEY'] ?? '';
+        const secretKey = process.env['S3_SECRET_KEY'] ?? '';
+        if (accessKey === '' || secretKey === '') throw new ConfigError('S3_ACCESS_KEY and S3_SECRET_KEY must be set for the local S3 server');
+        servers.push(await startS3Server({ folder: join(state, 's3'), port: Number(endpoint.port || 80), accessKey, secretKey }));
+        console.log(`S3 server at ${endpoint.origin} (data in ${join(state, 's3')})`);
+      }
+      await new Promise<void>((done) => {
+        process.once('SIGINT', done);
+        process.once('SIGTERM', done);
+      });
+      await Promise.all(servers.map((s) => s.stop()));
+    },
+  },
+  worker: {
+    summary: 'run workers until Ctrl-C (graceful shutdown)',
+    usage: 'selfreward worker [--role all-in-one|cpu|gpu]',
+    options: { role: { type: 'string', description: 'all-in-one (default), cpu (workflows, curate, report) or gpu (sample, judge, train, evaluate)' } },
+    details: ['Settings from the environment: SELF_REWARD_DEVICE, SELF_REWARD_STORE, SELF_REWARD_WORK_DIR, SELF_REWARD_TRAINER (see workers/setup.ts).'],
+    async run(values) {
+      const role = (values['role'] as string | undefined) ?? 'all-in-one';
+      const roles: Record<string, WorkerRole[]> = { 'all-in-one': ['cpu', 'gpu'], cpu: ['cpu'], gpu: ['gpu'] };
+      const chosen = roles[role];
+      if (!chosen) throw new ConfigError(`--role: expected all-in-one, cpu or gpu, got ${JSON.stringify(role)}`);
+      await runWorkers(chosen);
+    },
+  },
+  round: {
+    summary: 'start a self-reward round from a configuration file (JSON or YAML) or a preset',
+    usage: 'selfreward round [FILE] [--preset NAME] [--id ID] [--wait]',
+    options: CONFIG_OPTIONS,
+    async run(values, positionals) {
+      const input = loadRoundConfig(sources(values, positionals));
+      const client = await connect();
+      const workflowId = (values['id'] as string | undefined) ?? `round-${randomUUID()}`;
+      const handle = await client.workflow.start('selfRewardRound', { taskQueue: TASK_QUEUES.workflows, workflowId, args: [input] });
+      console.log(`started round ${input.round} as ${workflowId}`);
+      if (!values['wait']) return;
+      const result = await follow<RoundResult>(handle, async () => progressLine(await handle.query<RoundProgress>('progress')));
+      console.log(roundSummary(result));
+    },
+  },
+  campaign: {
+    summary: 'start a campaign of rounds, each sampling from the previous tuned generator',
+    usage: 'selfreward campaign [FILE] [--preset NAME] [--rounds N] [--id ID] [--wait]',
+    options: { ...CONFIG_OPTIONS, rounds: { type: 'string', description: 'how many rounds at most' } },
+    details: ['FILE holds { "round": <round input>, "rounds": N, "minImprovement": x, "patience": k }; a preset is the first round.'],
+    async run(values, positionals) {
+      const rounds = values['rounds'] === undefined ? undefined : Number(values['rounds']);
+      const input = loadCampaignConfig(sources(values, positionals), { rounds });
+      const client = await connect();
+      const workflowId = (values['id'] as string | undefined) ?? `campaign-${randomUUID()}`;
+      const handle = await client.workflow.start('selfRewardCampaign', { taskQueue: TASK_QUEUES.workflows, workflowId, args: [input] });
+      console.log(`started a campaign of up to ${input.rounds} rounds as ${workflowId}`);
+      if (!values['wait']) return;
+      const result = await follow<CampaignResult>(handle, async () => campaignLine(await handle.query<RoundFigures[]>('rounds')));
+      console.log(`${campaignLine(result.rounds)}; stopped: ${result.stopReason}`);
+      for (const round of result.rounds) console.log(`  round ${round.round}: report ${round.report}`);
+    },
+  },
+  status: {
+    summary: "a round's progress (or a campaign's rounds)",
+    usage: 'selfreward status ID',
+    options: {},
+    async run(_values, [id]) {
+      const handle = (await connect()).workflow.getHandle(requireId(id));
+      const { type, status } = await handle.describe();
+      if (type === 'selfRewardCampaign') console.log(`${status.name}: ${campaignLine(await handle.query<RoundFigures[]>('rounds'))}`);
+      else console.log(`${status.name}: ${progressLine(await handle.query<RoundProgress>('progress'))}`);
+    },
+  },
+  result: {
+    summary: "wait for a round and print its figures (a campaign's: its rounds)",
+    usage: 'selfreward result ID',
+    options: {},
+    async run(_values, [id]) {
+      const handle = (await connect()).workflow.getHandle(requireId(id));
+      const { type } = await handle.describe();
+      if (type === 'selfRewardCampaign') {
+        const result = (await handle.result()) as CampaignResult;
+        console.log(`${campaignLine(result.rounds)}; stopped: ${result.stopReason}`);
+      } else {
+        console.log(roundSummary((await handle.result()) as RoundResult));
+      }
+    },
+  },
+  cancel: {
+    summary: 'cancel a round or campaign: running activities stop (the trainer is killed), nothing partial is published',
+    usage: 'selfreward cancel ID',
+    options: {},
+    async run(_values, [id]) {
+      await (await connect()).workflow.getHandle(requireId(id)).cancel();
+      console.log(`cancellation requested for ${id}`);
+    },
+  },
+  report: {
+    summary: "where a finished round's HTML report is; --open opens it",
+    usage: 'selfreward report ID [--open]',
+    options: { open: { type: 'boolean', description: 'open it with the desktop opener (xdg-open / open)' } },
+    async run(values, [id]) {
+      const handle = (await connect()).workflow.getHandle(requireId(id));
+      const progress = await handle.query<RoundProgress>('progress');
+      if (progress.report === null) throw new ConfigError(`${id} has no report yet (stage: ${progress.stage})`);
+      console.log(progress.report);
+      if (values['open']) spawn(process.platform === 'darwin' ? 'open' : 'xdg-open', [progress.report], { stdio: 'ignore', detached: true }).unref();
+    },
+  },
+};
+
+function requireId(id: string | undefined): string {
+  if (id === undefined || id === '') throw new ConfigError('give the workflow id');
+  return id;
+}
+
+function help(command: Command): string {
+  const all: Options = { ...command.options, help: { type: 'boolean', description: 'this help' } };
+  const options = Object.entries(all)
+    .map(([flag, o]) => `  --${flag}${o.type === 'string' ? ' VALUE' : ''}\n      ${o.description}`)
+    .join('\n');
+  return [`${command.usage}\n\n${command.summary}.`, `Options:\n${options}`, ...(command.details ? [command.details.join('\n')] : [])].join('\n\n');
+}
+
+function overview(): string {
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(9)} ${c.summary}`);
+  return `selfreward COMMAND [options]\n\nThe class-conditional self-reward loop as durable Temporal workflows.\n\nCommands:\n${lines.join('\n')}\n\nRun \`selfreward COMMAND --help\` for a command's options.`;
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    console.log(overview());
+    return name === undefined ? 2 : 0;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    console.error(`selfreward: unknown command ${JSON.stringify(name)}\n\n${overview()}`);
+    return 2;
+  }
+  let parsed;
+  try {
+    const options = Object.fromEntries(Object.entries(command.options).map(([flag, o]) => [flag, { type: o.type }]));
+    parsed = parseArgs({ args: [...rest], options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+  } catch (error) {
+    console.error(`selfreward ${name}: ${(error as Error).message}\n\n${help(command)}`);
+    return 2;
+  }
+  if (parsed.values['help']) {
+    console.log(help(command));
+    return 0;
+  }
+  try {
+    await command.run(parsed.values, parsed.positionals);
+    return 0;
+  } catch (error) {
+    if (error instanceof ConfigError || error instanceof WorkflowNotFoundError) {
+      console.error(`selfreward ${name}: ${error.message}`);
+      return 2;
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,55 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { describe, expect, it } from 'vitest';
+
+import { ConfigError, loadCampaignConfig, loadRoundConfig, mergeConfig, packPreset, parseConfigText } from './config.js';
+
+const minimal = {
+  generator: { base: 'g' },
+  judge: { detector: 'd', clip: 'c' },
+  prompts: { file: 'train.txt' },
+  evaluation: { prompts: { file: 'eval.txt' } },
+};
+
+describe('configuration files', () => {
+  it('reads JSON and YAML, and names the file of a syntax error', () => {
+    expect(parseConfigText('{"shards": 2}', 'a.json')).toEqual({ shards: 2 });
+    expect(parseConfigText('shards: 2\nsampling:\n  steps: 10\n', 'a.yaml')).toEqual({ shards: 2, sampling: { steps: 10 } });
+    expect(() => parseConfigText('{shards', 'bad.json')).toThrow(/bad.json: not valid JSON/);
+  });
+
+  it('validates a round file with the workflow schema, naming the field', async () => {
+    const folder = await mkdtemp(join(tmpdir(), 'cli-config-'));
+    await writeFile(join(folder, 'round.yml'), 'generator: {base: g}\njudge: {detector: d, clip: c}\nprompts: {file: p}\nevaluation: {prompts: {file: e}}\nshards: 0\n');
+    expect(() => loadRoundConfig({ file: join(folder, 'round.yml'), root: folder })).toThrow(/shards: expected an integer in \[1, 1000\], got 0/);
+    expect(() => loadRoundConfig({ root: folder })).toThrow(ConfigError);
+    expect(() => loadRoundConfig({ file: join(folder, 'missing.json'), root: folder })).toThrow(/no such configuration file/);
+  });
+
+  it('builds a preset from a pack manifest, and lets a file override it', async () => {
+    const preset = packPreset('/packs/shapes', {
+      prompts: { train: 'prompts/train.txt', eval: 'prompts/eval.txt' },
+      sampling: { steps: 20, guidance_scale: 7.5, width: 64, height: 64 },
+      judge: { detection_threshold: 0.42, rule: 'paper' },
+      lora: { rank: 8, learning_rate: 1e-3, max_train_steps: 300, train_batch_size: 16, seed: 0 },
+    });
+    expect(preset).toMatchObject({
+      generator: { base: '/packs/shapes/generator' },
+      judge: { detector: '/packs/shapes/detector', threshold: 0.42 },
+      prompts: { file: '/packs/shapes/prompts/train.txt' },
+      sampling: { steps: 20, guidanceScale: 7.5, width: 64 },
+      lora: { rank: 8, learningRate: 1e-3, maxSteps: 300, batchSize: 16, seed: 0 },
+    });
+    expect(() => packPreset('/p', { lora: { warmup: 3 } })).toThrow(/lora.warmup is not a trainer setting/);
+    expect(mergeConfig(preset, { lora: { rank: 4 }, shards: 3 })).toMatchObject({ lora: { rank: 4, maxSteps: 300 }, shards: 3 });
+  });
+
+  it('reads a campaign file and its rounds override', async () => {
+    const folder = await mkdtemp(join(tmpdir(), 'cli-campaign-'));
+    await writeFile(join(folder, 'campaign.json'), JSON.stringify({ round: minimal, rounds: 5 }));
+    expect(loadCampaignConfig({ file: join(folder, 'campaign.json'), root: folder }, {}).rounds).toBe(5);
+    expect(loadCampaignConfig({ file: join(folder, 'campaign.json'), root: folder }, { rounds: 2 }).rounds).toBe(2);
+  });
+});

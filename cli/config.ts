@@ -1,0 +1,131 @@
+/**
+ * Configuration files of the command line: JSON or YAML holding a round's input (the same
+ * schema the workflow checks) or a campaign's, or a preset built from a model pack's manifest.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { extname, join, resolve } from 'node:path';
+
+import { parse as parseYaml } from 'yaml';
+
+import { describeErrors, validateCampaignInput, validateRoundInput, type CampaignInput, type RoundInput } from '../config/round.js';
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export function parseConfigText(text: string, source: string): unknown {
+  try {
+    return ['.yaml', '.yml'].includes(extname(source).toLowerCase()) ? parseYaml(text) : JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(`${source}: not valid ${extname(source) === '.json' ? 'JSON' : 'JSON or YAML'} (${(error as Error).message})`);
+  }
+}
+
+/** A pack's `pack.json` trainer defaults use the trainer's snake_case names; the round input uses camelCase. */
+const PACK_LORA_FIELDS: Readonly<Record<string, string>> = {
+  rank: 'rank',
+  learning_rate: 'learningRate',
+  max_train_steps: 'maxSteps',
+  max_steps: 'maxSteps',
+  train_batch_size: 'batchSize',
+  batch_size: 'batchSize',
+  seed: 'seed',
+  epochs: 'epochs',
+  resolution: 'resolution',
+};
+
+interface PackManifest {
+  readonly prompts?: { readonly train?: string; readonly eval?: string };
+  readonly sampling?: { readonly steps?: number; readonly guidance_scale?: number; readonly width?: number; readonly height?: number };
+  readonly judge?: { readonly detection_threshold?: number; readonly rule?: string };
+  readonly lora?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * A round input for a model pack folder (generator/, detector/, captioner/, clip/, prompts/):
+ * the pack's own sampling, judge and trainer defaults from its pack.json when it has one.
+ */
+export function packPreset(pack: string, manifest: PackManifest | null): Record<string, unknown> {
+  const at = (path: string) => join(pack, path);
+  const lora: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(manifest?.lora ?? {})) {
+    const field = PACK_LORA_FIELDS[key];
+    if (field === undefined) throw new ConfigError(`${at('pack.json')}: lora.${key} is not a trainer setting this preset knows (known: ${Object.keys(PACK_LORA_FIELDS).join(', ')})`);
+    lora[field] = value;
+  }
+  const sampling = manifest?.sampling;
+  return {
+    generator: { base: at('generator') },
+    judge: {
+      detector: at('detector'),
+      captioner: at('captioner'),
+      clip: at('clip'),
+      ...(manifest?.judge?.detection_threshold === undefined ? {} : { threshold: manifest.judge.detection_threshold }),
+    },
+    ...(manifest?.judge?.rule === undefined ? {} : { selection: { rule: manifest.judge.rule } }),
+    prompts: { file: at(manifest?.prompts?.train ?? 'prompts/train.txt') },
+    sampling: {
+      ...(sampling?.steps === undefined ? {} : { steps: sampling.steps }),
+      ...(sampling?.guidance_scale === undefined ? {} : { guidanceScale: sampling.guidance_scale }),
+      ...(sampling?.width === undefined ? {} : { width: sampling.width }),
+      ...(sampling?.height === undefined ? {} : { height: sampling.height }),
+    },
+    lora,
+    evaluation: { prompts: { file: at(manifest?.prompts?.eval ?? 'prompts/eval.txt') } },
+  };
+}
+
+/** Objects are merged key by key; anything else in `override` replaces what `base` has. */
+export function mergeConfig(base: unknown, override: unknown): unknown {
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isObject(base) || !isObject(override)) return override === undefined ? base : override;
+  const merged: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(override)) merged[key] = mergeConfig(base[key], value);
+  return merged;
+}
+
+export const PRESETS = ['shapes'] as const;
+
+export interface ConfigSources {
+  /** A JSON or YAML file; with a preset, its fields override the preset's. */
+  readonly file?: string;
+  readonly preset?: string;
+  /** The repository folder presets resolve packs in. */
+  readonly root: string;
+}
+
+function presetConfig(preset: string, root: string): unknown {
+  if (!(PRESETS as readonly string[]).includes(preset)) throw new ConfigError(`--preset: expected one of ${PRESETS.join(', ')}, got ${JSON.stringify(preset)}`);
+  const pack = resolve(root, 'packs', preset);
+  const manifestPath = join(pack, 'pack.json');
+  const manifest = existsSync(manifestPath) ? (parseConfigText(readFileSync(manifestPath, 'utf8'), manifestPath) as PackManifest) : null;
+  return packPreset(pack, manifest);
+}
+
+function fileConfig(file: string): unknown {
+  const path = resolve(file);
+  if (!existsSync(path)) throw new ConfigError(`${path}: no such configuration file`);
+  return parseConfigText(readFileSync(path, 'utf8'), path);
+}
+
+function requireSource({ file, preset }: ConfigSources): void {
+  if (file === undefined && preset === undefined) throw new ConfigError('give a configuration file or --preset');
+}
+
+export function loadRoundConfig(sources: ConfigSources): RoundInput {
+  requireSource(sources);
+  const preset = sources.preset === undefined ? {} : presetConfig(sources.preset, sources.root);
+  const checked = validateRoundInput(mergeConfig(preset, sources.file === undefined ? undefined : fileConfig(sources.file)));
+  if (!checked.ok) throw new ConfigError(`round configuration: ${describeErrors(checked.errors)}`);
+  return checked.value;
+}
+
+/** A campaign file holds `{ round: ..., rounds, ... }`; a preset becomes the first round. */
+export function loadCampaignConfig(sources: ConfigSources, overrides: { readonly rounds?: number }): CampaignInput {
+  requireSource(sources);
+  const preset = sources.preset === undefined ? {} : { round: presetConfig(sources.preset, sources.root) };
+  const fromFile = mergeConfig(preset, sources.file === undefined ? undefined : fileConfig(sources.file));
+  const checked = validateCampaignInput(mergeConfig(fromFile, overrides.rounds === undefined ? undefined : { rounds: overrides.rounds }));
+  if (!checked.ok) throw new ConfigError(`campaign configuration: ${describeErrors(checked.errors)}`);
+  return checked.value;
+}

@@ -1,0 +1,36 @@
+import { describe, expect, it } from 'vitest';
+
+import type { RoundProgress } from '../workflows/index.js';
+import { bar, campaignLine, progressLine } from './progress.js';
+
+const base: RoundProgress = {
+  round: 2,
+  stage: 'sample',
+  shards: { total: 4, sampled: 1, judged: 0 },
+  images: { sampled: 40, judged: 0 },
+  perClass: {},
+  trainer: null,
+  evaluated: 0,
+  winRate: null,
+  report: null,
+};
+
+describe('progress lines', () => {
+  it('draws a bar of the done fraction, clamped', () => {
+    expect(bar(0.5, 10)).toBe('[#####.....]');
+    expect(bar(2, 4)).toBe('[####]');
+    expect(bar(-1, 4)).toBe('[....]');
+  });
+
+  it('shows what each stage is doing', () => {
+    expect(progressLine(base)).toBe('round 2 sample   [#####...............] shards 1/4, 40 images');
+    expect(progressLine({ ...base, stage: 'judge', images: { sampled: 40, judged: 10 } })).toContain('10/40 images judged');
+    expect(progressLine({ ...base, stage: 'train', trainer: { step: 3, steps: 12, loss: 0.12345 } })).toContain('step 3/12, loss 0.1235');
+    expect(progressLine({ ...base, stage: 'train' })).toContain('starting the trainer');
+    expect(progressLine({ ...base, stage: 'done', winRate: 0.625 })).toContain('win rate 62.5%');
+  });
+
+  it('sums up a campaign', () => {
+    expect(campaignLine([])).toBe('campaign: first round running');
+  });
+});

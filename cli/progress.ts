@@ -1,0 +1,50 @@
+/** One-line renderings of a round's `progress` query and its result, for the terminal. Pure. */
+import type { RoundFigures, RoundProgress, RoundResult } from '../workflows/index.js';
+
+export function bar(fraction: number, width = 20): string {
+  const filled = Math.round(Math.min(1, Math.max(0, fraction)) * width);
+  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}]`;
+}
+
+const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+export function progressLine(p: RoundProgress): string {
+  const head = `round ${p.round} ${p.stage.padEnd(8)}`;
+  switch (p.stage) {
+    case 'sample':
+      return `${head} ${bar(p.shards.sampled / p.shards.total)} shards ${p.shards.sampled}/${p.shards.total}, ${p.images.sampled} images`;
+    case 'judge':
+      return `${head} ${bar(p.images.sampled === 0 ? 0 : p.images.judged / p.images.sampled)} ${p.images.judged}/${p.images.sampled} images judged`;
+    case 'curate':
+      return `${head} selecting one image per prompt from ${p.images.judged} judged images`;
+    case 'train': {
+      const t = p.trainer;
+      if (t === null || t.steps === 0) return `${head} starting the trainer`;
+      return `${head} ${bar(t.step / t.steps)} step ${t.step}/${t.steps}${t.loss === null ? '' : `, loss ${t.loss.toFixed(4)}`}`;
+    }
+    case 'evaluate':
+      return `${head} ${p.evaluated} held-out images sampled`;
+    case 'report':
+      return `${head} writing the report`;
+    default:
+      return `${head} ${p.winRate === null ? '' : `win rate ${percent(p.winRate)}`}`;
+  }
+}
+
+export function roundSummary(result: RoundResult): string {
+  const e = result.evaluation;
+  const classes = Object.entries(result.dataset.perClass)
+    .map(([cls, c]) => `${cls} ${c.kept} kept / ${c.dropped} dropped`)
+    .join(', ');
+  return [
+    `Round ${result.round}: tuned beats base in ${percent(e.winRate)} of ${e.pairs} pairs (95% interval ${percent(e.winRateInterval[0])}-${percent(e.winRateInterval[1])}, sign test p = ${e.signTestP.toPrecision(3)})`,
+    `  mean CLIP score: base ${e.meanClipBase.toFixed(2)}, tuned ${e.meanClipTuned.toFixed(2)}; detector accuracy: base ${percent(e.accuracyBase)}, tuned ${percent(e.accuracyTuned)}`,
+    `  dataset: ${result.dataset.kept} kept, ${result.dataset.dropped} dropped (${classes}); LoRA: ${result.training.steps} steps, final loss ${result.training.finalLoss?.toFixed(4) ?? '-'}`,
+    `  report: ${result.report.location}`,
+  ].join('\n');
+}
+
+export function campaignLine(rounds: readonly RoundFigures[]): string {
+  if (rounds.length === 0) return 'campaign: first round running';
+  return `campaign: ${rounds.length} round(s) done; win rates ${rounds.map((r) => percent(r.winRate)).join(', ')}`;
+}
