@@ -44,7 +44,11 @@ export async function loadPrompts(source: PromptSource, what: string): Promise<P
   return parsed.value;
 }
 
-const SIGNAL_INTERVAL_MS = 2000;
+/**
+ * Each signal is an event in the workflow's history (at most 51,200 events): one per 15 s keeps
+ * a day of training near 6,000 while the `progress` query stays current enough to watch.
+ */
+const SIGNAL_INTERVAL_MS = 15_000;
 
 /**
  * Heartbeats with progress details, and now and then signals them to the workflow so its

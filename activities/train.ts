@@ -82,6 +82,10 @@ async function stopOrphanedTrainer(output: string, graceMs: number): Promise<voi
  * same worker resumes from the last one. Cancellation (or worker shutdown) stops it with
  * SIGTERM, then SIGKILL after the grace time; nothing is uploaded then. On success the LoRA
  * weights, the fused UNet and the metrics are uploaded, then the manifest.
+ *
+ * Every round trains a fresh LoRA on the base generator (the trainer takes diffusers weights,
+ * and a tuned UNet exists only fused, as ONNX): in a campaign the tuned generator of round r-1
+ * changes what round r samples, and so what it learns from.
  */
 export function createTrainLora(deps: ActivityDependencies) {
   return async function trainLora({ root, input }: RoundRequest): Promise<TrainResult> {

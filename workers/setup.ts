@@ -17,13 +17,17 @@ const REPO_ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
  * Activity dependencies from the environment:
  *   SELF_REWARD_DEVICE     cpu (default) or cuda:N: models load there; the trainer sees only that GPU
  *   SELF_REWARD_WORK_DIR   local scratch for downloads, trainer output and checkpoints (default .work)
- *   SELF_REWARD_TRAINER    the trainer command (default: the project venv's `python -m loratrain`, run in python/)
+ *   SELF_REWARD_TRAINER    the trainer command, words split at spaces (default: the project venv's
+ *                          `python -m loratrain`, run in python/)
  *   SELF_REWARD_THREADS    CPU threads per model graph (default: onnxruntime's choice)
  * plus the store's settings (see store/config.ts).
  */
 export function dependenciesFromEnvironment(env: NodeJS.ProcessEnv = process.env): ActivityDependencies {
   const device = env['SELF_REWARD_DEVICE'] ?? 'cpu';
   const threads = env['SELF_REWARD_THREADS'] === undefined ? undefined : Number(env['SELF_REWARD_THREADS']);
+  if (threads !== undefined && !(Number.isInteger(threads) && threads > 0)) {
+    throw new Error(`SELF_REWARD_THREADS: expected a positive integer, got ${JSON.stringify(env['SELF_REWARD_THREADS'])}`);
+  }
   const trainer = env['SELF_REWARD_TRAINER']?.split(' ').filter((part) => part !== '') ?? [join(REPO_ROOT, '.venv', 'bin', 'python'), '-m', 'loratrain'];
   return {
     store: storeFromEnvironment(env),

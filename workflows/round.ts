@@ -30,7 +30,7 @@ import { TASK_QUEUES } from '../config/queues.js';
 import { describeErrors, validateRoundInput } from '../config/round.js';
 import { SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
 
-export type Stage = 'validate' | 'sample' | 'judge' | 'curate' | 'train' | 'evaluate' | 'report' | 'done';
+export type Stage = 'sample' | 'judge' | 'curate' | 'train' | 'evaluate' | 'report' | 'done';
 
 export interface RoundProgress {
   readonly round: number;
