@@ -5,6 +5,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 
 import { describeErrors, parsePromptLines, type PromptLine, type PromptSource } from '../config/round.js';
+import { ModelInterfaceError, ModelLayoutError, SamplingInputError, SchedulerConfigError } from '../models/errors.js';
 import type { ArtifactStore } from '../store/store.js';
 import type { ModelRuntime } from './runtime.js';
 import { NON_RETRYABLE_ERRORS, PROGRESS_SIGNAL, type StageProgress } from './types.js';
@@ -31,6 +32,19 @@ export interface ActivityDependencies {
 
 export function badData(type: (typeof NON_RETRYABLE_ERRORS)[number], message: string, cause?: unknown): ApplicationFailure {
   return ApplicationFailure.create({ type, message, nonRetryable: true, cause: cause instanceof Error ? cause : undefined });
+}
+
+/**
+ * The runtime's errors about a model folder or a request are bad data: retrying cannot fix
+ * them, so they fail the activity at once. Others (a missing GPU provider, I/O) stay retryable:
+ * another attempt, perhaps on another worker, may succeed.
+ */
+export function asActivityFailure(error: unknown): unknown {
+  if (error instanceof ModelLayoutError || error instanceof ModelInterfaceError || error instanceof SchedulerConfigError) {
+    return badData('BadModel', error.message, error);
+  }
+  if (error instanceof SamplingInputError) return badData('InvalidInput', error.message, error);
+  return error;
 }
 
 export async function loadPrompts(source: PromptSource, what: string): Promise<PromptLine[]> {

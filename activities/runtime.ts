@@ -1,6 +1,7 @@
 import { Generator, type GeneratorSource } from '../models/generator.js';
 import { Judge, validateJudgeConfig, type JudgeConfig } from '../models/judge/index.js';
 import type { JudgeSettings } from '../config/round.js';
+import { asActivityFailure, badData } from './dependencies.js';
 
 /**
  * Loaded models, shared by the activities of one worker process. Loading a real generator takes
@@ -22,7 +23,12 @@ export class ModelRuntime {
   }
 
   async withJudge<T>(settings: JudgeSettings, use: (judge: Judge) => Promise<T>): Promise<T> {
-    const config = judgeConfig(settings, this.device);
+    let config: JudgeConfig;
+    try {
+      config = judgeConfig(settings, this.device);
+    } catch (error) {
+      throw badData('InvalidInput', (error as Error).message, error);
+    }
     // The runtime's Judge has no release call: its sessions live as long as the worker process.
     return this.borrow(this.judges, JSON.stringify(config), () => Judge.load(config), async () => undefined, use);
   }
@@ -42,7 +48,12 @@ export class ModelRuntime {
     }
     let entry = pool.get(id);
     if (!entry) {
-      entry = { model: load(), users: 0 };
+      entry = {
+        model: load().catch((error: unknown) => {
+          throw asActivityFailure(error);
+        }),
+        users: 0,
+      };
       pool.set(id, entry);
     }
     entry.users += 1;

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { CancelledFailure } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -82,6 +83,14 @@ describe('sampleShard', () => {
     const none = recorder(again);
     expect(await runActivity(again, sampleShard, { root, input, shard: 0 })).toEqual(first);
     expect(none).toEqual([]);
+  });
+
+  it('fails without retry when the generator folder is not a generator', async () => {
+    const sampleShard = createSampleShard(deps);
+    const broken = { ...input, generator: { base: join(tmpdir(), 'no-such-generator'), tunedUnet: null } };
+    const error = await runActivity(new MockActivityEnvironment(), sampleShard, { root: roundRoot('sample-broken', 1), input: broken, shard: 0 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ApplicationFailure);
+    expect(error).toMatchObject({ type: 'BadModel', nonRetryable: true, message: expect.stringContaining('no-such-generator') });
   });
 
   it('stops between prompts when cancelled and publishes no manifest', async () => {
