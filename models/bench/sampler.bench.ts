@@ -8,7 +8,7 @@
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { Generator } from '../generator.js';
@@ -35,7 +35,7 @@ const threads = Number(values.threads);
 
 const scratch = await mkdtemp(join(tmpdir(), 'bench-sampler-'));
 try {
-  const folder = values.generator ?? (await testGenerator(scratch));
+  const folder = values.generator ? resolve(values.generator) : await testGenerator(scratch);
   const pythonOut = await runPythonModule('parity.sampler_bench', [
     '--generator', folder, '--batch', String(batch), '--steps', String(steps), '--guidance', String(guidanceScale),
     '--size', String(size), '--runs', String(runs), '--threads', String(threads),

@@ -23,8 +23,8 @@ export async function runPythonModule(module: string, args: readonly string[], t
     });
     return stdout;
   } catch (error) {
-    const { stderr } = error as { stderr?: string };
-    throw new Error(`python -m ${module} failed: ${(error as Error).message}\n${stderr ?? ''}`);
+    // execFile's message already carries the command and its stderr.
+    throw new Error(`python -m ${module} failed: ${(error as Error).message}`);
   }
 }
 
