@@ -1,6 +1,6 @@
 import type { RoundInput } from '../config/round.js';
 import { findJson, getJson, putJson } from '../store/store.js';
-import { badData, ProgressReporter, type ActivityDependencies } from './dependencies.js';
+import { badData, withProgress, type ActivityDependencies } from './dependencies.js';
 import { curate, metadataRow } from './curation.js';
 import { artifactKeys } from './keys.js';
 import type { CurateResult, JudgeManifest, PromptScores } from './types.js';
@@ -25,7 +25,6 @@ export function createCurateDataset(deps: ActivityDependencies) {
       return result;
     }
 
-    const progress = new ProgressReporter();
     const records: PromptScores[] = [];
     for (let shard = 0; shard < input.shards; shard++) {
       const manifest = await findJson<JudgeManifest>(deps.store, artifactKeys.judgeManifest(root, shard));
@@ -37,13 +36,14 @@ export function createCurateDataset(deps: ActivityDependencies) {
       throw badData('BadTrainingInput', `no prompt kept an image (${curation.dropped.length} dropped: ${[...new Set(curation.dropped.map((d) => d.reason))].join('; ')}); nothing to train on`);
     }
     const rows: string[] = [];
-    for (const kept of curation.kept) {
-      progress.checkCancelled();
-      const key = artifactKeys.datasetImage(root, kept.prompt.promptIndex);
-      await deps.store.put(key, await deps.store.get(kept.image.key));
-      rows.push(JSON.stringify(metadataRow(key.slice(key.lastIndexOf('/') + 1), kept)));
-      progress.report({ stage: 'curate' });
-    }
+    await withProgress({ stage: 'curate' }, async (progress) => {
+      for (const kept of curation.kept) {
+        progress.checkCancelled();
+        const key = artifactKeys.datasetImage(root, kept.prompt.promptIndex);
+        await deps.store.put(key, await deps.store.get(kept.image.key));
+        rows.push(JSON.stringify(metadataRow(key.slice(key.lastIndexOf('/') + 1), kept)));
+      }
+    });
     await deps.store.put(artifactKeys.datasetMetadata(root), `${rows.join('\n')}\n`);
     const result: CurateResult = {
       manifest: manifestKey,

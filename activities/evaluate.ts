@@ -2,7 +2,7 @@ import { bootstrapInterval, perClassAccuracy, signTest, winRate, type Pair } fro
 import { decodeImage } from '../models/judge/index.js';
 import { findJson, putJson } from '../store/store.js';
 import type { RoundRequest } from './curate.js';
-import { badData, loadPrompts, ProgressReporter, type ActivityDependencies } from './dependencies.js';
+import { badData, loadPrompts, withProgress, type ActivityDependencies } from './dependencies.js';
 import { samplePngs } from './images.js';
 import { artifactKeys, evaluationSeed } from './keys.js';
 import { generatorSource } from './sample.js';
@@ -40,6 +40,26 @@ export function evaluationFigures(records: readonly EvaluationRecord[], threshol
   };
 }
 
+async function scoreHeldOutPrompt(
+  deps: ActivityDependencies,
+  input: RoundRequest['input'],
+  root: string,
+  prompt: { promptIndex: number; className: string; text: string },
+  seeds: readonly number[],
+): Promise<EvaluationRecord> {
+  return deps.runtime.withJudge(input.judge, async (judge) => {
+    const score = async (side: 'base' | 'tuned') => {
+      const keys = seeds.map((_, s) => artifactKeys.evaluationImage(root, side, prompt.promptIndex, s));
+      const images = await Promise.all(keys.map(async (k) => decodeImage(await deps.store.get(k), k)));
+      const verdict = await judge.judge(prompt.text, prompt.className, images);
+      return verdict.judgements.map((j, s) => ({ key: keys[s]!, clip: j.clip?.score100 ?? 0, detection: j.detection.confidence }));
+    };
+    const record: EvaluationRecord = { ...prompt, seeds, base: await score('base'), tuned: await score('tuned') };
+    await putJson(deps.store, artifactKeys.evaluationRecord(root, prompt.promptIndex), record);
+    return record;
+  });
+}
+
 /**
  * Held-out prompts × seeds, sampled by the base and by the tuned generator from identical
  * initial noise (same seeds), scored by the judge's CLIP and detector. All base images come
@@ -54,46 +74,34 @@ export function createEvaluateRound(deps: ActivityDependencies) {
     const trained = await findJson<TrainResult>(deps.store, artifactKeys.trainManifest(root));
     if (!trained) throw badData('MissingArtifact', `${artifactKeys.trainManifest(root)}: not found; the LoRA must be trained before evaluation`);
 
-    const progress = new ProgressReporter();
-    const prompts = await loadPrompts(input.evaluation.prompts, 'evaluation.prompts');
+    const prompts = (await loadPrompts(input.evaluation.prompts, 'evaluation.prompts')).map((p, promptIndex) => ({ ...p, promptIndex }));
     const seedsOf = (i: number) => Array.from({ length: input.evaluation.seedsPerPrompt }, (_, s) => evaluationSeed(input.evaluation.seed, i, s));
     const stored = new Set(await deps.store.list(`${root}/evaluation/`));
     let evaluated = 0;
-    for (const side of ['base', 'tuned'] as const) {
-      const source = await generatorSource(deps, input.generator.base, side === 'base' ? null : trained.lora);
-      const todo = prompts.map((_, i) => i).filter((i) => seedsOf(i).some((_, s) => !stored.has(artifactKeys.evaluationImage(root, side, i, s))));
-      if (todo.length === 0) continue;
-      await deps.runtime.withGenerator(source, async (generator) => {
-        for (const i of todo) {
-          progress.checkCancelled();
-          const pngs = await samplePngs(generator, input.sampling, prompts[i]!, seedsOf(i), () => progress.report({ stage: 'evaluate', evaluated }));
-          for (const [s, png] of pngs.entries()) await deps.store.put(artifactKeys.evaluationImage(root, side, i, s), png);
-          evaluated += pngs.length;
-          progress.report({ stage: 'evaluate', evaluated });
-        }
-      });
-    }
-
-    const records: EvaluationRecord[] = [];
-    for (const [i, prompt] of prompts.entries()) {
-      const key = artifactKeys.evaluationRecord(root, i);
-      const record =
-        (await findJson<EvaluationRecord>(deps.store, key)) ??
-        (await deps.runtime.withJudge(input.judge, async (judge) => {
-          progress.checkCancelled();
-          const score = async (side: 'base' | 'tuned') => {
-            const keys = seedsOf(i).map((_, s) => artifactKeys.evaluationImage(root, side, i, s));
-            const images = await Promise.all(keys.map(async (k) => decodeImage(await deps.store.get(k), k)));
-            const verdict = await judge.judge(prompt.text, prompt.className, images);
-            return verdict.judgements.map((j, s) => ({ key: keys[s]!, clip: j.clip?.score100 ?? 0, detection: j.detection.confidence }));
-          };
-          const fresh: EvaluationRecord = { promptIndex: i, className: prompt.className, text: prompt.text, seeds: seedsOf(i), base: await score('base'), tuned: await score('tuned') };
-          await putJson(deps.store, key, fresh);
-          return fresh;
-        }));
-      records.push(record);
-      progress.report({ stage: 'evaluate', evaluated });
-    }
+    const records = await withProgress({ stage: 'evaluate', evaluated }, async (progress) => {
+      for (const side of ['base', 'tuned'] as const) {
+        const todo = prompts.filter((p) => seedsOf(p.promptIndex).some((_, s) => !stored.has(artifactKeys.evaluationImage(root, side, p.promptIndex, s))));
+        if (todo.length === 0) continue;
+        const source = await generatorSource(deps, input.generator.base, side === 'base' ? null : trained.lora);
+        await deps.runtime.withGenerator(source, async (generator) => {
+          for (const prompt of todo) {
+            progress.checkCancelled();
+            const pngs = await samplePngs(generator, input.sampling, prompt, seedsOf(prompt.promptIndex), () => progress.report({ stage: 'evaluate', evaluated }));
+            for (const [s, png] of pngs.entries()) await deps.store.put(artifactKeys.evaluationImage(root, side, prompt.promptIndex, s), png);
+            evaluated += pngs.length;
+            progress.report({ stage: 'evaluate', evaluated });
+          }
+        });
+      }
+      const scored: EvaluationRecord[] = [];
+      for (const prompt of prompts) {
+        progress.checkCancelled();
+        const found = await findJson<EvaluationRecord>(deps.store, artifactKeys.evaluationRecord(root, prompt.promptIndex));
+        scored.push(found ?? (await scoreHeldOutPrompt(deps, input, root, prompt, seedsOf(prompt.promptIndex))));
+        progress.report({ stage: 'evaluate', evaluated });
+      }
+      return scored;
+    });
     const result: EvaluateResult = { manifest: manifestKey, ...evaluationFigures(records, input.judge.threshold, input.evaluation.bootstrapResamples) };
     await putJson(deps.store, manifestKey, result);
     return result;

@@ -1,12 +1,35 @@
+import type { JudgeSettings } from '../config/round.js';
 import { decodeImage } from '../models/judge/index.js';
 import { findJson, getJson, putJson } from '../store/store.js';
-import { badData, ProgressReporter, type ActivityDependencies } from './dependencies.js';
+import { badData, withProgress, type ActivityDependencies } from './dependencies.js';
 import { artifactKeys } from './keys.js';
 import type { ShardRequest } from './sample.js';
-import type { ImageScore, JudgeManifest, JudgeShardResult, PromptScores, SampleManifest } from './types.js';
+import type { ImageScore, JudgeManifest, JudgeShardResult, PromptScores, SampledImage, SampleManifest, SamplePrompt } from './types.js';
 
 function detectedCount(records: readonly PromptScores[], threshold: number): number {
   return records.reduce((n, r) => n + r.images.filter((i) => i.detection >= threshold).length, 0);
+}
+
+/** Judges one prompt's images together (the judge compares them with the prompt's class) and stores the record. */
+async function scorePrompt(deps: ActivityDependencies, settings: JudgeSettings, prompt: SamplePrompt, images: readonly SampledImage[], recordKey: string): Promise<PromptScores> {
+  return deps.runtime.withJudge(settings, async (judge) => {
+    const decoded = await Promise.all(images.map(async (image) => decodeImage(await deps.store.get(image.key), image.key)));
+    const verdict = await judge.judge(prompt.text, prompt.className, decoded);
+    const scores: ImageScore[] = verdict.judgements.map((j, i) => ({
+      key: images[i]!.key,
+      seed: images[i]!.seed,
+      detection: j.detection.confidence,
+      instances: j.detection.instances,
+      countMatches: j.detection.countMatches,
+      caption: j.caption?.caption ?? null,
+      checklist: j.checklist,
+      clip: j.clip?.score100 ?? 0,
+      combined: j.combined,
+    }));
+    const record: PromptScores = { ...prompt, images: scores };
+    await putJson(deps.store, recordKey, record);
+    return record;
+  });
 }
 
 /**
@@ -26,37 +49,19 @@ export function createJudgeShard(deps: ActivityDependencies) {
     const samples = await findJson<SampleManifest>(deps.store, artifactKeys.sampleManifest(root, shard));
     if (!samples) throw badData('MissingArtifact', `${artifactKeys.sampleManifest(root, shard)}: not found; the shard must be sampled before it is judged`);
 
-    const progress = new ProgressReporter();
     const records: PromptScores[] = [];
     let judged = 0;
-    for (const prompt of samples.prompts) {
-      const recordKey = artifactKeys.scoreRecord(root, shard, prompt.promptIndex);
-      const images = samples.images.filter((image) => image.promptIndex === prompt.promptIndex);
-      const record =
-        (await findJson<PromptScores>(deps.store, recordKey)) ??
-        (await deps.runtime.withJudge(input.judge, async (judge) => {
-          progress.checkCancelled();
-          const decoded = await Promise.all(images.map(async (image) => decodeImage(await deps.store.get(image.key), image.key)));
-          const verdict = await judge.judge(prompt.text, prompt.className, decoded);
-          const scores: ImageScore[] = verdict.judgements.map((j, i) => ({
-            key: images[i]!.key,
-            seed: images[i]!.seed,
-            detection: j.detection.confidence,
-            instances: j.detection.instances,
-            countMatches: j.detection.countMatches,
-            caption: j.caption?.caption ?? null,
-            checklist: j.checklist,
-            clip: j.clip?.score100 ?? 0,
-            combined: j.combined,
-          }));
-          const fresh: PromptScores = { ...prompt, images: scores };
-          await putJson(deps.store, recordKey, fresh);
-          return fresh;
-        }));
-      records.push(record);
-      judged += images.length;
-      progress.report({ stage: 'judge', shard, judged });
-    }
+    await withProgress({ stage: 'judge', shard, judged }, async (progress) => {
+      for (const prompt of samples.prompts) {
+        const recordKey = artifactKeys.scoreRecord(root, shard, prompt.promptIndex);
+        const images = samples.images.filter((image) => image.promptIndex === prompt.promptIndex);
+        progress.checkCancelled();
+        const record = (await findJson<PromptScores>(deps.store, recordKey)) ?? (await scorePrompt(deps, input.judge, prompt, images, recordKey));
+        records.push(record);
+        judged += images.length;
+        progress.report({ stage: 'judge', shard, judged });
+      }
+    });
     await putJson(deps.store, manifestKey, { shard, records: records.map((r) => artifactKeys.scoreRecord(root, shard, r.promptIndex)) } satisfies JudgeManifest);
     return { shard, manifest: manifestKey, images: judged, detected: detectedCount(records, threshold) };
   };

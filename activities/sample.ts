@@ -3,7 +3,7 @@ import { join } from 'node:path';
 
 import type { RoundInput } from '../config/round.js';
 import { findJson, putJson } from '../store/store.js';
-import { loadPrompts, ProgressReporter, type ActivityDependencies } from './dependencies.js';
+import { loadPrompts, withProgress, type ActivityDependencies } from './dependencies.js';
 import { samplePngs } from './images.js';
 import { artifactKeys, shardPromptIndices, trainingSeed } from './keys.js';
 import type { SampledImage, SampleManifest, SamplePrompt, SampleShardResult } from './types.js';
@@ -51,7 +51,6 @@ export function createSampleShard(deps: ActivityDependencies) {
     const existing = await findJson<SampleManifest>(deps.store, manifestKey);
     if (existing) return summary(root, existing);
 
-    const progress = new ProgressReporter();
     const prompts = await loadPrompts(input.prompts, 'prompts');
     const mine: SamplePrompt[] = shardPromptIndices(prompts.length, input.shards, shard).map((promptIndex) => ({ ...prompts[promptIndex]!, promptIndex }));
     const images: SampledImage[] = mine.flatMap(({ promptIndex }) =>
@@ -64,22 +63,23 @@ export function createSampleShard(deps: ActivityDependencies) {
     );
     const stored = new Set(await deps.store.list(artifactKeys.sampleFolder(root, shard)));
     let sampled = images.filter((image) => stored.has(image.key)).length;
-    progress.report({ stage: 'sample', shard, sampled }, true);
 
     if (sampled < images.length) {
-      const source = await generatorSource(deps, input.generator.base, input.generator.tunedUnet);
-      await deps.runtime.withGenerator(source, async (generator) => {
-        for (const prompt of mine) {
-          const missing = images.filter((image) => image.promptIndex === prompt.promptIndex && !stored.has(image.key));
-          if (missing.length === 0) continue;
-          progress.checkCancelled();
-          const pngs = await samplePngs(generator, input.sampling, prompt, missing.map((m) => m.seed), () => progress.report({ stage: 'sample', shard, sampled }));
-          for (const [i, image] of missing.entries()) {
-            await deps.store.put(image.key, pngs[i]!);
-            sampled += 1;
-            progress.report({ stage: 'sample', shard, sampled });
+      await withProgress({ stage: 'sample', shard, sampled }, async (progress) => {
+        const source = await generatorSource(deps, input.generator.base, input.generator.tunedUnet);
+        await deps.runtime.withGenerator(source, async (generator) => {
+          for (const prompt of mine) {
+            const missing = images.filter((image) => image.promptIndex === prompt.promptIndex && !stored.has(image.key));
+            if (missing.length === 0) continue;
+            progress.checkCancelled();
+            const pngs = await samplePngs(generator, input.sampling, prompt, missing.map((m) => m.seed), () => progress.report({ stage: 'sample', shard, sampled }));
+            for (const [i, image] of missing.entries()) {
+              await deps.store.put(image.key, pngs[i]!);
+              sampled += 1;
+              progress.report({ stage: 'sample', shard, sampled });
+            }
           }
-        }
+        });
       });
     }
     const manifest: SampleManifest = { shard, prompts: mine, images };

@@ -21,6 +21,7 @@ import type { ActivityDependencies } from './dependencies.js';
 import { artifactKeys, roundRoot } from './keys.js';
 import { ModelRuntime } from './runtime.js';
 import { createTrainLora, trainerArguments, trainerEnvironment } from './train.js';
+import type { StageProgress } from './types.js';
 
 const STANDIN = resolve(import.meta.dirname, '..', 'test', 'fixtures', 'protocolTrainer.mjs');
 
@@ -84,10 +85,12 @@ describe('trainLora', () => {
     expect(started).toEqual([]);
   });
 
-  it('stops the trainer on cancellation and publishes nothing', async () => {
+  it('stops the running trainer on cancellation and publishes nothing', async () => {
     const { root, store, output, train } = await setup('run');
     const env = new MockActivityEnvironment();
-    env.once('heartbeat', () => env.cancel());
+    env.on('heartbeat', (d: StageProgress) => {
+      if (d.trainerStep !== undefined) env.cancel();
+    });
     const error = await runActivity(env, train, { root, input: roundInput() }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CancelledFailure);
     const pid = Number(await readFile(join(output, 'pid'), 'utf8'));
@@ -96,13 +99,22 @@ describe('trainLora', () => {
     expect(existsSync(store.locate(artifactKeys.trainManifest(root)))).toBe(false);
   });
 
+  it('starts no trainer when cancelled before it starts', async () => {
+    const { root, output, train } = await setup('run');
+    const env = new MockActivityEnvironment();
+    env.once('heartbeat', () => env.cancel());
+    expect(await runActivity(env, train, { root, input: roundInput() }).catch((e: unknown) => e)).toBeInstanceOf(CancelledFailure);
+    expect(existsSync(join(output, 'pid'))).toBe(false);
+  });
+
   it("stops a trainer orphaned by a killed worker before the retry trains into the same folder", async () => {
     const { root, output, train } = await setup('finish');
     await mkdir(output, { recursive: true });
-    const orphan = spawn(process.execPath, [STANDIN, '--output', output], { env: { ...process.env, STANDIN_MODE: 'run' }, stdio: 'ignore' });
+    const orphan = spawn(process.execPath, [STANDIN, '--output', output], { env: { ...process.env, STANDIN_MODE: 'run' }, stdio: ['ignore', 'pipe', 'ignore'] });
     await writeFile(join(output, 'trainer.pid'), String(orphan.pid));
     const gone = new Promise((done) => orphan.once('exit', (code) => done(code)));
-    await new Promise((r) => setTimeout(r, 300));
+    // Its first event comes after it has set up its SIGTERM handling.
+    await new Promise((started) => orphan.stdout.once('data', started));
     expect(await runActivity(new MockActivityEnvironment(), train, { root, input: roundInput() })).toMatchObject({ steps: 3 });
     expect(await gone).toBe(143);
     expect(existsSync(join(output, 'trainer.pid'))).toBe(false);

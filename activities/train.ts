@@ -4,15 +4,15 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
-import { CancelledFailure, Context } from '@temporalio/activity';
+import { CancelledFailure } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 
 import type { LoraSettings } from '../config/round.js';
 import { findJson, putJson } from '../store/store.js';
 import type { RoundRequest } from './curate.js';
-import { badData, ProgressReporter, type ActivityDependencies } from './dependencies.js';
+import { badData, withProgress, type ActivityDependencies, type ProgressReporter } from './dependencies.js';
 import { artifactKeys } from './keys.js';
-import type { CurateResult, StageProgress, TrainResult } from './types.js';
+import type { CurateResult, TrainResult } from './types.js';
 
 /** The trainer's flags for a round's LoRA settings. `--resume-from latest` starts fresh when there is no checkpoint. */
 export function trainerArguments(lora: LoraSettings, paths: { generator: string; dataset: string; output: string }, device: string): string[] {
@@ -54,8 +54,6 @@ function outputFiles(output: string): string[] {
 }
 
 const PID_FILE = 'trainer.pid';
-/** Heartbeats between trainer events: loading and the fused-UNet export can be silent for minutes. */
-const HEARTBEAT_EVERY_MS = 10_000;
 
 async function processCommand(pid: number): Promise<string | null> {
   return readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => null);
@@ -70,10 +68,67 @@ async function processCommand(pid: number): Promise<string | null> {
 async function stopOrphanedTrainer(output: string, graceMs: number): Promise<void> {
   const pid = Number(await readFile(join(output, PID_FILE), 'utf8').catch(() => ''));
   if (!Number.isInteger(pid) || pid <= 0 || !(await processCommand(pid))?.includes(output)) return;
+  // An exited process may linger as a zombie with an empty command line: that counts as gone.
+  const running = async () => (await processCommand(pid))?.includes(output) === true;
   process.kill(pid, 'SIGTERM');
   const deadline = Date.now() + graceMs;
-  while ((await processCommand(pid)) !== null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-  if ((await processCommand(pid)) !== null) process.kill(pid, 'SIGKILL');
+  while ((await running()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  if (await running()) process.kill(pid, 'SIGKILL');
+}
+
+interface TrainerRun {
+  readonly code: number | null;
+  /** The last progress event (`done` carries the final loss). */
+  readonly last: TrainerEvent;
+  /** The message of an `error` event, if any. */
+  readonly failure: string | null;
+  readonly stderr: string;
+}
+
+/** One trainer process: its events become progress; cancellation stops it (SIGTERM, then SIGKILL after the grace time). */
+async function runTrainer(deps: ActivityDependencies, args: readonly string[], output: string, progress: ProgressReporter): Promise<TrainerRun> {
+  const { cancellationSignal } = progress.context;
+  progress.checkCancelled();
+  const [program, ...prefix] = deps.trainer.command;
+  if (program === undefined) throw new Error('trainer command is empty');
+  const child = spawn(program, [...prefix, ...args], {
+    cwd: deps.trainer.cwd,
+    env: { ...process.env, ...deps.trainer.env, ...trainerEnvironment(deps.device) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  if (child.pid !== undefined) await writeFile(join(output, PID_FILE), String(child.pid));
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-4000);
+  });
+  const exited = new Promise<number | null>((done, fail) => {
+    child.once('error', fail);
+    child.once('exit', (code, signal) => done(code ?? (signal === null ? null : 128)));
+  });
+  const stop = () => {
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), deps.trainer.stopGraceMs);
+    void exited.finally(() => clearTimeout(timer));
+  };
+  cancellationSignal.addEventListener('abort', stop, { once: true });
+
+  let last: TrainerEvent = { event: 'start' };
+  let failure: string | null = null;
+  for await (const line of createInterface({ input: child.stdout })) {
+    let event: TrainerEvent;
+    try {
+      event = JSON.parse(line) as TrainerEvent;
+    } catch {
+      continue;
+    }
+    if (event.event === 'error') failure = event.message ?? null;
+    last = event;
+    progress.report({ stage: 'train', trainerStep: event.step, trainerSteps: event.total, loss: event.loss }, event.event === 'done');
+  }
+  const code = await exited;
+  cancellationSignal.removeEventListener('abort', stop);
+  await rm(join(output, PID_FILE), { force: true });
+  return { code, last, failure, stderr };
 }
 
 /**
@@ -95,67 +150,26 @@ export function createTrainLora(deps: ActivityDependencies) {
     const curated = await findJson<CurateResult>(deps.store, artifactKeys.curateManifest(root));
     if (!curated) throw badData('MissingArtifact', `${artifactKeys.curateManifest(root)}: not found; the dataset must be curated before training`);
 
-    const context = Context.current();
-    const progress = new ProgressReporter(context);
-    const work = join(deps.workDir, ...root.split('/'), 'train');
-    const dataset = join(work, 'dataset');
-    const output = join(work, 'output');
-    await mkdir(output, { recursive: true });
-    await stopOrphanedTrainer(output, deps.trainer.stopGraceMs);
-    await download(deps, curated.dataset, dataset);
+    return withProgress({ stage: 'train' }, async (progress) => {
+      const work = join(deps.workDir, ...root.split('/'), 'train');
+      const dataset = join(work, 'dataset');
+      const output = join(work, 'output');
+      await mkdir(output, { recursive: true });
+      await stopOrphanedTrainer(output, deps.trainer.stopGraceMs);
+      await download(deps, curated.dataset, dataset);
 
-    const args = trainerArguments(input.lora, { generator: input.generator.base, dataset, output }, deps.device);
-    const [program, ...prefix] = deps.trainer.command;
-    if (program === undefined) throw new Error('trainer command is empty');
-    const child = spawn(program, [...prefix, ...args], {
-      cwd: deps.trainer.cwd,
-      env: { ...process.env, ...deps.trainer.env, ...trainerEnvironment(deps.device) },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      const run = await runTrainer(deps, trainerArguments(input.lora, { generator: input.generator.base, dataset, output }, deps.device), output, progress);
+      if (progress.context.cancellationSignal.aborted) throw new CancelledFailure(`trainer stopped (exit ${run.code}) because the activity was cancelled`);
+      const said = run.failure ?? run.stderr.trim().split('\n').slice(-3).join(' | ');
+      if (run.code === EXIT_BAD_INPUT) throw badData('BadTrainingInput', said || 'the trainer refused its input');
+      if (run.code !== 0) throw ApplicationFailure.retryable(`trainer exited with ${run.code}: ${said}`, 'TrainerFailed');
+
+      const lora = artifactKeys.lora(root);
+      const files = outputFiles(output);
+      for (const file of files) await deps.store.putFile(`${lora}${file}`, join(output, ...file.split('/')));
+      const result: TrainResult = { manifest: manifestKey, lora, steps: run.last.step ?? 0, finalLoss: run.last.final_loss ?? null };
+      await putJson(deps.store, manifestKey, { ...result, files });
+      return result;
     });
-    if (child.pid !== undefined) await writeFile(join(output, PID_FILE), String(child.pid));
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr = (stderr + chunk.toString()).slice(-4000);
-    });
-    const exited = new Promise<number | null>((done, fail) => {
-      child.once('error', fail);
-      child.once('exit', (code, signal) => done(code ?? (signal === null ? null : 128)));
-    });
-    const stop = () => {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), deps.trainer.stopGraceMs);
-      void exited.finally(() => clearTimeout(timer));
-    };
-    context.cancellationSignal.addEventListener('abort', stop, { once: true });
-
-    let last: TrainerEvent = { event: 'start' };
-    let details: StageProgress = { stage: 'train' };
-    const beat = setInterval(() => context.heartbeat(details), HEARTBEAT_EVERY_MS);
-    let failure: string | null = null;
-    for await (const line of createInterface({ input: child.stdout })) {
-      let event: TrainerEvent;
-      try {
-        event = JSON.parse(line) as TrainerEvent;
-      } catch {
-        continue;
-      }
-      if (event.event === 'error') failure = event.message ?? null;
-      last = event;
-      details = { stage: 'train', trainerStep: event.step, trainerSteps: event.total, loss: event.loss };
-      progress.report(details, event.event === 'done');
-    }
-    const code = await exited.finally(() => clearInterval(beat));
-    context.cancellationSignal.removeEventListener('abort', stop);
-    await rm(join(output, PID_FILE), { force: true });
-
-    if (context.cancellationSignal.aborted) throw new CancelledFailure(`trainer stopped (exit ${code}) because the activity was cancelled`);
-    if (code === EXIT_BAD_INPUT) throw badData('BadTrainingInput', failure ?? stderr.trim().split('\n').at(-1) ?? 'trainer refused its input');
-    if (code !== 0) throw ApplicationFailure.retryable(`trainer exited with ${code}: ${failure ?? stderr.trim().split('\n').slice(-3).join(' | ')}`, 'TrainerFailed');
-
-    const lora = artifactKeys.lora(root);
-    for (const file of outputFiles(output)) await deps.store.putFile(`${lora}${file}`, join(output, ...file.split('/')));
-    const result: TrainResult = { manifest: manifestKey, lora, steps: last.step ?? 0, finalLoss: last.final_loss ?? null };
-    await putJson(deps.store, manifestKey, { ...result, files: outputFiles(output) });
-    return result;
   };
 }

@@ -26,6 +26,7 @@ describe('validateRoundInput', () => {
     expect(round.lora).toMatchObject({ rank: 4, learningRate: 1e-4, maxSteps: null });
     expect(round.evaluation).toMatchObject({ seedsPerPrompt: 4, seed: 500_000 });
     expect(round.generator.tunedUnet).toBeNull();
+    expect(round.activities).toEqual({ heartbeatTimeoutSeconds: 60, maximumAttempts: 5 });
   });
 
   it('names every bad field with the expected value', () => {
@@ -36,6 +37,7 @@ describe('validateRoundInput', () => {
       selection: { rule: 'best' },
       judge: { detector: '', clip: 'packs/shapes/clip', threshold: 2 },
       lora: { learningRate: 0, rnak: 8 },
+      activities: { heartbeatTimeoutSeconds: 5 },
     });
     expect(result.ok).toBe(false);
     if (result.ok) return;
@@ -49,6 +51,7 @@ describe('validateRoundInput', () => {
       'judge.threshold': 'a number in [0, 1]',
       'lora.learningRate': 'a number in (0, 1]',
       'lora.rnak': expect.stringContaining('no such field') as unknown as string,
+      'activities.heartbeatTimeoutSeconds': 'an integer in [15, 3600]',
     });
     expect(describeErrors(result.errors)).toContain('sampling.steps: expected an integer in [1, 1000], got 2.5');
   });

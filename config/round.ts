@@ -81,6 +81,13 @@ export interface EvaluationSettings {
   readonly bootstrapResamples: number;
 }
 
+export interface ActivitySettings {
+  /** An attempt that has not heartbeated for this long is retried: how soon a dead worker's work moves on. */
+  readonly heartbeatTimeoutSeconds: number;
+  /** Attempts per activity before the round fails (bad data fails at once). */
+  readonly maximumAttempts: number;
+}
+
 export interface RoundInput {
   /** 1 for a round on the base generator; a campaign numbers its rounds. */
   readonly round: number;
@@ -94,6 +101,7 @@ export interface RoundInput {
   readonly sampling: SamplingSettings;
   readonly lora: LoraSettings;
   readonly evaluation: EvaluationSettings;
+  readonly activities: ActivitySettings;
 }
 
 export interface CampaignInput {
@@ -125,6 +133,7 @@ export const ROUND_DEFAULTS = {
   sampling: { steps: 20, guidanceScale: 7.5, width: 0, height: 0, negativePrompt: '', scheduler: null, seed: 0 },
   lora: { rank: 4, learningRate: 1e-4, batchSize: 16, maxSteps: null, epochs: 100, seed: 0, checkpointEvery: 50, resolution: null },
   evaluation: { seedsPerPrompt: 4, seed: 500_000, bootstrapResamples: 2000 },
+  activities: { heartbeatTimeoutSeconds: 60, maximumAttempts: 5 },
   judge: { captioner: null, threshold: 0.5, iouThreshold: 0.5, batchSize: 8, synonyms: {}, weights: null },
 } as const;
 
@@ -293,7 +302,7 @@ function judgeSettings(reader: Reader): JudgeSettings {
 const SEED_MAX = 2 ** 32 - 1;
 
 function roundFrom(reader: Reader): RoundInput {
-  reader.only(['round', 'generator', 'judge', 'selection', 'prompts', 'samplesPerPrompt', 'shards', 'sampling', 'lora', 'evaluation']);
+  reader.only(['round', 'generator', 'judge', 'selection', 'prompts', 'samplesPerPrompt', 'shards', 'sampling', 'lora', 'evaluation', 'activities']);
   const generator = reader.child('generator');
   generator.only(['base', 'tunedUnet']);
   const selection = reader.child('selection');
@@ -307,6 +316,9 @@ function roundFrom(reader: Reader): RoundInput {
   const evaluation = reader.child('evaluation');
   const e = ROUND_DEFAULTS.evaluation;
   evaluation.only(['prompts', ...Object.keys(e)]);
+  const activities = reader.child('activities');
+  const a = ROUND_DEFAULTS.activities;
+  activities.only(Object.keys(a));
   if (reader.raw('judge') === undefined) reader.fail('judge', 'an object with at least "detector"', undefined);
   if (reader.raw('generator') === undefined) reader.fail('generator', 'an object with at least "base"', undefined);
   if (reader.raw('evaluation') === undefined) reader.fail('evaluation', 'an object with at least "prompts"', undefined);
@@ -345,6 +357,11 @@ function roundFrom(reader: Reader): RoundInput {
       seedsPerPrompt: evaluation.integer('seedsPerPrompt', e.seedsPerPrompt, 1, 100),
       seed: evaluation.integer('seed', e.seed, 0, SEED_MAX),
       bootstrapResamples: evaluation.integer('bootstrapResamples', e.bootstrapResamples, 100, 1_000_000),
+    },
+    activities: {
+      // Activities heartbeat every few seconds; less than 15 s would retry on a busy machine.
+      heartbeatTimeoutSeconds: activities.integer('heartbeatTimeoutSeconds', a.heartbeatTimeoutSeconds, 15, 3600),
+      maximumAttempts: activities.integer('maximumAttempts', a.maximumAttempts, 1, 100),
     },
   };
 }

@@ -150,7 +150,9 @@ describe('cancelling a round', () => {
   it('stops the trainer child and publishes no LoRA', async () => {
     const workflowId = `cancel-${randomUUID()}`;
     await withWorkers(async () => {
-      const handle = await env.client.workflow.start('selfRewardRound', { taskQueue: TASK_QUEUES.workflows, workflowId, args: [roundInput] });
+      // Long enough a training that the cancellation finds it running.
+      const longTraining = { ...roundInput, lora: { maxSteps: 1000, batchSize: 2, checkpointEvery: 0 } };
+      const handle = await env.client.workflow.start('selfRewardRound', { taskQueue: TASK_QUEUES.workflows, workflowId, args: [longTraining] });
       const output = join(deps.workDir, 'runs', workflowId, 'round-001', 'train', 'output');
       await until(async () => ((await processesMentioning(output)).length > 0 ? true : null), 120_000);
       await handle.cancel();

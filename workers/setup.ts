@@ -52,7 +52,9 @@ export type WorkerRole = 'gpu' | 'cpu';
  */
 export function workerOptions(role: WorkerRole, deps: ActivityDependencies, connection: NativeConnection, namespace: string): WorkerOptions {
   const all = createActivities(deps);
-  const common = { connection, namespace, shutdownGraceTime: '30s' } as const;
+  // Cancellation reaches an activity in the reply to a heartbeat, and the SDK sends them at most
+  // every 0.8 × heartbeat timeout (up to 60 s) by default: 5 s keeps a cancel prompt.
+  const common = { connection, namespace, shutdownGraceTime: '30s', maxHeartbeatThrottleInterval: '5s', defaultHeartbeatThrottleInterval: '5s' } as const;
   return role === 'gpu'
     ? { ...common, taskQueue: TASK_QUEUES.gpu, activities: pickActivities(all, GPU_ACTIVITIES), maxConcurrentActivityTaskExecutions: 1 }
     : { ...common, taskQueue: TASK_QUEUES.workflows, activities: pickActivities(all, CPU_ACTIVITIES), workflowsPath: WORKFLOWS_PATH };

@@ -27,7 +27,7 @@ import {
   type TrainResult,
 } from '../activities/types.js';
 import { TASK_QUEUES } from '../config/queues.js';
-import { describeErrors, validateRoundInput } from '../config/round.js';
+import { describeErrors, validateRoundInput, type ActivitySettings } from '../config/round.js';
 import { SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
 
 export type Stage = 'sample' | 'judge' | 'curate' | 'train' | 'evaluate' | 'report' | 'done';
@@ -59,24 +59,29 @@ export interface RoundResult {
 export const progressQuery = defineQuery<RoundProgress>('progress');
 export const stageProgressSignal = defineSignal<[StageProgress]>(PROGRESS_SIGNAL);
 
-const retry = { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '2m', maximumAttempts: 5, nonRetryableErrorTypes: [...NON_RETRYABLE_ERRORS] };
-
-/** Model stages: long, heartbeating, on the GPU queue; cancellation waits until the activity has stopped its work. */
-const gpu: ActivityOptions = {
-  taskQueue: TASK_QUEUES.gpu,
-  startToCloseTimeout: '4h',
-  heartbeatTimeout: '5m',
-  retry,
-  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-};
-const { sampleShard, judgeShard, evaluateRound } = proxyActivities<RoundActivities>(gpu);
-const { trainLora } = proxyActivities<RoundActivities>({ ...gpu, startToCloseTimeout: '24h' });
-const { curateDataset, writeReport } = proxyActivities<RoundActivities>({
-  startToCloseTimeout: '30m',
-  heartbeatTimeout: '2m',
-  retry,
-  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-});
+/**
+ * The stages' activity options: model stages are long, heartbeating, on the GPU queue; every
+ * stage waits for its activity to stop its work when cancelled (no half-published artifacts).
+ */
+function roundActivities({ heartbeatTimeoutSeconds, maximumAttempts }: ActivitySettings) {
+  const common: ActivityOptions = {
+    heartbeatTimeout: `${heartbeatTimeoutSeconds}s`,
+    retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '2m', maximumAttempts, nonRetryableErrorTypes: [...NON_RETRYABLE_ERRORS] },
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  };
+  const gpu: ActivityOptions = { ...common, taskQueue: TASK_QUEUES.gpu, startToCloseTimeout: '4h' };
+  const models = proxyActivities<RoundActivities>(gpu);
+  const training = proxyActivities<RoundActivities>({ ...gpu, startToCloseTimeout: '24h' });
+  const light = proxyActivities<RoundActivities>({ ...common, startToCloseTimeout: '30m' });
+  return {
+    sampleShard: models.sampleShard,
+    judgeShard: models.judgeShard,
+    evaluateRound: models.evaluateRound,
+    trainLora: training.trainLora,
+    curateDataset: light.curateDataset,
+    writeReport: light.writeReport,
+  };
+}
 
 const sum = (values: Iterable<number>) => [...values].reduce((s, v) => s + v, 0);
 
@@ -86,6 +91,7 @@ export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
     throw ApplicationFailure.create({ type: 'InvalidInput', message: `invalid round input: ${describeErrors(checked.errors)}`, nonRetryable: true, details: [checked.errors] });
   }
   const input = checked.value;
+  const { sampleShard, judgeShard, curateDataset, trainLora, evaluateRound, writeReport } = roundActivities(input.activities);
   const { workflowId } = workflowInfo();
   const root = roundRoot(workflowId, input.round);
 
