@@ -24,15 +24,17 @@ for name in ("tokenizer.json", "tokenizer_config.json"):
 save_folder(build_model(clip), AutoTokenizer.from_pretrained(str(out)), out)
 `;
 
-/** The pack's detector, or an untrained one built into `scratch` (then only a threshold of 0 detects anything). */
-export async function testDetector(scratch: string): Promise<{ folder: string; trained: boolean }> {
-  const packed = join(PACK, 'detector');
-  if (existsSync(join(packed, 'config.json'))) return { folder: packed, trained: true };
+/**
+ * The pack's detector once the pack is complete (its manifest exists, as for the generator),
+ * else an untrained one built into `scratch`.
+ */
+export async function testDetector(scratch: string): Promise<string> {
+  if (existsSync(join(PACK, 'pack.json'))) return join(PACK, 'detector');
   const folder = join(scratch, 'untrained-detector');
   await promisify(execFile)(PYTHON, ['-c', UNTRAINED_DETECTOR, join(PACK, 'clip'), folder], {
     cwd: join(REPO_ROOT, 'python'),
     env: { ...process.env, OMP_NUM_THREADS: '1', PYTHONPATH: join(REPO_ROOT, 'python') },
     timeout: 300_000,
   });
-  return { folder, trained: false };
+  return folder;
 }
