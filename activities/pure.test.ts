@@ -1,0 +1,90 @@
+/** The activities' pure parts: keys, seeds, evaluation figures, the report page. */
+import { describe, expect, it } from 'vitest';
+
+import { validateRoundInput } from '../config/round.js';
+import type { EvaluationRecord } from './evaluate.js';
+import { evaluationFigures } from './evaluate.js';
+import { artifactKeys, evaluationSeed, roundRoot, shardPromptIndices, trainingSeed } from './keys.js';
+import { histogramSvg, reportHtml } from './reportHtml.js';
+import type { PromptScores } from './types.js';
+
+describe('artifact keys', () => {
+  it('derive from the workflow id, round and shard only, whatever the id holds', () => {
+    expect(roundRoot('my round/1', 2)).toBe('runs/my%20round%2F1/round-002');
+    expect(roundRoot('.hidden', 1)).toBe('runs/%2Ehidden/round-001');
+    expect(artifactKeys.sampledImage('r', 1, 12, 3)).toBe('r/samples/shard-001/00012-003.png');
+    expect(artifactKeys.sampleManifest('r', 1)).toBe('r/samples/shard-001.json');
+  });
+
+  it('split prompts round-robin over shards and give every image its own seed', () => {
+    expect(shardPromptIndices(7, 3, 1)).toEqual([1, 4]);
+    expect([0, 1, 2].flatMap((s) => shardPromptIndices(7, 3, s)).sort()).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect(trainingSeed(10, 8, 2, 5)).toBe(31);
+    expect(evaluationSeed(500_000, 3, 1)).toBe(500_301);
+  });
+});
+
+function record(promptIndex: number, className: string, base: number[], tuned: number[], detected: boolean[]): EvaluationRecord {
+  return {
+    promptIndex,
+    className,
+    text: `prompt ${promptIndex}`,
+    seeds: base.map((_, s) => s),
+    base: base.map((clip, s) => ({ key: `b${promptIndex}-${s}`, clip, detection: detected[s] ? 0.9 : 0.1 })),
+    tuned: tuned.map((clip, s) => ({ key: `t${promptIndex}-${s}`, clip, detection: 0.9 })),
+  };
+}
+
+describe('evaluationFigures', () => {
+  it('pairs base and tuned by prompt and seed', () => {
+    const figures = evaluationFigures([record(0, 'circle', [20, 30], [25, 30], [true, false]), record(1, 'square', [20, 20], [10, 30], [false, false])], 0.5, 200);
+    expect(figures.pairs).toBe(4);
+    expect(figures.winRate).toBe((1 + 0.5 + 0 + 1) / 4);
+    expect(figures.meanClipBase).toBe(22.5);
+    expect(figures.meanClipTuned).toBe(23.75);
+    expect(figures.accuracyBase).toBe(0.25);
+    expect(figures.accuracyTuned).toBe(1);
+    expect(figures.perClass['circle']).toEqual({ pairs: 2, base: 0.5, tuned: 1 });
+    expect(figures.winRateInterval[0]).toBeLessThanOrEqual(figures.winRate);
+    expect(figures.winRateInterval[1]).toBeGreaterThanOrEqual(figures.winRate);
+  });
+});
+
+describe('report page', () => {
+  it('bins values into a histogram', () => {
+    const svg = histogramSvg([0, 0.05, 0.95, 1], 'detection');
+    expect(svg.match(/<rect/g)).toHaveLength(10);
+    expect(svg).toContain('0.0-0.1: 2');
+    expect(svg).toContain('0.9-1.0: 2');
+  });
+
+  it('shows the headline and escapes what users wrote', () => {
+    const checked = validateRoundInput({
+      generator: { base: 'g' },
+      judge: { detector: 'd', clip: 'c' },
+      prompts: { file: 'p' },
+      evaluation: { prompts: { file: 'e' } },
+    });
+    if (!checked.ok) throw new Error('bad test input');
+    const scores: PromptScores[] = [
+      { promptIndex: 0, className: 'circle', text: 'a <b>red</b> circle', images: [{ key: 'k0', seed: 0, detection: 0.8, instances: 1, countMatches: null, caption: 'a red circle', checklist: 3, clip: 30, combined: 0.7 }] },
+    ];
+    const html = reportHtml(
+      {
+        workflowId: 'wf',
+        input: checked.value,
+        scores,
+        curation: { manifest: 'm', dataset: 'd/', kept: 1, dropped: 0, perClass: { circle: { kept: 1, dropped: 0, reasons: {} } } },
+        training: { manifest: 'm', lora: 'l/', steps: 10, finalLoss: 0.1 },
+        evaluation: { manifest: 'm', ...evaluationFigures([record(0, 'circle', [20], [25], [true])], 0.5, 100) },
+        evaluationRecords: [record(0, 'circle', [20], [25], [true])],
+        images: new Map([['k0', Uint8Array.of(137, 80, 78, 71)]]),
+      },
+      8,
+    );
+    expect(html).toContain('Tuned beats base in <b>100.0%</b> of 1 paired samples');
+    expect(html).toContain('a &#60;b&#62;red&#60;/b&#62; circle');
+    expect(html).not.toContain('<b>red</b>');
+    expect(html).toContain('data:image/png;base64,iVBORw==');
+  });
+});
