@@ -24,6 +24,10 @@ export class LocalFolderStore implements ArtifactStore {
     return join(this.root, ...checkKey(key).split('/'));
   }
 
+  async prepare(): Promise<void> {
+    await mkdir(this.root, { recursive: true });
+  }
+
   /** A hidden sibling: same file system (so the rename is atomic), never listed, never a key. */
   private async temporary(path: string): Promise<string> {
     await mkdir(dirname(path), { recursive: true });

@@ -60,8 +60,7 @@ export class S3Store implements ArtifactStore {
     return `${this.settings.endpoint.replace(/\/$/, '')}/${this.settings.bucket}/${this.object(key)}`;
   }
 
-  /** Creates the bucket when it does not exist (a fresh local stack). */
-  async ensureBucket(): Promise<void> {
+  async prepare(): Promise<void> {
     if (!(await this.client.bucketExists(this.settings.bucket))) await this.client.makeBucket(this.settings.bucket, this.settings.region);
   }
 

@@ -73,7 +73,11 @@ function contract(name: string, open: () => Promise<ArtifactStore>): void {
   });
 }
 
-contract('local folder store', async () => new LocalFolderStore(await mkdtemp(join(tmpdir(), 'store-local-'))));
+contract('local folder store', async () => {
+  const store = new LocalFolderStore(join(await mkdtemp(join(tmpdir(), 'store-local-')), 'not-yet'));
+  await store.prepare();
+  return store;
+});
 
 describe('S3 store on a real S3 server', () => {
   let server: S3Server;
@@ -91,8 +95,8 @@ describe('S3 store on a real S3 server', () => {
       region: 'us-east-1',
       prefix: 'deployment/',
     });
-    await store.ensureBucket();
-    await store.ensureBucket();
+    await store.prepare();
+    await store.prepare();
     return store;
   });
 });

@@ -9,6 +9,8 @@
 export interface ArtifactStore {
   /** Where the artifacts are, for people (a folder or an s3:// address). */
   readonly location: string;
+  /** Creates the folder or bucket when it does not exist (a fresh deployment). */
+  prepare(): Promise<void>;
   put(key: string, body: Uint8Array | string): Promise<void>;
   /** Streams a local file into the store (model weights can be gigabytes). */
   putFile(key: string, path: string): Promise<void>;

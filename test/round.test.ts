@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 
 import { CancelledFailure, WorkflowFailedError } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -74,18 +74,20 @@ afterAll(async () => {
 });
 
 /**
- * With RECORD_HISTORIES=1, keeps the history (as the CLI exports it) for the replay test, as
+ * With RECORD_HISTORIES=1, keeps the history for the replay test as exported by the CLI, in
  * test/histories/<workflow id>.json (replay needs the id: child workflow ids derive from it).
+ * Worker identities and sticky queue names hold the host name: they are replaced.
  */
 async function recordHistory(workflowId: string): Promise<void> {
   if (process.env['RECORD_HISTORIES'] !== '1') return;
   const { stdout } = await promisify(execFile)(TEMPORAL_CLI, ['workflow', 'show', '--workflow-id', workflowId, '--address', env.address, '--output', 'json'], { maxBuffer: 64 << 20 });
-  await writeFile(join(HISTORIES, `${workflowId}.json`), stdout);
+  await mkdir(HISTORIES, { recursive: true });
+  await writeFile(join(HISTORIES, `${workflowId}.json`), stdout.replace(/"(identity|name)": "\d+@[^"]*"/g, '"$1": "test-worker"'));
 }
 
 async function withWorkers<T>(run: () => Promise<T>): Promise<T> {
   const [cpu, gpu] = await Promise.all(
-    (['cpu', 'gpu'] as const).map((role) => Worker.create({ ...workerOptions(role, deps, env.nativeConnection, 'default'), shutdownGraceTime: '5s', identity: `test-${role}-worker` })),
+    (['cpu', 'gpu'] as const).map((role) => Worker.create({ ...workerOptions(role, deps, env.nativeConnection, 'default'), shutdownGraceTime: '5s' })),
   );
   return cpu!.runUntil(gpu!.runUntil(run));
 }

@@ -66,6 +66,7 @@ export function workerOptions(role: WorkerRole, deps: ActivityDependencies, conn
  */
 export async function runWorkers(roles: readonly WorkerRole[], env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const deps = dependenciesFromEnvironment(env);
+  await deps.store.prepare();
   const connection = await NativeConnection.connect({ address: env['TEMPORAL_ADDRESS'] ?? 'localhost:7233' });
   const namespace = env['TEMPORAL_NAMESPACE'] ?? 'default';
   try {
