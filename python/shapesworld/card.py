@@ -24,8 +24,9 @@ def render(figures: dict[str, dict[str, object]], judge: dict[str, object], lora
     minutes = sum(float(figures.get(s, {}).get("stage_seconds", 0)) for s in ("clip", "detector", "captioner", "generator")) / 60
     return f"""# Model card: the shapes pack
 
-A miniature text-to-image world. Every model here is tiny, trained from scratch on
-this project's rendered scenes by `python -m shapesworld.build` (fixed seeds), and
+A miniature text-to-image world. Every model here is tiny, trained on this
+project's rendered scenes by `python -m shapesworld.build` (fixed seeds; the
+detector starts from this pack's CLIP, everything else from scratch), and
 stored in exactly the architecture and file layout of its real counterpart, so the
 code that runs Stable Diffusion 2.1 with a real captioner, detector and CLIP runs
 this pack unchanged. Nothing here came from a model hub.
@@ -81,12 +82,21 @@ which one it is.
 | VAE scaling factor | {f("generator", "scaling_factor")} |
 | detector finds the requested class (train prompts, 8 samples each, default sampling) | {f("proof", "base_detection_rate_train")} |
 | best-of-8 finds a correct sample | {f("proof", "best_of_n_success")} |
+| UNet loss after the first / the refining cycle | {f("generator", "unet_final_loss")} / {f("generator", "refine_final_loss")} |
 | training time (s) | {f("generator", "stage_seconds")} |
 
 Default sampling: 20 DDIM steps, guidance scale 7.5, 64x64.
 
 ## detector/ — OWL-ViT (transformers.js layout, zero-shot-object-detection)
-Open-vocabulary, queried with the class name, like the paper's YOLO-World.
+Open-vocabulary, queried with the class name, like the paper's YOLO-World. Like
+the real OWL-ViT it starts from CLIP: its text and vision towers are this pack's
+CLIP, fine-tuned at a quarter of the rate of the new box and class heads. Loss:
+focal loss on patch-query scores (objects matched one-to-one to patches near their
+centres), a softmax over the class names on every object patch, the best patch's
+score per query (the judge's question), L1 + GIoU on boxes. The threshold is
+picked on separate validation scenes for the judge's use (one class queried).
+Counting and tight boxes are its weak side (mAP and count accuracy below); the
+judge uses its class decision.
 
 | figure | value |
 |---|---|

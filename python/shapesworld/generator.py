@@ -167,9 +167,12 @@ def train_unet(
     steps: int,
     batch: int,
     seed: int,
+    lr: float = 1e-3,
+    init: UNet2DConditionModel | None = None,
 ) -> tuple[UNet2DConditionModel, dict[str, float]]:
+    """One cosine cycle of noise-prediction training, from scratch or from `init`."""
     torch.manual_seed(seed)
-    unet = unet_model(text_encoder.config.hidden_size)
+    unet = copy.deepcopy(init).train().requires_grad_(True) if init is not None else unet_model(text_encoder.config.hidden_size)
     ema = copy.deepcopy(unet).requires_grad_(False)
     noise_scheduler = DDPMScheduler(**{k: v for k, v in SCHEDULER_CONFIG.items() if k not in ("set_alpha_to_one", "steps_offset")})
     captions = sorted({SceneSpec(s.count, s.colour, c, s.background).caption for s in specs for c in CLASSES} | {""})
@@ -177,7 +180,7 @@ def train_unet(
     row = {c: i for i, c in enumerate(captions)}
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
-    optimiser = torch.optim.AdamW(unet.parameters(), lr=1e-3, weight_decay=1e-2)
+    optimiser = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=1e-2)
     schedule = _cosine(optimiser, steps, max(1, steps // 20))
     started = time.time()
     recent: list[float] = []
@@ -205,12 +208,33 @@ def train_unet(
     return ema, {"unet_final_loss": round(float(np.mean(recent)), 4), "unet_train_seconds": round(time.time() - started, 1)}
 
 
+def refine_unet(
+    unet: UNet2DConditionModel,
+    latents: torch.Tensor,
+    specs: list[SceneSpec],
+    text_encoder: CLIPTextModel,
+    tokenizer: CLIPTokenizer,
+    *,
+    steps: int,
+    batch: int,
+    seed: int,
+) -> tuple[UNet2DConditionModel, dict[str, float]]:
+    """A second, gentler cosine cycle from the first cycle's EMA weights.
+
+    After one cycle (2000 steps) the loss still falls and the samples are blobs more
+    often than shapes; a warm restart at a third of the rate sharpens the shapes more
+    per step than a longer first cycle would (the first cycle's tail is at 0.1x)."""
+    refined, figures = train_unet(latents, specs, text_encoder, tokenizer, steps=steps, batch=batch, seed=seed + 1, lr=3e-4, init=unet)
+    return refined, {"refine_final_loss": figures["unet_final_loss"], "refine_train_seconds": figures["unet_train_seconds"]}
+
+
 def train_generator(
     out: Path,
     clip_dir: Path,
     *,
     vae_steps: int = 700,
     unet_steps: int = 2000,
+    refine_steps: int = 1500,
     batch: int = 64,
     seed: int = 0,
     cache_dir: Path | None = None,
@@ -226,7 +250,9 @@ def train_generator(
     vae.register_to_config(scaling_factor=round(float(1 / raw.std()), 5))
     latents = raw * vae.config.scaling_factor
     unet, unet_figures = train_unet(latents, pool.specs, text_encoder, tokenizer, steps=unet_steps, batch=batch, seed=seed)
-    figures.update(unet_figures, scaling_factor=vae.config.scaling_factor, confusion_rate=CONFUSION_RATE)
+    figures.update(unet_figures)
+    unet, refine_figures = refine_unet(unet, latents, pool.specs, text_encoder, tokenizer, steps=refine_steps, batch=batch, seed=seed)
+    figures.update(refine_figures, scaling_factor=vae.config.scaling_factor, confusion_rate=CONFUSION_RATE)
     pipeline = StableDiffusionPipeline(
         vae=vae,
         text_encoder=text_encoder,
@@ -248,9 +274,10 @@ def main() -> None:
     parser.add_argument("--clip", type=Path, required=True, help="the trained CLIP folder")
     parser.add_argument("--vae-steps", type=int, default=700)
     parser.add_argument("--unet-steps", type=int, default=2000)
+    parser.add_argument("--refine-steps", type=int, default=1500)
     parser.add_argument("--cache", type=Path, default=None)
     args = parser.parse_args()
-    print(json.dumps(train_generator(args.out, args.clip, vae_steps=args.vae_steps, unet_steps=args.unet_steps, cache_dir=args.cache), indent=2))
+    print(json.dumps(train_generator(args.out, args.clip, vae_steps=args.vae_steps, unet_steps=args.unet_steps, refine_steps=args.refine_steps, cache_dir=args.cache), indent=2))
 
 
 if __name__ == "__main__":
