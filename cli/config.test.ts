@@ -33,7 +33,7 @@ describe('configuration files', () => {
       prompts: { train: 'prompts/train.txt', eval: 'prompts/eval.txt' },
       sampling: { steps: 20, guidance_scale: 7.5, width: 64, height: 64 },
       judge: { detection_threshold: 0.42, rule: 'paper' },
-      lora: { rank: 8, learning_rate: 1e-3, max_train_steps: 300, train_batch_size: 16, seed: 0 },
+      lora: { rank: 8, learning_rate: 1e-3, max_steps: 300, batch_size: 16, seed: 0 },
     });
     expect(preset).toMatchObject({
       generator: { base: '/packs/shapes/generator' },

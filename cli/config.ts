@@ -21,13 +21,11 @@ export function parseConfigText(text: string, source: string): unknown {
   }
 }
 
-/** A pack's `pack.json` trainer defaults use the trainer's snake_case names; the round input uses camelCase. */
+/** A pack's `pack.json` trainer defaults use the trainer's flag names in snake_case; the round input uses camelCase. */
 const PACK_LORA_FIELDS: Readonly<Record<string, string>> = {
   rank: 'rank',
   learning_rate: 'learningRate',
-  max_train_steps: 'maxSteps',
   max_steps: 'maxSteps',
-  train_batch_size: 'batchSize',
   batch_size: 'batchSize',
   seed: 'seed',
   epochs: 'epochs',

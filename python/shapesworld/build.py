@@ -30,7 +30,8 @@ CACHE = BUILD_DIR / "cache"
 # The judge's and trainer's defaults for this pack, read by the proof and the product.
 # The detection threshold is the detector stage's pick (on held-out validation scenes).
 JUDGE_DEFAULTS = {"rule": "paper"}
-LORA_DEFAULTS = {"rank": 8, "learning_rate": 1e-3, "max_train_steps": 300, "train_batch_size": 16, "seed": 0}
+# Keys are the trainer's flags (`--max-steps` ...), so pack.json passes straight through.
+LORA_DEFAULTS = {"rank": 8, "learning_rate": 1e-3, "max_steps": 300, "batch_size": 16, "seed": 0}
 
 
 def _fresh(folder: Path) -> Path:

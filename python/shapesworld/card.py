@@ -121,7 +121,7 @@ Base generator, N = 8 samples per training prompt, the detector (threshold
 {judge.get("detection_threshold")}) and the captioner's checklist (class, colour, count named) judge each,
 the paper's rule keeps one per prompt (top checklist tier, then highest detection
 confidence; prompts whose class is never detected are dropped), LoRA (rank
-{lora.get("rank")}, lr {lora.get("learning_rate")}, {lora.get("max_train_steps")} steps, batch {lora.get("train_batch_size")}) with the project's
+{lora.get("rank")}, lr {lora.get("learning_rate")}, {lora.get("max_steps")} steps, batch {lora.get("batch_size")}) with the project's
 trainer, then base vs tuned on the held-out prompts, 4 seeds each, identical initial
 latents.
 
