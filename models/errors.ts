@@ -4,7 +4,7 @@ export class ModelError extends Error {
   override name = 'ModelError';
 }
 
-/** A generator folder lacks a file, or a file is not what the layout expects. */
+/** A model folder lacks a file, or a file is not what the layout expects. */
 export class ModelLayoutError extends ModelError {
   override name = 'ModelLayoutError';
 }
