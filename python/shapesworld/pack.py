@@ -102,7 +102,7 @@ INTERFACES: dict[str, dict[str, Interface]] = {
         },
         "onnx/vision_model.onnx": {
             "inputs": {"pixel_values": ("float32", ["batch", 3, IMAGE_SIZE, IMAGE_SIZE])},
-            "outputs": {"image_embeds": ("float32", ["batch", 64]), "last_hidden_state": ("float32", ["batch", "tokens", "hidden"])},
+            "outputs": {"image_embeds": ("float32", ["batch", 64]), "last_hidden_state": ("float32", ["batch", 65, 64])},
         },
     },
 }
