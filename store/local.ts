@@ -80,6 +80,11 @@ export class LocalFolderStore implements ArtifactStore {
     );
   }
 
+  async delete(key: string): Promise<void> {
+    // Emptied folders stay: removing one could race a writer that has just created it.
+    await rm(this.locate(key), { force: true });
+  }
+
   async list(prefix: string): Promise<string[]> {
     checkPrefix(prefix);
     // Walk only the deepest folder the prefix names, then filter by the full prefix.

@@ -106,6 +106,11 @@ export class S3Store implements ArtifactStore {
     }
   }
 
+  async delete(key: string): Promise<void> {
+    // S3 answers a delete of a missing key with success too.
+    await this.client.removeObject(this.settings.bucket, this.object(key));
+  }
+
   async list(prefix: string): Promise<string[]> {
     checkPrefix(prefix);
     const keys: string[] = [];

@@ -59,6 +59,16 @@ function contract(name: string, open: () => Promise<ArtifactStore>): void {
       await expect(store.getFile('f/missing.bin', join(scratch, 'no.bin'))).rejects.toBeInstanceOf(ArtifactNotFoundError);
     });
 
+    it('deletes a key, and a missing one without error', async () => {
+      await store.put('d/gone.bin', 'x');
+      await store.put('d/kept.bin', 'y');
+      await store.delete('d/gone.bin');
+      await store.delete('d/gone.bin');
+      await store.delete('d/never.bin');
+      expect(await store.exists('d/gone.bin')).toBe(false);
+      expect(await store.list('d/')).toEqual(['d/kept.bin']);
+    });
+
     it('reads JSON back and finds no manifest before it is published', async () => {
       expect(await findJson(store, 'm/manifest.json')).toBeNull();
       await putJson(store, 'm/manifest.json', { images: 3 });

@@ -19,6 +19,12 @@ export interface ArtifactStore {
   /** Streams an object into a local file, written atomically. */
   getFile(key: string, path: string): Promise<void>;
   exists(key: string): Promise<boolean>;
+  /**
+   * Removes the object; a missing one is no error, so a retried clean-up can repeat it. Only
+   * scratch artifacts are removed (a trainer checkpoint once a newer one or the LoRA is
+   * published): anything a manifest lists stays.
+   */
+  delete(key: string): Promise<void>;
   /** Keys under `prefix` (a folder-like prefix ending in `/`, or any key start), sorted. */
   list(prefix: string): Promise<string[]>;
   /** A link or path a person can open the object with. */
