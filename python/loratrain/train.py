@@ -27,6 +27,10 @@ Protocol (the product runs this as a child process):
 - exit codes: 0 done; 2 bad input (one line on stderr naming the file, line or
   flag); 143 stopped by SIGTERM (130 by SIGINT); 1 any other failure (an `error`
   event, traceback on stderr).
+- with --stop-on-stdin-close, stdin reaching end of file counts as SIGTERM: a
+  parent that holds a pipe to it and never writes makes the trainer stop when
+  it dies, even by SIGKILL, instead of training on unwatched. A stdout nobody
+  reads any more (broken pipe) stops it the same way.
 - a stop takes effect after the current step: the trainer writes a checkpoint,
   emits `stopped` and exits. Stopped while encoding the dataset, it has nothing
   new to save (`checkpoint` is the one it resumed from, or null); during the
@@ -52,6 +56,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -95,12 +100,29 @@ class Events:
         self._out = os.fdopen(os.dup(1), "w", buffering=1)
         os.dup2(2, 1)
         sys.stdout = sys.stderr
+        # Called when the reader of the events is gone (see `unwatched`).
+        self.on_unwatched = lambda: None
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
 
     def emit(self, event: str, **fields) -> None:
-        self._out.write(json.dumps({"event": event, **fields, "elapsed": round(self.elapsed(), 3)}) + "\n")
+        try:
+            self._out.write(json.dumps({"event": event, **fields, "elapsed": round(self.elapsed(), 3)}) + "\n")
+        except BrokenPipeError:
+            self.unwatched(stderr_too=False)
+
+    def unwatched(self, stderr_too: bool) -> None:
+        """Nobody reads the events any more (or, with `stderr_too`, any output: the
+        parent is dead). They go to /dev/null from now on, so that writing them cannot
+        fail the checkpoint on the way out, and `on_unwatched` asks for that stop."""
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            for fd in (self._out.fileno(), *((1, 2) if stderr_too else ())):
+                os.dup2(null, fd)
+        finally:
+            os.close(null)
+        self.on_unwatched()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -137,6 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--log-every", type=int, default=1, metavar="N", help="emit a step event every N steps (default: %(default)s)")
     p.add_argument("--skip-onnx", action="store_true", help="do not export unet/model.onnx")
+    p.add_argument(
+        "--stop-on-stdin-close",
+        action="store_true",
+        help="stop as on SIGTERM when stdin reaches end of file: a parent that keeps a pipe to it open stops the trainer by dying",
+    )
     return p
 
 
@@ -287,9 +314,29 @@ class StopRequest:
     def _handle(self, signum, frame) -> None:
         self.signum = signum
 
+    def request(self, signum: int = signal.SIGTERM) -> None:
+        """A stop asked for without a signal, treated as that signal."""
+        if self.signum is None:
+            self.signum = signum
+
     def check(self) -> None:
         if self.signum is not None:
             raise Stopped()
+
+
+def stop_when_stdin_closes(events: Events) -> None:
+    """Watches stdin on a daemon thread: at end of file (the parent closed its end
+    of the pipe, or died), all output is dropped and a stop requested."""
+
+    def watch() -> None:
+        try:
+            while os.read(0, 4096):
+                pass  # whatever the parent writes is not for us
+        except OSError:
+            pass
+        events.unwatched(stderr_too=True)
+
+    threading.Thread(target=watch, name="stdin-close-watch", daemon=True).start()
 
 
 class Stopped(Exception):
@@ -774,6 +821,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BadInput as error:
         return _bad_input(error, Events())
     events = Events()
+    events.on_unwatched = stop.request
+    if args.stop_on_stdin_close:
+        stop_when_stdin_closes(events)
     try:
         return train(args, events, stop)
     except BadInput as error:

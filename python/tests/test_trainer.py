@@ -31,11 +31,17 @@ def train(generator: Path, dataset: Path, output: Path, *extra: str) -> tuple[su
     return done, events_of(done.stdout)
 
 
-def start_training(generator: Path, dataset: Path, output: Path, *extra: str) -> subprocess.Popen:
+def start_training(generator: Path, dataset: Path, output: Path, *extra: str, stdin=None) -> subprocess.Popen:
     args = ["--generator", str(generator), "--dataset", str(dataset), "--output", str(output), *TRAIN_ARGS, *extra]
     env = {**os.environ, "PYTHONPATH": str(PYTHON_DIR), "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(
-        [sys.executable, "-m", "loratrain", *args], cwd=PYTHON_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "loratrain", *args],
+        cwd=PYTHON_DIR,
+        env=env,
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -164,6 +170,22 @@ def test_sigterm_stops_cleanly_and_resume_reproduces_the_uninterrupted_run(runs,
     resumed, uninterrupted = load_lora(output / "pytorch_lora_weights.safetensors"), load_lora(reference / "pytorch_lora_weights.safetensors")
     assert resumed.keys() == uninterrupted.keys()
     assert max(float((resumed[k] - uninterrupted[k]).abs().max()) for k in resumed) < 1e-6
+
+
+def test_closed_stdin_stops_like_sigterm_with_a_checkpoint(tiny_generator, tiny_dataset, tmp_path):
+    # The product holds the trainer's stdin as a pipe it never writes: its death closes it.
+    process = start_training(tiny_generator, tiny_dataset, tmp_path, "--skip-onnx", "--stop-on-stdin-close", stdin=subprocess.PIPE)
+    for line in process.stdout:
+        if json.loads(line)["event"] == "step":
+            process.stdin.close()
+            break
+    # Nobody is taken to be listening any more: the rest of the events are dropped.
+    stderr = process.stderr.read()
+    assert process.wait(timeout=300) == 143, stderr
+    checkpoints = list((tmp_path / "checkpoints").glob("step-*"))
+    assert len(checkpoints) == 1 and (checkpoints[0] / "state.json").is_file()
+    assert 1 <= json.loads((checkpoints[0] / "state.json").read_text())["step"] < STEPS
+    assert not (tmp_path / "pytorch_lora_weights.safetensors").exists()
 
 
 def test_export_cli_writes_the_onnx_layout(tiny_generator, tmp_path, capsys):
