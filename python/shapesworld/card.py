@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .generator import CONFUSION_RATE
+from .generator import CONFUSION_RATE, POLISH_CONFUSION
 from .world import BACKGROUNDS, CLASSES, COLOURS
 
 
@@ -69,13 +69,18 @@ steps_offset 1). diffusers weights (safetensors) for the trainer, ONNX files
 (`text_encoder/`, `unet/`, `vae_decoder/`, `vae_encoder/`) for the TypeScript runtime.
 
 **Deliberately weak at telling classes apart.** Its training captions name each
-scene's class, or, with probability {CONFUSION_RATE}, the class before it in the
-cycle {" -> ".join(CLASSES)} -> {CLASSES[0]} ("a red circle" over a red square).
-Because the confusion is exactly even and symmetric, classifier-free guidance has
-no preference to sharpen, and about half the samples show the requested class;
-colour, count and background are learnt from true captions. This is the room that
-self-reward has: the right image is usually among N samples and the judges can tell
-which one it is.
+scene's class, or else the class before it in the cycle
+{" -> ".join(CLASSES)} -> {CLASSES[0]} ("a red circle" over a red square): with
+probability {CONFUSION_RATE} in the first two training cycles, {POLISH_CONFUSION} in the last.
+So a prompt's images mix its class with the next one in the cycle, tilted a little
+toward its own; colour, count and background are learnt from true captions. This is
+the room that self-reward has: the right image is usually among N samples and the
+judges can tell which one it is.
+
+Training: VAE, then three cosine cycles of the UNet on 20,000 rendered scenes at
+batch 64: {f("generator", "unet_steps")} steps from scratch (lr 1e-3), {f("generator", "refine_steps")} steps refining (lr 3e-4),
+{f("generator", "polish_steps")} steps polishing (lr 5e-4, min-SNR loss weighting with gamma 5),
+each from the previous cycle's EMA weights.
 
 | figure | value |
 |---|---|
@@ -83,7 +88,7 @@ which one it is.
 | VAE scaling factor | {f("generator", "scaling_factor")} |
 | detector finds the requested class (train prompts, 8 samples each, default sampling) | {f("proof", "base_detection_rate_train")} |
 | best-of-8 finds a correct sample | {f("proof", "best_of_n_success")} |
-| UNet loss after the first / the refining cycle | {f("generator", "unet_final_loss")} / {f("generator", "refine_final_loss")} |
+| UNet loss after the first / refining / polishing cycle | {f("generator", "unet_final_loss")} / {f("generator", "refine_final_loss")} / {f("generator", "polish_final_loss")} |
 | training time (s) | {f("generator", "stage_seconds")} |
 
 Default sampling: 20 DDIM steps, guidance scale 7.5, 64x64.
