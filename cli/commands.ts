@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 
 import { Client, Connection, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
 
+import { fromEnvironment } from '../config/environment.js';
 import { TASK_QUEUES } from '../config/queues.js';
 import { runWorkers, type WorkerRole } from '../workers/setup.js';
 import type { CampaignResult, RoundFigures, RoundProgress, RoundResult } from '../workflows/index.js';
@@ -38,11 +39,11 @@ const CONFIG_OPTIONS: Options = {
 };
 
 async function connect(): Promise<Client> {
-  const address = process.env['TEMPORAL_ADDRESS'] ?? 'localhost:7233';
+  const address = fromEnvironment(process.env, 'TEMPORAL_ADDRESS');
   const connection = await Connection.connect({ address }).catch((error: Error) => {
     throw new ConfigError(`cannot reach Temporal at ${address} (${error.message}); start the stack with \`selfreward stack\` or set TEMPORAL_ADDRESS`);
   });
-  return new Client({ connection, namespace: process.env['TEMPORAL_NAMESPACE'] ?? 'default' });
+  return new Client({ connection, namespace: fromEnvironment(process.env, 'TEMPORAL_NAMESPACE') });
 }
 
 function showLine(line: string): void {
@@ -91,11 +92,12 @@ const COMMANDS: Record<string, Command> = {
       const uiPort = values['headless'] ? null : Number(values['ui-port'] ?? 8233);
       const servers: RunningServer[] = [await startTemporal({ stateDir: state, port, uiPort })];
       console.log(`Temporal at localhost:${port}${uiPort === null ? '' : `, Web UI http://localhost:${uiPort}`} (state in ${state})`);
-      const store = process.env['SELF_REWARD_STORE'] ?? '';
-      const endpoint = process.env['S3_ENDPOINT'] ? new URL(process.env['S3_ENDPOINT']) : null;
+      const store = fromEnvironment(process.env, 'SELF_REWARD_STORE');
+      const endpointText = fromEnvironment(process.env, 'S3_ENDPOINT');
+      const endpoint = endpointText ? new URL(endpointText) : null;
       if (store.startsWith('s3://') && endpoint && ['127.0.0.1', 'localhost'].includes(endpoint.hostname)) {
-        const accessKey = process.env['S3_ACCESS_KEY'] ?? '';
-        const secretKey = process.env['S3_SECRET_KEY'] ?? '';
+        const accessKey = fromEnvironment(process.env, 'S3_ACCESS_KEY') ?? '';
+        const secretKey = fromEnvironment(process.env, 'S3_SECRET_KEY') ?? '';
         if (accessKey === '' || secretKey === '') throw new ConfigError('S3_ACCESS_KEY and S3_SECRET_KEY must be set for the local S3 server');
         servers.push(await startS3Server({ folder: join(state, 's3'), port: Number(endpoint.port || 80), accessKey, secretKey }));
         console.log(`S3 server at ${endpoint.origin} (data in ${join(state, 's3')})`);
@@ -139,7 +141,7 @@ const COMMANDS: Record<string, Command> = {
     summary: 'start a campaign of rounds, each sampling from the previous tuned generator',
     usage: 'selfreward campaign [FILE] [--preset NAME] [--rounds N] [--id ID] [--wait]',
     options: { ...CONFIG_OPTIONS, rounds: { type: 'string', description: 'how many rounds at most' } },
-    details: ['FILE holds { "round": <round input>, "rounds": N, "minImprovement": x, "patience": k }; a preset is the first round.'],
+    details: ['FILE holds { "round": <round input>, "rounds": N, "minImprovement": x, "patience": k, "continueAsNewEveryRounds": n }; a preset is the first round.'],
     async run(values, positionals) {
       const rounds = values['rounds'] === undefined ? undefined : Number(values['rounds']);
       const input = loadCampaignConfig(sources(values, positionals), { rounds });

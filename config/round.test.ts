@@ -95,6 +95,15 @@ describe('campaigns', () => {
     expect(nested).toMatchObject({ ok: false, errors: [{ field: 'round.shards' }] });
   });
 
+  it('continues as new only when the server suggests it, unless a bound of rounds per run is given', () => {
+    expect(validateCampaignInput({ round: minimal })).toMatchObject({ ok: true, value: { continueAsNewEveryRounds: null } });
+    expect(validateCampaignInput({ round: minimal, continueAsNewEveryRounds: 2 })).toMatchObject({ ok: true, value: { continueAsNewEveryRounds: 2 } });
+    expect(validateCampaignInput({ round: minimal, continueAsNewEveryRounds: 0 })).toMatchObject({
+      ok: false,
+      errors: [{ field: 'continueAsNewEveryRounds', expected: 'an integer >= 1' }],
+    });
+  });
+
   it('samples round r from the tuned UNet of round r-1 with fresh seeds', () => {
     const first = valid(minimal);
     const third = campaignRound(first, 3, 'runs/c/round-2/lora');

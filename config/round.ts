@@ -112,6 +112,11 @@ export interface CampaignInput {
   readonly minImprovement: number;
   /** Stop early only after this many rounds. */
   readonly patience: number;
+  /**
+   * Continue as new after this many rounds in one run (null: only when the server suggests it),
+   * so a long campaign's history stays short; the rounds done and a stop request carry over.
+   */
+  readonly continueAsNewEveryRounds: number | null;
 }
 
 export interface FieldError {
@@ -137,7 +142,7 @@ export const ROUND_DEFAULTS = {
   judge: { captioner: null, threshold: 0.5, iouThreshold: 0.5, batchSize: 8, synonyms: {}, weights: null },
 } as const;
 
-export const CAMPAIGN_DEFAULTS = { rounds: 3, minImprovement: 0, patience: 1 } as const;
+export const CAMPAIGN_DEFAULTS = { rounds: 3, minImprovement: 0, patience: 1, continueAsNewEveryRounds: null } as const;
 
 type Fields = Readonly<Record<string, unknown>>;
 
@@ -384,7 +389,7 @@ export function validateCampaignInput(input: unknown): Validation<CampaignInput>
   if (refused) return refused;
   const errors: FieldError[] = [];
   const reader = Reader.of(errors, '', input);
-  reader.only(['round', 'rounds', 'minImprovement', 'patience']);
+  reader.only(['round', 'rounds', 'minImprovement', 'patience', 'continueAsNewEveryRounds']);
   if (reader.raw('round') === undefined) reader.fail('round', "the first round's input (an object)", undefined);
   const round = roundFrom(reader.child('round'));
   const value: CampaignInput = {
@@ -392,6 +397,7 @@ export function validateCampaignInput(input: unknown): Validation<CampaignInput>
     rounds: reader.integer('rounds', CAMPAIGN_DEFAULTS.rounds, 1, 1000),
     minImprovement: reader.number('minImprovement', CAMPAIGN_DEFAULTS.minImprovement, 0, 1),
     patience: reader.integer('patience', CAMPAIGN_DEFAULTS.patience, 1, 1000),
+    continueAsNewEveryRounds: reader.optionalInteger('continueAsNewEveryRounds', 1),
   };
   return errors.length > 0 ? { ok: false, errors } : { ok: true, value };
 }

@@ -1,3 +1,4 @@
+import { fromEnvironment, type EnvironmentName } from '../config/environment.js';
 import { LocalFolderStore } from './local.js';
 import { S3Store } from './s3.js';
 import type { ArtifactStore } from './store.js';
@@ -11,20 +12,21 @@ import type { ArtifactStore } from './store.js';
  *   S3_ACCESS_KEY, S3_SECRET_KEY, S3_REGION (default us-east-1)
  */
 export function storeFromEnvironment(env: NodeJS.ProcessEnv = process.env): ArtifactStore {
-  const where = env['SELF_REWARD_STORE'] ?? 'artifacts';
+  const where = fromEnvironment(env, 'SELF_REWARD_STORE');
   if (!where.startsWith('s3://')) return new LocalFolderStore(where);
   const [bucket = '', ...rest] = where.slice('s3://'.length).split('/');
-  const missing = ['S3_ENDPOINT', 'S3_ACCESS_KEY', 'S3_SECRET_KEY'].filter((name) => !env[name]);
+  const required: readonly EnvironmentName[] = ['S3_ENDPOINT', 'S3_ACCESS_KEY', 'S3_SECRET_KEY'];
+  const missing = required.filter((name) => !fromEnvironment(env, name));
   if (bucket === '' || missing.length > 0) {
     throw new Error(`SELF_REWARD_STORE=${where}: expected s3://bucket[/prefix] with ${missing.join(', ') || 'a bucket name'} set`);
   }
   const prefix = rest.filter((s) => s !== '').join('/');
   return new S3Store({
-    endpoint: env['S3_ENDPOINT'] ?? '',
+    endpoint: fromEnvironment(env, 'S3_ENDPOINT') ?? '',
     bucket,
-    accessKey: env['S3_ACCESS_KEY'] ?? '',
-    secretKey: env['S3_SECRET_KEY'] ?? '',
-    region: env['S3_REGION'] ?? 'us-east-1',
+    accessKey: fromEnvironment(env, 'S3_ACCESS_KEY') ?? '',
+    secretKey: fromEnvironment(env, 'S3_SECRET_KEY') ?? '',
+    region: fromEnvironment(env, 'S3_REGION'),
     prefix: prefix === '' ? '' : `${prefix}/`,
   });
 }

@@ -7,6 +7,7 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 
 import { createActivities, CPU_ACTIVITIES, GPU_ACTIVITIES, pickActivities, type ActivityDependencies } from '../activities/index.js';
 import { ModelRuntime } from '../activities/runtime.js';
+import { fromEnvironment } from '../config/environment.js';
 import { TASK_QUEUES } from '../config/queues.js';
 import { storeFromEnvironment } from '../store/config.js';
 
@@ -14,27 +15,24 @@ export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', imp
 const REPO_ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 
 /**
- * Activity dependencies from the environment:
- *   SELF_REWARD_DEVICE     cpu (default) or cuda:N: models load there; the trainer sees only that GPU
- *   SELF_REWARD_WORK_DIR   local scratch for downloads, trainer output and checkpoints (default .work)
- *   SELF_REWARD_TRAINER    the trainer command, words split at spaces (default: the project venv's
- *                          `python -m loratrain`, run in python/)
- *   SELF_REWARD_THREADS    CPU threads per model graph (default: onnxruntime's choice)
- * plus the store's settings (see store/config.ts).
+ * Activity dependencies from the environment: SELF_REWARD_DEVICE, SELF_REWARD_WORK_DIR,
+ * SELF_REWARD_TRAINER, SELF_REWARD_THREADS and the store's settings (see store/config.ts); each
+ * variable's meaning and default are in config/environment.ts.
  */
 export function dependenciesFromEnvironment(env: NodeJS.ProcessEnv = process.env): ActivityDependencies {
-  const device = env['SELF_REWARD_DEVICE'] ?? 'cpu';
-  const threads = env['SELF_REWARD_THREADS'] === undefined ? undefined : Number(env['SELF_REWARD_THREADS']);
+  const device = fromEnvironment(env, 'SELF_REWARD_DEVICE');
+  const threadsText = fromEnvironment(env, 'SELF_REWARD_THREADS');
+  const threads = threadsText === undefined ? undefined : Number(threadsText);
   if (threads !== undefined && !(Number.isInteger(threads) && threads > 0)) {
-    throw new Error(`SELF_REWARD_THREADS: expected a positive integer, got ${JSON.stringify(env['SELF_REWARD_THREADS'])}`);
+    throw new Error(`SELF_REWARD_THREADS: expected a positive integer, got ${JSON.stringify(threadsText)}`);
   }
-  const trainer = env['SELF_REWARD_TRAINER']?.split(' ').filter((part) => part !== '') ?? [join(REPO_ROOT, '.venv', 'bin', 'python'), '-m', 'loratrain'];
+  const trainer = fromEnvironment(env, 'SELF_REWARD_TRAINER')?.split(' ').filter((part) => part !== '') ?? [join(REPO_ROOT, '.venv', 'bin', 'python'), '-m', 'loratrain'];
   return {
     store: storeFromEnvironment(env),
     runtime: new ModelRuntime(device, threads),
     trainer: { command: trainer, cwd: join(REPO_ROOT, 'python'), env: { PYTHONPATH: join(REPO_ROOT, 'python') }, stopGraceMs: 60_000 },
     device,
-    workDir: resolve(env['SELF_REWARD_WORK_DIR'] ?? '.work'),
+    workDir: resolve(fromEnvironment(env, 'SELF_REWARD_WORK_DIR')),
   };
 }
 
@@ -67,8 +65,8 @@ export function workerOptions(role: WorkerRole, deps: ActivityDependencies, conn
 export async function runWorkers(roles: readonly WorkerRole[], env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const deps = dependenciesFromEnvironment(env);
   await deps.store.prepare();
-  const connection = await NativeConnection.connect({ address: env['TEMPORAL_ADDRESS'] ?? 'localhost:7233' });
-  const namespace = env['TEMPORAL_NAMESPACE'] ?? 'default';
+  const connection = await NativeConnection.connect({ address: fromEnvironment(env, 'TEMPORAL_ADDRESS') });
+  const namespace = fromEnvironment(env, 'TEMPORAL_NAMESPACE');
   try {
     const workers = await Promise.all(roles.map((role) => Worker.create(workerOptions(role, deps, connection, namespace))));
     await Promise.all(workers.map((w) => w.run()));

@@ -62,7 +62,11 @@ export async function selfRewardCampaign(rawInput: unknown, carry: CampaignCarry
       await condition(allHandlersFinished);
       return { rounds, stopReason };
     }
-    if (workflowInfo().continueAsNewSuggested) {
+    // The server suggests it when the history grows large; the input's own bound keeps every
+    // run short for users who would rather not let one run approach that size at all.
+    const roundsThisRun = rounds.length - carry.rounds.length;
+    const everyRounds = campaign.continueAsNewEveryRounds;
+    if (workflowInfo().continueAsNewSuggested || (everyRounds !== null && roundsThisRun >= everyRounds)) {
       await condition(allHandlersFinished);
       return continueAsNew<typeof selfRewardCampaign>(rawInput, { rounds, stopRequested });
     }

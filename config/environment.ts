@@ -1,0 +1,51 @@
+/**
+ * Every environment variable the workers and the command line read, in one list: the code reads
+ * them through `fromEnvironment` (so a name missing here does not compile), and the deployment
+ * files and the README's configuration reference are checked against this list by tests.
+ */
+
+export interface EnvironmentVariable {
+  /** The value used when the variable is unset; null when there is none (or it is computed). */
+  readonly default: string | null;
+  /** Who reads it: the workers (both roles) and/or the command line. */
+  readonly readBy: readonly ('workers' | 'CLI')[];
+  readonly meaning: string;
+}
+
+export const ENVIRONMENT = {
+  TEMPORAL_ADDRESS: { default: 'localhost:7233', readBy: ['workers', 'CLI'], meaning: 'host:port of the Temporal frontend' },
+  TEMPORAL_NAMESPACE: { default: 'default', readBy: ['workers', 'CLI'], meaning: 'the Temporal namespace of rounds and campaigns' },
+  SELF_REWARD_DEVICE: {
+    default: 'cpu',
+    readBy: ['workers'],
+    meaning: '`cpu` or `cuda:N`: where models load; the trainer sees only that GPU',
+  },
+  SELF_REWARD_THREADS: { default: null, readBy: ['workers'], meaning: "CPU threads per model graph (unset: onnxruntime's choice)" },
+  SELF_REWARD_WORK_DIR: { default: '.work', readBy: ['workers'], meaning: 'local scratch: downloads, trainer output and checkpoints' },
+  SELF_REWARD_TRAINER: {
+    default: null,
+    readBy: ['workers'],
+    meaning: "the trainer command, words split at spaces (unset: the project venv's `python -m loratrain`, run in `python/`)",
+  },
+  SELF_REWARD_STORE: {
+    default: 'artifacts',
+    readBy: ['workers', 'CLI'],
+    meaning: 'the artifact store: a folder, or `s3://bucket[/prefix]` (then the `S3_*` variables are required)',
+  },
+  S3_ENDPOINT: { default: null, readBy: ['workers', 'CLI'], meaning: '`http://host:port` of the S3 server (MinIO)' },
+  S3_ACCESS_KEY: { default: null, readBy: ['workers', 'CLI'], meaning: 'S3 access key' },
+  S3_SECRET_KEY: { default: null, readBy: ['workers', 'CLI'], meaning: 'S3 secret key' },
+  S3_REGION: { default: 'us-east-1', readBy: ['workers'], meaning: 'S3 region' },
+} as const satisfies Readonly<Record<string, EnvironmentVariable>>;
+
+export type EnvironmentName = keyof typeof ENVIRONMENT;
+
+/** The variables that have a default: reading one always gives a value. */
+type Defaulted = { [K in EnvironmentName]: (typeof ENVIRONMENT)[K]['default'] extends string ? K : never }[EnvironmentName];
+
+/** The variable's value, else its default; undefined when it has neither. */
+export function fromEnvironment(env: NodeJS.ProcessEnv, name: Defaulted): string;
+export function fromEnvironment(env: NodeJS.ProcessEnv, name: EnvironmentName): string | undefined;
+export function fromEnvironment(env: NodeJS.ProcessEnv, name: EnvironmentName): string | undefined {
+  return env[name] ?? ENVIRONMENT[name].default ?? undefined;
+}
