@@ -24,6 +24,14 @@ export const artifactKeys = {
   curateManifest: (root: string) => `${root}/dataset.json`,
   lora: (root: string) => `${root}/lora/`,
   trainManifest: (root: string) => `${root}/lora.json`,
+  /**
+   * The trainer's newest checkpoint while the round trains, so that a retry on another worker
+   * resumes from it: `step-<N>/` (the trainer's folder, file for file) and `latest.json`, which
+   * names the step and its files and is written only once they are all stored.
+   */
+  trainerCheckpoints: (root: string) => `${root}/trainer-checkpoint/`,
+  trainerCheckpoint: (root: string, step: number) => `${root}/trainer-checkpoint/step-${pad(step, 8)}/`,
+  trainerCheckpointPointer: (root: string) => `${root}/trainer-checkpoint/latest.json`,
   evaluationImage: (root: string, side: 'base' | 'tuned', promptIndex: number, s: number) => `${root}/evaluation/${side}/${pad(promptIndex, 5)}-${pad(s, 3)}.png`,
   evaluationRecord: (root: string, promptIndex: number) => `${root}/evaluation/pairs/${pad(promptIndex, 5)}.json`,
   evaluateManifest: (root: string) => `${root}/evaluation.json`,

@@ -1,21 +1,24 @@
 /**
  * The train activity's control of its child process, with a stand-in that speaks the trainer's
- * protocol (the real trainer's own tests cover training; here it is process control).
+ * protocol (the real trainer's own tests cover training; here it is process control), and its
+ * checkpoints in the store, with the stand-in and once with the real trainer.
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 import { CancelledFailure } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 
 import { validateRoundInput, type RoundInput } from '../config/round.js';
+import { PYTHON, REPO_ROOT, testGenerator } from '../models/testing/python.js';
 import { LocalFolderStore } from '../store/local.js';
-import { putJson } from '../store/store.js';
+import { getJson, putJson } from '../store/store.js';
 import { runActivity } from '../test/activity.js';
 import type { ActivityDependencies } from './dependencies.js';
 import { artifactKeys, roundRoot } from './keys.js';
@@ -25,19 +28,19 @@ import type { StageProgress } from './types.js';
 
 const STANDIN = resolve(import.meta.dirname, '..', 'test', 'fixtures', 'protocolTrainer.mjs');
 
-function roundInput(): RoundInput {
+function roundInput(lora: Record<string, unknown> = { maxSteps: 3, rank: 8 }, generator = '/models/generator'): RoundInput {
   const result = validateRoundInput({
-    generator: { base: '/models/generator' },
+    generator: { base: generator },
     judge: { detector: '/models/detector', clip: '/models/clip' },
     prompts: [{ className: 'circle', text: 'a red circle' }],
     evaluation: { prompts: [{ className: 'circle', text: 'a blue circle' }] },
-    lora: { maxSteps: 3, rank: 8 },
+    lora,
   });
   if (!result.ok) throw new Error('bad test input');
   return result.value;
 }
 
-async function setup(mode: string) {
+async function setup(mode: string, images: readonly Buffer[] = [Buffer.from('png')]) {
   const scratch = await mkdtemp(join(tmpdir(), 'train-activity-'));
   const store = new LocalFolderStore(join(scratch, 'store'));
   const deps: ActivityDependencies = {
@@ -48,11 +51,31 @@ async function setup(mode: string) {
     workDir: join(scratch, 'work'),
   };
   const root = roundRoot('wf/1', 1);
-  await store.put(artifactKeys.datasetImage(root, 0), 'png');
-  await store.put(artifactKeys.datasetMetadata(root), '{"file_name": "00000.png", "text": "a red circle"}\n');
-  await putJson(store, artifactKeys.curateManifest(root), { manifest: artifactKeys.curateManifest(root), dataset: artifactKeys.dataset(root), kept: 1, dropped: 0, perClass: {} });
+  const rows = images.map((_, i) => JSON.stringify({ file_name: `0000${i}.png`, text: `a shape of kind ${i}` }));
+  for (const [i, image] of images.entries()) await store.put(artifactKeys.datasetImage(root, i), image);
+  await store.put(artifactKeys.datasetMetadata(root), `${rows.join('\n')}\n`);
+  await putJson(store, artifactKeys.curateManifest(root), { manifest: artifactKeys.curateManifest(root), dataset: artifactKeys.dataset(root), kept: images.length, dropped: 0, perClass: {} });
   const output = join(deps.workDir, ...root.split('/'), 'train', 'output');
-  return { deps, root, store, output, train: createTrainLora(deps) };
+  /** The activity on these dependencies with more trainer environment (the stand-in's modes). */
+  const trainWith = (env: Record<string, string>) => createTrainLora({ ...deps, trainer: { ...deps.trainer, env: { ...deps.trainer.env, ...env } } });
+  return { deps, root, store, output, train: createTrainLora(deps), trainWith };
+}
+
+/** Runs the activity, keeping the trainer steps its heartbeats report. */
+async function trainRecording(train: ReturnType<typeof createTrainLora>, input: RoundInput, root: string) {
+  const env = new MockActivityEnvironment();
+  const steps: number[] = [];
+  env.on('heartbeat', (d: StageProgress) => {
+    if (d.trainerStep !== undefined) steps.push(d.trainerStep);
+  });
+  const outcome = await runActivity(env, train, { root, input }).catch((error: unknown) => error);
+  return { outcome, steps };
+}
+
+interface StoredCheckpoint {
+  readonly step: number;
+  readonly folder: string;
+  readonly files: readonly string[];
 }
 
 function isAlive(pid: number): boolean {
@@ -127,6 +150,81 @@ describe('trainLora', () => {
     expect(error).toMatchObject({ type: 'BadTrainingInput', nonRetryable: true, message: expect.stringContaining('metadata.jsonl line 3') });
   });
 
+  it('stores the newest checkpoint as the trainer writes them; a retry on an empty work folder resumes from it and trains what an uninterrupted run does', async () => {
+    const input = roundInput({ maxSteps: 9, checkpointEvery: 2 });
+    const { root, store, deps, trainWith } = await setup('checkpoints');
+    const crashed = await trainRecording(trainWith({ STANDIN_CRASH_AFTER: '7' }), input, root);
+    expect(crashed.outcome).toMatchObject({ type: 'TrainerFailed' });
+    // Checkpoints 2, 4 and 6 were written; the store keeps the newest, named by latest.json.
+    const prefix = artifactKeys.trainerCheckpoint(root, 6);
+    expect(await store.list(artifactKeys.trainerCheckpoints(root))).toEqual(
+      [...['optimizer.pt', 'pytorch_lora_weights.safetensors', 'state.json'].map((f) => `${prefix}${f}`), artifactKeys.trainerCheckpointPointer(root)].sort(),
+    );
+    expect(await getJson<StoredCheckpoint>(store, artifactKeys.trainerCheckpointPointer(root))).toMatchObject({ step: 6, folder: prefix });
+
+    // Another worker: nothing local.
+    await rm(deps.workDir, { recursive: true });
+    const resumed = await trainRecording(trainWith({}), input, root);
+    expect(resumed.outcome).toMatchObject({ steps: 9 });
+    expect(resumed.steps[0]).toBe(6);
+    expect(JSON.parse((await store.get(`${artifactKeys.lora(root)}metrics.json`)).toString())).toMatchObject({ resumed_from: expect.stringContaining('step-00000006') });
+    // Published LoRA: the checkpoint is of no more use.
+    expect(await store.list(artifactKeys.trainerCheckpoints(root))).toEqual([]);
+
+    const reference = await setup('checkpoints');
+    const uninterrupted = await trainRecording(reference.train, input, reference.root);
+    expect(uninterrupted.steps[0]).toBe(0);
+    const weights = (s: LocalFolderStore, r: string) => s.get(`${artifactKeys.lora(r)}pytorch_lora_weights.safetensors`);
+    expect((await weights(store, root)).equals(await weights(reference.store, reference.root))).toBe(true);
+  });
+
+  it('never names in the store a checkpoint the trainer deleted before it was copied', async () => {
+    const { root, store, trainWith } = await setup('checkpoints');
+    const { outcome } = await trainRecording(trainWith({ STANDIN_VANISH: '2', STANDIN_CRASH_AFTER: '3' }), roundInput({ maxSteps: 9, checkpointEvery: 2 }), root);
+    expect(outcome).toMatchObject({ type: 'TrainerFailed' });
+    // Whether the copy found the folder gone or lost it half-way, nothing names it or is left of it.
+    expect(await store.list(artifactKeys.trainerCheckpoints(root))).toEqual([]);
+  });
+
+  it('with the real trainer, a retry on an empty work folder resumes at the stored step and trains what an uninterrupted run trains', { timeout: 600_000 }, async () => {
+    const images = await Promise.all(
+      [[200, 30, 30], [30, 30, 200], [30, 160, 30]].map(([r, g, b]) => sharp({ create: { width: 64, height: 64, channels: 3, background: { r: r!, g: g!, b: b! } } }).png().toBuffer()),
+    );
+    const reference = await setup('real', images);
+    const input = roundInput({ maxSteps: 12, batchSize: 2, checkpointEvery: 4 }, await testGenerator(join(reference.deps.workDir, '..')));
+    // No ONNX export: the LoRA weights and the loss curve are what resuming must reproduce.
+    const trainer = { command: [PYTHON, '-m', 'loratrain', '--skip-onnx'], cwd: join(REPO_ROOT, 'python'), env: { PYTHONPATH: join(REPO_ROOT, 'python'), OMP_NUM_THREADS: '1' }, stopGraceMs: 30_000 };
+    const real = (deps: ActivityDependencies) => createTrainLora({ ...deps, trainer });
+
+    const uninterrupted = await trainRecording(real(reference.deps), input, reference.root);
+    expect(uninterrupted.outcome).toMatchObject({ steps: 12 });
+
+    const { root, store, deps, output } = await setup('real', images);
+    const killed = trainRecording(real(deps), input, root);
+    // A worker dies once a checkpoint is stored: its trainer goes with it.
+    await until(() => store.exists(artifactKeys.trainerCheckpointPointer(root)), 240_000);
+    process.kill(Number(await readFile(join(output, 'trainer.pid'), 'utf8')), 'SIGKILL');
+    expect((await killed).outcome).toMatchObject({ type: 'TrainerFailed' });
+    const stored = await getJson<StoredCheckpoint>(store, artifactKeys.trainerCheckpointPointer(root));
+    expect(stored.step).toBeGreaterThan(0);
+
+    await rm(deps.workDir, { recursive: true });
+    const resumed = await trainRecording(real(deps), input, root);
+    expect(resumed.outcome).toMatchObject({ steps: 12 });
+    expect(resumed.steps[0]).toBe(stored.step);
+    const metrics = async (s: LocalFolderStore, r: string) => JSON.parse((await s.get(`${artifactKeys.lora(r)}metrics.json`)).toString()) as { loss_curve: number[]; resumed_from: string | null };
+    const [want, got] = [await metrics(reference.store, reference.root), await metrics(store, root)];
+    expect(got.resumed_from).toContain(`step-${String(stored.step).padStart(8, '0')}`);
+    // The trainer reproduces an uninterrupted run to float rounding (its own tests hold it to 1e-6).
+    expect(got.loss_curve).toHaveLength(12);
+    got.loss_curve.forEach((loss, i) => expect(loss).toBeCloseTo(want.loss_curve[i]!, 6));
+    const weights = async (s: LocalFolderStore, r: string) => safetensors(await s.get(`${artifactKeys.lora(r)}pytorch_lora_weights.safetensors`));
+    const [a, b] = [await weights(reference.store, reference.root), await weights(store, root)];
+    expect([...b.keys()]).toEqual([...a.keys()]);
+    expect(Math.max(...[...a].map(([name, values]) => maxAbsDifference(values, b.get(name)!)))).toBeLessThan(1e-6);
+    expect(await store.list(artifactKeys.trainerCheckpoints(root))).toEqual([]);
+  });
+
   it('passes the LoRA settings, resumes from the latest checkpoint and pins the device', () => {
     const args = trainerArguments(roundInput().lora, { generator: 'g', dataset: 'd', output: 'o' }, 'cuda:3');
     expect(args.join(' ')).toContain('--rank 8');
@@ -137,3 +235,33 @@ describe('trainLora', () => {
     expect(trainerEnvironment('cpu')).toEqual({ CUDA_VISIBLE_DEVICES: '' });
   });
 });
+
+async function until(probe: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`condition not met in ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** The float32 tensors of a safetensors file (8-byte header length, JSON header, data). */
+function safetensors(bytes: Buffer): Map<string, Float32Array> {
+  const length = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + length).toString('utf8')) as Record<string, { dtype: string; data_offsets: [number, number] }>;
+  const tensors = new Map<string, Float32Array>();
+  for (const [name, entry] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const { dtype, data_offsets: [start, end] } = entry;
+    if (dtype !== 'F32') throw new Error(`${name}: ${dtype}, expected F32`);
+    // Copied: the data need not be 4-byte aligned within the buffer.
+    tensors.set(name, new Float32Array(Uint8Array.from(bytes.subarray(8 + length + start, 8 + length + end)).buffer));
+  }
+  return new Map([...tensors].sort(([x], [y]) => x.localeCompare(y)));
+}
+
+function maxAbsDifference(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) return Infinity;
+  let max = 0;
+  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i]! - b[i]!));
+  return max;
+}
