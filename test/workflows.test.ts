@@ -1,21 +1,25 @@
 /**
  * Workflows against a real local Temporal dev server (the venv's `temporal` CLI), with the
- * search attributes registered as the local stack registers them.
+ * search attributes registered as the local stack registers them. Where a test is about
+ * orchestration only, the round's activities are stand-ins returning made-up figures.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { WorkflowFailedError } from '@temporalio/client';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
+import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { CPU_ACTIVITIES, GPU_ACTIVITIES, pickActivities, type RoundActivities } from '../activities/index.js';
 import { TASK_QUEUES } from '../config/queues.js';
+import type { RoundInput } from '../config/round.js';
 import { SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
-import { dependenciesFromEnvironment, selfRewardPlugin } from '../workers/setup.js';
+import { dependenciesFromEnvironment, selfRewardPlugin, WORKFLOWS_PATH } from '../workers/setup.js';
+import type { CampaignResult, RoundFigures } from '../workflows/index.js';
 import { requireBinary, TEMPORAL_CLI } from './servers.js';
 
 let env: TestWorkflowEnvironment;
@@ -67,5 +71,176 @@ describe('input validation, on a worker that takes the workflows from the plugin
       expect(campaign.type).toBe('InvalidInput');
       expect(campaign.message).toContain('round: expected');
     });
+  });
+});
+
+/** What the stand-in activities saw: the input of every round they sampled for. */
+interface StandIns {
+  readonly activities: RoundActivities;
+  readonly sampledRounds: RoundInput[];
+}
+
+/**
+ * The round's activities as stand-ins: figures derived from the round number (win rate
+ * 0.5 + round / 100, so rounds keep improving), artifact keys under the round's folder. With
+ * `hold`, training of that round waits until the test releases it.
+ */
+function standIns(hold?: { readonly round: number; readonly reached: () => void; readonly release: Promise<void> }): StandIns {
+  const sampledRounds: RoundInput[] = [];
+  const activities: RoundActivities = {
+    sampleShard: async ({ root, input, shard }) => {
+      if (shard === 0) sampledRounds.push(input);
+      return { shard, manifest: `${root}/samples/${shard}.json`, prompts: 1, images: input.samplesPerPrompt, classes: ['circle'] };
+    },
+    judgeShard: async ({ root, shard }) => ({ shard, manifest: `${root}/scores/${shard}.json`, images: 1, detected: 1 }),
+    curateDataset: async ({ root }) => ({ manifest: `${root}/dataset.json`, dataset: `${root}/dataset/`, kept: 1, dropped: 0, perClass: {} }),
+    trainLora: async ({ root, input }) => {
+      if (hold !== undefined && input.round === hold.round) {
+        hold.reached();
+        await hold.release;
+      }
+      return { manifest: `${root}/lora.json`, lora: `${root}/lora/`, steps: 1, finalLoss: 0.1 };
+    },
+    evaluateRound: async ({ root, input }) => ({
+      manifest: `${root}/evaluation.json`,
+      pairs: 4,
+      winRate: 0.5 + input.round / 100,
+      winRateInterval: [0.4, 0.6 + input.round / 100],
+      meanClipBase: 0.2,
+      meanClipTuned: 0.2 + input.round / 100,
+      signTestP: 0.5,
+      accuracyBase: 0.3,
+      accuracyTuned: 0.3 + input.round / 100,
+      perClass: {},
+    }),
+    writeReport: async ({ root }) => ({ report: `${root}/report.html`, location: `/reports/${root}/report.html` }),
+  };
+  return { activities, sampledRounds };
+}
+
+const campaignRoundInput = {
+  generator: { base: '/models/generator' },
+  judge: { detector: '/models/detector', clip: '/models/clip' },
+  prompts: [{ className: 'circle', text: 'one red circle' }],
+  samplesPerPrompt: 2,
+  shards: 1,
+  evaluation: { prompts: [{ className: 'circle', text: 'two red circles' }] },
+};
+
+/** The runs of a workflow id from its first, following each continue-as-new, with their histories. */
+async function runChain(workflowId: string, firstRunId: string) {
+  const runs = [];
+  for (let runId: string | null | undefined = firstRunId; runId; ) {
+    // Typed by hand: inferring it would run through `runId`, which the loop assigns from it.
+    const history: Awaited<ReturnType<WorkflowHandle['fetchHistory']>> = await env.client.workflow.getHandle(workflowId, runId).fetchHistory();
+    const events = history.events ?? [];
+    runs.push({
+      runId,
+      childStarts: events.filter((e) => e.startChildWorkflowExecutionInitiatedEventAttributes).length,
+      signals: events.filter((e) => e.workflowExecutionSignaledEventAttributes).length,
+    });
+    runId = events.at(-1)?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId;
+  }
+  return runs;
+}
+
+describe('selfRewardCampaign across continue-as-new', () => {
+  let bundle: WorkflowBundleWithSourceMap;
+
+  beforeAll(async () => {
+    // Bundled once: each worker below would otherwise bundle the workflows again.
+    bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH });
+  });
+
+  async function withStandInWorkers<T>(activities: RoundActivities, run: () => Promise<T>): Promise<T> {
+    const connection = env.nativeConnection;
+    const workflows = await Worker.create({ connection, taskQueue: TASK_QUEUES.workflows, workflowBundle: bundle, activities: pickActivities(activities, CPU_ACTIVITIES) });
+    const gpu = await Worker.create({ connection, taskQueue: TASK_QUEUES.gpu, activities: pickActivities(activities, GPU_ACTIVITIES) });
+    return workflows.runUntil(gpu.runUntil(run));
+  }
+
+  it('keeps every round\'s figures, samples each round from the previous LoRA and finishes all rounds', async () => {
+    const { activities, sampledRounds } = standIns();
+    const workflowId = `campaign-${randomUUID()}`;
+    const { result, firstRunId, queried } = await withStandInWorkers(activities, async () => {
+      const handle = await env.client.workflow.start('selfRewardCampaign', {
+        taskQueue: TASK_QUEUES.workflows,
+        workflowId,
+        args: [{ round: campaignRoundInput, rounds: 3, patience: 3, continueAsNewEveryRounds: 1 }],
+      });
+      const result = (await handle.result()) as CampaignResult;
+      return { result, firstRunId: handle.firstExecutionRunId, queried: await env.client.workflow.getHandle(workflowId).query<RoundFigures[]>('rounds') };
+    });
+
+    // One round per run: the first two runs each continued as new after their round.
+    expect((await runChain(workflowId, firstRunId)).map((run) => run.childStarts)).toEqual([1, 1, 1]);
+    expect(result.stopReason).toBe('all 3 rounds done');
+    expect(result.rounds.map((r) => [r.round, r.workflowId, r.winRate, r.lora])).toEqual(
+      [1, 2, 3].map((n) => [n, `${workflowId}-round-${n}`, 0.5 + n / 100, `runs/${encodeURIComponent(`${workflowId}-round-${n}`)}/round-00${n}/lora/`]),
+    );
+    expect(queried).toEqual(result.rounds);
+    // Figures carried from an earlier run drive the next round: it samples from that round's LoRA.
+    expect(sampledRounds.map((input) => [input.round, input.generator.tunedUnet])).toEqual([
+      [1, null],
+      [2, result.rounds[0]!.lora],
+      [3, result.rounds[1]!.lora],
+    ]);
+  });
+
+  it('stops after the current round when asked in a later run, with the earlier runs\' rounds in its result', async () => {
+    let reached!: () => void;
+    let release!: () => void;
+    const trainingRound2 = new Promise<void>((resolve) => (reached = resolve));
+    const { activities } = standIns({ round: 2, reached, release: new Promise<void>((resolve) => (release = resolve)) });
+    const workflowId = `campaign-${randomUUID()}`;
+    const { result, firstRunId } = await withStandInWorkers(activities, async () => {
+      const handle = await env.client.workflow.start('selfRewardCampaign', {
+        taskQueue: TASK_QUEUES.workflows,
+        workflowId,
+        args: [{ round: campaignRoundInput, rounds: 4, patience: 4, continueAsNewEveryRounds: 1 }],
+      });
+      await trainingRound2;
+      await env.client.workflow.getHandle(workflowId).signal('stopAfterCurrentRound');
+      release();
+      return { result: (await handle.result()) as CampaignResult, firstRunId: handle.firstExecutionRunId };
+    });
+
+    const runs = await runChain(workflowId, firstRunId);
+    expect(runs.map((run) => [run.childStarts, run.signals])).toEqual([
+      [1, 0],
+      [1, 1],
+    ]);
+    expect(result.stopReason).toBe('stop requested');
+    expect(result.rounds.map((r) => [r.round, r.winRate])).toEqual([
+      [1, 0.51],
+      [2, 0.52],
+    ]);
+  });
+
+  it('honours a stop carried into a new run before starting any round', async () => {
+    const { activities, sampledRounds } = standIns();
+    const earlier: RoundFigures = {
+      round: 1,
+      workflowId: 'earlier-round-1',
+      winRate: 0.6,
+      winRateInterval: [0.5, 0.7],
+      meanClipTuned: 0.3,
+      accuracyTuned: 0.4,
+      kept: 1,
+      lora: 'runs/earlier-round-1/round-001/lora/',
+      report: '/reports/earlier',
+    };
+    const workflowId = `campaign-${randomUUID()}`;
+    const { result, firstRunId } = await withStandInWorkers(activities, async () => {
+      const handle = await env.client.workflow.start('selfRewardCampaign', {
+        taskQueue: TASK_QUEUES.workflows,
+        workflowId,
+        args: [{ round: campaignRoundInput, rounds: 3, continueAsNewEveryRounds: 1 }, { rounds: [earlier], stopRequested: true }],
+      });
+      return { result: (await handle.result()) as CampaignResult, firstRunId: handle.firstExecutionRunId };
+    });
+    expect(result).toEqual({ rounds: [earlier], stopReason: 'stop requested' });
+    expect((await runChain(workflowId, firstRunId)).map((run) => run.childStarts)).toEqual([0]);
+    expect(sampledRounds).toEqual([]);
   });
 });
