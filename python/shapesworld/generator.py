@@ -21,6 +21,7 @@ import copy
 import json
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -36,6 +37,7 @@ from .world import CLASSES, IMAGE_SIZE, SceneSpec
 
 CONFUSION_RATE = 0.5
 POLISH_CONFUSION, POLISH_STEPS = 0.4, 5000
+POSTERIOR_NARROWING = 100.0
 POOL_SIZE, POOL_SEED = 20_000, 23
 
 # SD 2.1-base's noise schedule and scheduler settings.
@@ -134,6 +136,19 @@ def train_vae(pool_images: torch.Tensor, *, steps: int, batch: int, seed: int) -
 
 
 @torch.no_grad()
+def narrow_posterior(vae: AutoencoderKL, factor: float = POSTERIOR_NARROWING) -> None:
+    """Divide the encoder's posterior standard deviation by `factor`; the means stay.
+
+    With its tiny KL weight the trained VAE keeps a posterior std of about 0.2 against
+    latents of std 2.3. The UNet learns from posterior means, but diffusers' LoRA
+    recipe (and so the trainer) draws `latent_dist.sample()`: on those noisier latents
+    the UNet's loss is three times its training loss, and a LoRA fitted to them makes
+    every sample worse. A real SD VAE's posterior is narrow; this makes ours so."""
+    channels = vae.config.latent_channels
+    vae.quant_conv.bias[channels:] -= 2 * math.log(factor)
+
+
+@torch.no_grad()
 def encode_pool(vae: AutoencoderKL, images: torch.Tensor) -> torch.Tensor:
     """Posterior means of the whole pool, unscaled."""
     return torch.cat([vae.encode(images[i : i + 256].float() / 127.5 - 1).latent_dist.mean for i in range(0, len(images), 256)])
@@ -223,28 +238,32 @@ def train_unet(
     return ema, {"unet_final_loss": round(float(np.mean(recent)), 4), "unet_train_seconds": round(time.time() - started, 1)}
 
 
-def refine_unet(
+@dataclass(frozen=True)
+class UnetCycle:
+    """A cosine cycle that continues from the previous cycle's EMA weights."""
+
+    name: str
+    lr: float
+    seed_offset: int
+    confusion: float = CONFUSION_RATE
+    min_snr_gamma: float | None = None
+
+
+# After the first cycle (2000 steps) the loss still falls and the samples are blobs
+# more often than shapes; a warm restart at a third of the rate sharpens the shapes
+# more per step than a longer first cycle would (its tail is at 0.1x).
+REFINE = UnetCycle("refine", lr=3e-4, seed_offset=1)
+# After refining, a third of the samples were still shapeless, and the prompts drew
+# their confuser more often than their class (40% against 28%, judged by CLIP): a
+# small model hedging between two outlines draws neither. This long cycle spends its
+# steps on the noisy timesteps where outlines form (min-SNR weighting) and tilts the
+# captions so that a prompt's class is the likelier one.
+POLISH = UnetCycle("polish", lr=5e-4, seed_offset=2, confusion=POLISH_CONFUSION, min_snr_gamma=5.0)
+
+
+def continue_unet(
     unet: UNet2DConditionModel,
-    latents: torch.Tensor,
-    specs: list[SceneSpec],
-    text_encoder: CLIPTextModel,
-    tokenizer: CLIPTokenizer,
-    *,
-    steps: int,
-    batch: int,
-    seed: int,
-) -> tuple[UNet2DConditionModel, dict[str, float]]:
-    """A second, gentler cosine cycle from the first cycle's EMA weights.
-
-    After one cycle (2000 steps) the loss still falls and the samples are blobs more
-    often than shapes; a warm restart at a third of the rate sharpens the shapes more
-    per step than a longer first cycle would (the first cycle's tail is at 0.1x)."""
-    refined, figures = train_unet(latents, specs, text_encoder, tokenizer, steps=steps, batch=batch, seed=seed + 1, lr=3e-4, init=unet)
-    return refined, {"refine_final_loss": figures["unet_final_loss"], "refine_train_seconds": figures["unet_train_seconds"]}
-
-
-def polish_unet(
-    unet: UNet2DConditionModel,
+    cycle: UnetCycle,
     latents: torch.Tensor,
     specs: list[SceneSpec],
     text_encoder: CLIPTextModel,
@@ -255,22 +274,19 @@ def polish_unet(
     seed: int,
     checkpoint: Callable[[int, UNet2DConditionModel], None] | None = None,
 ) -> tuple[UNet2DConditionModel, dict[str, float]]:
-    """A third, long cycle with min-SNR weighting, from the refined EMA weights.
-
-    After refining, a third of the samples were still shapeless, and the prompts drew
-    their confuser more often than their class (40% against 28%, judged by CLIP) --
-    a small model hedging between two outlines draws neither. This cycle spends its
-    steps on the noisy timesteps where outlines form, and tilts the captions to
-    POLISH_CONFUSION so that a prompt's class is the likelier one."""
-    polished, figures = train_unet(
-        latents, specs, text_encoder, tokenizer, steps=steps, batch=batch, seed=seed + 2, lr=5e-4, init=unet,
-        confusion=POLISH_CONFUSION, min_snr_gamma=5.0, checkpoint=checkpoint,
+    trained, figures = train_unet(
+        latents, specs, text_encoder, tokenizer, steps=steps, batch=batch, seed=seed + cycle.seed_offset, lr=cycle.lr, init=unet,
+        confusion=cycle.confusion, min_snr_gamma=cycle.min_snr_gamma, checkpoint=checkpoint,
     )
-    return polished, {"polish_steps": steps, "polish_final_loss": figures["unet_final_loss"], "polish_train_seconds": figures["unet_train_seconds"]}
+    return trained, {
+        f"{cycle.name}_steps": steps,
+        f"{cycle.name}_final_loss": figures["unet_final_loss"],
+        f"{cycle.name}_train_seconds": figures["unet_train_seconds"],
+    }
 
 
 def polish_generator(folder: Path, *, steps: int, batch: int = 64, seed: int = 0, cache_dir: Path | None = None, checkpoints: Path | None = None) -> dict[str, float]:
-    """Run `polish_unet` on a saved generator folder in place and re-export its UNet."""
+    """Run the POLISH cycle on a saved generator folder in place and re-export its UNet."""
     from loratrain.onnx_export import export_generator
 
     pool = scene_pool(POOL_SIZE, POOL_SEED, cache_dir)
@@ -284,7 +300,7 @@ def polish_generator(folder: Path, *, steps: int, batch: int = 64, seed: int = 0
         assert checkpoints is not None
         ema.save_pretrained(checkpoints / f"unet-{step}")
 
-    unet, figures = polish_unet(unet, latents, pool.specs, text_encoder, tokenizer, steps=steps, batch=batch, seed=seed, checkpoint=save if checkpoints else None)
+    unet, figures = continue_unet(unet, POLISH, latents, pool.specs, text_encoder, tokenizer, steps=steps, batch=batch, seed=seed, checkpoint=save if checkpoints else None)
     unet.save_pretrained(folder / "unet")
     export_generator(folder, parts=("unet",))
     return figures
@@ -309,14 +325,15 @@ def train_generator(
     tokenizer = CLIPTokenizer.from_pretrained(clip_dir)
     text_encoder = CLIPTextModel.from_pretrained(clip_dir).eval()
     vae, figures = train_vae(pool.images, steps=vae_steps, batch=32, seed=seed)
+    narrow_posterior(vae)
     raw = encode_pool(vae, pool.images)
     vae.register_to_config(scaling_factor=round(float(1 / raw.std()), 5))
     latents = raw * vae.config.scaling_factor
     unet, unet_figures = train_unet(latents, pool.specs, text_encoder, tokenizer, steps=unet_steps, batch=batch, seed=seed)
     figures.update(unet_figures)
-    unet, refine_figures = refine_unet(unet, latents, pool.specs, text_encoder, tokenizer, steps=refine_steps, batch=batch, seed=seed)
-    unet, polish_figures = polish_unet(unet, latents, pool.specs, text_encoder, tokenizer, steps=polish_steps, batch=batch, seed=seed)
-    figures.update(refine_figures, **polish_figures, unet_steps=unet_steps, refine_steps=refine_steps, scaling_factor=vae.config.scaling_factor, confusion_rate=CONFUSION_RATE, polish_confusion_rate=POLISH_CONFUSION)
+    unet, refine_figures = continue_unet(unet, REFINE, latents, pool.specs, text_encoder, tokenizer, steps=refine_steps, batch=batch, seed=seed)
+    unet, polish_figures = continue_unet(unet, POLISH, latents, pool.specs, text_encoder, tokenizer, steps=polish_steps, batch=batch, seed=seed)
+    figures.update(refine_figures, **polish_figures, unet_steps=unet_steps, scaling_factor=vae.config.scaling_factor, confusion_rate=CONFUSION_RATE, polish_confusion_rate=POLISH_CONFUSION)
     pipeline = StableDiffusionPipeline(
         vae=vae,
         text_encoder=text_encoder,

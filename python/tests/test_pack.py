@@ -133,32 +133,29 @@ def test_detector_meets_its_target():
     assert d["map50"] >= 0.9 or (d["class_recall"] >= 0.95 and d["class_precision"] >= 0.95)
 
 
-# The committed generator draws blobs more often than shapes: the detector finds the
-# requested class in about a quarter of its samples (target 40-75%), best-of-8 in
-# about 70% of prompts (target 90%), and LoRA on the judged best of such samples
-# lowers the CLIP score instead of raising it. The targets stand; these four tests
-# are known failures of this pack. Strict: each fails loudly once a retrained
-# generator meets its target, so the marks cannot outlive the shortfall.
-GENERATOR_SHORTFALL = pytest.mark.xfail(strict=True, reason="the committed generator is under-trained; see MODEL_CARD.md")
-
-
-@GENERATOR_SHORTFALL
 def test_generator_detection_rate_is_in_the_target_band():
     assert 0.40 <= FIGURES["proof"]["base_detection_rate_train"] <= 0.75
 
 
-@GENERATOR_SHORTFALL
 def test_best_of_8_finds_the_class_for_nine_prompts_in_ten():
     assert FIGURES["proof"]["best_of_n_success"] >= 0.90
 
 
-@GENERATOR_SHORTFALL
+# LoRA on the judged best of the base generator's own samples makes this pack's
+# generator worse, not better: on held-out prompts the tuned model loses the paired
+# CLIP comparison and shows the class less often (MODEL_CARD.md, "Limits"). The
+# targets stand; these two tests are known failures of this pack. Strict: each fails
+# loudly once a rebuilt pack meets its target, so the marks cannot outlive the shortfall.
+LOOP_SHORTFALL = pytest.mark.xfail(strict=True, reason="self-training does not yet improve this pack's generator; see MODEL_CARD.md")
+
+
+@LOOP_SHORTFALL
 def test_tuned_generator_wins_on_held_out_prompts():
     p = FIGURES["proof"]
     assert p["clip_win_rate"] >= 0.65 and p["clip_win_rate_ci95"][0] > 0.5
 
 
-@GENERATOR_SHORTFALL
+@LOOP_SHORTFALL
 def test_tuned_generator_shows_the_class_more_often():
     p = FIGURES["proof"]
     assert p["detector_accuracy_gain"] >= 0.15 and p["detector_accuracy_gain_ci95"][0] > 0
