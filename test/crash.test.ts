@@ -22,7 +22,7 @@ import { SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
 import { testGenerator } from '../models/testing/python.js';
 import { LocalFolderStore } from '../store/local.js';
 import type { RoundResult } from '../workflows/index.js';
-import { PACK, testDetector } from './models.js';
+import { testDetector, tinyRoundInput } from './models.js';
 import { REPO_ROOT, requireBinary, TEMPORAL_CLI } from './servers.js';
 
 let env: TestWorkflowEnvironment;
@@ -38,23 +38,12 @@ beforeAll(async () => {
     server: { executable: { type: 'existing-path', path: requireBinary(TEMPORAL_CLI) }, searchAttributes: Object.values(SEARCH_ATTRIBUTES) },
   });
   store = new LocalFolderStore(join(scratch, 'store'));
-  roundInput = {
-    generator: { base: generator },
-    // At threshold 0 every image passes and the rule still ranks them: this test is about recovery.
-    judge: { detector, captioner: join(PACK, 'captioner'), clip: join(PACK, 'clip'), threshold: 0, batchSize: 4 },
-    prompts: [
-      { className: 'circle', text: 'one red circle on a white background' },
-      { className: 'square', text: 'two blue squares on a black background' },
-      { className: 'triangle', text: 'one green triangle on a grey background' },
-    ],
-    samplesPerPrompt: 2,
-    shards: 2,
+  roundInput = tinyRoundInput(generator, detector, {
     sampling: { steps: 4 },
     lora: { maxSteps: 20, batchSize: 2, checkpointEvery: 4 },
-    evaluation: { prompts: [{ className: 'circle', text: 'two yellow circles on a white background' }], seedsPerPrompt: 2, bootstrapResamples: 100 },
     // The shortest the schema allows: a dead worker's activity is retried 15 s after its last heartbeat.
     activities: { heartbeatTimeoutSeconds: 15, maximumAttempts: 5 },
-  };
+  });
 });
 
 afterAll(async () => {

@@ -38,3 +38,25 @@ export async function testDetector(scratch: string): Promise<string> {
   });
   return folder;
 }
+
+/**
+ * The smallest round that still runs every stage: three prompts of three classes, two images each,
+ * one evaluation prompt. Judged at threshold 0, where every image passes and the rule still ranks
+ * them: the tests that use it are about the machinery (a few denoising steps, or an untrained
+ * detector, show no class at a real threshold), not about quality. `overrides` replaces top-level fields.
+ */
+export function tinyRoundInput(generator: string, detector: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    generator: { base: generator },
+    judge: { detector, captioner: join(PACK, 'captioner'), clip: join(PACK, 'clip'), threshold: 0, batchSize: 4 },
+    prompts: [
+      { className: 'circle', text: 'one red circle on a white background' },
+      { className: 'square', text: 'two blue squares on a black background' },
+      { className: 'triangle', text: 'one green triangle on a grey background' },
+    ],
+    samplesPerPrompt: 2,
+    shards: 2,
+    evaluation: { prompts: [{ className: 'circle', text: 'two yellow circles on a white background' }], seedsPerPrompt: 2, bootstrapResamples: 100 },
+    ...overrides,
+  };
+}

@@ -30,7 +30,7 @@ import { LocalFolderStore } from '../store/local.js';
 import { getJson } from '../store/store.js';
 import { workerOptions } from '../workers/setup.js';
 import type { CampaignResult, RoundFigures, RoundProgress, RoundResult } from '../workflows/index.js';
-import { PACK, testDetector } from './models.js';
+import { testDetector, tinyRoundInput } from './models.js';
 import { HISTORIES, requireBinary, TEMPORAL_CLI } from './servers.js';
 
 let env: TestWorkflowEnvironment;
@@ -50,22 +50,7 @@ beforeAll(async () => {
     device: 'cpu',
     workDir: join(scratch, 'work'),
   };
-  roundInput = {
-    generator: { base: generator },
-    // Two denoising steps (or an untrained detector) show no class at a real threshold: at 0 every
-    // image passes, and the rule still ranks them (this test is about the machinery, not quality).
-    judge: { detector, captioner: join(PACK, 'captioner'), clip: join(PACK, 'clip'), threshold: 0, batchSize: 4 },
-    prompts: [
-      { className: 'circle', text: 'one red circle on a white background' },
-      { className: 'square', text: 'two blue squares on a black background' },
-      { className: 'triangle', text: 'one green triangle on a grey background' },
-    ],
-    samplesPerPrompt: 2,
-    shards: 2,
-    sampling: { steps: 2 },
-    lora: { maxSteps: 2, batchSize: 2, checkpointEvery: 1 },
-    evaluation: { prompts: [{ className: 'circle', text: 'two yellow circles on a white background' }], seedsPerPrompt: 2, bootstrapResamples: 100 },
-  };
+  roundInput = tinyRoundInput(generator, detector, { sampling: { steps: 2 }, lora: { maxSteps: 2, batchSize: 2, checkpointEvery: 1 } });
 });
 
 afterAll(async () => {
