@@ -4,8 +4,9 @@ selection rule and the bootstrap interval used by the proof."""
 from collections import Counter
 
 import numpy as np
+import pytest
 
-from shapesworld.generator import CONFUSION_RATE, _training_captions, confuser
+from shapesworld.generator import CONFUSION_RATE, POLISH_CONFUSION, _training_captions, confuser
 from shapesworld.proof import Judgement, bootstrap, select
 from shapesworld.world import CLASSES, SceneSpec
 
@@ -15,14 +16,15 @@ def test_confusion_is_a_cycle_over_every_class():
     assert all(confuser(c) != c for c in CLASSES)
 
 
-def test_training_captions_name_the_class_or_its_predecessor_evenly():
+@pytest.mark.parametrize("confusion", [CONFUSION_RATE, POLISH_CONFUSION])
+def test_training_captions_name_the_class_or_its_predecessor_at_the_confusion_rate(confusion: float):
     spec = SceneSpec(2, "red", "square", "white")
-    captions = _training_captions([spec] * 4000, np.random.default_rng(0), drop_rate=0.1)
+    captions = _training_captions([spec] * 4000, np.random.default_rng(0), drop_rate=0.1, confusion=confusion)
     counts = Counter(captions)
     true, confused = spec.caption, SceneSpec(2, "red", "circle", "white").caption
     assert set(counts) == {true, confused, ""}
     assert abs(counts[""] / 4000 - 0.1) < 0.02
-    assert abs(counts[confused] / (counts[true] + counts[confused]) - CONFUSION_RATE) < 0.03
+    assert abs(counts[confused] / (counts[true] + counts[confused]) - confusion) < 0.03
     # A prompt for circle shows a square when confused: the circle's confuser.
     assert confuser("circle") == "square"
 
