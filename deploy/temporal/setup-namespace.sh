@@ -14,15 +14,25 @@ set -eu
 : "${TEMPORAL_NAMESPACE:?TEMPORAL_NAMESPACE must be set}"
 : "${SEARCH_ATTRIBUTES:?SEARCH_ATTRIBUTES must be set}"
 
-attempt=1
-until temporal operator cluster health --address "$TEMPORAL_ADDRESS" >/dev/null 2>&1; do
-  if [ "$attempt" -ge 60 ]; then
-    echo "setup-namespace: Temporal at $TEMPORAL_ADDRESS is not healthy after $attempt tries" >&2
-    exit 1
-  fi
-  attempt=$((attempt + 1))
-  sleep 2
-done
+# retry TRIES WHAT COMMAND...: runs COMMAND every 2 s until it succeeds, at most TRIES times.
+retry() {
+  tries=$1
+  what=$2
+  shift 2
+  attempt=1
+  until "$@"; do
+    if [ "$attempt" -ge "$tries" ]; then
+      echo "setup-namespace: $what after $attempt tries" >&2
+      exit 1
+    fi
+    attempt=$((attempt + 1))
+    sleep 2
+  done
+}
+
+quietly() { "$@" >/dev/null 2>&1; }
+
+retry 60 "Temporal at $TEMPORAL_ADDRESS is not healthy" quietly temporal operator cluster health --address "$TEMPORAL_ADDRESS"
 
 if temporal operator namespace describe --namespace "$TEMPORAL_NAMESPACE" --address "$TEMPORAL_ADDRESS" >/dev/null 2>&1; then
   echo "setup-namespace: namespace $TEMPORAL_NAMESPACE exists"
@@ -39,14 +49,7 @@ for pair in $SEARCH_ATTRIBUTES; do
     echo "setup-namespace: search attribute $name exists"
     continue
   fi
-  attempt=1
-  until temporal operator search-attribute create --name "$name" --type "$type" --namespace "$TEMPORAL_NAMESPACE" --address "$TEMPORAL_ADDRESS"; do
-    if [ "$attempt" -ge 30 ]; then
-      echo "setup-namespace: could not register search attribute $name ($type)" >&2
-      exit 1
-    fi
-    attempt=$((attempt + 1))
-    sleep 2
-  done
+  retry 30 "could not register search attribute $name ($type)" \
+    temporal operator search-attribute create --name "$name" --type "$type" --namespace "$TEMPORAL_NAMESPACE" --address "$TEMPORAL_ADDRESS"
 done
 echo "setup-namespace: done"
