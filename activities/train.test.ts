@@ -230,6 +230,7 @@ describe('trainLora', () => {
     expect(args.join(' ')).toContain('--rank 8');
     expect(args.join(' ')).toContain('--max-steps 3');
     expect(args.join(' ')).toContain('--resume-from latest');
+    expect(args.join(' ')).toContain('--snr-gamma 0 --caption-dropout 0');
     expect(args.join(' ')).toContain('--device cuda');
     expect(trainerEnvironment('cuda:3')).toEqual({ CUDA_VISIBLE_DEVICES: '3' });
     expect(trainerEnvironment('cpu')).toEqual({ CUDA_VISIBLE_DEVICES: '' });

@@ -20,6 +20,7 @@ export function trainerArguments(lora: LoraSettings, paths: { generator: string;
   args.push('--rank', String(lora.rank), '--learning-rate', String(lora.learningRate), '--batch-size', String(lora.batchSize), '--seed', String(lora.seed));
   args.push(...(lora.maxSteps === null ? ['--epochs', String(lora.epochs)] : ['--max-steps', String(lora.maxSteps)]));
   if (lora.resolution !== null) args.push('--resolution', String(lora.resolution));
+  args.push('--snr-gamma', String(lora.snrGamma), '--caption-dropout', String(lora.captionDropout));
   args.push('--checkpoint-every', String(lora.checkpointEvery), '--resume-from', 'latest');
   args.push('--device', device.startsWith('cuda') ? 'cuda' : 'cpu');
   return args;

@@ -33,14 +33,14 @@ describe('configuration files', () => {
       prompts: { train: 'prompts/train.txt', eval: 'prompts/eval.txt' },
       sampling: { steps: 20, guidance_scale: 7.5, width: 64, height: 64 },
       judge: { detection_threshold: 0.42, rule: 'paper' },
-      lora: { rank: 8, learning_rate: 1e-3, max_steps: 300, batch_size: 16, seed: 0 },
+      lora: { rank: 8, learning_rate: 1e-3, max_steps: 300, batch_size: 16, seed: 0, caption_dropout: 0.1 },
     });
     expect(preset).toMatchObject({
       generator: { base: '/packs/shapes/generator' },
       judge: { detector: '/packs/shapes/detector', threshold: 0.42 },
       prompts: { file: '/packs/shapes/prompts/train.txt' },
       sampling: { steps: 20, guidanceScale: 7.5, width: 64 },
-      lora: { rank: 8, learningRate: 1e-3, maxSteps: 300, batchSize: 16, seed: 0 },
+      lora: { rank: 8, learningRate: 1e-3, maxSteps: 300, batchSize: 16, seed: 0, captionDropout: 0.1 },
     });
     expect(() => packPreset('/p', { lora: { warmup: 3 } })).toThrow(/lora.warmup is not a trainer setting/);
     expect(mergeConfig(preset, { lora: { rank: 4 }, shards: 3 })).toMatchObject({ lora: { rank: 4, maxSteps: 300 }, shards: 3 });

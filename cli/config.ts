@@ -30,6 +30,8 @@ const PACK_LORA_FIELDS: Readonly<Record<string, string>> = {
   seed: 'seed',
   epochs: 'epochs',
   resolution: 'resolution',
+  snr_gamma: 'snrGamma',
+  caption_dropout: 'captionDropout',
 };
 
 interface PackManifest {

@@ -36,7 +36,7 @@ describe('validateRoundInput', () => {
       sampling: { steps: 2.5, guidanceScale: 'high' },
       selection: { rule: 'best' },
       judge: { detector: '', clip: 'packs/shapes/clip', threshold: 2 },
-      lora: { learningRate: 0, rnak: 8 },
+      lora: { learningRate: 0, rnak: 8, captionDropout: 1 },
       activities: { heartbeatTimeoutSeconds: 5 },
     });
     expect(result.ok).toBe(false);
@@ -50,6 +50,7 @@ describe('validateRoundInput', () => {
       'judge.detector': 'a non-empty string',
       'judge.threshold': 'a number in [0, 1]',
       'lora.learningRate': 'a number in (0, 1]',
+      'lora.captionDropout': 'a probability in [0, 0.99]',
       'lora.rnak': expect.stringContaining('no such field') as unknown as string,
       'activities.heartbeatTimeoutSeconds': 'an integer in [15, 3600]',
     });

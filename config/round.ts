@@ -71,6 +71,10 @@ export interface LoraSettings {
   readonly checkpointEvery: number;
   /** Training size in pixels; null for the generator's own. */
   readonly resolution: number | null;
+  /** Min-SNR loss weighting's gamma; 0 weighs every timestep alike. */
+  readonly snrGamma: number;
+  /** Probability of training on the empty caption, which keeps guidance's unconditional branch in step. */
+  readonly captionDropout: number;
 }
 
 export interface EvaluationSettings {
@@ -136,7 +140,7 @@ export const ROUND_DEFAULTS = {
   samplesPerPrompt: 8,
   shards: 2,
   sampling: { steps: 20, guidanceScale: 7.5, width: 0, height: 0, negativePrompt: '', scheduler: null, seed: 0 },
-  lora: { rank: 4, learningRate: 1e-4, batchSize: 16, maxSteps: null, epochs: 100, seed: 0, checkpointEvery: 50, resolution: null },
+  lora: { rank: 4, learningRate: 1e-4, batchSize: 16, maxSteps: null, epochs: 100, seed: 0, checkpointEvery: 50, resolution: null, snrGamma: 0, captionDropout: 0 },
   evaluation: { seedsPerPrompt: 4, seed: 500_000, bootstrapResamples: 2000 },
   activities: { heartbeatTimeoutSeconds: 60, maximumAttempts: 5 },
   judge: { captioner: null, threshold: 0.5, iouThreshold: 0.5, batchSize: 8, synonyms: {}, weights: null },
@@ -356,6 +360,8 @@ function roundFrom(reader: Reader): RoundInput {
       seed: lora.integer('seed', l.seed, 0, SEED_MAX),
       checkpointEvery: lora.integer('checkpointEvery', l.checkpointEvery, 0),
       resolution: lora.optionalInteger('resolution', 8),
+      snrGamma: lora.number('snrGamma', l.snrGamma, 0, 1000, 'a number in [0, 1000] (0: off)'),
+      captionDropout: lora.number('captionDropout', l.captionDropout, 0, 0.99, 'a probability in [0, 0.99]'),
     },
     evaluation: {
       prompts: promptSource(evaluation, 'prompts'),

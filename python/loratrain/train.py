@@ -149,6 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resolution", type=int, default=None, metavar="PX", help="training size in pixels (default: unet sample_size x VAE scale factor)")
     p.add_argument("--random-flip", action="store_true", help="flip images horizontally at random (off by default: the curated images are kept as judged)")
     p.add_argument("--noise-offset", type=float, default=0.0, metavar="X", help="noise offset (default: %(default)s)")
+    p.add_argument("--snr-gamma", type=float, default=0.0, metavar="G", help="Min-SNR loss weighting with this gamma, 5 is usual (default: %(default)s, off)")
+    p.add_argument(
+        "--caption-dropout",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="train on the empty caption instead with probability P, so the unconditional branch that guidance subtracts moves with the conditional one (default: %(default)s)",
+    )
     p.add_argument("--max-grad-norm", type=float, default=1.0, metavar="X", help="gradient norm clip (default: %(default)s)")
     p.add_argument("--checkpoint-every", type=int, default=0, metavar="K", help="write a checkpoint every K steps (0: only when stopped)")
     p.add_argument("--keep-checkpoints", type=int, default=2, metavar="N", help="newest checkpoints kept, older ones deleted (default: %(default)s)")
@@ -191,8 +199,11 @@ def check_args(args: argparse.Namespace) -> None:
     for flag, value in {"--learning-rate": args.learning_rate, "--max-grad-norm": args.max_grad_norm}.items():
         if not (math.isfinite(value) and value > 0):
             raise BadInput(f"{flag}: must be a positive number, got {value}")
-    if not (math.isfinite(args.noise_offset) and args.noise_offset >= 0):
-        raise BadInput(f"--noise-offset: must be a non-negative number, got {args.noise_offset}")
+    for flag, value in {"--noise-offset": args.noise_offset, "--snr-gamma": args.snr_gamma}.items():
+        if not (math.isfinite(value) and value >= 0):
+            raise BadInput(f"{flag}: must be a non-negative number, got {value}")
+    if not (math.isfinite(args.caption_dropout) and 0 <= args.caption_dropout < 1):
+        raise BadInput(f"--caption-dropout: must be a probability in [0, 1), got {args.caption_dropout}")
 
 
 @dataclass(frozen=True)
@@ -354,6 +365,7 @@ class Cache:
     flipped_std: torch.Tensor | None
     text_embeddings: torch.Tensor
     text_index: torch.Tensor
+    empty_text_index: int  # the empty caption's row, which --caption-dropout trains on
 
 
 def build_cache(examples, generator: Path, resolution: int, random_flip: bool, device, events: Events, stop: StopRequest) -> Cache:
@@ -363,7 +375,7 @@ def build_cache(examples, generator: Path, resolution: int, random_flip: bool, d
 
     tokenizer = CLIPTokenizer.from_pretrained(str(generator / "tokenizer"))
     text_encoder = CLIPTextModel.from_pretrained(str(generator / "text_encoder")).to(device).eval()
-    captions = sorted({e.text for e in examples})
+    captions = sorted({e.text for e in examples} | {""})
     embeddings = []
     with torch.no_grad():
         for start in range(0, len(captions), ENCODE_BATCH):
@@ -396,7 +408,7 @@ def build_cache(examples, generator: Path, resolution: int, random_flip: bool, d
     if device.type == "cuda":
         torch.cuda.empty_cache()
     joined = {k: torch.cat(v) if v else None for k, v in parts.items()}
-    return Cache(text_embeddings=torch.cat(embeddings), text_index=text_index, **joined)
+    return Cache(text_embeddings=torch.cat(embeddings), text_index=text_index, empty_text_index=position[""], **joined)
 
 
 def write_checkpoint(output: Path, step: int, trainee: Trainee, state: dict, steps_per_epoch: int, keep: int) -> Path:
@@ -548,6 +560,8 @@ def plan_run(args: argparse.Namespace) -> Plan:
         "resolution": resolution,
         "random_flip": args.random_flip,
         "noise_offset": args.noise_offset,
+        "snr_gamma": args.snr_gamma,
+        "caption_dropout": args.caption_dropout,
         "max_grad_norm": args.max_grad_norm,
         "prediction_type": prediction_type,
         "dataset_size": len(examples),
@@ -632,6 +646,20 @@ def make_trainee(args: argparse.Namespace, plan: Plan, device) -> Trainee:
     return Trainee(unet, params, optimizer, scaler, weight_dtype)
 
 
+def min_snr_weights(noise_scheduler, timesteps, gamma: float, prediction_type: str):  # type: ignore[no-untyped-def]
+    """Per-example loss weights of Min-SNR weighting (Hang et al. 2023), as diffusers'
+    recipe applies them: min(SNR, gamma) over the SNR its target already carries.
+    Gamma 0 weighs every timestep alike."""
+    import torch
+
+    if gamma == 0:
+        return torch.ones(len(timesteps), device=timesteps.device)
+    alphas = noise_scheduler.alphas_cumprod.to(timesteps.device)[timesteps]
+    snr = alphas / (1 - alphas)
+    clipped = torch.clamp(snr, max=gamma)
+    return clipped / (snr if prediction_type == "epsilon" else snr + 1)
+
+
 def train_step(args, plan: Plan, step: int, trainee: Trainee, cache: Cache, noise_scheduler, device) -> tuple[float, float]:
     """One optimizer step (0-based `step`); returns its loss and learning rate."""
     import torch
@@ -650,7 +678,11 @@ def train_step(args, plan: Plan, step: int, trainee: Trainee, cache: Cache, nois
     timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(index),), generator=rng).to(device)
     noisy = noise_scheduler.add_noise(latents, noise, timesteps)
     target = noise if plan.prediction_type == "epsilon" else noise_scheduler.get_velocity(latents, noise, timesteps)
-    hidden = cache.text_embeddings[cache.text_index[index]]
+    text = cache.text_index[index]
+    if args.caption_dropout:
+        dropped = (torch.rand(len(index), generator=rng) < args.caption_dropout).to(device)
+        text = torch.where(dropped, cache.empty_text_index, text)
+    hidden = cache.text_embeddings[text]
 
     lr = learning_rate_at(step, args.learning_rate, args.lr_warmup_steps)
     for group in trainee.optimizer.param_groups:
@@ -658,7 +690,8 @@ def train_step(args, plan: Plan, step: int, trainee: Trainee, cache: Cache, nois
     dtype = trainee.weight_dtype
     with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
         prediction = trainee.unet(noisy.to(dtype), timesteps, hidden.to(dtype), return_dict=False)[0]
-    loss = torch.nn.functional.mse_loss(prediction.float(), target.float(), reduction="mean")
+    loss = torch.nn.functional.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+    loss = (loss * min_snr_weights(noise_scheduler, timesteps, args.snr_gamma, plan.prediction_type)).mean()
     if trainee.scaler is not None:
         trainee.scaler.scale(loss).backward()
         trainee.scaler.unscale_(trainee.optimizer)
@@ -791,6 +824,8 @@ def write_metrics(args, plan: Plan, device, losses: list[float], wall: float, wa
         "prediction_type": plan.prediction_type,
         "random_flip": args.random_flip,
         "noise_offset": args.noise_offset,
+        "snr_gamma": args.snr_gamma,
+        "caption_dropout": args.caption_dropout,
         "mixed_precision": args.mixed_precision,
         "device": str(device),
         "dataset_size": len(plan.examples),

@@ -289,6 +289,8 @@ BAD_FLAGS = [
     (["--learning-rate", "-1"], "--learning-rate: must be a positive number"),
     (["--resolution", "62"], "--resolution: must be a multiple of the VAE's scale factor 4"),
     (["--mixed-precision", "fp8"], "--mixed-precision"),
+    (["--snr-gamma", "-1"], "--snr-gamma: must be a non-negative number"),
+    (["--caption-dropout", "1"], "--caption-dropout: must be a probability in [0, 1)"),
     (["--no-such-flag"], "--no-such-flag"),
     (["--resume-from", "/nonexistent/checkpoint"], "--resume-from"),
 ]
@@ -370,3 +372,29 @@ def test_fp16_graphs_keep_float32_inputs_and_outputs(tiny_generator, tmp_path):
     }
     assert [o.type for o in session.get_outputs()] == ["tensor(float)"]
     assert path.stat().st_size < 0.6 * (tiny_generator / "unet" / "diffusion_pytorch_model.safetensors").stat().st_size
+
+
+def test_min_snr_weights_cap_the_easy_timesteps_only():
+    from diffusers import DDPMScheduler
+
+    from loratrain.train import min_snr_weights
+
+    scheduler = DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
+    t = torch.tensor([0, 100, 500, 999])
+    snr = scheduler.alphas_cumprod[t] / (1 - scheduler.alphas_cumprod[t])
+    assert torch.equal(min_snr_weights(scheduler, t, 0.0, "epsilon"), torch.ones(4))
+    eps = min_snr_weights(scheduler, t, 5.0, "epsilon")
+    torch.testing.assert_close(eps, torch.where(snr > 5, 5 / snr, torch.ones(4)))
+    assert eps[0] < eps[1] < 1 and eps[3] == 1  # noisy timesteps keep full weight
+    torch.testing.assert_close(min_snr_weights(scheduler, t, 5.0, "v_prediction"), torch.clamp(snr, max=5) / (snr + 1))
+
+
+def test_caption_dropout_and_min_snr_change_the_run_and_are_recorded(tiny_generator, tiny_dataset, tmp_path):
+    plain, _ = train(tiny_generator, tiny_dataset, tmp_path / "plain", "--skip-onnx")
+    varied, _ = train(tiny_generator, tiny_dataset, tmp_path / "varied", "--skip-onnx", "--caption-dropout", "0.5", "--snr-gamma", "5")
+    assert plain.returncode == 0 and varied.returncode == 0, varied.stderr
+    a = json.loads((tmp_path / "plain" / "metrics.json").read_text())
+    b = json.loads((tmp_path / "varied" / "metrics.json").read_text())
+    assert (a["caption_dropout"], a["snr_gamma"]) == (0.0, 0.0)
+    assert (b["caption_dropout"], b["snr_gamma"]) == (0.5, 5.0)
+    assert a["loss_curve"] != b["loss_curve"]
