@@ -10,7 +10,7 @@ import { LocalFolderStore } from '../store/local.js';
 import { putJson } from '../store/store.js';
 import { runActivity } from '../test/activity.js';
 import { createCurateDataset } from './curate.js';
-import { chooseImage, curate } from './curation.js';
+import { chooseImages, curate } from './curation.js';
 import type { ActivityDependencies } from './dependencies.js';
 import { artifactKeys, roundRoot } from './keys.js';
 import { ModelRuntime } from './runtime.js';
@@ -20,28 +20,38 @@ function score(key: string, detection: number, checklist: number, combined = det
   return { key, seed: 0, detection, instances: detection >= 0.5 ? 1 : 0, countMatches: null, caption: `caption of ${key}`, checklist, clip: 30, combined };
 }
 
-const paper = { rule: 'paper', minCombined: 0 } as const;
+const paper = { rule: 'paper', minCombined: 0, perPrompt: 1 } as const;
 
 describe('selection rule', () => {
   it("keeps the paper's choice: top checklist tier among detected images, then highest detection", () => {
     const images = [score('a', 0.9, 1), score('b', 0.6, 3), score('c', 0.7, 3), score('d', 0.4, 3)];
-    expect(chooseImage(images, paper, 0.5)).toBe(2);
+    expect(chooseImages(images, paper, 0.5)).toEqual([2]);
   });
 
   it('drops a prompt whose class is never detected, saying why', () => {
-    expect(chooseImage([score('a', 0.2, 3), score('b', 0.4, 3)], paper, 0.5)).toBe('class not detected at 0.5 in any of 2 images');
+    expect(chooseImages([score('a', 0.2, 3), score('b', 0.4, 3)], paper, 0.5)).toBe('class not detected at 0.5 in any of 2 images');
   });
 
   it('keeps the highest combined score above the minimum with the combined rule', () => {
     const images = [score('a', 0.9, 0, 0.3), score('b', 0.1, 0, 0.8)];
-    expect(chooseImage(images, { rule: 'combined', minCombined: 0.5 }, 0.5)).toBe(1);
-    expect(chooseImage(images, { rule: 'combined', minCombined: 0.9 }, 0.5)).toBe('no image reached combined score 0.9');
+    expect(chooseImages(images, { rule: 'combined', minCombined: 0.5, perPrompt: 1 }, 0.5)).toEqual([1]);
+    expect(chooseImages(images, { rule: 'combined', minCombined: 0.2, perPrompt: 5 }, 0.5)).toEqual([1, 0]);
+    expect(chooseImages(images, { rule: 'combined', minCombined: 0.9, perPrompt: 1 }, 0.5)).toBe('no image reached combined score 0.9');
+  });
+
+  it('keeps up to perPrompt images in rank order, only those that pass the rule', () => {
+    const images = [score('a', 0.9, 1), score('b', 0.6, 3), score('c', 0.7, 3), score('d', 0.4, 3)];
+    expect(chooseImages(images, { ...paper, perPrompt: 2 }, 0.5)).toEqual([2, 1]);
+    expect(chooseImages(images, { ...paper, perPrompt: 8 }, 0.5)).toEqual([2, 1, 0]);
   });
 
   it('counts kept and dropped prompts per class with reasons', () => {
     const prompt = (promptIndex: number, className: string, images: ImageScore[]): PromptScores => ({ promptIndex, className, text: `p${promptIndex}`, images });
     const result = curate([prompt(1, 'circle', [score('x', 0.1, 0)]), prompt(0, 'circle', [score('y', 0.8, 2)]), prompt(2, 'square', [score('z', 0.9, 1)])], paper, 0.5);
     expect(result.kept.map((k) => k.prompt.promptIndex)).toEqual([0, 2]);
+    const many = curate([prompt(0, 'circle', [score('a', 0.6, 1), score('b', 0.9, 1), score('c', 0.2, 1)])], { ...paper, perPrompt: 3 }, 0.5);
+    expect(many.kept.map((k) => [k.image.key, k.sampleIndex])).toEqual([['b', 1], ['a', 0]]);
+    expect(many.perClass).toEqual({ circle: { kept: 2, dropped: 0, reasons: {} } });
     expect(result.perClass).toEqual({
       circle: { kept: 1, dropped: 1, reasons: { 'class not detected at 0.5 in any of 1 images': 1 } },
       square: { kept: 1, dropped: 0, reasons: {} },
@@ -89,8 +99,8 @@ describe('curateDataset', () => {
 
     const rows = (await store.get(artifactKeys.datasetMetadata(root))).toString().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(rows.map((r) => [r['file_name'], r['text'], r['class'], r['source']])).toEqual([
-      ['00000.png', 'one red circle', 'circle', 's/0-1'],
-      ['00002.png', 'a green triangle', 'triangle', 's/2-1'],
+      ['00000-001.png', 'one red circle', 'circle', 's/0-1'],
+      ['00002-001.png', 'a green triangle', 'triangle', 's/2-1'],
     ]);
     for (const row of rows) {
       const image = await store.get(`${artifactKeys.dataset(root)}${String(row['file_name'])}`);

@@ -12,7 +12,7 @@ export interface RoundRequest {
 
 /**
  * Applies the selection rule to every judged prompt and writes the dataset in the imagefolder
- * layout: one image per kept prompt, `metadata.jsonl` (file_name, text, class, scores), then the
+ * layout: the kept images of each prompt, `metadata.jsonl` (file_name, text, class, scores), then the
  * curation manifest with per-class kept/dropped counts and reasons, last.
  */
 export function createCurateDataset(deps: ActivityDependencies) {
@@ -39,7 +39,7 @@ export function createCurateDataset(deps: ActivityDependencies) {
     await withProgress({ stage: 'curate' }, async (progress) => {
       for (const kept of curation.kept) {
         progress.checkCancelled();
-        const key = artifactKeys.datasetImage(root, kept.prompt.promptIndex);
+        const key = artifactKeys.datasetImage(root, kept.prompt.promptIndex, kept.sampleIndex);
         await deps.store.put(key, await deps.store.get(kept.image.key));
         rows.push(JSON.stringify(metadataRow(key.slice(key.lastIndexOf('/') + 1), kept)));
       }

@@ -1,11 +1,13 @@
 /** The selection rule over judged prompts, as a pure function of the score records. */
 import type { SelectionSettings } from '../config/round.js';
-import { select } from '../models/judge/index.js';
+import { rank } from '../models/judge/index.js';
 import type { ClassCounts, ImageScore, PromptScores } from './types.js';
 
 export interface Kept {
   readonly prompt: PromptScores;
   readonly image: ImageScore;
+  /** The image's place among its prompt's samples. */
+  readonly sampleIndex: number;
 }
 
 export interface Dropped {
@@ -19,31 +21,32 @@ export interface Curation {
   readonly perClass: Record<string, ClassCounts>;
 }
 
-/** Index of the image a prompt keeps, or the reason it keeps none. */
-export function chooseImage(images: readonly ImageScore[], selection: SelectionSettings, threshold: number): number | string {
+/** Indices of the images a prompt keeps, best first (at most `selection.perPrompt`), or the reason it keeps none. */
+export function chooseImages(images: readonly ImageScore[], selection: SelectionSettings, threshold: number): number[] | string {
   if (images.length === 0) return 'no images';
   if (selection.rule === 'paper') {
-    const best = select(images.map((i) => ({ checklist: i.checklist, confidence: i.detection })), threshold);
-    return best ?? `class not detected at ${threshold} in any of ${images.length} images`;
+    const ranked = rank(images.map((i) => ({ checklist: i.checklist, confidence: i.detection })), threshold);
+    return ranked.length > 0 ? ranked.slice(0, selection.perPrompt) : `class not detected at ${threshold} in any of ${images.length} images`;
   }
-  let best: number | null = null;
-  images.forEach((image, i) => {
-    if (image.combined >= selection.minCombined && (best === null || image.combined > images[best]!.combined)) best = i;
-  });
-  return best ?? `no image reached combined score ${selection.minCombined}`;
+  const ranked = images
+    .map((image, i) => ({ image, i }))
+    .filter(({ image }) => image.combined >= selection.minCombined)
+    .sort((x, y) => y.image.combined - x.image.combined || x.i - y.i)
+    .map(({ i }) => i);
+  return ranked.length > 0 ? ranked.slice(0, selection.perPrompt) : `no image reached combined score ${selection.minCombined}`;
 }
 
-/** One image (or none) per prompt, in prompt order, with per-class counts and drop reasons. */
+/** The kept images in prompt order, best first within a prompt; per class, images kept and prompts dropped with reasons. */
 export function curate(records: readonly PromptScores[], selection: SelectionSettings, threshold: number): Curation {
   const kept: Kept[] = [];
   const dropped: Dropped[] = [];
   const perClass: Record<string, { kept: number; dropped: number; reasons: Record<string, number> }> = {};
   for (const prompt of [...records].sort((a, b) => a.promptIndex - b.promptIndex)) {
     const counts = (perClass[prompt.className] ??= { kept: 0, dropped: 0, reasons: {} });
-    const choice = chooseImage(prompt.images, selection, threshold);
-    if (typeof choice === 'number') {
-      kept.push({ prompt, image: prompt.images[choice]! });
-      counts.kept += 1;
+    const choice = chooseImages(prompt.images, selection, threshold);
+    if (typeof choice !== 'string') {
+      for (const i of choice) kept.push({ prompt, image: prompt.images[i]!, sampleIndex: i });
+      counts.kept += choice.length;
     } else {
       dropped.push({ prompt, reason: choice });
       counts.dropped += 1;

@@ -75,6 +75,7 @@ export function createEvaluateRound(deps: ActivityDependencies) {
     if (!trained) throw badData('MissingArtifact', `${artifactKeys.trainManifest(root)}: not found; the LoRA must be trained before evaluation`);
 
     const prompts = (await loadPrompts(input.evaluation.prompts, 'evaluation.prompts')).map((p, promptIndex) => ({ ...p, promptIndex }));
+    const sampling = { ...input.sampling, guidanceScale: input.evaluation.guidanceScale ?? input.sampling.guidanceScale };
     const seedsOf = (i: number) => Array.from({ length: input.evaluation.seedsPerPrompt }, (_, s) => evaluationSeed(input.evaluation.seed, i, s));
     const stored = new Set(await deps.store.list(`${root}/evaluation/`));
     let evaluated = 0;
@@ -86,7 +87,7 @@ export function createEvaluateRound(deps: ActivityDependencies) {
         await deps.runtime.withGenerator(source, async (generator) => {
           for (const prompt of todo) {
             progress.checkCancelled();
-            const pngs = await samplePngs(generator, input.sampling, prompt, seedsOf(prompt.promptIndex), () => progress.report({ stage: 'evaluate', evaluated }));
+            const pngs = await samplePngs(generator, sampling, prompt, seedsOf(prompt.promptIndex), () => progress.report({ stage: 'evaluate', evaluated }));
             for (const [s, png] of pngs.entries()) await deps.store.put(artifactKeys.evaluationImage(root, side, prompt.promptIndex, s), png);
             evaluated += pngs.length;
             progress.report({ stage: 'evaluate', evaluated });

@@ -72,8 +72,8 @@ svg rect{fill:#4a7}figure{display:inline-block;margin:0 2em 0 0}.headline{font-s
 <p>Workflow <code>${escape(data.workflowId)}</code></p>
 <p class="headline">Tuned beats base in <b>${percent(evaluation.winRate)}</b> of ${evaluation.pairs} paired samples (95% interval ${percent(evaluation.winRateInterval[0])} – ${percent(evaluation.winRateInterval[1])}, sign test p = ${evaluation.signTestP.toPrecision(3)}).</p>
 <p>Mean CLIP score: base ${fixed(evaluation.meanClipBase, 2)}, tuned ${fixed(evaluation.meanClipTuned, 2)}. Detector class accuracy: base ${percent(evaluation.accuracyBase)}, tuned ${percent(evaluation.accuracyTuned)}.</p>
-<p>Dataset: ${curation.kept} prompts kept, ${curation.dropped} dropped (rule “${input.selection.rule}”, detection threshold ${input.judge.threshold}). LoRA: ${training.steps} steps, final loss ${training.finalLoss === null ? '–' : fixed(training.finalLoss, 4)}.</p>
-<h2>Per class</h2><table><tr><th>class</th><th>kept</th><th>dropped</th><th>drop reasons</th><th>accuracy base</th><th>accuracy tuned</th></tr>${classRows}</table>
+<p>Dataset: ${curation.kept} images kept, up to ${input.selection.perPrompt} per prompt; ${curation.dropped} prompts dropped (rule “${input.selection.rule}”, detection threshold ${input.judge.threshold}). LoRA: ${training.steps} steps, final loss ${training.finalLoss === null ? '–' : fixed(training.finalLoss, 4)}.</p>
+<h2>Per class</h2><table><tr><th>class</th><th>images kept</th><th>prompts dropped</th><th>drop reasons</th><th>accuracy base</th><th>accuracy tuned</th></tr>${classRows}</table>
 <h2>Scores of the sampled images</h2>${histogramSvg(all.map((i) => i.detection), 'detection confidence')}${histogramSvg(all.map((i) => i.combined), 'combined score')}
 <h2>Best samples</h2><div class="cards">${ranked.slice(0, count).map(card).join('')}</div>
 <h2>Worst samples</h2><div class="cards">${ranked.slice(-count).reverse().map(card).join('')}</div>

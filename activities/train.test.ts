@@ -51,8 +51,9 @@ async function setup(mode: string, images: readonly Buffer[] = [Buffer.from('png
     workDir: join(scratch, 'work'),
   };
   const root = roundRoot('wf/1', 1);
-  const rows = images.map((_, i) => JSON.stringify({ file_name: `0000${i}.png`, text: `a shape of kind ${i}` }));
-  for (const [i, image] of images.entries()) await store.put(artifactKeys.datasetImage(root, i), image);
+  const keys = images.map((_, i) => artifactKeys.datasetImage(root, i, 0));
+  const rows = keys.map((key, i) => JSON.stringify({ file_name: key.slice(artifactKeys.dataset(root).length), text: `a shape of kind ${i}` }));
+  for (const [i, image] of images.entries()) await store.put(keys[i]!, image);
   await store.put(artifactKeys.datasetMetadata(root), `${rows.join('\n')}\n`);
   await putJson(store, artifactKeys.curateManifest(root), { manifest: artifactKeys.curateManifest(root), dataset: artifactKeys.dataset(root), kept: images.length, dropped: 0, perClass: {} });
   const output = join(deps.workDir, ...root.split('/'), 'train', 'output');

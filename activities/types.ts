@@ -64,7 +64,9 @@ export interface JudgeShardResult {
 }
 
 export interface ClassCounts {
+  /** Images kept. */
   readonly kept: number;
+  /** Prompts that kept no image. */
   readonly dropped: number;
   /** Why prompts were dropped, with how many each reason dropped. */
   readonly reasons: Readonly<Record<string, number>>;
@@ -74,7 +76,9 @@ export interface CurateResult {
   readonly manifest: string;
   /** Prefix of the imagefolder dataset (images + metadata.jsonl). */
   readonly dataset: string;
+  /** Images in the dataset. */
   readonly kept: number;
+  /** Prompts that kept no image. */
   readonly dropped: number;
   readonly perClass: Readonly<Record<string, ClassCounts>>;
 }

@@ -31,15 +31,17 @@ describe('configuration files', () => {
   it('builds a preset from a pack manifest, and lets a file override it', async () => {
     const preset = packPreset('/packs/shapes', {
       prompts: { train: 'prompts/train.txt', eval: 'prompts/eval.txt' },
-      sampling: { steps: 20, guidance_scale: 7.5, width: 64, height: 64 },
-      judge: { detection_threshold: 0.42, rule: 'paper' },
+      sampling: { steps: 20, guidance_scale: 7.5, pool_guidance_scale: 1.5, width: 64, height: 64 },
+      judge: { detection_threshold: 0.42, rule: 'paper', per_prompt: 4 },
       lora: { rank: 8, learning_rate: 1e-3, max_steps: 300, batch_size: 16, seed: 0, caption_dropout: 0.1 },
     });
     expect(preset).toMatchObject({
       generator: { base: '/packs/shapes/generator' },
       judge: { detector: '/packs/shapes/detector', threshold: 0.42 },
+      selection: { rule: 'paper', perPrompt: 4 },
       prompts: { file: '/packs/shapes/prompts/train.txt' },
-      sampling: { steps: 20, guidanceScale: 7.5, width: 64 },
+      sampling: { steps: 20, guidanceScale: 1.5, width: 64 },
+      evaluation: { guidanceScale: 7.5 },
       lora: { rank: 8, learningRate: 1e-3, maxSteps: 300, batchSize: 16, seed: 0, captionDropout: 0.1 },
     });
     expect(() => packPreset('/p', { lora: { warmup: 3 } })).toThrow(/lora.warmup is not a trainer setting/);

@@ -36,8 +36,8 @@ const PACK_LORA_FIELDS: Readonly<Record<string, string>> = {
 
 interface PackManifest {
   readonly prompts?: { readonly train?: string; readonly eval?: string };
-  readonly sampling?: { readonly steps?: number; readonly guidance_scale?: number; readonly width?: number; readonly height?: number };
-  readonly judge?: { readonly detection_threshold?: number; readonly rule?: string };
+  readonly sampling?: { readonly steps?: number; readonly guidance_scale?: number; readonly pool_guidance_scale?: number; readonly width?: number; readonly height?: number };
+  readonly judge?: { readonly detection_threshold?: number; readonly rule?: string; readonly per_prompt?: number };
   readonly lora?: Readonly<Record<string, unknown>>;
 }
 
@@ -62,16 +62,23 @@ export function packPreset(pack: string, manifest: PackManifest | null): Record<
       clip: at('clip'),
       ...(manifest?.judge?.detection_threshold === undefined ? {} : { threshold: manifest.judge.detection_threshold }),
     },
-    ...(manifest?.judge?.rule === undefined ? {} : { selection: { rule: manifest.judge.rule } }),
+    selection: {
+      ...(manifest?.judge?.rule === undefined ? {} : { rule: manifest.judge.rule }),
+      ...(manifest?.judge?.per_prompt === undefined ? {} : { perPrompt: manifest.judge.per_prompt }),
+    },
     prompts: { file: at(manifest?.prompts?.train ?? 'prompts/train.txt') },
     sampling: {
       ...(sampling?.steps === undefined ? {} : { steps: sampling.steps }),
-      ...(sampling?.guidance_scale === undefined ? {} : { guidanceScale: sampling.guidance_scale }),
+      // The training pool may be sampled at a lower guidance than the model is used and compared at.
+      ...(sampling?.guidance_scale === undefined ? {} : { guidanceScale: sampling.pool_guidance_scale ?? sampling.guidance_scale }),
       ...(sampling?.width === undefined ? {} : { width: sampling.width }),
       ...(sampling?.height === undefined ? {} : { height: sampling.height }),
     },
     lora,
-    evaluation: { prompts: { file: at(manifest?.prompts?.eval ?? 'prompts/eval.txt') } },
+    evaluation: {
+      prompts: { file: at(manifest?.prompts?.eval ?? 'prompts/eval.txt') },
+      ...(sampling?.pool_guidance_scale === undefined || sampling.guidance_scale === undefined ? {} : { guidanceScale: sampling.guidance_scale }),
+    },
   };
 }
 

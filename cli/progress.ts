@@ -34,12 +34,12 @@ export function progressLine(p: RoundProgress): string {
 export function roundSummary(result: RoundResult): string {
   const e = result.evaluation;
   const classes = Object.entries(result.dataset.perClass)
-    .map(([cls, c]) => `${cls} ${c.kept} kept / ${c.dropped} dropped`)
+    .map(([cls, c]) => `${cls} ${c.kept} kept / ${c.dropped} prompts dropped`)
     .join(', ');
   return [
     `Round ${result.round}: tuned beats base in ${percent(e.winRate)} of ${e.pairs} pairs (95% interval ${percent(e.winRateInterval[0])}-${percent(e.winRateInterval[1])}, sign test p = ${e.signTestP.toPrecision(3)})`,
     `  mean CLIP score: base ${e.meanClipBase.toFixed(2)}, tuned ${e.meanClipTuned.toFixed(2)}; detector accuracy: base ${percent(e.accuracyBase)}, tuned ${percent(e.accuracyTuned)}`,
-    `  dataset: ${result.dataset.kept} kept, ${result.dataset.dropped} dropped (${classes}); LoRA: ${result.training.steps} steps, final loss ${result.training.finalLoss?.toFixed(4) ?? '-'}`,
+    `  dataset: ${result.dataset.kept} images kept, ${result.dataset.dropped} prompts dropped (${classes}); LoRA: ${result.training.steps} steps, final loss ${result.training.finalLoss?.toFixed(4) ?? '-'}`,
     `  report: ${result.report.location}`,
   ].join('\n');
 }

@@ -24,7 +24,8 @@ describe('validateRoundInput', () => {
     expect(round.selection.rule).toBe('paper');
     expect(round.judge).toMatchObject({ detector: 'packs/shapes/detector', captioner: null, threshold: 0.5 });
     expect(round.lora).toMatchObject({ rank: 4, learningRate: 1e-4, maxSteps: null });
-    expect(round.evaluation).toMatchObject({ seedsPerPrompt: 4, seed: 500_000 });
+    expect(round.evaluation).toMatchObject({ seedsPerPrompt: 4, seed: 500_000, guidanceScale: null });
+    expect(round.selection.perPrompt).toBe(1);
     expect(round.generator.tunedUnet).toBeNull();
     expect(round.activities).toEqual({ heartbeatTimeoutSeconds: 60, maximumAttempts: 5 });
   });
@@ -34,9 +35,9 @@ describe('validateRoundInput', () => {
       ...minimal,
       samplesPerPrompt: 0,
       sampling: { steps: 2.5, guidanceScale: 'high' },
-      selection: { rule: 'best' },
       judge: { detector: '', clip: 'packs/shapes/clip', threshold: 2 },
       lora: { learningRate: 0, rnak: 8, captionDropout: 1 },
+      selection: { rule: 'best', perPrompt: 0 },
       activities: { heartbeatTimeoutSeconds: 5 },
     });
     expect(result.ok).toBe(false);
@@ -47,6 +48,7 @@ describe('validateRoundInput', () => {
       'sampling.steps': 'an integer in [1, 1000]',
       'sampling.guidanceScale': 'a number in [0, 100]',
       'selection.rule': 'one of "paper", "combined"',
+      'selection.perPrompt': 'an integer in [1, 1000]',
       'judge.detector': 'a non-empty string',
       'judge.threshold': 'a number in [0, 1]',
       'lora.learningRate': 'a number in (0, 1]',

@@ -44,6 +44,8 @@ export interface SelectionSettings {
   readonly rule: SelectionRule;
   /** With `combined`: an image below this combined score is never kept. */
   readonly minCombined: number;
+  /** Images kept per prompt, best first; all must pass the rule. The paper keeps 1. */
+  readonly perPrompt: number;
 }
 
 export interface SamplingSettings {
@@ -83,6 +85,11 @@ export interface EvaluationSettings {
   /** Seed s of held-out prompt i is `seed + 100 * i + s`: base and tuned share it, so their initial noise is identical. */
   readonly seed: number;
   readonly bootstrapResamples: number;
+  /**
+   * Guidance for the base-vs-tuned comparison; null: `sampling.guidanceScale`. Set it to the
+   * guidance the model is used at when the training pool is sampled at a lower one.
+   */
+  readonly guidanceScale: number | null;
 }
 
 export interface ActivitySettings {
@@ -136,12 +143,12 @@ export function describeErrors(errors: readonly FieldError[]): string {
 }
 
 export const ROUND_DEFAULTS = {
-  selection: { rule: 'paper', minCombined: 0 },
+  selection: { rule: 'paper', minCombined: 0, perPrompt: 1 },
   samplesPerPrompt: 8,
   shards: 2,
   sampling: { steps: 20, guidanceScale: 7.5, width: 0, height: 0, negativePrompt: '', scheduler: null, seed: 0 },
   lora: { rank: 4, learningRate: 1e-4, batchSize: 16, maxSteps: null, epochs: 100, seed: 0, checkpointEvery: 50, resolution: null, snrGamma: 0, captionDropout: 0 },
-  evaluation: { seedsPerPrompt: 4, seed: 500_000, bootstrapResamples: 2000 },
+  evaluation: { seedsPerPrompt: 4, seed: 500_000, bootstrapResamples: 2000, guidanceScale: null },
   activities: { heartbeatTimeoutSeconds: 60, maximumAttempts: 5 },
   judge: { captioner: null, threshold: 0.5, iouThreshold: 0.5, batchSize: 8, synonyms: {}, weights: null },
 } as const;
@@ -225,6 +232,12 @@ class Reader {
     if (typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max) return value;
     this.fail(key, max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer in [${min}, ${max}]`, value);
     return fallback ?? min;
+  }
+
+  optionalNumber(key: string, min: number, max: number): number | null {
+    const value = this.fields[key];
+    if (value === undefined || value === null) return null;
+    return this.number(key, min, min, max);
   }
 
   optionalInteger(key: string, min: number): number | null {
@@ -315,7 +328,7 @@ function roundFrom(reader: Reader): RoundInput {
   const generator = reader.child('generator');
   generator.only(['base', 'tunedUnet']);
   const selection = reader.child('selection');
-  selection.only(['rule', 'minCombined']);
+  selection.only(['rule', 'minCombined', 'perPrompt']);
   const sampling = reader.child('sampling');
   const s = ROUND_DEFAULTS.sampling;
   sampling.only(Object.keys(s));
@@ -338,6 +351,7 @@ function roundFrom(reader: Reader): RoundInput {
     selection: {
       rule: selection.oneOf('rule', ['paper', 'combined'], ROUND_DEFAULTS.selection.rule),
       minCombined: selection.number('minCombined', ROUND_DEFAULTS.selection.minCombined, 0, 1),
+      perPrompt: selection.integer('perPrompt', ROUND_DEFAULTS.selection.perPrompt, 1, 1000),
     },
     prompts: promptSource(reader, 'prompts'),
     samplesPerPrompt: reader.integer('samplesPerPrompt', ROUND_DEFAULTS.samplesPerPrompt, 1, 1000),
@@ -368,6 +382,7 @@ function roundFrom(reader: Reader): RoundInput {
       seedsPerPrompt: evaluation.integer('seedsPerPrompt', e.seedsPerPrompt, 1, 100),
       seed: evaluation.integer('seed', e.seed, 0, SEED_MAX),
       bootstrapResamples: evaluation.integer('bootstrapResamples', e.bootstrapResamples, 100, 1_000_000),
+      guidanceScale: evaluation.optionalNumber('guidanceScale', 0, 100),
     },
     activities: {
       // Activities heartbeat every few seconds; less than 15 s would retry on a busy machine.

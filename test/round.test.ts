@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { ModelRuntime } from '../activities/runtime.js';
 import type { ActivityDependencies } from '../activities/dependencies.js';
-import { chooseImage } from '../activities/curation.js';
+import { chooseImages } from '../activities/curation.js';
 import { artifactKeys } from '../activities/keys.js';
 import type { PromptScores } from '../activities/types.js';
 import { TASK_QUEUES } from '../config/queues.js';
@@ -103,7 +103,8 @@ describe('selfRewardRound', () => {
     for (const row of rows) {
       const promptIndex = row['prompt_index'] as number;
       const record = await getJson<PromptScores>(deps.store, artifactKeys.scoreRecord(result.root, promptIndex % 2, promptIndex));
-      expect(record.images[chooseImage(record.images, { rule: 'paper', minCombined: 0 }, 0) as number]?.key).toBe(row['source']);
+      const [best] = chooseImages(record.images, { rule: 'paper', minCombined: 0, perPrompt: 1 }, 0) as number[];
+      expect(record.images[best!]?.key).toBe(row['source']);
       const png = await deps.store.get(`${result.dataset.dataset}${String(row['file_name'])}`);
       expect(png.equals(await deps.store.get(String(row['source'])))).toBe(true);
       expect(readText(png)).toMatchObject({ prompt: row['text'], class: row['class'] });

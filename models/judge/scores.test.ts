@@ -8,6 +8,7 @@ import {
   clipScoreHessel,
   combinedScore,
   cosine,
+  rank,
   select,
   summariseDetection,
 } from "./scores.js";
@@ -116,6 +117,18 @@ describe("selection rule", () => {
 
   it("keeps the first of equal images", () => {
     expect(select([{ checklist: 1, confidence: 0.6 }, { checklist: 1, confidence: 0.6 }], 0.5)).toBe(0);
+  });
+
+  it("ranks every detected image: tier, then confidence, then order", () => {
+    const images = [
+      { checklist: 2, confidence: 0.9 },
+      { checklist: 3, confidence: 0.6 },
+      { checklist: 3, confidence: 0.4 },
+      { checklist: 3, confidence: 0.7 },
+      { checklist: 2, confidence: 0.9 },
+    ];
+    expect(rank(images, 0.5)).toEqual([3, 1, 0, 4]);
+    expect(rank(images, 0.95)).toEqual([]);
   });
 
   it("drops the prompt when the class is never detected", () => {

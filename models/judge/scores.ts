@@ -132,22 +132,19 @@ export interface Ranked {
 }
 
 /**
- * The paper's selection rule over one prompt's images: among the images whose class detection
- * reaches the threshold, keep the highest checklist tier, then the highest detection confidence
- * (the first such image on a tie). Null drops the prompt: the class was never detected.
+ * The paper's ranking of one prompt's images: only those whose class detection reaches the
+ * threshold, highest checklist tier first, then highest detection confidence (earlier image
+ * first on a tie). Empty when the class was never detected.
  */
+export function rank(images: readonly Ranked[], threshold: number): number[] {
+  return images
+    .map((image, i) => ({ image, i }))
+    .filter(({ image }) => image.confidence >= threshold)
+    .sort((a, b) => b.image.checklist - a.image.checklist || b.image.confidence - a.image.confidence || a.i - b.i)
+    .map(({ i }) => i);
+}
+
+/** The paper's selection rule: the top of `rank`, or null to drop the prompt. */
 export function select(images: readonly Ranked[], threshold: number): number | null {
-  let best: number | null = null;
-  images.forEach((image, i) => {
-    if (image.confidence < threshold) return;
-    const current = best === null ? undefined : images[best]!;
-    if (
-      current === undefined ||
-      image.checklist > current.checklist ||
-      (image.checklist === current.checklist && image.confidence > current.confidence)
-    ) {
-      best = i;
-    }
-  });
-  return best;
+  return rank(images, threshold)[0] ?? null;
 }

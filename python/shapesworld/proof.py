@@ -1,10 +1,12 @@
 """Proof that the self-reward loop can work in the shapes world (no Temporal involved).
 
-1. sample N images per training prompt with the base generator;
+1. sample N images per training prompt with the base generator, at a lower guidance
+   than the comparison's (POOL_GUIDANCE);
 2. judge each image for the prompt's class: the detector queried with the class
    name, the captioner's caption checked for class, colour and count;
-3. keep one image per prompt by the paper's rule: the highest checklist tier, then
-   the highest detection confidence; drop the prompt if the class is never detected;
+3. keep the best `per_prompt` images of each prompt by the paper's rule: the highest
+   checklist tier, then the highest detection confidence, detected images only; drop
+   the prompt if the class is never detected;
 4. LoRA-train with the project's trainer (a child process, as the product runs it);
 5. on the held-out prompts, sample base and tuned from identical initial latents and
    compare: paired CLIP-score win rate and detector class accuracy, each with a 95%
@@ -29,6 +31,10 @@ from .prompts import Prompt, split
 from .world import COUNT_WORDS, PLURALS
 
 SAMPLING = {"num_inference_steps": 20, "guidance_scale": 7.5}
+# The training pool is sampled at a lower guidance than the comparison: a LoRA fitted to
+# samples drawn at 7.5 is guided by 7.5 again when it samples, and the colours and shapes
+# drift (measured in the model card).
+POOL_GUIDANCE = 1.5
 
 
 @dataclass
@@ -79,26 +85,24 @@ class Judge:
         return out
 
 
-def select(judgements: list[Judgement], threshold: float) -> int | None:
-    """The paper's rule: top checklist tier, then highest detection; None drops the prompt."""
+def rank(judgements: list[Judgement], threshold: float) -> list[int]:
+    """The paper's ranking: detected images only, top checklist tier first, then highest
+    detection, earlier image first on a tie. Empty drops the prompt."""
     detected = [i for i, j in enumerate(judgements) if j.detected(threshold)]
-    if not detected:
-        return None
-    top = max(judgements[i].checklist for i in detected)
-    return max((i for i in detected if judgements[i].checklist == top), key=lambda i: judgements[i].detection)
+    return sorted(detected, key=lambda i: (-judgements[i].checklist, -judgements[i].detection, i))
 
 
 def _latents(seed: int, shape: tuple[int, ...]) -> torch.Tensor:
     return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
 
 
-def sample(pipeline, prompts: list[str], seeds: list[int]) -> list[Image.Image]:  # type: ignore[no-untyped-def]
+def sample(pipeline, prompts: list[str], seeds: list[int], guidance: float = SAMPLING["guidance_scale"]) -> list[Image.Image]:  # type: ignore[no-untyped-def]
     """Images for (prompt, seed) pairs; the seed fixes the initial latents exactly."""
     c = pipeline.unet.config
     latents = torch.stack([_latents(s, (c.in_channels, c.sample_size, c.sample_size)) for s in seeds])
     images: list[Image.Image] = []
     for i in range(0, len(prompts), 64):
-        out = pipeline(prompt=prompts[i : i + 64], latents=latents[i : i + 64], output_type="pil", **SAMPLING)
+        out = pipeline(prompt=prompts[i : i + 64], latents=latents[i : i + 64], output_type="pil", **{**SAMPLING, "guidance_scale": guidance})
         images.extend(out.images)
     return images
 
@@ -130,7 +134,7 @@ def bootstrap(groups: np.ndarray, values: np.ndarray, statistic, n: int = 2000, 
     return float(np.percentile(stats, 2.5)), float(np.percentile(stats, 97.5))
 
 
-def run(pack: Path, work: Path, *, n_per_prompt: int, eval_seeds: int, threshold: float, lora: dict[str, object]) -> dict[str, object]:
+def run(pack: Path, work: Path, *, n_per_prompt: int, per_prompt: int, eval_seeds: int, threshold: float, lora: dict[str, object]) -> dict[str, object]:
     from diffusers import StableDiffusionPipeline
 
     started = time.time()
@@ -146,25 +150,25 @@ def run(pack: Path, work: Path, *, n_per_prompt: int, eval_seeds: int, threshold
     rows, detected_any, correct = [], 0, 0
     prompts = [p for p in train for _ in range(n_per_prompt)]
     seeds = [1000 * k + i for k in range(len(train)) for i in range(n_per_prompt)]
-    images = sample(pipeline, [p.text for p in prompts], seeds)
+    images = sample(pipeline, [p.text for p in prompts], seeds, POOL_GUIDANCE)
     for k, prompt in enumerate(train):
         block = images[k * n_per_prompt : (k + 1) * n_per_prompt]
         judgements = judge.judge(block, prompt)
         correct += sum(j.detected(threshold) for j in judgements)
         detected_any += any(j.detected(threshold) for j in judgements)
-        best = select(judgements, threshold)
-        if best is None:
-            continue
-        name = f"{k:04d}.png"
-        block[best].save(dataset / name)
-        j = judgements[best]
-        rows.append({"file_name": name, "text": prompt.text, "class": prompt.cls, "detection": round(j.detection, 4), "caption": j.caption, "checklist": j.checklist})
+        for best in rank(judgements, threshold)[:per_prompt]:
+            name = f"{k:04d}-{best}.png"
+            block[best].save(dataset / name)
+            j = judgements[best]
+            rows.append({"file_name": name, "text": prompt.text, "class": prompt.cls, "detection": round(j.detection, 4), "caption": j.caption, "checklist": j.checklist})
     (dataset / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     figures: dict[str, object] = {
         "train_prompts": len(train),
         "samples_per_prompt": n_per_prompt,
+        "pool_guidance": POOL_GUIDANCE,
         "base_detection_rate_train": round(correct / len(images), 4),
         "best_of_n_success": round(detected_any / len(train), 4),
+        "kept_per_prompt": per_prompt,
         "dataset_size": len(rows),
         "curate_seconds": round(time.time() - started, 1),
     }
@@ -227,6 +231,7 @@ def main() -> None:
         n_per_prompt=args.n,
         eval_seeds=args.eval_seeds,
         threshold=pack_json["judge"]["detection_threshold"],
+        per_prompt=pack_json["judge"]["per_prompt"],
         lora=pack_json["lora"],
     )
     print(json.dumps(figures, indent=2))

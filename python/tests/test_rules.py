@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from shapesworld.generator import CONFUSION_RATE, POLISH_CONFUSION, _training_captions, confuser
-from shapesworld.proof import Judgement, bootstrap, select
+from shapesworld.proof import Judgement, bootstrap, rank
 from shapesworld.world import CLASSES, SceneSpec
 
 
@@ -33,17 +33,17 @@ def _j(detection: float, checklist: int) -> Judgement:
     return Judgement(detection=detection, instances=int(detection > 0.3), caption="", checklist=checklist)
 
 
-def test_select_prefers_top_checklist_then_detection():
-    judgements = [_j(0.9, 1), _j(0.5, 3), _j(0.7, 3), _j(0.2, 3)]
-    assert select(judgements, threshold=0.3) == 2
+def test_rank_prefers_top_checklist_then_detection_then_order():
+    judgements = [_j(0.9, 1), _j(0.5, 3), _j(0.7, 3), _j(0.2, 3), _j(0.9, 1)]
+    assert rank(judgements, threshold=0.3) == [2, 1, 0, 4]
 
 
-def test_select_ignores_undetected_images_even_with_a_perfect_caption():
-    assert select([_j(0.1, 3), _j(0.4, 0)], threshold=0.3) == 1
+def test_rank_ignores_undetected_images_even_with_a_perfect_caption():
+    assert rank([_j(0.1, 3), _j(0.4, 0)], threshold=0.3) == [1]
 
 
-def test_select_drops_a_prompt_whose_class_is_never_detected():
-    assert select([_j(0.1, 3), _j(0.29, 2)], threshold=0.3) is None
+def test_rank_drops_a_prompt_whose_class_is_never_detected():
+    assert rank([_j(0.1, 3), _j(0.29, 2)], threshold=0.3) == []
 
 
 def test_bootstrap_interval_covers_the_mean_and_shrinks_with_more_prompts():
