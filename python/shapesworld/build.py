@@ -29,9 +29,9 @@ CACHE = BUILD_DIR / "cache"
 
 # The judge's and trainer's defaults for this pack, read by the proof and the product.
 # The detection threshold is the detector stage's pick (on held-out validation scenes).
-JUDGE_DEFAULTS = {"rule": "paper"}
+JUDGE_DEFAULTS = {"rule": "paper", "per_prompt": 8}
 # Keys are the trainer's flags (`--max-steps` ...), so pack.json passes straight through.
-LORA_DEFAULTS = {"rank": 8, "learning_rate": 1e-3, "max_steps": 300, "batch_size": 16, "seed": 0}
+LORA_DEFAULTS = {"rank": 16, "learning_rate": 1e-3, "max_steps": 600, "batch_size": 16, "caption_dropout": 0.5, "seed": 0}
 
 
 def _fresh(folder: Path) -> Path:
@@ -79,7 +79,15 @@ def stage_proof() -> dict[str, object]:
     from .proof import run
 
     judge = json.loads((PACK_DIR / "pack.json").read_text())["judge"]
-    return run(PACK_DIR, _fresh(BUILD_DIR / "proof"), n_per_prompt=8, eval_seeds=4, threshold=float(judge["detection_threshold"]), lora=LORA_DEFAULTS)
+    return run(
+        PACK_DIR,
+        _fresh(BUILD_DIR / "proof"),
+        n_per_prompt=8,
+        per_prompt=int(JUDGE_DEFAULTS["per_prompt"]),
+        eval_seeds=4,
+        threshold=float(judge["detection_threshold"]),
+        lora=LORA_DEFAULTS,
+    )
 
 
 def stage_pack() -> dict[str, object]:

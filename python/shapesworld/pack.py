@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .proof import POOL_GUIDANCE
 from .prompts import split, write_prompt_file
 from .text import CLIP_MAX_LENGTH
 from .world import BACKGROUNDS, CLASSES, COLOURS, COUNT_WORDS, IMAGE_SIZE
@@ -137,7 +138,7 @@ def manifest(figures: dict[str, dict[str, object]], prompt_files: dict[str, str]
             "detector": {"role": "zero-shot-object-detection", "path": "detector", "layout": "transformers.js", "architecture": "OwlViTForObjectDetection", "onnx": interfaces("detector")},
             "captioner": {"role": "image-to-text", "path": "captioner", "layout": "transformers.js", "architecture": "VisionEncoderDecoderModel", "onnx": interfaces("captioner")},
         },
-        "sampling": {"steps": 20, "guidance_scale": 7.5, "width": IMAGE_SIZE, "height": IMAGE_SIZE},
+        "sampling": {"steps": 20, "guidance_scale": 7.5, "pool_guidance_scale": POOL_GUIDANCE, "width": IMAGE_SIZE, "height": IMAGE_SIZE},
         "judge": judge,
         "lora": lora,
         "figures": figures,

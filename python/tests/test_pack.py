@@ -141,9 +141,9 @@ def test_best_of_8_finds_the_class_for_nine_prompts_in_ten():
     assert FIGURES["proof"]["best_of_n_success"] >= 0.90
 
 
-# LoRA on the judged best of the base generator's own samples makes this pack's
-# generator worse, not better: on held-out prompts the tuned model loses the paired
-# CLIP comparison and shows the class less often (MODEL_CARD.md, "Limits"). The
+# LoRA on the judged best of the base generator's own samples does not make this
+# pack's generator better: on held-out prompts the tuned model at best draws with the
+# base (MODEL_CARD.md, "Limits"). The
 # targets stand; these two tests are known failures of this pack. Strict: each fails
 # loudly once a rebuilt pack meets its target, so the marks cannot outlive the shortfall.
 LOOP_SHORTFALL = pytest.mark.xfail(strict=True, reason="self-training does not yet improve this pack's generator; see MODEL_CARD.md")
