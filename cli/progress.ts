@@ -34,7 +34,7 @@ export function progressLine(p: RoundProgress): string {
 export function roundSummary(result: RoundResult): string {
   const e = result.evaluation;
   const classes = Object.entries(result.dataset.perClass)
-    .map(([cls, c]) => `${cls} ${c.kept} kept / ${c.dropped} prompts dropped`)
+    .map(([cls, c]) => `${cls} ${c.kept} kept / ${c.dropped} dropped`)
     .join(', ');
   return [
     `Round ${result.round}: tuned beats base in ${percent(e.winRate)} of ${e.pairs} pairs (95% interval ${percent(e.winRateInterval[0])}-${percent(e.winRateInterval[1])}, sign test p = ${e.signTestP.toPrecision(3)})`,
