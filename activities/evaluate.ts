@@ -1,3 +1,4 @@
+import type { RoundInput, SamplingSettings } from '../config/round.js';
 import { bootstrapInterval, perClassAccuracy, signTest, winRate, type Pair } from '../models/evaluation/stats.js';
 import { decodeImage } from '../models/judge/index.js';
 import { findJson, putJson } from '../store/store.js';
@@ -19,6 +20,11 @@ export interface EvaluationRecord {
 }
 
 const mean = (values: readonly number[]) => values.reduce((s, v) => s + v, 0) / values.length;
+
+/** The base-vs-tuned comparison samples as the round does, at `evaluation.guidanceScale` when it is set. */
+export function comparisonSampling(input: RoundInput): SamplingSettings {
+  return { ...input.sampling, guidanceScale: input.evaluation.guidanceScale ?? input.sampling.guidanceScale };
+}
 
 /** The headline figures from the per-prompt records: paired CLIP win rate with its bootstrap interval, detector accuracy. */
 export function evaluationFigures(records: readonly EvaluationRecord[], threshold: number, resamples: number): Omit<EvaluateResult, 'manifest'> {
@@ -75,7 +81,7 @@ export function createEvaluateRound(deps: ActivityDependencies) {
     if (!trained) throw badData('MissingArtifact', `${artifactKeys.trainManifest(root)}: not found; the LoRA must be trained before evaluation`);
 
     const prompts = (await loadPrompts(input.evaluation.prompts, 'evaluation.prompts')).map((p, promptIndex) => ({ ...p, promptIndex }));
-    const sampling = { ...input.sampling, guidanceScale: input.evaluation.guidanceScale ?? input.sampling.guidanceScale };
+    const sampling = comparisonSampling(input);
     const seedsOf = (i: number) => Array.from({ length: input.evaluation.seedsPerPrompt }, (_, s) => evaluationSeed(input.evaluation.seed, i, s));
     const stored = new Set(await deps.store.list(`${root}/evaluation/`));
     let evaluated = 0;

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 
 import { validateRoundInput } from '../config/round.js';
 import type { EvaluationRecord } from './evaluate.js';
-import { evaluationFigures } from './evaluate.js';
+import { comparisonSampling, evaluationFigures } from './evaluate.js';
 import { artifactKeys, evaluationSeed, roundRoot, shardPromptIndices, trainingSeed } from './keys.js';
 import { histogramSvg, reportHtml } from './reportHtml.js';
 import type { PromptScores } from './types.js';
@@ -34,6 +34,18 @@ function record(promptIndex: number, className: string, base: number[], tuned: n
     tuned: tuned.map((clip, s) => ({ key: `t${promptIndex}-${s}`, clip, detection: 0.9 })),
   };
 }
+
+describe('comparisonSampling', () => {
+  it("samples the comparison at the round's guidance unless evaluation.guidanceScale is set", () => {
+    const input = (evaluation: Record<string, unknown>) => {
+      const checked = validateRoundInput({ generator: { base: 'g' }, judge: { detector: 'd', clip: 'c' }, prompts: { file: 'p.txt' }, sampling: { guidanceScale: 1.5 }, evaluation: { prompts: { file: 'e.txt' }, ...evaluation } });
+      if (!checked.ok) throw new Error('bad test input');
+      return checked.value;
+    };
+    expect(comparisonSampling(input({})).guidanceScale).toBe(1.5);
+    expect(comparisonSampling(input({ guidanceScale: 7.5 }))).toMatchObject({ guidanceScale: 7.5, steps: 20 });
+  });
+});
 
 describe('evaluationFigures', () => {
   it('pairs base and tuned by prompt and seed', () => {
