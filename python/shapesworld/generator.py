@@ -31,6 +31,8 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from transformers import CLIPTextModel, CLIPTokenizer
 
+from loratrain.train import min_snr_weights
+
 from .data import scene_pool
 from .text import CLIP_MAX_LENGTH
 from .world import CLASSES, IMAGE_SIZE, SceneSpec
@@ -207,8 +209,8 @@ def train_unet(
     schedule = _cosine(optimiser, steps, max(1, steps // 20))
     weight = None
     if min_snr_gamma is not None:
-        snr = noise_scheduler.alphas_cumprod / (1 - noise_scheduler.alphas_cumprod)
-        weight = snr.clamp(max=min_snr_gamma) / snr
+        every_timestep = torch.arange(noise_scheduler.config.num_train_timesteps)
+        weight = min_snr_weights(noise_scheduler, every_timestep, min_snr_gamma, SCHEDULER_CONFIG["prediction_type"])
     started = time.time()
     recent: list[float] = []
     for step in range(steps):
