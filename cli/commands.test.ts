@@ -2,10 +2,11 @@
 import { spawn } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
+import { validateCampaignInput, validateRoundInput } from '../config/round.js';
 import { freePort } from '../test/servers.js';
 import { main } from './commands.js';
 import { REPO_ROOT, waitForPort } from './servers.js';
@@ -41,6 +42,27 @@ describe('help', () => {
     expect(await main(['round', '--shards', '3'])).toBe(2);
     expect(io.err()).toContain("Unknown option '--shards'");
     io.restore();
+  });
+
+  it('--print writes the validated input the Web UI form takes, with absolute paths, and starts nothing', async () => {
+    const io = captured();
+    // TEMPORAL_ADDRESS points nowhere: printing must not contact Temporal.
+    vi.stubEnv('TEMPORAL_ADDRESS', '127.0.0.1:1');
+    expect(await main(['round', '--preset', 'shapes', '--print'])).toBe(0);
+    const round = JSON.parse(io.out()) as { generator: { base: string }; judge: { detector: string } };
+    expect(validateRoundInput(round).ok).toBe(true);
+    expect(round.generator.base).toBe(join(REPO_ROOT, 'packs', 'shapes', 'generator'));
+    expect(isAbsolute(round.judge.detector)).toBe(true);
+    io.restore();
+
+    const campaignIo = captured();
+    expect(await main(['campaign', '--preset', 'shapes', '--rounds', '3', '--print'])).toBe(0);
+    const campaign = JSON.parse(campaignIo.out()) as { rounds: number; round: unknown };
+    expect(validateCampaignInput(campaign).ok).toBe(true);
+    expect(campaign.rounds).toBe(3);
+    expect(campaign.round).toEqual(round);
+    campaignIo.restore();
+    vi.unstubAllEnvs();
   });
 
   it('names the bad field of a configuration before contacting Temporal', async () => {

@@ -36,6 +36,7 @@ const CONFIG_OPTIONS: Options = {
   preset: { type: 'string', description: `a model pack's defaults: ${PRESETS.join(', ')} (a file's fields override them)` },
   id: { type: 'string', description: 'workflow id (default: a new one); starting an id that exists fails' },
   wait: { type: 'boolean', description: 'show live progress and the figures when done' },
+  print: { type: 'boolean', description: "print the validated input as one JSON object (the Web UI's Start Workflow input) and start nothing" },
 };
 
 async function connect(): Promise<Client> {
@@ -70,6 +71,11 @@ async function follow<T>(handle: WorkflowHandle, render: () => Promise<string>):
 
 function sources(values: Record<string, string | boolean | undefined>, positionals: string[]) {
   return { file: positionals[0], preset: values['preset'] as string | undefined, root: REPO_ROOT };
+}
+
+/** The preset's paths print absolute: the Web UI form has no preset and no working folder. */
+function printInput(input: unknown): void {
+  console.log(JSON.stringify(input, null, 2));
 }
 
 const COMMANDS: Record<string, Command> = {
@@ -124,10 +130,11 @@ const COMMANDS: Record<string, Command> = {
   },
   round: {
     summary: 'start a self-reward round from a configuration file (JSON or YAML) or a preset',
-    usage: 'selfreward round [FILE] [--preset NAME] [--id ID] [--wait]',
+    usage: 'selfreward round [FILE] [--preset NAME] [--id ID] [--wait | --print]',
     options: CONFIG_OPTIONS,
     async run(values, positionals) {
       const input = loadRoundConfig(sources(values, positionals));
+      if (values['print']) return printInput(input);
       const client = await connect();
       const workflowId = (values['id'] as string | undefined) ?? `round-${randomUUID()}`;
       const handle = await client.workflow.start('selfRewardRound', { taskQueue: TASK_QUEUES.workflows, workflowId, args: [input] });
@@ -139,12 +146,13 @@ const COMMANDS: Record<string, Command> = {
   },
   campaign: {
     summary: 'start a campaign of rounds, each sampling from the previous tuned generator',
-    usage: 'selfreward campaign [FILE] [--preset NAME] [--rounds N] [--id ID] [--wait]',
+    usage: 'selfreward campaign [FILE] [--preset NAME] [--rounds N] [--id ID] [--wait | --print]',
     options: { ...CONFIG_OPTIONS, rounds: { type: 'string', description: 'how many rounds at most' } },
     details: ['FILE holds { "round": <round input>, "rounds": N, "minImprovement": x, "patience": k, "continueAsNewEveryRounds": n }; a preset is the first round.'],
     async run(values, positionals) {
       const rounds = values['rounds'] === undefined ? undefined : Number(values['rounds']);
       const input = loadCampaignConfig(sources(values, positionals), { rounds });
+      if (values['print']) return printInput(input);
       const client = await connect();
       const workflowId = (values['id'] as string | undefined) ?? `campaign-${randomUUID()}`;
       const handle = await client.workflow.start('selfRewardCampaign', { taskQueue: TASK_QUEUES.workflows, workflowId, args: [input] });

@@ -5,7 +5,7 @@
  * way the UI shows a running round, its search attributes and its memo.
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +18,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 
 import type { ActivityDependencies } from '../activities/dependencies.js';
-import { packPreset } from '../cli/config.js';
+import { loadRoundConfig } from '../cli/config.js';
 import { TASK_QUEUES } from '../config/queues.js';
 import { SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
 import { dependenciesFromEnvironment, workerOptions } from '../workers/setup.js';
@@ -156,10 +156,9 @@ async function rowByColumn(workflowId: string): Promise<Record<string, string>> 
   return Object.fromEntries(headers.map((header, i) => [header.trim(), (cells[i] ?? '').trim()]));
 }
 
-/** The round input of `selfreward round --preset shapes`, as a user pastes it into the form. */
+/** What `selfreward round --preset shapes --print` prints, as a user pastes it into the form. */
 function shapesInput(): Record<string, unknown> {
-  const pack = join(REPO_ROOT, 'packs', 'shapes');
-  return packPreset(pack, JSON.parse(readFileSync(join(pack, 'pack.json'), 'utf8')) as Parameters<typeof packPreset>[1]);
+  return { ...loadRoundConfig({ preset: 'shapes', root: REPO_ROOT }) };
 }
 
 describe('starting a round from the Web UI, with the real CPU worker running', () => {
