@@ -82,8 +82,8 @@ def unet_model(cross_attention_dim: int) -> UNet2DConditionModel:
         out_channels=4,
         block_out_channels=(32, 64),
         layers_per_block=1,
-        # No attention at 16x16: it would triple the cost of a step on a CPU, and the
-        # text has nothing to say that the 8x8 level and the mid block can't.
+        # No attention at 16x16: a training step at batch 64 on 2 CPU threads takes
+        # 1.1 s with it against 0.67 s without (measured with random weights).
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         cross_attention_dim=cross_attention_dim,
