@@ -40,6 +40,7 @@ from .world import CLASSES, IMAGE_SIZE, SceneSpec
 CONFUSION_RATE = 0.5
 POLISH_CONFUSION, POLISH_STEPS = 0.4, 5000
 POSTERIOR_NARROWING = 100.0
+DECODER_STEPS = 2000
 POOL_SIZE, POOL_SEED = 20_000, 23
 
 # SD 2.1-base's noise schedule and scheduler settings.
@@ -148,6 +149,56 @@ def narrow_posterior(vae: AutoencoderKL, factor: float = POSTERIOR_NARROWING) ->
     every sample worse. A real SD VAE's posterior is narrow; this makes ours so."""
     channels = vae.config.latent_channels
     vae.quant_conv.bias[channels:] -= 2 * math.log(factor)
+
+
+def sharpen_decoder(vae: AutoencoderKL, latents: torch.Tensor, pool_images: torch.Tensor, *, steps: int, batch: int, seed: int) -> dict[str, float]:
+    """Retrain the decoder (encoder frozen) to rebuild whole images from posterior means.
+
+    The VAE cycle decodes noisy posterior samples of crops, so its decoder learns to
+    blur: green circles came back brown and mottled (25 dB). Every sample the UNet
+    draws goes through this decoder, and a LoRA fitted to those samples learns the
+    mottling along with the class. The encoder stays as it is, so the latent space,
+    and with it the UNet, is unchanged; only `latents` (unscaled means) are decoded."""
+    torch.manual_seed(seed)
+    held_out = torch.arange(len(pool_images) - 256, len(pool_images))
+    before = _decoder_psnr(vae, latents[held_out], pool_images[held_out])
+    decoder_parameters = [*vae.decoder.parameters(), *vae.post_quant_conv.parameters()]
+    vae.requires_grad_(False)
+    for p in decoder_parameters:
+        p.requires_grad_(True)
+    vae.decoder.train()
+    gen = torch.Generator().manual_seed(seed)
+    optimiser = torch.optim.AdamW(decoder_parameters, lr=1e-3, weight_decay=0.0)
+    schedule = _cosine(optimiser, steps, max(1, steps // 20))
+    started = time.time()
+    recent: list[float] = []
+    for step in range(steps):
+        index = torch.randint(0, len(pool_images) - len(held_out), (batch,), generator=gen)
+        x = pool_images[index].float() / 127.5 - 1
+        recon = vae.decode(latents[index]).sample
+        loss = F.l1_loss(recon, x) + F.mse_loss(recon, x)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(decoder_parameters, 1.0)
+        optimiser.step()
+        schedule.step()
+        recent = (recent + [loss.item()])[-50:]
+        if step % 100 == 0 or step == steps - 1:
+            _log(model="vae_decoder", step=step, loss=round(float(np.mean(recent)), 4), elapsed=round(time.time() - started, 1))
+    vae.requires_grad_(False).eval()
+    return {
+        "decoder_steps": steps,
+        "decoder_psnr_db_before": before,
+        "decoder_psnr_db": _decoder_psnr(vae, latents[held_out], pool_images[held_out]),
+        "decoder_train_seconds": round(time.time() - started, 1),
+    }
+
+
+@torch.no_grad()
+def _decoder_psnr(vae: AutoencoderKL, latents: torch.Tensor, images: torch.Tensor) -> float:
+    x = images.float() / 127.5 - 1
+    recon = vae.decode(latents).sample.clamp(-1, 1)
+    return round(float(10 * torch.log10(4 / F.mse_loss(recon, x))), 2)
 
 
 @torch.no_grad()
@@ -308,11 +359,24 @@ def polish_generator(folder: Path, *, steps: int, batch: int = 64, seed: int = 0
     return figures
 
 
+def sharpen_generator_decoder(folder: Path, *, steps: int, seed: int = 0, cache_dir: Path | None = None) -> dict[str, float]:
+    """Run `sharpen_decoder` on a saved generator folder in place and re-export its decoder."""
+    from loratrain.onnx_export import export_generator
+
+    pool = scene_pool(POOL_SIZE, POOL_SEED, cache_dir)
+    vae = AutoencoderKL.from_pretrained(folder / "vae").eval()
+    figures = sharpen_decoder(vae, encode_pool(vae, pool.images), pool.images, steps=steps, batch=32, seed=seed)
+    vae.save_pretrained(folder / "vae")
+    export_generator(folder, parts=("vae_decoder",))
+    return figures
+
+
 def train_generator(
     out: Path,
     clip_dir: Path,
     *,
     vae_steps: int = 700,
+    decoder_steps: int = DECODER_STEPS,
     unet_steps: int = 2000,
     refine_steps: int = 1500,
     polish_steps: int = POLISH_STEPS,
@@ -331,6 +395,7 @@ def train_generator(
     raw = encode_pool(vae, pool.images)
     vae.register_to_config(scaling_factor=round(float(1 / raw.std()), 5))
     latents = raw * vae.config.scaling_factor
+    figures.update(sharpen_decoder(vae, raw, pool.images, steps=decoder_steps, batch=32, seed=seed))
     unet, unet_figures = train_unet(latents, pool.specs, text_encoder, tokenizer, steps=unet_steps, batch=batch, seed=seed)
     figures.update(unet_figures)
     unet, refine_figures = continue_unet(unet, REFINE, latents, pool.specs, text_encoder, tokenizer, steps=refine_steps, batch=batch, seed=seed)
@@ -353,23 +418,27 @@ def train_generator(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Train the shapes generator (VAE + UNet) on the frozen CLIP text encoder.")
-    parser.add_argument("--out", type=Path, required=True, help="the generator folder to write (or, with --polish-only, to polish in place)")
+    parser.add_argument("--out", type=Path, required=True, help="the generator folder to write (or, with --polish-only / --decoder-only, to change in place)")
     parser.add_argument("--clip", type=Path, help="the trained CLIP folder")
     parser.add_argument("--vae-steps", type=int, default=700)
+    parser.add_argument("--decoder-steps", type=int, default=DECODER_STEPS)
     parser.add_argument("--unet-steps", type=int, default=2000)
     parser.add_argument("--refine-steps", type=int, default=1500)
     parser.add_argument("--polish-steps", type=int, default=POLISH_STEPS)
     parser.add_argument("--polish-only", action="store_true", help="run only the last cycle on an existing generator folder")
+    parser.add_argument("--decoder-only", action="store_true", help="only retrain the decoder of an existing generator folder (its UNet stays valid)")
     parser.add_argument("--checkpoints", type=Path, default=None, help="with --polish-only: save the EMA UNet here every 500 steps")
     parser.add_argument("--cache", type=Path, default=None)
     args = parser.parse_args()
     if args.polish_only:
         figures: dict[str, object] = dict(polish_generator(args.out, steps=args.polish_steps, cache_dir=args.cache, checkpoints=args.checkpoints))
+    elif args.decoder_only:
+        figures = dict(sharpen_generator_decoder(args.out, steps=args.decoder_steps, cache_dir=args.cache))
     elif args.clip is None:
-        parser.error("--clip is required unless --polish-only")
+        parser.error("--clip is required unless --polish-only or --decoder-only")
     else:
         figures = train_generator(
-            args.out, args.clip, vae_steps=args.vae_steps, unet_steps=args.unet_steps, refine_steps=args.refine_steps,
+            args.out, args.clip, vae_steps=args.vae_steps, decoder_steps=args.decoder_steps, unet_steps=args.unet_steps, refine_steps=args.refine_steps,
             polish_steps=args.polish_steps, cache_dir=args.cache,
         )
     print(json.dumps(figures, indent=2))
