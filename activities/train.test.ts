@@ -183,7 +183,7 @@ describe('trainLora', () => {
     const { root, store, trainWith } = await setup('checkpoints');
     const { outcome } = await trainRecording(trainWith({ STANDIN_VANISH: '2', STANDIN_CRASH_AFTER: '3' }), roundInput({ maxSteps: 9, checkpointEvery: 2 }), root);
     expect(outcome).toMatchObject({ type: 'TrainerFailed' });
-    // Whether the copy found the folder gone or lost it half-way, nothing names it or is left of it.
+    // The copy finds the announced folder gone: nothing names it and nothing of it is left.
     expect(await store.list(artifactKeys.trainerCheckpoints(root))).toEqual([]);
   });
 
