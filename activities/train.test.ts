@@ -62,15 +62,17 @@ async function setup(mode: string, images: readonly Buffer[] = [Buffer.from('png
   return { deps, root, store, output, train: createTrainLora(deps), trainWith };
 }
 
-/** Runs the activity, keeping the trainer steps its heartbeats report. */
+/** Runs the activity, keeping the trainer steps (and the step counts) its heartbeats report. */
 async function trainRecording(train: ReturnType<typeof createTrainLora>, input: RoundInput, root: string) {
   const env = new MockActivityEnvironment();
   const steps: number[] = [];
+  const totals = new Set<number | undefined>();
   env.on('heartbeat', (d: StageProgress) => {
     if (d.trainerStep !== undefined) steps.push(d.trainerStep);
+    if (d.trainerStep !== undefined) totals.add(d.trainerSteps);
   });
   const outcome = await runActivity(env, train, { root, input }).catch((error: unknown) => error);
-  return { outcome, steps };
+  return { outcome, steps, totals };
 }
 
 interface StoredCheckpoint {
@@ -175,6 +177,8 @@ describe('trainLora', () => {
     const reference = await setup('checkpoints');
     const uninterrupted = await trainRecording(reference.train, input, reference.root);
     expect(uninterrupted.steps[0]).toBe(0);
+    // Checkpoint lines carry no step count; no heartbeat may say there are none (the CLI would show "starting").
+    expect([...uninterrupted.totals]).toEqual([9]);
     const weights = (s: LocalFolderStore, r: string) => s.get(`${artifactKeys.lora(r)}pytorch_lora_weights.safetensors`);
     expect((await weights(store, root)).equals(await weights(reference.store, reference.root))).toBe(true);
   });

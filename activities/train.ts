@@ -12,7 +12,7 @@ import { findJson, putJson } from '../store/store.js';
 import type { RoundRequest } from './curate.js';
 import { badData, withProgress, type ActivityDependencies, type ProgressReporter } from './dependencies.js';
 import { artifactKeys } from './keys.js';
-import type { CurateResult, TrainResult } from './types.js';
+import type { CurateResult, StageProgress, TrainResult } from './types.js';
 
 /** The trainer's flags for a round's LoRA settings. `--resume-from latest` starts fresh when there is no checkpoint. */
 export function trainerArguments(lora: LoraSettings, paths: { generator: string; dataset: string; output: string }, device: string): string[] {
@@ -263,6 +263,8 @@ async function runTrainer(
 
   let last: TrainerEvent = { event: 'start' };
   let failure: string | null = null;
+  // Checkpoint and phase lines carry no step count: they beat with the latest step line's figures.
+  let shown: StageProgress = { stage: 'train' };
   for await (const line of createInterface({ input: child.stdout })) {
     let event: TrainerEvent;
     try {
@@ -274,7 +276,8 @@ async function runTrainer(
     if (event.event === 'checkpoint' && event.step !== undefined && event.path !== undefined) onCheckpoint(event.step, event.path);
     if (event.event === 'stopped' && event.step !== undefined && typeof event.checkpoint === 'string') onCheckpoint(event.step, event.checkpoint);
     last = event;
-    progress.report({ stage: 'train', trainerStep: event.step, trainerSteps: event.total, loss: event.loss }, event.event === 'done');
+    if (event.step !== undefined && event.total !== undefined) shown = { stage: 'train', trainerStep: event.step, trainerSteps: event.total, loss: event.loss };
+    progress.report(shown, event.event === 'done');
   }
   const code = await exited;
   cancellationSignal.removeEventListener('abort', stop);
