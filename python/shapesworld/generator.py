@@ -160,7 +160,7 @@ def sharpen_decoder(vae: AutoencoderKL, latents: torch.Tensor, pool_images: torc
     mottling along with the class. The encoder stays as it is, so the latent space,
     and with it the UNet, is unchanged; only `latents` (unscaled means) are decoded."""
     torch.manual_seed(seed)
-    held_out = torch.arange(len(pool_images) - 256, len(pool_images))
+    held_out = torch.arange(len(pool_images) - min(256, len(pool_images) // 5), len(pool_images))
     before = _decoder_psnr(vae, latents[held_out], pool_images[held_out])
     decoder_parameters = [*vae.decoder.parameters(), *vae.post_quant_conv.parameters()]
     vae.requires_grad_(False)
