@@ -1,6 +1,7 @@
 /** One contract for both stores; the S3 store runs against a real S3 server (rclone serve s3). */
-import { mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -87,6 +88,24 @@ contract('local folder store', async () => {
   const store = new LocalFolderStore(join(await mkdtemp(join(tmpdir(), 'store-local-')), 'not-yet'));
   await store.prepare();
   return store;
+});
+
+describe('local folder store after a killed writer', () => {
+  it('removes the temporaries of dead writers of this host when it starts, and no other file', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'store-orphans-'));
+    const folder = join(root, 'runs', 'wf', 'round-001', 'samples');
+    await mkdir(folder, { recursive: true });
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    const names = {
+      orphan: `.tmp-${hostname()}-${dead}-0123456789ab`,
+      live: `.tmp-${hostname()}-${process.pid}-0123456789ab`,
+      otherHost: `.tmp-elsewhere-${dead}-0123456789ab`,
+      image: '0000-00.png',
+    };
+    for (const name of Object.values(names)) await writeFile(join(folder, name), 'x');
+    await new LocalFolderStore(root).prepare();
+    expect((await readdir(folder)).sort()).toEqual([names.live, names.otherHost, names.image].sort());
+  });
 });
 
 describe('S3 store on a real S3 server', () => {

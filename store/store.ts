@@ -9,7 +9,10 @@
 export interface ArtifactStore {
   /** Where the artifacts are, for people (a folder or an s3:// address). */
   readonly location: string;
-  /** Creates the folder or bucket when it does not exist (a fresh deployment). */
+  /**
+   * Creates the folder or bucket when it does not exist (a fresh deployment). Workers call it
+   * at start; the local store then also removes the temporaries that killed writers left.
+   */
   prepare(): Promise<void>;
   put(key: string, body: Uint8Array | string): Promise<void>;
   /** Streams a local file into the store (model weights can be gigabytes). */
