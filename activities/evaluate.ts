@@ -21,9 +21,10 @@ export interface EvaluationRecord {
 
 const mean = (values: readonly number[]) => values.reduce((s, v) => s + v, 0) / values.length;
 
-/** The base-vs-tuned comparison samples as the round does, at `evaluation.guidanceScale` when it is set. */
+/** The base-vs-tuned comparison samples as the round does, with `evaluation.guidanceScale` and `evaluation.scheduler` where they are set. */
 export function comparisonSampling(input: RoundInput): SamplingSettings {
-  return { ...input.sampling, guidanceScale: input.evaluation.guidanceScale ?? input.sampling.guidanceScale };
+  const { evaluation, sampling } = input;
+  return { ...sampling, guidanceScale: evaluation.guidanceScale ?? sampling.guidanceScale, scheduler: evaluation.scheduler ?? sampling.scheduler };
 }
 
 /** The headline figures from the per-prompt records: paired CLIP win rate with its bootstrap interval, detector accuracy. */

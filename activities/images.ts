@@ -5,7 +5,6 @@ import type { SamplingSettings } from '../config/round.js';
 import type { Generator } from '../models/generator.js';
 import { encodePng } from '../models/png.js';
 import { generationText, sample, type SampleRequest } from '../models/sampler.js';
-import { isSchedulerClassName } from '../models/schedulers/config.js';
 import { asActivityFailure, badData } from './dependencies.js';
 
 /** Width and height to sample at: the settings', or the generator's own (UNet sample size × VAE factor). */
@@ -30,9 +29,6 @@ export async function samplePngs(
   onStep: () => void,
 ): Promise<Buffer[]> {
   const scheduler = settings.scheduler;
-  if (scheduler !== null && !isSchedulerClassName(scheduler)) {
-    throw badData('InvalidInput', `sampling.scheduler: expected a scheduler class the runtime supports, got ${JSON.stringify(scheduler)}`);
-  }
   const request: SampleRequest = {
     prompts: seeds.map(() => prompt.text),
     negativePrompt: settings.negativePrompt,

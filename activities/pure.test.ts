@@ -36,14 +36,21 @@ function record(promptIndex: number, className: string, base: number[], tuned: n
 }
 
 describe('comparisonSampling', () => {
+  const input = (evaluation: Record<string, unknown>) => {
+    const sampling = { guidanceScale: 1.5, scheduler: 'EulerAncestralDiscreteScheduler' };
+    const checked = validateRoundInput({ generator: { base: 'g' }, judge: { detector: 'd', clip: 'c' }, prompts: { file: 'p.txt' }, sampling, evaluation: { prompts: { file: 'e.txt' }, ...evaluation } });
+    if (!checked.ok) throw new Error('bad test input');
+    return checked.value;
+  };
+
   it("samples the comparison at the round's guidance unless evaluation.guidanceScale is set", () => {
-    const input = (evaluation: Record<string, unknown>) => {
-      const checked = validateRoundInput({ generator: { base: 'g' }, judge: { detector: 'd', clip: 'c' }, prompts: { file: 'p.txt' }, sampling: { guidanceScale: 1.5 }, evaluation: { prompts: { file: 'e.txt' }, ...evaluation } });
-      if (!checked.ok) throw new Error('bad test input');
-      return checked.value;
-    };
     expect(comparisonSampling(input({})).guidanceScale).toBe(1.5);
     expect(comparisonSampling(input({ guidanceScale: 7.5 }))).toMatchObject({ guidanceScale: 7.5, steps: 20 });
+  });
+
+  it("samples the comparison with the round's scheduler unless evaluation.scheduler is set", () => {
+    expect(comparisonSampling(input({})).scheduler).toBe('EulerAncestralDiscreteScheduler');
+    expect(comparisonSampling(input({ scheduler: 'DDIMScheduler' }))).toMatchObject({ scheduler: 'DDIMScheduler', guidanceScale: 1.5 });
   });
 });
 

@@ -31,7 +31,7 @@ describe('configuration files', () => {
   it('builds a preset from a pack manifest, and lets a file override it', async () => {
     const preset = packPreset('/packs/shapes', {
       prompts: { train: 'prompts/train.txt', eval: 'prompts/eval.txt' },
-      sampling: { steps: 20, guidance_scale: 7.5, pool_guidance_scale: 1.5, width: 64, height: 64 },
+      sampling: { steps: 20, guidance_scale: 7.5, pool_guidance_scale: 1.5, scheduler: 'DDIMScheduler', pool_scheduler: 'EulerAncestralDiscreteScheduler', width: 64, height: 64 },
       judge: { detection_threshold: 0.42, rule: 'paper', per_prompt: 4 },
       lora: { rank: 8, learning_rate: 1e-3, max_steps: 300, batch_size: 16, seed: 0, caption_dropout: 0.1 },
     });
@@ -40,10 +40,14 @@ describe('configuration files', () => {
       judge: { detector: '/packs/shapes/detector', threshold: 0.42 },
       selection: { rule: 'paper', perPrompt: 4 },
       prompts: { file: '/packs/shapes/prompts/train.txt' },
-      sampling: { steps: 20, guidanceScale: 1.5, width: 64 },
-      evaluation: { guidanceScale: 7.5 },
+      sampling: { steps: 20, guidanceScale: 1.5, scheduler: 'EulerAncestralDiscreteScheduler', width: 64 },
+      evaluation: { guidanceScale: 7.5, scheduler: 'DDIMScheduler' },
       lora: { rank: 8, learningRate: 1e-3, maxSteps: 300, batchSize: 16, seed: 0, captionDropout: 0.1 },
     });
+    // Without pool settings the pool is sampled, and the comparison made, as the model is used.
+    const plain = packPreset('/p', { sampling: { guidance_scale: 7.5, scheduler: 'DDIMScheduler' } });
+    expect(plain).toMatchObject({ sampling: { guidanceScale: 7.5, scheduler: 'DDIMScheduler' } });
+    expect(plain['evaluation']).toEqual({ prompts: { file: '/p/prompts/eval.txt' } });
     expect(() => packPreset('/p', { lora: { warmup: 3 } })).toThrow(/lora.warmup is not a trainer setting/);
     expect(mergeConfig(preset, { lora: { rank: 4 }, shards: 3 })).toMatchObject({ lora: { rank: 4, maxSteps: 300 }, shards: 3 });
   });

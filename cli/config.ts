@@ -36,7 +36,15 @@ const PACK_LORA_FIELDS: Readonly<Record<string, string>> = {
 
 interface PackManifest {
   readonly prompts?: { readonly train?: string; readonly eval?: string };
-  readonly sampling?: { readonly steps?: number; readonly guidance_scale?: number; readonly pool_guidance_scale?: number; readonly width?: number; readonly height?: number };
+  readonly sampling?: {
+    readonly steps?: number;
+    readonly guidance_scale?: number;
+    readonly pool_guidance_scale?: number;
+    readonly scheduler?: string;
+    readonly pool_scheduler?: string;
+    readonly width?: number;
+    readonly height?: number;
+  };
   readonly judge?: { readonly detection_threshold?: number; readonly rule?: string; readonly per_prompt?: number };
   readonly lora?: Readonly<Record<string, unknown>>;
 }
@@ -69,8 +77,10 @@ export function packPreset(pack: string, manifest: PackManifest | null): Record<
     prompts: { file: at(manifest?.prompts?.train ?? 'prompts/train.txt') },
     sampling: {
       ...(sampling?.steps === undefined ? {} : { steps: sampling.steps }),
-      // The training pool may be sampled at a lower guidance than the model is used and compared at.
+      // The training pool may be sampled at a lower guidance, and with another scheduler, than the
+      // model is used and compared with.
       ...(sampling?.guidance_scale === undefined ? {} : { guidanceScale: sampling.pool_guidance_scale ?? sampling.guidance_scale }),
+      ...(sampling?.scheduler === undefined ? {} : { scheduler: sampling.pool_scheduler ?? sampling.scheduler }),
       ...(sampling?.width === undefined ? {} : { width: sampling.width }),
       ...(sampling?.height === undefined ? {} : { height: sampling.height }),
     },
@@ -78,6 +88,7 @@ export function packPreset(pack: string, manifest: PackManifest | null): Record<
     evaluation: {
       prompts: { file: at(manifest?.prompts?.eval ?? 'prompts/eval.txt') },
       ...(sampling?.pool_guidance_scale === undefined || sampling.guidance_scale === undefined ? {} : { guidanceScale: sampling.guidance_scale }),
+      ...(sampling?.pool_scheduler === undefined || sampling.scheduler === undefined ? {} : { scheduler: sampling.scheduler }),
     },
   };
 }

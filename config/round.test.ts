@@ -24,7 +24,8 @@ describe('validateRoundInput', () => {
     expect(round.selection.rule).toBe('paper');
     expect(round.judge).toMatchObject({ detector: 'packs/shapes/detector', captioner: null, threshold: 0.5 });
     expect(round.lora).toMatchObject({ rank: 4, learningRate: 1e-4, maxSteps: null });
-    expect(round.evaluation).toMatchObject({ seedsPerPrompt: 4, seed: 500_000, guidanceScale: null });
+    expect(round.evaluation).toMatchObject({ seedsPerPrompt: 4, seed: 500_000, guidanceScale: null, scheduler: null });
+    expect(round.sampling.scheduler).toBeNull();
     expect(round.selection.perPrompt).toBe(1);
     expect(round.generator.tunedUnet).toBeNull();
     expect(round.activities).toEqual({ heartbeatTimeoutSeconds: 60, maximumAttempts: 5 });
@@ -34,7 +35,7 @@ describe('validateRoundInput', () => {
     const result = validateRoundInput({
       ...minimal,
       samplesPerPrompt: 0,
-      sampling: { steps: 2.5, guidanceScale: 'high' },
+      sampling: { steps: 2.5, guidanceScale: 'high', scheduler: 'DDPMScheduler' },
       judge: { detector: '', clip: 'packs/shapes/clip', threshold: 2 },
       lora: { learningRate: 0, rnak: 8, captionDropout: 1 },
       selection: { rule: 'best', perPrompt: 0 },
@@ -47,6 +48,7 @@ describe('validateRoundInput', () => {
       samplesPerPrompt: 'an integer in [1, 1000]',
       'sampling.steps': 'an integer in [1, 1000]',
       'sampling.guidanceScale': 'a number in [0, 100]',
+      'sampling.scheduler': 'null or one of "DDIMScheduler", "EulerDiscreteScheduler", "EulerAncestralDiscreteScheduler", "DPMSolverMultistepScheduler"',
       'selection.rule': 'one of "paper", "combined"',
       'selection.perPrompt': 'an integer in [1, 1000]',
       'judge.detector': 'a non-empty string',

@@ -7,6 +7,8 @@
  * (a JSON path such as `sampling.steps`) and what it must be, so a user fixes a file in one go.
  */
 
+import { SCHEDULER_CLASS_NAMES, type SchedulerClassName } from '../models/schedulers/names.js';
+
 /** One training or evaluation prompt and the object class it asks for. */
 export interface PromptLine {
   readonly className: string;
@@ -56,7 +58,7 @@ export interface SamplingSettings {
   readonly height: number;
   readonly negativePrompt: string;
   /** A scheduler class name (`DDIMScheduler`, ...) or null for the generator's own. */
-  readonly scheduler: string | null;
+  readonly scheduler: SchedulerClassName | null;
   /** Image k of training prompt i has seed `seed + i * samplesPerPrompt + k`. */
   readonly seed: number;
 }
@@ -90,6 +92,11 @@ export interface EvaluationSettings {
    * guidance the model is used at when the training pool is sampled at a lower one.
    */
   readonly guidanceScale: number | null;
+  /**
+   * Scheduler for the comparison; null: `sampling.scheduler`. Set it to the one the model is
+   * used with when the training pool is sampled with another (an ancestral one, say).
+   */
+  readonly scheduler: SchedulerClassName | null;
 }
 
 export interface ActivitySettings {
@@ -148,7 +155,7 @@ export const ROUND_DEFAULTS = {
   shards: 2,
   sampling: { steps: 20, guidanceScale: 7.5, width: 0, height: 0, negativePrompt: '', scheduler: null, seed: 0 },
   lora: { rank: 4, learningRate: 1e-4, batchSize: 16, maxSteps: null, epochs: 100, seed: 0, checkpointEvery: 50, resolution: null, snrGamma: 0, captionDropout: 0 },
-  evaluation: { seedsPerPrompt: 4, seed: 500_000, bootstrapResamples: 2000, guidanceScale: null },
+  evaluation: { seedsPerPrompt: 4, seed: 500_000, bootstrapResamples: 2000, guidanceScale: null, scheduler: null },
   activities: { heartbeatTimeoutSeconds: 60, maximumAttempts: 5 },
   judge: { captioner: null, threshold: 0.5, iouThreshold: 0.5, batchSize: 8, synonyms: {}, weights: null },
 } as const;
@@ -244,6 +251,14 @@ class Reader {
     const value = this.fields[key];
     if (value === undefined || value === null) return null;
     return this.integer(key, undefined, min);
+  }
+
+  optionalOneOf<T extends string>(key: string, choices: readonly T[]): T | null {
+    const value = this.fields[key];
+    if (value === undefined || value === null) return null;
+    if (typeof value === 'string' && (choices as readonly string[]).includes(value)) return value as T;
+    this.fail(key, `null or one of ${choices.map((c) => JSON.stringify(c)).join(', ')}`, value);
+    return null;
   }
 
   oneOf<T extends string>(key: string, choices: readonly T[], fallback: T): T {
@@ -362,7 +377,7 @@ function roundFrom(reader: Reader): RoundInput {
       width: sampling.integer('width', s.width, 0, 8192),
       height: sampling.integer('height', s.height, 0, 8192),
       negativePrompt: sampling.text('negativePrompt', s.negativePrompt),
-      scheduler: sampling.optionalString('scheduler'),
+      scheduler: sampling.optionalOneOf('scheduler', SCHEDULER_CLASS_NAMES),
       seed: sampling.integer('seed', s.seed, 0, SEED_MAX),
     },
     lora: {
@@ -383,6 +398,7 @@ function roundFrom(reader: Reader): RoundInput {
       seed: evaluation.integer('seed', e.seed, 0, SEED_MAX),
       bootstrapResamples: evaluation.integer('bootstrapResamples', e.bootstrapResamples, 100, 1_000_000),
       guidanceScale: evaluation.optionalNumber('guidanceScale', 0, 100),
+      scheduler: evaluation.optionalOneOf('scheduler', SCHEDULER_CLASS_NAMES),
     },
     activities: {
       // Activities heartbeat every few seconds; less than 15 s would retry on a busy machine.

@@ -1,14 +1,8 @@
 import { readFile } from 'node:fs/promises';
 
 import { SchedulerConfigError } from '../errors.js';
+import { isSchedulerClassName, SCHEDULER_CLASS_NAMES, type SchedulerClassName } from './names.js';
 
-export const SCHEDULER_CLASS_NAMES = [
-  'DDIMScheduler',
-  'EulerDiscreteScheduler',
-  'EulerAncestralDiscreteScheduler',
-  'DPMSolverMultistepScheduler',
-] as const;
-export type SchedulerClassName = (typeof SCHEDULER_CLASS_NAMES)[number];
 
 export type BetaSchedule = 'linear' | 'scaled_linear';
 export type PredictionType = 'epsilon' | 'v_prediction';
@@ -136,10 +130,6 @@ class FieldReader {
     if (Array.isArray(value) && value.every((v): v is number => typeof v === 'number' && Number.isFinite(v))) return value;
     return this.fail(field, 'null or a list of numbers');
   }
-}
-
-export function isSchedulerClassName(name: unknown): name is SchedulerClassName {
-  return SCHEDULER_CLASS_NAMES.some((n) => n === name);
 }
 
 /**

@@ -1,4 +1,5 @@
-import { parseSchedulerConfig, type RawSchedulerConfig, type SchedulerClassName, type SchedulerConfig } from './config.js';
+import { parseSchedulerConfig, type RawSchedulerConfig, type SchedulerConfig } from './config.js';
+import type { SchedulerClassName } from './names.js';
 import { DDIMScheduler } from './ddim.js';
 import { EulerDiscreteScheduler } from './euler.js';
 import { EulerAncestralDiscreteScheduler } from './eulerAncestral.js';

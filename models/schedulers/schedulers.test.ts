@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
-import { parseSchedulerConfig, SCHEDULER_CLASS_NAMES, type SchedulerClassName } from './config.js';
+import { parseSchedulerConfig } from './config.js';
+import { SCHEDULER_CLASS_NAMES, type SchedulerClassName } from './names.js';
 import { createScheduler, SCHEDULERS } from './registry.js';
 import { roundHalfEven } from './schedule.js';
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .proof import POOL_GUIDANCE
+from .proof import POOL_GUIDANCE, POOL_SCHEDULER, SCHEDULER
 from .prompts import split, write_prompt_file
 from .text import CLIP_MAX_LENGTH
 from .world import BACKGROUNDS, CLASSES, COLOURS, COUNT_WORDS, IMAGE_SIZE
@@ -138,7 +138,15 @@ def manifest(figures: dict[str, dict[str, object]], prompt_files: dict[str, str]
             "detector": {"role": "zero-shot-object-detection", "path": "detector", "layout": "transformers.js", "architecture": "OwlViTForObjectDetection", "onnx": interfaces("detector")},
             "captioner": {"role": "image-to-text", "path": "captioner", "layout": "transformers.js", "architecture": "VisionEncoderDecoderModel", "onnx": interfaces("captioner")},
         },
-        "sampling": {"steps": 20, "guidance_scale": 7.5, "pool_guidance_scale": POOL_GUIDANCE, "width": IMAGE_SIZE, "height": IMAGE_SIZE},
+        "sampling": {
+            "steps": 20,
+            "guidance_scale": 7.5,
+            "pool_guidance_scale": POOL_GUIDANCE,
+            "scheduler": SCHEDULER,
+            "pool_scheduler": POOL_SCHEDULER,
+            "width": IMAGE_SIZE,
+            "height": IMAGE_SIZE,
+        },
         "judge": judge,
         "lora": lora,
         "figures": figures,

@@ -1,7 +1,7 @@
 """Proof that the self-reward loop can work in the shapes world (no Temporal involved).
 
 1. sample N images per training prompt with the base generator, at a lower guidance
-   than the comparison's (POOL_GUIDANCE);
+   than the comparison's and with an ancestral scheduler (POOL_GUIDANCE, POOL_SCHEDULER);
 2. judge each image for the prompt's class: the detector queried with the class
    name, the captioner's caption checked for class, colour and count;
 3. keep the best `per_prompt` images of each prompt by the paper's rule: the highest
@@ -31,11 +31,16 @@ from .prompts import Prompt, split
 from .world import COUNT_WORDS, PLURALS
 
 SAMPLING = {"num_inference_steps": 20, "guidance_scale": 7.5}
+SCHEDULER = "DDIMScheduler"  # the generator's own: how the model is used and compared
 # The training pool is sampled without guidance (the conditional branch alone): a LoRA
 # fitted to guided samples has learnt the guidance once, and the comparison's guidance
 # applies it again, so colours saturate and shapes drift. Lower pool guidance measured
 # better at every step down from 7.5 to 1.0 (figures in the model card's Limits).
 POOL_GUIDANCE = 1.0
+# Unguided DDIM (deterministic) draws soft, washed-out images; an ancestral sampler, which
+# adds fresh noise each step, draws the model's distribution more faithfully, so the pool
+# teaches crisper shapes (figures in the model card's Limits).
+POOL_SCHEDULER = "EulerAncestralDiscreteScheduler"
 
 
 @dataclass
@@ -93,18 +98,24 @@ def rank(judgements: list[Judgement], threshold: float) -> list[int]:
     return sorted(detected, key=lambda i: (-judgements[i].checklist, -judgements[i].detection, i))
 
 
-def _latents(seed: int, shape: tuple[int, ...]) -> torch.Tensor:
-    return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+def sample(pipeline, prompts: list[str], seeds: list[int], guidance: float = SAMPLING["guidance_scale"], scheduler: str = SCHEDULER) -> list[Image.Image]:  # type: ignore[no-untyped-def]
+    """Images for (prompt, seed) pairs. One generator per image: the initial latents come
+    first from its stream, an ancestral scheduler's step noise after them, so an image
+    depends on its seed alone (as in the TypeScript sampler)."""
+    import diffusers
 
-
-def sample(pipeline, prompts: list[str], seeds: list[int], guidance: float = SAMPLING["guidance_scale"]) -> list[Image.Image]:  # type: ignore[no-untyped-def]
-    """Images for (prompt, seed) pairs; the seed fixes the initial latents exactly."""
     c = pipeline.unet.config
-    latents = torch.stack([_latents(s, (c.in_channels, c.sample_size, c.sample_size)) for s in seeds])
+    generators = [torch.Generator().manual_seed(s) for s in seeds]
+    latents = torch.stack([torch.randn((c.in_channels, c.sample_size, c.sample_size), generator=g) for g in generators])
+    own = pipeline.scheduler
+    pipeline.scheduler = getattr(diffusers, scheduler).from_config(own.config)
     images: list[Image.Image] = []
-    for i in range(0, len(prompts), 64):
-        out = pipeline(prompt=prompts[i : i + 64], latents=latents[i : i + 64], output_type="pil", **{**SAMPLING, "guidance_scale": guidance})
-        images.extend(out.images)
+    try:
+        for i in range(0, len(prompts), 64):
+            out = pipeline(prompt=prompts[i : i + 64], latents=latents[i : i + 64], generator=generators[i : i + 64], output_type="pil", **{**SAMPLING, "guidance_scale": guidance})
+            images.extend(out.images)
+    finally:
+        pipeline.scheduler = own
     return images
 
 
@@ -158,7 +169,7 @@ def run(pack: Path, work: Path, *, n_per_prompt: int, per_prompt: int, eval_seed
     dataset = work / "dataset"
     dataset.mkdir(exist_ok=True)
     rows, pool_hits = [], 0
-    images = sample(pipeline, [p.text for p in prompts], seeds, POOL_GUIDANCE)
+    images = sample(pipeline, [p.text for p in prompts], seeds, POOL_GUIDANCE, POOL_SCHEDULER)
     for k, prompt in enumerate(train):
         block = images[k * n_per_prompt : (k + 1) * n_per_prompt]
         judgements = judge.judge(block, prompt)
@@ -175,6 +186,7 @@ def run(pack: Path, work: Path, *, n_per_prompt: int, per_prompt: int, eval_seed
         "base_detection_rate_train": round(float(hits.mean()), 4),
         "best_of_n_success": round(float(hits.any(axis=1).mean()), 4),
         "pool_guidance": POOL_GUIDANCE,
+        "pool_scheduler": POOL_SCHEDULER,
         "pool_detection_rate": round(pool_hits / len(images), 4),
         "kept_per_prompt": per_prompt,
         "dataset_size": len(rows),
