@@ -141,13 +141,19 @@ def test_best_of_8_finds_the_class_for_nine_prompts_in_ten():
     assert FIGURES["proof"]["best_of_n_success"] >= 0.90
 
 
-# LoRA on the judged best of the base generator's own samples makes this pack's
-# generator better, but not by enough: on held-out prompts the tuned model shows the
-# class more often by less than 15 points and draws with the base on CLIP
-# (MODEL_CARD.md, "Limits"). The targets stand; these two tests are known failures of
-# this pack. Strict: each fails
+def test_tuned_generator_beats_the_base_beyond_noise():
+    # One round on the judged best of its own samples makes the generator better on
+    # held-out prompts: both 95% intervals exclude no improvement.
+    p = FIGURES["proof"]
+    assert p["clip_win_rate_ci95"][0] > 0.5
+    assert p["detector_accuracy_gain_ci95"][0] > 0
+
+
+# ...but not by the targets' margins: the tuned model wins fewer than 65% of pairs and
+# shows the class more often by fewer than 15 points (MODEL_CARD.md, "Limits"). The
+# targets stand; these two tests are known failures of this pack. Strict: each fails
 # loudly once a rebuilt pack meets its target, so the marks cannot outlive the shortfall.
-LOOP_SHORTFALL = pytest.mark.xfail(strict=True, reason="self-training does not yet improve this pack's generator; see MODEL_CARD.md")
+LOOP_SHORTFALL = pytest.mark.xfail(strict=True, reason="self-training improves this pack's generator by less than the targets; see MODEL_CARD.md")
 
 
 @LOOP_SHORTFALL
