@@ -3,7 +3,6 @@ import { readFile } from 'node:fs/promises';
 import { SchedulerConfigError } from '../errors.js';
 import { isSchedulerClassName, SCHEDULER_CLASS_NAMES, type SchedulerClassName } from './names.js';
 
-
 export type BetaSchedule = 'linear' | 'scaled_linear';
 export type PredictionType = 'epsilon' | 'v_prediction';
 export type TimestepSpacing = 'leading' | 'trailing' | 'linspace';
