@@ -234,6 +234,7 @@ describe('trainLora', () => {
     const args = trainerArguments(roundInput().lora, { generator: 'g', dataset: 'd', output: 'o' }, 'cuda:3');
     expect(args.join(' ')).toContain('--rank 8');
     expect(args.join(' ')).toContain('--max-steps 3');
+    expect(args.join(' ')).toContain('--lr-scheduler constant');
     expect(args.join(' ')).toContain('--resume-from latest');
     expect(args.join(' ')).toContain('--snr-gamma 0 --caption-dropout 0');
     expect(args.join(' ')).toContain('--device cuda');

@@ -33,7 +33,7 @@ describe('configuration files', () => {
       prompts: { train: 'prompts/train.txt', eval: 'prompts/eval.txt' },
       sampling: { steps: 20, guidance_scale: 7.5, pool_guidance_scale: 1.5, scheduler: 'DDIMScheduler', pool_scheduler: 'EulerAncestralDiscreteScheduler', width: 64, height: 64 },
       judge: { detection_threshold: 0.42, rule: 'paper', per_prompt: 4 },
-      lora: { rank: 8, learning_rate: 1e-3, max_steps: 300, batch_size: 16, seed: 0, caption_dropout: 0.1 },
+      lora: { rank: 8, learning_rate: 1e-3, lr_scheduler: 'cosine', max_steps: 300, batch_size: 16, seed: 0, caption_dropout: 0.1 },
     });
     expect(preset).toMatchObject({
       generator: { base: '/packs/shapes/generator' },
@@ -42,7 +42,7 @@ describe('configuration files', () => {
       prompts: { file: '/packs/shapes/prompts/train.txt' },
       sampling: { steps: 20, guidanceScale: 1.5, scheduler: 'EulerAncestralDiscreteScheduler', width: 64 },
       evaluation: { guidanceScale: 7.5, scheduler: 'DDIMScheduler' },
-      lora: { rank: 8, learningRate: 1e-3, maxSteps: 300, batchSize: 16, seed: 0, captionDropout: 0.1 },
+      lora: { rank: 8, learningRate: 1e-3, lrScheduler: 'cosine', maxSteps: 300, batchSize: 16, seed: 0, captionDropout: 0.1 },
     });
     // Without pool settings the pool is sampled, and the comparison made, as the model is used.
     const plain = packPreset('/p', { sampling: { guidance_scale: 7.5, scheduler: 'DDIMScheduler' } });

@@ -25,6 +25,7 @@ export function parseConfigText(text: string, source: string): unknown {
 const PACK_LORA_FIELDS: Readonly<Record<string, string>> = {
   rank: 'rank',
   learning_rate: 'learningRate',
+  lr_scheduler: 'lrScheduler',
   max_steps: 'maxSteps',
   batch_size: 'batchSize',
   seed: 'seed',

@@ -37,7 +37,7 @@ describe('validateRoundInput', () => {
       samplesPerPrompt: 0,
       sampling: { steps: 2.5, guidanceScale: 'high', scheduler: 'DDPMScheduler' },
       judge: { detector: '', clip: 'packs/shapes/clip', threshold: 2 },
-      lora: { learningRate: 0, rnak: 8, captionDropout: 1 },
+      lora: { learningRate: 0, lrScheduler: 'linear', rnak: 8, captionDropout: 1 },
       selection: { rule: 'best', perPrompt: 0 },
       activities: { heartbeatTimeoutSeconds: 5 },
     });
@@ -54,6 +54,7 @@ describe('validateRoundInput', () => {
       'judge.detector': 'a non-empty string',
       'judge.threshold': 'a number in [0, 1]',
       'lora.learningRate': 'a number in (0, 1]',
+      'lora.lrScheduler': 'one of "constant", "cosine"',
       'lora.captionDropout': 'a probability in [0, 0.99]',
       'lora.rnak': expect.stringContaining('no such field') as unknown as string,
       'activities.heartbeatTimeoutSeconds': 'an integer in [15, 3600]',

@@ -40,6 +40,7 @@ export interface JudgeSettings {
 }
 
 export type SelectionRule = 'paper' | 'combined';
+export type LrScheduler = 'constant' | 'cosine';
 
 export interface SelectionSettings {
   /** `paper`: top checklist tier, then highest detection; `combined`: highest combined score. */
@@ -66,6 +67,8 @@ export interface SamplingSettings {
 export interface LoraSettings {
   readonly rank: number;
   readonly learningRate: number;
+  /** `constant`, or `cosine`: a half cosine from `learningRate` down to zero at the last step. */
+  readonly lrScheduler: LrScheduler;
   readonly batchSize: number;
   /** Optimizer steps; null trains for `epochs`. */
   readonly maxSteps: number | null;
@@ -154,7 +157,7 @@ export const ROUND_DEFAULTS = {
   samplesPerPrompt: 8,
   shards: 2,
   sampling: { steps: 20, guidanceScale: 7.5, width: 0, height: 0, negativePrompt: '', scheduler: null, seed: 0 },
-  lora: { rank: 4, learningRate: 1e-4, batchSize: 16, maxSteps: null, epochs: 100, seed: 0, checkpointEvery: 50, resolution: null, snrGamma: 0, captionDropout: 0 },
+  lora: { rank: 4, learningRate: 1e-4, lrScheduler: 'constant', batchSize: 16, maxSteps: null, epochs: 100, seed: 0, checkpointEvery: 50, resolution: null, snrGamma: 0, captionDropout: 0 },
   evaluation: { seedsPerPrompt: 4, seed: 500_000, bootstrapResamples: 2000, guidanceScale: null, scheduler: null },
   activities: { heartbeatTimeoutSeconds: 60, maximumAttempts: 5 },
   judge: { captioner: null, threshold: 0.5, iouThreshold: 0.5, batchSize: 8, synonyms: {}, weights: null },
@@ -383,6 +386,7 @@ function roundFrom(reader: Reader): RoundInput {
     lora: {
       rank: lora.integer('rank', l.rank, 1, 1024),
       learningRate: lora.number('learningRate', l.learningRate, Number.MIN_VALUE, 1, 'a number in (0, 1]'),
+      lrScheduler: lora.oneOf('lrScheduler', ['constant', 'cosine'], l.lrScheduler),
       batchSize: lora.integer('batchSize', l.batchSize, 1, 4096),
       maxSteps: lora.optionalInteger('maxSteps', 1),
       epochs: lora.integer('epochs', l.epochs, 1, 100_000),

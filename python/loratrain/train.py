@@ -3,7 +3,8 @@
 The recipe is that of diffusers' `train_text_to_image_lora.py`: peft LoRA (rank r,
 alpha r, gaussian init) on the UNet's attention projections to_q/to_k/to_v/to_out.0;
 VAE and text encoder frozen; AdamW (betas 0.9/0.999, weight decay 1e-2, eps 1e-8),
-constant learning rate after an optional linear warmup, gradient norm clipped to 1;
+constant learning rate after an optional linear warmup (or, with --lr-scheduler
+cosine, a cosine decay to zero over the remaining steps), gradient norm clipped to 1;
 noise from a DDPMScheduler built from the generator's scheduler config, target
 epsilon or v as its `prediction_type` says; MSE loss.
 
@@ -142,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rank", type=int, default=4, metavar="R", help="LoRA rank, also its alpha (default: %(default)s)")
     p.add_argument("--learning-rate", "--lr", type=float, default=1e-4, metavar="LR", help="constant learning rate (default: %(default)s)")
     p.add_argument("--lr-warmup-steps", type=int, default=0, metavar="N", help="linear warmup steps (default: %(default)s)")
+    p.add_argument(
+        "--lr-scheduler",
+        choices=LR_SCHEDULERS,
+        default="constant",
+        help="learning rate after the warmup: constant, or a cosine decay to zero at the last step (default: %(default)s)",
+    )
     p.add_argument("--batch-size", type=int, default=16, metavar="N", help="images per step (default: %(default)s)")
     p.add_argument("--max-steps", type=int, default=None, metavar="N", help="optimizer steps; overrides --epochs")
     p.add_argument("--epochs", type=int, default=100, metavar="N", help="passes over the dataset when --max-steps is not given (default: %(default)s)")
@@ -291,8 +298,17 @@ def batch_indices(step: int, dataset_size: int, batch_size: int, seed: int) -> l
     return order[position * batch_size : (position + 1) * batch_size].tolist()
 
 
-def learning_rate_at(step: int, base: float, warmup: int) -> float:
-    return base * min(1.0, (step + 1) / warmup) if warmup else base
+LR_SCHEDULERS = ("constant", "cosine")
+
+
+def learning_rate_at(step: int, base: float, warmup: int, schedule: str, total: int) -> float:
+    """Learning rate of 0-based `step` of `total`: a linear warmup, then constant or
+    a half cosine from `base` down towards zero."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    if schedule == "cosine":
+        return base * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+    return base
 
 
 def checkpoints_in(output: Path) -> list[Path]:
@@ -557,6 +573,7 @@ def plan_run(args: argparse.Namespace) -> Plan:
         "rank": args.rank,
         "learning_rate": args.learning_rate,
         "lr_warmup_steps": args.lr_warmup_steps,
+        "lr_scheduler": args.lr_scheduler,
         "resolution": resolution,
         "random_flip": args.random_flip,
         "noise_offset": args.noise_offset,
@@ -578,6 +595,9 @@ def plan_run(args: argparse.Namespace) -> Plan:
     total = args.max_steps if args.max_steps is not None else args.epochs * steps_per_epoch
     if resumed.get("step", 0) > total:
         raise BadInput(f"--max-steps/--epochs: {total} steps, but {checkpoint} is already at step {resumed['step']}")
+    if args.lr_scheduler == "cosine" and resumed and resumed.get("total") != total:
+        # The decay is laid over the whole run, so a different length changes every later step's rate.
+        raise BadInput(f"--max-steps/--epochs: --lr-scheduler cosine needs the checkpoint's {resumed.get('total')} steps, this run has {total}")
     return Plan(
         examples=examples,
         resolution=resolution,
@@ -684,7 +704,7 @@ def train_step(args, plan: Plan, step: int, trainee: Trainee, cache: Cache, nois
         text = torch.where(dropped, cache.empty_text_index, text)
     hidden = cache.text_embeddings[text]
 
-    lr = learning_rate_at(step, args.learning_rate, args.lr_warmup_steps)
+    lr = learning_rate_at(step, args.learning_rate, args.lr_warmup_steps, args.lr_scheduler, plan.total)
     for group in trainee.optimizer.param_groups:
         group["lr"] = lr
     dtype = trainee.weight_dtype
@@ -817,6 +837,7 @@ def write_metrics(args, plan: Plan, device, losses: list[float], wall: float, wa
         "loss_curve": losses,
         "learning_rate": args.learning_rate,
         "lr_warmup_steps": args.lr_warmup_steps,
+        "lr_scheduler": args.lr_scheduler,
         "rank": args.rank,
         "batch_size": args.batch_size,
         "epochs": plan.total / plan.steps_per_epoch,

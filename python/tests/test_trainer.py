@@ -398,3 +398,28 @@ def test_caption_dropout_and_min_snr_change_the_run_and_are_recorded(tiny_genera
     assert (a["caption_dropout"], a["snr_gamma"]) == (0.0, 0.0)
     assert (b["caption_dropout"], b["snr_gamma"]) == (0.5, 5.0)
     assert a["loss_curve"] != b["loss_curve"]
+
+
+def test_learning_rate_warms_up_then_holds_or_decays_to_zero():
+    from loratrain.train import learning_rate_at
+
+    assert [learning_rate_at(s, 1.0, 4, "constant", 10) for s in (0, 3, 4, 9)] == [0.25, 1.0, 1.0, 1.0]
+    cosine = [learning_rate_at(s, 1.0, 2, "cosine", 10) for s in range(10)]
+    assert cosine[:3] == [0.5, 1.0, 1.0]  # warmup, then the decay starts from the full rate
+    assert all(a > b for a, b in zip(cosine[2:], cosine[3:])) and 0 < cosine[-1] < 0.05
+    assert learning_rate_at(6, 1.0, 2, "cosine", 10) == pytest.approx(0.5)  # half-way through the decay
+
+
+def test_cosine_run_decays_its_rate_and_refuses_a_resume_of_another_length(tiny_generator, tiny_dataset, tmp_path):
+    output = tmp_path / "cosine"
+    done, events = train(tiny_generator, tiny_dataset, output, "--skip-onnx", "--lr-scheduler", "cosine", "--checkpoint-every", "3")
+    assert done.returncode == 0, done.stderr
+    rates = [e["lr"] for e in events if e["event"] == "step"]
+    assert rates[0] == 1e-4 and all(a > b for a, b in zip(rates, rates[1:]))
+    assert json.loads((output / "metrics.json").read_text())["lr_scheduler"] == "cosine"
+    checkpoint = output / "checkpoints" / "step-00000003"
+    longer = run_module(
+        "loratrain", "--generator", str(tiny_generator), "--dataset", str(tiny_dataset), "--output", str(tmp_path / "longer"),
+        *TRAIN_ARGS[2:], "--max-steps", str(STEPS + 2), "--lr-scheduler", "cosine", "--resume-from", str(checkpoint),
+    )  # fmt: skip
+    _expect_bad_input(longer, "--lr-scheduler cosine needs the checkpoint's 6 steps, this run has 8")
