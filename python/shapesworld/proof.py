@@ -98,7 +98,7 @@ def rank(judgements: list[Judgement], threshold: float) -> list[int]:
     return sorted(detected, key=lambda i: (-judgements[i].checklist, -judgements[i].detection, i))
 
 
-def sample(pipeline, prompts: list[str], seeds: list[int], guidance: float = SAMPLING["guidance_scale"], scheduler: str = SCHEDULER) -> list[Image.Image]:  # type: ignore[no-untyped-def]
+def sample(pipeline, prompts: list[str], seeds: list[int], guidance: float = SAMPLING["guidance_scale"], scheduler: str = SCHEDULER, steps: int = SAMPLING["num_inference_steps"]) -> list[Image.Image]:  # type: ignore[no-untyped-def]
     """Images for (prompt, seed) pairs. One generator per image: the initial latents come
     first from its stream, an ancestral scheduler's step noise after them, so an image
     depends on its seed alone (as in the TypeScript sampler)."""
@@ -112,7 +112,9 @@ def sample(pipeline, prompts: list[str], seeds: list[int], guidance: float = SAM
     images: list[Image.Image] = []
     try:
         for i in range(0, len(prompts), 64):
-            out = pipeline(prompt=prompts[i : i + 64], latents=latents[i : i + 64], generator=generators[i : i + 64], output_type="pil", **{**SAMPLING, "guidance_scale": guidance})
+            out = pipeline(
+                prompt=prompts[i : i + 64], latents=latents[i : i + 64], generator=generators[i : i + 64], output_type="pil", num_inference_steps=steps, guidance_scale=guidance
+            )
             images.extend(out.images)
     finally:
         pipeline.scheduler = own
@@ -146,6 +148,85 @@ def bootstrap(groups: np.ndarray, values: np.ndarray, statistic, n: int = 2000, 
     return float(np.percentile(stats, 2.5)), float(np.percentile(stats, 97.5))
 
 
+@dataclass
+class Pool:
+    """A curated training pool: how many images were sampled and detected, and the dataset kept."""
+
+    images: int
+    detected: int
+    kept: int
+
+
+def curate_pool(pipeline, judge: Judge, prompts: list[Prompt], ids: list[int], dataset: Path, *, n_per_prompt: int, per_prompt: int, steps: int) -> Pool:  # type: ignore[no-untyped-def]
+    """Steps 1-3: sample N images per prompt for the pool, judge them, keep each prompt's
+    best (an imagefolder dataset in `dataset`). `ids` are the prompts' places among the
+    training prompts: image i of prompt `id` has seed 1000 id + i, so a subset of the
+    prompts draws the same images as the whole set."""
+    dataset.mkdir(parents=True, exist_ok=True)
+    texts = [p.text for p in prompts for _ in range(n_per_prompt)]
+    seeds = [1000 * k + i for k in ids for i in range(n_per_prompt)]
+    images = sample(pipeline, texts, seeds, POOL_GUIDANCE, POOL_SCHEDULER, steps)
+    rows, detected = [], 0
+    for k, (prompt, id_) in enumerate(zip(prompts, ids, strict=True)):
+        block = images[k * n_per_prompt : (k + 1) * n_per_prompt]
+        judgements = judge.judge(block, prompt)
+        detected += sum(j.detected(judge.threshold) for j in judgements)
+        for best in rank(judgements, judge.threshold)[:per_prompt]:
+            name = f"{id_:04d}-{best}.png"
+            block[best].save(dataset / name)
+            j = judgements[best]
+            rows.append({"file_name": name, "text": prompt.text, "class": prompt.cls, "detection": round(j.detection, 4), "caption": j.caption, "checklist": j.checklist})
+    (dataset / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return Pool(images=len(images), detected=detected, kept=len(rows))
+
+
+def train_lora(dataset: Path, generator: Path, output: Path, lora: dict[str, object]) -> float:
+    """Step 4, through the trainer's command line as the product runs it; returns its wall time."""
+    command = [sys.executable, "-m", "loratrain", "--dataset", str(dataset), "--generator", str(generator), "--output", str(output)]
+    for key, value in lora.items():
+        flag = f"--{key.replace('_', '-')}"
+        command += [flag] if value is True else [flag, str(value)]
+    started = time.time()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return time.time() - started
+
+
+def compare(pipeline, judge: Judge, scorer: ClipScorer, prompts: list[Prompt], lora_dir: Path, *, seeds_per_prompt: int, first_seed: int) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """Step 5: base and tuned sample the prompts from identical initial latents (seed
+    `first_seed + 100 k + s`); paired CLIP win rate and detector class accuracy, each
+    with a 95% bootstrap interval over prompts. Leaves the LoRA unloaded."""
+    texts = [p.text for p in prompts for _ in range(seeds_per_prompt)]
+    seeds = [first_seed + 100 * k + s for k in range(len(prompts)) for s in range(seeds_per_prompt)]
+    base_images = sample(pipeline, texts, seeds)
+    pipeline.load_lora_weights(str(lora_dir))
+    try:
+        tuned_images = sample(pipeline, texts, seeds)
+    finally:
+        pipeline.unload_lora_weights()
+    base_clip, tuned_clip = scorer.score(base_images, texts), scorer.score(tuned_images, texts)
+    groups = np.repeat(np.arange(len(prompts)), seeds_per_prompt)
+    base_hit = np.zeros(len(texts))
+    tuned_hit = np.zeros(len(texts))
+    for k, prompt in enumerate(prompts):
+        sl = slice(k * seeds_per_prompt, (k + 1) * seeds_per_prompt)
+        base_hit[sl] = [c >= judge.threshold for c, _ in judge.detect(base_images[sl], prompt.cls)]
+        tuned_hit[sl] = [c >= judge.threshold for c, _ in judge.detect(tuned_images[sl], prompt.cls)]
+    wins = np.where(tuned_clip > base_clip, 1.0, np.where(tuned_clip == base_clip, 0.5, 0.0))
+    gain = tuned_hit - base_hit
+    return {
+        "eval_prompts": len(prompts),
+        "eval_pairs": len(texts),
+        "clip_win_rate": round(float(wins.mean()), 4),
+        "clip_win_rate_ci95": [round(x, 4) for x in bootstrap(groups, wins, np.mean)],
+        "mean_clip_base": round(float(base_clip.mean()), 3),
+        "mean_clip_tuned": round(float(tuned_clip.mean()), 3),
+        "detector_accuracy_base": round(float(base_hit.mean()), 4),
+        "detector_accuracy_tuned": round(float(tuned_hit.mean()), 4),
+        "detector_accuracy_gain": round(float(gain.mean()), 4),
+        "detector_accuracy_gain_ci95": [round(x, 4) for x in bootstrap(groups, gain, np.mean)],
+    }
+
+
 def run(pack: Path, work: Path, *, n_per_prompt: int, per_prompt: int, eval_seeds: int, threshold: float, lora: dict[str, object]) -> dict[str, object]:
     from diffusers import StableDiffusionPipeline
 
@@ -156,30 +237,15 @@ def run(pack: Path, work: Path, *, n_per_prompt: int, per_prompt: int, eval_seed
     pipeline.set_progress_bar_config(disable=True)
     judge = Judge(pack, threshold)
 
+    # The generator's own figures, at its default sampling: how often the class comes out.
     prompts = [p for p in train for _ in range(n_per_prompt)]
     seeds = [1000 * k + i for k in range(len(train)) for i in range(n_per_prompt)]
-
-    # The generator's own figures, at its default sampling: how often the class comes out.
     hits = np.zeros((len(train), n_per_prompt), dtype=bool)
     images = sample(pipeline, [p.text for p in prompts], seeds)
     for k, prompt in enumerate(train):
         hits[k] = [conf >= threshold for conf, _ in judge.detect(images[k * n_per_prompt : (k + 1) * n_per_prompt], prompt.cls)]
 
-    # 1-3: sample the pool, judge, curate.
-    dataset = work / "dataset"
-    dataset.mkdir(exist_ok=True)
-    rows, pool_hits = [], 0
-    images = sample(pipeline, [p.text for p in prompts], seeds, POOL_GUIDANCE, POOL_SCHEDULER)
-    for k, prompt in enumerate(train):
-        block = images[k * n_per_prompt : (k + 1) * n_per_prompt]
-        judgements = judge.judge(block, prompt)
-        pool_hits += sum(j.detected(threshold) for j in judgements)
-        for best in rank(judgements, threshold)[:per_prompt]:
-            name = f"{k:04d}-{best}.png"
-            block[best].save(dataset / name)
-            j = judgements[best]
-            rows.append({"file_name": name, "text": prompt.text, "class": prompt.cls, "detection": round(j.detection, 4), "caption": j.caption, "checklist": j.checklist})
-    (dataset / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    pool = curate_pool(pipeline, judge, train, list(range(len(train))), work / "dataset", n_per_prompt=n_per_prompt, per_prompt=per_prompt, steps=int(SAMPLING["num_inference_steps"]))
     figures: dict[str, object] = {
         "train_prompts": len(train),
         "samples_per_prompt": n_per_prompt,
@@ -187,53 +253,16 @@ def run(pack: Path, work: Path, *, n_per_prompt: int, per_prompt: int, eval_seed
         "best_of_n_success": round(float(hits.any(axis=1).mean()), 4),
         "pool_guidance": POOL_GUIDANCE,
         "pool_scheduler": POOL_SCHEDULER,
-        "pool_detection_rate": round(pool_hits / len(images), 4),
+        "pool_detection_rate": round(pool.detected / pool.images, 4),
         "kept_per_prompt": per_prompt,
-        "dataset_size": len(rows),
+        "dataset_size": pool.kept,
         "curate_seconds": round(time.time() - started, 1),
     }
     print(json.dumps(figures), flush=True)
 
-    # 4: LoRA training through the trainer's command line.
-    lora_dir = work / "lora"
-    command = [sys.executable, "-m", "loratrain", "--dataset", str(dataset), "--generator", str(pack / "generator"), "--output", str(lora_dir)]
-    for key, value in lora.items():
-        command += [f"--{key.replace('_', '-')}", str(value)]
-    t = time.time()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    figures["lora_seconds"] = round(time.time() - t, 1)
-
-    # 5: held-out comparison with identical initial latents.
-    eval_prompts = [p for p in held_out for _ in range(eval_seeds)]
-    eval_seeds_list = [500_000 + 100 * k + s for k in range(len(held_out)) for s in range(eval_seeds)]
-    base_images = sample(pipeline, [p.text for p in eval_prompts], eval_seeds_list)
-    pipeline.load_lora_weights(str(lora_dir))
-    tuned_images = sample(pipeline, [p.text for p in eval_prompts], eval_seeds_list)
-    scorer = ClipScorer(pack / "clip")
-    texts = [p.text for p in eval_prompts]
-    base_clip, tuned_clip = scorer.score(base_images, texts), scorer.score(tuned_images, texts)
-    groups = np.repeat(np.arange(len(held_out)), eval_seeds)
-    base_hit = np.zeros(len(eval_prompts))
-    tuned_hit = np.zeros(len(eval_prompts))
-    for k, prompt in enumerate(held_out):
-        sl = slice(k * eval_seeds, (k + 1) * eval_seeds)
-        base_hit[sl] = [c >= threshold for c, _ in judge.detect(base_images[sl], prompt.cls)]
-        tuned_hit[sl] = [c >= threshold for c, _ in judge.detect(tuned_images[sl], prompt.cls)]
-    wins = np.where(tuned_clip > base_clip, 1.0, np.where(tuned_clip == base_clip, 0.5, 0.0))
-    gain = tuned_hit - base_hit
-    figures.update(
-        eval_prompts=len(held_out),
-        eval_pairs=len(eval_prompts),
-        clip_win_rate=round(float(wins.mean()), 4),
-        clip_win_rate_ci95=[round(x, 4) for x in bootstrap(groups, wins, np.mean)],
-        mean_clip_base=round(float(base_clip.mean()), 3),
-        mean_clip_tuned=round(float(tuned_clip.mean()), 3),
-        detector_accuracy_base=round(float(base_hit.mean()), 4),
-        detector_accuracy_tuned=round(float(tuned_hit.mean()), 4),
-        detector_accuracy_gain=round(float(gain.mean()), 4),
-        detector_accuracy_gain_ci95=[round(x, 4) for x in bootstrap(groups, gain, np.mean)],
-        total_seconds=round(time.time() - started, 1),
-    )
+    figures["lora_seconds"] = round(train_lora(work / "dataset", pack / "generator", work / "lora", lora), 1)
+    figures.update(compare(pipeline, judge, ClipScorer(pack / "clip"), held_out, work / "lora", seeds_per_prompt=eval_seeds, first_seed=500_000))
+    figures["total_seconds"] = round(time.time() - started, 1)
     return figures
 
 
