@@ -136,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m loratrain",
         description="LoRA fine-tuning of a Stable Diffusion UNet (recipe of diffusers' train_text_to_image_lora.py). "
         "Progress as JSON lines on stdout; exit 0 done, 2 bad input, 143 stopped by SIGTERM (130 SIGINT), 1 failure.",
+        # A mistyped flag must fail, not silently set the flag it abbreviates (--max-step 3 was --max-steps 3).
+        allow_abbrev=False,
     )
     p.add_argument("--generator", type=Path, required=True, metavar="DIR", help="diffusers Stable Diffusion folder (model_index.json, unet/, vae/, ...)")
     p.add_argument("--dataset", type=Path, required=True, metavar="DIR", help="imagefolder: images + metadata.jsonl lines with file_name and text")

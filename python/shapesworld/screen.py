@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -70,7 +71,8 @@ def main() -> None:
     from diffusers import StableDiffusionPipeline
 
     pack_json = json.loads((args.pack / "pack.json").read_text())
-    variants = [parse_variant(v, pack_json["lora"]) for v in args.variant] or [dict(pack_json["lora"])]
+    labels = args.variant or [""]
+    variants = [parse_variant(v, pack_json["lora"]) for v in labels]
     train = split()[0]
     pool_ids, validation_ids = validation_split(train)
     pool_prompts, validation = [train[k] for k in pool_ids], [train[k] for k in validation_ids]
@@ -79,7 +81,7 @@ def main() -> None:
     judge = Judge(args.pack, pack_json["judge"]["detection_threshold"])
     scorer = ClipScorer(args.pack / "clip")
 
-    dataset = args.work / f"pool-{args.pool_steps}-steps"
+    dataset = args.work / f"pool-{args.pool_steps}-steps-{args.n}-per-prompt"
     if not (dataset / "metadata.jsonl").is_file():
         pool = curate_pool(pipeline, judge, pool_prompts, pool_ids, dataset, n_per_prompt=args.n, per_prompt=pack_json["judge"]["per_prompt"], steps=args.pool_steps)
         print(json.dumps({"pool_prompts": len(pool_prompts), "pool_steps": args.pool_steps, "detected": pool.detected, "images": pool.images, "kept": pool.kept}), flush=True)
@@ -88,7 +90,10 @@ def main() -> None:
         for seed in args.seeds:
             settings = {**variant, "seed": seed}
             lora_dir = args.work / f"lora-{args.pool_steps}-{number}-seed{seed}"
-            train_lora(dataset, args.pack / "generator", lora_dir, {**settings, "skip_onnx": True})
+            try:
+                train_lora(dataset, args.pack / "generator", lora_dir, {**settings, "skip_onnx": True})
+            except subprocess.CalledProcessError as error:
+                raise SystemExit(f"--variant {labels[number]!r}: the trainer exited with {error.returncode} (its message is above)") from None
             figures = compare(pipeline, judge, scorer, validation, lora_dir, seeds_per_prompt=args.eval_seeds, first_seed=VALIDATION_FIRST_SEED)
             gains.append(figures["detector_accuracy_gain"])
             wins.append(figures["clip_win_rate"])

@@ -292,6 +292,7 @@ BAD_FLAGS = [
     (["--snr-gamma", "-1"], "--snr-gamma: must be a non-negative number"),
     (["--caption-dropout", "1"], "--caption-dropout: must be a probability in [0, 1)"),
     (["--no-such-flag"], "--no-such-flag"),
+    (["--max-step", "3"], "--max-step"),  # no abbreviations: a typo must not set --max-steps
     (["--resume-from", "/nonexistent/checkpoint"], "--resume-from"),
 ]
 
