@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", type=Path, required=True, metavar="DIR", help="imagefolder: images + metadata.jsonl lines with file_name and text")
     p.add_argument("--output", type=Path, required=True, metavar="DIR", help="folder for the LoRA weights, unet/model.onnx, metrics.json, checkpoints/")
     p.add_argument("--rank", type=int, default=4, metavar="R", help="LoRA rank, also its alpha (default: %(default)s)")
-    p.add_argument("--learning-rate", "--lr", type=float, default=1e-4, metavar="LR", help="constant learning rate (default: %(default)s)")
+    p.add_argument("--learning-rate", "--lr", type=float, default=1e-4, metavar="LR", help="learning rate: the constant one, or the peak of --lr-scheduler cosine (default: %(default)s)")
     p.add_argument("--lr-warmup-steps", type=int, default=0, metavar="N", help="linear warmup steps (default: %(default)s)")
     p.add_argument(
         "--lr-scheduler",
