@@ -191,37 +191,53 @@ def train_lora(dataset: Path, generator: Path, output: Path, lora: dict[str, obj
     return time.time() - started
 
 
-def compare(pipeline, judge: Judge, scorer: ClipScorer, prompts: list[Prompt], lora_dir: Path, *, seeds_per_prompt: int, first_seed: int) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    """Step 5: base and tuned sample the prompts from identical initial latents (seed
-    `first_seed + 100 k + s`); paired CLIP win rate and detector class accuracy, each
-    with a 95% bootstrap interval over prompts. Leaves the LoRA unloaded."""
+@dataclass
+class Scored:
+    """One generator's samples of the comparison's (prompt, seed) pairs, judged: CLIPScore
+    against the prompt and whether the detector finds the prompt's class, per image."""
+
+    clip: np.ndarray
+    hit: np.ndarray
+
+
+def score_samples(pipeline, judge: Judge, scorer: ClipScorer, prompts: list[Prompt], *, seeds_per_prompt: int, first_seed: int) -> Scored:  # type: ignore[no-untyped-def]
+    """Sample every prompt at seeds `first_seed + 100 k + s` (s < seeds_per_prompt) with
+    the pipeline as it is (base, or with a LoRA loaded) and judge each image."""
     texts = [p.text for p in prompts for _ in range(seeds_per_prompt)]
     seeds = [first_seed + 100 * k + s for k in range(len(prompts)) for s in range(seeds_per_prompt)]
-    base_images = sample(pipeline, texts, seeds)
-    pipeline.load_lora_weights(str(lora_dir))
-    try:
-        tuned_images = sample(pipeline, texts, seeds)
-    finally:
-        pipeline.unload_lora_weights()
-    base_clip, tuned_clip = scorer.score(base_images, texts), scorer.score(tuned_images, texts)
-    groups = np.repeat(np.arange(len(prompts)), seeds_per_prompt)
-    base_hit = np.zeros(len(texts))
-    tuned_hit = np.zeros(len(texts))
+    images = sample(pipeline, texts, seeds)
+    hit = np.zeros(len(texts))
     for k, prompt in enumerate(prompts):
         sl = slice(k * seeds_per_prompt, (k + 1) * seeds_per_prompt)
-        base_hit[sl] = [c >= judge.threshold for c, _ in judge.detect(base_images[sl], prompt.cls)]
-        tuned_hit[sl] = [c >= judge.threshold for c, _ in judge.detect(tuned_images[sl], prompt.cls)]
-    wins = np.where(tuned_clip > base_clip, 1.0, np.where(tuned_clip == base_clip, 0.5, 0.0))
-    gain = tuned_hit - base_hit
+        hit[sl] = [c >= judge.threshold for c, _ in judge.detect(images[sl], prompt.cls)]
+    return Scored(clip=scorer.score(images, texts), hit=hit)
+
+
+def score_tuned(pipeline, judge: Judge, scorer: ClipScorer, prompts: list[Prompt], lora_dir: Path, *, seeds_per_prompt: int, first_seed: int) -> Scored:  # type: ignore[no-untyped-def]
+    """`score_samples` with the LoRA in `lora_dir` loaded; leaves it unloaded."""
+    pipeline.load_lora_weights(str(lora_dir))
+    try:
+        return score_samples(pipeline, judge, scorer, prompts, seeds_per_prompt=seeds_per_prompt, first_seed=first_seed)
+    finally:
+        pipeline.unload_lora_weights()
+
+
+def compare(base: Scored, tuned: Scored, seeds_per_prompt: int) -> dict[str, object]:
+    """Step 5's figures from base and tuned samples drawn from identical initial latents:
+    paired CLIP win rate and detector class accuracy, each with a 95% bootstrap interval
+    over prompts."""
+    groups = np.arange(len(base.hit)) // seeds_per_prompt
+    wins = np.where(tuned.clip > base.clip, 1.0, np.where(tuned.clip == base.clip, 0.5, 0.0))
+    gain = tuned.hit - base.hit
     return {
-        "eval_prompts": len(prompts),
-        "eval_pairs": len(texts),
+        "eval_prompts": len(base.hit) // seeds_per_prompt,
+        "eval_pairs": len(base.hit),
         "clip_win_rate": round(float(wins.mean()), 4),
         "clip_win_rate_ci95": [round(x, 4) for x in bootstrap(groups, wins, np.mean)],
-        "mean_clip_base": round(float(base_clip.mean()), 3),
-        "mean_clip_tuned": round(float(tuned_clip.mean()), 3),
-        "detector_accuracy_base": round(float(base_hit.mean()), 4),
-        "detector_accuracy_tuned": round(float(tuned_hit.mean()), 4),
+        "mean_clip_base": round(float(base.clip.mean()), 3),
+        "mean_clip_tuned": round(float(tuned.clip.mean()), 3),
+        "detector_accuracy_base": round(float(base.hit.mean()), 4),
+        "detector_accuracy_tuned": round(float(tuned.hit.mean()), 4),
         "detector_accuracy_gain": round(float(gain.mean()), 4),
         "detector_accuracy_gain_ci95": [round(x, 4) for x in bootstrap(groups, gain, np.mean)],
     }
@@ -261,7 +277,11 @@ def run(pack: Path, work: Path, *, n_per_prompt: int, per_prompt: int, eval_seed
     print(json.dumps(figures), flush=True)
 
     figures["lora_seconds"] = round(train_lora(work / "dataset", pack / "generator", work / "lora", lora), 1)
-    figures.update(compare(pipeline, judge, ClipScorer(pack / "clip"), held_out, work / "lora", seeds_per_prompt=eval_seeds, first_seed=500_000))
+    scorer = ClipScorer(pack / "clip")
+    comparison = {"seeds_per_prompt": eval_seeds, "first_seed": 500_000}
+    base = score_samples(pipeline, judge, scorer, held_out, **comparison)
+    tuned = score_tuned(pipeline, judge, scorer, held_out, work / "lora", **comparison)
+    figures.update(compare(base, tuned, eval_seeds))
     figures["total_seconds"] = round(time.time() - started, 1)
     return figures
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .proof import SAMPLING, ClipScorer, Judge, compare, curate_pool, train_lora
+from .proof import SAMPLING, ClipScorer, Judge, compare, curate_pool, score_samples, score_tuned, train_lora
 from .prompts import split
 
 VALIDATION_EVERY = 4  # every 4th training prompt of each class validates
@@ -85,6 +85,8 @@ def main() -> None:
     if not (dataset / "metadata.jsonl").is_file():
         pool = curate_pool(pipeline, judge, pool_prompts, pool_ids, dataset, n_per_prompt=args.n, per_prompt=pack_json["judge"]["per_prompt"], steps=args.pool_steps)
         print(json.dumps({"pool_prompts": len(pool_prompts), "pool_steps": args.pool_steps, "detected": pool.detected, "images": pool.images, "kept": pool.kept}), flush=True)
+    comparison = {"seeds_per_prompt": args.eval_seeds, "first_seed": VALIDATION_FIRST_SEED}
+    base = score_samples(pipeline, judge, scorer, validation, **comparison)
     for number, variant in enumerate(variants):
         gains, wins = [], []
         for seed in args.seeds:
@@ -94,7 +96,7 @@ def main() -> None:
                 train_lora(dataset, args.pack / "generator", lora_dir, {**settings, "skip_onnx": True})
             except subprocess.CalledProcessError as error:
                 raise SystemExit(f"--variant {labels[number]!r}: the trainer exited with {error.returncode} (its message is above)") from None
-            figures = compare(pipeline, judge, scorer, validation, lora_dir, seeds_per_prompt=args.eval_seeds, first_seed=VALIDATION_FIRST_SEED)
+            figures = compare(base, score_tuned(pipeline, judge, scorer, validation, lora_dir, **comparison), args.eval_seeds)
             gains.append(figures["detector_accuracy_gain"])
             wins.append(figures["clip_win_rate"])
             print(json.dumps({"variant": settings, "pool_steps": args.pool_steps, **figures}), flush=True)
