@@ -5,8 +5,10 @@
 
 Each stage writes its model folder into the pack and its figures into
 `build/figures/<stage>.json`; the `pack` stage turns those into `pack.json` and
-`MODEL_CARD.md`. Seeds are fixed, so a rebuild reproduces the committed pack's
-figures (up to floating-point differences between CPUs).
+`MODEL_CARD.md`. Seeds are fixed and the tokenizers are learnt deterministically,
+but the trainings' results still move with the CPU and the thread count, so a
+rebuild on another machine does not reproduce the committed figures (MODEL_CARD.md,
+"Limits", has one such rebuild's).
 """
 
 from __future__ import annotations

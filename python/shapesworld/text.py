@@ -11,11 +11,10 @@ Nothing comes from a hub: the merges are learnt from the grammar's own sentences
 
 from __future__ import annotations
 
-import json
-import tempfile
+from collections import Counter
 from pathlib import Path
 
-from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+from tokenizers import pre_tokenizers
 
 from .world import BACKGROUNDS, CLASSES, COLOURS, PLURALS, all_specs
 
@@ -30,25 +29,40 @@ def corpus() -> list[str]:
 
 
 def _train_bpe(end_of_word_suffix: str, specials: list[str], vocab_size: int) -> tuple[dict[str, int], list[tuple[str, str]]]:
-    suffix = {"end_of_word_suffix": end_of_word_suffix} if end_of_word_suffix else {}
-    tok = Tokenizer(models.BPE(**suffix))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        min_frequency=1,
-        special_tokens=[],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        **suffix,
-        show_progress=False,
-    )
+    """Byte-level BPE learnt from `corpus()`: repeatedly merge the most frequent adjacent
+    pair, ties going to the pair that sorts first, until `vocab_size` or every word is one
+    token. Written out rather than taken from `tokenizers`' trainer, which breaks ties and
+    numbers word-final symbols in hash order: two rebuilds got different token ids, and so
+    differently initialised embeddings, from the same corpus."""
+    pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     # Each sentence also with a leading space, so that GPT-2's `Ġword` forms
     # exist for a sentence's first word too.
     lines = corpus() + [" " + line for line in corpus()]
-    tok.train_from_iterator(lines, trainer)
-    with tempfile.TemporaryDirectory() as tmp:
-        tok.model.save(tmp)
-        vocab: dict[str, int] = json.loads(Path(tmp, "vocab.json").read_text())
-        merges = [tuple(line.split(" ")) for line in Path(tmp, "merges.txt").read_text().splitlines() if line and not line.startswith("#")]
+    counts = Counter(word for line in lines for word, _ in pre_tokenizer.pre_tokenize_str(line))
+    words = {word: [*word[:-1], word[-1] + end_of_word_suffix] for word in counts}
+    symbols = sorted(set(pre_tokenizers.ByteLevel.alphabet()) | {s for split in words.values() for s in split})
+    vocab = {symbol: i for i, symbol in enumerate(symbols)}
+    merges: list[tuple[str, str]] = []
+    while len(vocab) < vocab_size:
+        pairs: Counter[tuple[str, str]] = Counter()
+        for word, split in words.items():
+            for pair in zip(split, split[1:]):
+                pairs[pair] += counts[word]
+        if not pairs:
+            break
+        left, right = min(pairs, key=lambda pair: (-pairs[pair], pair))
+        merges.append((left, right))
+        vocab.setdefault(left + right, len(vocab))
+        for word, split in words.items():
+            merged, i = [], 0
+            while i < len(split):
+                if i + 1 < len(split) and split[i] == left and split[i + 1] == right:
+                    merged.append(left + right)
+                    i += 2
+                else:
+                    merged.append(split[i])
+                    i += 1
+            words[word] = merged
     for special in specials:
         vocab[special] = len(vocab)
     return vocab, merges
