@@ -282,7 +282,7 @@ latents.
   detector class recall 96.6% at precision 94.3% (threshold 0.4, mAP@0.5 0.746),
   short of the 95%/95% target; captioner class 98.4%, colour 99.8%; generator
   class rate 49.9% with best-of-8 85.0%, short of 90%; proof win rate 56.4%
-  [50.8, 61.9] and accuracy +6.1 [1.1, 12.0]. Three causes: the trainings' results
+  [50.8, 61.9] and accuracy +6.1 [1.1, 12.0]. What moves them: the trainings' results
   move with the CPU and the thread count (this pack's CLIP and captioner trained on
   1 thread, on another machine); the `tokenizers` BPE trainer numbered 14
   word-final symbols (and sometimes ordered tied merges) in hash order, so every
