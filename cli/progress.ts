@@ -16,7 +16,7 @@ export function progressLine(p: RoundProgress): string {
     case 'judge':
       return `${head} ${bar(p.images.sampled === 0 ? 0 : p.images.judged / p.images.sampled)} ${p.images.judged}/${p.images.sampled} images judged`;
     case 'curate':
-      return `${head} selecting one image per prompt from ${p.images.judged} judged images`;
+      return `${head} keeping each prompt's best images of ${p.images.judged} judged`;
     case 'train': {
       const t = p.trainer;
       if (t === null || t.steps === 0) return `${head} starting the trainer`;
