@@ -81,9 +81,13 @@ class WorkerProcess {
     let seen = '';
     const running = new Promise<void>((done) => {
       const watch = (chunk: Buffer) => {
-        seen = (seen + chunk.toString()).slice(-200);
+        // Search the whole chunk (plus the last one's tail, for a line split across two)
+        // before trimming: a worker that picks up pending work at once logs the RUNNING
+        // line and more in one chunk, and trimming first cut the line off and hung here.
+        seen += chunk.toString();
         worker.output = (worker.output + chunk.toString()).slice(-20_000);
         if (seen.includes("state: 'RUNNING'")) done();
+        seen = seen.slice(-200);
       };
       worker.child.stdout?.on('data', watch);
       worker.child.stderr?.on('data', watch);
