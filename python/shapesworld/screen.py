@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .proof import SAMPLING, ClipScorer, Judge, compare, curate_pool, score_samples, score_tuned, train_lora
-from .prompts import split
+from .prompts import Prompt, split
 
 VALIDATION_EVERY = 4  # every 4th training prompt of each class validates
 VALIDATION_FIRST_SEED = 700_000  # away from the pool's seeds and the proof's held-out ones
