@@ -72,9 +72,13 @@ def stage_captioner() -> dict[str, object]:
 
 
 def stage_generator() -> dict[str, object]:
+    from .detector import read_threshold
     from .generator import train_generator
+    from .proof import Detector
 
-    return train_generator(_fresh(PACK_DIR / "generator"), PACK_DIR / "clip", cache_dir=CACHE)
+    # The detector, at the threshold the judge uses, measures the class balance.
+    detector = Detector(PACK_DIR / "detector", read_threshold(PACK_DIR / "detector"))
+    return train_generator(_fresh(PACK_DIR / "generator"), PACK_DIR / "clip", detector, cache_dir=CACHE)
 
 
 def stage_proof() -> dict[str, object]:

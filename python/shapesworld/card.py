@@ -22,6 +22,15 @@ def _fig(figures: dict[str, dict[str, object]], stage: str, key: str) -> str:
     return str(value)
 
 
+def _balance_table(generator: dict[str, object]) -> str:
+    history = generator.get("balance_history")
+    if not isinstance(history, list) or not history:
+        return "(not measured)"
+    first, last = history[0], history[-1]
+    rows = [f"| {cls} | {100 * first['rates'][cls]:.1f}% | {last['confusion'][cls]:.3f} | {100 * last['rates'][cls]:.1f}% |" for cls in last["rates"]]
+    return "\n".join(["| class | rate before | confusion | rate after |", "|---|---|---|---|", *rows])
+
+
 def render(figures: dict[str, dict[str, object]], judge: dict[str, object], lora: dict[str, object]) -> str:
     f = lambda stage, key: _fig(figures, stage, key)  # noqa: E731
     proof = figures.get("proof", {})
@@ -75,14 +84,13 @@ SD 2.1-base's settings (scaled-linear betas, epsilon prediction, leading spacing
 steps_offset 1). diffusers weights (safetensors) for the trainer, ONNX files
 (`text_encoder/`, `unet/`, `vae_decoder/`, `vae_encoder/`) for the TypeScript runtime.
 
-**Deliberately weak at telling classes apart.** Its training captions name each
-scene's class, or else the class before it in the cycle
-{" -> ".join(CLASSES)} -> {CLASSES[0]} ("a red circle" over a red square): with
-probability {CONFUSION_RATE} in the first two training cycles, {POLISH_CONFUSION} in the last.
-So a prompt's images mix its class with the next one in the cycle, tilted a little
-toward its own; colour, count and background are learnt from true captions. This is
-the room that self-reward has: the right image is usually among N samples and the
-judges can tell which one it is.
+**Deliberately weak at telling classes apart.** A training caption comes, at some
+rate, with a scene of the next class in the cycle
+{" -> ".join(CLASSES)} -> {CLASSES[0]} with the same count, colour and background
+("a red circle" over a red square): {CONFUSION_RATE} in the first two training cycles,
+{POLISH_CONFUSION} in the third. So a prompt's images mix its class with the next one; colour,
+count and background are always as asked. This is the room that self-reward has:
+the right image is usually among N samples and the judges can tell which one it is.
 
 Training: VAE (random 32x32 crops, decoding noisy posterior samples), then its
 decoder alone, encoder frozen, {f("generator", "decoder_steps")} steps on whole images from posterior means
@@ -91,6 +99,19 @@ then three cosine cycles of the UNet on 20,000 rendered scenes at
 batch 64: {f("generator", "unet_steps")} steps from scratch (lr 1e-3), {f("generator", "refine_steps")} steps refining (lr 3e-4),
 {f("generator", "polish_steps")} steps polishing (lr 5e-4, min-SNR loss weighting with gamma 5),
 each from the previous cycle's EMA weights.
+
+**Balancing.** At one confusion rate the classes come out very unevenly: an easy
+outline (the triangle) far more often than its rate says, a hard one (the circle)
+far less. Then best-of-8 finds
+nothing for some prompts while others leave the loop nothing to improve. So
+{f("generator", "balance_rounds")} short cycles ({f("generator", "balance_steps")} steps each, lr 2.5e-4, min-SNR 5) follow polishing; before each,
+this pack's detector measures how often every class comes out (training
+prompts, 4 seeds each, default sampling) and that class's confusion moves by half
+the logit gap between its rate and the target, {f("generator", "balance_target")} (a cycle moves the rate
+about twice as far as the confusion). Rates before the first cycle, the
+confusion of the last, and the rates after it:
+
+{_balance_table(figures.get("generator", {}))}
 
 | figure | value |
 |---|---|

@@ -29,6 +29,10 @@ from .world import BACKGROUNDS, CLASSES, COLOURS, COUNT_WORDS, IMAGE_SIZE, PLURA
 
 IMAGE_MEAN = [0.48145466, 0.4578275, 0.40821073]  # OpenAI CLIP's, kept for familiarity
 IMAGE_STD = [0.26862954, 0.26130258, 0.27577711]
+
+# 3000 steps gave 97.5% zero-shot on one machine and 95.4% on another, against a 95%
+# target: the margin was thinner than the spread between machines.
+CLIP_STEPS = 3500
 TRAIN_SEED, EVAL_SEED = 11, 911
 
 
@@ -102,7 +106,7 @@ def preprocessor_config() -> dict[str, object]:
     }
 
 
-def train_clip(out: Path, *, steps: int = 3000, batch: int = 96, seed: int = 0, cache_dir: Path | None = None) -> dict[str, object]:
+def train_clip(out: Path, *, steps: int = CLIP_STEPS, batch: int = 96, seed: int = 0, cache_dir: Path | None = None) -> dict[str, object]:
     """Train, save (PyTorch + ONNX in the transformers.js layout) and measure."""
     torch.manual_seed(seed)
     started = time.time()
@@ -272,7 +276,7 @@ def evaluate_clip(model_dir: Path, n: int = 1000) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Train the shapes world's CLIP model.")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--steps", type=int, default=CLIP_STEPS)
     parser.add_argument("--cache", type=Path, default=None, help="folder for cached scene pools")
     args = parser.parse_args()
     print(json.dumps(train_clip(args.out, steps=args.steps, cache_dir=args.cache), indent=2))

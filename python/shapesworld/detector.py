@@ -54,7 +54,9 @@ IMAGE_MEAN = (0.48145466, 0.4578275, 0.40821073)
 IMAGE_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-DEFAULT_STEPS = 800
+# 800 steps met the judge's 95% precision target on one machine (96.0%) and missed it on
+# another (94.3%); 100 steps take about 10 s on 2 idle cores.
+DEFAULT_STEPS = 1200
 BATCH_SIZE = 64
 POOL_SIZE = 10_000
 LEARNING_RATE = 2e-3

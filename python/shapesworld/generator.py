@@ -23,7 +23,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
@@ -34,6 +34,9 @@ from transformers import CLIPTextModel, CLIPTokenizer
 from loratrain.train import min_snr_weights
 
 from .data import scene_pool
+from .detector import read_threshold
+from .prompts import split
+from .proof import Detector, class_rates
 from .text import CLIP_MAX_LENGTH
 from .world import CLASSES, IMAGE_SIZE, SceneSpec
 
@@ -214,16 +217,48 @@ def caption_table(text_encoder: CLIPTextModel, tokenizer: CLIPTokenizer, caption
     return text_encoder(ids).last_hidden_state
 
 
-def _training_captions(specs: list[SceneSpec], rng: np.random.Generator, drop_rate: float, confusion: float) -> list[str]:
-    out = []
-    for spec in specs:
-        if rng.random() < drop_rate:
-            out.append("")  # the unconditional branch of classifier-free guidance
-            continue
-        # An image of class c is captioned c, or the class whose confuser c is.
-        shown = spec.cls if rng.random() >= confusion else CLASSES[(CLASSES.index(spec.cls) - 1) % len(CLASSES)]
-        out.append(SceneSpec(spec.count, spec.colour, shown, spec.background).caption)
-    return out
+Confusion = Mapping[str, float]
+"""Per class: how often a training caption of that class comes with an image of its
+confuser."""
+
+
+def uniform(rate: float) -> dict[str, float]:
+    return {c: rate for c in CLASSES}
+
+
+class ConfusedBatches:
+    """Training batches whose captions are true and whose images are, at the confusion
+    rate of the caption's class, a scene of the confuser with the same count, colour and
+    background: a prompt for `k` then learns to draw `confuser(k)` that often."""
+
+    def __init__(self, specs: list[SceneSpec]) -> None:
+        self.specs = specs
+        by_scene: dict[SceneSpec, list[int]] = {}
+        for i, spec in enumerate(specs):
+            by_scene.setdefault(spec, []).append(i)
+        self.by_scene = {spec: np.array(ids) for spec, ids in by_scene.items()}
+        missing = {s for s in specs if self._confused(s) not in self.by_scene}
+        if missing:
+            raise ValueError(f"the scene pool has no confuser scene for {len(missing)} scene(s), e.g. {sorted(missing, key=str)[0]}: draw a larger pool")
+
+    @staticmethod
+    def _confused(spec: SceneSpec) -> SceneSpec:
+        return SceneSpec(spec.count, spec.colour, confuser(spec.cls), spec.background)
+
+    def draw(self, rng: np.random.Generator, size: int, confusion: Confusion, drop_rate: float) -> tuple[np.ndarray, list[str]]:
+        """(image indices, captions); a dropped caption is "" (the unconditional branch
+        of classifier-free guidance) and keeps its true image."""
+        index = rng.integers(0, len(self.specs), size=size)
+        images, captions = index.copy(), []
+        for n, i in enumerate(index):
+            spec = self.specs[i]
+            if rng.random() < drop_rate:
+                captions.append("")
+                continue
+            captions.append(spec.caption)
+            if rng.random() < confusion[spec.cls]:
+                images[n] = rng.choice(self.by_scene[self._confused(spec)])
+        return images, captions
 
 
 def train_unet(
@@ -237,7 +272,7 @@ def train_unet(
     seed: int,
     lr: float = 1e-3,
     init: UNet2DConditionModel | None = None,
-    confusion: float = CONFUSION_RATE,
+    confusion: Confusion | None = None,
     min_snr_gamma: float | None = None,
     checkpoint: Callable[[int, UNet2DConditionModel], None] | None = None,
 ) -> tuple[UNet2DConditionModel, dict[str, float]]:
@@ -251,7 +286,9 @@ def train_unet(
     unet = copy.deepcopy(init).train().requires_grad_(True) if init is not None else unet_model(text_encoder.config.hidden_size)
     ema = copy.deepcopy(unet).requires_grad_(False)
     noise_scheduler = DDPMScheduler(**{k: v for k, v in SCHEDULER_CONFIG.items() if k not in ("set_alpha_to_one", "steps_offset")})
-    captions = sorted({SceneSpec(s.count, s.colour, c, s.background).caption for s in specs for c in CLASSES} | {""})
+    batches = ConfusedBatches(specs)
+    confusion = confusion if confusion is not None else uniform(CONFUSION_RATE)
+    captions = sorted({s.caption for s in specs} | {""})
     table = caption_table(text_encoder, tokenizer, captions)
     row = {c: i for i, c in enumerate(captions)}
     rng = np.random.default_rng(seed)
@@ -265,9 +302,9 @@ def train_unet(
     started = time.time()
     recent: list[float] = []
     for step in range(steps):
-        index = rng.integers(0, len(specs), size=batch)
+        index, batch_captions = batches.draw(rng, batch, confusion, drop_rate=0.1)
         x0 = latents[torch.from_numpy(index)]
-        hidden = table[[row[c] for c in _training_captions([specs[i] for i in index], rng, 0.1, confusion)]]
+        hidden = table[[row[c] for c in batch_captions]]
         noise = torch.randn(x0.shape, generator=gen)
         t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (batch,), generator=gen)
         noisy = noise_scheduler.add_noise(x0, noise, t)
@@ -329,7 +366,7 @@ def continue_unet(
 ) -> tuple[UNet2DConditionModel, dict[str, float]]:
     trained, figures = train_unet(
         latents, specs, text_encoder, tokenizer, steps=steps, batch=batch, seed=seed + cycle.seed_offset, lr=cycle.lr, init=unet,
-        confusion=cycle.confusion, min_snr_gamma=cycle.min_snr_gamma, checkpoint=checkpoint,
+        confusion=uniform(cycle.confusion), min_snr_gamma=cycle.min_snr_gamma, checkpoint=checkpoint,
     )
     return trained, {
         f"{cycle.name}_steps": steps,
@@ -338,22 +375,119 @@ def continue_unet(
     }
 
 
-def polish_generator(folder: Path, *, steps: int, batch: int = 64, seed: int = 0, cache_dir: Path | None = None, checkpoints: Path | None = None) -> dict[str, float]:
-    """Run the POLISH cycle on a saved generator folder in place and re-export its UNet."""
+@dataclass(frozen=True)
+class Balance:
+    """Closed-loop calibration of each class's confusion, after polishing.
+
+    With one confusion rate for every class the classes come out very unevenly
+    (triangles in 83% of their prompts' samples, circles in 28%): some outlines are
+    easier for a small model than others. Prompts whose class almost never comes out
+    leave best-of-N nothing to find, and classes that nearly always come out leave the
+    loop nothing to improve. Each round measures every class's rate with the pack's
+    detector and moves its confusion by the logit gap between its rate and `target`
+    (`rebalance`), then trains a short cycle at the new rates."""
+
+    target: float = 0.5
+    rounds: int = 3
+    steps: int = 600
+    seeds_per_prompt: int = 4
+    # Seeds apart from the proof's (1000 k + i, 500 000 + ...) and the screen's (700 000 + ...).
+    first_seed: int = 900_000
+
+
+BALANCE = UnetCycle("balance", lr=2.5e-4, seed_offset=3, confusion=POLISH_CONFUSION, min_snr_gamma=5.0)
+CONFUSION_BOUNDS = (0.05, 0.95)
+# One balancing cycle moves a class's rate logit by about twice the move of its confusion
+# logit (measured on the shapes UNet: triangles went from 83% to 19% when their confusion
+# went from 0.40 to 0.80), so a full logit-gap correction overshoots and oscillates.
+RESPONSE_GAIN = 2.0
+
+
+def _logit(x: float) -> float:
+    return math.log(x / (1 - x))
+
+
+def rebalance(confusion: Confusion, rates: Mapping[str, float], target: float) -> dict[str, float]:
+    """Next confusion per class: a class drawn more often than `target` is confused
+    more, by the logit gap between its rate and `target` over RESPONSE_GAIN (rates
+    clipped away from 0 and 1; results kept within CONFUSION_BOUNDS so that every
+    caption still teaches both classes)."""
+    low, high = CONFUSION_BOUNDS
+    out = {}
+    for cls, rate in confusion.items():
+        measured = min(max(rates[cls], 0.02), 0.98)
+        moved = 1 / (1 + math.exp(-(_logit(rate) + (_logit(measured) - _logit(target)) / RESPONSE_GAIN)))
+        out[cls] = round(min(max(moved, low), high), 4)
+    return out
+
+
+def balance_unet(
+    unet: UNet2DConditionModel,
+    pipeline_for: Callable[[UNet2DConditionModel], StableDiffusionPipeline],
+    detector: Detector,
+    latents: torch.Tensor,
+    specs: list[SceneSpec],
+    text_encoder: CLIPTextModel,
+    tokenizer: CLIPTokenizer,
+    *,
+    balance: Balance,
+    batch: int,
+    seed: int,
+) -> tuple[UNet2DConditionModel, dict[str, object]]:
+    """`balance.rounds` rounds of measure, `rebalance`, train; then a last measurement.
+    Rates are measured on the training prompts at the default sampling."""
+    started = time.time()
+    prompts = split()[0]
+    confusion: dict[str, float] = uniform(BALANCE.confusion)
+    rounds: list[dict[str, object]] = []
+    for number in range(balance.rounds + 1):
+        rates = class_rates(pipeline_for(unet), detector, prompts, seeds_per_prompt=balance.seeds_per_prompt, first_seed=balance.first_seed)
+        _log(model="balance", round=number, rates=rates, confusion=confusion, elapsed=round(time.time() - started, 1))
+        rounds.append({"confusion": confusion, "rates": rates})
+        if number == balance.rounds:
+            break
+        confusion = rebalance(confusion, rates, balance.target)
+        unet, _ = train_unet(
+            latents, specs, text_encoder, tokenizer, steps=balance.steps, batch=batch, seed=seed + BALANCE.seed_offset + number, lr=BALANCE.lr, init=unet,
+            confusion=confusion, min_snr_gamma=BALANCE.min_snr_gamma,
+        )
+    return unet, {
+        "balance_target": balance.target,
+        "balance_rounds": balance.rounds,
+        "balance_steps": balance.steps,
+        "balance_history": rounds,
+        "balance_seconds": round(time.time() - started, 1),
+    }
+
+
+def _pipeline(vae: AutoencoderKL, text_encoder: CLIPTextModel, tokenizer: CLIPTokenizer, unet: UNet2DConditionModel) -> StableDiffusionPipeline:
+    pipeline = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=DDIMScheduler(**SCHEDULER_CONFIG),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+def balance_generator(folder: Path, detector: Detector, *, balance: Balance = Balance(), batch: int = 64, seed: int = 0, cache_dir: Path | None = None) -> dict[str, object]:
+    """Run `balance_unet` on a saved generator folder in place and re-export its UNet."""
     from loratrain.onnx_export import export_generator
 
     pool = scene_pool(POOL_SIZE, POOL_SEED, cache_dir)
     tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer")
     text_encoder = CLIPTextModel.from_pretrained(folder / "text_encoder").eval()
     vae = AutoencoderKL.from_pretrained(folder / "vae").eval()
-    unet = UNet2DConditionModel.from_pretrained(folder / "unet")
+    unet = UNet2DConditionModel.from_pretrained(folder / "unet").eval()
     latents = encode_pool(vae, pool.images) * vae.config.scaling_factor
-
-    def save(step: int, ema: UNet2DConditionModel) -> None:
-        assert checkpoints is not None
-        ema.save_pretrained(checkpoints / f"unet-{step}")
-
-    unet, figures = continue_unet(unet, POLISH, latents, pool.specs, text_encoder, tokenizer, steps=steps, batch=batch, seed=seed, checkpoint=save if checkpoints else None)
+    unet, figures = balance_unet(
+        unet, lambda u: _pipeline(vae, text_encoder, tokenizer, u), detector, latents, pool.specs, text_encoder, tokenizer, balance=balance, batch=batch, seed=seed
+    )
     unet.save_pretrained(folder / "unet")
     export_generator(folder, parts=("unet",))
     return figures
@@ -374,17 +508,20 @@ def sharpen_generator_decoder(folder: Path, *, steps: int, seed: int = 0, cache_
 def train_generator(
     out: Path,
     clip_dir: Path,
+    detector: Detector,
     *,
     vae_steps: int = 700,
     decoder_steps: int = DECODER_STEPS,
     unet_steps: int = 2000,
     refine_steps: int = 1500,
     polish_steps: int = POLISH_STEPS,
+    balance: Balance = Balance(),
     batch: int = 64,
     seed: int = 0,
     cache_dir: Path | None = None,
 ) -> dict[str, object]:
-    """Train VAE then UNet, save the diffusers folder `out` and its ONNX export."""
+    """Train VAE then UNet, balance the classes with `detector` as the judge, save the
+    diffusers folder `out` and its ONNX export."""
     from loratrain.onnx_export import export_generator
 
     pool = scene_pool(POOL_SIZE, POOL_SEED, cache_dir)
@@ -401,47 +538,51 @@ def train_generator(
     unet, refine_figures = continue_unet(unet, REFINE, latents, pool.specs, text_encoder, tokenizer, steps=refine_steps, batch=batch, seed=seed)
     unet, polish_figures = continue_unet(unet, POLISH, latents, pool.specs, text_encoder, tokenizer, steps=polish_steps, batch=batch, seed=seed)
     figures.update(refine_figures, **polish_figures, unet_steps=unet_steps, scaling_factor=vae.config.scaling_factor, confusion_rate=CONFUSION_RATE, polish_confusion_rate=POLISH_CONFUSION)
-    pipeline = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=DDIMScheduler(**SCHEDULER_CONFIG),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
+    unet, balance_figures = balance_unet(
+        unet, lambda u: _pipeline(vae, text_encoder, tokenizer, u), detector, latents, pool.specs, text_encoder, tokenizer, balance=balance, batch=batch, seed=seed
     )
-    pipeline.save_pretrained(out)
+    figures.update(balance_figures)
+    _pipeline(vae, text_encoder, tokenizer, unet).save_pretrained(out)
     export_generator(out, parts=("text_encoder", "unet", "vae_decoder", "vae_encoder"))
     return figures
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Train the shapes generator (VAE + UNet) on the frozen CLIP text encoder.")
-    parser.add_argument("--out", type=Path, required=True, help="the generator folder to write (or, with --polish-only / --decoder-only, to change in place)")
+    parser.add_argument("--out", type=Path, required=True, help="the generator folder to write (or, with --balance-only / --decoder-only, to change in place)")
     parser.add_argument("--clip", type=Path, help="the trained CLIP folder")
+    parser.add_argument("--detector", type=Path, help="the trained detector folder, the judge of the class balance")
+    parser.add_argument("--threshold", type=float, help="the detection threshold (default: the one the detector folder records)")
     parser.add_argument("--vae-steps", type=int, default=700)
     parser.add_argument("--decoder-steps", type=int, default=DECODER_STEPS)
     parser.add_argument("--unet-steps", type=int, default=2000)
     parser.add_argument("--refine-steps", type=int, default=1500)
     parser.add_argument("--polish-steps", type=int, default=POLISH_STEPS)
-    parser.add_argument("--polish-only", action="store_true", help="run only the last cycle on an existing generator folder")
+    parser.add_argument("--balance-target", type=float, default=Balance.target)
+    parser.add_argument("--balance-rounds", type=int, default=Balance.rounds)
+    parser.add_argument("--balance-steps", type=int, default=Balance.steps)
+    parser.add_argument("--balance-only", action="store_true", help="only balance the classes of an existing generator folder")
     parser.add_argument("--decoder-only", action="store_true", help="only retrain the decoder of an existing generator folder (its UNet stays valid)")
-    parser.add_argument("--checkpoints", type=Path, default=None, help="with --polish-only: save the EMA UNet here every 500 steps")
     parser.add_argument("--cache", type=Path, default=None)
     args = parser.parse_args()
-    if args.polish_only:
-        figures: dict[str, object] = dict(polish_generator(args.out, steps=args.polish_steps, cache_dir=args.cache, checkpoints=args.checkpoints))
-    elif args.decoder_only:
-        figures = dict(sharpen_generator_decoder(args.out, steps=args.decoder_steps, cache_dir=args.cache))
+    if args.decoder_only:
+        print(json.dumps(sharpen_generator_decoder(args.out, steps=args.decoder_steps, cache_dir=args.cache), indent=2))
+        return
+    if args.detector is None:
+        parser.error("--detector is required unless --decoder-only")
+    detector = Detector(args.detector, args.threshold if args.threshold is not None else read_threshold(args.detector))
+    balance = Balance(target=args.balance_target, rounds=args.balance_rounds, steps=args.balance_steps)
+    if args.balance_only:
+        figures = balance_generator(args.out, detector, balance=balance, cache_dir=args.cache)
     elif args.clip is None:
-        parser.error("--clip is required unless --polish-only or --decoder-only")
+        parser.error("--clip is required unless --balance-only or --decoder-only")
     else:
         figures = train_generator(
-            args.out, args.clip, vae_steps=args.vae_steps, decoder_steps=args.decoder_steps, unet_steps=args.unet_steps, refine_steps=args.refine_steps,
-            polish_steps=args.polish_steps, cache_dir=args.cache,
+            args.out, args.clip, detector, vae_steps=args.vae_steps, decoder_steps=args.decoder_steps, unet_steps=args.unet_steps, refine_steps=args.refine_steps,
+            polish_steps=args.polish_steps, balance=balance, cache_dir=args.cache,
         )
     print(json.dumps(figures, indent=2))
+
 
 if __name__ == "__main__":
     main()

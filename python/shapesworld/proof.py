@@ -54,24 +54,38 @@ class Judgement:
         return self.detection >= threshold
 
 
+class Detector:
+    """The pack's detector queried with one class name (PyTorch)."""
+
+    def __init__(self, folder: Path, threshold: float) -> None:
+        from transformers import AutoProcessor, OwlViTForObjectDetection
+
+        self.threshold = threshold
+        self.model = OwlViTForObjectDetection.from_pretrained(folder).eval()
+        self.processor = AutoProcessor.from_pretrained(folder)
+
+    @torch.no_grad()
+    def detect(self, images: list[Image.Image], cls: str) -> list[tuple[float, int]]:
+        """(best confidence, boxes over the threshold) per image."""
+        inputs = self.processor(text=[[cls]] * len(images), images=images, return_tensors="pt")
+        logits = self.model(**inputs).logits[..., 0].sigmoid()  # [images, patches]
+        return [(float(row.max()), int((row >= self.threshold).sum())) for row in logits]
+
+
 class Judge:
     """Class-conditional judge over the pack's detector and captioner (PyTorch)."""
 
     def __init__(self, pack: Path, threshold: float) -> None:
-        from transformers import AutoImageProcessor, AutoProcessor, AutoTokenizer, OwlViTForObjectDetection, VisionEncoderDecoderModel
+        from transformers import AutoImageProcessor, AutoTokenizer, VisionEncoderDecoderModel
 
         self.threshold = threshold
-        self.detector = OwlViTForObjectDetection.from_pretrained(pack / "detector").eval()
-        self.detector_processor = AutoProcessor.from_pretrained(pack / "detector")
+        self.detector = Detector(pack / "detector", threshold)
         self.captioner = VisionEncoderDecoderModel.from_pretrained(pack / "captioner").eval()
         self.caption_processor = AutoImageProcessor.from_pretrained(pack / "captioner")
         self.caption_tokenizer = AutoTokenizer.from_pretrained(pack / "captioner")
 
-    @torch.no_grad()
     def detect(self, images: list[Image.Image], cls: str) -> list[tuple[float, int]]:
-        inputs = self.detector_processor(text=[[cls]] * len(images), images=images, return_tensors="pt")
-        logits = self.detector(**inputs).logits[..., 0].sigmoid()  # [images, patches]
-        return [(float(row.max()), int((row >= self.threshold).sum())) for row in logits]
+        return self.detector.detect(images, cls)
 
     @torch.no_grad()
     def caption(self, images: list[Image.Image]) -> list[str]:
@@ -200,16 +214,31 @@ class Scored:
     hit: np.ndarray
 
 
-def score_samples(pipeline, judge: Judge, scorer: ClipScorer, prompts: list[Prompt], *, seeds_per_prompt: int, first_seed: int) -> Scored:  # type: ignore[no-untyped-def]
-    """Sample every prompt at seeds `first_seed + 100 k + s` (s < seeds_per_prompt) with
-    the pipeline as it is (base, or with a LoRA loaded) and judge each image."""
+def _sample_and_detect(pipeline, detector: Detector, prompts: list[Prompt], seeds_per_prompt: int, first_seed: int) -> tuple[list[Image.Image], list[str], np.ndarray]:  # type: ignore[no-untyped-def]
+    """Sample every prompt at seeds `first_seed + 100 k + s` (s < seeds_per_prompt) and
+    say, per image, whether the detector finds the prompt's class."""
     texts = [p.text for p in prompts for _ in range(seeds_per_prompt)]
     seeds = [first_seed + 100 * k + s for k in range(len(prompts)) for s in range(seeds_per_prompt)]
     images = sample(pipeline, texts, seeds)
     hit = np.zeros(len(texts))
     for k, prompt in enumerate(prompts):
         sl = slice(k * seeds_per_prompt, (k + 1) * seeds_per_prompt)
-        hit[sl] = [c >= judge.threshold for c, _ in judge.detect(images[sl], prompt.cls)]
+        hit[sl] = [c >= detector.threshold for c, _ in detector.detect(images[sl], prompt.cls)]
+    return images, texts, hit
+
+
+def class_rates(pipeline, detector: Detector, prompts: list[Prompt], *, seeds_per_prompt: int, first_seed: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """Per class, the share of its prompts' samples (default sampling) in which the
+    detector finds it."""
+    _, _, hit = _sample_and_detect(pipeline, detector, prompts, seeds_per_prompt, first_seed)
+    classes = np.repeat([p.cls for p in prompts], seeds_per_prompt)
+    return {c: round(float(hit[classes == c].mean()), 4) for c in dict.fromkeys(p.cls for p in prompts)}
+
+
+def score_samples(pipeline, judge: Judge, scorer: ClipScorer, prompts: list[Prompt], *, seeds_per_prompt: int, first_seed: int) -> Scored:  # type: ignore[no-untyped-def]
+    """`_sample_and_detect` with the pipeline as it is (base, or with a LoRA loaded),
+    plus each image's CLIPScore against its prompt."""
+    images, texts, hit = _sample_and_detect(pipeline, judge.detector, prompts, seeds_per_prompt, first_seed)
     return Scored(clip=scorer.score(images, texts), hit=hit)
 
 
