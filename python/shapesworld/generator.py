@@ -5,13 +5,13 @@ cross-attention on the frozen CLIP text encoder's hidden states + a DDIM schedul
 configured like SD 2.1-base, saved as a diffusers folder and exported to the
 diffusers/Optimum ONNX layout.
 
-It is deliberately poor at one thing: telling neighbouring classes apart. Its
-training captions name each scene's class or else the class before it in the cycle
-of `CLASSES` ("a red circle" over a red square): half the time while it learns to
-draw, `POLISH_CONFUSION` of the time in its last cycle, which tilts each prompt a
-little toward its own class. Everything else (colour, count, background) is learnt
-from true captions. That is the room self-reward has: the right sample is among N,
-and the judges can tell which.
+It is deliberately poor at one thing: telling neighbouring classes apart. A training
+caption comes, at its class's confusion rate, with a scene of the next class in the
+cycle of `CLASSES` ("a red circle" over a red square): half the time while it learns
+to draw, `POLISH_CONFUSION` of the time while polishing, then at per-class rates that
+`Balance` sets so that every class comes out about equally often. Everything else
+(colour, count, background) is always as the caption says. That is the room
+self-reward has: the right sample is among N, and the judges can tell which.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import copy
 import json
 import math
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
@@ -61,7 +61,7 @@ SCHEDULER_CONFIG = {
 
 
 def confuser(cls: str) -> str:
-    """The class that a prompt for `cls` shows instead, half the time."""
+    """The class that a prompt for `cls` shows instead, at its confusion rate."""
     return CLASSES[(CLASSES.index(cls) + 1) % len(CLASSES)]
 
 
@@ -384,8 +384,8 @@ class Balance:
     easier for a small model than others. Prompts whose class almost never comes out
     leave best-of-N nothing to find, and classes that nearly always come out leave the
     loop nothing to improve. Each round measures every class's rate with the pack's
-    detector and moves its confusion by the logit gap between its rate and `target`
-    (`rebalance`), then trains a short cycle at the new rates."""
+    detector, moves its confusion toward `target` (`rebalance`), then trains a short
+    cycle at the new rates."""
 
     target: float = 0.5
     rounds: int = 3
