@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .proof import POOL_GUIDANCE, POOL_SCHEDULER, SCHEDULER
 from .prompts import split, write_prompt_file
-from .text import CLIP_MAX_LENGTH
+from .text import CLIP_MAX_LENGTH, GPT2_VOCAB_SIZE
 from .world import BACKGROUNDS, CLASSES, COLOURS, COUNT_WORDS, IMAGE_SIZE
 
 PACK_DIR = Path(__file__).resolve().parents[2] / "packs" / "shapes"
@@ -61,7 +61,7 @@ INTERFACES: dict[str, dict[str, Interface]] = {
                 "use_cache_branch": ("bool", [1]),
             },
             "outputs": {
-                "logits": ("float32", ["batch_size", "decoder_sequence_length", 409]),
+                "logits": ("float32", ["batch_size", "decoder_sequence_length", GPT2_VOCAB_SIZE]),
                 **{f"present.{i}.{kv}": ("float32", ["batch_size", 4, "present_sequence_length", 24]) for i in range(2) for kv in ("key", "value")},
             },
         },

@@ -89,6 +89,11 @@ def build_clip_tokenizer(out: Path) -> None:
     tokenizer.save_pretrained(str(out))
 
 
+# Tokens the GPT-2 tokenizer learns from the grammar (every word one token, plus
+# `<|endoftext|>`): the captioner's vocabulary, and so its logits' width.
+GPT2_VOCAB_SIZE = 410
+
+
 def build_gpt2_tokenizer(out: Path) -> None:
     """Write a GPT2Tokenizer folder whose `<|endoftext|>` is bos, eos and pad."""
     from transformers import GPT2Tokenizer

@@ -154,10 +154,6 @@ def test_tuned_generator_wins_on_held_out_prompts():
     assert p["clip_win_rate"] >= 0.65 and p["clip_win_rate_ci95"][0] > 0.5
 
 
-# ...but its class accuracy rises by fewer than 15 points (MODEL_CARD.md, "Limits").
-# The target stands; this test is a known failure of this pack. Strict: it fails loudly
-# once a rebuilt pack meets the target, so the mark cannot outlive the shortfall.
-@pytest.mark.xfail(strict=True, reason="the tuned generator shows the class more often by less than the target; see MODEL_CARD.md")
 def test_tuned_generator_shows_the_class_more_often():
     p = FIGURES["proof"]
     assert p["detector_accuracy_gain"] >= 0.15 and p["detector_accuracy_gain_ci95"][0] > 0

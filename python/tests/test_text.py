@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from shapesworld.text import build_clip_tokenizer, build_gpt2_tokenizer, corpus
+from shapesworld.text import GPT2_VOCAB_SIZE, build_clip_tokenizer, build_gpt2_tokenizer, corpus
 
 SENTENCE = "two red triangles on a white background"
 
@@ -50,3 +50,5 @@ def test_gpt2_tokenizer_round_trips_the_grammar(tmp_path: Path):
         assert tokenizer.decode(ids) == line
         assert len(ids) == len(line.split()), line
     assert tokenizer.pad_token == tokenizer.eos_token == tokenizer.bos_token == "<|endoftext|>"
+    # The pack declares the captioner's logits this wide (pack.INTERFACES).
+    assert len(tokenizer) == GPT2_VOCAB_SIZE
