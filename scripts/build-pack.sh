@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuilds packs/shapes from nothing (data -> training -> export -> figures).
-# About 50 minutes on 2 idle CPU cores; pass --only STAGE[,STAGE] to redo part of it.
+# About an hour on 2 idle CPU cores; pass --only STAGE[,STAGE] to redo part of it.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 "$root/scripts/setup-python.sh"

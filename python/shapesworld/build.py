@@ -6,9 +6,9 @@
 Each stage writes its model folder into the pack and its figures into
 `build/figures/<stage>.json`; the `pack` stage turns those into `pack.json` and
 `MODEL_CARD.md`. Seeds are fixed and the tokenizers are learnt deterministically,
-but the trainings' results still move with the CPU and the thread count, so a
-rebuild on another machine does not reproduce the committed figures (MODEL_CARD.md,
-"Limits", has one such rebuild's).
+so a rebuild at the same thread count on the same kind of CPU writes the committed
+pack again; on another CPU or thread count the trainings' floating-point sums differ
+and the figures move by a few points (MODEL_CARD.md, "Reproducing this pack").
 """
 
 from __future__ import annotations
