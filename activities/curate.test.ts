@@ -46,11 +46,23 @@ describe('selection rule', () => {
   });
 
   it('counts kept and dropped prompts per class with reasons', () => {
-    const prompt = (promptIndex: number, className: string, images: ImageScore[]): PromptScores => ({ promptIndex, className, text: `p${promptIndex}`, images });
-    const result = curate([prompt(1, 'circle', [score('x', 0.1, 0)]), prompt(0, 'circle', [score('y', 0.8, 2)]), prompt(2, 'square', [score('z', 0.9, 1)])], paper, 0.5);
+    const prompt = (promptIndex: number, className: string, images: ImageScore[]): PromptScores => ({
+      promptIndex,
+      className,
+      text: `p${promptIndex}`,
+      images,
+    });
+    const result = curate(
+      [prompt(1, 'circle', [score('x', 0.1, 0)]), prompt(0, 'circle', [score('y', 0.8, 2)]), prompt(2, 'square', [score('z', 0.9, 1)])],
+      paper,
+      0.5,
+    );
     expect(result.kept.map((k) => k.prompt.promptIndex)).toEqual([0, 2]);
     const many = curate([prompt(0, 'circle', [score('a', 0.6, 1), score('b', 0.9, 1), score('c', 0.2, 1)])], { ...paper, perPrompt: 3 }, 0.5);
-    expect(many.kept.map((k) => [k.image.key, k.sampleIndex])).toEqual([['b', 1], ['a', 0]]);
+    expect(many.kept.map((k) => [k.image.key, k.sampleIndex])).toEqual([
+      ['b', 1],
+      ['a', 0],
+    ]);
     expect(many.perClass).toEqual({ circle: { kept: 2, dropped: 0, reasons: {} } });
     expect(result.perClass).toEqual({
       circle: { kept: 1, dropped: 1, reasons: { 'class not detected at 0.5 in any of 1 images': 1 } },
@@ -97,7 +109,11 @@ describe('curateDataset', () => {
     expect(result).toMatchObject({ kept: 2, dropped: 1, dataset: artifactKeys.dataset(root) });
     expect(result.perClass['square']).toEqual({ kept: 0, dropped: 1, reasons: { 'class not detected at 0.5 in any of 1 images': 1 } });
 
-    const rows = (await store.get(artifactKeys.datasetMetadata(root))).toString().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const rows = (await store.get(artifactKeys.datasetMetadata(root)))
+      .toString()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(rows.map((r) => [r['file_name'], r['text'], r['class'], r['source']])).toEqual([
       ['00000-001.png', 'one red circle', 'circle', 's/0-1'],
       ['00002-001.png', 'a green triangle', 'triangle', 's/2-1'],

@@ -33,7 +33,10 @@ export function createCurateDataset(deps: ActivityDependencies) {
     }
     const curation = curate(records, input.selection, input.judge.threshold);
     if (curation.kept.length === 0) {
-      throw badData('BadTrainingInput', `no prompt kept an image (${curation.dropped.length} dropped: ${[...new Set(curation.dropped.map((d) => d.reason))].join('; ')}); nothing to train on`);
+      throw badData(
+        'BadTrainingInput',
+        `no prompt kept an image (${curation.dropped.length} dropped: ${[...new Set(curation.dropped.map((d) => d.reason))].join('; ')}); nothing to train on`,
+      );
     }
     const rows: string[] = [];
     await withProgress({ stage: 'curate' }, async (progress) => {
@@ -52,7 +55,10 @@ export function createCurateDataset(deps: ActivityDependencies) {
       dropped: curation.dropped.length,
       perClass: curation.perClass,
     };
-    await putJson(deps.store, manifestKey, { ...result, drops: curation.dropped.map((d) => ({ promptIndex: d.prompt.promptIndex, className: d.prompt.className, text: d.prompt.text, reason: d.reason })) });
+    await putJson(deps.store, manifestKey, {
+      ...result,
+      drops: curation.dropped.map((d) => ({ promptIndex: d.prompt.promptIndex, className: d.prompt.className, text: d.prompt.text, reason: d.reason })),
+    });
     return result;
   };
 }

@@ -25,7 +25,10 @@ export interface Curation {
 export function chooseImages(images: readonly ImageScore[], selection: SelectionSettings, threshold: number): number[] | string {
   if (images.length === 0) return 'no images';
   if (selection.rule === 'paper') {
-    const ranked = rank(images.map((i) => ({ checklist: i.checklist, confidence: i.detection })), threshold);
+    const ranked = rank(
+      images.map((i) => ({ checklist: i.checklist, confidence: i.detection })),
+      threshold,
+    );
     return ranked.length > 0 ? ranked.slice(0, selection.perPrompt) : `class not detected at ${threshold} in any of ${images.length} images`;
   }
   const ranked = images

@@ -8,7 +8,7 @@ import { describeErrors, parsePromptLines, type PromptLine, type PromptSource } 
 import { ModelInterfaceError, ModelLayoutError, SamplingInputError, SchedulerConfigError } from '../models/errors.js';
 import type { ArtifactStore } from '../store/store.js';
 import type { ModelRuntime } from './runtime.js';
-import { NON_RETRYABLE_ERRORS, PROGRESS_SIGNAL, type StageProgress } from './types.js';
+import { PROGRESS_SIGNAL, type NON_RETRYABLE_ERRORS, type StageProgress } from './types.js';
 
 /** The Python LoRA trainer as a command line: `[program, ...args]` to which the trainer's flags are appended. */
 export interface TrainerCommand {

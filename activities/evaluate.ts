@@ -29,8 +29,12 @@ export function comparisonSampling(input: RoundInput): SamplingSettings {
 
 /** The headline figures from the per-prompt records: paired CLIP win rate with its bootstrap interval, detector accuracy. */
 export function evaluationFigures(records: readonly EvaluationRecord[], threshold: number, resamples: number): Omit<EvaluateResult, 'manifest'> {
-  const pairs: Pair[] = records.flatMap((r) => r.seeds.map((seed, s) => ({ prompt: String(r.promptIndex), seed, base: r.base[s]!.clip, tuned: r.tuned[s]!.clip })));
-  const outcomes = records.flatMap((r) => r.seeds.map((_, s) => ({ className: r.className, base: r.base[s]!.detection >= threshold, tuned: r.tuned[s]!.detection >= threshold })));
+  const pairs: Pair[] = records.flatMap((r) =>
+    r.seeds.map((seed, s) => ({ prompt: String(r.promptIndex), seed, base: r.base[s]!.clip, tuned: r.tuned[s]!.clip })),
+  );
+  const outcomes = records.flatMap((r) =>
+    r.seeds.map((_, s) => ({ className: r.className, base: r.base[s]!.detection >= threshold, tuned: r.tuned[s]!.detection >= threshold })),
+  );
   const perClass: Record<string, ClassAccuracyFigures> = {};
   for (const [className, a] of perClassAccuracy(outcomes)) perClass[className] = { pairs: a.pairs, base: a.base, tuned: a.tuned };
   const interval = bootstrapInterval(pairs, winRate, { resamples, seed: 0 });

@@ -11,7 +11,13 @@ function detectedCount(records: readonly PromptScores[], threshold: number): num
 }
 
 /** Judges one prompt's images together (the judge compares them with the prompt's class) and stores the record. */
-async function scorePrompt(deps: ActivityDependencies, settings: JudgeSettings, prompt: SamplePrompt, images: readonly SampledImage[], recordKey: string): Promise<PromptScores> {
+async function scorePrompt(
+  deps: ActivityDependencies,
+  settings: JudgeSettings,
+  prompt: SamplePrompt,
+  images: readonly SampledImage[],
+  recordKey: string,
+): Promise<PromptScores> {
   return deps.runtime.withJudge(settings, async (judge) => {
     const decoded = await Promise.all(images.map(async (image) => decodeImage(await deps.store.get(image.key), image.key)));
     const verdict = await judge.judge(prompt.text, prompt.className, decoded);
@@ -62,7 +68,10 @@ export function createJudgeShard(deps: ActivityDependencies) {
         progress.report({ stage: 'judge', shard, judged });
       }
     });
-    await putJson(deps.store, manifestKey, { shard, records: records.map((r) => artifactKeys.scoreRecord(root, shard, r.promptIndex)) } satisfies JudgeManifest);
+    await putJson(deps.store, manifestKey, {
+      shard,
+      records: records.map((r) => artifactKeys.scoreRecord(root, shard, r.promptIndex)),
+    } satisfies JudgeManifest);
     return { shard, manifest: manifestKey, images: judged, detected: detectedCount(records, threshold) };
   };
 }

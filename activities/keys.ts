@@ -14,7 +14,8 @@ const shardFolder = (root: string, stage: string, shard: number) => `${root}/${s
 
 export const artifactKeys = {
   sampleFolder: (root: string, shard: number) => `${shardFolder(root, 'samples', shard)}/`,
-  sampledImage: (root: string, shard: number, promptIndex: number, k: number) => `${shardFolder(root, 'samples', shard)}/${pad(promptIndex, 5)}-${pad(k, 3)}.png`,
+  sampledImage: (root: string, shard: number, promptIndex: number, k: number) =>
+    `${shardFolder(root, 'samples', shard)}/${pad(promptIndex, 5)}-${pad(k, 3)}.png`,
   sampleManifest: (root: string, shard: number) => `${shardFolder(root, 'samples', shard)}.json`,
   scoreRecord: (root: string, shard: number, promptIndex: number) => `${shardFolder(root, 'scores', shard)}/${pad(promptIndex, 5)}.json`,
   judgeManifest: (root: string, shard: number) => `${shardFolder(root, 'scores', shard)}.json`,
@@ -32,7 +33,8 @@ export const artifactKeys = {
   trainerCheckpoints: (root: string) => `${root}/trainer-checkpoint/`,
   trainerCheckpoint: (root: string, step: number) => `${root}/trainer-checkpoint/step-${pad(step, 8)}/`,
   trainerCheckpointPointer: (root: string) => `${root}/trainer-checkpoint/latest.json`,
-  evaluationImage: (root: string, side: 'base' | 'tuned', promptIndex: number, s: number) => `${root}/evaluation/${side}/${pad(promptIndex, 5)}-${pad(s, 3)}.png`,
+  evaluationImage: (root: string, side: 'base' | 'tuned', promptIndex: number, s: number) =>
+    `${root}/evaluation/${side}/${pad(promptIndex, 5)}-${pad(s, 3)}.png`,
   evaluationRecord: (root: string, promptIndex: number) => `${root}/evaluation/pairs/${pad(promptIndex, 5)}.json`,
   evaluateManifest: (root: string) => `${root}/evaluation.json`,
   report: (root: string) => `${root}/report.html`,

@@ -38,7 +38,13 @@ function record(promptIndex: number, className: string, base: number[], tuned: n
 describe('comparisonSampling', () => {
   const input = (evaluation: Record<string, unknown>) => {
     const sampling = { guidanceScale: 1.5, scheduler: 'EulerAncestralDiscreteScheduler' };
-    const checked = validateRoundInput({ generator: { base: 'g' }, judge: { detector: 'd', clip: 'c' }, prompts: { file: 'p.txt' }, sampling, evaluation: { prompts: { file: 'e.txt' }, ...evaluation } });
+    const checked = validateRoundInput({
+      generator: { base: 'g' },
+      judge: { detector: 'd', clip: 'c' },
+      prompts: { file: 'p.txt' },
+      sampling,
+      evaluation: { prompts: { file: 'e.txt' }, ...evaluation },
+    });
     if (!checked.ok) throw new Error('bad test input');
     return checked.value;
   };
@@ -56,7 +62,11 @@ describe('comparisonSampling', () => {
 
 describe('evaluationFigures', () => {
   it('pairs base and tuned by prompt and seed', () => {
-    const figures = evaluationFigures([record(0, 'circle', [20, 30], [25, 30], [true, false]), record(1, 'square', [20, 20], [10, 30], [false, false])], 0.5, 200);
+    const figures = evaluationFigures(
+      [record(0, 'circle', [20, 30], [25, 30], [true, false]), record(1, 'square', [20, 20], [10, 30], [false, false])],
+      0.5,
+      200,
+    );
     expect(figures.pairs).toBe(4);
     expect(figures.winRate).toBe((1 + 0.5 + 0 + 1) / 4);
     expect(figures.meanClipBase).toBe(22.5);
@@ -86,7 +96,12 @@ describe('report page', () => {
     });
     if (!checked.ok) throw new Error('bad test input');
     const scores: PromptScores[] = [
-      { promptIndex: 0, className: 'circle', text: 'a <b>red</b> circle', images: [{ key: 'k0', seed: 0, detection: 0.8, instances: 1, countMatches: null, caption: 'a red circle', checklist: 3, clip: 30, combined: 0.7 }] },
+      {
+        promptIndex: 0,
+        className: 'circle',
+        text: 'a <b>red</b> circle',
+        images: [{ key: 'k0', seed: 0, detection: 0.8, instances: 1, countMatches: null, caption: 'a red circle', checklist: 3, clip: 30, combined: 0.7 }],
+      },
     ];
     const html = reportHtml(
       {

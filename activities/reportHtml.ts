@@ -30,7 +30,12 @@ export function histogramSvg(values: readonly number[], label: string): string {
   const bins = new Array<number>(10).fill(0);
   for (const v of values) bins[Math.min(9, Math.max(0, Math.floor(v * 10)))]! += 1;
   const top = Math.max(1, ...bins);
-  const bars = bins.map((n, i) => `<rect x="${i * 22}" y="${100 - (90 * n) / top}" width="20" height="${(90 * n) / top}"><title>${(i / 10).toFixed(1)}-${((i + 1) / 10).toFixed(1)}: ${n}</title></rect>`).join('');
+  const bars = bins
+    .map(
+      (n, i) =>
+        `<rect x="${i * 22}" y="${100 - (90 * n) / top}" width="20" height="${(90 * n) / top}"><title>${(i / 10).toFixed(1)}-${((i + 1) / 10).toFixed(1)}: ${n}</title></rect>`,
+    )
+    .join('');
   return `<figure><svg viewBox="0 0 220 100" width="220" height="100" role="img" aria-label="${escape(label)}">${bars}</svg><figcaption>${escape(label)} (0 to 1, ${values.length} images)</figcaption></figure>`;
 }
 
@@ -38,7 +43,10 @@ export function histogramSvg(values: readonly number[], label: string): string {
 export function reportImageKeys(scores: readonly PromptScores[], records: readonly EvaluationRecord[], count: number): string[] {
   const ranked = rankedImages(scores);
   const picked = [...ranked.slice(0, count), ...ranked.slice(-count)].map((r) => r.image.key);
-  const pairs = records.slice(0, count).flatMap((r) => [r.base[0]?.key, r.tuned[0]?.key]).filter((k): k is string => k !== undefined);
+  const pairs = records
+    .slice(0, count)
+    .flatMap((r) => [r.base[0]?.key, r.tuned[0]?.key])
+    .filter((k): k is string => k !== undefined);
   return [...new Set([...picked, ...pairs])];
 }
 
@@ -55,13 +63,18 @@ export function reportHtml(data: ReportData, count: number): string {
   const classRows = Object.entries(curation.perClass)
     .map(([cls, c]) => {
       const acc = evaluation.perClass[cls];
-      const reasons = Object.entries(c.reasons).map(([reason, n]) => `${escape(reason)} (${n})`).join('; ');
+      const reasons = Object.entries(c.reasons)
+        .map(([reason, n]) => `${escape(reason)} (${n})`)
+        .join('; ');
       return `<tr><td>${escape(cls)}</td><td>${c.kept}</td><td>${c.dropped}</td><td>${reasons}</td><td>${acc ? percent(acc.base) : '–'}</td><td>${acc ? percent(acc.tuned) : '–'}</td></tr>`;
     })
     .join('');
   const pairs = data.evaluationRecords
     .slice(0, count)
-    .map((r) => `<div class="card pair">${img(data, r.base[0]?.key ?? '', 'base')}${img(data, r.tuned[0]?.key ?? '', 'tuned')}<p>${escape(r.text)}</p><p class="small">CLIP base ${fixed(r.base[0]?.clip ?? 0, 2)} · tuned ${fixed(r.tuned[0]?.clip ?? 0, 2)} (seed ${r.seeds[0]})</p></div>`)
+    .map(
+      (r) =>
+        `<div class="card pair">${img(data, r.base[0]?.key ?? '', 'base')}${img(data, r.tuned[0]?.key ?? '', 'tuned')}<p>${escape(r.text)}</p><p class="small">CLIP base ${fixed(r.base[0]?.clip ?? 0, 2)} · tuned ${fixed(r.tuned[0]?.clip ?? 0, 2)} (seed ${r.seeds[0]})</p></div>`,
+    )
     .join('');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Self-reward round ${input.round}: ${escape(data.workflowId)}</title>
@@ -74,7 +87,13 @@ svg rect{fill:#4a7}figure{display:inline-block;margin:0 2em 0 0}.headline{font-s
 <p>Mean CLIP score: base ${fixed(evaluation.meanClipBase, 2)}, tuned ${fixed(evaluation.meanClipTuned, 2)}. Detector class accuracy: base ${percent(evaluation.accuracyBase)}, tuned ${percent(evaluation.accuracyTuned)}.</p>
 <p>Dataset: ${curation.kept} images kept, up to ${input.selection.perPrompt} per prompt; ${curation.dropped} prompts dropped (rule “${input.selection.rule}”, detection threshold ${input.judge.threshold}). LoRA: ${training.steps} steps, final loss ${training.finalLoss === null ? '–' : fixed(training.finalLoss, 4)}.</p>
 <h2>Per class</h2><table><tr><th>class</th><th>images kept</th><th>prompts dropped</th><th>drop reasons</th><th>accuracy base</th><th>accuracy tuned</th></tr>${classRows}</table>
-<h2>Scores of the sampled images</h2>${histogramSvg(all.map((i) => i.detection), 'detection confidence')}${histogramSvg(all.map((i) => i.combined), 'combined score')}
+<h2>Scores of the sampled images</h2>${histogramSvg(
+    all.map((i) => i.detection),
+    'detection confidence',
+  )}${histogramSvg(
+    all.map((i) => i.combined),
+    'combined score',
+  )}
 <h2>Best samples</h2><div class="cards">${ranked.slice(0, count).map(card).join('')}</div>
 <h2>Worst samples</h2><div class="cards">${ranked.slice(-count).reverse().map(card).join('')}</div>
 <h2>Base (left) vs tuned (right), same initial noise</h2><div class="cards">${pairs}</div>

@@ -19,7 +19,13 @@ export class ModelRuntime {
 
   async withGenerator<T>(source: GeneratorSource, use: (generator: Generator) => Promise<T>): Promise<T> {
     const id = JSON.stringify([source.base, source.tunedUnet ?? null]);
-    return this.borrow(this.generators, id, () => Generator.load(source, { device: this.device, threads: this.threads }), (g) => g.release(), use);
+    return this.borrow(
+      this.generators,
+      id,
+      () => Generator.load(source, { device: this.device, threads: this.threads }),
+      (g) => g.release(),
+      use,
+    );
   }
 
   async withJudge<T>(settings: JudgeSettings, use: (judge: Judge) => Promise<T>): Promise<T> {
@@ -30,7 +36,13 @@ export class ModelRuntime {
       throw badData('InvalidInput', (error as Error).message, error);
     }
     // The runtime's Judge has no release call: its sessions live as long as the worker process.
-    return this.borrow(this.judges, JSON.stringify(config), () => Judge.load(config), async () => undefined, use);
+    return this.borrow(
+      this.judges,
+      JSON.stringify(config),
+      () => Judge.load(config),
+      async () => undefined,
+      use,
+    );
   }
 
   private async borrow<M, T>(
@@ -71,7 +83,14 @@ export class ModelRuntime {
     const generators = [...this.generators.values()];
     this.generators.clear();
     this.judges.clear();
-    await Promise.all(generators.map((g) => g.model.then((m) => m.release(), () => undefined)));
+    await Promise.all(
+      generators.map((g) =>
+        g.model.then(
+          (m) => m.release(),
+          () => undefined,
+        ),
+      ),
+    );
   }
 }
 

@@ -41,7 +41,13 @@ beforeAll(async () => {
   });
   if (!checked.ok) throw new Error('bad test input');
   input = checked.value;
-  deps = { store: new LocalFolderStore(join(scratch, 'store')), runtime, trainer: { command: ['false'], cwd: '.', env: {}, stopGraceMs: 0 }, device: 'cpu', workDir: join(scratch, 'work') };
+  deps = {
+    store: new LocalFolderStore(join(scratch, 'store')),
+    runtime,
+    trainer: { command: ['false'], cwd: '.', env: {}, stopGraceMs: 0 },
+    device: 'cpu',
+    workDir: join(scratch, 'work'),
+  };
 });
 
 afterAll(async () => runtime.release());
@@ -88,7 +94,9 @@ describe('sampleShard', () => {
   it('fails without retry when the generator folder is not a generator', async () => {
     const sampleShard = createSampleShard(deps);
     const broken = { ...input, generator: { base: join(tmpdir(), 'no-such-generator'), tunedUnet: null } };
-    const error = await runActivity(new MockActivityEnvironment(), sampleShard, { root: roundRoot('sample-broken', 1), input: broken, shard: 0 }).catch((e: unknown) => e);
+    const error = await runActivity(new MockActivityEnvironment(), sampleShard, { root: roundRoot('sample-broken', 1), input: broken, shard: 0 }).catch(
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(ApplicationFailure);
     expect(error).toMatchObject({ type: 'BadModel', nonRetryable: true, message: expect.stringContaining('no-such-generator') });
   });

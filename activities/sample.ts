@@ -72,7 +72,13 @@ export function createSampleShard(deps: ActivityDependencies) {
             const missing = images.filter((image) => image.promptIndex === prompt.promptIndex && !stored.has(image.key));
             if (missing.length === 0) continue;
             progress.checkCancelled();
-            const pngs = await samplePngs(generator, input.sampling, prompt, missing.map((m) => m.seed), () => progress.report({ stage: 'sample', shard, sampled }));
+            const pngs = await samplePngs(
+              generator,
+              input.sampling,
+              prompt,
+              missing.map((m) => m.seed),
+              () => progress.report({ stage: 'sample', shard, sampled }),
+            );
             for (const [i, image] of missing.entries()) {
               await deps.store.put(image.key, pngs[i]!);
               sampled += 1;

@@ -55,7 +55,13 @@ async function setup(mode: string, images: readonly Buffer[] = [Buffer.from('png
   const rows = keys.map((key, i) => JSON.stringify({ file_name: key.slice(artifactKeys.dataset(root).length), text: `a shape of kind ${i}` }));
   for (const [i, image] of images.entries()) await store.put(keys[i]!, image);
   await store.put(artifactKeys.datasetMetadata(root), `${rows.join('\n')}\n`);
-  await putJson(store, artifactKeys.curateManifest(root), { manifest: artifactKeys.curateManifest(root), dataset: artifactKeys.dataset(root), kept: images.length, dropped: 0, perClass: {} });
+  await putJson(store, artifactKeys.curateManifest(root), {
+    manifest: artifactKeys.curateManifest(root),
+    dataset: artifactKeys.dataset(root),
+    kept: images.length,
+    dropped: 0,
+    perClass: {},
+  });
   const output = join(deps.workDir, ...root.split('/'), 'train', 'output');
   /** The activity on these dependencies with more trainer environment (the stand-in's modes). */
   const trainWith = (env: Record<string, string>) => createTrainLora({ ...deps, trainer: { ...deps.trainer, env: { ...deps.trainer.env, ...env } } });
@@ -133,10 +139,13 @@ describe('trainLora', () => {
     expect(existsSync(join(output, 'pid'))).toBe(false);
   });
 
-  it("stops a trainer orphaned by a killed worker before the retry trains into the same folder", async () => {
+  it('stops a trainer orphaned by a killed worker before the retry trains into the same folder', async () => {
     const { root, output, train } = await setup('finish');
     await mkdir(output, { recursive: true });
-    const orphan = spawn(process.execPath, [STANDIN, '--output', output], { env: { ...process.env, STANDIN_MODE: 'run' }, stdio: ['ignore', 'pipe', 'ignore'] });
+    const orphan = spawn(process.execPath, [STANDIN, '--output', output], {
+      env: { ...process.env, STANDIN_MODE: 'run' },
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     await writeFile(join(output, 'trainer.pid'), String(orphan.pid));
     const gone = new Promise((done) => orphan.once('exit', (code) => done(code)));
     // Its first event comes after it has set up its SIGTERM handling.
@@ -170,7 +179,9 @@ describe('trainLora', () => {
     const resumed = await trainRecording(trainWith({}), input, root);
     expect(resumed.outcome).toMatchObject({ steps: 9 });
     expect(resumed.steps[0]).toBe(6);
-    expect(JSON.parse((await store.get(`${artifactKeys.lora(root)}metrics.json`)).toString())).toMatchObject({ resumed_from: expect.stringContaining('step-00000006') });
+    expect(JSON.parse((await store.get(`${artifactKeys.lora(root)}metrics.json`)).toString())).toMatchObject({
+      resumed_from: expect.stringContaining('step-00000006'),
+    });
     // Published LoRA: the checkpoint is of no more use.
     expect(await store.list(artifactKeys.trainerCheckpoints(root))).toEqual([]);
 
@@ -185,50 +196,72 @@ describe('trainLora', () => {
 
   it('never names in the store a checkpoint the trainer deleted before it was copied', async () => {
     const { root, store, trainWith } = await setup('checkpoints');
-    const { outcome } = await trainRecording(trainWith({ STANDIN_VANISH: '2', STANDIN_CRASH_AFTER: '3' }), roundInput({ maxSteps: 9, checkpointEvery: 2 }), root);
+    const { outcome } = await trainRecording(
+      trainWith({ STANDIN_VANISH: '2', STANDIN_CRASH_AFTER: '3' }),
+      roundInput({ maxSteps: 9, checkpointEvery: 2 }),
+      root,
+    );
     expect(outcome).toMatchObject({ type: 'TrainerFailed' });
     // The copy finds the announced folder gone: nothing names it and nothing of it is left.
     expect(await store.list(artifactKeys.trainerCheckpoints(root))).toEqual([]);
   });
 
-  it('with the real trainer, a retry on an empty work folder resumes at the stored step and trains what an uninterrupted run trains', { timeout: 600_000 }, async () => {
-    const images = await Promise.all(
-      [[200, 30, 30], [30, 30, 200], [30, 160, 30]].map(([r, g, b]) => sharp({ create: { width: 64, height: 64, channels: 3, background: { r: r!, g: g!, b: b! } } }).png().toBuffer()),
-    );
-    const reference = await setup('real', images);
-    const input = roundInput({ maxSteps: 12, batchSize: 2, checkpointEvery: 4 }, await testGenerator(join(reference.deps.workDir, '..')));
-    // No ONNX export: the LoRA weights and the loss curve are what resuming must reproduce.
-    const trainer = { command: [PYTHON, '-m', 'loratrain', '--skip-onnx'], cwd: join(REPO_ROOT, 'python'), env: { PYTHONPATH: join(REPO_ROOT, 'python'), OMP_NUM_THREADS: '1' }, stopGraceMs: 30_000 };
-    const real = (deps: ActivityDependencies) => createTrainLora({ ...deps, trainer });
+  it(
+    'with the real trainer, a retry on an empty work folder resumes at the stored step and trains what an uninterrupted run trains',
+    { timeout: 600_000 },
+    async () => {
+      const images = await Promise.all(
+        [
+          [200, 30, 30],
+          [30, 30, 200],
+          [30, 160, 30],
+        ].map(([r, g, b]) =>
+          sharp({ create: { width: 64, height: 64, channels: 3, background: { r: r!, g: g!, b: b! } } })
+            .png()
+            .toBuffer(),
+        ),
+      );
+      const reference = await setup('real', images);
+      const input = roundInput({ maxSteps: 12, batchSize: 2, checkpointEvery: 4 }, await testGenerator(join(reference.deps.workDir, '..')));
+      // No ONNX export: the LoRA weights and the loss curve are what resuming must reproduce.
+      const trainer = {
+        command: [PYTHON, '-m', 'loratrain', '--skip-onnx'],
+        cwd: join(REPO_ROOT, 'python'),
+        env: { PYTHONPATH: join(REPO_ROOT, 'python'), OMP_NUM_THREADS: '1' },
+        stopGraceMs: 30_000,
+      };
+      const real = (deps: ActivityDependencies) => createTrainLora({ ...deps, trainer });
 
-    const uninterrupted = await trainRecording(real(reference.deps), input, reference.root);
-    expect(uninterrupted.outcome).toMatchObject({ steps: 12 });
+      const uninterrupted = await trainRecording(real(reference.deps), input, reference.root);
+      expect(uninterrupted.outcome).toMatchObject({ steps: 12 });
 
-    const { root, store, deps, output } = await setup('real', images);
-    const killed = trainRecording(real(deps), input, root);
-    // A worker dies once a checkpoint is stored: its trainer goes with it.
-    await until(() => store.exists(artifactKeys.trainerCheckpointPointer(root)), 240_000);
-    process.kill(Number(await readFile(join(output, 'trainer.pid'), 'utf8')), 'SIGKILL');
-    expect((await killed).outcome).toMatchObject({ type: 'TrainerFailed' });
-    const stored = await getJson<StoredCheckpoint>(store, artifactKeys.trainerCheckpointPointer(root));
-    expect(stored.step).toBeGreaterThan(0);
+      const { root, store, deps, output } = await setup('real', images);
+      const killed = trainRecording(real(deps), input, root);
+      // A worker dies once a checkpoint is stored: its trainer goes with it.
+      await until(() => store.exists(artifactKeys.trainerCheckpointPointer(root)), 240_000);
+      process.kill(Number(await readFile(join(output, 'trainer.pid'), 'utf8')), 'SIGKILL');
+      expect((await killed).outcome).toMatchObject({ type: 'TrainerFailed' });
+      const stored = await getJson<StoredCheckpoint>(store, artifactKeys.trainerCheckpointPointer(root));
+      expect(stored.step).toBeGreaterThan(0);
 
-    await rm(deps.workDir, { recursive: true });
-    const resumed = await trainRecording(real(deps), input, root);
-    expect(resumed.outcome).toMatchObject({ steps: 12 });
-    expect(resumed.steps[0]).toBe(stored.step);
-    const metrics = async (s: LocalFolderStore, r: string) => JSON.parse((await s.get(`${artifactKeys.lora(r)}metrics.json`)).toString()) as { loss_curve: number[]; resumed_from: string | null };
-    const [want, got] = [await metrics(reference.store, reference.root), await metrics(store, root)];
-    expect(got.resumed_from).toContain(`step-${String(stored.step).padStart(8, '0')}`);
-    // The trainer reproduces an uninterrupted run to float rounding (its own tests hold it to 1e-6).
-    expect(got.loss_curve).toHaveLength(12);
-    got.loss_curve.forEach((loss, i) => expect(loss).toBeCloseTo(want.loss_curve[i]!, 6));
-    const weights = async (s: LocalFolderStore, r: string) => safetensors(await s.get(`${artifactKeys.lora(r)}pytorch_lora_weights.safetensors`));
-    const [a, b] = [await weights(reference.store, reference.root), await weights(store, root)];
-    expect([...b.keys()]).toEqual([...a.keys()]);
-    expect(Math.max(...[...a].map(([name, values]) => maxAbsDifference(values, b.get(name)!)))).toBeLessThan(1e-6);
-    expect(await store.list(artifactKeys.trainerCheckpoints(root))).toEqual([]);
-  });
+      await rm(deps.workDir, { recursive: true });
+      const resumed = await trainRecording(real(deps), input, root);
+      expect(resumed.outcome).toMatchObject({ steps: 12 });
+      expect(resumed.steps[0]).toBe(stored.step);
+      const metrics = async (s: LocalFolderStore, r: string) =>
+        JSON.parse((await s.get(`${artifactKeys.lora(r)}metrics.json`)).toString()) as { loss_curve: number[]; resumed_from: string | null };
+      const [want, got] = [await metrics(reference.store, reference.root), await metrics(store, root)];
+      expect(got.resumed_from).toContain(`step-${String(stored.step).padStart(8, '0')}`);
+      // The trainer reproduces an uninterrupted run to float rounding (its own tests hold it to 1e-6).
+      expect(got.loss_curve).toHaveLength(12);
+      got.loss_curve.forEach((loss, i) => expect(loss).toBeCloseTo(want.loss_curve[i]!, 6));
+      const weights = async (s: LocalFolderStore, r: string) => safetensors(await s.get(`${artifactKeys.lora(r)}pytorch_lora_weights.safetensors`));
+      const [a, b] = [await weights(reference.store, reference.root), await weights(store, root)];
+      expect([...b.keys()]).toEqual([...a.keys()]);
+      expect(Math.max(...[...a].map(([name, values]) => maxAbsDifference(values, b.get(name)!)))).toBeLessThan(1e-6);
+      expect(await store.list(artifactKeys.trainerCheckpoints(root))).toEqual([]);
+    },
+  );
 
   it('passes the LoRA settings, resumes from the latest checkpoint and pins the device', () => {
     const args = trainerArguments(roundInput().lora, { generator: 'g', dataset: 'd', output: 'o' }, 'cuda:3');
@@ -258,7 +291,10 @@ function safetensors(bytes: Buffer): Map<string, Float32Array> {
   const tensors = new Map<string, Float32Array>();
   for (const [name, entry] of Object.entries(header)) {
     if (name === '__metadata__') continue;
-    const { dtype, data_offsets: [start, end] } = entry;
+    const {
+      dtype,
+      data_offsets: [start, end],
+    } = entry;
     if (dtype !== 'F32') throw new Error(`${name}: ${dtype}, expected F32`);
     // Copied: the data need not be 4-byte aligned within the buffer.
     tensors.set(name, new Float32Array(Uint8Array.from(bytes.subarray(8 + length + start, 8 + length + end)).buffer));

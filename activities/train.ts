@@ -17,7 +17,18 @@ import type { CurateResult, StageProgress, TrainResult } from './types.js';
 /** The trainer's flags for a round's LoRA settings. `--resume-from latest` starts fresh when there is no checkpoint. */
 export function trainerArguments(lora: LoraSettings, paths: { generator: string; dataset: string; output: string }, device: string): string[] {
   const args = ['--generator', paths.generator, '--dataset', paths.dataset, '--output', paths.output];
-  args.push('--rank', String(lora.rank), '--learning-rate', String(lora.learningRate), '--lr-scheduler', lora.lrScheduler, '--batch-size', String(lora.batchSize), '--seed', String(lora.seed));
+  args.push(
+    '--rank',
+    String(lora.rank),
+    '--learning-rate',
+    String(lora.learningRate),
+    '--lr-scheduler',
+    lora.lrScheduler,
+    '--batch-size',
+    String(lora.batchSize),
+    '--seed',
+    String(lora.seed),
+  );
   args.push(...(lora.maxSteps === null ? ['--epochs', String(lora.epochs)] : ['--max-steps', String(lora.maxSteps)]));
   if (lora.resolution !== null) args.push('--resolution', String(lora.resolution));
   args.push('--snr-gamma', String(lora.snrGamma), '--caption-dropout', String(lora.captionDropout));

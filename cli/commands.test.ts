@@ -83,10 +83,14 @@ describe('on the local stack', () => {
   beforeAll(async () => {
     port = await freePort();
     const state = await mkdtemp(join(tmpdir(), 'cli-stack-'));
-    stack = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'cli', 'selfreward.ts'), 'stack', '--state', state, '--port', String(port), '--headless'], {
-      cwd: REPO_ROOT,
-      stdio: 'ignore',
-    });
+    stack = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(REPO_ROOT, 'cli', 'selfreward.ts'), 'stack', '--state', state, '--port', String(port), '--headless'],
+      {
+        cwd: REPO_ROOT,
+        stdio: 'ignore',
+      },
+    );
     await waitForPort(port, stack, 60_000);
     process.env['TEMPORAL_ADDRESS'] = `127.0.0.1:${port}`;
   });

@@ -148,7 +148,9 @@ const COMMANDS: Record<string, Command> = {
     summary: 'start a campaign of rounds, each sampling from the previous tuned generator',
     usage: 'selfreward campaign [FILE] [--preset NAME] [--rounds N] [--id ID] [--wait | --print]',
     options: { ...CONFIG_OPTIONS, rounds: { type: 'string', description: 'how many rounds at most' } },
-    details: ['FILE holds { "round": <round input>, "rounds": N, "minImprovement": x, "patience": k, "continueAsNewEveryRounds": n }; a preset is the first round.'],
+    details: [
+      'FILE holds { "round": <round input>, "rounds": N, "minImprovement": x, "patience": k, "continueAsNewEveryRounds": n }; a preset is the first round.',
+    ],
     async run(values, positionals) {
       const rounds = values['rounds'] === undefined ? undefined : Number(values['rounds']);
       const input = loadCampaignConfig(sources(values, positionals), { rounds });

@@ -22,7 +22,10 @@ describe('configuration files', () => {
 
   it('validates a round file with the workflow schema, naming the field', async () => {
     const folder = await mkdtemp(join(tmpdir(), 'cli-config-'));
-    await writeFile(join(folder, 'round.yml'), 'generator: {base: g}\njudge: {detector: d, clip: c}\nprompts: {file: p}\nevaluation: {prompts: {file: e}}\nshards: 0\n');
+    await writeFile(
+      join(folder, 'round.yml'),
+      'generator: {base: g}\njudge: {detector: d, clip: c}\nprompts: {file: p}\nevaluation: {prompts: {file: e}}\nshards: 0\n',
+    );
     expect(() => loadRoundConfig({ file: join(folder, 'round.yml'), root: folder })).toThrow(/shards: expected an integer in \[1, 1000\], got 0/);
     expect(() => loadRoundConfig({ root: folder })).toThrow(ConfigError);
     expect(() => loadRoundConfig({ file: join(folder, 'missing.json'), root: folder })).toThrow(/no such configuration file/);
@@ -31,7 +34,15 @@ describe('configuration files', () => {
   it('builds a preset from a pack manifest, and lets a file override it', async () => {
     const preset = packPreset('/packs/shapes', {
       prompts: { train: 'prompts/train.txt', eval: 'prompts/eval.txt' },
-      sampling: { steps: 20, guidance_scale: 7.5, pool_guidance_scale: 1.5, scheduler: 'DDIMScheduler', pool_scheduler: 'EulerAncestralDiscreteScheduler', width: 64, height: 64 },
+      sampling: {
+        steps: 20,
+        guidance_scale: 7.5,
+        pool_guidance_scale: 1.5,
+        scheduler: 'DDIMScheduler',
+        pool_scheduler: 'EulerAncestralDiscreteScheduler',
+        width: 64,
+        height: 64,
+      },
       judge: { detection_threshold: 0.42, rule: 'paper', per_prompt: 4 },
       lora: { rank: 8, learning_rate: 1e-3, lr_scheduler: 'cosine', max_steps: 300, batch_size: 16, seed: 0, caption_dropout: 0.1 },
     });

@@ -59,7 +59,8 @@ export function packPreset(pack: string, manifest: PackManifest | null): Record<
   const lora: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(manifest?.lora ?? {})) {
     const field = PACK_LORA_FIELDS[key];
-    if (field === undefined) throw new ConfigError(`${at('pack.json')}: lora.${key} is not a trainer setting this preset knows (known: ${Object.keys(PACK_LORA_FIELDS).join(', ')})`);
+    if (field === undefined)
+      throw new ConfigError(`${at('pack.json')}: lora.${key} is not a trainer setting this preset knows (known: ${Object.keys(PACK_LORA_FIELDS).join(', ')})`);
     lora[field] = value;
   }
   const sampling = manifest?.sampling;

@@ -28,7 +28,9 @@ describe('progress lines', () => {
     expect(progressLine({ ...base, stage: 'train', trainer: { step: 3, steps: 12, loss: 0.12345 } })).toContain('step 3/12, loss 0.1235');
     expect(progressLine({ ...base, stage: 'train' })).toContain('starting the trainer');
     // Rounds keep up to selection.perPrompt images a prompt, not always one.
-    expect(progressLine({ ...base, stage: 'curate', images: { sampled: 40, judged: 40 } })).toBe("round 2 curate   keeping each prompt's best images of 40 judged");
+    expect(progressLine({ ...base, stage: 'curate', images: { sampled: 40, judged: 40 } })).toBe(
+      "round 2 curate   keeping each prompt's best images of 40 judged",
+    );
     expect(progressLine({ ...base, stage: 'done', winRate: 0.625 })).toContain('win rate 62.5%');
   });
 

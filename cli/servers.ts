@@ -49,7 +49,7 @@ async function startServer(command: string, args: readonly string[], port: numbe
     await waitForPort(port, child, 60_000);
   } catch (error) {
     child.kill('SIGKILL');
-    throw new Error(`${what} did not start: ${(error as Error).message}\n${log}`);
+    throw new Error(`${what} did not start: ${(error as Error).message}\n${log}`, { cause: error });
   }
   return {
     child,

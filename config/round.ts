@@ -157,7 +157,19 @@ export const ROUND_DEFAULTS = {
   samplesPerPrompt: 8,
   shards: 2,
   sampling: { steps: 20, guidanceScale: 7.5, width: 0, height: 0, negativePrompt: '', scheduler: null, seed: 0 },
-  lora: { rank: 4, learningRate: 1e-4, lrScheduler: 'constant', batchSize: 16, maxSteps: null, epochs: 100, seed: 0, checkpointEvery: 50, resolution: null, snrGamma: 0, captionDropout: 0 },
+  lora: {
+    rank: 4,
+    learningRate: 1e-4,
+    lrScheduler: 'constant',
+    batchSize: 16,
+    maxSteps: null,
+    epochs: 100,
+    seed: 0,
+    checkpointEvery: 50,
+    resolution: null,
+    snrGamma: 0,
+    captionDropout: 0,
+  },
   evaluation: { seedsPerPrompt: 4, seed: 500_000, bootstrapResamples: 2000, guidanceScale: null, scheduler: null },
   activities: { heartbeatTimeoutSeconds: 60, maximumAttempts: 5 },
   judge: { captioner: null, threshold: 0.5, iouThreshold: 0.5, batchSize: 8, synonyms: {}, weights: null },
@@ -324,8 +336,7 @@ function judgeSettings(reader: Reader): JudgeSettings {
   if (!validSynonyms) reader.fail('synonyms', 'an object of class name -> list of strings', synonyms);
   const weights = reader.raw('weights') ?? d.weights;
   const validWeights =
-    weights === null ||
-    (typeof weights === 'object' && !Array.isArray(weights) && Object.values(weights).every((w) => typeof w === 'number' && w >= 0));
+    weights === null || (typeof weights === 'object' && !Array.isArray(weights) && Object.values(weights).every((w) => typeof w === 'number' && w >= 0));
   if (!validWeights) reader.fail('weights', 'null or an object of part -> number >= 0', weights);
   return {
     detector: reader.string('detector'),
@@ -472,7 +483,5 @@ export function campaignStopReason(winRates: readonly number[], campaign: Pick<C
       stale += 1;
     }
   }
-  return stale >= campaign.patience
-    ? `win rate did not improve on ${best.toFixed(3)} by more than ${campaign.minImprovement} for ${stale} round(s)`
-    : null;
+  return stale >= campaign.patience ? `win rate did not improve on ${best.toFixed(3)} by more than ${campaign.minImprovement} for ${stale} round(s)` : null;
 }

@@ -58,15 +58,18 @@ async function requireFile(path: string, what: string): Promise<string> {
 /** Checks the layout before any model loads, so a wrong folder fails at once and names the file. */
 export async function resolveGeneratorFiles(source: GeneratorSource): Promise<GeneratorFiles> {
   const base = resolve(source.base);
-  if (!(await stat(base).then((s) => s.isDirectory(), () => false))) {
+  if (
+    !(await stat(base).then(
+      (s) => s.isDirectory(),
+      () => false,
+    ))
+  ) {
     throw new ModelLayoutError(`${base}: no such folder; expected a Stable Diffusion generator folder`);
   }
   const at = (relative: string) => join(base, relative);
   const L = GENERATOR_LAYOUT;
   for (const file of L.tokenizerFiles) await requireFile(at(file), 'the CLIP tokenizer (tokenizer.json and tokenizer_config.json)');
-  const vaeConfig = (await Promise.all(L.vaeConfigs.map(async (c) => ((await isFile(at(c))) ? at(c) : null)))).find(
-    (found) => found !== null,
-  );
+  const vaeConfig = (await Promise.all(L.vaeConfigs.map(async (c) => ((await isFile(at(c))) ? at(c) : null)))).find((found) => found !== null);
   if (!vaeConfig) {
     throw new ModelLayoutError(`${base}: neither ${L.vaeConfigs.join(' nor ')} found; expected the VAE config (scaling_factor)`);
   }
@@ -127,9 +130,7 @@ function checkInterface(model: OnnxModel, part: keyof typeof INTERFACES): void {
   const unexpected = [...model.inputs.keys()].filter((name) => !(expected.inputs as readonly string[]).includes(name));
   const missing = expected.inputs.filter((name) => !model.inputs.has(name));
   if (missing.length > 0 || unexpected.length > 0) {
-    throw new ModelInterfaceError(
-      `${model.path}: inputs are ${[...model.inputs.keys()].join(', ')}; expected ${expected.inputs.join(', ')}`,
-    );
+    throw new ModelInterfaceError(`${model.path}: inputs are ${[...model.inputs.keys()].join(', ')}; expected ${expected.inputs.join(', ')}`);
   }
   model.requireOutput(expected.output);
 }
@@ -170,9 +171,7 @@ export class Generator {
     if (!Number.isInteger(maxTokens) || maxTokens < 2 || maxTokens > 4096) {
       throw new ModelLayoutError(`${files.tokenizer}/tokenizer_config.json: field "model_max_length" must be the text encoder's length, got ${maxTokens}`);
     }
-    const loads = await Promise.allSettled(
-      [files.textEncoder, files.unet, files.vaeDecoder].map((path) => OnnxModel.load(path, provider, options.threads)),
-    );
+    const loads = await Promise.allSettled([files.textEncoder, files.unet, files.vaeDecoder].map((path) => OnnxModel.load(path, provider, options.threads)));
     const failed = loads.find((l): l is PromiseRejectedResult => l.status === 'rejected');
     if (failed) {
       await Promise.all(loads.map((l) => (l.status === 'fulfilled' ? l.value.release() : undefined)));

@@ -35,9 +35,7 @@ export type TensorMetadata = ort.InferenceSession.TensorValueMetadata;
 function toOrtTensor(meta: TensorMetadata, value: HostTensor, model: string): ort.Tensor {
   const { dims } = value;
   if (meta.shape.length !== dims.length || meta.shape.some((d, i) => typeof d === 'number' && d >= 0 && d !== dims[i])) {
-    throw new ModelInterfaceError(
-      `${model}: input "${meta.name}" has shape [${meta.shape.join(', ')}], was given [${dims.join(', ')}]`,
-    );
+    throw new ModelInterfaceError(`${model}: input "${meta.name}" has shape [${meta.shape.join(', ')}], was given [${dims.join(', ')}]`);
   }
   switch (meta.type) {
     case 'float32':
@@ -45,7 +43,11 @@ function toOrtTensor(meta: TensorMetadata, value: HostTensor, model: string): or
     case 'float16':
       return new ort.Tensor('float16', toHalf(value.data), dims);
     case 'int64':
-      return new ort.Tensor('int64', BigInt64Array.from(value.data, (x) => BigInt(Math.round(x))), dims);
+      return new ort.Tensor(
+        'int64',
+        BigInt64Array.from(value.data, (x) => BigInt(Math.round(x))),
+        dims,
+      );
     case 'int32':
       return new ort.Tensor('int32', value.data instanceof Int32Array ? value.data : Int32Array.from(value.data, Math.round), dims);
     default:
@@ -126,8 +128,7 @@ async function createSession(path: string, provider: ExecutionProvider, threads?
   if (provider.name === 'cuda' && !ort.listSupportedBackends().some((b) => b.name === 'cuda')) {
     throw new ExecutionProviderError(`this onnxruntime-node build has no CUDA backend. ${CUDA_INSTALL_HINT}`);
   }
-  const executionProvider: ort.InferenceSession.ExecutionProviderConfig =
-    provider.name === 'cpu' ? 'cpu' : { name: 'cuda', deviceId: provider.deviceId };
+  const executionProvider: ort.InferenceSession.ExecutionProviderConfig = provider.name === 'cpu' ? 'cpu' : { name: 'cuda', deviceId: provider.deviceId };
   try {
     return await ort.InferenceSession.create(path, {
       logSeverityLevel: 3,

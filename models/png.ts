@@ -33,7 +33,7 @@ export function pngChunk(type: string, data: Uint8Array): Buffer {
 }
 
 function isLatin1(text: string): boolean {
-  return /^[\u0000-\u00ff]*$/.test(text);
+  return [...text].every((c) => c.codePointAt(0)! <= 0xff);
 }
 
 /**
@@ -60,7 +60,7 @@ interface Chunk {
 export function pngChunks(png: Buffer): Chunk[] {
   if (!png.subarray(0, 8).equals(PNG_SIGNATURE)) throw new Error('not a PNG file (bad signature)');
   const chunks: Chunk[] = [];
-  for (let offset = 8; offset < png.length; ) {
+  for (let offset = 8; offset < png.length;) {
     const length = png.readUInt32BE(offset);
     const end = offset + 12 + length;
     if (end > png.length) throw new Error(`PNG chunk at byte ${offset} runs past the end of the file`);
@@ -94,6 +94,8 @@ export function readText(png: Buffer): Record<string, string> {
 }
 
 export async function encodePng(image: RgbImage, text: Readonly<Record<string, string>> = {}): Promise<Buffer> {
-  const png = await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } }).png().toBuffer();
+  const png = await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } })
+    .png()
+    .toBuffer();
   return withText(png, text);
 }

@@ -95,7 +95,10 @@ async function linkedGenerator(name: string, replace: Record<string, string | nu
 describe('text encoding', () => {
   it('matches the pipeline’s prompt and unconditional embeddings', async () => {
     const prompts = await encodeTexts(generator, reference.prompts);
-    const empty = await encodeTexts(generator, reference.prompts.map(() => ''));
+    const empty = await encodeTexts(
+      generator,
+      reference.prompts.map(() => ''),
+    );
     expect(prompts.dims).toEqual(reference.embedDims);
     diffs['prompt embeddings'] = maxAbsDiff(prompts.data, reference.promptEmbeds);
     diffs['negative embeddings'] = maxAbsDiff(empty.data, reference.negativeEmbeds);
@@ -152,7 +155,7 @@ describe('schedulers and denoising', () => {
       expect([image.height, image.width]).toEqual([height, width]);
       for (let p = 0; p < height * width; p++) {
         for (let ch = 0; ch < 3; ch++) {
-          const want = c.decoded!.data[((b * 3 + ch) * height * width) + p];
+          const want = c.decoded!.data[(b * 3 + ch) * height * width + p];
           worst = Math.max(worst, Math.abs(image.data[p * 3 + ch] - want));
         }
       }
@@ -175,17 +178,24 @@ describe('sample', () => {
   it('turns prompts and seeds into RGB images, the same each time', async () => {
     const progress: number[][] = [];
     const first = await sample(generator, { ...request, onStep: (step, steps) => progress.push([step, steps]) });
-    expect(progress).toEqual([[1, 3], [2, 3], [3, 3]]);
+    expect(progress).toEqual([
+      [1, 3],
+      [2, 3],
+      [3, 3],
+    ]);
     const again = await sample(generator, request);
     const latentSide = 64 / generator.vae.spatialFactor;
     expect(first.latents.dims).toEqual([2, generator.vae.latentChannels, latentSide, latentSide]);
-    expect(first.images.map((i) => [i.width, i.height, i.data.length])).toEqual([[64, 64, 64 * 64 * 3], [64, 64, 64 * 64 * 3]]);
+    expect(first.images.map((i) => [i.width, i.height, i.data.length])).toEqual([
+      [64, 64, 64 * 64 * 3],
+      [64, 64, 64 * 64 * 3],
+    ]);
     expect(again.images[1].data).toEqual(first.images[1].data);
     const otherSeed = await sample(generator, { ...request, seeds: [3, 6] });
     expect(otherSeed.images[1].data).not.toEqual(first.images[1].data);
   });
 
-  it("gives an image the same latents whatever else shares its batch", async () => {
+  it('gives an image the same latents whatever else shares its batch', async () => {
     const pair = await sample(generator, request);
     const alone = await sample(generator, { ...request, prompts: ['a blue square'], seeds: [5] });
     const size = alone.latents.data.length;

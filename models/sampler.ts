@@ -105,7 +105,11 @@ export async function denoise(generator: Generator, request: DenoiseRequest): Pr
   for (const [index, t] of scheduler.timesteps.entries()) {
     const scaled = scheduler.scaleModelInput(guided ? concat(latents, latents) : latents, t);
     const output = await generator.unet.run(
-      { sample: { data: scaled, dims: unetDims }, timestep: timestepTensor(generator, t, unetBatch), encoder_hidden_states: { data: hidden, dims: hiddenDims } },
+      {
+        sample: { data: scaled, dims: unetDims },
+        timestep: timestepTensor(generator, t, unetBatch),
+        encoder_hidden_states: { data: hidden, dims: hiddenDims },
+      },
       'out_sample',
     );
     const prediction = guided ? applyGuidance(output.data, size, guidanceScale) : output.data;
@@ -186,7 +190,10 @@ function checkRequest(generator: Generator, request: SampleRequest): void {
     seeds.forEach(checkSeed);
   }
   const factor = generator.vae.spatialFactor;
-  for (const [name, value] of [['width', width], ['height', height]] as const) {
+  for (const [name, value] of [
+    ['width', width],
+    ['height', height],
+  ] as const) {
     if (!Number.isInteger(value) || value < factor || value % factor !== 0) {
       throw new SamplingInputError(`${name} must be a positive multiple of ${factor} (the VAE's scale), got ${value}`);
     }
@@ -231,12 +238,7 @@ function describeScheduler(scheduler: Scheduler, choice: SchedulerChoice | undef
 }
 
 /** What made image `index` of a sample() call, as PNG text entries. */
-export function generationText(
-  generator: Generator,
-  request: SampleRequest,
-  result: SampleResult,
-  index: number,
-): Record<string, string> {
+export function generationText(generator: Generator, request: SampleRequest, result: SampleResult, index: number): Record<string, string> {
   const seed = request.seeds?.[index];
   return {
     prompt: request.prompts[index],

@@ -49,9 +49,13 @@ export class ArtifactKeyError extends Error {
  */
 export function checkKey(key: string): string {
   const segments = key.split('/');
+  // Control characters are exactly what the check looks for.
+  // eslint-disable-next-line no-control-regex
   const bad = segments.find((s) => s === '' || s.startsWith('.') || /[\\\u0000-\u001f]/.test(s));
   if (key.length === 0 || key.length > 1024 || bad !== undefined) {
-    throw new ArtifactKeyError(`artifact key ${JSON.stringify(key)}: expected a relative path of non-empty segments not starting with "." (no backslashes or control characters)`);
+    throw new ArtifactKeyError(
+      `artifact key ${JSON.stringify(key)}: expected a relative path of non-empty segments not starting with "." (no backslashes or control characters)`,
+    );
   }
   return key;
 }

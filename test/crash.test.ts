@@ -158,59 +158,73 @@ describe('a round whose workers are killed', () => {
     expect(reference.training.steps).toBe(20);
   });
 
-  it('completes after SIGKILLs while sampling and while training, with the same dataset, the same artifacts and no surviving trainer', { timeout: 900_000 }, async () => {
-    expect(reference, 'the undisturbed round ran').toBeDefined();
-    const workflowId = `crash-${randomUUID()}`;
-    const root = roundRoot(workflowId, 1);
-    const handle = await runRound(workflowId);
-    const sampleManifests = [0, 1].map((shard) => artifactKeys.sampleManifest(root, shard));
+  it(
+    'completes after SIGKILLs while sampling and while training, with the same dataset, the same artifacts and no surviving trainer',
+    { timeout: 900_000 },
+    async () => {
+      expect(reference, 'the undisturbed round ran').toBeDefined();
+      const workflowId = `crash-${randomUUID()}`;
+      const root = roundRoot(workflowId, 1);
+      const handle = await runRound(workflowId);
+      const sampleManifests = [0, 1].map((shard) => artifactKeys.sampleManifest(root, shard));
 
-    // Sampling: the first image is stored, the shards are not done.
-    await until(async () => (await store.list(`${root}/samples/`)).some((key) => key.endsWith('.png')), 300_000, 'first sampled image');
-    await first.kill();
-    const sampledManifests = await Promise.all(sampleManifests.map((key) => store.exists(key)));
-    expect(sampledManifests, 'killed before both shards were sampled').toContain(false);
-    const training = await WorkerProcess.start('second');
+      // Sampling: the first image is stored, the shards are not done.
+      await until(async () => (await store.list(`${root}/samples/`)).some((key) => key.endsWith('.png')), 300_000, 'first sampled image');
+      await first.kill();
+      const sampledManifests = await Promise.all(sampleManifests.map((key) => store.exists(key)));
+      expect(sampledManifests, 'killed before both shards were sampled').toContain(false);
+      const training = await WorkerProcess.start('second');
 
-    // Training: a checkpoint is stored, the LoRA is not.
-    await until(() => store.exists(artifactKeys.trainerCheckpointPointer(root)), 600_000, 'stored trainer checkpoint');
-    expect(await processesMentioning(training.workDir), 'its trainer runs').not.toEqual([]);
-    await training.kill();
-    expect(await store.exists(artifactKeys.trainManifest(root)), 'killed before the LoRA was published').toBe(false);
-    // Its trainer notices its parent's death (stdin closes), checkpoints and exits.
-    await until(async () => (await processesMentioning(training.workDir)).length === 0, 60_000, "the killed worker's trainer to exit");
-    const last = await WorkerProcess.start('third');
+      // Training: a checkpoint is stored, the LoRA is not.
+      await until(() => store.exists(artifactKeys.trainerCheckpointPointer(root)), 600_000, 'stored trainer checkpoint');
+      expect(await processesMentioning(training.workDir), 'its trainer runs').not.toEqual([]);
+      await training.kill();
+      expect(await store.exists(artifactKeys.trainManifest(root)), 'killed before the LoRA was published').toBe(false);
+      // Its trainer notices its parent's death (stdin closes), checkpoints and exits.
+      await until(async () => (await processesMentioning(training.workDir)).length === 0, 60_000, "the killed worker's trainer to exit");
+      const last = await WorkerProcess.start('third');
 
-    const result = (await handle.result()) as RoundResult;
-    expect(result.training.steps).toBe(20);
+      const result = (await handle.result()) as RoundResult;
+      expect(result.training.steps).toBe(20);
 
-    // The training resumed from the stored checkpoint on the fresh worker and trained what the undisturbed round trained.
-    const metrics = async (r: RoundResult) => JSON.parse((await store.get(`${r.training.lora}metrics.json`)).toString()) as Metrics;
-    const [want, got] = [await metrics(reference), await metrics(result)];
-    expect(want.resumed_from).toBeNull();
-    expect(got.resumed_from).toMatch(/step-\d{8}$/);
-    expect(got.resumed_from).toContain(last.workDir);
-    expect(got.loss_curve).toHaveLength(20);
-    got.loss_curve.forEach((loss, i) => expect(loss).toBeCloseTo(want.loss_curve[i]!, 6));
+      // The training resumed from the stored checkpoint on the fresh worker and trained what the undisturbed round trained.
+      const metrics = async (r: RoundResult) => JSON.parse((await store.get(`${r.training.lora}metrics.json`)).toString()) as Metrics;
+      const [want, got] = [await metrics(reference), await metrics(result)];
+      expect(want.resumed_from).toBeNull();
+      expect(got.resumed_from).toMatch(/step-\d{8}$/);
+      expect(got.resumed_from).toContain(last.workDir);
+      expect(got.loss_curve).toHaveLength(20);
+      got.loss_curve.forEach((loss, i) => expect(loss).toBeCloseTo(want.loss_curve[i]!, 6));
 
-    // The same keys, so no duplicate or leftover artifact: one manifest per stage and shard, the
-    // stored checkpoint deleted once the LoRA was published, and no hidden temporary file.
-    const keys = await roundKeys(result.root);
-    expect(keys).toEqual(await roundKeys(reference.root));
-    expect(keys.filter((key) => key.startsWith('trainer-checkpoint/'))).toEqual([]);
-    expect(keys.filter((key) => /^[a-z]+\.json$|^[a-z]+\/shard-\d+\.json$/.test(key))).toEqual(
-      ['dataset.json', 'evaluation.json', 'lora.json', 'samples/shard-000.json', 'samples/shard-001.json', 'scores/shard-000.json', 'scores/shard-001.json'],
-    );
-    expect(await hiddenFiles(store.root)).toEqual([]);
+      // The same keys, so no duplicate or leftover artifact: one manifest per stage and shard, the
+      // stored checkpoint deleted once the LoRA was published, and no hidden temporary file.
+      const keys = await roundKeys(result.root);
+      expect(keys).toEqual(await roundKeys(reference.root));
+      expect(keys.filter((key) => key.startsWith('trainer-checkpoint/'))).toEqual([]);
+      expect(keys.filter((key) => /^[a-z]+\.json$|^[a-z]+\/shard-\d+\.json$/.test(key))).toEqual([
+        'dataset.json',
+        'evaluation.json',
+        'lora.json',
+        'samples/shard-000.json',
+        'samples/shard-001.json',
+        'scores/shard-000.json',
+        'scores/shard-001.json',
+      ]);
+      expect(await hiddenFiles(store.root)).toEqual([]);
 
-    // The same images, byte for byte: the seeds depend on prompt and image index only.
-    for (const key of keys.filter((k) => k.endsWith('.png') && (k.startsWith('samples/') || k.startsWith('dataset/')))) {
-      expect((await store.get(`${result.root}/${key}`)).equals(await store.get(`${reference.root}/${key}`)), key).toBe(true);
-    }
-    // The same dataset rows (their source keys differ by the round's folder only).
-    const rows = async (r: RoundResult) =>
-      (await store.get(artifactKeys.datasetMetadata(r.root))).toString().trim().split('\n').map((line) => JSON.parse(line.replaceAll(`${r.root}/`, '')) as unknown);
-    expect(await rows(result)).toEqual(await rows(reference));
-    expect(result.dataset).toEqual({ ...reference.dataset, manifest: artifactKeys.curateManifest(result.root), dataset: artifactKeys.dataset(result.root) });
-  });
+      // The same images, byte for byte: the seeds depend on prompt and image index only.
+      for (const key of keys.filter((k) => k.endsWith('.png') && (k.startsWith('samples/') || k.startsWith('dataset/')))) {
+        expect((await store.get(`${result.root}/${key}`)).equals(await store.get(`${reference.root}/${key}`)), key).toBe(true);
+      }
+      // The same dataset rows (their source keys differ by the round's folder only).
+      const rows = async (r: RoundResult) =>
+        (await store.get(artifactKeys.datasetMetadata(r.root)))
+          .toString()
+          .trim()
+          .split('\n')
+          .map((line) => JSON.parse(line.replaceAll(`${r.root}/`, '')) as unknown);
+      expect(await rows(result)).toEqual(await rows(reference));
+      expect(result.dataset).toEqual({ ...reference.dataset, manifest: artifactKeys.curateManifest(result.root), dataset: artifactKeys.dataset(result.root) });
+    },
+  );
 });

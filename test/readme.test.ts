@@ -29,7 +29,10 @@ function section(heading: string): string {
 function rows(text: string): Map<string, string[]> {
   const found = new Map<string, string[]>();
   for (const line of text.split('\n')) {
-    const cells = line.split('|').slice(1, -1).map((c) => c.trim());
+    const cells = line
+      .split('|')
+      .slice(1, -1)
+      .map((c) => c.trim());
     const name = /^`([^`]+)`$/.exec(cells[0] ?? '')?.[1];
     if (name !== undefined) found.set(name, cells.slice(1));
   }

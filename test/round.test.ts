@@ -46,7 +46,12 @@ beforeAll(async () => {
   deps = {
     store: new LocalFolderStore(join(scratch, 'store')),
     runtime: new ModelRuntime('cpu', 1),
-    trainer: { command: [PYTHON, '-m', 'loratrain'], cwd: join(REPO_ROOT, 'python'), env: { PYTHONPATH: join(REPO_ROOT, 'python'), OMP_NUM_THREADS: '1' }, stopGraceMs: 30_000 },
+    trainer: {
+      command: [PYTHON, '-m', 'loratrain'],
+      cwd: join(REPO_ROOT, 'python'),
+      env: { PYTHONPATH: join(REPO_ROOT, 'python'), OMP_NUM_THREADS: '1' },
+      stopGraceMs: 30_000,
+    },
     device: 'cpu',
     workDir: join(scratch, 'work'),
   };
@@ -65,7 +70,9 @@ afterAll(async () => {
  */
 async function recordHistory(workflowId: string): Promise<void> {
   if (process.env['RECORD_HISTORIES'] !== '1') return;
-  const { stdout } = await promisify(execFile)(TEMPORAL_CLI, ['workflow', 'show', '--workflow-id', workflowId, '--address', env.address, '--output', 'json'], { maxBuffer: 64 << 20 });
+  const { stdout } = await promisify(execFile)(TEMPORAL_CLI, ['workflow', 'show', '--workflow-id', workflowId, '--address', env.address, '--output', 'json'], {
+    maxBuffer: 64 << 20,
+  });
   await mkdir(HISTORIES, { recursive: true });
   await writeFile(join(HISTORIES, `${workflowId}.json`), stdout.replace(/"(identity|name)": "\d+@[^"]*"/g, '"$1": "test-worker"'));
 }
@@ -98,7 +105,11 @@ describe('selfRewardRound', () => {
     expect(await deps.store.list(`${result.training.lora}unet/`)).toContain(`${result.training.lora}unet/model.onnx`);
 
     // Every dataset image passed the rule and sits beside the prompt it was sampled for.
-    const rows = (await deps.store.get(artifactKeys.datasetMetadata(result.root))).toString().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const rows = (await deps.store.get(artifactKeys.datasetMetadata(result.root)))
+      .toString()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(rows).toHaveLength(result.dataset.kept);
     for (const row of rows) {
       const promptIndex = row['prompt_index'] as number;
@@ -110,7 +121,12 @@ describe('selfRewardRound', () => {
       expect(readText(png)).toMatchObject({ prompt: row['text'], class: row['class'] });
     }
 
-    expect(progress).toMatchObject({ stage: 'done', shards: { total: 2, sampled: 2, judged: 2 }, images: { sampled: 6, judged: 6 }, winRate: result.evaluation.winRate });
+    expect(progress).toMatchObject({
+      stage: 'done',
+      shards: { total: 2, sampled: 2, judged: 2 },
+      images: { sampled: 6, judged: 6 },
+      winRate: result.evaluation.winRate,
+    });
     expect(description.typedSearchAttributes.get(SEARCH_ATTRIBUTES.round)).toBe(1);
     expect(description.typedSearchAttributes.get(SEARCH_ATTRIBUTES.winRate)).toBeCloseTo(result.evaluation.winRate);
     expect(description.typedSearchAttributes.get(SEARCH_ATTRIBUTES.classes)).toEqual(['circle', 'square', 'triangle']);

@@ -114,7 +114,11 @@ async function expectShown(texts: readonly string[]): Promise<void> {
 /** What a user does: the list's "Start Workflow" page, the three fields, the input JSON, submit. */
 async function startFromUi(form: { readonly workflowId: string; readonly taskQueue: string; readonly type: string; readonly input: unknown }): Promise<void> {
   await page.goto(`${ui}/namespaces/default/workflows`);
-  await page.getByRole('button', { name: 'Start Workflow', exact: true }).or(page.getByRole('link', { name: 'Start Workflow', exact: true })).first().click();
+  await page
+    .getByRole('button', { name: 'Start Workflow', exact: true })
+    .or(page.getByRole('link', { name: 'Start Workflow', exact: true }))
+    .first()
+    .click();
   await page.getByRole('heading', { name: 'Start Workflow' }).waitFor();
   await page.getByLabel('Workflow ID').fill(form.workflowId);
   await page.getByLabel('Task Queue').fill(form.taskQueue);
@@ -152,7 +156,11 @@ async function waitFor<T>(what: string, read: () => Promise<T>, done: (value: T)
 /** The list row of a workflow, cell texts by column header. */
 async function rowByColumn(workflowId: string): Promise<Record<string, string>> {
   const headers = await page.getByRole('columnheader').allInnerTexts();
-  const cells = await page.getByRole('row').filter({ has: page.getByRole('link', { name: workflowId }) }).getByRole('cell').allInnerTexts();
+  const cells = await page
+    .getByRole('row')
+    .filter({ has: page.getByRole('link', { name: workflowId }) })
+    .getByRole('cell')
+    .allInnerTexts();
   return Object.fromEntries(headers.map((header, i) => [header.trim(), (cells[i] ?? '').trim()]));
 }
 
@@ -226,10 +234,13 @@ describe('starting a round from the Web UI, with the real CPU worker running', (
     const workflowId = `round-webui-invalid-${randomUUID()}`;
     await startFromUi({ workflowId, taskQueue: TASK_QUEUES.workflows, type: 'selfRewardRound', input: { ...shapesInput(), samplesPerPrompt: 0 } });
 
-    const error = await env.client.workflow.getHandle(workflowId).result().then(
-      () => null,
-      (e: unknown) => e,
-    );
+    const error = await env.client.workflow
+      .getHandle(workflowId)
+      .result()
+      .then(
+        () => null,
+        (e: unknown) => e,
+      );
     expect(error).toBeInstanceOf(WorkflowFailedError);
     const cause = (error as WorkflowFailedError).cause;
     expect(cause).toBeInstanceOf(ApplicationFailure);
@@ -282,7 +293,11 @@ describe('a round with its figures, no worker running', () => {
     await page.getByRole('button', { name: 'Close Workflows Table configuration' }).click();
     await expect
       .poll(() => rowByColumn(workflowId), { timeout: UI_TIMEOUT_MS })
-      .toMatchObject({ [SEARCH_ATTRIBUTES.round.name]: '2', [SEARCH_ATTRIBUTES.classes.name]: expect.stringMatching(/circle.*square/s), [SEARCH_ATTRIBUTES.winRate.name]: '0.625' });
+      .toMatchObject({
+        [SEARCH_ATTRIBUTES.round.name]: '2',
+        [SEARCH_ATTRIBUTES.classes.name]: expect.stringMatching(/circle.*square/s),
+        [SEARCH_ATTRIBUTES.winRate.name]: '0.625',
+      });
     // Added columns go last, past the table's right edge.
     await page.getByRole('columnheader', { name: SEARCH_ATTRIBUTES.winRate.name }).scrollIntoViewIfNeeded();
     await page.screenshot({ path: join(scratch, 'list-columns.png'), fullPage: true });

@@ -58,7 +58,15 @@ describe('input validation, on a worker that takes the workflows from the plugin
         env.client.workflow.execute('selfRewardRound', {
           taskQueue: TASK_QUEUES.workflows,
           workflowId: `round-${randomUUID()}`,
-          args: [{ generator: { base: 'g' }, judge: { detector: 'd', clip: 'c' }, prompts: { file: 'p' }, evaluation: { prompts: { file: 'e' } }, samplesPerPrompt: 0 }],
+          args: [
+            {
+              generator: { base: 'g' },
+              judge: { detector: 'd', clip: 'c' },
+              prompts: { file: 'p' },
+              evaluation: { prompts: { file: 'e' } },
+              samplesPerPrompt: 0,
+            },
+          ],
         }),
       );
       expect(round.type).toBe('InvalidInput');
@@ -130,7 +138,7 @@ const campaignRoundInput = {
 /** The runs of a workflow id from its first, following each continue-as-new, with their histories. */
 async function runChain(workflowId: string, firstRunId: string) {
   const runs = [];
-  for (let runId: string | null | undefined = firstRunId; runId; ) {
+  for (let runId: string | null | undefined = firstRunId; runId;) {
     // Typed by hand: inferring it would run through `runId`, which the loop assigns from it.
     const history: Awaited<ReturnType<WorkflowHandle['fetchHistory']>> = await env.client.workflow.getHandle(workflowId, runId).fetchHistory();
     const events = history.events ?? [];
@@ -154,12 +162,17 @@ describe('selfRewardCampaign across continue-as-new', () => {
 
   async function withStandInWorkers<T>(activities: RoundActivities, run: () => Promise<T>): Promise<T> {
     const connection = env.nativeConnection;
-    const workflows = await Worker.create({ connection, taskQueue: TASK_QUEUES.workflows, workflowBundle: bundle, activities: pickActivities(activities, CPU_ACTIVITIES) });
+    const workflows = await Worker.create({
+      connection,
+      taskQueue: TASK_QUEUES.workflows,
+      workflowBundle: bundle,
+      activities: pickActivities(activities, CPU_ACTIVITIES),
+    });
     const gpu = await Worker.create({ connection, taskQueue: TASK_QUEUES.gpu, activities: pickActivities(activities, GPU_ACTIVITIES) });
     return workflows.runUntil(gpu.runUntil(run));
   }
 
-  it('keeps every round\'s figures, samples each round from the previous LoRA and finishes all rounds', async () => {
+  it("keeps every round's figures, samples each round from the previous LoRA and finishes all rounds", async () => {
     const { activities, sampledRounds } = standIns();
     const workflowId = `campaign-${randomUUID()}`;
     const { result, firstRunId, queried } = await withStandInWorkers(activities, async () => {
@@ -187,7 +200,7 @@ describe('selfRewardCampaign across continue-as-new', () => {
     ]);
   });
 
-  it('stops after the current round when asked in a later run, with the earlier runs\' rounds in its result', async () => {
+  it("stops after the current round when asked in a later run, with the earlier runs' rounds in its result", async () => {
     let reached!: () => void;
     let release!: () => void;
     const trainingRound2 = new Promise<void>((resolve) => (reached = resolve));
@@ -235,7 +248,10 @@ describe('selfRewardCampaign across continue-as-new', () => {
       const handle = await env.client.workflow.start('selfRewardCampaign', {
         taskQueue: TASK_QUEUES.workflows,
         workflowId,
-        args: [{ round: campaignRoundInput, rounds: 3, continueAsNewEveryRounds: 1 }, { rounds: [earlier], stopRequested: true }],
+        args: [
+          { round: campaignRoundInput, rounds: 3, continueAsNewEveryRounds: 1 },
+          { rounds: [earlier], stopRequested: true },
+        ],
       });
       return { result: (await handle.result()) as CampaignResult, firstRunId: handle.firstExecutionRunId };
     });

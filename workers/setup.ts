@@ -26,7 +26,9 @@ export function dependenciesFromEnvironment(env: NodeJS.ProcessEnv = process.env
   if (threads !== undefined && !(Number.isInteger(threads) && threads > 0)) {
     throw new Error(`SELF_REWARD_THREADS: expected a positive integer, got ${JSON.stringify(threadsText)}`);
   }
-  const trainer = fromEnvironment(env, 'SELF_REWARD_TRAINER')?.split(' ').filter((part) => part !== '') ?? [join(REPO_ROOT, '.venv', 'bin', 'python'), '-m', 'loratrain'];
+  const trainer = fromEnvironment(env, 'SELF_REWARD_TRAINER')
+    ?.split(' ')
+    .filter((part) => part !== '') ?? [join(REPO_ROOT, '.venv', 'bin', 'python'), '-m', 'loratrain'];
   return {
     store: storeFromEnvironment(env),
     runtime: new ModelRuntime(device, threads),

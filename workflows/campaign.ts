@@ -45,7 +45,12 @@ export interface CampaignCarry {
 export async function selfRewardCampaign(rawInput: unknown, carry: CampaignCarry = { rounds: [], stopRequested: false }): Promise<CampaignResult> {
   const checked = validateCampaignInput(rawInput);
   if (!checked.ok) {
-    throw ApplicationFailure.create({ type: 'InvalidInput', message: `invalid campaign input: ${describeErrors(checked.errors)}`, nonRetryable: true, details: [checked.errors] });
+    throw ApplicationFailure.create({
+      type: 'InvalidInput',
+      message: `invalid campaign input: ${describeErrors(checked.errors)}`,
+      nonRetryable: true,
+      details: [checked.errors],
+    });
   }
   const campaign: CampaignInput = checked.value;
   const rounds: RoundFigures[] = [...carry.rounds];
@@ -57,7 +62,12 @@ export async function selfRewardCampaign(rawInput: unknown, carry: CampaignCarry
 
   const { workflowId } = workflowInfo();
   for (;;) {
-    const stopReason = stopRequested ? 'stop requested' : campaignStopReason(rounds.map((r) => r.winRate), campaign);
+    const stopReason = stopRequested
+      ? 'stop requested'
+      : campaignStopReason(
+          rounds.map((r) => r.winRate),
+          campaign,
+        );
     if (stopReason !== null) {
       await condition(allHandlersFinished);
       return { rounds, stopReason };

@@ -88,7 +88,12 @@ const sum = (values: Iterable<number>) => [...values].reduce((s, v) => s + v, 0)
 export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
   const checked = validateRoundInput(rawInput);
   if (!checked.ok) {
-    throw ApplicationFailure.create({ type: 'InvalidInput', message: `invalid round input: ${describeErrors(checked.errors)}`, nonRetryable: true, details: [checked.errors] });
+    throw ApplicationFailure.create({
+      type: 'InvalidInput',
+      message: `invalid round input: ${describeErrors(checked.errors)}`,
+      nonRetryable: true,
+      details: [checked.errors],
+    });
   }
   const input = checked.value;
   const { sampleShard, judgeShard, curateDataset, trainLora, evaluateRound, writeReport } = roundActivities(input.activities);

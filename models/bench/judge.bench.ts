@@ -4,25 +4,25 @@
  * Options: --prompts P --samples N (images per prompt, one judge batch) --detector FOLDER
  * --threads T (PyTorch's threads; onnxruntime keeps its default, one per core).
  */
-import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { parseArgs, promisify } from "node:util";
-import { validateJudgeConfig } from "../judge/config.js";
-import { Judge } from "../judge/judge.js";
-import { decodeImage } from "../judge/models.js";
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, promisify } from 'node:util';
+import { validateJudgeConfig } from '../judge/config.js';
+import { Judge } from '../judge/judge.js';
+import { decodeImage } from '../judge/models.js';
 
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const PACK = join(ROOT, "packs", "shapes");
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const PACK = join(ROOT, 'packs', 'shapes');
 
 const { values } = parseArgs({
   options: {
-    prompts: { type: "string", default: "4" },
-    samples: { type: "string", default: "8" },
-    detector: { type: "string", default: join(PACK, "detector") },
-    threads: { type: "string", default: "1" },
+    prompts: { type: 'string', default: '4' },
+    samples: { type: 'string', default: '8' },
+    detector: { type: 'string', default: join(PACK, 'detector') },
+    threads: { type: 'string', default: '1' },
   },
 });
 
@@ -32,19 +32,19 @@ interface BenchPrompt {
   files: string[];
 }
 
-const out = await mkdtemp(join(tmpdir(), "bench-judge-"));
+const out = await mkdtemp(join(tmpdir(), 'bench-judge-'));
 try {
   const { stdout } = await promisify(execFile)(
-    join(ROOT, ".venv", "bin", "python"),
-    ["-m", "parity.judge_bench", "--pack", PACK, "--detector", values.detector, "--out", out, "--prompts", values.prompts, "--samples", values.samples],
-    { cwd: join(ROOT, "python"), env: { ...process.env, OMP_NUM_THREADS: values.threads } },
+    join(ROOT, '.venv', 'bin', 'python'),
+    ['-m', 'parity.judge_bench', '--pack', PACK, '--detector', values.detector, '--out', out, '--prompts', values.prompts, '--samples', values.samples],
+    { cwd: join(ROOT, 'python'), env: { ...process.env, OMP_NUM_THREADS: values.threads } },
   );
-  const python = JSON.parse(stdout.trim().split("\n").at(-1)!) as { images: number; seconds: number; images_per_second: number };
+  const python = JSON.parse(stdout.trim().split('\n').at(-1)!) as { images: number; seconds: number; images_per_second: number };
 
-  const prompts = JSON.parse(await readFile(join(out, "prompts.json"), "utf8")) as BenchPrompt[];
+  const prompts = JSON.parse(await readFile(join(out, 'prompts.json'), 'utf8')) as BenchPrompt[];
   const batches = await Promise.all(prompts.map((p) => Promise.all(p.files.map(async (f) => decodeImage(await readFile(join(out, f)), f)))));
   const judge = await Judge.load(
-    validateJudgeConfig({ detector: values.detector, captioner: join(PACK, "captioner"), clip: join(PACK, "clip"), batchSize: Number(values.samples) }),
+    validateJudgeConfig({ detector: values.detector, captioner: join(PACK, 'captioner'), clip: join(PACK, 'clip'), batchSize: Number(values.samples) }),
   );
   const run = async (): Promise<void> => {
     for (const [k, p] of prompts.entries()) await judge.judge(p.prompt, p.class, batches[k]!);

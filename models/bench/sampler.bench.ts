@@ -37,16 +37,27 @@ const scratch = await mkdtemp(join(tmpdir(), 'bench-sampler-'));
 try {
   const folder = values.generator ? resolve(values.generator) : await testGenerator(scratch);
   const pythonOut = await runPythonModule('parity.sampler_bench', [
-    '--generator', folder, '--batch', String(batch), '--steps', String(steps), '--guidance', String(guidanceScale),
-    '--size', String(size), '--runs', String(runs), '--threads', String(threads),
+    '--generator',
+    folder,
+    '--batch',
+    String(batch),
+    '--steps',
+    String(steps),
+    '--guidance',
+    String(guidanceScale),
+    '--size',
+    String(size),
+    '--runs',
+    String(runs),
+    '--threads',
+    String(threads),
   ]);
   const python = JSON.parse(pythonOut.trim().split('\n').at(-1) ?? '') as { images: number; images_per_second: number };
 
   const generator = await Generator.load({ base: folder }, { threads });
   try {
     const prompts = Array.from({ length: batch }, (_, i) => `${i + 1} red circles`);
-    const call = (seed: number) =>
-      sample(generator, { prompts, seeds: prompts.map((_, i) => seed + i), steps, guidanceScale, width: size, height: size });
+    const call = (seed: number) => sample(generator, { prompts, seeds: prompts.map((_, i) => seed + i), steps, guidanceScale, width: size, height: size });
     await call(0);
     const started = performance.now();
     for (let run = 0; run < runs; run++) await call(1000 * (run + 1));

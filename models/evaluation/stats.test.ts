@@ -1,26 +1,26 @@
-import { describe, expect, it } from "vitest";
-import { mulberry32 } from "./prng.js";
-import { bootstrapInterval, meanDifference, percentile, perClassAccuracy, signTest, winRate, type Pair } from "./stats.js";
+import { describe, expect, it } from 'vitest';
+import { mulberry32 } from './prng.js';
+import { bootstrapInterval, meanDifference, percentile, perClassAccuracy, signTest, winRate, type Pair } from './stats.js';
 
 const pair = (prompt: string, seed: number, base: number, tuned: number): Pair => ({ prompt, seed, base, tuned });
 
-describe("paired comparison", () => {
-  const pairs = [pair("a", 0, 1, 2), pair("a", 1, 2, 2), pair("b", 0, 3, 1), pair("b", 1, 0, 5)];
+describe('paired comparison', () => {
+  const pairs = [pair('a', 0, 1, 2), pair('a', 1, 2, 2), pair('b', 0, 3, 1), pair('b', 1, 0, 5)];
 
-  it("counts ties as half a win", () => {
+  it('counts ties as half a win', () => {
     expect(winRate(pairs)).toBe((1 + 0.5 + 0 + 1) / 4);
   });
 
-  it("averages tuned minus base", () => {
+  it('averages tuned minus base', () => {
     expect(meanDifference(pairs)).toBe((1 + 0 - 2 + 5) / 4);
   });
 
-  it("refuses an empty comparison", () => {
+  it('refuses an empty comparison', () => {
     expect(() => winRate([])).toThrow(/no pairs/);
   });
 });
 
-describe("sign test", () => {
+describe('sign test', () => {
   // Reference values: scipy.stats.binomtest(k, n).pvalue.
   it.each([
     [3, 7, 0.34375],
@@ -28,27 +28,27 @@ describe("sign test", () => {
     [0, 5, 0.0625],
     [40, 60, 0.05688793364098089],
     [5, 5, 1],
-  ])("%i wins, %i losses", (wins, losses, p) => {
+  ])('%i wins, %i losses', (wins, losses, p) => {
     const pairs = [
       ...Array.from({ length: wins }, (_, i) => pair(`w${i}`, 0, 0, 1)),
       ...Array.from({ length: losses }, (_, i) => pair(`l${i}`, 0, 1, 0)),
-      pair("tie", 0, 1, 1),
+      pair('tie', 0, 1, 1),
     ];
     expect(signTest(pairs)).toBeCloseTo(p, 12);
   });
 
-  it("is 1 when every pair ties", () => {
-    expect(signTest([pair("a", 0, 1, 1)])).toBe(1);
+  it('is 1 when every pair ties', () => {
+    expect(signTest([pair('a', 0, 1, 1)])).toBe(1);
   });
 });
 
-describe("bootstrap", () => {
-  it("interpolates percentiles like numpy", () => {
+describe('bootstrap', () => {
+  it('interpolates percentiles like numpy', () => {
     expect(percentile([1, 2, 3, 4], 2.5)).toBeCloseTo(1.075, 12);
     expect(percentile([1, 2, 3, 4], 97.5)).toBeCloseTo(3.925, 12);
   });
 
-  it("is reproducible from its seed and brackets the estimate", () => {
+  it('is reproducible from its seed and brackets the estimate', () => {
     const pairs = Array.from({ length: 40 }, (_, i) => pair(`p${i % 10}`, i, 0, Math.sin(i)));
     const a = bootstrapInterval(pairs, meanDifference, { seed: 7 });
     expect(bootstrapInterval(pairs, meanDifference, { seed: 7 })).toEqual(a);
@@ -57,12 +57,12 @@ describe("bootstrap", () => {
     expect(a[1]).toBeGreaterThan(meanDifference(pairs));
   });
 
-  it("resamples whole prompts: one prompt gives a degenerate interval", () => {
-    const pairs = [pair("only", 0, 0, 1), pair("only", 1, 1, 0)];
+  it('resamples whole prompts: one prompt gives a degenerate interval', () => {
+    const pairs = [pair('only', 0, 0, 1), pair('only', 1, 1, 0)];
     expect(bootstrapInterval(pairs, winRate)).toEqual([0.5, 0.5]);
   });
 
-  it("draws uniform numbers in [0, 1)", () => {
+  it('draws uniform numbers in [0, 1)', () => {
     const random = mulberry32(1);
     const draws = Array.from({ length: 10_000 }, random);
     expect(Math.min(...draws)).toBeGreaterThanOrEqual(0);
@@ -71,14 +71,14 @@ describe("bootstrap", () => {
   });
 });
 
-describe("per-class detector accuracy", () => {
-  it("compares base and tuned per class", () => {
+describe('per-class detector accuracy', () => {
+  it('compares base and tuned per class', () => {
     const acc = perClassAccuracy([
-      { className: "star", base: false, tuned: true },
-      { className: "star", base: true, tuned: true },
-      { className: "cross", base: true, tuned: false },
+      { className: 'star', base: false, tuned: true },
+      { className: 'star', base: true, tuned: true },
+      { className: 'cross', base: true, tuned: false },
     ]);
-    expect(acc.get("star")).toEqual({ pairs: 2, base: 0.5, tuned: 1, gain: 0.5 });
-    expect(acc.get("cross")).toEqual({ pairs: 1, base: 1, tuned: 0, gain: -1 });
+    expect(acc.get('star')).toEqual({ pairs: 2, base: 0.5, tuned: 1, gain: 0.5 });
+    expect(acc.get('cross')).toEqual({ pairs: 1, base: 1, tuned: 0, gain: -1 });
   });
 });

@@ -3,7 +3,7 @@
  * the same initial latents, so the pair, not the image, is the unit of comparison, and the
  * prompt is the unit of resampling (a prompt's seeds are not independent).
  */
-import { mulberry32, randomIndex } from "./prng.js";
+import { mulberry32, randomIndex } from './prng.js';
 
 export interface Pair {
   readonly prompt: string;
@@ -13,7 +13,7 @@ export interface Pair {
 }
 
 function mean(values: readonly number[]): number {
-  if (values.length === 0) throw new Error("no pairs to compare");
+  if (values.length === 0) throw new Error('no pairs to compare');
   return values.reduce((s, v) => s + v, 0) / values.length;
 }
 
@@ -57,7 +57,7 @@ export function bootstrapInterval(
   const byPrompt = new Map<string, Pair[]>();
   for (const p of pairs) byPrompt.set(p.prompt, [...(byPrompt.get(p.prompt) ?? []), p]);
   const groups = [...byPrompt.values()];
-  if (groups.length === 0) throw new Error("no pairs to resample");
+  if (groups.length === 0) throw new Error('no pairs to resample');
   const random = mulberry32(seed);
   const stats: number[] = [];
   for (let r = 0; r < resamples; r++) {

@@ -2,23 +2,23 @@
  * Device selection for transformers.js model loading: the project's device names (see
  * ../onnx.ts) become transformers.js' `cuda` device with the CUDA provider pinned to GPU N.
  */
-import { ExecutionProviderError } from "../errors.js";
-import { parseDevice, type Device } from "../onnx.js";
+import { ExecutionProviderError } from '../errors.js';
+import { parseDevice, type Device } from '../onnx.js';
 
 export interface LoadOptions {
-  readonly device: "cpu" | "cuda";
-  readonly dtype: "fp32";
+  readonly device: 'cpu' | 'cuda';
+  readonly dtype: 'fp32';
   readonly local_files_only: boolean;
-  readonly session_options?: { readonly executionProviders: ReadonlyArray<{ readonly name: "cuda"; readonly deviceId: number }> };
+  readonly session_options?: { readonly executionProviders: ReadonlyArray<{ readonly name: 'cuda'; readonly deviceId: number }> };
 }
 
 export function loadOptions(device: Device, allowRemoteModels: boolean): LoadOptions {
   // Per-call `local_files_only` rather than the global `env.allowRemoteModels`, so one judge's
   // opt-in to downloads does not change what other models in the same process may do.
-  const common = { dtype: "fp32", local_files_only: !allowRemoteModels } as const;
+  const common = { dtype: 'fp32', local_files_only: !allowRemoteModels } as const;
   const provider = parseDevice(device);
-  if (provider.name === "cpu") return { device: "cpu", ...common };
-  return { device: "cuda", ...common, session_options: { executionProviders: [{ name: "cuda", deviceId: provider.deviceId }] } };
+  if (provider.name === 'cpu') return { device: 'cpu', ...common };
+  return { device: 'cuda', ...common, session_options: { executionProviders: [{ name: 'cuda', deviceId: provider.deviceId }] } };
 }
 
 /** Runs a model load; on a CUDA device, a failure is reported with how to get CUDA support. */
@@ -26,7 +26,7 @@ export async function onDevice<T>(device: Device, what: string, load: () => Prom
   try {
     return await load();
   } catch (error) {
-    if (parseDevice(device).name === "cpu") throw error;
+    if (parseDevice(device).name === 'cpu') throw error;
     const reason = error instanceof Error ? error.message : String(error);
     throw new ExecutionProviderError(
       `${what}: could not start on ${device} (${reason}). onnxruntime-node ships without its CUDA provider; ` +

@@ -2,22 +2,22 @@
  * The judge end to end on the shapes pack, and its answers to bad input. The detector is the
  * pack's (or JUDGE_PARITY_DETECTOR's); the tests that need one skip until it is built.
  */
-import { existsSync } from "node:fs";
-import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { RawImage } from "@huggingface/transformers";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { validateJudgeConfig } from "./config.js";
-import { Judge } from "./judge.js";
-import { decodeImage, loadCaptioner, loadClip, loadDetector } from "./models.js";
+import { existsSync } from 'node:fs';
+import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { RawImage } from '@huggingface/transformers';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { validateJudgeConfig } from './config.js';
+import { Judge } from './judge.js';
+import { decodeImage, loadCaptioner, loadClip, loadDetector } from './models.js';
 
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const PACK = join(ROOT, "packs", "shapes");
-const DETECTOR = process.env["JUDGE_PARITY_DETECTOR"] ?? join(PACK, "detector");
-const HAS_DETECTOR = existsSync(join(DETECTOR, "config.json"));
-const source = (folder: string) => ({ folder, device: "cpu" as const, allowRemoteModels: false });
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const PACK = join(ROOT, 'packs', 'shapes');
+const DETECTOR = process.env['JUDGE_PARITY_DETECTOR'] ?? join(PACK, 'detector');
+const HAS_DETECTOR = existsSync(join(DETECTOR, 'config.json'));
+const source = (folder: string) => ({ folder, device: 'cpu' as const, allowRemoteModels: false });
 
 /** A flat 64x64 image: enough to run the models, whatever they make of it. */
 function flat(r: number, g: number, b: number): RawImage {
@@ -26,66 +26,68 @@ function flat(r: number, g: number, b: number): RawImage {
   return new RawImage(data, 64, 64, 3);
 }
 
-describe("bad input", () => {
-  let scratch = "";
+describe('bad input', () => {
+  let scratch = '';
   beforeAll(async () => {
-    scratch = await mkdtemp(join(tmpdir(), "judge-input-"));
+    scratch = await mkdtemp(join(tmpdir(), 'judge-input-'));
   });
   afterAll(async () => {
     await rm(scratch, { recursive: true, force: true });
   });
 
-  it("names a missing folder", async () => {
-    await expect(loadCaptioner(source(join(scratch, "nowhere")))).rejects.toThrow(/nowhere does not exist; expected a folder in the transformers.js layout/);
+  it('names a missing folder', async () => {
+    await expect(loadCaptioner(source(join(scratch, 'nowhere')))).rejects.toThrow(/nowhere does not exist; expected a folder in the transformers.js layout/);
   });
 
-  it("names a missing config.json", async () => {
+  it('names a missing config.json', async () => {
     await expect(loadClip(source(scratch))).rejects.toThrow(/config.json is missing; expected the model's config.json/);
   });
 
-  it("names a missing model file", async () => {
-    const folder = join(scratch, "clip");
-    await cp(join(PACK, "clip"), folder, { recursive: true });
-    await rm(join(folder, "onnx", "text_model.onnx"));
+  it('names a missing model file', async () => {
+    const folder = join(scratch, 'clip');
+    await cp(join(PACK, 'clip'), folder, { recursive: true });
+    await rm(join(folder, 'onnx', 'text_model.onnx'));
     await expect(loadClip(source(folder))).rejects.toThrow(/onnx\/text_model.onnx is missing; a CLIP folder needs/);
   });
 
-  it("refuses a detector of an unsupported model type", async () => {
+  it('refuses a detector of an unsupported model type', async () => {
     // The captioner is a valid folder but not a detector.
-    await expect(loadDetector(source(join(PACK, "captioner")))).rejects.toThrow(/model_type "vision-encoder-decoder" is not a supported detector; expected one of owlvit/);
+    await expect(loadDetector(source(join(PACK, 'captioner')))).rejects.toThrow(
+      /model_type "vision-encoder-decoder" is not a supported detector; expected one of owlvit/,
+    );
   });
 
-  it("refuses a closed-vocabulary detector without id2label", async () => {
-    const folder = join(scratch, "detr");
-    await cp(join(PACK, "clip"), folder, { recursive: true });
-    await writeFile(join(folder, "config.json"), JSON.stringify({ model_type: "detr" }));
+  it('refuses a closed-vocabulary detector without id2label', async () => {
+    const folder = join(scratch, 'detr');
+    await cp(join(PACK, 'clip'), folder, { recursive: true });
+    await writeFile(join(folder, 'config.json'), JSON.stringify({ model_type: 'detr' }));
     await expect(loadDetector(source(folder))).rejects.toThrow(/has no id2label/);
   });
 
-  it("names an image that does not decode", async () => {
+  it('names an image that does not decode', async () => {
     const bytes = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 1, 2, 3, 4]);
-    await expect(decodeImage(bytes, "sample-07.png")).rejects.toThrow(/image sample-07.png does not decode \(8 bytes\); expected an encoded PNG/);
+    await expect(decodeImage(bytes, 'sample-07.png')).rejects.toThrow(/image sample-07.png does not decode \(8 bytes\); expected an encoded PNG/);
   });
 
-  it.skipIf(!HAS_DETECTOR)("refuses an empty prompt or class", async () => {
+  it.skipIf(!HAS_DETECTOR)('refuses an empty prompt or class', async () => {
     const judge = await Judge.load(validateJudgeConfig({ detector: DETECTOR }));
-    await expect(judge.judge(" ", "star", [flat(0, 0, 0)])).rejects.toThrow(/prompt must be a non-empty string/);
-    await expect(judge.judge("a star", "", [flat(0, 0, 0)])).rejects.toThrow(/className must be a non-empty string/);
+    await expect(judge.judge(' ', 'star', [flat(0, 0, 0)])).rejects.toThrow(/prompt must be a non-empty string/);
+    await expect(judge.judge('a star', '', [flat(0, 0, 0)])).rejects.toThrow(/className must be a non-empty string/);
   });
 });
 
-describe.skipIf(!HAS_DETECTOR)(`judge on the shapes pack (${HAS_DETECTOR ? DETECTOR : "skipped: packs/shapes/detector is not built yet"})`, () => {
-  it("scores every image, batch by batch, and applies the selection rule", async () => {
+describe.skipIf(!HAS_DETECTOR)(`judge on the shapes pack (${HAS_DETECTOR ? DETECTOR : 'skipped: packs/shapes/detector is not built yet'})`, () => {
+  it('scores every image, batch by batch, and applies the selection rule', async () => {
     const judge = await Judge.load(
-      validateJudgeConfig({ detector: DETECTOR, captioner: join(PACK, "captioner"), clip: join(PACK, "clip"), batchSize: 2, threshold: 0 }),
+      validateJudgeConfig({ detector: DETECTOR, captioner: join(PACK, 'captioner'), clip: join(PACK, 'clip'), batchSize: 2, threshold: 0 }),
     );
     const images = [flat(240, 240, 240), flat(20, 20, 20), flat(128, 128, 128)];
-    const verdict = await judge.judge("two red stars on a white background", "star", images);
+    const verdict = await judge.judge('two red stars on a white background', 'star', images);
     expect(verdict.judgements).toHaveLength(3);
     for (const j of verdict.judgements) {
       expect(j.detection.confidence).toBeGreaterThan(0);
       expect(j.detection.statedCount).toBe(2);
-      expect(typeof j.caption?.caption).toBe("string");
+      expect(typeof j.caption?.caption).toBe('string');
       expect(j.clip?.score100).toBeCloseTo(100 * Math.max(j.clip?.cosine ?? 0, 0), 6);
       expect(j.combined).toBeGreaterThanOrEqual(0);
       expect(j.combined).toBeLessThanOrEqual(1);
@@ -94,11 +96,11 @@ describe.skipIf(!HAS_DETECTOR)(`judge on the shapes pack (${HAS_DETECTOR ? DETEC
     expect(verdict.selected).not.toBeNull();
   });
 
-  it("judges a batch the same as one image at a time", async () => {
-    const config = { detector: DETECTOR, captioner: join(PACK, "captioner") };
+  it('judges a batch the same as one image at a time', async () => {
+    const config = { detector: DETECTOR, captioner: join(PACK, 'captioner') };
     const images = [flat(240, 40, 40), flat(40, 80, 220), flat(22, 22, 22)];
-    const batched = await (await Judge.load(validateJudgeConfig({ ...config, batchSize: 3 }))).judge("a red star", "star", images);
-    const single = await (await Judge.load(validateJudgeConfig({ ...config, batchSize: 1 }))).judge("a red star", "star", images);
+    const batched = await (await Judge.load(validateJudgeConfig({ ...config, batchSize: 3 }))).judge('a red star', 'star', images);
+    const single = await (await Judge.load(validateJudgeConfig({ ...config, batchSize: 1 }))).judge('a red star', 'star', images);
     batched.judgements.forEach((j, i) => {
       expect(j.detection.confidence).toBeCloseTo(single.judgements[i]!.detection.confidence, 5);
       expect(j.caption?.caption).toBe(single.judgements[i]!.caption?.caption);

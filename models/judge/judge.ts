@@ -2,9 +2,9 @@
  * The class-conditional judge: for one prompt and its class, scores a set of images with the
  * detector, the captioner and CLIP (each optional but the detector), `batchSize` images per model call.
  */
-import type { RawImage } from "@huggingface/transformers";
-import type { JudgeConfig } from "./config.js";
-import { loadCaptioner, loadClip, loadDetector, type Captioner, type ClassDetector, type ClipEncoder } from "./models.js";
+import type { RawImage } from '@huggingface/transformers';
+import type { JudgeConfig } from './config.js';
+import { loadCaptioner, loadClip, loadDetector, type Captioner, type ClassDetector, type ClipEncoder } from './models.js';
 import {
   checkCaption,
   checklist,
@@ -16,7 +16,7 @@ import {
   summariseDetection,
   type CaptionCheck,
   type Detection,
-} from "./scores.js";
+} from './scores.js';
 
 export interface Judgement {
   readonly detection: Detection;
@@ -65,8 +65,8 @@ export class Judge {
   }
 
   async judge(prompt: string, className: string, images: readonly RawImage[]): Promise<Verdict> {
-    if (prompt.trim() === "") throw new Error("judge: prompt must be a non-empty string");
-    if (className.trim() === "") throw new Error("judge: className must be a non-empty string");
+    if (prompt.trim() === '') throw new Error('judge: prompt must be a non-empty string');
+    if (className.trim() === '') throw new Error('judge: className must be a non-empty string');
     const { batchSize, threshold, iouThreshold, weights, attributes } = this.config;
     const synonyms = this.config.synonyms[className.toLowerCase()] ?? [];
 
@@ -97,7 +97,10 @@ export class Judge {
     });
     return {
       judgements,
-      selected: select(judgements.map((j) => ({ checklist: j.checklist, confidence: j.detection.confidence })), threshold),
+      selected: select(
+        judgements.map((j) => ({ checklist: j.checklist, confidence: j.detection.confidence })),
+        threshold,
+      ),
     };
   }
 }

@@ -14,13 +14,13 @@ import {
   CLIPVisionModelWithProjection,
   RawImage,
   type Tensor,
-} from "@huggingface/transformers";
-import { ModelInterfaceError, ModelLayoutError } from "../errors.js";
-import type { Candidate } from "./boxes.js";
-import type { Device } from "../onnx.js";
-import { loadOptions, onDevice, type LoadOptions } from "./device.js";
-import { readModelConfig, requireFiles, TOKENIZER_FILES, type ModelConfig } from "./layout.js";
-import { words } from "./text.js";
+} from '@huggingface/transformers';
+import { ModelInterfaceError, ModelLayoutError } from '../errors.js';
+import type { Candidate } from './boxes.js';
+import type { Device } from '../onnx.js';
+import { loadOptions, onDevice, type LoadOptions } from './device.js';
+import { readModelConfig, requireFiles, TOKENIZER_FILES, type ModelConfig } from './layout.js';
+import { words } from './text.js';
 
 /** What the judge needs of transformers.js objects; their published types are `any` at these points. */
 type Inputs = Record<string, Tensor | undefined>;
@@ -38,7 +38,7 @@ interface ImageProcessor {
   (images: RawImage[]): Promise<Pixels>;
 }
 interface Tokenizer {
-  (texts: string[], options: { padding: boolean; truncation: boolean }): Record<"input_ids" | "attention_mask", Tensor>;
+  (texts: string[], options: { padding: boolean; truncation: boolean }): Record<'input_ids' | 'attention_mask', Tensor>;
   batch_decode(ids: Tensor, options: { skip_special_tokens: boolean }): string[];
 }
 interface Grounded {
@@ -88,13 +88,13 @@ function sigmoid(x: number): number {
   return 1 / (1 + Math.exp(-x));
 }
 
-function box([xmin = 0, ymin = 0, xmax = 0, ymax = 0]: readonly number[]): Candidate["box"] {
+function box([xmin = 0, ymin = 0, xmax = 0, ymax = 0]: readonly number[]): Candidate['box'] {
   return { xmin, ymin, xmax, ymax };
 }
 
 /** Label equality after the same word normalisation the caption checks use. */
 function sameName(a: string, b: string): boolean {
-  return words(a).join(" ") === words(b).join(" ");
+  return words(a).join(' ') === words(b).join(' ');
 }
 
 export interface ClassDetector {
@@ -109,7 +109,7 @@ interface DetectorFamily {
 
 /** OWL-ViT and OWLv2: one text query per image, one sigmoid score and box per image patch. */
 const openVocabulary: DetectorFamily = {
-  files: ["preprocessor_config.json", ...TOKENIZER_FILES, "onnx/model.onnx"],
+  files: ['preprocessor_config.json', ...TOKENIZER_FILES, 'onnx/model.onnx'],
   async load(source, options) {
     const model = (await AutoModelForZeroShotObjectDetection.from_pretrained(source.folder, options)) as unknown as Runnable;
     const pixels = await imageProcessor(source.folder, options);
@@ -117,10 +117,13 @@ const openVocabulary: DetectorFamily = {
     return {
       async candidates(images, className) {
         // The model splits its text batch evenly over the image batch: one copy of the query per image.
-        const text = tokens(images.map(() => className), { padding: true, truncation: true });
+        const text = tokens(
+          images.map(() => className),
+          { padding: true, truncation: true },
+        );
         const output = await model({ ...text, pixel_values: (await pixels(images)).pixel_values });
-        const logits = floats(output["logits"], "logits");
-        const boxes = floats(output["pred_boxes"], "pred_boxes");
+        const logits = floats(output['logits'], 'logits');
+        const boxes = floats(output['pred_boxes'], 'pred_boxes');
         const [, patches = 0, queries = 0] = logits.dims;
         return images.map((image, b) =>
           Array.from({ length: patches }, (_, p) => {
@@ -138,14 +141,17 @@ const openVocabulary: DetectorFamily = {
 
 /** Grounding DINO: the class as a period-terminated phrase, scored by its best-matching token. */
 const grounded: DetectorFamily = {
-  files: ["preprocessor_config.json", ...TOKENIZER_FILES, "onnx/model.onnx"],
+  files: ['preprocessor_config.json', ...TOKENIZER_FILES, 'onnx/model.onnx'],
   async load(source, options) {
     const model = (await AutoModelForZeroShotObjectDetection.from_pretrained(source.folder, options)) as unknown as Runnable;
     const processor = (await AutoImageProcessor.from_pretrained(source.folder, options)) as unknown as ImageProcessor & Grounded;
     const tokens = await tokenizer(source.folder, options);
     return {
       async candidates(images, className) {
-        const text = tokens(images.map(() => `${words(className).join(" ")}.`), { padding: true, truncation: true });
+        const text = tokens(
+          images.map(() => `${words(className).join(' ')}.`),
+          { padding: true, truncation: true },
+        );
         const { pixel_values, pixel_mask } = await processor(images);
         const output = await model({ ...text, pixel_values, pixel_mask });
         const found = processor.post_process_grounded_object_detection(output, text.input_ids, {
@@ -161,7 +167,7 @@ const grounded: DetectorFamily = {
 
 /** DETR, RT-DETR, D-FINE, YOLOS: a fixed label set (config.json id2label); proposals labelled with the class. */
 const closedVocabulary: DetectorFamily = {
-  files: ["preprocessor_config.json", "onnx/model.onnx"],
+  files: ['preprocessor_config.json', 'onnx/model.onnx'],
   async load(source, options, config) {
     const labels = config?.id2label ?? null;
     if (labels === null || Object.keys(labels).length === 0) {
@@ -172,9 +178,15 @@ const closedVocabulary: DetectorFamily = {
     return {
       async candidates(images, className, synonyms) {
         const names = [className, ...synonyms];
-        const ids = new Set(Object.entries(labels).filter(([, label]) => names.some((n) => sameName(label, n))).map(([id]) => Number(id)));
+        const ids = new Set(
+          Object.entries(labels)
+            .filter(([, label]) => names.some((n) => sameName(label, n)))
+            .map(([id]) => Number(id)),
+        );
         if (ids.size === 0) {
-          throw new Error(`class "${className}" is not a label of the detector in ${source.folder} (config.json id2label: ${Object.values(labels).join(", ")}); add a synonym that is`);
+          throw new Error(
+            `class "${className}" is not a label of the detector in ${source.folder} (config.json id2label: ${Object.values(labels).join(', ')}); add a synonym that is`,
+          );
         }
         const { pixel_values, pixel_mask } = await processor(images);
         const output = await model({ pixel_values, pixel_mask });
@@ -190,7 +202,7 @@ const closedVocabulary: DetectorFamily = {
 export const DETECTORS: Readonly<Record<string, DetectorFamily>> = {
   owlvit: openVocabulary,
   owlv2: openVocabulary,
-  "grounding-dino": grounded,
+  'grounding-dino': grounded,
   detr: closedVocabulary,
   rt_detr: closedVocabulary,
   rt_detr_v2: closedVocabulary,
@@ -216,7 +228,7 @@ export async function loadDetector(source: ModelSource): Promise<ClassDetector> 
 function familyOf(modelType: string, folder: string): DetectorFamily {
   const family = DETECTORS[modelType];
   if (family === undefined) {
-    throw new Error(`${folder}/config.json: model_type "${modelType}" is not a supported detector; expected one of ${Object.keys(DETECTORS).join(", ")}`);
+    throw new Error(`${folder}/config.json: model_type "${modelType}" is not a supported detector; expected one of ${Object.keys(DETECTORS).join(', ')}`);
   }
   return family;
 }
@@ -225,13 +237,13 @@ export interface Captioner {
   caption(images: RawImage[]): Promise<string[]>;
 }
 
-const CAPTIONER_FILES = ["preprocessor_config.json", ...TOKENIZER_FILES, "onnx/encoder_model.onnx", "onnx/decoder_model_merged.onnx"];
+const CAPTIONER_FILES = ['preprocessor_config.json', ...TOKENIZER_FILES, 'onnx/encoder_model.onnx', 'onnx/decoder_model_merged.onnx'];
 
 /** An image-to-text model (VisionEncoderDecoder); decoding follows the folder's generation_config.json. */
 export async function loadCaptioner(source: ModelSource): Promise<Captioner> {
   if (!isHubId(source)) {
     readModelConfig(source.folder);
-    requireFiles(source.folder, CAPTIONER_FILES, "captioner");
+    requireFiles(source.folder, CAPTIONER_FILES, 'captioner');
   }
   const options = loadOptions(source.device, source.allowRemoteModels);
   return onDevice(source.device, `captioner ${source.folder}`, async () => {
@@ -252,7 +264,7 @@ export interface ClipEncoder {
   texts(texts: string[]): Promise<Float32Array[]>;
 }
 
-const CLIP_FILES = ["preprocessor_config.json", ...TOKENIZER_FILES, "onnx/vision_model.onnx", "onnx/text_model.onnx"];
+const CLIP_FILES = ['preprocessor_config.json', ...TOKENIZER_FILES, 'onnx/vision_model.onnx', 'onnx/text_model.onnx'];
 
 function rows(tensor: Tensor | undefined, name: string): Float32Array[] {
   const { data, dims } = floats(tensor, name);
@@ -264,7 +276,7 @@ function rows(tensor: Tensor | undefined, name: string): Float32Array[] {
 export async function loadClip(source: ModelSource): Promise<ClipEncoder> {
   if (!isHubId(source)) {
     readModelConfig(source.folder);
-    requireFiles(source.folder, CLIP_FILES, "CLIP");
+    requireFiles(source.folder, CLIP_FILES, 'CLIP');
   }
   const options = loadOptions(source.device, source.allowRemoteModels);
   return onDevice(source.device, `CLIP ${source.folder}`, async () => {
@@ -274,10 +286,10 @@ export async function loadClip(source: ModelSource): Promise<ClipEncoder> {
     const tokens = await tokenizer(source.folder, options);
     return {
       async images(images) {
-        return rows((await vision({ pixel_values: (await pixels(images)).pixel_values }))["image_embeds"], "image_embeds");
+        return rows((await vision({ pixel_values: (await pixels(images)).pixel_values }))['image_embeds'], 'image_embeds');
       },
       async texts(texts) {
-        return rows((await text(tokens(texts, { padding: true, truncation: true })))["text_embeds"], "text_embeds");
+        return rows((await text(tokens(texts, { padding: true, truncation: true })))['text_embeds'], 'text_embeds');
       },
     };
   });

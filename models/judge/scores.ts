@@ -1,9 +1,9 @@
 /**
  * The judge's scores and the paper's selection rule, as pure functions of what the models said.
  */
-import { instances, type Box, type Candidate } from "./boxes.js";
-import type { Weights } from "./config.js";
-import { attributesIn, namesClass, statedCount, tokenOverlap } from "./text.js";
+import { instances, type Box, type Candidate } from './boxes.js';
+import type { Weights } from './config.js';
+import { attributesIn, namesClass, statedCount, tokenOverlap } from './text.js';
 
 export interface Detection {
   /** Highest confidence of any proposal for the class, thresholded or not. */
@@ -47,13 +47,7 @@ export interface CaptionCheck {
   readonly similarity: number;
 }
 
-export function checkCaption(
-  caption: string,
-  prompt: string,
-  className: string,
-  synonyms: readonly string[],
-  attributeWords: readonly string[],
-): CaptionCheck {
+export function checkCaption(caption: string, prompt: string, className: string, synonyms: readonly string[], attributeWords: readonly string[]): CaptionCheck {
   const wanted = attributesIn(prompt, attributeWords);
   const said = new Set(attributesIn(caption, attributeWords));
   const stated = statedCount(prompt, className, synonyms);

@@ -17,16 +17,16 @@ export function pluralWord(word: string): string {
 /** A multi-word name is pluralised on its head noun, the last word ("traffic light" → "traffic lights"). */
 export function pluralName(name: string): string {
   const parts = words(name);
-  if (parts.length === 0) return "";
+  if (parts.length === 0) return '';
   parts[parts.length - 1] = pluralWord(parts[parts.length - 1]!);
-  return parts.join(" ");
+  return parts.join(' ');
 }
 
 /** Every word sequence that counts as naming the class: the name, its synonyms, and their plurals. */
 export function classForms(className: string, synonyms: readonly string[]): string[][] {
   const names = [className, ...synonyms];
-  const forms = names.flatMap((name) => [words(name).join(" "), pluralName(name)]);
-  return [...new Set(forms)].filter((form) => form.length > 0).map((form) => form.split(" "));
+  const forms = names.flatMap((name) => [words(name).join(' '), pluralName(name)]);
+  return [...new Set(forms)].filter((form) => form.length > 0).map((form) => form.split(' '));
 }
 
 /** Word index where the first mention of the class starts, or -1. */
@@ -44,9 +44,19 @@ export function namesClass(text: string, className: string, synonyms: readonly s
 }
 
 const COUNT_WORDS: ReadonlyMap<string, number> = new Map([
-  ["a", 1], ["an", 1], ["one", 1], ["single", 1],
-  ["two", 2], ["three", 3], ["four", 4], ["five", 5], ["six", 6],
-  ["seven", 7], ["eight", 8], ["nine", 9], ["ten", 10],
+  ['a', 1],
+  ['an', 1],
+  ['one', 1],
+  ['single', 1],
+  ['two', 2],
+  ['three', 3],
+  ['four', 4],
+  ['five', 5],
+  ['six', 6],
+  ['seven', 7],
+  ['eight', 8],
+  ['nine', 9],
+  ['ten', 10],
 ]);
 
 /** How far before the class noun a count word may stand: room for a few adjectives ("two small red stars"). */

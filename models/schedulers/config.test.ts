@@ -44,7 +44,13 @@ describe('parseSchedulerConfig', () => {
 
   it('applies another class and overrides as from_config does', () => {
     const config = parse({}, { className: 'DPMSolverMultistepScheduler', overrides: { use_karras_sigmas: true, prediction_type: 'v_prediction' } });
-    expect(config).toMatchObject({ className: 'DPMSolverMultistepScheduler', useKarrasSigmas: true, predictionType: 'v_prediction', solverOrder: 2, timestepSpacing: 'leading' });
+    expect(config).toMatchObject({
+      className: 'DPMSolverMultistepScheduler',
+      useKarrasSigmas: true,
+      predictionType: 'v_prediction',
+      solverOrder: 2,
+      timestepSpacing: 'leading',
+    });
   });
 
   it.each([
@@ -65,12 +71,16 @@ describe('parseSchedulerConfig', () => {
   });
 
   it('refuses DPM-Solver variants it does not implement', () => {
-    expect(() => parse({}, { className: 'DPMSolverMultistepScheduler', overrides: { algorithm_type: 'sde-dpmsolver++' } })).toThrow(/"algorithm_type" must be one of "dpmsolver\+\+"/);
+    expect(() => parse({}, { className: 'DPMSolverMultistepScheduler', overrides: { algorithm_type: 'sde-dpmsolver++' } })).toThrow(
+      /"algorithm_type" must be one of "dpmsolver\+\+"/,
+    );
     expect(() => parse({}, { className: 'DPMSolverMultistepScheduler', overrides: { solver_order: 3 } })).toThrow(/"solver_order" must be one of 1, 2/);
   });
 
   it('names the file in every error', () => {
-    expect(() => parseSchedulerConfig([], '/models/sd/scheduler/scheduler_config.json')).toThrow(/^\/models\/sd\/scheduler\/scheduler_config.json: expected a JSON object/);
+    expect(() => parseSchedulerConfig([], '/models/sd/scheduler/scheduler_config.json')).toThrow(
+      /^\/models\/sd\/scheduler\/scheduler_config.json: expected a JSON object/,
+    );
   });
 });
 

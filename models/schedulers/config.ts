@@ -137,11 +137,7 @@ class FieldReader {
  * the file's `_class_name`, as loading another scheduler class from the same config does.
  * `source` names the file in errors.
  */
-export function parseSchedulerConfig(
-  raw: unknown,
-  source: string,
-  options: { className?: string; overrides?: RawSchedulerConfig } = {},
-): SchedulerConfig {
+export function parseSchedulerConfig(raw: unknown, source: string, options: { className?: string; overrides?: RawSchedulerConfig } = {}): SchedulerConfig {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new SchedulerConfigError(`${source}: expected a JSON object of scheduler fields`);
   }
@@ -198,9 +194,7 @@ export function parsePythonJson(text: string): unknown {
   const quoted = text.replace(/("(?:[^"\\]|\\.)*")|(-?)\bInfinity\b/g, (match, str: string | undefined, sign: string) =>
     str !== undefined ? match : `"${sign}${INF}"`,
   );
-  return JSON.parse(quoted, (_key, value: unknown) =>
-    value === INF ? Infinity : value === `-${INF}` ? -Infinity : value,
-  );
+  return JSON.parse(quoted, (_key, value: unknown) => (value === INF ? Infinity : value === `-${INF}` ? -Infinity : value));
 }
 
 export async function readRawSchedulerConfig(path: string): Promise<RawSchedulerConfig> {

@@ -1,13 +1,5 @@
 import type { SchedulerConfig } from './config.js';
-import {
-  alphasCumprod,
-  dpmSolverTimesteps,
-  interpolate,
-  karrasSigmas,
-  roundHalfEven,
-  sigmaToTimestep,
-  trainingSigmas,
-} from './schedule.js';
+import { alphasCumprod, dpmSolverTimesteps, interpolate, karrasSigmas, roundHalfEven, sigmaToTimestep, trainingSigmas } from './schedule.js';
 import { checkSteps, StepCounter, type Scheduler } from './scheduler.js';
 
 /** α_t, σ_t and the log-SNR λ_t = log α_t − log σ_t of a k-diffusion σ. */
@@ -81,10 +73,7 @@ export class DPMSolverMultistepScheduler implements Scheduler {
     const { alpha, sigma: sigmaT } = noiseLevel(sigma);
     const out = new Float32Array(sample.length);
     for (let i = 0; i < sample.length; i++) {
-      out[i] =
-        this.config.predictionType === 'epsilon'
-          ? (sample[i] - sigmaT * modelOutput[i]) / alpha
-          : alpha * sample[i] - sigmaT * modelOutput[i];
+      out[i] = this.config.predictionType === 'epsilon' ? (sample[i] - sigmaT * modelOutput[i]) / alpha : alpha * sample[i] - sigmaT * modelOutput[i];
     }
     return out;
   }

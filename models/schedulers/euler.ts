@@ -1,12 +1,5 @@
 import type { SchedulerConfig } from './config.js';
-import {
-  alphasCumprod,
-  interpolate,
-  karrasSigmas,
-  sigmaToTimestep,
-  spacedTimesteps,
-  trainingSigmas,
-} from './schedule.js';
+import { alphasCumprod, interpolate, karrasSigmas, sigmaToTimestep, spacedTimesteps, trainingSigmas } from './schedule.js';
 import { checkSteps, StepCounter, type Scheduler } from './scheduler.js';
 
 export interface SigmaSchedule {

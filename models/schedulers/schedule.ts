@@ -58,13 +58,7 @@ export function trainingSigmas(cumprod: Float64Array): Float64Array {
  * Inference timesteps, descending, as DDIM and the Euler schedulers space them.
  * `roundLinspace`: DDIM rounds linspace timesteps to integers, Euler keeps them fractional.
  */
-export function spacedTimesteps(
-  spacing: TimestepSpacing,
-  numTrainTimesteps: number,
-  steps: number,
-  stepsOffset: number,
-  roundLinspace: boolean,
-): Float64Array {
+export function spacedTimesteps(spacing: TimestepSpacing, numTrainTimesteps: number, steps: number, stepsOffset: number, roundLinspace: boolean): Float64Array {
   switch (spacing) {
     case 'linspace': {
       const ts = linspace(0, numTrainTimesteps - 1, steps).reverse();
@@ -91,7 +85,10 @@ export function dpmSolverTimesteps(config: SchedulerConfig, steps: number, cumpr
   const last = config.numTrainTimesteps - clipped;
   switch (config.timestepSpacing) {
     case 'linspace':
-      return linspace(0, last - 1, steps + 1).reverse().subarray(0, steps).map(roundHalfEven);
+      return linspace(0, last - 1, steps + 1)
+        .reverse()
+        .subarray(0, steps)
+        .map(roundHalfEven);
     case 'leading': {
       const ratio = Math.floor(last / (steps + 1));
       return Float64Array.from({ length: steps }, (_, i) => (steps - i) * ratio + config.stepsOffset);

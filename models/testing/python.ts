@@ -24,7 +24,7 @@ export async function runPythonModule(module: string, args: readonly string[], t
     return stdout;
   } catch (error) {
     // execFile's message already carries the command and its stderr.
-    throw new Error(`python -m ${module} failed: ${(error as Error).message}`);
+    throw new Error(`python -m ${module} failed: ${(error as Error).message}`, { cause: error });
   }
 }
 
