@@ -10,11 +10,11 @@ import { LocalFolderStore } from '../store/local.js';
 import { putJson } from '../store/store.js';
 import { runActivity } from '../test/activity.js';
 import { createCurateDataset } from './curate.js';
-import { chooseImages, curate } from './curation.js';
 import type { ActivityDependencies } from './dependencies.js';
-import { artifactKeys, roundRoot } from './keys.js';
 import { ModelRuntime } from './runtime.js';
-import type { ImageScore, PromptScores } from './types.js';
+import { chooseImages, curate } from './selection.js';
+import { artifactKeys, roundRoot } from '../contract/keys.js';
+import type { ImageScore, PromptScores } from '../contract/records.js';
 
 function score(key: string, detection: number, checklist: number, combined = detection): ImageScore {
   return { key, seed: 0, detection, instances: detection >= 0.5 ? 1 : 0, countMatches: null, caption: `caption of ${key}`, checklist, clip: 30, combined };

@@ -1,14 +1,11 @@
-import type { RoundInput } from '../config/round.js';
+import type { CurateResult, RoundRequest } from '../contract/activities.js';
+import { artifactKeys } from '../contract/keys.js';
+import type { JudgeManifest, PromptScores } from '../contract/records.js';
 import { findJson, getJson, putJson } from '../store/store.js';
-import { badData, withProgress, type ActivityDependencies } from './dependencies.js';
-import { curate, metadataRow } from './curation.js';
-import { artifactKeys } from './keys.js';
-import type { CurateResult, JudgeManifest, PromptScores } from './types.js';
-
-export interface RoundRequest {
-  readonly root: string;
-  readonly input: RoundInput;
-}
+import type { ActivityDependencies } from './dependencies.js';
+import { badData } from './failures.js';
+import { withProgress } from './progress.js';
+import { curate, metadataRow } from './selection.js';
 
 /**
  * Applies the selection rule to every judged prompt and writes the dataset in the imagefolder

@@ -1,23 +1,15 @@
 import type { RoundInput, SamplingSettings } from '../config/round.js';
+import type { ClassAccuracyFigures, EvaluateResult, RoundRequest, TrainResult } from '../contract/activities.js';
+import { artifactKeys, evaluationSeed } from '../contract/keys.js';
+import type { EvaluationRecord } from '../contract/records.js';
 import { bootstrapInterval, perClassAccuracy, signTest, winRate, type Pair } from '../models/evaluation/stats.js';
 import { decodeImage } from '../models/judge/index.js';
 import { findJson, putJson } from '../store/store.js';
-import type { RoundRequest } from './curate.js';
-import { badData, loadPrompts, withProgress, type ActivityDependencies } from './dependencies.js';
-import { samplePngs } from './images.js';
-import { artifactKeys, evaluationSeed } from './keys.js';
-import { generatorSource } from './sample.js';
-import type { ClassAccuracyFigures, EvaluateResult, TrainResult } from './types.js';
-
-/** Scores of one held-out prompt's images, base and tuned, seed by seed. */
-export interface EvaluationRecord {
-  readonly promptIndex: number;
-  readonly className: string;
-  readonly text: string;
-  readonly seeds: readonly number[];
-  readonly base: readonly { readonly key: string; readonly clip: number; readonly detection: number }[];
-  readonly tuned: readonly { readonly key: string; readonly clip: number; readonly detection: number }[];
-}
+import type { ActivityDependencies } from './dependencies.js';
+import { badData } from './failures.js';
+import { withProgress } from './progress.js';
+import { loadPrompts } from './prompts.js';
+import { generatorSource, samplePngs } from './sampling.js';
 
 const mean = (values: readonly number[]) => values.reduce((s, v) => s + v, 0) / values.length;
 

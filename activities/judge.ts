@@ -1,10 +1,12 @@
 import type { JudgeSettings } from '../config/round.js';
+import type { JudgeShardResult, ShardRequest } from '../contract/activities.js';
+import { artifactKeys } from '../contract/keys.js';
+import type { ImageScore, JudgeManifest, PromptScores, SampledImage, SampleManifest, SamplePrompt } from '../contract/records.js';
 import { decodeImage } from '../models/judge/index.js';
 import { findJson, getJson, putJson } from '../store/store.js';
-import { badData, withProgress, type ActivityDependencies } from './dependencies.js';
-import { artifactKeys } from './keys.js';
-import type { ShardRequest } from './sample.js';
-import type { ImageScore, JudgeManifest, JudgeShardResult, PromptScores, SampledImage, SampleManifest, SamplePrompt } from './types.js';
+import type { ActivityDependencies } from './dependencies.js';
+import { badData } from './failures.js';
+import { withProgress } from './progress.js';
 
 function detectedCount(records: readonly PromptScores[], threshold: number): number {
   return records.reduce((n, r) => n + r.images.filter((i) => i.detection >= threshold).length, 0);

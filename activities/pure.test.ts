@@ -2,11 +2,10 @@
 import { describe, expect, it } from 'vitest';
 
 import { validateRoundInput } from '../config/round.js';
-import type { EvaluationRecord } from './evaluate.js';
 import { comparisonSampling, evaluationFigures } from './evaluate.js';
-import { artifactKeys, evaluationSeed, roundRoot, shardPromptIndices, trainingSeed } from './keys.js';
-import { histogramSvg, reportHtml } from './reportHtml.js';
-import type { PromptScores } from './types.js';
+import type { EvaluationRecord, PromptScores } from '../contract/records.js';
+import { artifactKeys, evaluationSeed, roundRoot, shardPromptIndices, trainingSeed } from '../contract/keys.js';
+import { histogramSvg, reportHtml } from './reportPage.js';
 
 describe('artifact keys', () => {
   it('derive from the workflow id, round and shard only, whatever the id holds', () => {

@@ -1,10 +1,10 @@
+import type { CurateResult, EvaluateResult, ReportRequest, ReportResult, TrainResult } from '../contract/activities.js';
+import { artifactKeys } from '../contract/keys.js';
+import type { EvaluationRecord, JudgeManifest, PromptScores } from '../contract/records.js';
 import { findJson, getJson } from '../store/store.js';
-import type { RoundRequest } from './curate.js';
-import { badData, type ActivityDependencies } from './dependencies.js';
-import type { EvaluationRecord } from './evaluate.js';
-import { artifactKeys } from './keys.js';
-import { reportHtml, reportImageKeys } from './reportHtml.js';
-import type { CurateResult, EvaluateResult, JudgeManifest, PromptScores, ReportResult, TrainResult } from './types.js';
+import type { ActivityDependencies } from './dependencies.js';
+import { badData } from './failures.js';
+import { reportHtml, reportImageKeys } from './reportPage.js';
 
 /** Best, worst and side-by-side images shown per section. */
 const SHOWN = 8;
@@ -17,7 +17,7 @@ async function required<T>(deps: ActivityDependencies, key: string, stage: strin
 
 /** Writes the round's report, one self-contained HTML file, as a single (atomic) artifact. */
 export function createWriteReport(deps: ActivityDependencies) {
-  return async function writeReport({ root, input, workflowId }: RoundRequest & { readonly workflowId: string }): Promise<ReportResult> {
+  return async function writeReport({ root, input, workflowId }: ReportRequest): Promise<ReportResult> {
     const key = artifactKeys.report(root);
     if (!(await deps.store.exists(key))) {
       const scores: PromptScores[] = [];

@@ -1,7 +1,7 @@
 import { Generator, type GeneratorSource } from '../models/generator.js';
 import { Judge, validateJudgeConfig, type JudgeConfig } from '../models/judge/index.js';
 import type { JudgeSettings } from '../config/round.js';
-import { asActivityFailure, badData } from './dependencies.js';
+import { asActivityFailure } from './failures.js';
 
 /**
  * Loaded models, shared by the activities of one worker process. Loading a real generator takes

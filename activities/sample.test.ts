@@ -14,10 +14,10 @@ import { testGenerator } from '../models/testing/python.js';
 import { LocalFolderStore } from '../store/local.js';
 import { runActivity } from '../test/activity.js';
 import type { ActivityDependencies } from './dependencies.js';
-import { artifactKeys, roundRoot } from './keys.js';
 import { ModelRuntime } from './runtime.js';
 import { createSampleShard } from './sample.js';
-import type { StageProgress } from './types.js';
+import { artifactKeys, roundRoot } from '../contract/keys.js';
+import type { StageProgress } from '../contract/progress.js';
 
 let deps: ActivityDependencies;
 let input: RoundInput;

@@ -1,19 +1,11 @@
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-
-import type { RoundInput } from '../config/round.js';
+import type { SampleShardResult, ShardRequest } from '../contract/activities.js';
+import { artifactKeys, shardPromptIndices, trainingSeed } from '../contract/keys.js';
+import type { SampledImage, SampleManifest, SamplePrompt } from '../contract/records.js';
 import { findJson, putJson } from '../store/store.js';
-import { loadPrompts, withProgress, type ActivityDependencies } from './dependencies.js';
-import { samplePngs } from './images.js';
-import { artifactKeys, shardPromptIndices, trainingSeed } from './keys.js';
-import type { SampledImage, SampleManifest, SamplePrompt, SampleShardResult } from './types.js';
-
-export interface ShardRequest {
-  /** The round's artifact folder (`roundRoot`). */
-  readonly root: string;
-  readonly input: RoundInput;
-  readonly shard: number;
-}
+import type { ActivityDependencies } from './dependencies.js';
+import { withProgress } from './progress.js';
+import { loadPrompts } from './prompts.js';
+import { generatorSource, samplePngs } from './sampling.js';
 
 function summary(root: string, manifest: SampleManifest): SampleShardResult {
   return {
@@ -23,21 +15,6 @@ function summary(root: string, manifest: SampleManifest): SampleShardResult {
     images: manifest.images.length,
     classes: [...new Set(manifest.prompts.map((p) => p.className))],
   };
-}
-
-/**
- * A generator to load: the base folder, or the base with a tuned UNet fetched from the store into
- * the work folder. Published artifacts never change, so a file already fetched is not fetched again.
- */
-export async function generatorSource(deps: ActivityDependencies, base: string, tunedUnet: string | null): Promise<{ base: string; tunedUnet?: string }> {
-  if (tunedUnet === null) return { base };
-  const prefix = tunedUnet.endsWith('/') ? tunedUnet : `${tunedUnet}/`;
-  const local = join(deps.workDir, 'models', ...prefix.split('/'));
-  for (const key of await deps.store.list(`${prefix}unet/`)) {
-    const target = join(local, ...key.slice(prefix.length).split('/'));
-    if (!existsSync(target)) await deps.store.getFile(key, target);
-  }
-  return { base, tunedUnet: local };
 }
 
 /**

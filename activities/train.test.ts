@@ -21,10 +21,11 @@ import { LocalFolderStore } from '../store/local.js';
 import { getJson, putJson } from '../store/store.js';
 import { runActivity } from '../test/activity.js';
 import type { ActivityDependencies } from './dependencies.js';
-import { artifactKeys, roundRoot } from './keys.js';
 import { ModelRuntime } from './runtime.js';
-import { createTrainLora, trainerArguments, trainerEnvironment } from './train.js';
-import type { StageProgress } from './types.js';
+import { createTrainLora } from './train.js';
+import { artifactKeys, roundRoot } from '../contract/keys.js';
+import { trainerArguments, trainerEnvironment } from './trainer/arguments.js';
+import type { StageProgress } from '../contract/progress.js';
 
 const STANDIN = resolve(import.meta.dirname, '..', 'test', 'fixtures', 'protocolTrainer.mjs');
 

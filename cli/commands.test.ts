@@ -6,10 +6,11 @@ import { isAbsolute, join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
-import { validateCampaignInput, validateRoundInput } from '../config/round.js';
+import { validateRoundInput } from '../config/round.js';
 import { freePort } from '../test/servers.js';
 import { main } from './commands.js';
 import { REPO_ROOT, waitForPort } from './servers.js';
+import { validateCampaignInput } from '../config/campaign.js';
 
 const COMMANDS = ['stack', 'worker', 'round', 'campaign', 'status', 'result', 'cancel', 'report'];
 

@@ -10,12 +10,13 @@ import { parseArgs } from 'node:util';
 import { Client, Connection, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
 
 import { fromEnvironment } from '../config/environment.js';
-import { TASK_QUEUES } from '../config/queues.js';
 import { runWorkers, type WorkerRole } from '../workers/setup.js';
-import type { CampaignResult, RoundFigures, RoundProgress, RoundResult } from '../workflows/index.js';
 import { ConfigError, loadCampaignConfig, loadRoundConfig, PRESETS } from './config.js';
 import { campaignLine, progressLine, roundSummary } from './progress.js';
 import { REPO_ROOT, startS3Server, startTemporal, type RunningServer } from './servers.js';
+import { TASK_QUEUES } from '../contract/activities.js';
+import type { CampaignResult, RoundFigures, RoundResult } from '../contract/workflows.js';
+import type { RoundProgress } from '../contract/progress.js';
 
 interface OptionSpec {
   readonly type: 'string' | 'boolean';

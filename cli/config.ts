@@ -7,7 +7,9 @@ import { extname, join, resolve } from 'node:path';
 
 import { parse as parseYaml } from 'yaml';
 
-import { describeErrors, validateCampaignInput, validateRoundInput, type CampaignInput, type RoundInput } from '../config/round.js';
+import { validateRoundInput, type RoundInput } from '../config/round.js';
+import { describeErrors } from '../config/schema.js';
+import { validateCampaignInput, type CampaignInput } from '../config/campaign.js';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
-import type { RoundProgress } from '../workflows/index.js';
 import { bar, campaignLine, progressLine } from './progress.js';
+import type { RoundProgress } from '../contract/progress.js';
 
 const base: RoundProgress = {
   round: 2,

@@ -1,5 +1,6 @@
+import type { RoundFigures, RoundResult } from '../contract/workflows.js';
+import type { RoundProgress } from '../contract/progress.js';
 /** One-line renderings of a round's `progress` query and its result, for the terminal. Pure. */
-import type { RoundFigures, RoundProgress, RoundResult } from '../workflows/index.js';
 
 export function bar(fraction: number, width = 20): string {
   const filled = Math.round(Math.min(1, Math.max(0, fraction)) * width);

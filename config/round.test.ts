@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 
-import { campaignRound, campaignStopReason, describeErrors, parsePromptLines, validateCampaignInput, validateRoundInput, type RoundInput } from './round.js';
+import { validateRoundInput, type RoundInput } from './round.js';
+import { campaignRound, campaignStopReason, validateCampaignInput } from './campaign.js';
+import { describeErrors } from './schema.js';
+import { parsePromptLines } from './prompts.js';
 
 const minimal = {
   generator: { base: 'packs/shapes/generator' },

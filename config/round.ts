@@ -1,22 +1,15 @@
 /**
- * The input of a self-reward round and of a campaign: one schema for the workflow, the
- * command line and the Web UI's "Start Workflow" JSON. Pure and free of Node imports, because
- * workflow code (deterministic sandbox) validates with it too.
+ * The input of a self-reward round: one schema for the workflow, the command line, the Web UI's
+ * "Start Workflow" JSON and the README's table. Pure and free of Node imports, because workflow
+ * code (deterministic sandbox) validates with it too.
  *
  * `validateRoundInput` fills defaults and returns every problem at once, each naming the field
  * (a JSON path such as `sampling.steps`) and what it must be, so a user fixes a file in one go.
  */
-
+import { JUDGE_SETTINGS, type Weights } from '../models/judge/config.js';
 import { SCHEDULER_CLASS_NAMES, type SchedulerClassName } from '../models/schedulers/names.js';
-
-/** One training or evaluation prompt and the object class it asks for. */
-export interface PromptLine {
-  readonly className: string;
-  readonly text: string;
-}
-
-/** Inline prompts, or a file of `class; prompt` lines (a path on the worker machines). */
-export type PromptSource = readonly PromptLine[] | { readonly file: string };
+import { promptSource, type PromptSource } from './prompts.js';
+import { integer, nullable, number, object, oneOf, string, text, validate, type Schema, type Validation } from './schema.js';
 
 export interface GeneratorRef {
   /** Stable Diffusion folder on the GPU workers: diffusers weights (for training) and the ONNX parts (for sampling). */
@@ -34,9 +27,9 @@ export interface JudgeSettings {
   readonly threshold: number;
   readonly iouThreshold: number;
   readonly batchSize: number;
-  /** Passed to the runtime's judge config as given (it validates them and names the field). */
   readonly synonyms: Readonly<Record<string, readonly string[]>>;
-  readonly weights: Readonly<Record<string, number>> | null;
+  /** null: the judge's default weights. */
+  readonly weights: Weights | null;
 }
 
 export type SelectionRule = 'paper' | 'combined';
@@ -89,7 +82,6 @@ export interface EvaluationSettings {
   readonly seedsPerPrompt: number;
   /** Seed s of held-out prompt i is `seed + 100 * i + s`: base and tuned share it, so their initial noise is identical. */
   readonly seed: number;
-  readonly bootstrapResamples: number;
   /**
    * Guidance for the base-vs-tuned comparison; null: `sampling.guidanceScale`. Set it to the
    * guidance the model is used at when the training pool is sampled at a lower one.
@@ -100,6 +92,7 @@ export interface EvaluationSettings {
    * used with when the training pool is sampled with another (an ancestral one, say).
    */
   readonly scheduler: SchedulerClassName | null;
+  readonly bootstrapResamples: number;
 }
 
 export interface ActivitySettings {
@@ -125,363 +118,138 @@ export interface RoundInput {
   readonly activities: ActivitySettings;
 }
 
-export interface CampaignInput {
-  /** The first round's input; later rounds change only `round`, `generator.tunedUnet` and the sampling seed. */
-  readonly round: RoundInput;
-  readonly rounds: number;
-  /** Stop when a round's win rate is not above the best so far by at least this much. */
-  readonly minImprovement: number;
-  /** Stop early only after this many rounds. */
-  readonly patience: number;
-  /**
-   * Continue as new after this many rounds in one run (null: only when the server suggests it),
-   * so a long campaign's history stays short; the rounds done and a stop request carry over.
-   */
-  readonly continueAsNewEveryRounds: number | null;
-}
+export const SEED_MAX = 2 ** 32 - 1;
 
-export interface FieldError {
-  readonly field: string;
-  readonly expected: string;
-  readonly got: string;
-}
+const seed = (defaultSeed: number, meaning: string) => integer({ min: 0, max: SEED_MAX, default: defaultSeed, type: 'integer 0–2³²−1', meaning });
 
-export type Validation<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly errors: readonly FieldError[] };
+const scheduler = (meaning: string) => nullable(oneOf(SCHEDULER_CLASS_NAMES, { meaning }), { type: 'scheduler class name or null', meaning });
 
-export function describeErrors(errors: readonly FieldError[]): string {
-  return errors.map((e) => `${e.field}: expected ${e.expected}, got ${e.got}`).join('; ');
-}
-
-export const ROUND_DEFAULTS = {
-  selection: { rule: 'paper', minCombined: 0, perPrompt: 1 },
-  samplesPerPrompt: 8,
-  shards: 2,
-  sampling: { steps: 20, guidanceScale: 7.5, width: 0, height: 0, negativePrompt: '', scheduler: null, seed: 0 },
-  lora: {
-    rank: 4,
-    learningRate: 1e-4,
-    lrScheduler: 'constant',
-    batchSize: 16,
-    maxSteps: null,
-    epochs: 100,
-    seed: 0,
-    checkpointEvery: 50,
-    resolution: null,
-    snrGamma: 0,
-    captionDropout: 0,
+export const ROUND_SCHEMA: Schema<RoundInput> = object<RoundInput>(
+  {
+    round: integer({ min: 1, default: 1, meaning: "the round's number (a campaign numbers its rounds)" }),
+    generator: object<GeneratorRef>(
+      {
+        base: string({ type: 'path', meaning: 'Stable Diffusion folder: diffusers weights (training) and ONNX parts (sampling)' }),
+        tunedUnet: nullable(string({ meaning: 'an earlier round’s LoRA prefix' }), {
+          type: 'artifact prefix or null',
+          meaning: "an earlier round's LoRA prefix: sampling uses its `unet/model.onnx`",
+        }),
+      },
+      { meaning: 'the generator', required: true },
+    ),
+    judge: object<JudgeSettings>(
+      {
+        detector: JUDGE_SETTINGS.detector,
+        captioner: JUDGE_SETTINGS.captioner,
+        clip: string({ type: 'path', meaning: "CLIP model: image–prompt scores and the evaluation's CLIP figures" }),
+        threshold: JUDGE_SETTINGS.threshold,
+        iouThreshold: JUDGE_SETTINGS.iouThreshold,
+        batchSize: JUDGE_SETTINGS.batchSize,
+        synonyms: JUDGE_SETTINGS.synonyms,
+        weights: JUDGE_SETTINGS.weights,
+      },
+      { meaning: 'the judge', required: true },
+    ),
+    selection: object<SelectionSettings>(
+      {
+        rule: oneOf(['paper', 'combined'], {
+          default: 'paper',
+          meaning: '`paper`: top checklist tier, then highest detection; `combined`: highest combined score',
+        }),
+        minCombined: number({ min: 0, max: 1, default: 0, meaning: 'with `combined`: images below this score are never kept' }),
+        perPrompt: integer({ min: 1, max: 1000, default: 1, meaning: 'images kept per prompt, best first by the rule, each passing it; the paper keeps 1' }),
+      },
+      { meaning: 'which judged images a prompt keeps' },
+    ),
+    prompts: promptSource('the training prompts'),
+    samplesPerPrompt: integer({ min: 1, max: 1000, default: 8, meaning: 'images sampled per training prompt' }),
+    shards: integer({
+      min: 1,
+      max: 1000,
+      default: 2,
+      meaning: 'training prompts are split into this many shards (prompt i in shard i mod shards), sampled and judged in parallel',
+    }),
+    sampling: object<SamplingSettings>(
+      {
+        steps: integer({ min: 1, max: 1000, default: 20, meaning: 'denoising steps' }),
+        guidanceScale: number({ min: 0, max: 100, default: 7.5, meaning: 'classifier-free guidance scale' }),
+        width: integer({ min: 0, max: 8192, default: 0, meaning: "image width; 0: the generator's own size" }),
+        height: integer({ min: 0, max: 8192, default: 0, meaning: "image height; 0: the generator's own size" }),
+        negativePrompt: text({ default: '', meaning: 'negative prompt' }),
+        scheduler: scheduler(`${SCHEDULER_CLASS_NAMES.map((n) => `\`${n}\``).join(', ')}; null: the generator's own`),
+        seed: seed(0, 'image k of training prompt i has seed `seed + i * samplesPerPrompt + k`'),
+      },
+      { meaning: 'how the training pool is sampled' },
+    ),
+    lora: object<LoraSettings>(
+      {
+        rank: integer({ min: 1, max: 1024, default: 4, meaning: 'LoRA rank' }),
+        learningRate: number({ min: 0, max: 1, exclusiveMin: true, default: 1e-4, meaning: 'AdamW learning rate (its peak, with `cosine`)' }),
+        lrScheduler: oneOf(['constant', 'cosine'], {
+          default: 'constant',
+          meaning: "learning rate after any warmup: constant (diffusers' default), or a half cosine down to zero at the last step",
+        }),
+        batchSize: integer({ min: 1, max: 4096, default: 16, meaning: 'training batch size' }),
+        maxSteps: nullable(integer({ min: 1, meaning: 'optimizer steps' }), { meaning: 'optimizer steps; null: train for `epochs`' }),
+        epochs: integer({ min: 1, max: 100_000, default: 100, meaning: 'epochs when `maxSteps` is null' }),
+        seed: seed(0, 'training seed'),
+        checkpointEvery: integer({
+          min: 0,
+          default: 50,
+          meaning: 'a checkpoint every this many steps, so a retried training resumes near where it stopped (0: none)',
+        }),
+        resolution: nullable(integer({ min: 8, meaning: 'training size in pixels' }), { meaning: "training size in pixels; null: the generator's own" }),
+        snrGamma: number({
+          min: 0,
+          max: 1000,
+          default: 0,
+          expected: 'a number in [0, 1000] (0: off)',
+          meaning: "Min-SNR loss weighting with this gamma (5 is usual); 0: every timestep weighs alike, as diffusers' recipe by default",
+        }),
+        captionDropout: number({
+          min: 0,
+          max: 0.99,
+          default: 0,
+          expected: 'a probability in [0, 0.99]',
+          meaning: "probability that a training example uses the empty caption, so guidance's unconditional branch moves with the conditional one",
+        }),
+      },
+      { meaning: "the LoRA trainer's recipe" },
+    ),
+    evaluation: object<EvaluationSettings>(
+      {
+        prompts: promptSource('held-out prompts, sampled by base and tuned with the same noise'),
+        seedsPerPrompt: integer({ min: 1, max: 100, default: 4, meaning: 'images per held-out prompt and side' }),
+        seed: seed(500_000, 'seed s of held-out prompt i is `seed + 100 * i + s`'),
+        guidanceScale: nullable(number({ min: 0, max: 100, meaning: 'guidance' }), {
+          type: 'number 0–100 or null',
+          meaning:
+            'guidance of the base-vs-tuned comparison; null: `sampling.guidanceScale`. Set it to the guidance the model is used at when the training pool is sampled at a lower one',
+        }),
+        scheduler: scheduler(
+          'scheduler of the base-vs-tuned comparison; null: `sampling.scheduler`. Set it to the one the model is used with when the training pool is sampled with another (an ancestral one)',
+        ),
+        bootstrapResamples: integer({ min: 100, max: 1_000_000, default: 2000, meaning: "bootstrap resamples of the win rate's confidence interval" }),
+      },
+      { meaning: 'the base-vs-tuned comparison on held-out prompts', required: true },
+    ),
+    activities: object<ActivitySettings>(
+      {
+        // Activities heartbeat every few seconds; less than 15 s would retry on a busy machine.
+        heartbeatTimeoutSeconds: integer({
+          min: 15,
+          max: 3600,
+          default: 60,
+          meaning: "an attempt silent this long is retried: how soon a dead worker's work moves on",
+        }),
+        maximumAttempts: integer({ min: 1, max: 100, default: 5, meaning: 'attempts per activity before the round fails (bad data fails at once)' }),
+      },
+      { meaning: 'retries and timeouts of the stages' },
+    ),
   },
-  evaluation: { seedsPerPrompt: 4, seed: 500_000, bootstrapResamples: 2000, guidanceScale: null, scheduler: null },
-  activities: { heartbeatTimeoutSeconds: 60, maximumAttempts: 5 },
-  judge: { captioner: null, threshold: 0.5, iouThreshold: 0.5, batchSize: 8, synonyms: {}, weights: null },
-} as const;
-
-export const CAMPAIGN_DEFAULTS = { rounds: 3, minImprovement: 0, patience: 1, continueAsNewEveryRounds: null } as const;
-
-type Fields = Readonly<Record<string, unknown>>;
-
-function show(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  const text = JSON.stringify(value);
-  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
-}
-
-/** Collects errors while reading one object; each reader returns a usable placeholder on error. */
-class Reader {
-  constructor(
-    private readonly errors: FieldError[],
-    private readonly path: string,
-    private readonly fields: Fields,
-  ) {}
-
-  static of(errors: FieldError[], path: string, value: unknown): Reader {
-    if (typeof value === 'object' && value !== null && !Array.isArray(value)) return new Reader(errors, path, value as Fields);
-    if (value !== undefined) errors.push({ field: path || '(input)', expected: 'an object', got: show(value) });
-    return new Reader(errors, path, {});
-  }
-
-  at(key: string): string {
-    return this.path ? `${this.path}.${key}` : key;
-  }
-
-  fail(key: string, expected: string, got: unknown): void {
-    this.errors.push({ field: this.at(key), expected, got: show(got) });
-  }
-
-  /** Unknown fields are errors, so a typo does not silently fall back to a default. */
-  only(keys: readonly string[]): void {
-    for (const key of Object.keys(this.fields)) {
-      if (!keys.includes(key)) this.fail(key, `no such field (known: ${keys.join(', ')})`, this.fields[key]);
-    }
-  }
-
-  raw(key: string): unknown {
-    return this.fields[key];
-  }
-
-  child(key: string): Reader {
-    return Reader.of(this.errors, this.at(key), this.fields[key]);
-  }
-
-  string(key: string, fallback?: string): string {
-    const value = this.fields[key] ?? fallback;
-    if (typeof value === 'string' && value.trim() !== '') return value;
-    this.fail(key, 'a non-empty string', value);
-    return '';
-  }
-
-  text(key: string, fallback: string): string {
-    const value = this.fields[key] ?? fallback;
-    if (typeof value === 'string') return value;
-    this.fail(key, 'a string', value);
-    return fallback;
-  }
-
-  optionalString(key: string): string | null {
-    const value = this.fields[key];
-    if (value === undefined || value === null) return null;
-    return this.string(key);
-  }
-
-  number(key: string, fallback: number, min: number, max: number, expected = `a number in [${min}, ${max}]`): number {
-    const value = this.fields[key] ?? fallback;
-    if (typeof value === 'number' && Number.isFinite(value) && value >= min && value <= max) return value;
-    this.fail(key, expected, value);
-    return fallback;
-  }
-
-  integer(key: string, fallback: number | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number {
-    const value = this.fields[key] ?? fallback;
-    if (typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max) return value;
-    this.fail(key, max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer in [${min}, ${max}]`, value);
-    return fallback ?? min;
-  }
-
-  optionalNumber(key: string, min: number, max: number): number | null {
-    const value = this.fields[key];
-    if (value === undefined || value === null) return null;
-    return this.number(key, min, min, max);
-  }
-
-  optionalInteger(key: string, min: number): number | null {
-    const value = this.fields[key];
-    if (value === undefined || value === null) return null;
-    return this.integer(key, undefined, min);
-  }
-
-  optionalOneOf<T extends string>(key: string, choices: readonly T[]): T | null {
-    const value = this.fields[key];
-    if (value === undefined || value === null) return null;
-    if (typeof value === 'string' && (choices as readonly string[]).includes(value)) return value as T;
-    this.fail(key, `null or one of ${choices.map((c) => JSON.stringify(c)).join(', ')}`, value);
-    return null;
-  }
-
-  oneOf<T extends string>(key: string, choices: readonly T[], fallback: T): T {
-    const value = this.fields[key] ?? fallback;
-    if (typeof value === 'string' && (choices as readonly string[]).includes(value)) return value as T;
-    this.fail(key, `one of ${choices.map((c) => JSON.stringify(c)).join(', ')}`, value);
-    return fallback;
-  }
-}
-
-/** Parses a prompt file's text: one `class; prompt` per line; blank lines and `#` comments are skipped. */
-export function parsePromptLines(text: string, source: string): Validation<PromptLine[]> {
-  const errors: FieldError[] = [];
-  const lines: PromptLine[] = [];
-  text.split(/\r?\n/).forEach((line, i) => {
-    const trimmed = line.trim();
-    if (trimmed === '' || trimmed.startsWith('#')) return;
-    const split = trimmed.indexOf(';');
-    const className = split < 0 ? '' : trimmed.slice(0, split).trim();
-    const prompt = split < 0 ? '' : trimmed.slice(split + 1).trim();
-    if (className === '' || prompt === '') {
-      errors.push({ field: `${source}:${i + 1}`, expected: 'a line `class; prompt`', got: show(line) });
-    } else {
-      lines.push({ className, text: prompt });
-    }
-  });
-  if (errors.length === 0 && lines.length === 0) errors.push({ field: source, expected: 'at least one `class; prompt` line', got: 'no prompts' });
-  return errors.length > 0 ? { ok: false, errors } : { ok: true, value: lines };
-}
-
-function promptSource(reader: Reader, key: string): PromptSource {
-  const value = reader.raw(key);
-  if (Array.isArray(value)) {
-    if (value.length === 0) reader.fail(key, 'at least one prompt', value);
-    return value.map((item: unknown, i) => {
-      const entry = Reader.of([], '', item);
-      const className = entry.raw('className');
-      const text = entry.raw('text');
-      if (typeof className !== 'string' || className.trim() === '' || typeof text !== 'string' || text.trim() === '') {
-        reader.fail(`${key}.${i}`, '{"className": non-empty string, "text": non-empty string}', item);
-        return { className: '', text: '' };
-      }
-      return { className: className.trim(), text: text.trim() };
-    });
-  }
-  const file = reader.child(key);
-  file.only(['file']);
-  return { file: file.string('file') };
-}
-
-function judgeSettings(reader: Reader): JudgeSettings {
-  const d = ROUND_DEFAULTS.judge;
-  reader.only(['detector', 'captioner', 'clip', 'threshold', 'iouThreshold', 'batchSize', 'synonyms', 'weights']);
-  const synonyms = reader.raw('synonyms') ?? d.synonyms;
-  const validSynonyms =
-    typeof synonyms === 'object' &&
-    synonyms !== null &&
-    !Array.isArray(synonyms) &&
-    Object.values(synonyms).every((list) => Array.isArray(list) && list.every((w) => typeof w === 'string'));
-  if (!validSynonyms) reader.fail('synonyms', 'an object of class name -> list of strings', synonyms);
-  const weights = reader.raw('weights') ?? d.weights;
-  const validWeights =
-    weights === null || (typeof weights === 'object' && !Array.isArray(weights) && Object.values(weights).every((w) => typeof w === 'number' && w >= 0));
-  if (!validWeights) reader.fail('weights', 'null or an object of part -> number >= 0', weights);
-  return {
-    detector: reader.string('detector'),
-    captioner: reader.optionalString('captioner'),
-    clip: reader.string('clip'),
-    threshold: reader.number('threshold', d.threshold, 0, 1),
-    iouThreshold: reader.number('iouThreshold', d.iouThreshold, 0, 1),
-    batchSize: reader.integer('batchSize', d.batchSize, 1, 1024),
-    synonyms: validSynonyms ? (synonyms as Record<string, string[]>) : {},
-    weights: validWeights ? (weights as Record<string, number> | null) : null,
-  };
-}
-
-const SEED_MAX = 2 ** 32 - 1;
-
-function roundFrom(reader: Reader): RoundInput {
-  reader.only(['round', 'generator', 'judge', 'selection', 'prompts', 'samplesPerPrompt', 'shards', 'sampling', 'lora', 'evaluation', 'activities']);
-  const generator = reader.child('generator');
-  generator.only(['base', 'tunedUnet']);
-  const selection = reader.child('selection');
-  selection.only(['rule', 'minCombined', 'perPrompt']);
-  const sampling = reader.child('sampling');
-  const s = ROUND_DEFAULTS.sampling;
-  sampling.only(Object.keys(s));
-  const lora = reader.child('lora');
-  const l = ROUND_DEFAULTS.lora;
-  lora.only(Object.keys(l));
-  const evaluation = reader.child('evaluation');
-  const e = ROUND_DEFAULTS.evaluation;
-  evaluation.only(['prompts', ...Object.keys(e)]);
-  const activities = reader.child('activities');
-  const a = ROUND_DEFAULTS.activities;
-  activities.only(Object.keys(a));
-  if (reader.raw('judge') === undefined) reader.fail('judge', 'an object with at least "detector"', undefined);
-  if (reader.raw('generator') === undefined) reader.fail('generator', 'an object with at least "base"', undefined);
-  if (reader.raw('evaluation') === undefined) reader.fail('evaluation', 'an object with at least "prompts"', undefined);
-  return {
-    round: reader.integer('round', 1, 1),
-    generator: { base: generator.string('base'), tunedUnet: generator.optionalString('tunedUnet') },
-    judge: judgeSettings(reader.child('judge')),
-    selection: {
-      rule: selection.oneOf('rule', ['paper', 'combined'], ROUND_DEFAULTS.selection.rule),
-      minCombined: selection.number('minCombined', ROUND_DEFAULTS.selection.minCombined, 0, 1),
-      perPrompt: selection.integer('perPrompt', ROUND_DEFAULTS.selection.perPrompt, 1, 1000),
-    },
-    prompts: promptSource(reader, 'prompts'),
-    samplesPerPrompt: reader.integer('samplesPerPrompt', ROUND_DEFAULTS.samplesPerPrompt, 1, 1000),
-    shards: reader.integer('shards', ROUND_DEFAULTS.shards, 1, 1000),
-    sampling: {
-      steps: sampling.integer('steps', s.steps, 1, 1000),
-      guidanceScale: sampling.number('guidanceScale', s.guidanceScale, 0, 100),
-      width: sampling.integer('width', s.width, 0, 8192),
-      height: sampling.integer('height', s.height, 0, 8192),
-      negativePrompt: sampling.text('negativePrompt', s.negativePrompt),
-      scheduler: sampling.optionalOneOf('scheduler', SCHEDULER_CLASS_NAMES),
-      seed: sampling.integer('seed', s.seed, 0, SEED_MAX),
-    },
-    lora: {
-      rank: lora.integer('rank', l.rank, 1, 1024),
-      learningRate: lora.number('learningRate', l.learningRate, Number.MIN_VALUE, 1, 'a number in (0, 1]'),
-      lrScheduler: lora.oneOf('lrScheduler', ['constant', 'cosine'], l.lrScheduler),
-      batchSize: lora.integer('batchSize', l.batchSize, 1, 4096),
-      maxSteps: lora.optionalInteger('maxSteps', 1),
-      epochs: lora.integer('epochs', l.epochs, 1, 100_000),
-      seed: lora.integer('seed', l.seed, 0, SEED_MAX),
-      checkpointEvery: lora.integer('checkpointEvery', l.checkpointEvery, 0),
-      resolution: lora.optionalInteger('resolution', 8),
-      snrGamma: lora.number('snrGamma', l.snrGamma, 0, 1000, 'a number in [0, 1000] (0: off)'),
-      captionDropout: lora.number('captionDropout', l.captionDropout, 0, 0.99, 'a probability in [0, 0.99]'),
-    },
-    evaluation: {
-      prompts: promptSource(evaluation, 'prompts'),
-      seedsPerPrompt: evaluation.integer('seedsPerPrompt', e.seedsPerPrompt, 1, 100),
-      seed: evaluation.integer('seed', e.seed, 0, SEED_MAX),
-      bootstrapResamples: evaluation.integer('bootstrapResamples', e.bootstrapResamples, 100, 1_000_000),
-      guidanceScale: evaluation.optionalNumber('guidanceScale', 0, 100),
-      scheduler: evaluation.optionalOneOf('scheduler', SCHEDULER_CLASS_NAMES),
-    },
-    activities: {
-      // Activities heartbeat every few seconds; less than 15 s would retry on a busy machine.
-      heartbeatTimeoutSeconds: activities.integer('heartbeatTimeoutSeconds', a.heartbeatTimeoutSeconds, 15, 3600),
-      maximumAttempts: activities.integer('maximumAttempts', a.maximumAttempts, 1, 100),
-    },
-  };
-}
-
-function notAnObject(input: unknown): Validation<never> | null {
-  if (typeof input === 'object' && input !== null && !Array.isArray(input)) return null;
-  return { ok: false, errors: [{ field: '(input)', expected: 'an object', got: show(input) }] };
-}
+  { meaning: 'a self-reward round', required: true },
+);
 
 export function validateRoundInput(input: unknown): Validation<RoundInput> {
-  const refused = notAnObject(input);
-  if (refused) return refused;
-  const errors: FieldError[] = [];
-  const value = roundFrom(Reader.of(errors, '', input));
-  return errors.length > 0 ? { ok: false, errors } : { ok: true, value };
-}
-
-export function validateCampaignInput(input: unknown): Validation<CampaignInput> {
-  const refused = notAnObject(input);
-  if (refused) return refused;
-  const errors: FieldError[] = [];
-  const reader = Reader.of(errors, '', input);
-  reader.only(['round', 'rounds', 'minImprovement', 'patience', 'continueAsNewEveryRounds']);
-  if (reader.raw('round') === undefined) reader.fail('round', "the first round's input (an object)", undefined);
-  const round = roundFrom(reader.child('round'));
-  const value: CampaignInput = {
-    round,
-    rounds: reader.integer('rounds', CAMPAIGN_DEFAULTS.rounds, 1, 1000),
-    minImprovement: reader.number('minImprovement', CAMPAIGN_DEFAULTS.minImprovement, 0, 1),
-    patience: reader.integer('patience', CAMPAIGN_DEFAULTS.patience, 1, 1000),
-    continueAsNewEveryRounds: reader.optionalInteger('continueAsNewEveryRounds', 1),
-  };
-  return errors.length > 0 ? { ok: false, errors } : { ok: true, value };
-}
-
-/**
- * Round r of a campaign: samples from round r-1's tuned UNet, with its own sampling seeds so
- * rounds do not redraw the same images.
- */
-export function campaignRound(first: RoundInput, round: number, previousTunedUnet: string | null): RoundInput {
-  return {
-    ...first,
-    round,
-    generator: { ...first.generator, tunedUnet: previousTunedUnet ?? first.generator.tunedUnet },
-    sampling: { ...first.sampling, seed: (first.sampling.seed + (round - first.round) * 1_000_003) % (SEED_MAX + 1) },
-  };
-}
-
-/**
- * Why a campaign stops after the rounds so far, or null to go on: all rounds done, or the win
- * rate has not beaten the best earlier round by `minImprovement` for `patience` rounds in a row.
- */
-export function campaignStopReason(winRates: readonly number[], campaign: Pick<CampaignInput, 'rounds' | 'minImprovement' | 'patience'>): string | null {
-  if (winRates.length >= campaign.rounds) return `all ${campaign.rounds} rounds done`;
-  let best = -Infinity;
-  let stale = 0;
-  for (const rate of winRates) {
-    if (rate > best + campaign.minImprovement || best === -Infinity) {
-      best = Math.max(best, rate);
-      stale = 0;
-    } else {
-      stale += 1;
-    }
-  }
-  return stale >= campaign.patience ? `win rate did not improve on ${best.toFixed(3)} by more than ${campaign.minImprovement} for ${stale} round(s)` : null;
+  return validate(ROUND_SCHEMA, input);
 }

@@ -16,14 +16,14 @@ import { join } from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { artifactKeys, roundRoot } from '../activities/keys.js';
-import { TASK_QUEUES } from '../config/queues.js';
 import { SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
 import { testGenerator } from '../models/testing/python.js';
 import { LocalFolderStore } from '../store/local.js';
-import type { RoundResult } from '../workflows/index.js';
 import { testDetector, tinyRoundInput } from './models.js';
 import { REPO_ROOT, requireBinary, TEMPORAL_CLI } from './servers.js';
+import { artifactKeys, roundRoot } from '../contract/keys.js';
+import { TASK_QUEUES } from '../contract/activities.js';
+import type { RoundResult } from '../contract/workflows.js';
 
 let env: TestWorkflowEnvironment;
 let scratch: string;

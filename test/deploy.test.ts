@@ -14,10 +14,10 @@ import { parse } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { ENVIRONMENT } from '../config/environment.js';
-import { TASK_QUEUES } from '../config/queues.js';
 import { SEARCH_ATTRIBUTE_FLAGS, SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
 import { dependenciesFromEnvironment, workerOptions, type WorkerRole } from '../workers/setup.js';
 import { REPO_ROOT } from './servers.js';
+import { TASK_QUEUES } from '../contract/activities.js';
 
 type Fields = Readonly<Record<string, unknown>>;
 

@@ -9,9 +9,10 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { ENVIRONMENT } from '../config/environment.js';
-import { TASK_QUEUES } from '../config/queues.js';
-import { validateCampaignInput, validateRoundInput } from '../config/round.js';
+import { validateRoundInput } from '../config/round.js';
 import { REPO_ROOT } from './servers.js';
+import { TASK_QUEUES } from '../contract/activities.js';
+import { validateCampaignInput } from '../config/campaign.js';
 
 const README = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
 

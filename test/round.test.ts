@@ -19,19 +19,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { ModelRuntime } from '../activities/runtime.js';
 import type { ActivityDependencies } from '../activities/dependencies.js';
-import { chooseImages } from '../activities/curation.js';
-import { artifactKeys } from '../activities/keys.js';
-import type { PromptScores } from '../activities/types.js';
-import { TASK_QUEUES } from '../config/queues.js';
 import { SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
 import { readText } from '../models/png.js';
 import { PYTHON, REPO_ROOT, testGenerator } from '../models/testing/python.js';
 import { LocalFolderStore } from '../store/local.js';
 import { getJson } from '../store/store.js';
 import { workerOptions } from '../workers/setup.js';
-import type { CampaignResult, RoundFigures, RoundProgress, RoundResult } from '../workflows/index.js';
 import { testDetector, tinyRoundInput } from './models.js';
 import { HISTORIES, requireBinary, TEMPORAL_CLI } from './servers.js';
+import { chooseImages } from '../activities/selection.js';
+import { artifactKeys } from '../contract/keys.js';
+import type { PromptScores } from '../contract/records.js';
+import { TASK_QUEUES } from '../contract/activities.js';
+import type { CampaignResult, RoundFigures, RoundResult } from '../contract/workflows.js';
+import type { RoundProgress } from '../contract/progress.js';
 
 let env: TestWorkflowEnvironment;
 let deps: ActivityDependencies;

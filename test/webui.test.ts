@@ -19,10 +19,10 @@ import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vit
 
 import type { ActivityDependencies } from '../activities/dependencies.js';
 import { loadRoundConfig } from '../cli/config.js';
-import { TASK_QUEUES } from '../config/queues.js';
 import { SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
 import { dependenciesFromEnvironment, workerOptions } from '../workers/setup.js';
 import { freePort, REPO_ROOT, requireBinary, TEMPORAL_CLI } from './servers.js';
+import { TASK_QUEUES } from '../contract/activities.js';
 
 /** scripts/setup-browser.sh installs it; playwright's own browser builds are not downloaded. */
 const CHROMIUM = '/usr/bin/chromium';

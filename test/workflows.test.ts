@@ -14,13 +14,13 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { CPU_ACTIVITIES, GPU_ACTIVITIES, pickActivities, type RoundActivities } from '../activities/index.js';
-import { TASK_QUEUES } from '../config/queues.js';
+import { CPU_ACTIVITIES, GPU_ACTIVITIES, pickActivities } from '../activities/index.js';
 import type { RoundInput } from '../config/round.js';
 import { SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
 import { dependenciesFromEnvironment, selfRewardPlugin, WORKFLOWS_PATH } from '../workers/setup.js';
-import type { CampaignResult, RoundFigures } from '../workflows/index.js';
 import { requireBinary, TEMPORAL_CLI } from './servers.js';
+import { type RoundActivities, TASK_QUEUES } from '../contract/activities.js';
+import type { CampaignResult, RoundFigures } from '../contract/workflows.js';
 
 let env: TestWorkflowEnvironment;
 

@@ -8,8 +8,8 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import { createActivities, CPU_ACTIVITIES, GPU_ACTIVITIES, pickActivities, type ActivityDependencies } from '../activities/index.js';
 import { ModelRuntime } from '../activities/runtime.js';
 import { fromEnvironment } from '../config/environment.js';
-import { TASK_QUEUES } from '../config/queues.js';
 import { storeFromEnvironment } from '../store/config.js';
+import { TASK_QUEUES } from '../contract/activities.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 const REPO_ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));

@@ -12,8 +12,9 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 
-import { campaignRound, campaignStopReason, describeErrors, validateCampaignInput, type CampaignInput } from '../config/round.js';
 import { selfRewardRound } from './round.js';
+import { campaignRound, campaignStopReason, validateCampaignInput, type CampaignInput } from '../config/campaign.js';
+import { describeErrors } from '../config/schema.js';
 
 export interface RoundFigures {
   readonly round: number;

@@ -12,23 +12,23 @@ import {
   type ActivityOptions,
 } from '@temporalio/workflow';
 
-import type { RoundActivities } from '../activities/index.js';
-import { roundRoot } from '../activities/keys.js';
+import { NON_RETRYABLE_ERRORS, PROGRESS_SIGNAL } from '../activities/types.js';
+import { validateRoundInput, type ActivitySettings } from '../config/round.js';
+import { SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
 import {
-  NON_RETRYABLE_ERRORS,
-  PROGRESS_SIGNAL,
+  type RoundActivities,
   type ClassCounts,
   type CurateResult,
   type EvaluateResult,
   type JudgeShardResult,
   type ReportResult,
   type SampleShardResult,
-  type StageProgress,
   type TrainResult,
-} from '../activities/types.js';
-import { TASK_QUEUES } from '../config/queues.js';
-import { describeErrors, validateRoundInput, type ActivitySettings } from '../config/round.js';
-import { SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
+  TASK_QUEUES,
+} from '../contract/activities.js';
+import { roundRoot } from '../contract/keys.js';
+import type { StageProgress } from '../contract/progress.js';
+import { describeErrors } from '../config/schema.js';
 
 export type Stage = 'sample' | 'judge' | 'curate' | 'train' | 'evaluate' | 'report' | 'done';
 

@@ -15,19 +15,21 @@ describe('judge configuration', () => {
   });
 
   it.each([
-    [{}, /detector must be a non-empty folder path/],
-    [{ detector: 'd', threshold: 1.5 }, /threshold must be a number in \[0, 1\], got 1.5/],
-    [{ detector: 'd', iouThreshold: 'x' }, /iouThreshold must be a number in \[0, 1\]/],
-    [{ detector: 'd', batchSize: 0 }, /batchSize must be an integer >= 1/],
-    [{ detector: 'd', weights: { clip: -1 } }, /weights.clip must be a finite number >= 0/],
-    [{ detector: 'd', weights: { colour: 1 } }, /weights.colour must be one of/],
-    [{ detector: 'd', weights: { detection: 0, checklist: 0, similarity: 0, clip: 0, count: 0 } }, /weights must be not all zero/],
-    [{ detector: 'd', synonyms: { person: [''] } }, /synonyms.person\[0\] must be a non-empty string/],
-    [{ detector: 'd', device: 'gpu' }, /device must be "cpu", "cuda" or "cuda:N"/],
-    [{ detector: 'd', allowRemoteModels: 'yes' }, /allowRemoteModels must be a boolean/],
-    [{ detector: 'd', captioner: '' }, /captioner must be a non-empty folder path/],
-    [{ detector: 'd', treshold: 0.3 }, /treshold must be a known field/],
-    [null, /config must be an object/],
+    [{}, /detector: expected a non-empty string, got nothing/],
+    [{ detector: 'd', threshold: 1.5 }, /threshold: expected a number in \[0, 1\], got 1.5/],
+    [{ detector: 'd', iouThreshold: 'x' }, /iouThreshold: expected a number in \[0, 1\]/],
+    [{ detector: 'd', batchSize: 0 }, /batchSize: expected an integer in \[1, 1024\]/],
+    [{ detector: 'd', weights: { clip: -1 } }, /weights.clip: expected a finite number >= 0/],
+    [{ detector: 'd', weights: { colour: 1 } }, /weights.colour: expected no such field \(known: detection, checklist/],
+    [{ detector: 'd', weights: { detection: 0, checklist: 0, similarity: 0, clip: 0, count: 0 } }, /weights: expected weights not all zero/],
+    [{ detector: 'd', synonyms: { person: [''] } }, /synonyms.person.0: expected a non-empty string/],
+    // As JSON.parse reads it: an own key, where an object literal would set the prototype.
+    [JSON.parse('{"detector": "d", "synonyms": {"__proto__": ["x"]}}') as unknown, /synonyms.__proto__: expected a class name other than __proto__/],
+    [{ detector: 'd', device: 'gpu' }, /device: expected "cpu", "cuda" or "cuda:N"/],
+    [{ detector: 'd', allowRemoteModels: 'yes' }, /allowRemoteModels: expected true or false/],
+    [{ detector: 'd', captioner: '' }, /captioner: expected null or a non-empty string/],
+    [{ detector: 'd', treshold: 0.3 }, /treshold: expected no such field/],
+    [null, /\(input\): expected an object with at least "detector"/],
   ])('rejects %j naming the field', (input, message) => {
     expect(() => validateJudgeConfig(input)).toThrow(message);
   });

@@ -1,9 +1,26 @@
-import { parseDevice, type Device } from '../onnx.js';
-
 /**
- * Judge configuration and its validation. Every error names the offending field, because the
- * configuration comes from users' files and workflow inputs.
+ * The judge's configuration: its fields, their defaults and rules, in one schema. A round's
+ * `judge` settings are these same fields (config/round.ts composes them), so a setting the
+ * judge would refuse is refused when the round starts, not after hours of sampling.
  */
+import {
+  boolean,
+  custom,
+  describeErrors,
+  list,
+  nullable,
+  number,
+  integer,
+  object,
+  record,
+  refine,
+  show,
+  string,
+  validate,
+  type Schema,
+} from '../../config/schema.js';
+import { ModelError } from '../errors.js';
+import type { Device } from '../onnx.js';
 
 export interface Weights {
   readonly detection: number;
@@ -34,103 +51,90 @@ export interface JudgeConfig {
   readonly allowRemoteModels: boolean;
 }
 
+/** A judge configuration the judge's rules refuse. */
+export class JudgeConfigError extends ModelError {
+  override name = 'JudgeConfigError';
+}
+
 export const DEFAULT_WEIGHTS: Weights = { detection: 0.4, checklist: 0.3, similarity: 0.1, clip: 0.1, count: 0.1 };
 
 export const DEFAULT_ATTRIBUTES: readonly string[] = ['red', 'green', 'blue', 'yellow', 'purple', 'orange', 'pink', 'brown', 'black', 'white', 'gray', 'grey'];
 
-const DEFAULTS = {
-  captioner: null,
-  clip: null,
-  threshold: 0.5,
-  iouThreshold: 0.5,
-  batchSize: 8,
-  weights: DEFAULT_WEIGHTS,
-  synonyms: {},
-  attributes: DEFAULT_ATTRIBUTES,
-  device: 'cpu',
-  allowRemoteModels: false,
+const weight = (part: keyof Weights, meaning: string) =>
+  number({ min: 0, max: Number.MAX_VALUE, default: DEFAULT_WEIGHTS[part], meaning, expected: 'a finite number >= 0' });
+
+/** The combined score's weights: any part may be given, the others keep their defaults; not all zero. */
+export const WEIGHTS: Schema<Weights> = refine(
+  object<Weights>(
+    {
+      detection: weight('detection', 'detection confidence'),
+      checklist: weight('checklist', 'caption checklist tier'),
+      similarity: weight('similarity', 'caption-prompt similarity'),
+      clip: weight('clip', 'CLIP image-prompt score'),
+      count: weight('count', 'instance count matches the prompt'),
+    },
+    { meaning: 'weights of the combined score' },
+  ),
+  (w) => (Object.values(w).every((x) => x === 0) ? 'weights not all zero' : null),
+);
+
+/** A word as captions are compared: trimmed, lower case. */
+const word = custom<string>({
+  doc: { type: 'word', required: true, meaning: 'a word' },
+  read(value, at, errors) {
+    if (typeof value === 'string' && value.trim() !== '') return value.trim().toLowerCase();
+    errors.push({ field: at, expected: 'a non-empty string', got: show(value) });
+    return '';
+  },
+  jsonSchema: () => ({ type: 'string', pattern: '\\S' }),
+});
+
+/** The judge settings a round chooses; `clip` is what rounds must name (their evaluation scores with it). */
+export const JUDGE_SETTINGS = {
+  detector: string({ meaning: 'object detector (OWL-ViT / OWLv2 or DETR, transformers.js layout)', type: 'path' }),
+  captioner: nullable(string({ meaning: 'image captioner for the caption checklist and similarity' }), { type: 'path or null' }),
+  threshold: number({ min: 0, max: 1, default: 0.5, meaning: 'detection confidence at which an image shows the class' }),
+  iouThreshold: number({ min: 0, max: 1, default: 0.5, meaning: 'box overlap at which two detections are one instance (counting)' }),
+  batchSize: integer({ min: 1, max: 1024, default: 8, meaning: 'images per judge batch' }),
+  synonyms: record(list(word, { meaning: 'other words for the class' }), {
+    default: {},
+    keyMeaning: 'class name',
+    key: (name) => name.toLowerCase(),
+    type: 'object: class → list of words',
+    meaning: 'other words that name a class in captions',
+  }),
+  weights: nullable(WEIGHTS, {
+    type: 'object: part → number ≥ 0, or null',
+    meaning: 'weights of `detection`, `checklist`, `similarity`, `clip`, `count` in the combined score (null: 0.4, 0.3, 0.1, 0.1, 0.1)',
+  }),
 } as const;
 
-type Fields = Record<string, unknown>;
+const device = custom<Device>({
+  doc: { type: 'device', required: false, default: 'cpu', meaning: '`cpu`, `cuda` or `cuda:N`' },
+  read(value, at, errors) {
+    if (value === undefined) return 'cpu';
+    if (typeof value === 'string' && /^(cpu|cuda(:\d+)?)$/.test(value)) return value as Device;
+    errors.push({ field: at, expected: '"cpu", "cuda" or "cuda:N"', got: show(value) });
+    return 'cpu';
+  },
+  jsonSchema: () => ({ type: 'string', pattern: '^(cpu|cuda(:\\d+)?)$', default: 'cpu' }),
+});
 
-function fail(field: string, expected: string, got: unknown): never {
-  throw new Error(`judge config: ${field} must be ${expected}, got ${JSON.stringify(got) ?? String(got)}`);
-}
+const JUDGE_CONFIG = object<JudgeConfig>(
+  {
+    ...JUDGE_SETTINGS,
+    clip: nullable(string({ meaning: 'CLIP model' }), { type: 'path or null' }),
+    weights: WEIGHTS,
+    attributes: list(word, { default: DEFAULT_ATTRIBUTES, meaning: 'attribute words a caption must repeat' }),
+    device,
+    allowRemoteModels: boolean({ default: false, meaning: 'let model folders be hub ids' }),
+  },
+  { meaning: 'the judge configuration', required: true },
+);
 
-function record(value: unknown, field: string): Fields {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) fail(field, 'an object', value);
-  return value as Fields;
-}
-
-function folder(value: unknown, field: string): string {
-  if (typeof value !== 'string' || value.trim() === '') fail(field, 'a non-empty folder path', value);
-  return value;
-}
-
-function unit(value: unknown, field: string): number {
-  if (typeof value !== 'number' || !(value >= 0 && value <= 1)) fail(field, 'a number in [0, 1]', value);
-  return value;
-}
-
-function words(value: unknown, field: string): string[] {
-  if (!Array.isArray(value)) fail(field, 'an array of non-empty strings', value);
-  return value.map((w: unknown, i) => {
-    if (typeof w !== 'string' || w.trim() === '') fail(`${field}[${i}]`, 'a non-empty string', w);
-    return w.trim().toLowerCase();
-  });
-}
-
-function weights(value: unknown): Weights {
-  const given = record(value, 'weights');
-  const out: Record<keyof Weights, number> = { ...DEFAULT_WEIGHTS };
-  for (const [key, w] of Object.entries(given)) {
-    if (!(key in DEFAULT_WEIGHTS)) fail(`weights.${key}`, `one of ${Object.keys(DEFAULT_WEIGHTS).join(', ')}`, key);
-    if (typeof w !== 'number' || !Number.isFinite(w) || w < 0) fail(`weights.${key}`, 'a finite number >= 0', w);
-    out[key as keyof Weights] = w;
-  }
-  if (Object.values(out).every((w) => w === 0)) fail('weights', 'not all zero', given);
-  return out;
-}
-
-function device(value: unknown): Device {
-  if (typeof value !== 'string') fail('device', '"cpu", "cuda" or "cuda:N"', value);
-  try {
-    parseDevice(value);
-  } catch {
-    fail('device', '"cpu", "cuda" or "cuda:N"', value);
-  }
-  return value as Device;
-}
-
-/** Fill defaults and check every field; unknown fields are errors so typos do not pass silently. */
+/** Fills defaults and checks every field; unknown fields are errors so typos do not pass silently. */
 export function validateJudgeConfig(input: unknown): JudgeConfig {
-  const given = record(input, 'config');
-  const known = new Set(['detector', ...Object.keys(DEFAULTS)]);
-  for (const key of Object.keys(given)) if (!known.has(key)) fail(key, 'a known field', key);
-  const get = (key: keyof typeof DEFAULTS): unknown => (given[key] === undefined ? DEFAULTS[key] : given[key]);
-
-  const batchSize = get('batchSize');
-  if (typeof batchSize !== 'number' || !Number.isInteger(batchSize) || batchSize < 1) fail('batchSize', 'an integer >= 1', batchSize);
-  const remote = get('allowRemoteModels');
-  if (typeof remote !== 'boolean') fail('allowRemoteModels', 'a boolean', remote);
-
-  const synonyms: Record<string, string[]> = {};
-  for (const [cls, list] of Object.entries(record(get('synonyms'), 'synonyms'))) {
-    synonyms[cls.toLowerCase()] = words(list, `synonyms.${cls}`);
-  }
-  const optionalFolder = (key: 'captioner' | 'clip'): string | null => (get(key) === null ? null : folder(get(key), key));
-
-  return {
-    detector: folder(given['detector'], 'detector'),
-    captioner: optionalFolder('captioner'),
-    clip: optionalFolder('clip'),
-    threshold: unit(get('threshold'), 'threshold'),
-    iouThreshold: unit(get('iouThreshold'), 'iouThreshold'),
-    batchSize,
-    weights: given['weights'] === undefined ? DEFAULT_WEIGHTS : weights(given['weights']),
-    synonyms,
-    attributes: words(get('attributes'), 'attributes'),
-    device: device(get('device')),
-    allowRemoteModels: remote,
-  };
+  const checked = validate(JUDGE_CONFIG, input === undefined ? {} : input);
+  if (!checked.ok) throw new JudgeConfigError(`judge config: ${describeErrors(checked.errors)}`);
+  return checked.value;
 }

@@ -1,3 +1,5 @@
+/** What the sample and evaluate activities share: a generator to load, and PNGs of one prompt. */
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -5,7 +7,8 @@ import type { SamplingSettings } from '../config/round.js';
 import type { Generator } from '../models/generator.js';
 import { encodePng } from '../models/png.js';
 import { generationText, sample, type SampleRequest } from '../models/sampler.js';
-import { asActivityFailure, badData } from './dependencies.js';
+import type { ActivityDependencies } from './dependencies.js';
+import { asActivityFailure, badData } from './failures.js';
 
 /** Width and height to sample at: the settings', or the generator's own (UNet sample size × VAE factor). */
 async function imageSize(generator: Generator, settings: SamplingSettings): Promise<{ width: number; height: number }> {
@@ -43,4 +46,19 @@ export async function samplePngs(
     throw asActivityFailure(error);
   });
   return Promise.all(result.images.map((image, i) => encodePng(image, { ...generationText(generator, request, result, i), class: prompt.className })));
+}
+
+/**
+ * A generator to load: the base folder, or the base with a tuned UNet fetched from the store into
+ * the work folder. Published artifacts never change, so a file already fetched is not fetched again.
+ */
+export async function generatorSource(deps: ActivityDependencies, base: string, tunedUnet: string | null): Promise<{ base: string; tunedUnet?: string }> {
+  if (tunedUnet === null) return { base };
+  const prefix = tunedUnet.endsWith('/') ? tunedUnet : `${tunedUnet}/`;
+  const local = join(deps.workDir, 'models', ...prefix.split('/'));
+  for (const key of await deps.store.list(`${prefix}unet/`)) {
+    const target = join(local, ...key.slice(prefix.length).split('/'));
+    if (!existsSync(target)) await deps.store.getFile(key, target);
+  }
+  return { base, tunedUnet: local };
 }

@@ -1,7 +1,8 @@
 /** The selection rule over judged prompts, as a pure function of the score records. */
 import type { SelectionSettings } from '../config/round.js';
 import { rank } from '../models/judge/index.js';
-import type { ClassCounts, ImageScore, PromptScores } from './types.js';
+import type { ClassCounts } from '../contract/activities.js';
+import type { ImageScore, PromptScores } from '../contract/records.js';
 
 export interface Kept {
   readonly prompt: PromptScores;

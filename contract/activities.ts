@@ -1,26 +1,22 @@
 /**
- * What activities return to workflows: artifact keys and small summaries, never image bytes
- * (a payload is limited to 2 MB). Types only, so workflow code can import them.
+ * The round's activities as workflows call them: each request and result, and which task queue
+ * each runs on. Results are artifact keys and small summaries, never image bytes (a payload is
+ * limited to 2 MB).
  */
-import type { PromptLine } from '../config/round.js';
+import type { RoundInput } from '../config/round.js';
 
-/** One sampled image as the sample manifest lists it. */
-export interface SampledImage {
-  readonly key: string;
-  readonly promptIndex: number;
-  /** Image k of its prompt, 0-based. */
-  readonly k: number;
-  readonly seed: number;
+export interface RoundRequest {
+  /** The round's artifact folder (`roundRoot`). */
+  readonly root: string;
+  readonly input: RoundInput;
 }
 
-export interface SamplePrompt extends PromptLine {
-  readonly promptIndex: number;
-}
-
-export interface SampleManifest {
+export interface ShardRequest extends RoundRequest {
   readonly shard: number;
-  readonly prompts: readonly SamplePrompt[];
-  readonly images: readonly SampledImage[];
+}
+
+export interface ReportRequest extends RoundRequest {
+  readonly workflowId: string;
 }
 
 export interface SampleShardResult {
@@ -30,29 +26,6 @@ export interface SampleShardResult {
   readonly images: number;
   /** The classes of the shard's prompts. */
   readonly classes: readonly string[];
-}
-
-/** The judge's figures for one image, as the score record keeps them. */
-export interface ImageScore {
-  readonly key: string;
-  readonly seed: number;
-  readonly detection: number;
-  readonly instances: number;
-  readonly countMatches: boolean | null;
-  readonly caption: string | null;
-  readonly checklist: number;
-  readonly clip: number;
-  readonly combined: number;
-}
-
-/** Every image of one training prompt with its scores. */
-export interface PromptScores extends SamplePrompt {
-  readonly images: readonly ImageScore[];
-}
-
-export interface JudgeManifest {
-  readonly shard: number;
-  readonly records: readonly string[];
 }
 
 export interface JudgeShardResult {
@@ -116,20 +89,37 @@ export interface ReportResult {
   readonly location: string;
 }
 
-/** What an activity tells its workflow while it runs (merged into the `progress` query). */
-export interface StageProgress {
-  readonly stage: string;
-  readonly shard?: number;
-  readonly sampled?: number;
-  readonly judged?: number;
-  readonly trainerStep?: number;
-  readonly trainerSteps?: number;
-  readonly loss?: number;
-  readonly evaluated?: number;
+/** The activities a round calls; `createActivities` builds them from injected dependencies. */
+export interface RoundActivities {
+  sampleShard(request: ShardRequest): Promise<SampleShardResult>;
+  judgeShard(request: ShardRequest): Promise<JudgeShardResult>;
+  curateDataset(request: RoundRequest): Promise<CurateResult>;
+  trainLora(request: RoundRequest): Promise<TrainResult>;
+  evaluateRound(request: RoundRequest): Promise<EvaluateResult>;
+  writeReport(request: ReportRequest): Promise<ReportResult>;
 }
 
-/** Error types a retry cannot fix; workflows list them as non-retryable. */
-export const NON_RETRYABLE_ERRORS = ['InvalidInput', 'BadPrompts', 'BadModel', 'BadTrainingInput', 'MissingArtifact'] as const;
+/** Task queues (deployment defaults). Free of Node imports: workflows read them. */
+export const TASK_QUEUES = {
+  /** Workflows and the light activities (curate, report). */
+  workflows: 'self-reward',
+  /** Model work: sample, judge, train, evaluate; one activity at a time per device. */
+  gpu: 'self-reward-gpu',
+} as const;
 
-/** The signal activities send their workflow with a `StageProgress`. */
-export const PROGRESS_SIGNAL = 'stageProgress';
+export type WorkerRole = 'gpu' | 'cpu';
+
+/** Which worker role runs each activity: model work on the GPU queue, the rest with the workflows. */
+export const ACTIVITY_ROLES = {
+  sampleShard: 'gpu',
+  judgeShard: 'gpu',
+  trainLora: 'gpu',
+  evaluateRound: 'gpu',
+  curateDataset: 'cpu',
+  writeReport: 'cpu',
+} as const satisfies Record<keyof RoundActivities, WorkerRole>;
+
+/** The activities of one worker role. */
+export function activitiesOf(role: WorkerRole, all: RoundActivities): Partial<RoundActivities> {
+  return Object.fromEntries(Object.entries(all).filter(([name]) => ACTIVITY_ROLES[name as keyof RoundActivities] === role));
+}

@@ -1,7 +1,7 @@
 /** The round report as one self-contained HTML page (images inlined), from the round's records. Pure. */
 import type { RoundInput } from '../config/round.js';
-import type { EvaluationRecord } from './evaluate.js';
-import type { CurateResult, EvaluateResult, PromptScores, TrainResult } from './types.js';
+import type { CurateResult, EvaluateResult, TrainResult } from '../contract/activities.js';
+import type { EvaluationRecord, PromptScores } from '../contract/records.js';
 
 export interface ReportData {
   readonly workflowId: string;

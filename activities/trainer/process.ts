@@ -1,0 +1,125 @@
+/**
+ * One trainer child process, supervised: its JSON-lines events become progress, cancellation
+ * stops it with a checkpoint, and a trainer a killed worker left behind is stopped before a retry
+ * trains into the same folder.
+ */
+import { spawn } from 'node:child_process';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+
+import type { StageProgress } from '../../contract/progress.js';
+import type { ActivityDependencies } from '../dependencies.js';
+import type { ProgressReporter } from '../progress.js';
+import { trainerEnvironment } from './arguments.js';
+
+export interface TrainerEvent {
+  readonly event: string;
+  readonly step?: number;
+  readonly total?: number;
+  readonly loss?: number;
+  readonly final_loss?: number | null;
+  readonly phase?: string;
+  readonly message?: string;
+  /** Of a `checkpoint` event: the folder it was written to. */
+  readonly path?: string;
+  /** Of a `stopped` event: the checkpoint written on the way out (or resumed from), if any. */
+  readonly checkpoint?: string | null;
+}
+
+/** The trainer's exit code for input the user must fix. */
+export const EXIT_BAD_INPUT = 2;
+
+const PID_FILE = 'trainer.pid';
+
+async function processCommand(pid: number): Promise<string | null> {
+  return readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => null);
+}
+
+/**
+ * A worker killed outright (SIGKILL, power loss) leaves its trainer running. Before a retry
+ * trains into the same folder, that trainer is stopped like a cancelled one: SIGTERM makes it
+ * write a checkpoint, which the retry resumes from. The pid counts only while its command line
+ * still names this output folder (read from /proc), so a recycled pid is never signalled.
+ */
+export async function stopOrphanedTrainer(output: string, graceMs: number): Promise<void> {
+  const pid = Number(await readFile(join(output, PID_FILE), 'utf8').catch(() => ''));
+  if (!Number.isInteger(pid) || pid <= 0 || !(await processCommand(pid))?.includes(output)) return;
+  // An exited process may linger as a zombie with an empty command line: that counts as gone.
+  const running = async () => (await processCommand(pid))?.includes(output) === true;
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while ((await running()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  if (await running()) process.kill(pid, 'SIGKILL');
+}
+
+export interface TrainerRun {
+  readonly code: number | null;
+  /** The last progress event (`done` carries the final loss). */
+  readonly last: TrainerEvent;
+  /** The message of an `error` event, if any. */
+  readonly failure: string | null;
+  readonly stderr: string;
+}
+
+/**
+ * One trainer process: its events become progress, its checkpoints go to `onCheckpoint`;
+ * cancellation stops it (SIGTERM, then SIGKILL after the grace time). Its stdin is a pipe this
+ * process never writes to: when the worker dies, even by SIGKILL, the pipe closes and
+ * `--stop-on-stdin-close` makes the trainer checkpoint and exit instead of training on unwatched.
+ */
+export async function runTrainer(
+  deps: ActivityDependencies,
+  args: readonly string[],
+  output: string,
+  progress: ProgressReporter,
+  onCheckpoint: (step: number, folder: string) => void,
+): Promise<TrainerRun> {
+  const { cancellationSignal } = progress.context;
+  progress.checkCancelled();
+  const [program, ...prefix] = deps.trainer.command;
+  if (program === undefined) throw new Error('trainer command is empty');
+  const child = spawn(program, [...prefix, ...args, '--stop-on-stdin-close'], {
+    cwd: deps.trainer.cwd,
+    env: { ...process.env, ...deps.trainer.env, ...trainerEnvironment(deps.device) },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  if (child.pid !== undefined) await writeFile(join(output, PID_FILE), String(child.pid));
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-4000);
+  });
+  const exited = new Promise<number | null>((done, fail) => {
+    child.once('error', fail);
+    child.once('exit', (code, signal) => done(code ?? (signal === null ? null : 128)));
+  });
+  const stop = () => {
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), deps.trainer.stopGraceMs);
+    void exited.finally(() => clearTimeout(timer));
+  };
+  cancellationSignal.addEventListener('abort', stop, { once: true });
+
+  let last: TrainerEvent = { event: 'start' };
+  let failure: string | null = null;
+  // Checkpoint and phase lines carry no step count: they beat with the latest step line's figures.
+  let shown: StageProgress = { stage: 'train' };
+  for await (const line of createInterface({ input: child.stdout })) {
+    let event: TrainerEvent;
+    try {
+      event = JSON.parse(line) as TrainerEvent;
+    } catch {
+      continue;
+    }
+    if (event.event === 'error') failure = event.message ?? null;
+    if (event.event === 'checkpoint' && event.step !== undefined && event.path !== undefined) onCheckpoint(event.step, event.path);
+    if (event.event === 'stopped' && event.step !== undefined && typeof event.checkpoint === 'string') onCheckpoint(event.step, event.checkpoint);
+    last = event;
+    if (event.step !== undefined && event.total !== undefined) shown = { stage: 'train', trainerStep: event.step, trainerSteps: event.total, loss: event.loss };
+    progress.report(shown, event.event === 'done');
+  }
+  const code = await exited;
+  cancellationSignal.removeEventListener('abort', stop);
+  await rm(join(output, PID_FILE), { force: true });
+  return { code, last, failure, stderr };
+}

@@ -1,0 +1,65 @@
+/**
+ * The records activities publish in the store and read back: sample and score manifests, score
+ * records, evaluation records. Each is JSON under a key from `keys.ts`; a stage's manifest is
+ * written last and lists what it publishes.
+ */
+import type { PromptLine } from '../config/prompts.js';
+
+/** One sampled image as the sample manifest lists it. */
+export interface SampledImage {
+  readonly key: string;
+  readonly promptIndex: number;
+  /** Image k of its prompt, 0-based. */
+  readonly k: number;
+  readonly seed: number;
+}
+
+export interface SamplePrompt extends PromptLine {
+  readonly promptIndex: number;
+}
+
+export interface SampleManifest {
+  readonly shard: number;
+  readonly prompts: readonly SamplePrompt[];
+  readonly images: readonly SampledImage[];
+}
+
+/** The judge's figures for one image, as the score record keeps them. */
+export interface ImageScore {
+  readonly key: string;
+  readonly seed: number;
+  readonly detection: number;
+  readonly instances: number;
+  readonly countMatches: boolean | null;
+  readonly caption: string | null;
+  readonly checklist: number;
+  readonly clip: number;
+  readonly combined: number;
+}
+
+/** Every image of one training prompt with its scores. */
+export interface PromptScores extends SamplePrompt {
+  readonly images: readonly ImageScore[];
+}
+
+export interface JudgeManifest {
+  readonly shard: number;
+  readonly records: readonly string[];
+}
+
+/** One held-out image's scores. */
+export interface EvaluationScore {
+  readonly key: string;
+  readonly clip: number;
+  readonly detection: number;
+}
+
+/** Scores of one held-out prompt's images, base and tuned, seed by seed. */
+export interface EvaluationRecord {
+  readonly promptIndex: number;
+  readonly className: string;
+  readonly text: string;
+  readonly seeds: readonly number[];
+  readonly base: readonly EvaluationScore[];
+  readonly tuned: readonly EvaluationScore[];
+}
