@@ -11,7 +11,10 @@ import { RawImage } from '@huggingface/transformers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateJudgeConfig } from './config.js';
 import { Judge } from './judge.js';
-import { decodeImage, loadCaptioner, loadClip, loadDetector } from './models.js';
+import { loadCaptioner } from './captioner.js';
+import { loadClip } from './clip.js';
+import { loadDetector } from './detector.js';
+import { decodeImage } from './image.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const PACK = join(ROOT, 'packs', 'shapes');

@@ -4,7 +4,9 @@
  */
 import type { RawImage } from '@huggingface/transformers';
 import type { JudgeConfig } from './config.js';
-import { loadCaptioner, loadClip, loadDetector, type Captioner, type ClassDetector, type ClipEncoder } from './models.js';
+import { loadCaptioner, type Captioner } from './captioner.js';
+import { loadClip, type ClipEncoder } from './clip.js';
+import { loadDetector, type ClassDetector } from './detector.js';
 import {
   checkCaption,
   checklist,
