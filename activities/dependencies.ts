@@ -5,7 +5,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 
 import { describeErrors, parsePromptLines, type PromptLine, type PromptSource } from '../config/round.js';
-import { ModelInterfaceError, ModelLayoutError, SamplingInputError, SchedulerConfigError } from '../models/errors.js';
+import { ModelInterfaceError, ModelLayoutError, ModelInputError, SchedulerConfigError } from '../models/errors.js';
 import type { ArtifactStore } from '../store/store.js';
 import type { ModelRuntime } from './runtime.js';
 import { PROGRESS_SIGNAL, type NON_RETRYABLE_ERRORS, type StageProgress } from './types.js';
@@ -43,7 +43,7 @@ export function asActivityFailure(error: unknown): unknown {
   if (error instanceof ModelLayoutError || error instanceof ModelInterfaceError || error instanceof SchedulerConfigError) {
     return badData('BadModel', error.message, error);
   }
-  if (error instanceof SamplingInputError) return badData('InvalidInput', error.message, error);
+  if (error instanceof ModelInputError) return badData('InvalidInput', error.message, error);
   return error;
 }
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { ExecutionProviderError, ModelInterfaceError, ModelLayoutError, SamplingInputError } from './errors.js';
+import { ExecutionProviderError, ModelInterfaceError, ModelLayoutError, ModelInputError } from './errors.js';
 import { Generator, GENERATOR_LAYOUT, type GeneratorSource } from './generator.js';
 import { GivenNoise } from './noise.js';
 import { encodePng, readText } from './png.js';
@@ -226,7 +226,7 @@ describe('sample', () => {
   });
 
   it('refuses bad requests, naming the field', async () => {
-    await expect(sample(generator, { ...request, prompts: ['a red circle', ' '] })).rejects.toThrow(SamplingInputError);
+    await expect(sample(generator, { ...request, prompts: ['a red circle', ' '] })).rejects.toThrow(ModelInputError);
     await expect(sample(generator, { ...request, prompts: ['a red circle', ''] })).rejects.toThrow(/prompts\[1\] is empty/);
     await expect(sample(generator, { ...request, seeds: [1] })).rejects.toThrow(/seeds: 1 given for 2 prompts/);
     await expect(sample(generator, { ...request, width: 63 })).rejects.toThrow(/width must be a positive multiple/);

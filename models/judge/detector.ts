@@ -10,7 +10,7 @@ import {
   type RawImage,
   type Tensor,
 } from '@huggingface/transformers';
-import { ModelLayoutError } from '../errors.js';
+import { ModelLayoutError, UnknownClassError } from '../errors.js';
 import type { Candidate } from './boxes.js';
 import { loadOptions, onDevice, type LoadOptions } from './device.js';
 import { readModelConfig, requireFiles, TOKENIZER_FILES, type ModelConfig } from './layout.js';
@@ -136,7 +136,7 @@ const closedVocabulary: DetectorFamily = {
             .map(([id]) => Number(id)),
         );
         if (ids.size === 0) {
-          throw new Error(
+          throw new UnknownClassError(
             `class "${className}" is not a label of the detector in ${source.folder} (config.json id2label: ${Object.values(labels).join(', ')}); add a synonym that is`,
           );
         }
@@ -180,7 +180,9 @@ export async function loadDetector(source: ModelSource): Promise<ClassDetector> 
 function familyOf(modelType: string, folder: string): DetectorFamily {
   const family = DETECTORS[modelType];
   if (family === undefined) {
-    throw new Error(`${folder}/config.json: model_type "${modelType}" is not a supported detector; expected one of ${Object.keys(DETECTORS).join(', ')}`);
+    throw new ModelLayoutError(
+      `${folder}/config.json: model_type "${modelType}" is not a supported detector; expected one of ${Object.keys(DETECTORS).join(', ')}`,
+    );
   }
   return family;
 }
