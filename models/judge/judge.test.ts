@@ -68,6 +68,14 @@ describe('bad input', () => {
     await expect(loadDetector(source(folder))).rejects.toThrow(/has no id2label/);
   });
 
+  it('keeps a bad folder a layout error on a CUDA device too', async () => {
+    // The id2label check runs inside the device guard, which must not report it as a provider failure.
+    const folder = join(scratch, 'detr-cuda');
+    await cp(join(PACK, 'clip'), folder, { recursive: true });
+    await writeFile(join(folder, 'config.json'), JSON.stringify({ model_type: 'detr' }));
+    await expect(loadDetector({ folder, device: 'cuda:0', allowRemoteModels: false })).rejects.toThrow(ModelLayoutError);
+  });
+
   it('refuses a class that is not a label of a closed-vocabulary detector', async () => {
     // A DETR-style folder (the pack detector's files under a detr config): the label check comes before any inference.
     const folder = join(scratch, 'closed');
