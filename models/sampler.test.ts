@@ -250,6 +250,15 @@ describe('generator layout', () => {
     await expect(Generator.load({ base: root })).rejects.toThrow(/unet\/model\.onnx: inputs are input_ids; expected sample, timestep, encoder_hidden_states/);
   });
 
+  it('names a VAE decoder whose output is not RGB', async () => {
+    // A stand-in decoder that answers with four channels; the check reads only the output's shape.
+    const run = () => Promise.resolve({ data: new Float32Array(4 * 8 * 8), dims: [1, 4, 8, 8] });
+    const fourChannels = { vae: generator.vae, files: generator.files, vaeDecoder: { run } } as unknown as Generator;
+    const decoded = decodeLatents(fourChannels, { data: new Float32Array(4), dims: [1, 4, 1, 1] });
+    await expect(decoded).rejects.toThrow(ModelInterfaceError);
+    await expect(decoded).rejects.toThrow(/vae_decoder\/model\.onnx: decoded 4 channels, 3 expected/);
+  });
+
   it('runs on CUDA where its provider is installed, and otherwise says how to install it', async () => {
     const onGpu = await Generator.load({ base: folder }, { device: 'cuda:0' }).catch((error: unknown) => error);
     if (onGpu instanceof Generator) {

@@ -1,4 +1,4 @@
-import { ModelInputError } from './errors.js';
+import { ModelInputError, ModelInterfaceError } from './errors.js';
 import type { Generator } from './generator.js';
 import { PerImageNoise, checkSeed, type NoiseSource } from './noise.js';
 import type { FloatTensor, HostTensor } from './onnx.js';
@@ -141,7 +141,7 @@ export async function decodeLatents(generator: Generator, latents: FloatTensor):
   const scaled = latents.data.map((x) => x / generator.vae.scalingFactor);
   const decoded = await generator.vaeDecoder.run({ latent_sample: { data: scaled, dims: latents.dims } }, 'sample');
   const [batch, channels, height, width] = decoded.dims;
-  if (channels !== 3) throw new ModelInputError(`${generator.files.vaeDecoder}: decoded ${channels} channels, 3 expected`);
+  if (channels !== 3) throw new ModelInterfaceError(`${generator.files.vaeDecoder}: decoded ${channels} channels, 3 expected`);
   const plane = height * width;
   return Array.from({ length: batch }, (_, b) => {
     const data = new Uint8Array(plane * 3);
