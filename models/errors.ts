@@ -19,9 +19,19 @@ export class ModelInterfaceError extends ModelError {
   override name = 'ModelInterfaceError';
 }
 
-/** A caller's argument is out of range or malformed (empty prompt, bad size, ...). */
-export class SamplingInputError extends ModelError {
-  override name = 'SamplingInputError';
+/** A caller's argument is out of range or malformed (empty prompt, bad size, ...), to the sampler or the judge alike. */
+export class ModelInputError extends ModelError {
+  override name = 'ModelInputError';
+}
+
+/** A class the detector cannot be asked about: not among a closed-vocabulary detector's labels. */
+export class UnknownClassError extends ModelError {
+  override name = 'UnknownClassError';
+}
+
+/** Bytes that are not a decodable image. The message names the image and its byte count, never the bytes. */
+export class ImageDecodeError extends ModelError {
+  override name = 'ImageDecodeError';
 }
 
 /** The requested execution provider cannot run here. */

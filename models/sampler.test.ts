@@ -11,7 +11,7 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { ExecutionProviderError, ModelInterfaceError, ModelLayoutError, SamplingInputError } from './errors.js';
+import { ExecutionProviderError, ModelInterfaceError, ModelLayoutError, ModelInputError } from './errors.js';
 import { Generator, GENERATOR_LAYOUT, type GeneratorSource } from './generator.js';
 import { GivenNoise } from './noise.js';
 import { encodePng, readText } from './png.js';
@@ -226,7 +226,7 @@ describe('sample', () => {
   });
 
   it('refuses bad requests, naming the field', async () => {
-    await expect(sample(generator, { ...request, prompts: ['a red circle', ' '] })).rejects.toThrow(SamplingInputError);
+    await expect(sample(generator, { ...request, prompts: ['a red circle', ' '] })).rejects.toThrow(ModelInputError);
     await expect(sample(generator, { ...request, prompts: ['a red circle', ''] })).rejects.toThrow(/prompts\[1\] is empty/);
     await expect(sample(generator, { ...request, seeds: [1] })).rejects.toThrow(/seeds: 1 given for 2 prompts/);
     await expect(sample(generator, { ...request, width: 63 })).rejects.toThrow(/width must be a positive multiple/);
@@ -248,6 +248,15 @@ describe('generator layout', () => {
     const load = Generator.load({ base: root });
     await expect(load).rejects.toThrow(ModelInterfaceError);
     await expect(Generator.load({ base: root })).rejects.toThrow(/unet\/model\.onnx: inputs are input_ids; expected sample, timestep, encoder_hidden_states/);
+  });
+
+  it('names a VAE decoder whose output is not RGB', async () => {
+    // A stand-in decoder that answers with four channels; the check reads only the output's shape.
+    const run = () => Promise.resolve({ data: new Float32Array(4 * 8 * 8), dims: [1, 4, 8, 8] });
+    const fourChannels = { vae: generator.vae, files: generator.files, vaeDecoder: { run } } as unknown as Generator;
+    const decoded = decodeLatents(fourChannels, { data: new Float32Array(4), dims: [1, 4, 1, 1] });
+    await expect(decoded).rejects.toThrow(ModelInterfaceError);
+    await expect(decoded).rejects.toThrow(/vae_decoder\/model\.onnx: decoded 4 channels, 3 expected/);
   });
 
   it('runs on CUDA where its provider is installed, and otherwise says how to install it', async () => {

@@ -1,4 +1,4 @@
-import { SamplingInputError } from './errors.js';
+import { ModelInputError, ModelInterfaceError } from './errors.js';
 import type { Generator } from './generator.js';
 import { PerImageNoise, checkSeed, type NoiseSource } from './noise.js';
 import type { FloatTensor, HostTensor } from './onnx.js';
@@ -75,23 +75,23 @@ export async function denoise(generator: Generator, request: DenoiseRequest): Pr
   const { promptEmbeds, negativeEmbeds, initialLatents, steps, guidanceScale, scheduler } = request;
   const [batch, ...latentShape] = initialLatents.dims;
   if (initialLatents.dims.length !== 4 || initialLatents.data.length !== batch * latentShape.reduce((a, b) => a * b, 1)) {
-    throw new SamplingInputError(`initialLatents must be [batch, channels, height, width], got [${initialLatents.dims.join(', ')}]`);
+    throw new ModelInputError(`initialLatents must be [batch, channels, height, width], got [${initialLatents.dims.join(', ')}]`);
   }
   if (promptEmbeds.dims[0] !== batch) {
-    throw new SamplingInputError(`promptEmbeds has batch ${promptEmbeds.dims[0]}, initialLatents has ${batch}`);
+    throw new ModelInputError(`promptEmbeds has batch ${promptEmbeds.dims[0]}, initialLatents has ${batch}`);
   }
   if (!(guidanceScale >= 0) || !Number.isFinite(guidanceScale)) {
-    throw new SamplingInputError(`guidanceScale must be a finite number >= 0, got ${guidanceScale}`);
+    throw new ModelInputError(`guidanceScale must be a finite number >= 0, got ${guidanceScale}`);
   }
   const guided = guidanceScale > 1;
   if (guided && (!negativeEmbeds || !sameDims(negativeEmbeds.dims, promptEmbeds.dims))) {
-    throw new SamplingInputError(
+    throw new ModelInputError(
       `guidanceScale > 1 needs negativeEmbeds of shape [${promptEmbeds.dims.join(', ')}], got ${negativeEmbeds ? `[${negativeEmbeds.dims.join(', ')}]` : 'none'}`,
     );
   }
   const stepNoise = scheduler.usesNoise ? request.noise : undefined;
   if (scheduler.usesNoise && !stepNoise) {
-    throw new SamplingInputError(`${scheduler.config.className} draws noise each step: pass a noise source`);
+    throw new ModelInputError(`${scheduler.config.className} draws noise each step: pass a noise source`);
   }
   const size = initialLatents.data.length;
   const unetBatch = guided ? 2 * batch : batch;
@@ -141,7 +141,7 @@ export async function decodeLatents(generator: Generator, latents: FloatTensor):
   const scaled = latents.data.map((x) => x / generator.vae.scalingFactor);
   const decoded = await generator.vaeDecoder.run({ latent_sample: { data: scaled, dims: latents.dims } }, 'sample');
   const [batch, channels, height, width] = decoded.dims;
-  if (channels !== 3) throw new SamplingInputError(`${generator.files.vaeDecoder}: decoded ${channels} channels, 3 expected`);
+  if (channels !== 3) throw new ModelInterfaceError(`${generator.files.vaeDecoder}: decoded ${channels} channels, 3 expected`);
   const plane = height * width;
   return Array.from({ length: batch }, (_, b) => {
     const data = new Uint8Array(plane * 3);
@@ -181,12 +181,12 @@ export interface SampleResult {
 
 function checkRequest(generator: Generator, request: SampleRequest): void {
   const { prompts, seeds, width, height, steps } = request;
-  if (prompts.length === 0) throw new SamplingInputError('prompts: at least one prompt is needed');
+  if (prompts.length === 0) throw new ModelInputError('prompts: at least one prompt is needed');
   prompts.forEach((p, i) => {
-    if (typeof p !== 'string' || p.trim() === '') throw new SamplingInputError(`prompts[${i}] is empty; a prompt describes the image`);
+    if (typeof p !== 'string' || p.trim() === '') throw new ModelInputError(`prompts[${i}] is empty; a prompt describes the image`);
   });
   if (seeds) {
-    if (seeds.length !== prompts.length) throw new SamplingInputError(`seeds: ${seeds.length} given for ${prompts.length} prompts`);
+    if (seeds.length !== prompts.length) throw new ModelInputError(`seeds: ${seeds.length} given for ${prompts.length} prompts`);
     seeds.forEach(checkSeed);
   }
   const factor = generator.vae.spatialFactor;
@@ -195,10 +195,10 @@ function checkRequest(generator: Generator, request: SampleRequest): void {
     ['height', height],
   ] as const) {
     if (!Number.isInteger(value) || value < factor || value % factor !== 0) {
-      throw new SamplingInputError(`${name} must be a positive multiple of ${factor} (the VAE's scale), got ${value}`);
+      throw new ModelInputError(`${name} must be a positive multiple of ${factor} (the VAE's scale), got ${value}`);
     }
   }
-  if (!Number.isInteger(steps) || steps < 1) throw new SamplingInputError(`steps must be a positive integer, got ${steps}`);
+  if (!Number.isInteger(steps) || steps < 1) throw new ModelInputError(`steps must be a positive integer, got ${steps}`);
 }
 
 /** Text to images: tokenise, encode, denoise with guidance, decode. */
@@ -210,9 +210,9 @@ export async function sample(generator: Generator, request: SampleRequest): Prom
   const noise = seeds ? new PerImageNoise(seeds) : undefined;
   const size = latentDims.reduce((a, b) => a * b, 1);
   const initialLatents = request.initialLatents ?? (noise ? { data: noise.next(size), dims: latentDims } : undefined);
-  if (!initialLatents) throw new SamplingInputError('give seeds, initialLatents, or both (then the seeds drive only per-step noise)');
+  if (!initialLatents) throw new ModelInputError('give seeds, initialLatents, or both (then the seeds drive only per-step noise)');
   if (!sameDims(initialLatents.dims, latentDims)) {
-    throw new SamplingInputError(`initialLatents must be [${latentDims.join(', ')}] for this size, got [${initialLatents.dims.join(', ')}]`);
+    throw new ModelInputError(`initialLatents must be [${latentDims.join(', ')}] for this size, got [${initialLatents.dims.join(', ')}]`);
   }
   const guided = request.guidanceScale > 1;
   const embeds = await encodeTexts(generator, guided ? [...prompts.map(() => request.negativePrompt ?? ''), ...prompts] : prompts);

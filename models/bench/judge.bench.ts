@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { validateJudgeConfig } from '../judge/config.js';
 import { Judge } from '../judge/judge.js';
-import { decodeImage } from '../judge/models.js';
+import { decodeImage } from '../judge/image.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const PACK = join(ROOT, 'packs', 'shapes');

@@ -2,7 +2,7 @@
  * Device selection for transformers.js model loading: the project's device names (see
  * ../onnx.ts) become transformers.js' `cuda` device with the CUDA provider pinned to GPU N.
  */
-import { ExecutionProviderError } from '../errors.js';
+import { ExecutionProviderError, ModelError } from '../errors.js';
 import { parseDevice, type Device } from '../onnx.js';
 
 export interface LoadOptions {
@@ -21,12 +21,15 @@ export function loadOptions(device: Device, allowRemoteModels: boolean): LoadOpt
   return { device: 'cuda', ...common, session_options: { executionProviders: [{ name: 'cuda', deviceId: provider.deviceId }] } };
 }
 
-/** Runs a model load; on a CUDA device, a failure is reported with how to get CUDA support. */
+/**
+ * Runs a model load; on a CUDA device, a failure is reported with how to get CUDA support.
+ * The runtime's own errors (a bad folder, say) pass through as they are: CUDA would not fix them.
+ */
 export async function onDevice<T>(device: Device, what: string, load: () => Promise<T>): Promise<T> {
   try {
     return await load();
   } catch (error) {
-    if (parseDevice(device).name === 'cpu') throw error;
+    if (parseDevice(device).name === 'cpu' || error instanceof ModelError) throw error;
     const reason = error instanceof Error ? error.message : String(error);
     throw new ExecutionProviderError(
       `${what}: could not start on ${device} (${reason}). onnxruntime-node ships without its CUDA provider; ` +

@@ -9,9 +9,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RawImage } from '@huggingface/transformers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ImageDecodeError, ModelInputError, ModelLayoutError, UnknownClassError } from '../errors.js';
 import { validateJudgeConfig } from './config.js';
 import { Judge } from './judge.js';
-import { decodeImage, loadCaptioner, loadClip, loadDetector } from './models.js';
+import { loadCaptioner } from './captioner.js';
+import { loadClip } from './clip.js';
+import { loadDetector } from './detector.js';
+import { decodeImage } from './image.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const PACK = join(ROOT, 'packs', 'shapes');
@@ -52,9 +56,9 @@ describe('bad input', () => {
 
   it('refuses a detector of an unsupported model type', async () => {
     // The captioner is a valid folder but not a detector.
-    await expect(loadDetector(source(join(PACK, 'captioner')))).rejects.toThrow(
-      /model_type "vision-encoder-decoder" is not a supported detector; expected one of owlvit/,
-    );
+    const load = loadDetector(source(join(PACK, 'captioner')));
+    await expect(load).rejects.toThrow(ModelLayoutError);
+    await expect(load).rejects.toThrow(/captioner\/config.json: model_type "vision-encoder-decoder" is not a supported detector; expected one of owlvit/);
   });
 
   it('refuses a closed-vocabulary detector without id2label', async () => {
@@ -64,15 +68,44 @@ describe('bad input', () => {
     await expect(loadDetector(source(folder))).rejects.toThrow(/has no id2label/);
   });
 
+  it('keeps a bad folder a layout error on a CUDA device too', async () => {
+    // The id2label check runs inside the device guard, which must not report it as a provider failure.
+    const folder = join(scratch, 'detr-cuda');
+    await cp(join(PACK, 'clip'), folder, { recursive: true });
+    await writeFile(join(folder, 'config.json'), JSON.stringify({ model_type: 'detr' }));
+    await expect(loadDetector({ folder, device: 'cuda:0', allowRemoteModels: false })).rejects.toThrow(ModelLayoutError);
+  });
+
+  it('refuses a class that is not a label of a closed-vocabulary detector', async () => {
+    // A DETR-style folder (the pack detector's files under a detr config): the label check comes before any inference.
+    const folder = join(scratch, 'closed');
+    await cp(join(PACK, 'detector'), folder, { recursive: true });
+    await writeFile(join(folder, 'config.json'), JSON.stringify({ model_type: 'detr', id2label: { 0: 'circle', 1: 'square' } }));
+    const detector = await loadDetector(source(folder));
+    const asked = detector.candidates([flat(0, 0, 0)], 'star', ['pentagram']);
+    await expect(asked).rejects.toThrow(UnknownClassError);
+    await expect(asked).rejects.toThrow(
+      /class "star" is not a label of the detector in .*closed \(config.json id2label: circle, square\); add a synonym that is/,
+    );
+  });
+
   it('names an image that does not decode', async () => {
     const bytes = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 1, 2, 3, 4]);
-    await expect(decodeImage(bytes, 'sample-07.png')).rejects.toThrow(/image sample-07.png does not decode \(8 bytes\); expected an encoded PNG/);
+    const decoded = decodeImage(bytes, 'sample-07.png');
+    await expect(decoded).rejects.toThrow(ImageDecodeError);
+    await expect(decoded).rejects.toThrow(/^image sample-07.png does not decode \(8 bytes\); expected an encoded PNG, JPEG or WebP image$/);
   });
 
   it.skipIf(!HAS_DETECTOR)('refuses an empty prompt or class', async () => {
     const judge = await Judge.load(validateJudgeConfig({ detector: DETECTOR }));
-    await expect(judge.judge(' ', 'star', [flat(0, 0, 0)])).rejects.toThrow(/prompt must be a non-empty string/);
-    await expect(judge.judge('a star', '', [flat(0, 0, 0)])).rejects.toThrow(/className must be a non-empty string/);
+    for (const [prompt, className, message] of [
+      [' ', 'star', /prompt must be a non-empty string/],
+      ['a star', '', /className must be a non-empty string/],
+    ] as const) {
+      const judged = judge.judge(prompt, className, [flat(0, 0, 0)]);
+      await expect(judged).rejects.toThrow(ModelInputError);
+      await expect(judged).rejects.toThrow(message);
+    }
   });
 });
 

@@ -3,8 +3,11 @@
  * detector, the captioner and CLIP (each optional but the detector), `batchSize` images per model call.
  */
 import type { RawImage } from '@huggingface/transformers';
+import { ModelInputError } from '../errors.js';
 import type { JudgeConfig } from './config.js';
-import { loadCaptioner, loadClip, loadDetector, type Captioner, type ClassDetector, type ClipEncoder } from './models.js';
+import { loadCaptioner, type Captioner } from './captioner.js';
+import { loadClip, type ClipEncoder } from './clip.js';
+import { loadDetector, type ClassDetector } from './detector.js';
 import {
   checkCaption,
   checklist,
@@ -65,8 +68,8 @@ export class Judge {
   }
 
   async judge(prompt: string, className: string, images: readonly RawImage[]): Promise<Verdict> {
-    if (prompt.trim() === '') throw new Error('judge: prompt must be a non-empty string');
-    if (className.trim() === '') throw new Error('judge: className must be a non-empty string');
+    if (prompt.trim() === '') throw new ModelInputError('judge: prompt must be a non-empty string');
+    if (className.trim() === '') throw new ModelInputError('judge: className must be a non-empty string');
     const { batchSize, threshold, iouThreshold, weights, attributes } = this.config;
     const synonyms = this.config.synonyms[className.toLowerCase()] ?? [];
 

@@ -14,7 +14,10 @@ import { promisify } from 'node:util';
 import type { RawImage } from '@huggingface/transformers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cosine } from './scores.js';
-import { decodeImage, loadCaptioner, loadClip, loadDetector } from './models.js';
+import { loadCaptioner } from './captioner.js';
+import { loadClip } from './clip.js';
+import { loadDetector } from './detector.js';
+import { decodeImage } from './image.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const PACK = join(ROOT, 'packs', 'shapes');

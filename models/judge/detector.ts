@@ -1,46 +1,22 @@
 /**
- * The judge's models, loaded with transformers.js from local folders and run in batches
- * (one model call per batch of images; transformers.js' pipelines run one image per call).
- * Outputs are read off the tensors here and handed to the pure functions in scores.ts.
+ * The detector families and their registry: config.json's `model_type` picks the family, as
+ * transformers.js maps model types to classes, and the family's loader reads the folder layout.
  */
 import {
   AutoConfig,
   AutoImageProcessor,
   AutoModelForObjectDetection,
-  AutoModelForVision2Seq,
   AutoModelForZeroShotObjectDetection,
-  AutoTokenizer,
-  CLIPTextModelWithProjection,
-  CLIPVisionModelWithProjection,
-  RawImage,
+  type RawImage,
   type Tensor,
 } from '@huggingface/transformers';
-import { ModelInterfaceError, ModelLayoutError } from '../errors.js';
+import { ModelLayoutError, UnknownClassError } from '../errors.js';
 import type { Candidate } from './boxes.js';
-import type { Device } from '../onnx.js';
 import { loadOptions, onDevice, type LoadOptions } from './device.js';
 import { readModelConfig, requireFiles, TOKENIZER_FILES, type ModelConfig } from './layout.js';
 import { words } from './text.js';
+import { floats, isHubId, imageProcessor, tokenizer, type ImageProcessor, type ModelSource, type Runnable } from './transformers.js';
 
-/** What the judge needs of transformers.js objects; their published types are `any` at these points. */
-type Inputs = Record<string, Tensor | undefined>;
-interface Runnable {
-  (inputs: Inputs): Promise<Record<string, Tensor>>;
-}
-interface Generator {
-  generate(options: { inputs: Tensor }): Promise<Tensor>;
-}
-interface Pixels {
-  readonly pixel_values: Tensor;
-  readonly pixel_mask?: Tensor;
-}
-interface ImageProcessor {
-  (images: RawImage[]): Promise<Pixels>;
-}
-interface Tokenizer {
-  (texts: string[], options: { padding: boolean; truncation: boolean }): Record<'input_ids' | 'attention_mask', Tensor>;
-  batch_decode(ids: Tensor, options: { skip_special_tokens: boolean }): string[];
-}
 interface Grounded {
   post_process_grounded_object_detection(
     outputs: Record<string, Tensor>,
@@ -56,32 +32,8 @@ interface ClosedVocabulary {
   ): Array<{ scores: number[]; boxes: number[][]; classes: number[] }>;
 }
 
-export interface ModelSource {
-  readonly folder: string;
-  readonly device: Device;
-  readonly allowRemoteModels: boolean;
-}
-
-/** With downloads allowed and no such local folder, the name is a hub id and the hub supplies the layout. */
-function isHubId(source: ModelSource): boolean {
-  return source.allowRemoteModels && !/^[./]/.test(source.folder);
-}
-
-async function imageProcessor(folder: string, options: LoadOptions): Promise<ImageProcessor> {
-  return (await AutoImageProcessor.from_pretrained(folder, options)) as unknown as ImageProcessor;
-}
-
-async function tokenizer(folder: string, options: LoadOptions): Promise<Tokenizer> {
-  return (await AutoTokenizer.from_pretrained(folder, options)) as unknown as Tokenizer;
-}
-
 function sizes(images: readonly RawImage[]): Array<[number, number]> {
   return images.map((image) => [image.height, image.width]);
-}
-
-function floats(tensor: Tensor | undefined, name: string): { data: Float32Array; dims: number[] } {
-  if (tensor === undefined || !(tensor.data instanceof Float32Array)) throw new ModelInterfaceError(`model output ${name} is missing or not float32`);
-  return { data: tensor.data, dims: tensor.dims };
 }
 
 function sigmoid(x: number): number {
@@ -184,7 +136,7 @@ const closedVocabulary: DetectorFamily = {
             .map(([id]) => Number(id)),
         );
         if (ids.size === 0) {
-          throw new Error(
+          throw new UnknownClassError(
             `class "${className}" is not a label of the detector in ${source.folder} (config.json id2label: ${Object.values(labels).join(', ')}); add a synonym that is`,
           );
         }
@@ -228,78 +180,9 @@ export async function loadDetector(source: ModelSource): Promise<ClassDetector> 
 function familyOf(modelType: string, folder: string): DetectorFamily {
   const family = DETECTORS[modelType];
   if (family === undefined) {
-    throw new Error(`${folder}/config.json: model_type "${modelType}" is not a supported detector; expected one of ${Object.keys(DETECTORS).join(', ')}`);
+    throw new ModelLayoutError(
+      `${folder}/config.json: model_type "${modelType}" is not a supported detector; expected one of ${Object.keys(DETECTORS).join(', ')}`,
+    );
   }
   return family;
-}
-
-export interface Captioner {
-  caption(images: RawImage[]): Promise<string[]>;
-}
-
-const CAPTIONER_FILES = ['preprocessor_config.json', ...TOKENIZER_FILES, 'onnx/encoder_model.onnx', 'onnx/decoder_model_merged.onnx'];
-
-/** An image-to-text model (VisionEncoderDecoder); decoding follows the folder's generation_config.json. */
-export async function loadCaptioner(source: ModelSource): Promise<Captioner> {
-  if (!isHubId(source)) {
-    readModelConfig(source.folder);
-    requireFiles(source.folder, CAPTIONER_FILES, 'captioner');
-  }
-  const options = loadOptions(source.device, source.allowRemoteModels);
-  return onDevice(source.device, `captioner ${source.folder}`, async () => {
-    const model = (await AutoModelForVision2Seq.from_pretrained(source.folder, options)) as unknown as Generator;
-    const pixels = await imageProcessor(source.folder, options);
-    const tokens = await tokenizer(source.folder, options);
-    return {
-      async caption(images) {
-        const ids = await model.generate({ inputs: (await pixels(images)).pixel_values });
-        return tokens.batch_decode(ids, { skip_special_tokens: true }).map((text) => text.trim());
-      },
-    };
-  });
-}
-
-export interface ClipEncoder {
-  images(images: RawImage[]): Promise<Float32Array[]>;
-  texts(texts: string[]): Promise<Float32Array[]>;
-}
-
-const CLIP_FILES = ['preprocessor_config.json', ...TOKENIZER_FILES, 'onnx/vision_model.onnx', 'onnx/text_model.onnx'];
-
-function rows(tensor: Tensor | undefined, name: string): Float32Array[] {
-  const { data, dims } = floats(tensor, name);
-  const [count = 0, width = 0] = dims;
-  return Array.from({ length: count }, (_, i) => data.slice(i * width, (i + 1) * width));
-}
-
-/** CLIP's two towers with projection, run separately so images and prompts batch independently. */
-export async function loadClip(source: ModelSource): Promise<ClipEncoder> {
-  if (!isHubId(source)) {
-    readModelConfig(source.folder);
-    requireFiles(source.folder, CLIP_FILES, 'CLIP');
-  }
-  const options = loadOptions(source.device, source.allowRemoteModels);
-  return onDevice(source.device, `CLIP ${source.folder}`, async () => {
-    const vision = (await CLIPVisionModelWithProjection.from_pretrained(source.folder, options)) as unknown as Runnable;
-    const text = (await CLIPTextModelWithProjection.from_pretrained(source.folder, options)) as unknown as Runnable;
-    const pixels = await imageProcessor(source.folder, options);
-    const tokens = await tokenizer(source.folder, options);
-    return {
-      async images(images) {
-        return rows((await vision({ pixel_values: (await pixels(images)).pixel_values }))['image_embeds'], 'image_embeds');
-      },
-      async texts(texts) {
-        return rows((await text(tokens(texts, { padding: true, truncation: true })))['text_embeds'], 'text_embeds');
-      },
-    };
-  });
-}
-
-/** Decodes encoded image bytes (PNG, JPEG, WebP); `name` says which input failed. */
-export async function decodeImage(bytes: Uint8Array, name: string): Promise<RawImage> {
-  try {
-    return await RawImage.fromBlob(new Blob([bytes]));
-  } catch (error) {
-    throw new Error(`image ${name} does not decode (${bytes.length} bytes); expected an encoded PNG, JPEG or WebP image`, { cause: error });
-  }
 }
