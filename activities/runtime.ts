@@ -33,7 +33,7 @@ export class ModelRuntime {
     try {
       config = judgeConfig(settings, this.device);
     } catch (error) {
-      throw badData('InvalidInput', (error as Error).message, error);
+      throw asActivityFailure(error);
     }
     // The runtime's Judge has no release call: its sessions live as long as the worker process.
     return this.borrow(

@@ -1,4 +1,4 @@
-/** Both workers in one process: the embedded default on a single machine. */
-import { runWorkers } from './setup.js';
+/** Both roles in one process: the embedded default on a single machine. */
+import { runWorker } from './setup.js';
 
-await runWorkers(['cpu', 'gpu']);
+await runWorker('all');

@@ -1,4 +1,4 @@
 /** CPU worker: the workflows, curate and report. */
-import { runWorkers } from './setup.js';
+import { runWorker } from './setup.js';
 
-await runWorkers(['cpu']);
+await runWorker('cpu');

@@ -1,4 +1,5 @@
-/** For users' own workers: the plugin, the dependencies it needs and the task queues. */
-export { selfRewardPlugin, dependenciesFromEnvironment, WORKFLOWS_PATH } from './setup.js';
-export { TASK_QUEUES } from '../config/queues.js';
+/** For users' own workers: the plugin, the dependencies it needs, the task queues and search attributes. */
+export { selfRewardPlugin, SelfRewardPlugin, WORKFLOWS_PATH, type SelfRewardPluginOptions } from './plugin.js';
+export { dependenciesFromEnvironment } from './dependencies.js';
+export { TASK_QUEUES, type WorkerRole } from '../contract/activities.js';
 export { SEARCH_ATTRIBUTES, SEARCH_ATTRIBUTE_FLAGS } from '../config/searchAttributes.js';

@@ -1,47 +1,10 @@
 /** `selfRewardCampaign`: rounds as child workflows, each sampling from the previous round's tuned generator. */
-import {
-  allHandlersFinished,
-  ApplicationFailure,
-  condition,
-  continueAsNew,
-  defineQuery,
-  defineSignal,
-  executeChild,
-  setHandler,
-  upsertMemo,
-  workflowInfo,
-} from '@temporalio/workflow';
+import { allHandlersFinished, ApplicationFailure, condition, continueAsNew, executeChild, setHandler, upsertMemo, workflowInfo } from '@temporalio/workflow';
 
-import { selfRewardRound } from './round.js';
 import { campaignRound, campaignStopReason, validateCampaignInput, type CampaignInput } from '../config/campaign.js';
 import { describeErrors } from '../config/schema.js';
-
-export interface RoundFigures {
-  readonly round: number;
-  readonly workflowId: string;
-  readonly winRate: number;
-  readonly winRateInterval: readonly [number, number];
-  readonly meanClipTuned: number;
-  readonly accuracyTuned: number;
-  readonly kept: number;
-  /** The round's LoRA prefix: the next round samples with its UNet. */
-  readonly lora: string;
-  readonly report: string;
-}
-
-export interface CampaignResult {
-  readonly rounds: readonly RoundFigures[];
-  readonly stopReason: string;
-}
-
-export const roundsQuery = defineQuery<readonly RoundFigures[]>('rounds');
-export const stopAfterRoundSignal = defineSignal('stopAfterCurrentRound');
-
-/** Carried across continue-as-new: the rounds done so far and whether a stop was asked for. */
-export interface CampaignCarry {
-  readonly rounds: readonly RoundFigures[];
-  readonly stopRequested: boolean;
-}
+import { roundsQuery, stopAfterRoundSignal, type CampaignCarry, type CampaignResult, type RoundFigures } from '../contract/workflows.js';
+import { selfRewardRound } from './round.js';
 
 export async function selfRewardCampaign(rawInput: unknown, carry: CampaignCarry = { rounds: [], stopRequested: false }): Promise<CampaignResult> {
   const checked = validateCampaignInput(rawInput);

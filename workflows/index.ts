@@ -1,3 +1,3 @@
 /** Every workflow of the plugin; a worker's `workflowsPath` points here. */
-export { selfRewardRound, progressQuery, stageProgressSignal, type RoundProgress, type RoundResult } from './round.js';
-export { selfRewardCampaign, roundsQuery, stopAfterRoundSignal, type CampaignResult, type RoundFigures } from './campaign.js';
+export { selfRewardRound } from './round.js';
+export { selfRewardCampaign } from './campaign.js';

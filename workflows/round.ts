@@ -1,72 +1,32 @@
-/** `selfRewardRound`: orchestration only; every stage is an activity. */
+/** `selfRewardRound`: sample, judge, curate, train, evaluate, report; orchestration only, every stage is an activity. */
 import {
   ActivityCancellationType,
   ApplicationFailure,
-  defineQuery,
-  defineSignal,
   proxyActivities,
-  setHandler,
   upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
   type ActivityOptions,
 } from '@temporalio/workflow';
 
-import { NON_RETRYABLE_ERRORS, PROGRESS_SIGNAL } from '../activities/types.js';
-import { validateRoundInput, type ActivitySettings } from '../config/round.js';
-import { SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
-import {
-  type RoundActivities,
-  type ClassCounts,
-  type CurateResult,
-  type EvaluateResult,
-  type JudgeShardResult,
-  type ReportResult,
-  type SampleShardResult,
-  type TrainResult,
-  TASK_QUEUES,
-} from '../contract/activities.js';
-import { roundRoot } from '../contract/keys.js';
-import type { StageProgress } from '../contract/progress.js';
+import { validateRoundInput } from '../config/round.js';
 import { describeErrors } from '../config/schema.js';
-
-export type Stage = 'sample' | 'judge' | 'curate' | 'train' | 'evaluate' | 'report' | 'done';
-
-export interface RoundProgress {
-  readonly round: number;
-  readonly stage: Stage;
-  readonly shards: { readonly total: number; readonly sampled: number; readonly judged: number };
-  readonly images: { readonly sampled: number; readonly judged: number };
-  readonly perClass: Readonly<Record<string, ClassCounts>>;
-  readonly trainer: { readonly step: number; readonly steps: number; readonly loss: number | null } | null;
-  readonly evaluated: number;
-  readonly winRate: number | null;
-  readonly report: string | null;
-}
-
-export interface RoundResult {
-  readonly round: number;
-  /** Folder of every artifact of the round. */
-  readonly root: string;
-  readonly samples: readonly SampleShardResult[];
-  readonly judged: readonly JudgeShardResult[];
-  readonly dataset: CurateResult;
-  readonly training: TrainResult;
-  readonly evaluation: EvaluateResult;
-  readonly report: ReportResult;
-}
-
-export const progressQuery = defineQuery<RoundProgress>('progress');
-export const stageProgressSignal = defineSignal<[StageProgress]>(PROGRESS_SIGNAL);
+import { SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
+import { TASK_QUEUES, type RoundActivities } from '../contract/activities.js';
+import { NON_RETRYABLE_FAILURES } from '../contract/failures.js';
+import { roundRoot } from '../contract/keys.js';
+import type { RoundResult } from '../contract/workflows.js';
+import type { ActivitySettings } from '../config/round.js';
+import { RoundProgressTracker } from './progress.js';
 
 /**
  * The stages' activity options: model stages are long, heartbeating, on the GPU queue; every
  * stage waits for its activity to stop its work when cancelled (no half-published artifacts).
  */
-function roundActivities({ heartbeatTimeoutSeconds, maximumAttempts }: ActivitySettings) {
+function roundActivities({ heartbeatTimeoutSeconds, maximumAttempts }: ActivitySettings): RoundActivities {
   const common: ActivityOptions = {
     heartbeatTimeout: `${heartbeatTimeoutSeconds}s`,
-    retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '2m', maximumAttempts, nonRetryableErrorTypes: [...NON_RETRYABLE_ERRORS] },
+    retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '2m', maximumAttempts, nonRetryableErrorTypes: [...NON_RETRYABLE_FAILURES] },
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   };
   const gpu: ActivityOptions = { ...common, taskQueue: TASK_QUEUES.gpu, startToCloseTimeout: '4h' };
@@ -83,8 +43,6 @@ function roundActivities({ heartbeatTimeoutSeconds, maximumAttempts }: ActivityS
   };
 }
 
-const sum = (values: Iterable<number>) => [...values].reduce((s, v) => s + v, 0);
-
 export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
   const checked = validateRoundInput(rawInput);
   if (!checked.ok) {
@@ -96,77 +54,48 @@ export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
     });
   }
   const input = checked.value;
-  const { sampleShard, judgeShard, curateDataset, trainLora, evaluateRound, writeReport } = roundActivities(input.activities);
+  const activities = roundActivities(input.activities);
   const { workflowId } = workflowInfo();
   const root = roundRoot(workflowId, input.round);
-
-  let stage: Stage = 'sample';
-  const sampled = new Map<number, number>();
-  const judged = new Map<number, number>();
-  const shardsSampled = new Set<number>();
-  const shardsJudged = new Set<number>();
-  let perClass: Record<string, ClassCounts> = {};
-  let trainer: RoundProgress['trainer'] = null;
-  let evaluated = 0;
-  let winRate: number | null = null;
-  let report: string | null = null;
-
-  setHandler(stageProgressSignal, (update) => {
-    if (update.shard !== undefined && update.sampled !== undefined) sampled.set(update.shard, update.sampled);
-    if (update.shard !== undefined && update.judged !== undefined) judged.set(update.shard, update.judged);
-    if (update.trainerStep !== undefined) trainer = { step: update.trainerStep, steps: update.trainerSteps ?? 0, loss: update.loss ?? null };
-    if (update.evaluated !== undefined) evaluated = update.evaluated;
-  });
-  setHandler(progressQuery, () => ({
-    round: input.round,
-    stage,
-    shards: { total: input.shards, sampled: shardsSampled.size, judged: shardsJudged.size },
-    images: { sampled: sum(sampled.values()), judged: sum(judged.values()) },
-    perClass,
-    trainer,
-    evaluated,
-    winRate,
-    report,
-  }));
+  const request = { root, input };
+  const progress = new RoundProgressTracker(input.round, input.shards);
+  progress.listen();
   upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.round, value: input.round }]);
 
   const shards = Array.from({ length: input.shards }, (_, shard) => shard);
   const samples = await Promise.all(
     shards.map(async (shard) => {
-      const result = await sampleShard({ root, input, shard });
-      sampled.set(shard, result.images);
-      shardsSampled.add(shard);
+      const result = await activities.sampleShard({ ...request, shard });
+      progress.shardSampled(result);
       return result;
     }),
   );
   upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.classes, value: [...new Set(samples.flatMap((s) => s.classes))].sort() }]);
 
-  stage = 'judge';
-  const judgedShards = await Promise.all(
+  progress.enter('judge');
+  const judged = await Promise.all(
     shards.map(async (shard) => {
-      const result = await judgeShard({ root, input, shard });
-      judged.set(shard, result.images);
-      shardsJudged.add(shard);
+      const result = await activities.judgeShard({ ...request, shard });
+      progress.shardJudged(result);
       return result;
     }),
   );
 
-  stage = 'curate';
-  const dataset = await curateDataset({ root, input });
-  perClass = { ...dataset.perClass };
+  progress.enter('curate');
+  const dataset = await activities.curateDataset(request);
+  progress.curated(dataset);
 
-  stage = 'train';
-  const training = await trainLora({ root, input });
-  trainer = { step: training.steps, steps: training.steps, loss: training.finalLoss };
+  progress.enter('train');
+  const training = await activities.trainLora(request);
+  progress.trained(training);
 
-  stage = 'evaluate';
-  const evaluation = await evaluateRound({ root, input });
-  winRate = evaluation.winRate;
+  progress.enter('evaluate');
+  const evaluation = await activities.evaluateRound(request);
+  progress.evaluated(evaluation);
   upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.winRate, value: evaluation.winRate }]);
 
-  stage = 'report';
-  const written = await writeReport({ root, input, workflowId });
-  report = written.location;
+  progress.enter('report');
+  const report = await activities.writeReport({ ...request, workflowId });
   upsertMemo({
     winRate: evaluation.winRate,
     winRateInterval: evaluation.winRateInterval,
@@ -176,8 +105,8 @@ export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
     accuracyTuned: evaluation.accuracyTuned,
     kept: dataset.kept,
     dropped: dataset.dropped,
-    report: written.location,
+    report: report.location,
   });
-  stage = 'done';
-  return { round: input.round, root, samples, judged: judgedShards, dataset, training, evaluation, report: written };
+  progress.done(report.location);
+  return { round: input.round, root, samples, judged, dataset, training, evaluation, report };
 }

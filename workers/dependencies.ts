@@ -1,0 +1,39 @@
+/** What the activities need, from a worker's environment (each variable's meaning and default: config/environment.ts). */
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+import type { ActivityDependencies } from '../activities/dependencies.js';
+import { ModelRuntime } from '../activities/runtime.js';
+import { fromEnvironment } from '../config/environment.js';
+import { PACKAGE_ROOT, VENV_BIN } from '../config/paths.js';
+import { storeFromEnvironment } from '../store/config.js';
+
+/** The trainer unless SELF_REWARD_TRAINER says otherwise: `python -m loratrain` from the package, with the project venv's Python when there is one. */
+function defaultTrainer(): string[] {
+  const venvPython = join(VENV_BIN, 'python');
+  return [existsSync(venvPython) ? venvPython : 'python3', '-m', 'loratrain'];
+}
+
+/**
+ * Activity dependencies from the environment: SELF_REWARD_DEVICE, SELF_REWARD_WORK_DIR,
+ * SELF_REWARD_TRAINER, SELF_REWARD_THREADS and the store's settings (see store/config.ts).
+ */
+export function dependenciesFromEnvironment(env: NodeJS.ProcessEnv = process.env): ActivityDependencies {
+  const device = fromEnvironment(env, 'SELF_REWARD_DEVICE');
+  const threadsText = fromEnvironment(env, 'SELF_REWARD_THREADS');
+  const threads = threadsText === undefined ? undefined : Number(threadsText);
+  if (threads !== undefined && !(Number.isInteger(threads) && threads > 0)) {
+    throw new Error(`SELF_REWARD_THREADS: expected a positive integer, got ${JSON.stringify(threadsText)}`);
+  }
+  const trainer = fromEnvironment(env, 'SELF_REWARD_TRAINER')
+    ?.split(' ')
+    .filter((part) => part !== '') ?? defaultTrainer();
+  const python = join(PACKAGE_ROOT, 'python');
+  return {
+    store: storeFromEnvironment(env),
+    runtime: new ModelRuntime(device, threads),
+    trainer: { command: trainer, cwd: python, env: { PYTHONPATH: python }, stopGraceMs: 60_000 },
+    device,
+    workDir: resolve(fromEnvironment(env, 'SELF_REWARD_WORK_DIR')),
+  };
+}

@@ -1,0 +1,85 @@
+/** A round's live figures: what its `progress` query answers, kept by the round's stages and its activities' reports. */
+import { setHandler } from '@temporalio/workflow';
+
+import type { ClassCounts, CurateResult, EvaluateResult, JudgeShardResult, SampleShardResult, TrainResult } from '../contract/activities.js';
+import type { RoundProgress, Stage, StageProgress } from '../contract/progress.js';
+import { progressQuery, stageProgressSignal } from '../contract/workflows.js';
+
+const sum = (values: Iterable<number>) => [...values].reduce((s, v) => s + v, 0);
+
+export class RoundProgressTracker {
+  private stage: Stage = 'sample';
+  /** Images sampled and judged per shard, as reported while the shard runs and when it ends. */
+  private readonly sampled = new Map<number, number>();
+  private readonly judged = new Map<number, number>();
+  private readonly shardsSampled = new Set<number>();
+  private readonly shardsJudged = new Set<number>();
+  private perClass: Readonly<Record<string, ClassCounts>> = {};
+  private trainer: RoundProgress['trainer'] = null;
+  private imagesEvaluated = 0;
+  private winRate: number | null = null;
+  private report: string | null = null;
+
+  constructor(
+    private readonly round: number,
+    private readonly shards: number,
+  ) {}
+
+  /** Answers the `progress` query and takes the activities' reports from now on. */
+  listen(): void {
+    setHandler(stageProgressSignal, (update) => this.reported(update));
+    setHandler(progressQuery, () => this.snapshot());
+  }
+
+  enter(stage: Stage): void {
+    this.stage = stage;
+  }
+
+  shardSampled(result: SampleShardResult): void {
+    this.sampled.set(result.shard, result.images);
+    this.shardsSampled.add(result.shard);
+  }
+
+  shardJudged(result: JudgeShardResult): void {
+    this.judged.set(result.shard, result.images);
+    this.shardsJudged.add(result.shard);
+  }
+
+  curated(dataset: CurateResult): void {
+    this.perClass = { ...dataset.perClass };
+  }
+
+  trained(training: TrainResult): void {
+    this.trainer = { step: training.steps, steps: training.steps, loss: training.finalLoss };
+  }
+
+  evaluated(evaluation: EvaluateResult): void {
+    this.winRate = evaluation.winRate;
+  }
+
+  done(report: string): void {
+    this.report = report;
+    this.stage = 'done';
+  }
+
+  private reported(update: StageProgress): void {
+    if (update.shard !== undefined && update.sampled !== undefined) this.sampled.set(update.shard, update.sampled);
+    if (update.shard !== undefined && update.judged !== undefined) this.judged.set(update.shard, update.judged);
+    if (update.trainerStep !== undefined) this.trainer = { step: update.trainerStep, steps: update.trainerSteps ?? 0, loss: update.loss ?? null };
+    if (update.evaluated !== undefined) this.imagesEvaluated = update.evaluated;
+  }
+
+  snapshot(): RoundProgress {
+    return {
+      round: this.round,
+      stage: this.stage,
+      shards: { total: this.shards, sampled: this.shardsSampled.size, judged: this.shardsJudged.size },
+      images: { sampled: sum(this.sampled.values()), judged: sum(this.judged.values()) },
+      perClass: this.perClass,
+      trainer: this.trainer,
+      evaluated: this.imagesEvaluated,
+      winRate: this.winRate,
+      report: this.report,
+    };
+  }
+}
