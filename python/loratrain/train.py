@@ -500,7 +500,7 @@ def export_fused_unet(generator: Path, weights: Path, out_dir: Path):
     from diffusers import UNet2DConditionModel
     from safetensors.torch import load_file
 
-    from .onnx_export import export_unet, sequence_length
+    from .onnx_graphs import export_unet, sequence_length
 
     unet = UNet2DConditionModel.from_pretrained(str(generator / "unet"), torch_dtype=torch.float32)
     unet.load_lora_adapter(load_file(str(weights)), prefix="unet", adapter_name="trained")
@@ -750,7 +750,7 @@ def train(args: argparse.Namespace, events: Events, stop: StopRequest) -> int:
     events.emit("phase", phase="load")
     from diffusers import DDPMScheduler
 
-    from .onnx_export import quiet_libraries
+    from .onnx_graphs import quiet_libraries
 
     quiet_libraries()
 

@@ -477,7 +477,7 @@ def _pipeline(vae: AutoencoderKL, text_encoder: CLIPTextModel, tokenizer: CLIPTo
 
 def balance_generator(folder: Path, detector: Detector, *, balance: Balance = Balance(), batch: int = 64, seed: int = 0, cache_dir: Path | None = None) -> dict[str, object]:
     """Run `balance_unet` on a saved generator folder in place and re-export its UNet."""
-    from loratrain.onnx_export import export_generator
+    from loratrain.onnx_graphs import export_generator
 
     pool = scene_pool(POOL_SIZE, POOL_SEED, cache_dir)
     tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer")
@@ -495,7 +495,7 @@ def balance_generator(folder: Path, detector: Detector, *, balance: Balance = Ba
 
 def sharpen_generator_decoder(folder: Path, *, steps: int, seed: int = 0, cache_dir: Path | None = None) -> dict[str, float]:
     """Run `sharpen_decoder` on a saved generator folder in place and re-export its decoder."""
-    from loratrain.onnx_export import export_generator
+    from loratrain.onnx_graphs import export_generator
 
     pool = scene_pool(POOL_SIZE, POOL_SEED, cache_dir)
     vae = AutoencoderKL.from_pretrained(folder / "vae").eval()
@@ -522,7 +522,7 @@ def train_generator(
 ) -> dict[str, object]:
     """Train VAE then UNet, balance the classes with `detector` as the judge, save the
     diffusers folder `out` and its ONNX export."""
-    from loratrain.onnx_export import export_generator
+    from loratrain.onnx_graphs import export_generator
 
     pool = scene_pool(POOL_SIZE, POOL_SEED, cache_dir)
     tokenizer = CLIPTokenizer.from_pretrained(clip_dir)

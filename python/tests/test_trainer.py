@@ -189,7 +189,7 @@ def test_closed_stdin_stops_like_sigterm_with_a_checkpoint(tiny_generator, tiny_
 
 
 def test_export_cli_writes_the_onnx_layout(tiny_generator, tmp_path, capsys):
-    from loratrain.onnx_export import main
+    from loratrain.export_onnx import main
 
     generator = tmp_path / "generator"
     shutil.copytree(tiny_generator, generator)
@@ -225,7 +225,7 @@ def test_export_cli_writes_the_onnx_layout(tiny_generator, tmp_path, capsys):
 def test_large_graphs_keep_weights_in_one_external_data_file(tiny_generator, tmp_path):
     from diffusers import AutoencoderKL
 
-    from loratrain.onnx_export import export_spec, vae_decoder_spec
+    from loratrain.onnx_graphs import export_spec, vae_decoder_spec
 
     vae = AutoencoderKL.from_pretrained(str(tiny_generator / "vae"))
     path = tmp_path / "vae_decoder" / "model.onnx"
@@ -359,7 +359,7 @@ def test_resume_with_another_recipe_exits_2(trained, tiny_generator, tiny_datase
 def test_fp16_graphs_keep_float32_inputs_and_outputs(tiny_generator, tmp_path):
     from diffusers import UNet2DConditionModel
 
-    from loratrain.onnx_export import export_spec, half_precision, unet_spec
+    from loratrain.onnx_graphs import export_spec, half_precision, unet_spec
 
     unet = UNet2DConditionModel.from_pretrained(str(tiny_generator / "unet"))
     path = tmp_path / "unet" / "model.onnx"
