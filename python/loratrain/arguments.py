@@ -32,7 +32,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", type=Path, required=True, metavar="DIR", help="imagefolder: images + metadata.jsonl lines with file_name and text")
     p.add_argument("--output", type=Path, required=True, metavar="DIR", help="folder for the LoRA weights, unet/model.onnx, metrics.json, checkpoints/")
     p.add_argument("--rank", type=int, default=4, metavar="R", help="LoRA rank, also its alpha (default: %(default)s)")
-    p.add_argument("--learning-rate", "--lr", type=float, default=1e-4, metavar="LR", help="learning rate: the constant one, or the peak of --lr-scheduler cosine (default: %(default)s)")
+    p.add_argument(
+        "--learning-rate",
+        "--lr",
+        type=float,
+        default=1e-4,
+        metavar="LR",
+        help="learning rate: the constant one, or the peak of --lr-scheduler cosine (default: %(default)s)",
+    )
     p.add_argument("--lr-warmup-steps", type=int, default=0, metavar="N", help="linear warmup steps (default: %(default)s)")
     p.add_argument(
         "--lr-scheduler",
@@ -53,13 +60,24 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         metavar="P",
-        help="train on the empty caption instead with probability P, so the unconditional branch that guidance subtracts moves with the conditional one (default: %(default)s)",
+        help="train on the empty caption instead with probability P, "
+        "so the unconditional branch that guidance subtracts moves with the conditional one (default: %(default)s)",
     )
     p.add_argument("--max-grad-norm", type=float, default=1.0, metavar="X", help="gradient norm clip (default: %(default)s)")
     p.add_argument("--checkpoint-every", type=int, default=0, metavar="K", help="write a checkpoint every K steps (0: only when stopped)")
     p.add_argument("--keep-checkpoints", type=int, default=2, metavar="N", help="newest checkpoints kept, older ones deleted (default: %(default)s)")
-    p.add_argument("--resume-from", default=None, metavar="DIR|latest", help="a checkpoint folder, or 'latest': the newest in --output/checkpoints, if any (else start fresh)")
-    p.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no", help="frozen weights and forward pass in this dtype; LoRA weights stay fp32 (fp16 needs CUDA)")
+    p.add_argument(
+        "--resume-from",
+        default=None,
+        metavar="DIR|latest",
+        help="a checkpoint folder, or 'latest': the newest in --output/checkpoints, if any (else start fresh)",
+    )
+    p.add_argument(
+        "--mixed-precision",
+        choices=("no", "fp16", "bf16"),
+        default="no",
+        help="frozen weights and forward pass in this dtype; LoRA weights stay fp32 (fp16 needs CUDA)",
+    )
     p.add_argument("--gradient-checkpointing", action="store_true", help="trade compute for UNet activation memory")
     p.add_argument("--device", default=None, metavar="DEVICE", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads for torch (default: torch's choice)")

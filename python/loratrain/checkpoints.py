@@ -94,9 +94,7 @@ def lora_state_dict(unet) -> dict:
 def save_lora(unet, folder: Path) -> Path:
     from diffusers.loaders import StableDiffusionLoraLoaderMixin
 
-    StableDiffusionLoraLoaderMixin.save_lora_weights(
-        save_directory=str(folder), unet_lora_layers=lora_state_dict(unet), safe_serialization=True
-    )
+    StableDiffusionLoraLoaderMixin.save_lora_weights(save_directory=str(folder), unet_lora_layers=lora_state_dict(unet), safe_serialization=True)
     return folder / LORA_WEIGHTS
 
 

@@ -58,15 +58,15 @@ def read_dataset(folder: Path) -> tuple[list[Example], str]:
             raise BadInput(f"{where}: not a JSON object")
         for field in ("file_name", "text"):
             if field not in row:
-                raise BadInput(f"{where}: no \"{field}\" field")
+                raise BadInput(f'{where}: no "{field}" field')
         name, text = row["file_name"], row["text"]
         if not isinstance(name, str) or not name:
-            raise BadInput(f"{where}: \"file_name\" must be a non-empty string")
+            raise BadInput(f'{where}: "file_name" must be a non-empty string')
         if not isinstance(text, str):
-            raise BadInput(f"{where}: \"text\" must be a string")
+            raise BadInput(f'{where}: "text" must be a string')
         image = folder / name
         if not image.is_file():
-            raise BadInput(f"{where}: file_name \"{name}\" points to no file ({image})")
+            raise BadInput(f'{where}: file_name "{name}" points to no file ({image})')
         try:
             with Image.open(image) as decoded:
                 decoded.load()

@@ -28,16 +28,17 @@ import argparse
 import math
 import signal
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from .arguments import build_parser
 from .checkpoints import restore_checkpoint, save_lora, write_checkpoint
 from .data import STEP_STREAM, Cache, batch_indices, build_cache, stream_seed
 from .metrics import write_metrics
 from .plan import Plan, plan_run
-from .protocol import EXIT_FAILURE, EXIT_OK, STOP_EXIT_CODES, BadInput, Events, StopRequest, Stopped, report_bad_input, stop_when_stdin_closes
+from .protocol import EXIT_FAILURE, EXIT_OK, STOP_EXIT_CODES, BadInput, Events, Stopped, StopRequest, report_bad_input, stop_when_stdin_closes
 
 if TYPE_CHECKING:
     # torch is imported where needed: bad input must fail before its slow import.
@@ -81,9 +82,7 @@ def make_trainee(args: argparse.Namespace, plan: Plan, device) -> Trainee:
     unet.requires_grad_(False)
     unet.to(device)
     torch.manual_seed(args.seed)
-    unet.add_adapter(
-        LoraConfig(r=args.rank, lora_alpha=args.rank, init_lora_weights="gaussian", target_modules=LORA_TARGET_MODULES)
-    )
+    unet.add_adapter(LoraConfig(r=args.rank, lora_alpha=args.rank, init_lora_weights="gaussian", target_modules=LORA_TARGET_MODULES))
     cast_training_params(unet, dtype=torch.float32)
     if args.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
@@ -219,7 +218,8 @@ def train(args: argparse.Namespace, events: Events, stop: StopRequest) -> int:
             "losses": losses,
             "wall_time_total_s": previous_time + events.elapsed(),
         }
-        return write_checkpoint(args.output, len(losses), trainee, state, plan.steps_per_epoch, args.keep_checkpoints)
+        # F821: ruff sees the `del trainee` below (it frees the UNet before the export), not that no call comes after it.
+        return write_checkpoint(args.output, len(losses), trainee, state, plan.steps_per_epoch, args.keep_checkpoints)  # noqa: F821
 
     def stopped() -> int:
         return report_stop(checkpoint())

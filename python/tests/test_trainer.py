@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -407,7 +408,7 @@ def test_learning_rate_warms_up_then_holds_or_decays_to_zero():
     assert [learning_rate_at(s, 1.0, 4, "constant", 10) for s in (0, 3, 4, 9)] == [0.25, 1.0, 1.0, 1.0]
     cosine = [learning_rate_at(s, 1.0, 2, "cosine", 10) for s in range(10)]
     assert cosine[:3] == [0.5, 1.0, 1.0]  # warmup, then the decay starts from the full rate
-    assert all(a > b for a, b in zip(cosine[2:], cosine[3:])) and 0 < cosine[-1] < 0.05
+    assert all(a > b for a, b in pairwise(cosine[2:])) and 0 < cosine[-1] < 0.05
     assert learning_rate_at(6, 1.0, 2, "cosine", 10) == pytest.approx(0.5)  # half-way through the decay
 
 
@@ -416,7 +417,7 @@ def test_cosine_run_decays_its_rate_and_refuses_a_resume_of_another_length(tiny_
     done, events = train(tiny_generator, tiny_dataset, output, "--skip-onnx", "--lr-scheduler", "cosine", "--checkpoint-every", "3")
     assert done.returncode == 0, done.stderr
     rates = [e["lr"] for e in events if e["event"] == "step"]
-    assert rates[0] == 1e-4 and all(a > b for a, b in zip(rates, rates[1:]))
+    assert rates[0] == 1e-4 and all(a > b for a, b in pairwise(rates))
     assert json.loads((output / "metrics.json").read_text())["lr_scheduler"] == "cosine"
     checkpoint = output / "checkpoints" / "step-00000003"
     longer = run_module(
