@@ -36,8 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     def call(seed: int) -> None:
         generators = [torch.Generator().manual_seed(seed + i) for i in range(args.batch)]
         with torch.no_grad():
-            pipe(prompts, num_inference_steps=args.steps, guidance_scale=args.guidance, width=args.size, height=args.size,
-                 generator=generators, output_type="np")
+            pipe(
+                prompts, num_inference_steps=args.steps, guidance_scale=args.guidance, width=args.size, height=args.size, generator=generators, output_type="np"
+            )
 
     call(0)
     started = time.perf_counter()

@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from loratrain.onnx_export import export_generator, quiet_libraries
+    from loratrain.onnx_graphs import export_generator, quiet_libraries
     from tests.conftest import build_tiny_generator
 
     quiet_libraries()

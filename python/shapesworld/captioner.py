@@ -83,7 +83,7 @@ OPSET = 17
 
 def build_model(vocab_size: int, special_id: int):
     """A freshly initialised ViT + GPT-2 captioner (call `torch.manual_seed` first)."""
-    from transformers import GPT2Config, ViTConfig, VisionEncoderDecoderConfig, VisionEncoderDecoderModel
+    from transformers import GPT2Config, VisionEncoderDecoderConfig, VisionEncoderDecoderModel, ViTConfig
 
     encoder = ViTConfig(
         image_size=IMAGE_SIZE,
@@ -299,8 +299,7 @@ def train_captioner(
         caption_losses.append(out.loss.item())
         if step % 250 == 0 or step == steps - 1:
             print(
-                f"captioner step {step:5d}  caption loss {np.mean(caption_losses[-50:]):.4f}  "
-                f"aux {aux.item():.3f}  {time.perf_counter() - started:.0f}s",
+                f"captioner step {step:5d}  caption loss {np.mean(caption_losses[-50:]):.4f}  aux {aux.item():.3f}  {time.perf_counter() - started:.0f}s",
                 flush=True,
             )
     train_s = time.perf_counter() - started - render_s
@@ -540,9 +539,7 @@ def merge_decoders(no_past, with_past):
     then_branch = branch(with_past.graph, renames[0], "decoder_with_past")
     else_branch = branch(no_past.graph, renames[1], "decoder_without_past")
     use_cache = helper.make_tensor_value_info("use_cache_branch", TensorProto.BOOL, [1])
-    if_node = helper.make_node(
-        "If", ["use_cache_branch"], output_names, name="optimum::if", then_branch=then_branch, else_branch=else_branch
-    )
+    if_node = helper.make_node("If", ["use_cache_branch"], output_names, name="optimum::if", then_branch=then_branch, else_branch=else_branch)
 
     # The two branches give the present length different symbolic names, so the merged
     # outputs carry a neutral one.
@@ -740,7 +737,6 @@ def evaluate_captioner(model_dir: Path, n: int = 500) -> dict:
 def _pytorch_captions(model_dir: Path, images) -> list[str]:
     """Captions from the folder loaded the way Python users load it."""
     from transformers import AutoImageProcessor, AutoTokenizer, VisionEncoderDecoderModel
-
     from transformers.utils import logging as hf_logging
 
     model = VisionEncoderDecoderModel.from_pretrained(str(model_dir)).eval()
@@ -772,10 +768,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.eval_only:
-        figures = evaluate_captioner(args.out, n=args.n)
-    else:
-        figures = train_captioner(args.out, steps=args.steps, seed=args.seed, cache_dir=args.cache)
+    figures = evaluate_captioner(args.out, n=args.n) if args.eval_only else train_captioner(args.out, steps=args.steps, seed=args.seed, cache_dir=args.cache)
     print(json.dumps(figures, indent=2))
 
 

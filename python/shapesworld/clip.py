@@ -128,9 +128,7 @@ def train_clip(out: Path, *, steps: int = CLIP_STEPS, batch: int = 96, seed: int
     gen = torch.Generator().manual_seed(seed)
     optimiser = torch.optim.AdamW([*model.parameters(), *heads.parameters()], lr=1e-3, weight_decay=0.05)
     warmup = steps // 20
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
-    )
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
     model.train()
     losses = []
     for step in range(steps):
@@ -160,7 +158,10 @@ def train_clip(out: Path, *, steps: int = CLIP_STEPS, batch: int = 96, seed: int
         schedule.step()
         losses.append(loss.item())
         if step % 100 == 0 or step == steps - 1:
-            print(json.dumps({"model": "clip", "step": step, "loss": round(float(np.mean(losses[-100:])), 4), "elapsed": round(time.time() - started, 1)}), flush=True)
+            print(
+                json.dumps({"model": "clip", "step": step, "loss": round(float(np.mean(losses[-100:])), 4), "elapsed": round(time.time() - started, 1)}),
+                flush=True,
+            )
         if step % 500 == 499:
             model.eval()
             print(json.dumps({"model": "clip", "step": step, "zero_shot_class_accuracy": _zero_shot_torch(model, tokenizer)}), flush=True)
@@ -222,17 +223,28 @@ def save_clip(model: CLIPModel, tokenizer: CLIPTokenizer, out: Path) -> None:
     # In the pair model texts and images are batched independently (N labels, one image).
     pair_text_axes = {0: "text_batch_size", 1: "sequence_length"}
     export_onnx(
-        Full(), (ids.input_ids, pixels, ids.attention_mask), onnx_dir / "model.onnx",
+        Full(),
+        (ids.input_ids, pixels, ids.attention_mask),
+        onnx_dir / "model.onnx",
         inputs={"input_ids": pair_text_axes, "pixel_values": {0: "image_batch_size"}, "attention_mask": pair_text_axes},
-        outputs={"logits_per_image": {0: "image_batch_size", 1: "text_batch_size"}, "logits_per_text": {0: "text_batch_size", 1: "image_batch_size"}, "text_embeds": {0: "text_batch_size"}, "image_embeds": {0: "image_batch_size"}},
+        outputs={
+            "logits_per_image": {0: "image_batch_size", 1: "text_batch_size"},
+            "logits_per_text": {0: "text_batch_size", 1: "image_batch_size"},
+            "text_embeds": {0: "text_batch_size"},
+            "image_embeds": {0: "image_batch_size"},
+        },
     )
     export_onnx(
-        Text(), (ids.input_ids, ids.attention_mask), onnx_dir / "text_model.onnx",
+        Text(),
+        (ids.input_ids, ids.attention_mask),
+        onnx_dir / "text_model.onnx",
         inputs={"input_ids": text_axes, "attention_mask": text_axes},
         outputs={"text_embeds": {0: "batch_size"}, "last_hidden_state": text_axes},
     )
     export_onnx(
-        Vision(), (pixels,), onnx_dir / "vision_model.onnx",
+        Vision(),
+        (pixels,),
+        onnx_dir / "vision_model.onnx",
         inputs={"pixel_values": image_axes},
         outputs={"image_embeds": {0: "batch_size"}, "last_hidden_state": {0: "batch_size"}},
     )

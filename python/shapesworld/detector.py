@@ -87,7 +87,7 @@ def queries() -> tuple[list[str], list[int]]:
     return texts, classes
 
 
-def build_model(clip_dir: Path) -> "OwlViTForObjectDetection":  # noqa: F821
+def build_model(clip_dir: Path) -> OwlViTForObjectDetection:  # noqa: F821
     """OWL-ViT whose towers are the pack's CLIP (as the real OWL-ViT starts from CLIP).
 
     The shapes CLIP was trained with per-patch class supervision, so its patch tokens
@@ -313,7 +313,9 @@ def sigmoid_focal(logits: torch.Tensor, target: torch.Tensor, alpha: float, gamm
 
 
 @torch.no_grad()
-def match(logits: torch.Tensor, pred_boxes: torch.Tensor, boxes: torch.Tensor, valid: torch.Tensor, img_cls: torch.Tensor, query_cls: torch.Tensor, grid: int) -> torch.Tensor:
+def match(
+    logits: torch.Tensor, pred_boxes: torch.Tensor, boxes: torch.Tensor, valid: torch.Tensor, img_cls: torch.Tensor, query_cls: torch.Tensor, grid: int
+) -> torch.Tensor:
     """(B, 3) patch index each object is trained on (-1 for absent objects).
 
     MATCHING == "hungarian": OWL-ViT's (DETR's) one-to-one matching of objects to
@@ -322,7 +324,7 @@ def match(logits: torch.Tensor, pred_boxes: torch.Tensor, boxes: torch.Tensor, v
     model has learnt anything the class cost is flat and the box cost picks the patch
     whose prior box is nearest, i.e. the "centre" rule, which MATCHING == "centre"
     uses throughout."""
-    b, p, q = logits.shape
+    b, _, q = logits.shape
     if MATCHING == "centre":
         return torch.where(valid, centre_patches(boxes, grid), -1)
     prob = torch.sigmoid(logits)
@@ -351,8 +353,8 @@ def match(logits: torch.Tensor, pred_boxes: torch.Tensor, boxes: torch.Tensor, v
 def _pairwise_giou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """GIoU of every box in a (B, N, 4) with every box in b (B, M, 4), both xyxy."""
     a, b = a.unsqueeze(2), b.unsqueeze(1)
-    area_a = ((a[..., 2] - a[..., 0]).clamp(min=0) * (a[..., 3] - a[..., 1]).clamp(min=0))
-    area_b = ((b[..., 2] - b[..., 0]).clamp(min=0) * (b[..., 3] - b[..., 1]).clamp(min=0))
+    area_a = (a[..., 2] - a[..., 0]).clamp(min=0) * (a[..., 3] - a[..., 1]).clamp(min=0)
+    area_b = (b[..., 2] - b[..., 0]).clamp(min=0) * (b[..., 3] - b[..., 1]).clamp(min=0)
     inter = (torch.min(a[..., 2:], b[..., 2:]) - torch.max(a[..., :2], b[..., :2])).clamp(min=0).prod(-1)
     union = area_a + area_b - inter
     hull = (torch.max(a[..., 2:], b[..., 2:]) - torch.min(a[..., :2], b[..., :2])).clamp(min=0).prod(-1)
@@ -442,7 +444,7 @@ def average_precision(scores: list[np.ndarray], boxes: list[np.ndarray], truths:
     if n_true == 0:
         return float("nan")
     recs = []
-    for i, (s, b, t) in enumerate(zip(scores, boxes, truths)):
+    for i, (s, _, _) in enumerate(zip(scores, boxes, truths)):
         for k in range(len(s)):
             recs.append((float(s[k]), i, k))
     recs.sort(key=lambda r: -r[0])
@@ -761,7 +763,11 @@ def _onnx_predict(model_dir: Path, images: list, labels: list[str], batch: int =
         b = px.shape[0]
         logits, pred = session.run(
             ["logits", "pred_boxes"],
-            {"input_ids": np.tile(enc["input_ids"], (b, 1)).astype(np.int64), "pixel_values": px, "attention_mask": np.tile(enc["attention_mask"], (b, 1)).astype(np.int64)},
+            {
+                "input_ids": np.tile(enc["input_ids"], (b, 1)).astype(np.int64),
+                "pixel_values": px,
+                "attention_mask": np.tile(enc["attention_mask"], (b, 1)).astype(np.int64),
+            },
         )
         scores.append(1 / (1 + np.exp(-logits)))
         boxes.append(_xyxy(torch.from_numpy(pred)).numpy())

@@ -130,7 +130,7 @@ def train_vae(pool_images: torch.Tensor, *, steps: int, batch: int, seed: int) -
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
         optimiser.step()
         schedule.step()
-        recent = (recent + [loss.item()])[-50:]
+        recent = [*recent, loss.item()][-50:]
         if step % 50 == 0 or step == steps - 1:
             _log(model="vae", step=step, loss=round(float(np.mean(recent)), 4), elapsed=round(time.time() - started, 1))
     vae.eval()
@@ -185,7 +185,7 @@ def sharpen_decoder(vae: AutoencoderKL, latents: torch.Tensor, pool_images: torc
         torch.nn.utils.clip_grad_norm_(decoder_parameters, 1.0)
         optimiser.step()
         schedule.step()
-        recent = (recent + [loss.item()])[-50:]
+        recent = [*recent, loss.item()][-50:]
         if step % 100 == 0 or step == steps - 1:
             _log(model="vae_decoder", step=step, loss=round(float(np.mean(recent)), 4), elapsed=round(time.time() - started, 1))
     vae.requires_grad_(False).eval()
@@ -319,7 +319,7 @@ def train_unet(
         with torch.no_grad():
             for e, p in zip(ema.parameters(), unet.parameters()):
                 e.lerp_(p, 1 - decay)
-        recent = (recent + [per_sample.mean().item()])[-100:]
+        recent = [*recent, per_sample.mean().item()][-100:]
         if step % 100 == 0 or step == steps - 1:
             _log(model="unet", step=step, loss=round(float(np.mean(recent)), 4), elapsed=round(time.time() - started, 1))
         if checkpoint is not None and (step + 1) % 500 == 0:
@@ -365,8 +365,18 @@ def continue_unet(
     checkpoint: Callable[[int, UNet2DConditionModel], None] | None = None,
 ) -> tuple[UNet2DConditionModel, dict[str, float]]:
     trained, figures = train_unet(
-        latents, specs, text_encoder, tokenizer, steps=steps, batch=batch, seed=seed + cycle.seed_offset, lr=cycle.lr, init=unet,
-        confusion=uniform(cycle.confusion), min_snr_gamma=cycle.min_snr_gamma, checkpoint=checkpoint,
+        latents,
+        specs,
+        text_encoder,
+        tokenizer,
+        steps=steps,
+        batch=batch,
+        seed=seed + cycle.seed_offset,
+        lr=cycle.lr,
+        init=unet,
+        confusion=uniform(cycle.confusion),
+        min_snr_gamma=cycle.min_snr_gamma,
+        checkpoint=checkpoint,
     )
     return trained, {
         f"{cycle.name}_steps": steps,
@@ -448,8 +458,17 @@ def balance_unet(
             break
         confusion = rebalance(confusion, rates, balance.target)
         unet, _ = train_unet(
-            latents, specs, text_encoder, tokenizer, steps=balance.steps, batch=batch, seed=seed + BALANCE.seed_offset + number, lr=BALANCE.lr, init=unet,
-            confusion=confusion, min_snr_gamma=BALANCE.min_snr_gamma,
+            latents,
+            specs,
+            text_encoder,
+            tokenizer,
+            steps=balance.steps,
+            batch=batch,
+            seed=seed + BALANCE.seed_offset + number,
+            lr=BALANCE.lr,
+            init=unet,
+            confusion=confusion,
+            min_snr_gamma=BALANCE.min_snr_gamma,
         )
     return unet, {
         "balance_target": balance.target,
@@ -475,9 +494,11 @@ def _pipeline(vae: AutoencoderKL, text_encoder: CLIPTextModel, tokenizer: CLIPTo
     return pipeline
 
 
-def balance_generator(folder: Path, detector: Detector, *, balance: Balance = Balance(), batch: int = 64, seed: int = 0, cache_dir: Path | None = None) -> dict[str, object]:
+def balance_generator(
+    folder: Path, detector: Detector, *, balance: Balance = Balance(), batch: int = 64, seed: int = 0, cache_dir: Path | None = None
+) -> dict[str, object]:
     """Run `balance_unet` on a saved generator folder in place and re-export its UNet."""
-    from loratrain.onnx_export import export_generator
+    from loratrain.onnx_graphs import export_generator
 
     pool = scene_pool(POOL_SIZE, POOL_SEED, cache_dir)
     tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer")
@@ -486,7 +507,16 @@ def balance_generator(folder: Path, detector: Detector, *, balance: Balance = Ba
     unet = UNet2DConditionModel.from_pretrained(folder / "unet").eval()
     latents = encode_pool(vae, pool.images) * vae.config.scaling_factor
     unet, figures = balance_unet(
-        unet, lambda u: _pipeline(vae, text_encoder, tokenizer, u), detector, latents, pool.specs, text_encoder, tokenizer, balance=balance, batch=batch, seed=seed
+        unet,
+        lambda u: _pipeline(vae, text_encoder, tokenizer, u),
+        detector,
+        latents,
+        pool.specs,
+        text_encoder,
+        tokenizer,
+        balance=balance,
+        batch=batch,
+        seed=seed,
     )
     unet.save_pretrained(folder / "unet")
     export_generator(folder, parts=("unet",))
@@ -495,7 +525,7 @@ def balance_generator(folder: Path, detector: Detector, *, balance: Balance = Ba
 
 def sharpen_generator_decoder(folder: Path, *, steps: int, seed: int = 0, cache_dir: Path | None = None) -> dict[str, float]:
     """Run `sharpen_decoder` on a saved generator folder in place and re-export its decoder."""
-    from loratrain.onnx_export import export_generator
+    from loratrain.onnx_graphs import export_generator
 
     pool = scene_pool(POOL_SIZE, POOL_SEED, cache_dir)
     vae = AutoencoderKL.from_pretrained(folder / "vae").eval()
@@ -522,7 +552,7 @@ def train_generator(
 ) -> dict[str, object]:
     """Train VAE then UNet, balance the classes with `detector` as the judge, save the
     diffusers folder `out` and its ONNX export."""
-    from loratrain.onnx_export import export_generator
+    from loratrain.onnx_graphs import export_generator
 
     pool = scene_pool(POOL_SIZE, POOL_SEED, cache_dir)
     tokenizer = CLIPTokenizer.from_pretrained(clip_dir)
@@ -537,9 +567,25 @@ def train_generator(
     figures.update(unet_figures)
     unet, refine_figures = continue_unet(unet, REFINE, latents, pool.specs, text_encoder, tokenizer, steps=refine_steps, batch=batch, seed=seed)
     unet, polish_figures = continue_unet(unet, POLISH, latents, pool.specs, text_encoder, tokenizer, steps=polish_steps, batch=batch, seed=seed)
-    figures.update(refine_figures, **polish_figures, unet_steps=unet_steps, scaling_factor=vae.config.scaling_factor, confusion_rate=CONFUSION_RATE, polish_confusion_rate=POLISH_CONFUSION)
+    figures.update(
+        refine_figures,
+        **polish_figures,
+        unet_steps=unet_steps,
+        scaling_factor=vae.config.scaling_factor,
+        confusion_rate=CONFUSION_RATE,
+        polish_confusion_rate=POLISH_CONFUSION,
+    )
     unet, balance_figures = balance_unet(
-        unet, lambda u: _pipeline(vae, text_encoder, tokenizer, u), detector, latents, pool.specs, text_encoder, tokenizer, balance=balance, batch=batch, seed=seed
+        unet,
+        lambda u: _pipeline(vae, text_encoder, tokenizer, u),
+        detector,
+        latents,
+        pool.specs,
+        text_encoder,
+        tokenizer,
+        balance=balance,
+        batch=batch,
+        seed=seed,
     )
     figures.update(balance_figures)
     _pipeline(vae, text_encoder, tokenizer, unet).save_pretrained(out)
@@ -578,8 +624,16 @@ def main() -> None:
         parser.error("--clip is required unless --balance-only or --decoder-only")
     else:
         figures = train_generator(
-            args.out, args.clip, detector, vae_steps=args.vae_steps, decoder_steps=args.decoder_steps, unet_steps=args.unet_steps, refine_steps=args.refine_steps,
-            polish_steps=args.polish_steps, balance=balance, cache_dir=args.cache,
+            args.out,
+            args.clip,
+            detector,
+            vae_steps=args.vae_steps,
+            decoder_steps=args.decoder_steps,
+            unet_steps=args.unet_steps,
+            refine_steps=args.refine_steps,
+            polish_steps=args.polish_steps,
+            balance=balance,
+            cache_dir=args.cache,
         )
     print(json.dumps(figures, indent=2))
 

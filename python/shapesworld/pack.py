@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .proof import POOL_GUIDANCE, POOL_SCHEDULER, SCHEDULER
 from .prompts import split, write_prompt_file
+from .proof import POOL_GUIDANCE, POOL_SCHEDULER, SCHEDULER
 from .text import CLIP_MAX_LENGTH, GPT2_VOCAB_SIZE
 from .world import BACKGROUNDS, CLASSES, COLOURS, COUNT_WORDS, IMAGE_SIZE
 
@@ -57,7 +57,9 @@ INTERFACES: dict[str, dict[str, Interface]] = {
             "inputs": {
                 "input_ids": ("int64", ["batch_size", "decoder_sequence_length"]),
                 "encoder_hidden_states": ("float32", ["batch_size", "encoder_sequence_length", 96]),
-                **{f"past_key_values.{i}.{kv}": ("float32", ["batch_size", 4, "past_decoder_sequence_length", 24]) for i in range(2) for kv in ("key", "value")},
+                **{
+                    f"past_key_values.{i}.{kv}": ("float32", ["batch_size", 4, "past_decoder_sequence_length", 24]) for i in range(2) for kv in ("key", "value")
+                },
                 "use_cache_branch": ("bool", [1]),
             },
             "outputs": {
@@ -118,7 +120,10 @@ def write_prompts(pack: Path) -> dict[str, str]:
 
 def manifest(figures: dict[str, dict[str, object]], prompt_files: dict[str, str], judge: dict[str, object], lora: dict[str, object]) -> dict[str, object]:
     def interfaces(role: str) -> dict[str, object]:
-        return {f: {side: {n: {"dtype": d, "shape": s} for n, (d, s) in spec[side].items()} for side in ("inputs", "outputs")} for f, spec in INTERFACES.get(role, {}).items()}
+        return {
+            f: {side: {n: {"dtype": d, "shape": s} for n, (d, s) in spec[side].items()} for side in ("inputs", "outputs")}
+            for f, spec in INTERFACES.get(role, {}).items()
+        }
 
     return {
         "name": "shapes",
@@ -127,16 +132,35 @@ def manifest(figures: dict[str, dict[str, object]], prompt_files: dict[str, str]
         "classes": list(CLASSES),
         "grammar": {
             "sentence": "<count> <colour> <class or plural> on a <background> background",
-            "count": list(COUNT_WORDS.values()) + ["an"],
+            "count": [*COUNT_WORDS.values(), "an"],
             "colours": list(COLOURS),
             "backgrounds": list(BACKGROUNDS),
         },
         "prompts": {**prompt_files, "format": "one prompt per line: `class; prompt`"},
         "models": {
-            "generator": {"role": "text-to-image", "path": "generator", "layout": "diffusers + ONNX (Optimum)", "architecture": "StableDiffusionPipeline", "text_max_length": CLIP_MAX_LENGTH, "onnx": interfaces("generator")},
+            "generator": {
+                "role": "text-to-image",
+                "path": "generator",
+                "layout": "diffusers + ONNX (Optimum)",
+                "architecture": "StableDiffusionPipeline",
+                "text_max_length": CLIP_MAX_LENGTH,
+                "onnx": interfaces("generator"),
+            },
             "clip": {"role": "clip-score", "path": "clip", "layout": "transformers.js", "architecture": "CLIPModel", "onnx": interfaces("clip")},
-            "detector": {"role": "zero-shot-object-detection", "path": "detector", "layout": "transformers.js", "architecture": "OwlViTForObjectDetection", "onnx": interfaces("detector")},
-            "captioner": {"role": "image-to-text", "path": "captioner", "layout": "transformers.js", "architecture": "VisionEncoderDecoderModel", "onnx": interfaces("captioner")},
+            "detector": {
+                "role": "zero-shot-object-detection",
+                "path": "detector",
+                "layout": "transformers.js",
+                "architecture": "OwlViTForObjectDetection",
+                "onnx": interfaces("detector"),
+            },
+            "captioner": {
+                "role": "image-to-text",
+                "path": "captioner",
+                "layout": "transformers.js",
+                "architecture": "VisionEncoderDecoderModel",
+                "onnx": interfaces("captioner"),
+            },
         },
         "sampling": {
             "steps": 20,

@@ -112,7 +112,14 @@ def rank(judgements: list[Judgement], threshold: float) -> list[int]:
     return sorted(detected, key=lambda i: (-judgements[i].checklist, -judgements[i].detection, i))
 
 
-def sample(pipeline, prompts: list[str], seeds: list[int], guidance: float = SAMPLING["guidance_scale"], scheduler: str = SCHEDULER, steps: int = SAMPLING["num_inference_steps"]) -> list[Image.Image]:  # type: ignore[no-untyped-def]
+def sample(
+    pipeline,
+    prompts: list[str],
+    seeds: list[int],
+    guidance: float = SAMPLING["guidance_scale"],
+    scheduler: str = SCHEDULER,
+    steps: int = SAMPLING["num_inference_steps"],
+) -> list[Image.Image]:  # type: ignore[no-untyped-def]
     """Images for (prompt, seed) pairs. One generator per image: the initial latents come
     first from its stream, an ancestral scheduler's step noise after them, so an image
     depends on its seed alone (as in the TypeScript sampler)."""
@@ -127,7 +134,12 @@ def sample(pipeline, prompts: list[str], seeds: list[int], guidance: float = SAM
     try:
         for i in range(0, len(prompts), 64):
             out = pipeline(
-                prompt=prompts[i : i + 64], latents=latents[i : i + 64], generator=generators[i : i + 64], output_type="pil", num_inference_steps=steps, guidance_scale=guidance
+                prompt=prompts[i : i + 64],
+                latents=latents[i : i + 64],
+                generator=generators[i : i + 64],
+                output_type="pil",
+                num_inference_steps=steps,
+                guidance_scale=guidance,
             )
             images.extend(out.images)
     finally:
@@ -189,7 +201,16 @@ def curate_pool(pipeline, judge: Judge, prompts: list[Prompt], ids: list[int], d
             name = f"{id_:04d}-{best}.png"
             block[best].save(dataset / name)
             j = judgements[best]
-            rows.append({"file_name": name, "text": prompt.text, "class": prompt.cls, "detection": round(j.detection, 4), "caption": j.caption, "checklist": j.checklist})
+            rows.append(
+                {
+                    "file_name": name,
+                    "text": prompt.text,
+                    "class": prompt.cls,
+                    "detection": round(j.detection, 4),
+                    "caption": j.caption,
+                    "checklist": j.checklist,
+                }
+            )
     (dataset / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return Pool(images=len(images), detected=detected, kept=len(rows))
 
@@ -214,7 +235,9 @@ class Scored:
     hit: np.ndarray
 
 
-def _sample_and_detect(pipeline, detector: Detector, prompts: list[Prompt], seeds_per_prompt: int, first_seed: int) -> tuple[list[Image.Image], list[str], np.ndarray]:  # type: ignore[no-untyped-def]
+def _sample_and_detect(
+    pipeline, detector: Detector, prompts: list[Prompt], seeds_per_prompt: int, first_seed: int
+) -> tuple[list[Image.Image], list[str], np.ndarray]:  # type: ignore[no-untyped-def]
     """Sample every prompt at seeds `first_seed + 100 k + s` (s < seeds_per_prompt) and
     say, per image, whether the detector finds the prompt's class."""
     texts = [p.text for p in prompts for _ in range(seeds_per_prompt)]
@@ -290,7 +313,16 @@ def run(pack: Path, work: Path, *, n_per_prompt: int, per_prompt: int, eval_seed
     for k, prompt in enumerate(train):
         hits[k] = [conf >= threshold for conf, _ in judge.detect(images[k * n_per_prompt : (k + 1) * n_per_prompt], prompt.cls)]
 
-    pool = curate_pool(pipeline, judge, train, list(range(len(train))), work / "dataset", n_per_prompt=n_per_prompt, per_prompt=per_prompt, steps=int(SAMPLING["num_inference_steps"]))
+    pool = curate_pool(
+        pipeline,
+        judge,
+        train,
+        list(range(len(train))),
+        work / "dataset",
+        n_per_prompt=n_per_prompt,
+        per_prompt=per_prompt,
+        steps=int(SAMPLING["num_inference_steps"]),
+    )
     figures: dict[str, object] = {
         "train_prompts": len(train),
         "samples_per_prompt": n_per_prompt,

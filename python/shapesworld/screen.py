@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .proof import SAMPLING, ClipScorer, Judge, compare, curate_pool, score_samples, score_tuned, train_lora
 from .prompts import Prompt, split
+from .proof import SAMPLING, ClipScorer, Judge, compare, curate_pool, score_samples, score_tuned, train_lora
 
 VALIDATION_EVERY = 4  # every 4th training prompt of each class validates
 VALIDATION_FIRST_SEED = 700_000  # away from the pool's seeds and the proof's held-out ones
@@ -61,7 +61,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Screen LoRA and pool settings on a validation split of the training prompts.")
     parser.add_argument("--pack", type=Path, default=Path(__file__).resolve().parents[2] / "packs" / "shapes")
     parser.add_argument("--work", type=Path, required=True, help="folder for the pool dataset and the LoRAs")
-    parser.add_argument("--variant", action="append", default=[], metavar="K=V,...", help="trainer settings changed from the pack's (repeatable; none: the pack's own)")
+    parser.add_argument(
+        "--variant", action="append", default=[], metavar="K=V,...", help="trainer settings changed from the pack's (repeatable; none: the pack's own)"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], metavar="S", help="trainer seeds per variant (default: 0 1)")
     parser.add_argument("--pool-steps", type=int, default=int(SAMPLING["num_inference_steps"]), metavar="N")
     parser.add_argument("--n", type=int, default=8, help="samples per pool prompt")
@@ -83,8 +85,13 @@ def main() -> None:
 
     dataset = args.work / f"pool-{args.pool_steps}-steps-{args.n}-per-prompt"
     if not (dataset / "metadata.jsonl").is_file():
-        pool = curate_pool(pipeline, judge, pool_prompts, pool_ids, dataset, n_per_prompt=args.n, per_prompt=pack_json["judge"]["per_prompt"], steps=args.pool_steps)
-        print(json.dumps({"pool_prompts": len(pool_prompts), "pool_steps": args.pool_steps, "detected": pool.detected, "images": pool.images, "kept": pool.kept}), flush=True)
+        pool = curate_pool(
+            pipeline, judge, pool_prompts, pool_ids, dataset, n_per_prompt=args.n, per_prompt=pack_json["judge"]["per_prompt"], steps=args.pool_steps
+        )
+        print(
+            json.dumps({"pool_prompts": len(pool_prompts), "pool_steps": args.pool_steps, "detected": pool.detected, "images": pool.images, "kept": pool.kept}),
+            flush=True,
+        )
     comparison = {"seeds_per_prompt": args.eval_seeds, "first_seed": VALIDATION_FIRST_SEED}
     base = score_samples(pipeline, judge, scorer, validation, **comparison)
     for number, variant in enumerate(variants):
@@ -100,7 +107,18 @@ def main() -> None:
             gains.append(figures["detector_accuracy_gain"])
             wins.append(figures["clip_win_rate"])
             print(json.dumps({"variant": settings, "pool_steps": args.pool_steps, **figures}), flush=True)
-        print(json.dumps({"variant": {k: v for k, v in variant.items() if k != "seed"}, "seeds": args.seeds, "gain_mean": round(float(np.mean(gains)), 4), "gain_sd": round(float(np.std(gains, ddof=1)), 4) if len(gains) > 1 else None, "win_mean": round(float(np.mean(wins)), 4)}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "variant": {k: v for k, v in variant.items() if k != "seed"},
+                    "seeds": args.seeds,
+                    "gain_mean": round(float(np.mean(gains)), 4),
+                    "gain_sd": round(float(np.std(gains, ddof=1)), 4) if len(gains) > 1 else None,
+                    "win_mean": round(float(np.mean(wins)), 4),
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ Nothing comes from a hub: the merges are learnt from the grammar's own sentences
 from __future__ import annotations
 
 from collections import Counter
+from itertools import pairwise
 from pathlib import Path
 
 from tokenizers import pre_tokenizers
@@ -46,7 +47,7 @@ def _train_bpe(end_of_word_suffix: str, specials: list[str], vocab_size: int) ->
     while len(vocab) < vocab_size:
         pairs: Counter[tuple[str, str]] = Counter()
         for word, split in words.items():
-            for pair in zip(split, split[1:]):
+            for pair in pairwise(split):
                 pairs[pair] += counts[word]
         if not pairs:
             break

@@ -86,13 +86,7 @@ def caption_for(spec: SceneSpec) -> str:
 
 def all_specs() -> list[SceneSpec]:
     """Every scene the grammar can describe, in a fixed order."""
-    return [
-        SceneSpec(count, colour, cls, background)
-        for cls in CLASSES
-        for colour in COLOURS
-        for count in COUNT_WORDS
-        for background in BACKGROUNDS
-    ]
+    return [SceneSpec(count, colour, cls, background) for cls in CLASSES for colour in COLOURS for count in COUNT_WORDS for background in BACKGROUNDS]
 
 
 def random_spec(rng: np.random.Generator) -> SceneSpec:

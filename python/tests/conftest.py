@@ -81,6 +81,4 @@ def tiny_dataset(tmp_path_factory) -> Path:
 def run_module(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
     """Run a module of this package as the product does: a child process."""
     env = {**os.environ, "PYTHONPATH": str(PYTHON_DIR), "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", *args], cwd=PYTHON_DIR, env=env, capture_output=True, text=True, timeout=timeout, **kwargs
-    )
+    return subprocess.run([sys.executable, "-m", *args], cwd=PYTHON_DIR, env=env, capture_output=True, text=True, timeout=timeout, **kwargs)

@@ -2,7 +2,6 @@
 the manifest, prompt files and folders agree with the code that built them."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -21,11 +20,21 @@ NUMPY = {"float32": np.float32, "int64": np.int64, "int32": np.int32, "bool": np
 
 # Sizes for dynamic dimensions when running a file once.
 EXAMPLE_DIMS = {
-    "batch": 2, "batch_size": 2, "text_batch": 3, "image_batch": 2, "sequence": 24, "height": 16, "width": 16,
-    "decoder_sequence_length": 1, "encoder_sequence_length": 65, "past_decoder_sequence_length": 3,
-    "image_height": 64, "image_width": 64,
+    "batch": 2,
+    "batch_size": 2,
+    "text_batch": 3,
+    "image_batch": 2,
+    "sequence": 24,
+    "height": 16,
+    "width": 16,
+    "decoder_sequence_length": 1,
+    "encoder_sequence_length": 65,
+    "past_decoder_sequence_length": 3,
+    "image_height": 64,
+    "image_width": 64,
     # OWL-ViT: text_batch_size = images x queries per image.
-    "text_batch_size": 4, "sequence_length": 5,
+    "text_batch_size": 4,
+    "sequence_length": 5,
 }
 
 
@@ -100,7 +109,20 @@ def test_prompt_files_are_the_split():
 @pytest.mark.parametrize(
     "role, files",
     [
-        ("generator", ["model_index.json", "scheduler/scheduler_config.json", "tokenizer/tokenizer.json", "tokenizer/tokenizer_config.json", "text_encoder/config.json", "unet/config.json", "unet/diffusion_pytorch_model.safetensors", "vae/config.json", "vae/diffusion_pytorch_model.safetensors"]),
+        (
+            "generator",
+            [
+                "model_index.json",
+                "scheduler/scheduler_config.json",
+                "tokenizer/tokenizer.json",
+                "tokenizer/tokenizer_config.json",
+                "text_encoder/config.json",
+                "unet/config.json",
+                "unet/diffusion_pytorch_model.safetensors",
+                "vae/config.json",
+                "vae/diffusion_pytorch_model.safetensors",
+            ],
+        ),
         ("clip", ["config.json", "preprocessor_config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors"]),
         ("detector", ["config.json", "preprocessor_config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors"]),
         ("captioner", ["config.json", "generation_config.json", "preprocessor_config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors"]),

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -189,7 +190,7 @@ def test_closed_stdin_stops_like_sigterm_with_a_checkpoint(tiny_generator, tiny_
 
 
 def test_export_cli_writes_the_onnx_layout(tiny_generator, tmp_path, capsys):
-    from loratrain.onnx_export import main
+    from loratrain.export_onnx import main
 
     generator = tmp_path / "generator"
     shutil.copytree(tiny_generator, generator)
@@ -225,7 +226,7 @@ def test_export_cli_writes_the_onnx_layout(tiny_generator, tmp_path, capsys):
 def test_large_graphs_keep_weights_in_one_external_data_file(tiny_generator, tmp_path):
     from diffusers import AutoencoderKL
 
-    from loratrain.onnx_export import export_spec, vae_decoder_spec
+    from loratrain.onnx_graphs import export_spec, vae_decoder_spec
 
     vae = AutoencoderKL.from_pretrained(str(tiny_generator / "vae"))
     path = tmp_path / "vae_decoder" / "model.onnx"
@@ -359,7 +360,7 @@ def test_resume_with_another_recipe_exits_2(trained, tiny_generator, tiny_datase
 def test_fp16_graphs_keep_float32_inputs_and_outputs(tiny_generator, tmp_path):
     from diffusers import UNet2DConditionModel
 
-    from loratrain.onnx_export import export_spec, half_precision, unet_spec
+    from loratrain.onnx_graphs import export_spec, half_precision, unet_spec
 
     unet = UNet2DConditionModel.from_pretrained(str(tiny_generator / "unet"))
     path = tmp_path / "unet" / "model.onnx"
@@ -407,7 +408,7 @@ def test_learning_rate_warms_up_then_holds_or_decays_to_zero():
     assert [learning_rate_at(s, 1.0, 4, "constant", 10) for s in (0, 3, 4, 9)] == [0.25, 1.0, 1.0, 1.0]
     cosine = [learning_rate_at(s, 1.0, 2, "cosine", 10) for s in range(10)]
     assert cosine[:3] == [0.5, 1.0, 1.0]  # warmup, then the decay starts from the full rate
-    assert all(a > b for a, b in zip(cosine[2:], cosine[3:])) and 0 < cosine[-1] < 0.05
+    assert all(a > b for a, b in pairwise(cosine[2:])) and 0 < cosine[-1] < 0.05
     assert learning_rate_at(6, 1.0, 2, "cosine", 10) == pytest.approx(0.5)  # half-way through the decay
 
 
@@ -416,7 +417,7 @@ def test_cosine_run_decays_its_rate_and_refuses_a_resume_of_another_length(tiny_
     done, events = train(tiny_generator, tiny_dataset, output, "--skip-onnx", "--lr-scheduler", "cosine", "--checkpoint-every", "3")
     assert done.returncode == 0, done.stderr
     rates = [e["lr"] for e in events if e["event"] == "step"]
-    assert rates[0] == 1e-4 and all(a > b for a, b in zip(rates, rates[1:]))
+    assert rates[0] == 1e-4 and all(a > b for a, b in pairwise(rates))
     assert json.loads((output / "metrics.json").read_text())["lr_scheduler"] == "cosine"
     checkpoint = output / "checkpoints" / "step-00000003"
     longer = run_module(

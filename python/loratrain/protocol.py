@@ -1,0 +1,135 @@
+"""The trainer's contract with the product: what it writes on stdout, its exit
+codes, how a stop is asked for and carried out, and what it leaves in --output.
+All but the last are implemented here.
+
+Protocol (the product runs this as a child process):
+- stdout carries only JSON lines, each with `event` and `elapsed` (seconds since
+  start): `start` (step, total, dataset_size, ...), `phase` (load, cache, train,
+  save, export), `step` (step, total, loss, lr), `checkpoint` (step, path), `onnx`
+  (path, max_abs_diff), `done` (final_loss, lora, unet_onnx), `stopped` (signal,
+  step, checkpoint, exit_code), `error` (kind, message). Everything else, library
+  output included, goes to stderr.
+- exit codes: 0 done; 2 bad input (one line on stderr naming the file, line or
+  flag); 143 stopped by SIGTERM (130 by SIGINT); 1 any other failure (an `error`
+  event, traceback on stderr).
+- with --stop-on-stdin-close, stdin reaching end of file counts as SIGTERM: a
+  parent that holds a pipe to it and never writes makes the trainer stop when
+  it dies, even by SIGKILL, instead of training on unwatched. A stdout nobody
+  reads any more (broken pipe) stops it the same way.
+- a stop takes effect after the current step: the trainer writes a checkpoint,
+  emits `stopped` and exits. Stopped while encoding the dataset, it has nothing
+  new to save (`checkpoint` is the one it resumed from, or null); during the
+  final ONNX export, it lets the export finish.
+- --output receives `pytorch_lora_weights.safetensors` (diffusers keys, loadable
+  with `StableDiffusionPipeline.load_lora_weights`), `unet/model.onnx` +
+  `unet/config.json` (the UNet with the LoRA fused: a tuned generator is the base
+  folder with this unet/ in place of its own), `metrics.json`, and
+  `checkpoints/step-NNNNNNNN/`: `pytorch_lora_weights.safetensors`, `optimizer.pt`
+  (AdamW and fp16 grad-scaler state) and `state.json` (step, epoch, position in
+  epoch, loss history, recipe). Checkpoints are written atomically; the newest
+  --keep-checkpoints are kept. `--resume-from latest` resumes from the newest, or
+  starts afresh when there is none, so a retried job can always pass it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_BAD_INPUT = 2
+STOP_EXIT_CODES = {signal.SIGTERM: 143, signal.SIGINT: 130}
+
+
+class BadInput(Exception):
+    """Input the user must fix; the message names the file, line or flag."""
+
+
+class Stopped(Exception):
+    """A stop requested before training began: there is no new state to save."""
+
+
+class Events:
+    """JSON lines on the real stdout, each with `elapsed` seconds since the trainer
+    started. File descriptor 1 itself is pointed at stderr, so anything a library
+    prints (from Python or from C) lands there."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        sys.stdout.flush()
+        self._out = os.fdopen(os.dup(1), "w", buffering=1)
+        os.dup2(2, 1)
+        sys.stdout = sys.stderr
+        # Called when the reader of the events is gone (see `unwatched`).
+        self.on_unwatched = lambda: None
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def emit(self, event: str, **fields) -> None:
+        try:
+            self._out.write(json.dumps({"event": event, **fields, "elapsed": round(self.elapsed(), 3)}) + "\n")
+        except BrokenPipeError:
+            self.unwatched(stderr_too=False)
+
+    def unwatched(self, stderr_too: bool) -> None:
+        """Nobody reads the events any more (or, with `stderr_too`, any output: the
+        parent is dead). They go to /dev/null from now on, so that writing them cannot
+        fail the checkpoint on the way out, and `on_unwatched` asks for that stop."""
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            for fd in (self._out.fileno(), *((1, 2) if stderr_too else ())):
+                os.dup2(null, fd)
+        finally:
+            os.close(null)
+        self.on_unwatched()
+
+
+class StopRequest:
+    """Remembers a SIGTERM/SIGINT; the trainer acts on it between steps, and between
+    batches while it encodes the dataset."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        for signum in STOP_EXIT_CODES:
+            signal.signal(signum, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        self.signum = signum
+
+    def request(self, signum: int = signal.SIGTERM) -> None:
+        """A stop asked for without a signal, treated as that signal."""
+        if self.signum is None:
+            self.signum = signum
+
+    def check(self) -> None:
+        if self.signum is not None:
+            raise Stopped()
+
+
+def stop_when_stdin_closes(events: Events) -> None:
+    """Watches stdin on a daemon thread: at end of file (the parent closed its end
+    of the pipe, or died), all output is dropped and a stop requested."""
+
+    def watch() -> None:
+        try:
+            while os.read(0, 4096):
+                pass  # whatever the parent writes is not for us
+        except OSError:
+            pass
+        events.unwatched(stderr_too=True)
+
+    threading.Thread(target=watch, name="stdin-close-watch", daemon=True).start()
+
+
+def report_bad_input(error: BadInput, events: Events) -> int:
+    """One line on stderr and an `error` event; the exit code of bad input."""
+    message = " ".join(str(error).split())
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    events.emit("error", kind="bad_input", message=message)
+    return EXIT_BAD_INPUT
