@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { validateRoundInput } from '../config/round.js';
 import { freePort } from '../test/servers.js';
 import { main } from './commands.js';
-import { REPO_ROOT, waitForPort } from './servers.js';
+import { REPO_ROOT } from '../test/servers.js';
+import { waitForPort } from './servers.js';
 import { validateCampaignInput } from '../config/campaign.js';
 
 const COMMANDS = ['stack', 'worker', 'round', 'campaign', 'status', 'result', 'cancel', 'report'];

@@ -3,20 +3,18 @@
  * Temporal is reached at TEMPORAL_ADDRESS (default localhost:7233), namespace TEMPORAL_NAMESPACE.
  */
 import { spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { Client, Connection, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowNotFoundError } from '@temporalio/client';
 
+import { ConnectionError, InvalidInputError, SelfRewardClient } from '../client/index.js';
 import { fromEnvironment } from '../config/environment.js';
-import { runWorkers, type WorkerRole } from '../workers/setup.js';
+import { PACKAGE_ROOT } from '../config/paths.js';
+import { runWorker } from '../workers/setup.js';
 import { ConfigError, loadCampaignConfig, loadRoundConfig, PRESETS } from './config.js';
 import { campaignLine, progressLine, roundSummary } from './progress.js';
-import { REPO_ROOT, startS3Server, startTemporal, type RunningServer } from './servers.js';
-import { TASK_QUEUES } from '../contract/activities.js';
-import type { CampaignResult, RoundFigures, RoundResult } from '../contract/workflows.js';
-import type { RoundProgress } from '../contract/progress.js';
+import { startS3Server, startTemporal, type RunningServer } from './servers.js';
 
 interface OptionSpec {
   readonly type: 'string' | 'boolean';
@@ -40,38 +38,27 @@ const CONFIG_OPTIONS: Options = {
   print: { type: 'boolean', description: "print the validated input as one JSON object (the Web UI's Start Workflow input) and start nothing" },
 };
 
-async function connect(): Promise<Client> {
-  const address = fromEnvironment(process.env, 'TEMPORAL_ADDRESS');
-  const connection = await Connection.connect({ address }).catch((error: Error) => {
-    throw new ConfigError(`cannot reach Temporal at ${address} (${error.message}); start the stack with \`selfreward stack\` or set TEMPORAL_ADDRESS`);
-  });
-  return new Client({ connection, namespace: fromEnvironment(process.env, 'TEMPORAL_NAMESPACE') });
-}
-
 function showLine(line: string): void {
   if (process.stdout.isTTY) process.stdout.write(`\r\u001b[2K${line}`);
   else console.log(line);
 }
 
-/** Redraws a status line every second until the workflow closes; then returns its result. */
-async function follow<T>(handle: WorkflowHandle, render: () => Promise<string>): Promise<T> {
-  let done = false;
-  const result = handle.result().finally(() => {
-    done = true;
-  }) as Promise<T>;
+/** Redraws a status line as the figures change, until the workflow closes. */
+function liveLine<P>(render: (progress: P) => string): (progress: P) => void {
   let last = '';
-  while (!done) {
-    const line = await render().catch(() => last);
+  return (progress) => {
+    const line = render(progress);
     if (line !== last) showLine(line);
     last = line;
-    await Promise.race([result.catch(() => undefined), new Promise((r) => setTimeout(r, 1000))]);
-  }
+  };
+}
+
+function endLiveLine(): void {
   if (process.stdout.isTTY) process.stdout.write('\n');
-  return result;
 }
 
 function sources(values: Record<string, string | boolean | undefined>, positionals: string[]) {
-  return { file: positionals[0], preset: values['preset'] as string | undefined, root: REPO_ROOT };
+  return { file: positionals[0], preset: values['preset'] as string | undefined, root: PACKAGE_ROOT };
 }
 
 /** The preset's paths print absolute: the Web UI form has no preset and no working folder. */
@@ -123,10 +110,9 @@ const COMMANDS: Record<string, Command> = {
     details: ['Settings from the environment: SELF_REWARD_DEVICE, SELF_REWARD_STORE, SELF_REWARD_WORK_DIR, SELF_REWARD_TRAINER (see workers/setup.ts).'],
     async run(values) {
       const role = (values['role'] as string | undefined) ?? 'all-in-one';
-      const roles: Record<string, WorkerRole[]> = { 'all-in-one': ['cpu', 'gpu'], cpu: ['cpu'], gpu: ['gpu'] };
-      const chosen = roles[role];
-      if (!chosen) throw new ConfigError(`--role: expected all-in-one, cpu or gpu, got ${JSON.stringify(role)}`);
-      await runWorkers(chosen);
+      const roles = { 'all-in-one': 'all', cpu: 'cpu', gpu: 'gpu' } as const;
+      if (!Object.hasOwn(roles, role)) throw new ConfigError(`--role: expected all-in-one, cpu or gpu, got ${JSON.stringify(role)}`);
+      await runWorker(roles[role as keyof typeof roles]);
     },
   },
   round: {
@@ -136,12 +122,12 @@ const COMMANDS: Record<string, Command> = {
     async run(values, positionals) {
       const input = loadRoundConfig(sources(values, positionals));
       if (values['print']) return printInput(input);
-      const client = await connect();
-      const workflowId = (values['id'] as string | undefined) ?? `round-${randomUUID()}`;
-      const handle = await client.workflow.start('selfRewardRound', { taskQueue: TASK_QUEUES.workflows, workflowId, args: [input] });
-      console.log(`started round ${input.round} as ${workflowId}`);
+      const selfReward = await SelfRewardClient.connect();
+      const round = await selfReward.startRound(input, { workflowId: values['id'] as string | undefined });
+      console.log(`started round ${input.round} as ${round.workflowId}`);
       if (!values['wait']) return;
-      const result = await follow<RoundResult>(handle, async () => progressLine(await handle.query<RoundProgress>('progress')));
+      const result = await round.result({ onProgress: liveLine(progressLine) });
+      endLiveLine();
       console.log(roundSummary(result));
     },
   },
@@ -156,12 +142,12 @@ const COMMANDS: Record<string, Command> = {
       const rounds = values['rounds'] === undefined ? undefined : Number(values['rounds']);
       const input = loadCampaignConfig(sources(values, positionals), { rounds });
       if (values['print']) return printInput(input);
-      const client = await connect();
-      const workflowId = (values['id'] as string | undefined) ?? `campaign-${randomUUID()}`;
-      const handle = await client.workflow.start('selfRewardCampaign', { taskQueue: TASK_QUEUES.workflows, workflowId, args: [input] });
-      console.log(`started a campaign of up to ${input.rounds} rounds as ${workflowId}`);
+      const selfReward = await SelfRewardClient.connect();
+      const campaign = await selfReward.startCampaign(input, { workflowId: values['id'] as string | undefined });
+      console.log(`started a campaign of up to ${input.rounds} rounds as ${campaign.workflowId}`);
       if (!values['wait']) return;
-      const result = await follow<CampaignResult>(handle, async () => campaignLine(await handle.query<RoundFigures[]>('rounds')));
+      const result = await campaign.result({ onProgress: liveLine(campaignLine) });
+      endLiveLine();
       console.log(`${campaignLine(result.rounds)}; stopped: ${result.stopReason}`);
       for (const round of result.rounds) console.log(`  round ${round.round}: report ${round.report}`);
     },
@@ -171,10 +157,10 @@ const COMMANDS: Record<string, Command> = {
     usage: 'selfreward status ID',
     options: {},
     async run(_values, [id]) {
-      const handle = (await connect()).workflow.getHandle(requireId(id));
-      const { type, status } = await handle.describe();
-      if (type === 'selfRewardCampaign') console.log(`${status.name}: ${campaignLine(await handle.query<RoundFigures[]>('rounds'))}`);
-      else console.log(`${status.name}: ${progressLine(await handle.query<RoundProgress>('progress'))}`);
+      const selfReward = await SelfRewardClient.connect();
+      const { kind, status } = await selfReward.describe(requireId(id));
+      if (kind === 'campaign') console.log(`${status}: ${campaignLine(await selfReward.campaign(requireId(id)).rounds())}`);
+      else console.log(`${status}: ${progressLine(await selfReward.round(requireId(id)).progress())}`);
     },
   },
   result: {
@@ -182,13 +168,13 @@ const COMMANDS: Record<string, Command> = {
     usage: 'selfreward result ID',
     options: {},
     async run(_values, [id]) {
-      const handle = (await connect()).workflow.getHandle(requireId(id));
-      const { type } = await handle.describe();
-      if (type === 'selfRewardCampaign') {
-        const result = (await handle.result()) as CampaignResult;
+      const selfReward = await SelfRewardClient.connect();
+      const { kind } = await selfReward.describe(requireId(id));
+      if (kind === 'campaign') {
+        const result = await selfReward.campaign(requireId(id)).result();
         console.log(`${campaignLine(result.rounds)}; stopped: ${result.stopReason}`);
       } else {
-        console.log(roundSummary((await handle.result()) as RoundResult));
+        console.log(roundSummary(await selfReward.round(requireId(id)).result()));
       }
     },
   },
@@ -197,7 +183,7 @@ const COMMANDS: Record<string, Command> = {
     usage: 'selfreward cancel ID',
     options: {},
     async run(_values, [id]) {
-      await (await connect()).workflow.getHandle(requireId(id)).cancel();
+      await (await SelfRewardClient.connect()).round(requireId(id)).cancel();
       console.log(`cancellation requested for ${id}`);
     },
   },
@@ -206,8 +192,7 @@ const COMMANDS: Record<string, Command> = {
     usage: 'selfreward report ID [--open]',
     options: { open: { type: 'boolean', description: 'open it with the desktop opener (xdg-open / open)' } },
     async run(values, [id]) {
-      const handle = (await connect()).workflow.getHandle(requireId(id));
-      const progress = await handle.query<RoundProgress>('progress');
+      const progress = await (await SelfRewardClient.connect()).round(requireId(id)).progress();
       if (progress.report === null) throw new ConfigError(`${id} has no report yet (stage: ${progress.stage})`);
       console.log(progress.report);
       if (values['open']) spawn(process.platform === 'darwin' ? 'open' : 'xdg-open', [progress.report], { stdio: 'ignore', detached: true }).unref();
@@ -260,7 +245,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     await command.run(parsed.values, parsed.positionals);
     return 0;
   } catch (error) {
-    if (error instanceof ConfigError || error instanceof WorkflowNotFoundError) {
+    if (error instanceof ConfigError || error instanceof InvalidInputError || error instanceof ConnectionError || error instanceof WorkflowNotFoundError) {
       console.error(`selfreward ${name}: ${error.message}`);
       return 2;
     }

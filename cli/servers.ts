@@ -2,12 +2,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { connect } from 'node:net';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 
+import { VENV_BIN } from '../config/paths.js';
 import { SEARCH_ATTRIBUTE_FLAGS } from '../config/searchAttributes.js';
 
-export const REPO_ROOT = resolve(import.meta.dirname, '..');
-const VENV_BIN = join(REPO_ROOT, '.venv', 'bin');
 export const TEMPORAL_CLI = join(VENV_BIN, 'temporal');
 export const RCLONE = join(VENV_BIN, 'rclone');
 

@@ -69,7 +69,7 @@ describe('validateRoundInput', () => {
     const result = validateRoundInput({});
     expect(result.ok).toBe(false);
     if (result.ok) return;
-    expect(result.errors.map((e) => e.field)).toEqual(expect.arrayContaining(['generator', 'judge', 'evaluation', 'prompts.file']));
+    expect(result.errors.map((e) => e.field)).toEqual(expect.arrayContaining(['generator', 'judge', 'evaluation', 'prompts']));
   });
 
   it('rejects a non-object input and malformed inline prompts', () => {
@@ -109,7 +109,7 @@ describe('campaigns', () => {
     expect(validateCampaignInput({ round: minimal, continueAsNewEveryRounds: 2 })).toMatchObject({ ok: true, value: { continueAsNewEveryRounds: 2 } });
     expect(validateCampaignInput({ round: minimal, continueAsNewEveryRounds: 0 })).toMatchObject({
       ok: false,
-      errors: [{ field: 'continueAsNewEveryRounds', expected: 'an integer >= 1' }],
+      errors: [{ field: 'continueAsNewEveryRounds', expected: 'null or an integer >= 1' }],
     });
   });
 

@@ -9,15 +9,15 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import type { NativeConnection } from '@temporalio/worker';
 import { parse } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { ENVIRONMENT } from '../config/environment.js';
 import { SEARCH_ATTRIBUTE_FLAGS, SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
-import { dependenciesFromEnvironment, workerOptions, type WorkerRole } from '../workers/setup.js';
+import { dependenciesFromEnvironment } from '../workers/dependencies.js';
+import { selfRewardPlugin } from '../workers/plugin.js';
 import { REPO_ROOT } from './servers.js';
-import { TASK_QUEUES } from '../contract/activities.js';
+import { TASK_QUEUES, type WorkerRole } from '../contract/activities.js';
 
 type Fields = Readonly<Record<string, unknown>>;
 
@@ -58,11 +58,12 @@ const COMPOSE_FILE = join(REPO_ROOT, 'docker-compose.yml');
 let services: Map<string, Service>;
 let workers: { readonly service: Service; readonly role: WorkerRole }[];
 
-/** The roles an entry point runs, from its `runWorkers([...])` call. */
-function entryRoles(entry: string): WorkerRole[] {
-  const call = /runWorkers\(\[([^\]]*)\]\)/.exec(readFileSync(join(REPO_ROOT, entry), 'utf8'));
-  if (!call) throw new Error(`${entry}: no runWorkers([...]) call`);
-  return [...(call[1] ?? '').matchAll(/'(cpu|gpu)'/g)].map((m) => m[1] as WorkerRole);
+/** The role an entry point runs, from its `runWorker(...)` call; the images run the build (`dist/workers/x.js` of `workers/x.ts`). */
+function entryRole(entry: string): WorkerRole | 'all' {
+  const source = entry.replace(/^dist\//, '').replace(/\.js$/, '.ts');
+  const call = /runWorker\('(cpu|gpu|all)'\)/.exec(readFileSync(join(REPO_ROOT, source), 'utf8'));
+  if (!call) throw new Error(`${source}: no runWorker('cpu' | 'gpu' | 'all') call`);
+  return call[1] as WorkerRole | 'all';
 }
 
 beforeAll(() => {
@@ -71,11 +72,11 @@ beforeAll(() => {
   services = new Map(Object.entries(fields(compose['services'], 'services')).map(([name, spec]) => [name, service(name, spec)]));
   workers = [...services.values()].flatMap((s) => {
     const command = s.spec['command'] === undefined ? [] : strings(s.spec['command'], `${s.name}.command`);
-    const entry = command.find((part) => part.startsWith('workers/'));
+    const entry = command.find((part) => /^(dist\/)?workers\//.test(part));
     if (entry === undefined) return [];
-    const roles = entryRoles(entry);
-    expect(roles, `${s.name} runs ${entry}, which should run exactly one role`).toHaveLength(1);
-    return [{ service: s, role: roles[0]! }];
+    const role = entryRole(entry);
+    if (role === 'all') throw new Error(`${s.name} runs ${entry}, which runs both roles; a deployment runs one role per worker`);
+    return [{ service: s, role }];
   });
 });
 
@@ -91,10 +92,9 @@ describe('docker-compose.yml workers', () => {
   it('has one CPU worker and GPU workers, whose queues together are every task queue', async () => {
     expect(workers.filter((w) => w.role === 'cpu')).toHaveLength(1);
     expect(gpuWorkers().length).toBeGreaterThanOrEqual(1);
-    // The queue each role polls, as the worker entry points configure it.
-    const deps = dependenciesFromEnvironment({ SELF_REWARD_STORE: await mkdtemp(join(tmpdir(), 'deploy-store-')) });
-    const connection = {} as NativeConnection;
-    const polled = new Set(workers.map((w) => workerOptions(w.role, deps, connection, 'default').taskQueue));
+    // The queue each role polls, as the plugin sets the workers up.
+    const dependencies = dependenciesFromEnvironment({ SELF_REWARD_STORE: await mkdtemp(join(tmpdir(), 'deploy-store-')) });
+    const polled = new Set(workers.map((w) => selfRewardPlugin({ role: w.role, dependencies }).configureWorker({ taskQueue: 'unset' }).taskQueue));
     expect([...polled].sort()).toEqual(Object.values(TASK_QUEUES).sort());
   });
 

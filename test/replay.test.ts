@@ -12,7 +12,7 @@ import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
 import { Worker } from '@temporalio/worker';
 import { describe, it } from 'vitest';
 
-import { WORKFLOWS_PATH } from '../workers/setup.js';
+import { WORKFLOWS_PATH } from '../workers/plugin.js';
 import { HISTORIES } from './servers.js';
 
 describe('replay of committed histories', () => {

@@ -2,9 +2,11 @@
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 
-import { REPO_ROOT, startS3Server as startRcloneS3 } from '../cli/servers.js';
+import { startS3Server as startRcloneS3 } from '../cli/servers.js';
+import { PACKAGE_ROOT as REPO_ROOT } from '../config/paths.js';
 
-export { REPO_ROOT, requireBinary, TEMPORAL_CLI } from '../cli/servers.js';
+export { requireBinary, TEMPORAL_CLI } from '../cli/servers.js';
+export { REPO_ROOT };
 
 /** Workflow histories the replay test checks the workflows against. */
 export const HISTORIES = join(REPO_ROOT, 'test', 'histories');

@@ -20,7 +20,8 @@ import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vit
 import type { ActivityDependencies } from '../activities/dependencies.js';
 import { loadRoundConfig } from '../cli/config.js';
 import { SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
-import { dependenciesFromEnvironment, workerOptions } from '../workers/setup.js';
+import { dependenciesFromEnvironment } from '../workers/dependencies.js';
+import { workerOptions } from '../workers/setup.js';
 import { freePort, REPO_ROOT, requireBinary, TEMPORAL_CLI } from './servers.js';
 import { TASK_QUEUES } from '../contract/activities.js';
 

@@ -14,12 +14,12 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { CPU_ACTIVITIES, GPU_ACTIVITIES, pickActivities } from '../activities/index.js';
 import type { RoundInput } from '../config/round.js';
 import { SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
-import { dependenciesFromEnvironment, selfRewardPlugin, WORKFLOWS_PATH } from '../workers/setup.js';
+import { dependenciesFromEnvironment } from '../workers/dependencies.js';
+import { selfRewardPlugin, WORKFLOWS_PATH } from '../workers/plugin.js';
 import { requireBinary, TEMPORAL_CLI } from './servers.js';
-import { type RoundActivities, TASK_QUEUES } from '../contract/activities.js';
+import { activitiesOf, TASK_QUEUES, type RoundActivities } from '../contract/activities.js';
 import type { CampaignResult, RoundFigures } from '../contract/workflows.js';
 
 let env: TestWorkflowEnvironment;
@@ -51,7 +51,10 @@ async function failureOf(run: Promise<unknown>): Promise<ApplicationFailure> {
 
 describe('input validation, on a worker that takes the workflows from the plugin', () => {
   it('fails a round at once with a non-retryable error naming the field and the expected value', async () => {
-    const plugin = selfRewardPlugin(dependenciesFromEnvironment({ SELF_REWARD_STORE: await mkdtemp(join(tmpdir(), 'plugin-store-')) }));
+    const plugin = selfRewardPlugin({
+      role: 'cpu',
+      dependencies: dependenciesFromEnvironment({ SELF_REWARD_STORE: await mkdtemp(join(tmpdir(), 'plugin-store-')) }),
+    });
     const worker = await Worker.create({ connection: env.nativeConnection, taskQueue: TASK_QUEUES.workflows, plugins: [plugin] });
     await worker.runUntil(async () => {
       const round = await failureOf(
@@ -166,9 +169,9 @@ describe('selfRewardCampaign across continue-as-new', () => {
       connection,
       taskQueue: TASK_QUEUES.workflows,
       workflowBundle: bundle,
-      activities: pickActivities(activities, CPU_ACTIVITIES),
+      activities: activitiesOf('cpu', activities),
     });
-    const gpu = await Worker.create({ connection, taskQueue: TASK_QUEUES.gpu, activities: pickActivities(activities, GPU_ACTIVITIES) });
+    const gpu = await Worker.create({ connection, taskQueue: TASK_QUEUES.gpu, activities: activitiesOf('gpu', activities) });
     return workflows.runUntil(gpu.runUntil(run));
   }
 

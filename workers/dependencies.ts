@@ -25,9 +25,10 @@ export function dependenciesFromEnvironment(env: NodeJS.ProcessEnv = process.env
   if (threads !== undefined && !(Number.isInteger(threads) && threads > 0)) {
     throw new Error(`SELF_REWARD_THREADS: expected a positive integer, got ${JSON.stringify(threadsText)}`);
   }
-  const trainer = fromEnvironment(env, 'SELF_REWARD_TRAINER')
-    ?.split(' ')
-    .filter((part) => part !== '') ?? defaultTrainer();
+  const trainer =
+    fromEnvironment(env, 'SELF_REWARD_TRAINER')
+      ?.split(' ')
+      .filter((part) => part !== '') ?? defaultTrainer();
   const python = join(PACKAGE_ROOT, 'python');
   return {
     store: storeFromEnvironment(env),

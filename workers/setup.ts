@@ -9,7 +9,12 @@ import { selfRewardPlugin } from './plugin.js';
 
 /** A worker of one role, set up by the plugin as users' own workers are. */
 export function workerOptions(role: WorkerRole | 'all', deps: ActivityDependencies, connection: NativeConnection, namespace: string): WorkerOptions {
-  return { connection, namespace, taskQueue: role === 'gpu' ? TASK_QUEUES.gpu : TASK_QUEUES.workflows, plugins: [selfRewardPlugin({ role, dependencies: deps })] };
+  return {
+    connection,
+    namespace,
+    taskQueue: role === 'gpu' ? TASK_QUEUES.gpu : TASK_QUEUES.workflows,
+    plugins: [selfRewardPlugin({ role, dependencies: deps })],
+  };
 }
 
 /**

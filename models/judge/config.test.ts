@@ -29,7 +29,7 @@ describe('judge configuration', () => {
     [{ detector: 'd', allowRemoteModels: 'yes' }, /allowRemoteModels: expected true or false/],
     [{ detector: 'd', captioner: '' }, /captioner: expected null or a non-empty string/],
     [{ detector: 'd', treshold: 0.3 }, /treshold: expected no such field/],
-    [null, /\(input\): expected an object with at least "detector"/],
+    [null, /\(input\): expected an object, got null/],
   ])('rejects %j naming the field', (input, message) => {
     expect(() => validateJudgeConfig(input)).toThrow(message);
   });
