@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { WorkflowNotFoundError } from '@temporalio/client';
 
 import { ConnectionError, InvalidInputError, SelfRewardClient } from '../client/index.js';
-import { fromEnvironment } from '../config/environment.js';
+import { EnvironmentError, fromEnvironment } from '../config/environment.js';
 import { PACKAGE_ROOT } from '../config/paths.js';
 import { runWorker } from '../workers/setup.js';
 import { ConfigError, loadCampaignConfig, loadRoundConfig, PRESETS } from './config.js';
@@ -200,6 +200,9 @@ const COMMANDS: Record<string, Command> = {
   },
 };
 
+/** Errors a user causes and fixes: one line naming the flag, file, field or variable, and exit code 2. */
+const USER_ERRORS = [ConfigError, InvalidInputError, ConnectionError, EnvironmentError, WorkflowNotFoundError];
+
 function requireId(id: string | undefined): string {
   if (id === undefined || id === '') throw new ConfigError('give the workflow id');
   return id;
@@ -245,8 +248,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     await command.run(parsed.values, parsed.positionals);
     return 0;
   } catch (error) {
-    if (error instanceof ConfigError || error instanceof InvalidInputError || error instanceof ConnectionError || error instanceof WorkflowNotFoundError) {
-      console.error(`selfreward ${name}: ${error.message}`);
+    if (USER_ERRORS.some((kind) => error instanceof kind)) {
+      console.error(`selfreward ${name}: ${(error as Error).message}`);
       return 2;
     }
     throw error;

@@ -1,7 +1,8 @@
 /**
  * Every environment variable the workers and the command line read, in one list: the code reads
- * them through `fromEnvironment` (so a name missing here does not compile), and the deployment
- * files and the README's configuration reference are checked against this list by tests.
+ * them through `fromEnvironment` (so a name missing here does not compile, and a value that
+ * breaks the variable's rule fails naming the variable), and the deployment files and the
+ * README's configuration reference are checked against this list by tests.
  */
 
 export interface EnvironmentVariable {
@@ -10,17 +11,35 @@ export interface EnvironmentVariable {
   /** Who reads it: the workers (both roles) and/or the command line. */
   readonly readBy: readonly ('workers' | 'CLI')[];
   readonly meaning: string;
+  /** What a set value must look like, and how an error says so. */
+  readonly rule?: { readonly pattern: RegExp; readonly expected: string };
+}
+
+/** A variable set to a value its rule refuses. */
+export class EnvironmentError extends Error {
+  override name = 'EnvironmentError';
 }
 
 export const ENVIRONMENT = {
-  TEMPORAL_ADDRESS: { default: 'localhost:7233', readBy: ['workers', 'CLI'], meaning: 'host:port of the Temporal frontend' },
+  TEMPORAL_ADDRESS: {
+    default: 'localhost:7233',
+    readBy: ['workers', 'CLI'],
+    meaning: 'host:port of the Temporal frontend',
+    rule: { pattern: /^[^\s/:]+:\d+$/, expected: 'host:port' },
+  },
   TEMPORAL_NAMESPACE: { default: 'default', readBy: ['workers', 'CLI'], meaning: 'the Temporal namespace of rounds and campaigns' },
   SELF_REWARD_DEVICE: {
     default: 'cpu',
     readBy: ['workers'],
     meaning: '`cpu` or `cuda:N`: where models load; the trainer sees only that GPU',
+    rule: { pattern: /^(cpu|cuda(:\d+)?)$/, expected: 'cpu, cuda or cuda:N' },
   },
-  SELF_REWARD_THREADS: { default: null, readBy: ['workers'], meaning: "CPU threads per model graph (unset: onnxruntime's choice)" },
+  SELF_REWARD_THREADS: {
+    default: null,
+    readBy: ['workers'],
+    meaning: "CPU threads per model graph (unset: onnxruntime's choice)",
+    rule: { pattern: /^[1-9]\d*$/, expected: 'a positive integer' },
+  },
   SELF_REWARD_WORK_DIR: { default: '.work', readBy: ['workers'], meaning: 'local scratch: downloads, trainer output and checkpoints' },
   SELF_REWARD_TRAINER: {
     default: null,
@@ -32,7 +51,12 @@ export const ENVIRONMENT = {
     readBy: ['workers', 'CLI'],
     meaning: 'the artifact store: a folder, or `s3://bucket[/prefix]` (then the `S3_*` variables are required)',
   },
-  S3_ENDPOINT: { default: null, readBy: ['workers', 'CLI'], meaning: '`http://host:port` of the S3 server (MinIO)' },
+  S3_ENDPOINT: {
+    default: null,
+    readBy: ['workers', 'CLI'],
+    meaning: '`http://host:port` of the S3 server (MinIO)',
+    rule: { pattern: /^https?:\/\/[^\s/]+\/?$/, expected: 'http://host:port or https://host:port' },
+  },
   S3_ACCESS_KEY: { default: null, readBy: ['workers', 'CLI'], meaning: 'S3 access key' },
   S3_SECRET_KEY: { default: null, readBy: ['workers', 'CLI'], meaning: 'S3 secret key' },
   S3_REGION: { default: 'us-east-1', readBy: ['workers'], meaning: 'S3 region' },
@@ -43,9 +67,14 @@ export type EnvironmentName = keyof typeof ENVIRONMENT;
 /** The variables that have a default: reading one always gives a value. */
 type Defaulted = { [K in EnvironmentName]: (typeof ENVIRONMENT)[K]['default'] extends string ? K : never }[EnvironmentName];
 
-/** The variable's value, else its default; undefined when it has neither. */
+/** The variable's value, else its default; undefined when it has neither. A value its rule refuses throws an EnvironmentError naming the variable. */
 export function fromEnvironment(env: NodeJS.ProcessEnv, name: Defaulted): string;
 export function fromEnvironment(env: NodeJS.ProcessEnv, name: EnvironmentName): string | undefined;
 export function fromEnvironment(env: NodeJS.ProcessEnv, name: EnvironmentName): string | undefined {
-  return env[name] ?? ENVIRONMENT[name].default ?? undefined;
+  const variable: EnvironmentVariable = ENVIRONMENT[name];
+  const value = env[name];
+  if (value !== undefined && variable.rule !== undefined && !variable.rule.pattern.test(value)) {
+    throw new EnvironmentError(`${name}: expected ${variable.rule.expected}, got ${JSON.stringify(value.length > 80 ? `${value.slice(0, 77)}...` : value)}`);
+  }
+  return value ?? variable.default ?? undefined;
 }

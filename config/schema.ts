@@ -118,19 +118,29 @@ export function integer(options: FieldOptions<number> & { readonly min: number; 
   });
 }
 
-/** A finite number in [min, max]; with `exclusiveMin`, in (min, max]. */
+/** A finite number in [min, max]; `exclusiveMin` and `exclusiveMax` open either end. */
 export function number(
-  options: FieldOptions<number> & { readonly min: number; readonly max: number; readonly exclusiveMin?: boolean; readonly expected?: string },
+  options: FieldOptions<number> & {
+    readonly min: number;
+    readonly max: number;
+    readonly exclusiveMin?: boolean;
+    readonly exclusiveMax?: boolean;
+    readonly expected?: string;
+  },
 ): Schema<number> {
-  const { min, max, exclusiveMin = false } = options;
-  const range = `${exclusiveMin ? '(' : '['}${min}, ${max}]`;
+  const { min, max, exclusiveMin = false, exclusiveMax = false } = options;
+  const range = `${exclusiveMin ? '(' : '['}${min}, ${max}${exclusiveMax ? ')' : ']'}`;
   return leaf({
     ...options,
     expected: options.expected ?? `a number in ${range}`,
     typeLabel: `number in ${range}`,
-    accepts: (v) => typeof v === 'number' && Number.isFinite(v) && (exclusiveMin ? v > min : v >= min) && v <= max,
-    placeholder: options.default ?? max,
-    json: { type: 'number', ...(exclusiveMin ? { exclusiveMinimum: min } : { minimum: min }), maximum: max },
+    accepts: (v) => typeof v === 'number' && Number.isFinite(v) && (exclusiveMin ? v > min : v >= min) && (exclusiveMax ? v < max : v <= max),
+    placeholder: options.default ?? min,
+    json: {
+      type: 'number',
+      ...(exclusiveMin ? { exclusiveMinimum: min } : { minimum: min }),
+      ...(Number.isFinite(max) ? (exclusiveMax ? { exclusiveMaximum: max } : { maximum: max }) : {}),
+    },
   });
 }
 

@@ -22,9 +22,6 @@ export function dependenciesFromEnvironment(env: NodeJS.ProcessEnv = process.env
   const device = fromEnvironment(env, 'SELF_REWARD_DEVICE');
   const threadsText = fromEnvironment(env, 'SELF_REWARD_THREADS');
   const threads = threadsText === undefined ? undefined : Number(threadsText);
-  if (threads !== undefined && !(Number.isInteger(threads) && threads > 0)) {
-    throw new Error(`SELF_REWARD_THREADS: expected a positive integer, got ${JSON.stringify(threadsText)}`);
-  }
   const trainer =
     fromEnvironment(env, 'SELF_REWARD_TRAINER')
       ?.split(' ')

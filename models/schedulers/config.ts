@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 
+import { boolean, custom, integer, list, nullable, number, object, oneOf, show, type FieldError } from '../../config/schema.js';
 import { SchedulerConfigError } from '../errors.js';
 import { isSchedulerClassName, SCHEDULER_CLASS_NAMES, type SchedulerClassName } from './names.js';
 
@@ -88,48 +89,45 @@ const UNSUPPORTED_UNLESS: Readonly<Record<string, unknown>> = {
   variance_type: null,
 };
 
-class FieldReader {
-  constructor(
-    private readonly raw: RawSchedulerConfig,
-    private readonly source: string,
-  ) {}
+const snakeCase = (field: string) => field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+const positive = number({ min: 0, max: Infinity, exclusiveMin: true, expected: 'a positive number', meaning: 'a positive number' });
+const anyNumber = number({ min: -Infinity, max: Infinity, meaning: 'a number' });
 
-  fail(field: string, expected: string): never {
-    const got = field in this.raw ? JSON.stringify(this.raw[field]) : 'nothing';
-    throw new SchedulerConfigError(`${this.source}: field "${field}" must be ${expected}, got ${got}`);
-  }
-
-  number(field: string, check: (value: number) => boolean = Number.isFinite, expected = 'a finite number'): number {
-    const value = this.raw[field];
-    return typeof value === 'number' && check(value) ? value : this.fail(field, expected);
-  }
-
-  integer(field: string, min: number): number {
-    return this.number(field, (v) => Number.isInteger(v) && v >= min, `an integer >= ${min}`);
-  }
-
-  boolean(field: string): boolean {
-    const value = this.raw[field];
-    return typeof value === 'boolean' ? value : this.fail(field, 'true or false');
-  }
-
-  oneOf<T extends string | number>(field: string, allowed: readonly T[]): T {
-    const value = this.raw[field];
-    const found = allowed.find((a) => a === value);
-    return found ?? this.fail(field, `one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}`);
-  }
-
-  nullableNumber(field: string): number | null {
-    return this.raw[field] === null ? null : this.number(field, (v) => Number.isFinite(v) && v > 0, 'null or a positive number');
-  }
-
-  numberList(field: string): readonly number[] | null {
-    const value = this.raw[field];
-    if (value === null) return null;
-    if (Array.isArray(value) && value.every((v): v is number => typeof v === 'number' && Number.isFinite(v))) return value;
-    return this.fail(field, 'null or a list of numbers');
-  }
-}
+/** The fields this runtime reads, by their camelCase names; the file spells them in snake_case. */
+const FIELDS = object<Omit<SchedulerConfig, 'className'>>(
+  {
+    numTrainTimesteps: integer({ min: 2, meaning: 'training timesteps' }),
+    betaStart: number({ min: 0, max: 1, exclusiveMin: true, exclusiveMax: true, meaning: 'first beta' }),
+    betaEnd: number({ min: 0, max: 1, exclusiveMin: true, exclusiveMax: true, meaning: 'last beta' }),
+    betaSchedule: oneOf(['linear', 'scaled_linear'], { meaning: 'beta schedule' }),
+    trainedBetas: nullable(list(anyNumber, { meaning: 'betas' })),
+    predictionType: oneOf(['epsilon', 'v_prediction'], { meaning: 'what the model predicts' }),
+    timestepSpacing: oneOf(['leading', 'trailing', 'linspace'], { meaning: 'timestep spacing' }),
+    stepsOffset: integer({ min: 0, meaning: 'steps offset' }),
+    clipSample: boolean({ meaning: 'clip the predicted sample' }),
+    clipSampleRange: positive,
+    setAlphaToOne: boolean({ meaning: 'final alpha is one' }),
+    useKarrasSigmas: boolean({ meaning: 'Karras sigmas' }),
+    sigmaMin: nullable(positive),
+    sigmaMax: nullable(positive),
+    finalSigmasType: oneOf(['zero', 'sigma_min'], { meaning: 'final sigma' }),
+    solverOrder: oneOf([1, 2], { meaning: 'solver order' }),
+    solverType: oneOf(['midpoint', 'heun'], { meaning: 'solver type' }),
+    lowerOrderFinal: boolean({ meaning: 'lower order at the final steps' }),
+    eulerAtFinal: boolean({ meaning: 'Euler at the final step' }),
+    // diffusers' DPM-Solver default is -Infinity, which no finite-number field accepts.
+    lambdaMinClipped: custom<number>({
+      doc: { type: 'number', required: true, meaning: 'lambda clip' },
+      read(value, at, errors) {
+        if (typeof value === 'number' && !Number.isNaN(value) && value !== Infinity) return value;
+        errors.push({ field: at, expected: 'a number or -Infinity', got: show(value) });
+        return -Infinity;
+      },
+      jsonSchema: () => ({ type: 'number' }),
+    }),
+  },
+  { meaning: 'a diffusers scheduler config', required: true, unknownFields: 'ignore', keyOf: snakeCase },
+);
 
 /**
  * Validates a scheduler config as diffusers' `from_config` reads it: the class's
@@ -149,39 +147,21 @@ export function parseSchedulerConfig(raw: unknown, source: string, options: { cl
     );
   }
   const merged: RawSchedulerConfig = { ...SHARED_DEFAULTS, ...CLASS_DEFAULTS[className], ...fields, ...options.overrides };
-  const read = new FieldReader(merged, source);
+  const errors: FieldError[] = [];
   for (const [field, off] of Object.entries(UNSUPPORTED_UNLESS)) {
-    if (field in merged && merged[field] !== off) read.fail(field, `${JSON.stringify(off)} (other values are not supported)`);
+    if (field in merged && merged[field] !== off) errors.push({ field, expected: `${JSON.stringify(off)} (other values are not supported)`, got: show(merged[field]) });
   }
-  if (className === 'DPMSolverMultistepScheduler') read.oneOf('algorithm_type', ['dpmsolver++']);
-  const numTrainTimesteps = read.integer('num_train_timesteps', 2);
-  const trainedBetas = read.numberList('trained_betas');
-  if (trainedBetas !== null && trainedBetas.length !== numTrainTimesteps) {
-    read.fail('trained_betas', `a list of num_train_timesteps (${numTrainTimesteps}) numbers`);
+  if (className === 'DPMSolverMultistepScheduler' && merged['algorithm_type'] !== 'dpmsolver++') {
+    errors.push({ field: 'algorithm_type', expected: 'one of "dpmsolver++"', got: show(merged['algorithm_type']) });
   }
-  return {
-    className,
-    numTrainTimesteps,
-    betaStart: read.number('beta_start', (v) => v > 0 && v < 1, 'a number in (0, 1)'),
-    betaEnd: read.number('beta_end', (v) => v > 0 && v < 1, 'a number in (0, 1)'),
-    betaSchedule: read.oneOf('beta_schedule', ['linear', 'scaled_linear']),
-    trainedBetas,
-    predictionType: read.oneOf('prediction_type', ['epsilon', 'v_prediction']),
-    timestepSpacing: read.oneOf('timestep_spacing', ['leading', 'trailing', 'linspace']),
-    stepsOffset: read.integer('steps_offset', 0),
-    clipSample: read.boolean('clip_sample'),
-    clipSampleRange: read.number('clip_sample_range', (v) => v > 0, 'a positive number'),
-    setAlphaToOne: read.boolean('set_alpha_to_one'),
-    useKarrasSigmas: read.boolean('use_karras_sigmas'),
-    sigmaMin: read.nullableNumber('sigma_min'),
-    sigmaMax: read.nullableNumber('sigma_max'),
-    finalSigmasType: read.oneOf('final_sigmas_type', ['zero', 'sigma_min']),
-    solverOrder: read.oneOf('solver_order', [1, 2]),
-    solverType: read.oneOf('solver_type', ['midpoint', 'heun']),
-    lowerOrderFinal: read.boolean('lower_order_final'),
-    eulerAtFinal: read.boolean('euler_at_final'),
-    lambdaMinClipped: read.number('lambda_min_clipped', (v) => !Number.isNaN(v), 'a number or -Infinity'),
-  };
+  const config = FIELDS.read(merged, '', errors);
+  if (errors.length === 0 && config.trainedBetas !== null && config.trainedBetas.length !== config.numTrainTimesteps) {
+    errors.push({ field: 'trained_betas', expected: `a list of num_train_timesteps (${config.numTrainTimesteps}) numbers`, got: show(config.trainedBetas) });
+  }
+  if (errors.length > 0) {
+    throw new SchedulerConfigError(`${source}: ${errors.map((e) => `field "${e.field}" must be ${e.expected}, got ${e.got}`).join('; ')}`);
+  }
+  return { className, ...config };
 }
 
 /**
