@@ -339,14 +339,17 @@ export function docRows(schema: Schema<unknown>, prefix = '', collapse: (path: s
   return Object.entries(schema.fields).flatMap(([key, field]) => docRows(field, prefix === '' ? key : `${prefix}.${key}`, collapse));
 }
 
-/** The rows as a Markdown table, the way the README writes them. */
-export function markdownTable(rows: readonly DocRow[]): string {
-  const line = (cells: readonly string[]) => `| ${cells.join(' | ')} |`;
-  return [
-    line(['field', 'type', 'default', 'meaning']),
-    line(['---', '---', '---', '---']),
-    ...rows.map((r) => line([`\`${r.field}\``, r.type, r.default, r.meaning])),
-  ].join('\n');
+/** A Markdown table, the way the README writes them. */
+export function markdownTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  return [header, header.map(() => '---'), ...rows].map((cells) => `|${cells.map((c) => (c === '---' ? c : ` ${c} `)).join('|')}|`).join('\n');
+}
+
+/** The README's table of a configuration's fields. */
+export function fieldTable(rows: readonly DocRow[]): string {
+  return markdownTable(
+    ['field', 'type', 'default', 'meaning'],
+    rows.map((r) => [`\`${r.field}\``, r.type, r.default, r.meaning]),
+  );
 }
 
 /** A JSON Schema document (draft 2020-12) for a configuration. */
