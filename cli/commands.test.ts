@@ -13,7 +13,7 @@ import { REPO_ROOT } from '../test/servers.js';
 import { waitForPort } from './servers.js';
 import { validateCampaignInput } from '../config/campaign.js';
 
-const COMMANDS = ['stack', 'worker', 'round', 'campaign', 'status', 'result', 'cancel', 'report'];
+const COMMANDS = ['stack', 'worker', 'round', 'campaign', 'schema', 'status', 'result', 'cancel', 'report'];
 
 function captured(): { out: () => string; err: () => string; restore: () => void } {
   const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
@@ -65,6 +65,16 @@ describe('help', () => {
     expect(campaign.round).toEqual(round);
     campaignIo.restore();
     vi.unstubAllEnvs();
+  });
+
+  it('prints the JSON Schema of each input, and refuses an unknown one', async () => {
+    const io = captured();
+    expect(await main(['schema', 'round'])).toBe(0);
+    const schema = JSON.parse(io.out()) as { title: string; required: string[] };
+    expect(schema).toMatchObject({ title: 'round input', required: ['generator', 'judge', 'prompts', 'evaluation'] });
+    expect(await main(['schema', 'nightly-ish'])).toBe(2);
+    expect(io.err()).toContain('expected round or campaign, got "nightly-ish"');
+    io.restore();
   });
 
   it('names the bad field of a configuration before contacting Temporal', async () => {

@@ -10,7 +10,10 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 
 import { ConnectionError, InvalidInputError, SelfRewardClient } from '../client/index.js';
 import { EnvironmentError, fromEnvironment } from '../config/environment.js';
+import { CAMPAIGN_SCHEMA } from '../config/campaign.js';
 import { PACKAGE_ROOT } from '../config/paths.js';
+import { ROUND_SCHEMA } from '../config/round.js';
+import { jsonSchemaDocument } from '../config/schema.js';
 import { runWorker } from '../workers/setup.js';
 import { ConfigError, loadCampaignConfig, loadRoundConfig, PRESETS } from './config.js';
 import { campaignLine, progressLine, roundSummary } from './progress.js';
@@ -150,6 +153,16 @@ const COMMANDS: Record<string, Command> = {
       endLiveLine();
       console.log(`${campaignLine(result.rounds)}; stopped: ${result.stopReason}`);
       for (const round of result.rounds) console.log(`  round ${round.round}: report ${round.report}`);
+    },
+  },
+  schema: {
+    summary: 'print the JSON Schema of a round or campaign input (to check what you paste into the Web UI)',
+    usage: 'selfreward schema round|campaign',
+    options: {},
+    async run(_values, [which]) {
+      const schemas = { round: ROUND_SCHEMA, campaign: CAMPAIGN_SCHEMA } as const;
+      if (which === undefined || !Object.hasOwn(schemas, which)) throw new ConfigError(`expected round or campaign, got ${JSON.stringify(which ?? null)}`);
+      console.log(JSON.stringify(jsonSchemaDocument(schemas[which as keyof typeof schemas], `${which} input`), null, 2));
     },
   },
   status: {

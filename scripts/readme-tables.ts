@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { PACKAGE_ROOT } from '../config/paths.js';
-import { withReferenceTables } from '../config/reference.js';
+import { withReferenceTables } from '../cli/reference.js';
 
 const path = join(PACKAGE_ROOT, 'README.md');
 writeFileSync(path, withReferenceTables(readFileSync(path, 'utf8')));

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
-import { REFERENCE_TABLES, withReferenceTables } from '../config/reference.js';
+import { REFERENCE_TABLES, withReferenceTables } from '../cli/reference.js';
 import { TASK_QUEUES } from '../contract/activities.js';
 import { REPO_ROOT } from './servers.js';
 

@@ -149,7 +149,8 @@ export function parseSchedulerConfig(raw: unknown, source: string, options: { cl
   const merged: RawSchedulerConfig = { ...SHARED_DEFAULTS, ...CLASS_DEFAULTS[className], ...fields, ...options.overrides };
   const errors: FieldError[] = [];
   for (const [field, off] of Object.entries(UNSUPPORTED_UNLESS)) {
-    if (field in merged && merged[field] !== off) errors.push({ field, expected: `${JSON.stringify(off)} (other values are not supported)`, got: show(merged[field]) });
+    if (field in merged && merged[field] !== off)
+      errors.push({ field, expected: `${JSON.stringify(off)} (other values are not supported)`, got: show(merged[field]) });
   }
   if (className === 'DPMSolverMultistepScheduler' && merged['algorithm_type'] !== 'dpmsolver++') {
     errors.push({ field: 'algorithm_type', expected: 'one of "dpmsolver++"', got: show(merged['algorithm_type']) });

@@ -4,10 +4,10 @@
  * `npx tsx scripts/readme-tables.ts` writes them into it.
  */
 import { FAILURE_TYPES } from '../contract/failures.js';
-import { CAMPAIGN_SCHEMA } from './campaign.js';
-import { ENVIRONMENT } from './environment.js';
-import { ROUND_SCHEMA } from './round.js';
-import { docRows, fieldTable, markdownTable } from './schema.js';
+import { CAMPAIGN_SCHEMA } from '../config/campaign.js';
+import { ENVIRONMENT } from '../config/environment.js';
+import { ROUND_SCHEMA } from '../config/round.js';
+import { docRows, fieldTable, markdownTable } from '../config/schema.js';
 
 /** Each table under the README heading it belongs to. */
 export const REFERENCE_TABLES: Readonly<Record<string, () => string>> = {
