@@ -3,19 +3,31 @@ import type { RoundActivities } from '../contract/activities.js';
 import { createCurateDataset } from './curate.js';
 import type { ActivityDependencies } from './dependencies.js';
 import { createEvaluateRound } from './evaluate.js';
+import { asActivityFailure } from './failures.js';
 import { createJudgeShard } from './judge.js';
 import { createWriteReport } from './report.js';
 import { createSampleShard } from './sample.js';
 import { createTrainLora } from './train.js';
 
+/** The activity, with every error it throws passed through the one mapping of bad data to non-retryable failures. */
+function mappingFailures<R, T>(activity: (request: R) => Promise<T>): (request: R) => Promise<T> {
+  return async (request) => {
+    try {
+      return await activity(request);
+    } catch (error) {
+      throw asActivityFailure(error);
+    }
+  };
+}
+
 export function createActivities(deps: ActivityDependencies): RoundActivities {
   return {
-    sampleShard: createSampleShard(deps),
-    judgeShard: createJudgeShard(deps),
-    curateDataset: createCurateDataset(deps),
-    trainLora: createTrainLora(deps),
-    evaluateRound: createEvaluateRound(deps),
-    writeReport: createWriteReport(deps),
+    sampleShard: mappingFailures(createSampleShard(deps)),
+    judgeShard: mappingFailures(createJudgeShard(deps)),
+    curateDataset: mappingFailures(createCurateDataset(deps)),
+    trainLora: mappingFailures(createTrainLora(deps)),
+    evaluateRound: mappingFailures(createEvaluateRound(deps)),
+    writeReport: mappingFailures(createWriteReport(deps)),
   };
 }
 

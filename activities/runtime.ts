@@ -1,7 +1,6 @@
 import { Generator, type GeneratorSource } from '../models/generator.js';
 import { Judge, validateJudgeConfig, type JudgeConfig } from '../models/judge/index.js';
 import type { JudgeSettings } from '../config/round.js';
-import { asActivityFailure } from './failures.js';
 
 /**
  * Loaded models, shared by the activities of one worker process. Loading a real generator takes
@@ -29,12 +28,7 @@ export class ModelRuntime {
   }
 
   async withJudge<T>(settings: JudgeSettings, use: (judge: Judge) => Promise<T>): Promise<T> {
-    let config: JudgeConfig;
-    try {
-      config = judgeConfig(settings, this.device);
-    } catch (error) {
-      throw asActivityFailure(error);
-    }
+    const config = judgeConfig(settings, this.device);
     // The runtime's Judge has no release call: its sessions live as long as the worker process.
     return this.borrow(
       this.judges,
@@ -60,12 +54,7 @@ export class ModelRuntime {
     }
     let entry = pool.get(id);
     if (!entry) {
-      entry = {
-        model: load().catch((error: unknown) => {
-          throw asActivityFailure(error);
-        }),
-        users: 0,
-      };
+      entry = { model: load(), users: 0 };
       pool.set(id, entry);
     }
     entry.users += 1;

@@ -15,7 +15,7 @@ import { LocalFolderStore } from '../store/local.js';
 import { runActivity } from '../test/activity.js';
 import type { ActivityDependencies } from './dependencies.js';
 import { ModelRuntime } from './runtime.js';
-import { createSampleShard } from './sample.js';
+import { createActivities } from './index.js';
 import { artifactKeys, roundRoot } from '../contract/keys.js';
 import type { StageProgress } from '../contract/progress.js';
 
@@ -60,7 +60,7 @@ function recorder(env: MockActivityEnvironment): StageProgress[] {
 
 describe('sampleShard', () => {
   it("samples its shard's prompts, one heartbeat per image, and resumes after the images already stored", async () => {
-    const sampleShard = createSampleShard(deps);
+    const { sampleShard } = createActivities(deps);
     const root = roundRoot('sample-test', 1);
     const env = new MockActivityEnvironment();
     const beats = recorder(env);
@@ -92,7 +92,7 @@ describe('sampleShard', () => {
   });
 
   it('fails without retry when the generator folder is not a generator', async () => {
-    const sampleShard = createSampleShard(deps);
+    const { sampleShard } = createActivities(deps);
     const broken = { ...input, generator: { base: join(tmpdir(), 'no-such-generator'), tunedUnet: null } };
     const error = await runActivity(new MockActivityEnvironment(), sampleShard, { root: roundRoot('sample-broken', 1), input: broken, shard: 0 }).catch(
       (e: unknown) => e,
@@ -102,7 +102,7 @@ describe('sampleShard', () => {
   });
 
   it('stops between prompts when cancelled and publishes no manifest', async () => {
-    const sampleShard = createSampleShard(deps);
+    const { sampleShard } = createActivities(deps);
     const root = roundRoot('sample-cancel', 1);
     const env = new MockActivityEnvironment();
     env.on('heartbeat', (d: StageProgress) => {

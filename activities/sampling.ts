@@ -8,7 +8,7 @@ import type { Generator } from '../models/generator.js';
 import { encodePng } from '../models/png.js';
 import { generationText, sample, type SampleRequest } from '../models/sampler.js';
 import type { ActivityDependencies } from './dependencies.js';
-import { asActivityFailure, badData } from './failures.js';
+import { badData } from './failures.js';
 
 /** Width and height to sample at: the settings', or the generator's own (UNet sample size × VAE factor). */
 async function imageSize(generator: Generator, settings: SamplingSettings): Promise<{ width: number; height: number }> {
@@ -42,9 +42,7 @@ export async function samplePngs(
     ...(scheduler === null ? {} : { scheduler: { className: scheduler } }),
     onStep,
   };
-  const result = await sample(generator, request).catch((error: unknown) => {
-    throw asActivityFailure(error);
-  });
+  const result = await sample(generator, request);
   return Promise.all(result.images.map((image, i) => encodePng(image, { ...generationText(generator, request, result, i), class: prompt.className })));
 }
 

@@ -1,5 +1,5 @@
 import { readFile, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 
 import { AutoTokenizer, type PreTrainedTokenizer } from '@huggingface/transformers';
 
@@ -110,6 +110,22 @@ export function parseVaeSettings(config: unknown, source: string): VaeSettings {
   return { scalingFactor: scaling, spatialFactor: 2 ** (blocks.length - 1), latentChannels: channels };
 }
 
+/**
+ * How many times the UNet halves its input, from `unet/config.json` beside its graph
+ * (`block_out_channels`: one level per entry, a downsampling between levels), or 0 when the
+ * folder has no config. Latents must divide evenly that often, or the graph's skip connections
+ * do not line up.
+ */
+async function unetDownsamplings(unetGraph: string): Promise<number> {
+  const path = join(dirname(unetGraph), 'config.json');
+  if (!(await isFile(path))) return 0;
+  const blocks = ((await readJson(path)) as { block_out_channels?: unknown }).block_out_channels;
+  if (!Array.isArray(blocks) || blocks.length === 0) {
+    throw new ModelLayoutError(`${path}: field "block_out_channels" must be a non-empty list, got ${JSON.stringify(blocks ?? null)}`);
+  }
+  return blocks.length - 1;
+}
+
 async function readJson(path: string): Promise<unknown> {
   try {
     return JSON.parse(await readFile(path, 'utf8'));
@@ -149,6 +165,8 @@ export class Generator {
     readonly files: GeneratorFiles,
     readonly schedulerConfig: RawSchedulerConfig,
     readonly vae: VaeSettings,
+    /** Image sides must be multiples of this: the VAE's scale times the UNet's downsampling. */
+    readonly sizeMultiple: number,
     readonly tokenizer: PreTrainedTokenizer,
     readonly maxTokens: number,
     readonly textEncoder: OnnxModel,
@@ -162,6 +180,7 @@ export class Generator {
     await readJson(files.modelIndex);
     const schedulerConfig = await readRawSchedulerConfig(files.schedulerConfig);
     const vae = parseVaeSettings(await readJson(files.vaeConfig), files.vaeConfig);
+    const sizeMultiple = vae.spatialFactor * 2 ** (await unetDownsamplings(files.unet));
     // Local files only, per call (not the library-wide switch, which other models share):
     // a generator folder is complete or it is an error, never a download.
     const tokenizer = await AutoTokenizer.from_pretrained(files.tokenizer, { local_files_only: true }).catch((error: Error) => {
@@ -178,7 +197,7 @@ export class Generator {
       throw failed.reason;
     }
     const [textEncoder, unet, vaeDecoder] = loads.map((l) => (l as PromiseFulfilledResult<OnnxModel>).value);
-    const generator = new Generator(source, files, schedulerConfig, vae, tokenizer, maxTokens, textEncoder, unet, vaeDecoder);
+    const generator = new Generator(source, files, schedulerConfig, vae, sizeMultiple, tokenizer, maxTokens, textEncoder, unet, vaeDecoder);
     try {
       checkInterface(textEncoder, 'textEncoder');
       checkInterface(unet, 'unet');

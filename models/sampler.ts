@@ -189,13 +189,13 @@ function checkRequest(generator: Generator, request: SampleRequest): void {
     if (seeds.length !== prompts.length) throw new ModelInputError(`seeds: ${seeds.length} given for ${prompts.length} prompts`);
     seeds.forEach(checkSeed);
   }
-  const factor = generator.vae.spatialFactor;
+  const factor = generator.sizeMultiple;
   for (const [name, value] of [
     ['width', width],
     ['height', height],
   ] as const) {
     if (!Number.isInteger(value) || value < factor || value % factor !== 0) {
-      throw new ModelInputError(`${name} must be a positive multiple of ${factor} (the VAE's scale), got ${value}`);
+      throw new ModelInputError(`${name} must be a positive multiple of ${factor} (the VAE's scale times the UNet's downsampling), got ${value}`);
     }
   }
   if (!Number.isInteger(steps) || steps < 1) throw new ModelInputError(`steps must be a positive integer, got ${steps}`);

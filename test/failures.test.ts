@@ -1,0 +1,153 @@
+/**
+ * One error vocabulary, end to end: for each class of failure no retry can fix, a real round
+ * (real workers, activities, models and a real dev server) fails on the activity's first
+ * attempt, with the failure type and a message naming the field or file. Rounds are allowed five
+ * attempts, so a failure that were retried would show an attempt above one.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { ActivityFailure, ApplicationFailure, WorkflowFailedError } from '@temporalio/client';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import type { ActivityDependencies } from '../activities/dependencies.js';
+import { ModelRuntime } from '../activities/runtime.js';
+import { SelfRewardClient } from '../client/index.js';
+import { SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
+import type { FailureType } from '../contract/failures.js';
+import { artifactKeys, roundRoot } from '../contract/keys.js';
+import type { SampleManifest } from '../contract/records.js';
+import { PYTHON, testGenerator } from '../models/testing/python.js';
+import { LocalFolderStore } from '../store/local.js';
+import { putJson } from '../store/store.js';
+import { workerOptions } from '../workers/setup.js';
+import { PACK, testDetector, tinyRoundInput } from './models.js';
+import { REPO_ROOT, requireBinary, TEMPORAL_CLI } from './servers.js';
+
+let env: TestWorkflowEnvironment;
+let deps: ActivityDependencies;
+let scratch: string;
+let base: Record<string, unknown>;
+
+beforeAll(async () => {
+  scratch = await mkdtemp(join(tmpdir(), 'failures-'));
+  const [generator, detector] = await Promise.all([testGenerator(scratch), testDetector(scratch)]);
+  env = await TestWorkflowEnvironment.createLocal({
+    server: { executable: { type: 'existing-path', path: requireBinary(TEMPORAL_CLI) }, searchAttributes: Object.values(SEARCH_ATTRIBUTES) },
+  });
+  deps = {
+    store: new LocalFolderStore(join(scratch, 'store')),
+    runtime: new ModelRuntime('cpu', 1),
+    trainer: {
+      command: [PYTHON, '-m', 'loratrain'],
+      cwd: join(REPO_ROOT, 'python'),
+      env: { PYTHONPATH: join(REPO_ROOT, 'python'), OMP_NUM_THREADS: '1' },
+      stopGraceMs: 30_000,
+    },
+    device: 'cpu',
+    workDir: join(scratch, 'work'),
+  };
+  base = tinyRoundInput(generator, detector, { sampling: { steps: 2 }, lora: { maxSteps: 2, batchSize: 2 }, activities: { maximumAttempts: 5 } });
+});
+
+afterAll(async () => {
+  await deps?.runtime.release();
+  await env?.teardown();
+});
+
+interface Observed {
+  readonly activity: string;
+  readonly type: string | undefined;
+  readonly nonRetryable: boolean | null | undefined;
+  readonly message: string;
+  /** The attempt of every activity task started, in the order of the history. */
+  readonly attempts: readonly number[];
+}
+
+/** Runs a round to its failure on real workers: which activity failed, how, and on which attempt. */
+async function failedRound(input: Record<string, unknown>, workflowId = `failing-${randomUUID()}`): Promise<Observed> {
+  const [cpu, gpu] = await Promise.all(
+    (['cpu', 'gpu'] as const).map((role) => Worker.create({ ...workerOptions(role, deps, env.nativeConnection, 'default'), shutdownGraceTime: '5s' })),
+  );
+  return cpu!.runUntil(
+    gpu!.runUntil(async () => {
+      const round = await new SelfRewardClient(env.client).startRound(input, { workflowId });
+      const error = await round.result().then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(WorkflowFailedError);
+      const activity = (error as WorkflowFailedError).cause;
+      expect(activity).toBeInstanceOf(ActivityFailure);
+      const failure = (activity as ActivityFailure).cause;
+      expect(failure).toBeInstanceOf(ApplicationFailure);
+      const events = (await round.workflow.fetchHistory()).events ?? [];
+      return {
+        activity: (activity as ActivityFailure).activityType,
+        type: (failure as ApplicationFailure).type ?? undefined,
+        nonRetryable: (failure as ApplicationFailure).nonRetryable,
+        message: (failure as ApplicationFailure).message,
+        attempts: events.flatMap((e) => (e.activityTaskStartedEventAttributes ? [e.activityTaskStartedEventAttributes.attempt ?? 0] : [])),
+      };
+    }),
+  );
+}
+
+function expectFailedAtOnce(observed: Observed, activity: string, type: FailureType, message: RegExp): void {
+  expect(observed).toMatchObject({ activity, type, nonRetryable: true });
+  expect(observed.message).toMatch(message);
+  expect(observed.attempts.every((a) => a === 1)).toBe(true);
+}
+
+describe('a round fails at once, naming what is wrong', () => {
+  it('BadModel: a CLIP folder given as the detector', async () => {
+    const observed = await failedRound({ ...base, judge: { ...(base['judge'] as object), detector: join(PACK, 'clip') } });
+    expectFailedAtOnce(observed, 'judgeShard', 'BadModel', /clip\/config.json: model_type "clip" is not a supported detector/);
+  });
+
+  it('BadModel: a generator folder without its ONNX parts', async () => {
+    const empty = await mkdtemp(join(scratch, 'generator-'));
+    const observed = await failedRound({ ...base, generator: { base: empty } });
+    expectFailedAtOnce(observed, 'sampleShard', 'BadModel', new RegExp(empty));
+  });
+
+  it('InvalidInput: an image size the generator cannot draw', async () => {
+    const observed = await failedRound({ ...base, sampling: { steps: 2, width: 12, height: 12 } });
+    expectFailedAtOnce(observed, 'sampleShard', 'InvalidInput', /width must be a positive multiple of 8/);
+  });
+
+  it('BadPrompts: a prompt file with a malformed line, named with its line number', async () => {
+    const file = join(scratch, 'prompts.txt');
+    await writeFile(file, 'circle; one red circle\nno class on this line\n');
+    const observed = await failedRound({ ...base, prompts: { file } });
+    expectFailedAtOnce(observed, 'sampleShard', 'BadPrompts', new RegExp(`${file}:2: expected a line \`class; prompt\``));
+  });
+
+  it('BadTrainingInput: a threshold no image reaches leaves nothing to train on', async () => {
+    const observed = await failedRound({ ...base, judge: { ...(base['judge'] as object), threshold: 1 } });
+    expectFailedAtOnce(observed, 'curateDataset', 'BadTrainingInput', /no prompt kept an image/);
+  });
+
+  it('BadArtifact: a stored image that does not decode', async () => {
+    // A shard whose published sample manifest lists an image the store holds as garbage.
+    const workflowId = `failing-${randomUUID()}`;
+    const root = roundRoot(workflowId, 1);
+    const key = artifactKeys.sampledImage(root, 0, 0, 0);
+    await deps.store.put(key, 'not an image');
+    for (const shard of [0, 1]) {
+      const manifest: SampleManifest = {
+        shard,
+        prompts: [{ promptIndex: shard, className: 'circle', text: 'one red circle on a white background' }],
+        images: [{ key, promptIndex: shard, k: 0, seed: 0 }],
+      };
+      await putJson(deps.store, artifactKeys.sampleManifest(root, shard), manifest);
+    }
+    const observed = await failedRound(base, workflowId);
+    expectFailedAtOnce(observed, 'judgeShard', 'BadArtifact', new RegExp(`${key}.*does not decode`));
+    expect(observed.message).not.toContain('not an image');
+  });
+});
