@@ -223,7 +223,7 @@ describe('paths and images named by docker-compose.yml', () => {
 });
 
 describe('config/environment.ts', () => {
-  const SOURCES = ['workers', 'store', 'cli', 'config'];
+  const SOURCES = ['workers', 'store', 'cli', 'client', 'config'];
   const sourceFiles = () =>
     SOURCES.flatMap((folder) =>
       readdirSync(join(REPO_ROOT, folder))

@@ -8,6 +8,8 @@
  *   all  both in one process: the worker takes the cpu role, and a companion worker on the same
  *        connection takes the gpu role for as long as it runs
  */
+import { fileURLToPath } from 'node:url';
+
 import { SimplePlugin } from '@temporalio/plugin';
 import { Worker, type WorkerOptions } from '@temporalio/worker';
 
@@ -17,7 +19,7 @@ import { activitiesOf, TASK_QUEUES, type RoundActivities, type WorkerRole } from
 import { dependenciesFromEnvironment } from './dependencies.js';
 
 /** The workflows' entry module, from the sources or from the build. */
-export const WORKFLOWS_PATH = new URL(`../workflows/index${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url).pathname;
+export const WORKFLOWS_PATH = fileURLToPath(new URL(`../workflows/index${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url));
 
 export interface SelfRewardPluginOptions {
   readonly role: WorkerRole | 'all';
