@@ -72,7 +72,7 @@ describe('selection rule', () => {
 });
 
 describe('curateDataset', () => {
-  it('writes each kept image beside its own prompt, the metadata, then the manifest; a retry returns the manifest', async () => {
+  async function storeDependencies(): Promise<{ store: LocalFolderStore; deps: ActivityDependencies }> {
     const store = new LocalFolderStore(await mkdtemp(join(tmpdir(), 'curate-')));
     const deps: ActivityDependencies = {
       store,
@@ -81,6 +81,11 @@ describe('curateDataset', () => {
       device: 'cpu',
       workDir: '.',
     };
+    return { store, deps };
+  }
+
+  it('writes each kept image beside its own prompt, the metadata, then the manifest; a retry returns the manifest', async () => {
+    const { store, deps } = await storeDependencies();
     const checked = validateRoundInput({
       generator: { base: 'g' },
       judge: { detector: 'd', clip: 'c' },
@@ -90,7 +95,7 @@ describe('curateDataset', () => {
     });
     if (!checked.ok) throw new Error('bad test input');
     const input: RoundInput = checked.value;
-    const root = roundRoot('curate-test', 1);
+    const root = roundRoot('curate-test', 'run-1', 1);
     // Prompt 1 (shard 1) is dropped; prompts 0 and 2 (shard 0) keep their second image.
     const records: Record<number, PromptScores> = {
       0: { promptIndex: 0, className: 'circle', text: 'one red circle', images: [score('s/0-0', 0.6, 1), score('s/0-1', 0.7, 3)] },
@@ -105,8 +110,9 @@ describe('curateDataset', () => {
     await putJson(store, artifactKeys.judgeManifest(root, 1), { shard: 1, records: [artifactKeys.scoreRecord(root, 1, 1)] });
 
     const curateDataset = createCurateDataset(deps);
-    const result = await runActivity(new MockActivityEnvironment(), curateDataset, { root, input });
-    expect(result).toMatchObject({ kept: 2, dropped: 1, dataset: artifactKeys.dataset(root) });
+    const request = { root, input, judged: [0, 1].map((shard) => artifactKeys.judgeManifest(root, shard)), include: [] };
+    const result = await runActivity(new MockActivityEnvironment(), curateDataset, request);
+    expect(result).toMatchObject({ kept: 2, included: 0, dropped: 1, dataset: artifactKeys.dataset(root) });
     expect(result.perClass['square']).toEqual({ kept: 0, dropped: 1, reasons: { 'class not detected at 0.5 in any of 1 images': 1 } });
 
     const rows = (await store.get(artifactKeys.datasetMetadata(root)))
@@ -122,6 +128,37 @@ describe('curateDataset', () => {
       const image = await store.get(`${artifactKeys.dataset(root)}${String(row['file_name'])}`);
       expect(image.toString()).toBe(`pixels of ${String(row['source'])}`);
     }
-    expect(await runActivity(new MockActivityEnvironment(), curateDataset, { root, input })).toEqual(result);
+    expect(await runActivity(new MockActivityEnvironment(), curateDataset, request)).toEqual(result);
+
+    // A later round includes this dataset: its images and rows join the later round's own.
+    const later = roundRoot('curate-test', 'run-2', 2);
+    const combined = await runActivity(new MockActivityEnvironment(), curateDataset, { root: later, input, judged: [], include: [result.dataset] });
+    expect(combined).toMatchObject({ kept: 2, included: 2, dropped: 0, dataset: artifactKeys.dataset(later) });
+    expect(combined.perClass['circle']).toMatchObject({ kept: 1 });
+    const laterRows = (await store.get(artifactKeys.datasetMetadata(later)))
+      .toString()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(laterRows.map((r) => [r['file_name'], r['text'], r['included_from']])).toEqual([
+      ['included-00-00000-001.png', 'one red circle', result.dataset],
+      ['included-00-00002-001.png', 'a green triangle', result.dataset],
+    ]);
+    expect((await store.get(`${combined.dataset}included-00-00000-001.png`)).toString()).toBe('pixels of s/0-1');
+  });
+
+  it('refuses to include something that is not a curated dataset, naming it', async () => {
+    const { deps } = await storeDependencies();
+    const checked = validateRoundInput({
+      generator: { base: 'g' },
+      judge: { detector: 'd', clip: 'c' },
+      prompts: { file: 'p' },
+      evaluation: { prompts: { file: 'e' } },
+    });
+    if (!checked.ok) throw new Error('bad test input');
+    const request = { root: roundRoot('curate-include', 'r', 1), input: checked.value, judged: [], include: ['runs/nothing-here/dataset/'] };
+    const error = await runActivity(new MockActivityEnvironment(), createCurateDataset(deps), request).catch((e: unknown) => e);
+    expect(error).toMatchObject({ type: 'MissingArtifact', nonRetryable: true });
+    expect((error as Error).message).toContain('runs/nothing-here/dataset/metadata.jsonl: not found');
   });
 });

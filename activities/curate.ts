@@ -1,4 +1,4 @@
-import type { CurateResult, RoundRequest } from '../contract/activities.js';
+import type { CurateRequest, CurateResult } from '../contract/activities.js';
 import { artifactKeys } from '../contract/keys.js';
 import type { JudgeManifest, PromptScores } from '../contract/records.js';
 import { findJson, getJson, putJson } from '../store/store.js';
@@ -7,13 +7,55 @@ import { badData } from './failures.js';
 import { withProgress } from './progress.js';
 import { curate, metadataRow } from './selection.js';
 
+/** One row of an imagefolder dataset's metadata.jsonl: the image's file name, its caption and what curation kept of it. */
+interface MetadataRow {
+  readonly file_name: string;
+  readonly class?: string;
+  readonly [field: string]: unknown;
+}
+
+/**
+ * Copies an earlier round's curated dataset into this one: each image under a name of its own
+ * (`included-<i>-<name>`), each metadata row with that name and where it came from.
+ */
+async function includeDataset(deps: ActivityDependencies, root: string, index: number, prefix: string): Promise<{ rows: string[]; classes: string[] }> {
+  const folder = prefix.endsWith('/') ? prefix : `${prefix}/`;
+  const metadataKey = `${folder}metadata.jsonl`;
+  const text = await deps.store.get(metadataKey).then(
+    (bytes) => bytes.toString('utf8'),
+    () => {
+      throw badData('MissingArtifact', `${metadataKey}: not found; expected a curated dataset (images and metadata.jsonl) at ${folder}`);
+    },
+  );
+  const rows: string[] = [];
+  const classes: string[] = [];
+  for (const [i, line] of text.split('\n').entries()) {
+    if (line.trim() === '') continue;
+    let row: MetadataRow;
+    try {
+      row = JSON.parse(line) as MetadataRow;
+    } catch {
+      throw badData('BadArtifact', `${metadataKey}:${i + 1}: not a JSON object`);
+    }
+    if (typeof row.file_name !== 'string' || row.file_name.includes('/') || row.file_name.startsWith('.')) {
+      throw badData('BadArtifact', `${metadataKey}:${i + 1}: expected "file_name" of an image in the dataset's folder`);
+    }
+    const key = artifactKeys.includedImage(root, index, row.file_name);
+    await deps.store.put(key, await deps.store.get(`${folder}${row.file_name}`));
+    rows.push(JSON.stringify({ ...row, file_name: key.slice(key.lastIndexOf('/') + 1), included_from: folder }));
+    if (typeof row.class === 'string') classes.push(row.class);
+  }
+  return { rows, classes };
+}
+
 /**
  * Applies the selection rule to every judged prompt and writes the dataset in the imagefolder
- * layout: the kept images of each prompt, `metadata.jsonl` (file_name, text, class, scores), then the
- * curation manifest with per-class kept/dropped counts and reasons, last.
+ * layout: the kept images of each prompt and those of the included earlier datasets,
+ * `metadata.jsonl` (file_name, text, class, scores), then the curation manifest with per-class
+ * kept/dropped counts and reasons, last.
  */
 export function createCurateDataset(deps: ActivityDependencies) {
-  return async function curateDataset({ root, input }: RoundRequest): Promise<CurateResult> {
+  return async function curateDataset({ root, input, judged, include }: CurateRequest): Promise<CurateResult> {
     const manifestKey = artifactKeys.curateManifest(root);
     const existing = await findJson<CurateResult & { drops: unknown }>(deps.store, manifestKey);
     if (existing) {
@@ -23,19 +65,21 @@ export function createCurateDataset(deps: ActivityDependencies) {
     }
 
     const records: PromptScores[] = [];
-    for (let shard = 0; shard < input.shards; shard++) {
-      const manifest = await findJson<JudgeManifest>(deps.store, artifactKeys.judgeManifest(root, shard));
-      if (!manifest) throw badData('MissingArtifact', `${artifactKeys.judgeManifest(root, shard)}: not found; every shard must be judged before curation`);
-      for (const key of manifest.records) records.push(await getJson<PromptScores>(deps.store, key));
+    for (const key of judged) {
+      const manifest = await findJson<JudgeManifest>(deps.store, key);
+      if (!manifest) throw badData('MissingArtifact', `${key}: not found; every shard must be judged before curation`);
+      for (const record of manifest.records) records.push(await getJson<PromptScores>(deps.store, record));
     }
     const curation = curate(records, input.selection, input.judge.threshold);
-    if (curation.kept.length === 0) {
+    if (curation.kept.length === 0 && include.length === 0) {
       throw badData(
         'BadTrainingInput',
         `no prompt kept an image (${curation.dropped.length} dropped: ${[...new Set(curation.dropped.map((d) => d.reason))].join('; ')}); nothing to train on`,
       );
     }
     const rows: string[] = [];
+    const perClass = new Map(Object.entries(curation.perClass).map(([name, counts]) => [name, { ...counts }]));
+    let included = 0;
     await withProgress({ stage: 'curate' }, async (progress) => {
       for (const kept of curation.kept) {
         progress.checkCancelled();
@@ -43,14 +87,25 @@ export function createCurateDataset(deps: ActivityDependencies) {
         await deps.store.put(key, await deps.store.get(kept.image.key));
         rows.push(JSON.stringify(metadataRow(key.slice(key.lastIndexOf('/') + 1), kept)));
       }
+      for (const [index, prefix] of include.entries()) {
+        progress.checkCancelled();
+        const earlier = await includeDataset(deps, root, index, prefix);
+        rows.push(...earlier.rows);
+        included += earlier.rows.length;
+        for (const name of earlier.classes) {
+          const counts = perClass.get(name) ?? { kept: 0, dropped: 0, reasons: {} };
+          perClass.set(name, { ...counts, kept: counts.kept + 1 });
+        }
+      }
     });
     await deps.store.put(artifactKeys.datasetMetadata(root), `${rows.join('\n')}\n`);
     const result: CurateResult = {
       manifest: manifestKey,
       dataset: artifactKeys.dataset(root),
-      kept: curation.kept.length,
+      kept: rows.length,
+      included,
       dropped: curation.dropped.length,
-      perClass: curation.perClass,
+      perClass: Object.fromEntries(perClass),
     };
     await putJson(deps.store, manifestKey, {
       ...result,

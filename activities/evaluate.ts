@@ -1,6 +1,6 @@
 import type { RoundInput, SamplingSettings } from '../config/round.js';
-import type { ClassAccuracyFigures, EvaluateResult, RoundRequest, TrainResult } from '../contract/activities.js';
-import { artifactKeys, evaluationSeed } from '../contract/keys.js';
+import type { ClassAccuracyFigures, Comparison, EvaluateRequest, EvaluateResult } from '../contract/activities.js';
+import { artifactKeys, evaluationSeed, type EvaluationSide } from '../contract/keys.js';
 import type { EvaluationRecord } from '../contract/records.js';
 import { bootstrapInterval, perClassAccuracy, signTest, winRate, type Pair } from '../models/evaluation/stats.js';
 import { decodeImage } from '../models/judge/index.js';
@@ -19,13 +19,14 @@ export function comparisonSampling(input: RoundInput): SamplingSettings {
   return { ...sampling, guidanceScale: evaluation.guidanceScale ?? sampling.guidanceScale, scheduler: evaluation.scheduler ?? sampling.scheduler };
 }
 
-/** The headline figures from the per-prompt records: paired CLIP win rate with its bootstrap interval, detector accuracy. */
-export function evaluationFigures(records: readonly EvaluationRecord[], threshold: number, resamples: number): Omit<EvaluateResult, 'manifest'> {
+/** The tuned generator against one reference, from the per-prompt records: paired CLIP win rate with its bootstrap interval, detector accuracy. */
+function comparison(records: readonly EvaluationRecord[], reference: 'base' | 'parent', threshold: number, resamples: number): Comparison {
+  const scores = (r: EvaluationRecord) => (reference === 'base' ? r.base : (r.parent ?? []));
   const pairs: Pair[] = records.flatMap((r) =>
-    r.seeds.map((seed, s) => ({ prompt: String(r.promptIndex), seed, base: r.base[s]!.clip, tuned: r.tuned[s]!.clip })),
+    r.seeds.map((seed, s) => ({ prompt: String(r.promptIndex), seed, base: scores(r)[s]!.clip, tuned: r.tuned[s]!.clip })),
   );
   const outcomes = records.flatMap((r) =>
-    r.seeds.map((_, s) => ({ className: r.className, base: r.base[s]!.detection >= threshold, tuned: r.tuned[s]!.detection >= threshold })),
+    r.seeds.map((_, s) => ({ className: r.className, base: scores(r)[s]!.detection >= threshold, tuned: r.tuned[s]!.detection >= threshold })),
   );
   const perClass: Record<string, ClassAccuracyFigures> = {};
   for (const [className, a] of perClassAccuracy(outcomes)) perClass[className] = { pairs: a.pairs, base: a.base, tuned: a.tuned };
@@ -43,50 +44,66 @@ export function evaluationFigures(records: readonly EvaluationRecord[], threshol
   };
 }
 
+/** The headline figures: the tuned generator against the base, and against the parent when the records hold its scores. */
+export function evaluationFigures(records: readonly EvaluationRecord[], threshold: number, resamples: number): Omit<EvaluateResult, 'manifest'> {
+  const hasParent = records.length > 0 && records.every((r) => r.parent !== null);
+  return { ...comparison(records, 'base', threshold, resamples), parent: hasParent ? comparison(records, 'parent', threshold, resamples) : null };
+}
+
 async function scoreHeldOutPrompt(
   deps: ActivityDependencies,
-  input: RoundRequest['input'],
+  input: RoundInput,
   root: string,
+  sides: readonly EvaluationSide[],
   prompt: { promptIndex: number; className: string; text: string },
   seeds: readonly number[],
 ): Promise<EvaluationRecord> {
   return deps.runtime.withJudge(input.judge, async (judge) => {
-    const score = async (side: 'base' | 'tuned') => {
+    const score = async (side: EvaluationSide) => {
       const keys = seeds.map((_, s) => artifactKeys.evaluationImage(root, side, prompt.promptIndex, s));
       const images = await Promise.all(keys.map(async (k) => decodeImage(await deps.store.get(k), k)));
       const verdict = await judge.judge(prompt.text, prompt.className, images);
       return verdict.judgements.map((j, s) => ({ key: keys[s]!, clip: j.clip?.score100 ?? 0, detection: j.detection.confidence }));
     };
-    const record: EvaluationRecord = { ...prompt, seeds, base: await score('base'), tuned: await score('tuned') };
+    const record: EvaluationRecord = {
+      ...prompt,
+      seeds,
+      base: await score('base'),
+      parent: sides.includes('parent') ? await score('parent') : null,
+      tuned: await score('tuned'),
+    };
     await putJson(deps.store, artifactKeys.evaluationRecord(root, prompt.promptIndex), record);
     return record;
   });
 }
 
 /**
- * Held-out prompts × seeds, sampled by the base and by the tuned generator from identical
- * initial noise (same seeds), scored by the judge's CLIP and detector. All base images come
- * first, then all tuned ones (one generator loaded at a time); stored images and records are
- * skipped on a retry. The manifest, with the figures, is written last.
+ * Held-out prompts × seeds, sampled from identical initial noise (same seeds) by the base, by
+ * the parent the round sampled from when that is a tuned one, and by the tuned generator, and
+ * scored by the judge's CLIP and detector. One generator is loaded at a time (all its images,
+ * then the next); stored images and records are skipped on a retry. The manifest, with the
+ * figures, is written last.
  */
 export function createEvaluateRound(deps: ActivityDependencies) {
-  return async function evaluateRound({ root, input }: RoundRequest): Promise<EvaluateResult> {
+  return async function evaluateRound({ root, input, lora, parent }: EvaluateRequest): Promise<EvaluateResult> {
     const manifestKey = artifactKeys.evaluateManifest(root);
     const existing = await findJson<EvaluateResult>(deps.store, manifestKey);
     if (existing) return existing;
-    const trained = await findJson<TrainResult>(deps.store, artifactKeys.trainManifest(root));
-    if (!trained) throw badData('MissingArtifact', `${artifactKeys.trainManifest(root)}: not found; the LoRA must be trained before evaluation`);
+    if ((await deps.store.list(`${lora}unet/`)).length === 0)
+      throw badData('MissingArtifact', `${lora}unet/: not found; the LoRA must be trained before evaluation`);
 
     const prompts = (await loadPrompts(input.evaluation.prompts, 'evaluation.prompts')).map((p, promptIndex) => ({ ...p, promptIndex }));
     const sampling = comparisonSampling(input);
     const seedsOf = (i: number) => Array.from({ length: input.evaluation.seedsPerPrompt }, (_, s) => evaluationSeed(input.evaluation.seed, i, s));
+    const unets: Readonly<Record<EvaluationSide, string | null>> = { base: null, parent, tuned: lora };
+    const sides: EvaluationSide[] = parent === null ? ['base', 'tuned'] : ['base', 'parent', 'tuned'];
     const stored = new Set(await deps.store.list(`${root}/evaluation/`));
     let evaluated = 0;
     const records = await withProgress({ stage: 'evaluate', evaluated }, async (progress) => {
-      for (const side of ['base', 'tuned'] as const) {
+      for (const side of sides) {
         const todo = prompts.filter((p) => seedsOf(p.promptIndex).some((_, s) => !stored.has(artifactKeys.evaluationImage(root, side, p.promptIndex, s))));
         if (todo.length === 0) continue;
-        const source = await generatorSource(deps, input.generator.base, side === 'base' ? null : trained.lora);
+        const source = await generatorSource(deps, input.generator.base, unets[side]);
         await deps.runtime.withGenerator(source, async (generator) => {
           for (const prompt of todo) {
             progress.checkCancelled();
@@ -101,7 +118,7 @@ export function createEvaluateRound(deps: ActivityDependencies) {
       for (const prompt of prompts) {
         progress.checkCancelled();
         const found = await findJson<EvaluationRecord>(deps.store, artifactKeys.evaluationRecord(root, prompt.promptIndex));
-        scored.push(found ?? (await scoreHeldOutPrompt(deps, input, root, prompt, seedsOf(prompt.promptIndex))));
+        scored.push(found ?? (await scoreHeldOutPrompt(deps, input, root, sides, prompt, seedsOf(prompt.promptIndex))));
         progress.report({ stage: 'evaluate', evaluated });
       }
       return scored;

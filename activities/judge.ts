@@ -1,5 +1,5 @@
 import type { JudgeSettings } from '../config/round.js';
-import type { JudgeShardResult, ShardRequest } from '../contract/activities.js';
+import type { JudgeRequest, JudgeShardResult } from '../contract/activities.js';
 import { artifactKeys } from '../contract/keys.js';
 import type { ImageScore, JudgeManifest, PromptScores, SampledImage, SampleManifest, SamplePrompt } from '../contract/records.js';
 import { decodeImage } from '../models/judge/index.js';
@@ -46,7 +46,7 @@ async function scorePrompt(
  * whose record exists. The manifest is written last.
  */
 export function createJudgeShard(deps: ActivityDependencies) {
-  return async function judgeShard({ root, input, shard }: ShardRequest): Promise<JudgeShardResult> {
+  return async function judgeShard({ root, input, shard, samples: samplesKey }: JudgeRequest): Promise<JudgeShardResult> {
     const manifestKey = artifactKeys.judgeManifest(root, shard);
     const threshold = input.judge.threshold;
     const done = await findJson<JudgeManifest>(deps.store, manifestKey);
@@ -54,8 +54,8 @@ export function createJudgeShard(deps: ActivityDependencies) {
       const records = await Promise.all(done.records.map((key) => getJson<PromptScores>(deps.store, key)));
       return { shard, manifest: manifestKey, images: records.reduce((n, r) => n + r.images.length, 0), detected: detectedCount(records, threshold) };
     }
-    const samples = await findJson<SampleManifest>(deps.store, artifactKeys.sampleManifest(root, shard));
-    if (!samples) throw badData('MissingArtifact', `${artifactKeys.sampleManifest(root, shard)}: not found; the shard must be sampled before it is judged`);
+    const samples = await findJson<SampleManifest>(deps.store, samplesKey);
+    if (!samples) throw badData('MissingArtifact', `${samplesKey}: not found; the shard must be sampled before it is judged`);
 
     const records: PromptScores[] = [];
     let judged = 0;

@@ -8,9 +8,9 @@ import { artifactKeys, evaluationSeed, roundRoot, shardPromptIndices, trainingSe
 import { histogramSvg, reportHtml } from './reportPage.js';
 
 describe('artifact keys', () => {
-  it('derive from the workflow id, round and shard only, whatever the id holds', () => {
-    expect(roundRoot('my round/1', 2)).toBe('runs/my%20round%2F1/round-002');
-    expect(roundRoot('.hidden', 1)).toBe('runs/%2Ehidden/round-001');
+  it('derive from the workflow id, run, round and shard only, whatever the id holds', () => {
+    expect(roundRoot('my round/1', 'run-a', 2)).toBe('runs/my%20round%2F1/run-a/round-002');
+    expect(roundRoot('.hidden', 'run-b', 1)).toBe('runs/%2Ehidden/run-b/round-001');
     expect(artifactKeys.sampledImage('r', 1, 12, 3)).toBe('r/samples/shard-001/00012-003.png');
     expect(artifactKeys.sampleManifest('r', 1)).toBe('r/samples/shard-001.json');
   });
@@ -23,13 +23,21 @@ describe('artifact keys', () => {
   });
 });
 
-function record(promptIndex: number, className: string, base: number[], tuned: number[], detected: boolean[]): EvaluationRecord {
+function record(
+  promptIndex: number,
+  className: string,
+  base: number[],
+  tuned: number[],
+  detected: boolean[],
+  parent: number[] | null = null,
+): EvaluationRecord {
   return {
     promptIndex,
     className,
     text: `prompt ${promptIndex}`,
     seeds: base.map((_, s) => s),
     base: base.map((clip, s) => ({ key: `b${promptIndex}-${s}`, clip, detection: detected[s] ? 0.9 : 0.1 })),
+    parent: parent === null ? null : parent.map((clip, s) => ({ key: `p${promptIndex}-${s}`, clip, detection: 0.9 })),
     tuned: tuned.map((clip, s) => ({ key: `t${promptIndex}-${s}`, clip, detection: 0.9 })),
   };
 }
@@ -75,6 +83,13 @@ describe('evaluationFigures', () => {
     expect(figures.perClass['circle']).toEqual({ pairs: 2, base: 0.5, tuned: 1 });
     expect(figures.winRateInterval[0]).toBeLessThanOrEqual(figures.winRate);
     expect(figures.winRateInterval[1]).toBeGreaterThanOrEqual(figures.winRate);
+    expect(figures.parent).toBeNull();
+  });
+
+  it('compares against the parent too when the records hold its images, with the same seeds', () => {
+    const figures = evaluationFigures([record(0, 'circle', [20, 30], [25, 30], [true, false], [26, 10])], 0.5, 200);
+    expect(figures.winRate).toBe(0.75);
+    expect(figures.parent).toMatchObject({ pairs: 2, winRate: 0.5, meanClipBase: 18, accuracyBase: 1, accuracyTuned: 1 });
   });
 });
 
@@ -104,10 +119,11 @@ describe('report page', () => {
     ];
     const html = reportHtml(
       {
-        workflowId: 'wf',
+        run: { workflowId: 'wf', runId: 'run-2', resetFrom: 'run-1' },
         input: checked.value,
+        gate: { passed: false, reasons: ['win rate against the parent 40.0%: not enough'] },
         scores,
-        curation: { manifest: 'm', dataset: 'd/', kept: 1, dropped: 0, perClass: { circle: { kept: 1, dropped: 0, reasons: {} } } },
+        curation: { manifest: 'm', dataset: 'd/', kept: 1, included: 0, dropped: 0, perClass: { circle: { kept: 1, dropped: 0, reasons: {} } } },
         training: { manifest: 'm', lora: 'l/', steps: 10, finalLoss: 0.1 },
         evaluation: { manifest: 'm', ...evaluationFigures([record(0, 'circle', [20], [25], [true])], 0.5, 100) },
         evaluationRecords: [record(0, 'circle', [20], [25], [true])],
@@ -119,5 +135,8 @@ describe('report page', () => {
     expect(html).toContain('a &#60;b&#62;red&#60;/b&#62; circle');
     expect(html).not.toContain('<b>red</b>');
     expect(html).toContain('data:image/png;base64,iVBORw==');
+    expect(html).toContain('a reset of run <code>run-1</code>');
+    expect(html).toContain('Promotion gate: not passed');
+    expect(html).toContain('win rate against the parent 40.0%: not enough');
   });
 });

@@ -1,11 +1,13 @@
 /** The round report as one self-contained HTML page (images inlined), from the round's records. Pure. */
+import type { GateVerdict } from '../config/gate.js';
 import type { RoundInput } from '../config/round.js';
-import type { CurateResult, EvaluateResult, TrainResult } from '../contract/activities.js';
+import type { CurateResult, EvaluateResult, RunIdentity, TrainResult } from '../contract/activities.js';
 import type { EvaluationRecord, PromptScores } from '../contract/records.js';
 
 export interface ReportData {
-  readonly workflowId: string;
+  readonly run: RunIdentity;
   readonly input: RoundInput;
+  readonly gate: GateVerdict | null;
   readonly scores: readonly PromptScores[];
   readonly curation: CurateResult;
   readonly training: TrainResult;
@@ -69,6 +71,24 @@ export function reportHtml(data: ReportData, count: number): string {
       return `<tr><td>${escape(cls)}</td><td>${c.kept}</td><td>${c.dropped}</td><td>${reasons}</td><td>${acc ? percent(acc.base) : '–'}</td><td>${acc ? percent(acc.tuned) : '–'}</td></tr>`;
     })
     .join('');
+  const { run, gate } = data;
+  const parent = evaluation.parent;
+  const parentLine =
+    parent === null
+      ? ''
+      : `<p>Against its parent (the generator this round sampled from, <code>${escape(input.generator.tunedUnet ?? '')}</code>): tuned wins ${percent(parent.winRate)} of ${parent.pairs} pairs (95% interval ${percent(parent.winRateInterval[0])} – ${percent(parent.winRateInterval[1])}); detector accuracy parent ${percent(parent.accuracyBase)}, tuned ${percent(parent.accuracyTuned)}.</p>`;
+  const gateSection =
+    gate === null
+      ? ''
+      : `<h2>Promotion gate: ${gate.passed ? 'passed' : 'not passed'}</h2><ul class="gate ${gate.passed ? 'passed' : 'failed'}">${gate.reasons.map((r) => `<li>${escape(r)}</li>`).join('')}</ul>`;
+  const runLine = `<p>Workflow <code>${escape(run.workflowId)}</code>, run <code>${escape(run.runId)}</code>${
+    run.resetFrom === null ? '' : ` — a reset of run <code>${escape(run.resetFrom)}</code>: the stages after the reset point ran again into this run's keys`
+  }.</p>`;
+  const datasetSource =
+    input.dataset === null
+      ? `${curation.kept} images kept, up to ${input.selection.perPrompt} per prompt; ${curation.dropped} prompts dropped (rule “${input.selection.rule}”, detection threshold ${input.judge.threshold})`
+      : `${curation.kept} images of the curated dataset <code>${escape(input.dataset)}</code>, trained again with this round's settings`;
+  const included = curation.included > 0 && input.dataset === null ? `, ${curation.included} of them from earlier rounds' datasets` : '';
   const pairs = data.evaluationRecords
     .slice(0, count)
     .map(
@@ -77,15 +97,16 @@ export function reportHtml(data: ReportData, count: number): string {
     )
     .join('');
   return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Self-reward round ${input.round}: ${escape(data.workflowId)}</title>
+<html lang="en"><head><meta charset="utf-8"><title>Self-reward round ${input.round}: ${escape(run.workflowId)}</title>
 <style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}
 .cards{display:flex;flex-wrap:wrap;gap:12px}.card{width:200px}.card img{width:96px;image-rendering:pixelated;margin-right:4px}.small{color:#555;font-size:12px}
 svg rect{fill:#4a7}figure{display:inline-block;margin:0 2em 0 0}.headline{font-size:20px}</style></head><body>
 <h1>Self-reward round ${input.round}</h1>
-<p>Workflow <code>${escape(data.workflowId)}</code></p>
+${runLine}
 <p class="headline">Tuned beats base in <b>${percent(evaluation.winRate)}</b> of ${evaluation.pairs} paired samples (95% interval ${percent(evaluation.winRateInterval[0])} – ${percent(evaluation.winRateInterval[1])}, sign test p = ${evaluation.signTestP.toPrecision(3)}).</p>
 <p>Mean CLIP score: base ${fixed(evaluation.meanClipBase, 2)}, tuned ${fixed(evaluation.meanClipTuned, 2)}. Detector class accuracy: base ${percent(evaluation.accuracyBase)}, tuned ${percent(evaluation.accuracyTuned)}.</p>
-<p>Dataset: ${curation.kept} images kept, up to ${input.selection.perPrompt} per prompt; ${curation.dropped} prompts dropped (rule “${input.selection.rule}”, detection threshold ${input.judge.threshold}). LoRA: ${training.steps} steps, final loss ${training.finalLoss === null ? '–' : fixed(training.finalLoss, 4)}.</p>
+${parentLine}${gateSection}
+<p>Dataset: ${datasetSource}${included}. LoRA: ${training.steps} steps, final loss ${training.finalLoss === null ? '–' : fixed(training.finalLoss, 4)}.</p>
 <h2>Per class</h2><table><tr><th>class</th><th>images kept</th><th>prompts dropped</th><th>drop reasons</th><th>accuracy base</th><th>accuracy tuned</th></tr>${classRows}</table>
 <h2>Scores of the sampled images</h2>${histogramSvg(
     all.map((i) => i.detection),

@@ -61,7 +61,7 @@ function recorder(env: MockActivityEnvironment): StageProgress[] {
 describe('sampleShard', () => {
   it("samples its shard's prompts, one heartbeat per image, and resumes after the images already stored", async () => {
     const { sampleShard } = createActivities(deps);
-    const root = roundRoot('sample-test', 1);
+    const root = roundRoot('sample-test', 'run-1', 1);
     const env = new MockActivityEnvironment();
     const beats = recorder(env);
     const first = await runActivity(env, sampleShard, { root, input, shard: 0 });
@@ -94,16 +94,18 @@ describe('sampleShard', () => {
   it('fails without retry when the generator folder is not a generator', async () => {
     const { sampleShard } = createActivities(deps);
     const broken = { ...input, generator: { base: join(tmpdir(), 'no-such-generator'), tunedUnet: null } };
-    const error = await runActivity(new MockActivityEnvironment(), sampleShard, { root: roundRoot('sample-broken', 1), input: broken, shard: 0 }).catch(
-      (e: unknown) => e,
-    );
+    const error = await runActivity(new MockActivityEnvironment(), sampleShard, {
+      root: roundRoot('sample-broken', 'run-1', 1),
+      input: broken,
+      shard: 0,
+    }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ApplicationFailure);
     expect(error).toMatchObject({ type: 'BadModel', nonRetryable: true, message: expect.stringContaining('no-such-generator') });
   });
 
   it('stops between prompts when cancelled and publishes no manifest', async () => {
     const { sampleShard } = createActivities(deps);
-    const root = roundRoot('sample-cancel', 1);
+    const root = roundRoot('sample-cancel', 'run-1', 1);
     const env = new MockActivityEnvironment();
     env.on('heartbeat', (d: StageProgress) => {
       if (d.sampled === 2) env.cancel();

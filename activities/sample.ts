@@ -3,6 +3,7 @@ import { artifactKeys, shardPromptIndices, trainingSeed } from '../contract/keys
 import type { SampledImage, SampleManifest, SamplePrompt } from '../contract/records.js';
 import { findJson, putJson } from '../store/store.js';
 import type { ActivityDependencies } from './dependencies.js';
+import { badData } from './failures.js';
 import { withProgress } from './progress.js';
 import { loadPrompts } from './prompts.js';
 import { generatorSource, samplePngs } from './sampling.js';
@@ -28,6 +29,7 @@ export function createSampleShard(deps: ActivityDependencies) {
     const existing = await findJson<SampleManifest>(deps.store, manifestKey);
     if (existing) return summary(root, existing);
 
+    if (input.prompts === null) throw badData('InvalidInput', 'prompts: a round that samples needs its training prompts');
     const prompts = await loadPrompts(input.prompts, 'prompts');
     const mine: SamplePrompt[] = shardPromptIndices(prompts.length, input.shards, shard).map((promptIndex) => ({ ...prompts[promptIndex]!, promptIndex }));
     const images: SampledImage[] = mine.flatMap(({ promptIndex }) =>

@@ -18,7 +18,7 @@ import { describe, expect, it } from 'vitest';
 import { validateRoundInput, type RoundInput } from '../config/round.js';
 import { PYTHON, REPO_ROOT, testGenerator } from '../models/testing/python.js';
 import { LocalFolderStore } from '../store/local.js';
-import { getJson, putJson } from '../store/store.js';
+import { getJson } from '../store/store.js';
 import { runActivity } from '../test/activity.js';
 import type { ActivityDependencies } from './dependencies.js';
 import { ModelRuntime } from './runtime.js';
@@ -51,18 +51,11 @@ async function setup(mode: string, images: readonly Buffer[] = [Buffer.from('png
     device: 'cpu',
     workDir: join(scratch, 'work'),
   };
-  const root = roundRoot('wf/1', 1);
+  const root = roundRoot('wf/1', 'run-1', 1);
   const keys = images.map((_, i) => artifactKeys.datasetImage(root, i, 0));
   const rows = keys.map((key, i) => JSON.stringify({ file_name: key.slice(artifactKeys.dataset(root).length), text: `a shape of kind ${i}` }));
   for (const [i, image] of images.entries()) await store.put(keys[i]!, image);
   await store.put(artifactKeys.datasetMetadata(root), `${rows.join('\n')}\n`);
-  await putJson(store, artifactKeys.curateManifest(root), {
-    manifest: artifactKeys.curateManifest(root),
-    dataset: artifactKeys.dataset(root),
-    kept: images.length,
-    dropped: 0,
-    perClass: {},
-  });
   const output = join(deps.workDir, ...root.split('/'), 'train', 'output');
   /** The activity on these dependencies with more trainer environment (the stand-in's modes). */
   const trainWith = (env: Record<string, string>) => createTrainLora({ ...deps, trainer: { ...deps.trainer, env: { ...deps.trainer.env, ...env } } });
@@ -78,7 +71,7 @@ async function trainRecording(train: ReturnType<typeof createTrainLora>, input: 
     if (d.trainerStep !== undefined) steps.push(d.trainerStep);
     if (d.trainerStep !== undefined) totals.add(d.trainerSteps);
   });
-  const outcome = await runActivity(env, train, { root, input }).catch((error: unknown) => error);
+  const outcome = await runActivity(env, train, { root, input, dataset: artifactKeys.dataset(root) }).catch((error: unknown) => error);
   return { outcome, steps, totals };
 }
 
@@ -103,7 +96,7 @@ describe('trainLora', () => {
     const env = new MockActivityEnvironment();
     const beats: unknown[] = [];
     env.on('heartbeat', (d: unknown) => beats.push(d));
-    const result = await runActivity(env, train, { root, input: roundInput() });
+    const result = await runActivity(env, train, { root, input: roundInput(), dataset: artifactKeys.dataset(root) });
     expect(result).toMatchObject({ lora: artifactKeys.lora(root), steps: 3, finalLoss: 0.25 });
     expect(beats).toContainEqual({ stage: 'train', trainerStep: 2, trainerSteps: 3, loss: 0.5 });
     expect(await store.list(artifactKeys.lora(root))).toEqual(
@@ -114,7 +107,7 @@ describe('trainLora', () => {
     const again = new MockActivityEnvironment();
     const started: unknown[] = [];
     again.on('heartbeat', (d: unknown) => started.push(d));
-    expect(await runActivity(again, train, { root, input: roundInput() })).toMatchObject(result);
+    expect(await runActivity(again, train, { root, input: roundInput(), dataset: artifactKeys.dataset(root) })).toMatchObject(result);
     expect(started).toEqual([]);
   });
 
@@ -124,7 +117,7 @@ describe('trainLora', () => {
     env.on('heartbeat', (d: StageProgress) => {
       if (d.trainerStep !== undefined) env.cancel();
     });
-    const error = await runActivity(env, train, { root, input: roundInput() }).catch((e: unknown) => e);
+    const error = await runActivity(env, train, { root, input: roundInput(), dataset: artifactKeys.dataset(root) }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CancelledFailure);
     const pid = Number(await readFile(join(output, 'pid'), 'utf8'));
     expect(isAlive(pid)).toBe(false);
@@ -136,7 +129,9 @@ describe('trainLora', () => {
     const { root, output, train } = await setup('run');
     const env = new MockActivityEnvironment();
     env.once('heartbeat', () => env.cancel());
-    expect(await runActivity(env, train, { root, input: roundInput() }).catch((e: unknown) => e)).toBeInstanceOf(CancelledFailure);
+    expect(await runActivity(env, train, { root, input: roundInput(), dataset: artifactKeys.dataset(root) }).catch((e: unknown) => e)).toBeInstanceOf(
+      CancelledFailure,
+    );
     expect(existsSync(join(output, 'pid'))).toBe(false);
   });
 
@@ -151,14 +146,18 @@ describe('trainLora', () => {
     const gone = new Promise((done) => orphan.once('exit', (code) => done(code)));
     // Its first event comes after it has set up its SIGTERM handling.
     await new Promise((started) => orphan.stdout.once('data', started));
-    expect(await runActivity(new MockActivityEnvironment(), train, { root, input: roundInput() })).toMatchObject({ steps: 3 });
+    expect(await runActivity(new MockActivityEnvironment(), train, { root, input: roundInput(), dataset: artifactKeys.dataset(root) })).toMatchObject({
+      steps: 3,
+    });
     expect(await gone).toBe(143);
     expect(existsSync(join(output, 'trainer.pid'))).toBe(false);
   });
 
   it('fails without retry when the trainer refuses its input, with its message', async () => {
     const { root, train } = await setup('bad-input');
-    const error = await runActivity(new MockActivityEnvironment(), train, { root, input: roundInput() }).catch((e: unknown) => e);
+    const error = await runActivity(new MockActivityEnvironment(), train, { root, input: roundInput(), dataset: artifactKeys.dataset(root) }).catch(
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(ApplicationFailure);
     expect(error).toMatchObject({ type: 'BadTrainingInput', nonRetryable: true, message: expect.stringContaining('metadata.jsonl line 3') });
   });

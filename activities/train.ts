@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { CancelledFailure } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 
-import type { CurateResult, RoundRequest, TrainResult } from '../contract/activities.js';
+import type { TrainRequest, TrainResult } from '../contract/activities.js';
 import { artifactKeys } from '../contract/keys.js';
 import { findJson, putJson } from '../store/store.js';
 import type { ActivityDependencies } from './dependencies.js';
@@ -39,7 +39,7 @@ function outputFiles(output: string): string[] {
  * changes what round r samples, and so what it learns from.
  */
 export function createTrainLora(deps: ActivityDependencies) {
-  return async function trainLora({ root, input }: RoundRequest): Promise<TrainResult> {
+  return async function trainLora({ root, input, dataset: datasetPrefix }: TrainRequest): Promise<TrainResult> {
     const manifestKey = artifactKeys.trainManifest(root);
     const existing = await findJson<TrainResult>(deps.store, manifestKey);
     if (existing) {
@@ -47,8 +47,8 @@ export function createTrainLora(deps: ActivityDependencies) {
       await removeStoredCheckpoints(deps, root, null);
       return existing;
     }
-    const curated = await findJson<CurateResult>(deps.store, artifactKeys.curateManifest(root));
-    if (!curated) throw badData('MissingArtifact', `${artifactKeys.curateManifest(root)}: not found; the dataset must be curated before training`);
+    if ((await deps.store.list(datasetPrefix)).length === 0)
+      throw badData('MissingArtifact', `${datasetPrefix}: no dataset there; the dataset must be curated before training`);
 
     return withProgress({ stage: 'train' }, async (progress) => {
       const work = join(deps.workDir, ...root.split('/'), 'train');
@@ -56,7 +56,7 @@ export function createTrainLora(deps: ActivityDependencies) {
       const output = join(work, 'output');
       await mkdir(output, { recursive: true });
       await stopOrphanedTrainer(output, deps.trainer.stopGraceMs);
-      await download(deps, curated.dataset, dataset);
+      await download(deps, datasetPrefix, dataset);
 
       const { log } = progress.context;
       const stored = await findJson<StoredCheckpoint>(deps.store, artifactKeys.trainerCheckpointPointer(root));

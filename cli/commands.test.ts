@@ -71,7 +71,7 @@ describe('help', () => {
     const io = captured();
     expect(await main(['schema', 'round'])).toBe(0);
     const schema = JSON.parse(io.out()) as { title: string; required: string[] };
-    expect(schema).toMatchObject({ title: 'round input', required: ['generator', 'judge', 'prompts', 'evaluation'] });
+    expect(schema).toMatchObject({ title: 'round input', required: ['generator', 'judge', 'evaluation'] });
     expect(await main(['schema', 'nightly-ish'])).toBe(2);
     expect(io.err()).toContain('expected round or campaign, got "nightly-ish"');
     io.restore();

@@ -8,8 +8,9 @@
  */
 import { JUDGE_SETTINGS, type Weights } from '../models/judge/config.js';
 import { SCHEDULER_CLASS_NAMES, type SchedulerClassName } from '../models/schedulers/names.js';
+import { GATE_SCHEMA, type GateSettings } from './gate.js';
 import { promptSource, type PromptSource } from './prompts.js';
-import { integer, nullable, number, object, oneOf, string, text, validate, type Schema, type Validation } from './schema.js';
+import { integer, list, nullable, number, object, oneOf, refine, string, text, validate, type Schema, type Validation } from './schema.js';
 
 export interface GeneratorRef {
   /** Stable Diffusion folder on the GPU workers: diffusers weights (for training) and the ONNX parts (for sampling). */
@@ -108,7 +109,14 @@ export interface RoundInput {
   readonly generator: GeneratorRef;
   readonly judge: JudgeSettings;
   readonly selection: SelectionSettings;
-  readonly prompts: PromptSource;
+  /** The training prompts; null only when `dataset` names the data to train on. */
+  readonly prompts: PromptSource | null;
+  /** A curated dataset of an earlier round: train and evaluate on it, without sampling, judging or curating. */
+  readonly dataset: string | null;
+  /** Curated datasets of earlier rounds whose images join this round's training set. */
+  readonly includeDatasets: readonly string[];
+  /** The promotion gate the report checks the tuned generator against its parent with. */
+  readonly gate: GateSettings | null;
   readonly samplesPerPrompt: number;
   /** Training prompts are split into this many shards (prompt i goes to shard i mod shards), sampled and judged in parallel. */
   readonly shards: number;
@@ -124,130 +132,153 @@ const seed = (defaultSeed: number, meaning: string) => integer({ min: 0, max: SE
 
 const scheduler = (meaning: string) => nullable(oneOf(SCHEDULER_CLASS_NAMES, { meaning }), { type: 'scheduler class name or null', meaning });
 
-export const ROUND_SCHEMA: Schema<RoundInput> = object<RoundInput>(
-  {
-    round: integer({ min: 1, default: 1, meaning: "the round's number (a campaign numbers its rounds)" }),
-    generator: object<GeneratorRef>(
-      {
-        base: string({ type: 'path', meaning: 'Stable Diffusion folder: diffusers weights (training) and ONNX parts (sampling)' }),
-        tunedUnet: nullable(string({ meaning: 'an earlier round’s LoRA prefix' }), {
-          type: 'artifact prefix or null',
-          meaning: "an earlier round's LoRA prefix: sampling uses its `unet/model.onnx`",
-        }),
-      },
-      { meaning: 'the generator', required: true },
-    ),
-    judge: object<JudgeSettings>(
-      {
-        detector: JUDGE_SETTINGS.detector,
-        captioner: JUDGE_SETTINGS.captioner,
-        clip: string({ type: 'path', meaning: "CLIP model: image–prompt scores and the evaluation's CLIP figures" }),
-        threshold: JUDGE_SETTINGS.threshold,
-        iouThreshold: JUDGE_SETTINGS.iouThreshold,
-        batchSize: JUDGE_SETTINGS.batchSize,
-        synonyms: JUDGE_SETTINGS.synonyms,
-        weights: JUDGE_SETTINGS.weights,
-      },
-      { meaning: 'the judge', required: true },
-    ),
-    selection: object<SelectionSettings>(
-      {
-        rule: oneOf(['paper', 'combined'], {
-          default: 'paper',
-          meaning: '`paper`: top checklist tier, then highest detection; `combined`: highest combined score',
-        }),
-        minCombined: number({ min: 0, max: 1, default: 0, meaning: 'with `combined`: images below this score are never kept' }),
-        perPrompt: integer({ min: 1, max: 1000, default: 1, meaning: 'images kept per prompt, best first by the rule, each passing it; the paper keeps 1' }),
-      },
-      { meaning: 'which judged images a prompt keeps' },
-    ),
-    prompts: promptSource('the training prompts'),
-    samplesPerPrompt: integer({ min: 1, max: 1000, default: 8, meaning: 'images sampled per training prompt' }),
-    shards: integer({
-      min: 1,
-      max: 1000,
-      default: 2,
-      meaning: 'training prompts are split into this many shards (prompt i in shard i mod shards), sampled and judged in parallel',
-    }),
-    sampling: object<SamplingSettings>(
-      {
-        steps: integer({ min: 1, max: 1000, default: 20, meaning: 'denoising steps' }),
-        guidanceScale: number({ min: 0, max: 100, default: 7.5, meaning: 'classifier-free guidance scale' }),
-        width: integer({ min: 0, max: 8192, default: 0, meaning: "image width; 0: the generator's own size" }),
-        height: integer({ min: 0, max: 8192, default: 0, meaning: "image height; 0: the generator's own size" }),
-        negativePrompt: text({ default: '', meaning: 'negative prompt' }),
-        scheduler: scheduler(`${SCHEDULER_CLASS_NAMES.map((n) => `\`${n}\``).join(', ')}; null: the generator's own`),
-        seed: seed(0, 'image k of training prompt i has seed `seed + i * samplesPerPrompt + k`'),
-      },
-      { meaning: 'how the training pool is sampled' },
-    ),
-    lora: object<LoraSettings>(
-      {
-        rank: integer({ min: 1, max: 1024, default: 4, meaning: 'LoRA rank' }),
-        learningRate: number({ min: 0, max: 1, exclusiveMin: true, default: 1e-4, meaning: 'AdamW learning rate (its peak, with `cosine`)' }),
-        lrScheduler: oneOf(['constant', 'cosine'], {
-          default: 'constant',
-          meaning: "learning rate after any warmup: constant (diffusers' default), or a half cosine down to zero at the last step",
-        }),
-        batchSize: integer({ min: 1, max: 4096, default: 16, meaning: 'training batch size' }),
-        maxSteps: nullable(integer({ min: 1, meaning: 'optimizer steps' }), { meaning: 'optimizer steps; null: train for `epochs`' }),
-        epochs: integer({ min: 1, max: 100_000, default: 100, meaning: 'epochs when `maxSteps` is null' }),
-        seed: seed(0, 'training seed'),
-        checkpointEvery: integer({
-          min: 0,
-          default: 50,
-          meaning: 'a checkpoint every this many steps, so a retried training resumes near where it stopped (0: none)',
-        }),
-        resolution: nullable(integer({ min: 8, meaning: 'training size in pixels' }), { meaning: "training size in pixels; null: the generator's own" }),
-        snrGamma: number({
-          min: 0,
-          max: 1000,
-          default: 0,
-          expected: 'a number in [0, 1000] (0: off)',
-          meaning: "Min-SNR loss weighting with this gamma (5 is usual); 0: every timestep weighs alike, as diffusers' recipe by default",
-        }),
-        captionDropout: number({
-          min: 0,
-          max: 0.99,
-          default: 0,
-          expected: 'a probability in [0, 0.99]',
-          meaning: "probability that a training example uses the empty caption, so guidance's unconditional branch moves with the conditional one",
-        }),
-      },
-      { meaning: "the LoRA trainer's recipe" },
-    ),
-    evaluation: object<EvaluationSettings>(
-      {
-        prompts: promptSource('held-out prompts, sampled by base and tuned with the same noise'),
-        seedsPerPrompt: integer({ min: 1, max: 100, default: 4, meaning: 'images per held-out prompt and side' }),
-        seed: seed(500_000, 'seed s of held-out prompt i is `seed + 100 * i + s`'),
-        guidanceScale: nullable(number({ min: 0, max: 100, meaning: 'guidance' }), {
-          type: 'number 0–100 or null',
-          meaning:
-            'guidance of the base-vs-tuned comparison; null: `sampling.guidanceScale`. Set it to the guidance the model is used at when the training pool is sampled at a lower one',
-        }),
-        scheduler: scheduler(
-          'scheduler of the base-vs-tuned comparison; null: `sampling.scheduler`. Set it to the one the model is used with when the training pool is sampled with another (an ancestral one)',
-        ),
-        bootstrapResamples: integer({ min: 100, max: 1_000_000, default: 2000, meaning: "bootstrap resamples of the win rate's confidence interval" }),
-      },
-      { meaning: 'the base-vs-tuned comparison on held-out prompts', required: true },
-    ),
-    activities: object<ActivitySettings>(
-      {
-        // Activities heartbeat every few seconds; less than 15 s would retry on a busy machine.
-        heartbeatTimeoutSeconds: integer({
-          min: 15,
-          max: 3600,
-          default: 60,
-          meaning: "an attempt silent this long is retried: how soon a dead worker's work moves on",
-        }),
-        maximumAttempts: integer({ min: 1, max: 100, default: 5, meaning: 'attempts per activity before the round fails (bad data fails at once)' }),
-      },
-      { meaning: 'retries and timeouts of the stages' },
-    ),
-  },
-  { meaning: 'a self-reward round', required: true },
+/** A prefix of the store, as activities' results name them (`runs/.../dataset/`). */
+const artifactPrefix = (meaning: string) => string({ meaning, type: 'artifact prefix' });
+
+export const ROUND_SCHEMA: Schema<RoundInput> = refine(
+  object<RoundInput>(
+    {
+      round: integer({ min: 1, default: 1, meaning: "the round's number (a campaign numbers its rounds)" }),
+      generator: object<GeneratorRef>(
+        {
+          base: string({ type: 'path', meaning: 'Stable Diffusion folder: diffusers weights (training) and ONNX parts (sampling)' }),
+          tunedUnet: nullable(string({ meaning: 'an earlier round’s LoRA prefix' }), {
+            type: 'artifact prefix or null',
+            meaning: "an earlier round's LoRA prefix: sampling uses its `unet/model.onnx`",
+          }),
+        },
+        { meaning: 'the generator', required: true },
+      ),
+      judge: object<JudgeSettings>(
+        {
+          detector: JUDGE_SETTINGS.detector,
+          captioner: JUDGE_SETTINGS.captioner,
+          clip: string({ type: 'path', meaning: "CLIP model: image–prompt scores and the evaluation's CLIP figures" }),
+          threshold: JUDGE_SETTINGS.threshold,
+          iouThreshold: JUDGE_SETTINGS.iouThreshold,
+          batchSize: JUDGE_SETTINGS.batchSize,
+          synonyms: JUDGE_SETTINGS.synonyms,
+          weights: JUDGE_SETTINGS.weights,
+        },
+        { meaning: 'the judge', required: true },
+      ),
+      selection: object<SelectionSettings>(
+        {
+          rule: oneOf(['paper', 'combined'], {
+            default: 'paper',
+            meaning: '`paper`: top checklist tier, then highest detection; `combined`: highest combined score',
+          }),
+          minCombined: number({ min: 0, max: 1, default: 0, meaning: 'with `combined`: images below this score are never kept' }),
+          perPrompt: integer({ min: 1, max: 1000, default: 1, meaning: 'images kept per prompt, best first by the rule, each passing it; the paper keeps 1' }),
+        },
+        { meaning: 'which judged images a prompt keeps' },
+      ),
+      prompts: nullable(promptSource('the training prompts'), { type: 'prompt source', meaning: 'the training prompts; required unless `dataset` is set' }),
+      dataset: nullable(artifactPrefix('a curated dataset'), {
+        type: 'artifact prefix or null',
+        meaning:
+          "an earlier round's curated dataset (its result's `dataset.dataset`, `runs/.../dataset/`): train and evaluate on it with this input's settings, without sampling, judging or curating",
+      }),
+      includeDatasets: list(artifactPrefix('a curated dataset'), {
+        default: [],
+        type: 'list of artifact prefixes',
+        meaning: "earlier rounds' curated datasets whose images join this round's training set (a model line's nights accumulate data this way)",
+      }),
+      gate: nullable(GATE_SCHEMA, {
+        type: 'gate or null',
+        meaning:
+          'a promotion gate (`{"minWinRateLow": 0.5, "maxAccuracyDrop": 0}`) checked against the parent (`generator.tunedUnet`, else the base) after evaluation; the report and memo give its verdict',
+      }),
+      samplesPerPrompt: integer({ min: 1, max: 1000, default: 8, meaning: 'images sampled per training prompt' }),
+      shards: integer({
+        min: 1,
+        max: 1000,
+        default: 2,
+        meaning: 'training prompts are split into this many shards (prompt i in shard i mod shards), sampled and judged in parallel',
+      }),
+      sampling: object<SamplingSettings>(
+        {
+          steps: integer({ min: 1, max: 1000, default: 20, meaning: 'denoising steps' }),
+          guidanceScale: number({ min: 0, max: 100, default: 7.5, meaning: 'classifier-free guidance scale' }),
+          width: integer({ min: 0, max: 8192, default: 0, meaning: "image width; 0: the generator's own size" }),
+          height: integer({ min: 0, max: 8192, default: 0, meaning: "image height; 0: the generator's own size" }),
+          negativePrompt: text({ default: '', meaning: 'negative prompt' }),
+          scheduler: scheduler(`${SCHEDULER_CLASS_NAMES.map((n) => `\`${n}\``).join(', ')}; null: the generator's own`),
+          seed: seed(0, 'image k of training prompt i has seed `seed + i * samplesPerPrompt + k`'),
+        },
+        { meaning: 'how the training pool is sampled' },
+      ),
+      lora: object<LoraSettings>(
+        {
+          rank: integer({ min: 1, max: 1024, default: 4, meaning: 'LoRA rank' }),
+          learningRate: number({ min: 0, max: 1, exclusiveMin: true, default: 1e-4, meaning: 'AdamW learning rate (its peak, with `cosine`)' }),
+          lrScheduler: oneOf(['constant', 'cosine'], {
+            default: 'constant',
+            meaning: "learning rate after any warmup: constant (diffusers' default), or a half cosine down to zero at the last step",
+          }),
+          batchSize: integer({ min: 1, max: 4096, default: 16, meaning: 'training batch size' }),
+          maxSteps: nullable(integer({ min: 1, meaning: 'optimizer steps' }), { meaning: 'optimizer steps; null: train for `epochs`' }),
+          epochs: integer({ min: 1, max: 100_000, default: 100, meaning: 'epochs when `maxSteps` is null' }),
+          seed: seed(0, 'training seed'),
+          checkpointEvery: integer({
+            min: 0,
+            default: 50,
+            meaning: 'a checkpoint every this many steps, so a retried training resumes near where it stopped (0: none)',
+          }),
+          resolution: nullable(integer({ min: 8, meaning: 'training size in pixels' }), { meaning: "training size in pixels; null: the generator's own" }),
+          snrGamma: number({
+            min: 0,
+            max: 1000,
+            default: 0,
+            expected: 'a number in [0, 1000] (0: off)',
+            meaning: "Min-SNR loss weighting with this gamma (5 is usual); 0: every timestep weighs alike, as diffusers' recipe by default",
+          }),
+          captionDropout: number({
+            min: 0,
+            max: 0.99,
+            default: 0,
+            expected: 'a probability in [0, 0.99]',
+            meaning: "probability that a training example uses the empty caption, so guidance's unconditional branch moves with the conditional one",
+          }),
+        },
+        { meaning: "the LoRA trainer's recipe" },
+      ),
+      evaluation: object<EvaluationSettings>(
+        {
+          prompts: promptSource('held-out prompts, sampled by base and tuned with the same noise'),
+          seedsPerPrompt: integer({ min: 1, max: 100, default: 4, meaning: 'images per held-out prompt and side' }),
+          seed: seed(500_000, 'seed s of held-out prompt i is `seed + 100 * i + s`'),
+          guidanceScale: nullable(number({ min: 0, max: 100, meaning: 'guidance' }), {
+            type: 'number 0–100 or null',
+            meaning:
+              'guidance of the base-vs-tuned comparison; null: `sampling.guidanceScale`. Set it to the guidance the model is used at when the training pool is sampled at a lower one',
+          }),
+          scheduler: scheduler(
+            'scheduler of the base-vs-tuned comparison; null: `sampling.scheduler`. Set it to the one the model is used with when the training pool is sampled with another (an ancestral one)',
+          ),
+          bootstrapResamples: integer({ min: 100, max: 1_000_000, default: 2000, meaning: "bootstrap resamples of the win rate's confidence interval" }),
+        },
+        { meaning: 'the base-vs-tuned comparison on held-out prompts', required: true },
+      ),
+      activities: object<ActivitySettings>(
+        {
+          // Activities heartbeat every few seconds; less than 15 s would retry on a busy machine.
+          heartbeatTimeoutSeconds: integer({
+            min: 15,
+            max: 3600,
+            default: 60,
+            meaning: "an attempt silent this long is retried: how soon a dead worker's work moves on",
+          }),
+          maximumAttempts: integer({ min: 1, max: 100, default: 5, meaning: 'attempts per activity before the round fails (bad data fails at once)' }),
+        },
+        { meaning: 'retries and timeouts of the stages' },
+      ),
+    },
+    { meaning: 'a self-reward round', required: true },
+  ),
+  (round) =>
+    round.prompts === null && round.dataset === null ? { field: 'prompts', expected: 'a prompt source (it may be left out only when `dataset` is set)' } : null,
+  { evenWithErrors: true },
 );
 
 export function validateRoundInput(input: unknown): Validation<RoundInput> {

@@ -60,7 +60,7 @@ describe('the schema reader', () => {
   });
 
   it('applies a rule over the whole value only when the value passed its schema', () => {
-    const pair = refine(list(integer({ min: 0, meaning: 'n' }), { meaning: 'pair' }), (v) => (v.length === 2 ? null : 'two numbers'));
+    const pair = refine(list(integer({ min: 0, meaning: 'n' }), { meaning: 'pair' }), (v) => (v.length === 2 ? null : { expected: 'two numbers' }));
     expect(validate(pair, [1, 2]).ok).toBe(true);
     expect(validate(pair, [1])).toMatchObject({ ok: false, errors: [{ expected: 'two numbers' }] });
     expect(validate(pair, [-1])).toMatchObject({ ok: false, errors: [{ expected: 'an integer >= 0' }] });
@@ -86,7 +86,7 @@ describe('what the schema documents', () => {
       required: string[];
       additionalProperties: boolean;
     };
-    expect(document.required).toEqual(['generator', 'judge', 'prompts', 'evaluation']);
+    expect(document.required).toEqual(['generator', 'judge', 'evaluation']);
     expect(document.additionalProperties).toBe(false);
     expect(document.properties['sampling']?.properties?.['steps']).toMatchObject({ type: 'integer', minimum: 1, maximum: 1000, default: 20 });
     expect(document.properties['lora']?.properties?.['learningRate']).toMatchObject({ exclusiveMinimum: 0, maximum: 1 });

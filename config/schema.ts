@@ -302,17 +302,29 @@ export function object<T>(fields: Fields<T>, options: ObjectOptions): Schema<T> 
 }
 
 /**
- * The schema with one more rule over the whole value: `check` returns what was expected when the
- * value breaks it (null when it holds). It runs only on a value that passed the schema itself.
+ * The schema with one more rule over the whole value: `check` says what was expected when the
+ * value breaks it (null when it holds), and of which field (a path below this one) when it is
+ * about one. It runs only on a value that passed the schema itself, unless `evenWithErrors`
+ * says the rule reads only fields whose placeholders it can judge (and the value as a whole was
+ * not refused).
  */
-export function refine<T>(schema: Schema<T>, check: (value: T) => string | null): Schema<T> {
+export function refine<T>(
+  schema: Schema<T>,
+  check: (value: T) => { readonly field?: string; readonly expected: string } | null,
+  options: { readonly evenWithErrors?: boolean } = {},
+): Schema<T> {
   return {
     ...schema,
     read(value, at, errors) {
       const before = errors.length;
       const read = schema.read(value, at, errors);
-      const expected = errors.length === before ? check(read) : null;
-      if (expected !== null) errors.push({ field: where(at), expected, got: show(value) });
+      const wholeRefused = errors.slice(before).some((e) => e.field === where(at));
+      const broken = errors.length === before || (options.evenWithErrors === true && !wholeRefused) ? check(read) : null;
+      if (broken !== null) {
+        const field = broken.field === undefined ? at : join(at, broken.field);
+        const got = broken.field === undefined ? value : (read as Record<string, unknown>)[broken.field];
+        errors.push({ field: where(field), expected: broken.expected, got: show(got) });
+      }
       return read;
     },
   };

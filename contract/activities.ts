@@ -3,6 +3,7 @@
  * each runs on. Results are artifact keys and small summaries, never image bytes (a payload is
  * limited to 2 MB).
  */
+import type { GateVerdict } from '../config/gate.js';
 import type { RoundInput } from '../config/round.js';
 
 export interface RoundRequest {
@@ -15,8 +16,46 @@ export interface ShardRequest extends RoundRequest {
   readonly shard: number;
 }
 
-export interface ReportRequest extends RoundRequest {
+export interface JudgeRequest extends ShardRequest {
+  /** The shard's sample manifest. */
+  readonly samples: string;
+}
+
+export interface CurateRequest extends RoundRequest {
+  /** The judge manifest of every shard (none when the round trains on earlier datasets only). */
+  readonly judged: readonly string[];
+  /** Curated datasets of earlier rounds whose images join this one's, in this order. */
+  readonly include: readonly string[];
+}
+
+export interface TrainRequest extends RoundRequest {
+  /** The curated dataset's prefix. */
+  readonly dataset: string;
+}
+
+export interface EvaluateRequest extends RoundRequest {
+  /** The LoRA prefix of the tuned generator under evaluation. */
+  readonly lora: string;
+  /** The tuned UNet the round sampled from (its parent), compared against as well as the base; null when that is the base. */
+  readonly parent: string | null;
+}
+
+/** Which run a reset run replaced, for the report. */
+export interface RunIdentity {
   readonly workflowId: string;
+  readonly runId: string;
+  /** The run this one was reset from (its original run id), or null for a run that was not reset. */
+  readonly resetFrom: string | null;
+}
+
+export interface ReportRequest extends RoundRequest {
+  readonly run: RunIdentity;
+  readonly judged: readonly string[];
+  readonly dataset: CurateResult;
+  readonly training: TrainResult;
+  readonly evaluation: EvaluateResult;
+  /** The promotion gate's verdict, when the round has a gate. */
+  readonly gate: GateVerdict | null;
 }
 
 export interface SampleShardResult {
@@ -49,8 +88,10 @@ export interface CurateResult {
   readonly manifest: string;
   /** Prefix of the imagefolder dataset (images + metadata.jsonl). */
   readonly dataset: string;
-  /** Images in the dataset. */
+  /** Images in the dataset, those included from earlier datasets too. */
   readonly kept: number;
+  /** Of those, images from earlier rounds' datasets (`include`). */
+  readonly included: number;
   /** Prompts that kept no image. */
   readonly dropped: number;
   readonly perClass: Readonly<Record<string, ClassCounts>>;
@@ -70,8 +111,8 @@ export interface ClassAccuracyFigures {
   readonly tuned: number;
 }
 
-export interface EvaluateResult {
-  readonly manifest: string;
+/** The tuned generator against a reference on held-out prompts, paired by seed; the `...Base` figures are the reference's. */
+export interface Comparison {
   readonly pairs: number;
   readonly winRate: number;
   readonly winRateInterval: readonly [number, number];
@@ -83,6 +124,12 @@ export interface EvaluateResult {
   readonly perClass: Readonly<Record<string, ClassAccuracyFigures>>;
 }
 
+/** Against the base generator, and against the parent the round sampled from when that is a tuned one. */
+export interface EvaluateResult extends Comparison {
+  readonly manifest: string;
+  readonly parent: Comparison | null;
+}
+
 export interface ReportResult {
   readonly report: string;
   /** Where a person opens it (a file path or a URL). */
@@ -92,10 +139,10 @@ export interface ReportResult {
 /** The activities a round calls; `createActivities` builds them from injected dependencies. */
 export interface RoundActivities {
   sampleShard(request: ShardRequest): Promise<SampleShardResult>;
-  judgeShard(request: ShardRequest): Promise<JudgeShardResult>;
-  curateDataset(request: RoundRequest): Promise<CurateResult>;
-  trainLora(request: RoundRequest): Promise<TrainResult>;
-  evaluateRound(request: RoundRequest): Promise<EvaluateResult>;
+  judgeShard(request: JudgeRequest): Promise<JudgeShardResult>;
+  curateDataset(request: CurateRequest): Promise<CurateResult>;
+  trainLora(request: TrainRequest): Promise<TrainResult>;
+  evaluateRound(request: EvaluateRequest): Promise<EvaluateResult>;
   writeReport(request: ReportRequest): Promise<ReportResult>;
 }
 

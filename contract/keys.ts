@@ -1,14 +1,21 @@
 /**
- * Artifact keys, derived only from the workflow id, the round, the shard and the item, never
- * from the attempt or run: a retry, a reset or a replay finds what an earlier try published.
+ * Artifact keys, derived only from the workflow id, the run, the round, the shard and the item,
+ * never from the attempt: a retry, a crashed worker's successor or a replay finds what an
+ * earlier try of the same run published. A reset run, or a new run of a closed workflow id,
+ * writes under its own run id, so it re-executes its stages into fresh keys and leaves the
+ * earlier run's artifacts as they were; stages it keeps from before a reset point hand their
+ * results' keys on, and later stages read those.
  */
 const pad = (n: number, width: number) => String(n).padStart(width, '0');
 
-/** The folder of one round: `runs/<workflow id>/round-<r>`. Workflow ids may hold any character. */
-export function roundRoot(workflowId: string, round: number): string {
+/** The folder of one round: `runs/<workflow id>/<run id>/round-<r>`. Workflow ids may hold any character. */
+export function roundRoot(workflowId: string, runId: string, round: number): string {
   const id = encodeURIComponent(workflowId).replace(/^\./, '%2E');
-  return `runs/${id}/round-${pad(round, 3)}`;
+  return `runs/${id}/${encodeURIComponent(runId)}/round-${pad(round, 3)}`;
 }
+
+/** The generators a round's evaluation samples: the base, the parent it sampled from (when tuned), the tuned one. */
+export type EvaluationSide = 'base' | 'parent' | 'tuned';
 
 const shardFolder = (root: string, stage: string, shard: number) => `${root}/${stage}/shard-${pad(shard, 3)}`;
 
@@ -21,6 +28,8 @@ export const artifactKeys = {
   judgeManifest: (root: string, shard: number) => `${shardFolder(root, 'scores', shard)}.json`,
   dataset: (root: string) => `${root}/dataset/`,
   datasetImage: (root: string, promptIndex: number, k: number) => `${root}/dataset/${pad(promptIndex, 5)}-${pad(k, 3)}.png`,
+  /** An image of the i-th included earlier dataset, under its own file name there. */
+  includedImage: (root: string, include: number, fileName: string) => `${root}/dataset/included-${pad(include, 2)}-${fileName}`,
   datasetMetadata: (root: string) => `${root}/dataset/metadata.jsonl`,
   curateManifest: (root: string) => `${root}/dataset.json`,
   lora: (root: string) => `${root}/lora/`,
@@ -33,8 +42,7 @@ export const artifactKeys = {
   trainerCheckpoints: (root: string) => `${root}/trainer-checkpoint/`,
   trainerCheckpoint: (root: string, step: number) => `${root}/trainer-checkpoint/step-${pad(step, 8)}/`,
   trainerCheckpointPointer: (root: string) => `${root}/trainer-checkpoint/latest.json`,
-  evaluationImage: (root: string, side: 'base' | 'tuned', promptIndex: number, s: number) =>
-    `${root}/evaluation/${side}/${pad(promptIndex, 5)}-${pad(s, 3)}.png`,
+  evaluationImage: (root: string, side: EvaluationSide, promptIndex: number, s: number) => `${root}/evaluation/${side}/${pad(promptIndex, 5)}-${pad(s, 3)}.png`,
   evaluationRecord: (root: string, promptIndex: number) => `${root}/evaluation/pairs/${pad(promptIndex, 5)}.json`,
   evaluateManifest: (root: string) => `${root}/evaluation.json`,
   report: (root: string) => `${root}/report.html`,

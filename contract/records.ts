@@ -61,5 +61,7 @@ export interface EvaluationRecord {
   readonly text: string;
   readonly seeds: readonly number[];
   readonly base: readonly EvaluationScore[];
+  /** The parent's images (the tuned UNet the round sampled from), when that is not the base. */
+  readonly parent: readonly EvaluationScore[] | null;
   readonly tuned: readonly EvaluationScore[];
 }

@@ -4,6 +4,7 @@
  */
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 
+import type { GateVerdict } from '../config/gate.js';
 import type { CurateResult, EvaluateResult, JudgeShardResult, ReportResult, SampleShardResult, TrainResult } from './activities.js';
 import type { RoundProgress, StageProgress } from './progress.js';
 
@@ -16,6 +17,8 @@ export interface RoundResult {
   readonly dataset: CurateResult;
   readonly training: TrainResult;
   readonly evaluation: EvaluateResult;
+  /** The promotion gate's verdict, when the input has a gate. */
+  readonly gate: GateVerdict | null;
   readonly report: ReportResult;
 }
 

@@ -164,8 +164,8 @@ describe('a round whose workers are killed', () => {
     async () => {
       expect(reference, 'the undisturbed round ran').toBeDefined();
       const workflowId = `crash-${randomUUID()}`;
-      const root = roundRoot(workflowId, 1);
       const handle = await runRound(workflowId);
+      const root = roundRoot(workflowId, handle.firstExecutionRunId, 1);
       const sampleManifests = [0, 1].map((shard) => artifactKeys.sampleManifest(root, shard));
 
       // Sampling: the first image is stored, the shards are not done.

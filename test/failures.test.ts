@@ -68,14 +68,18 @@ interface Observed {
   readonly attempts: readonly number[];
 }
 
-/** Runs a round to its failure on real workers: which activity failed, how, and on which attempt. */
-async function failedRound(input: Record<string, unknown>, workflowId = `failing-${randomUUID()}`): Promise<Observed> {
+/**
+ * Runs a round to its failure on real workers: which activity failed, how, and on which attempt.
+ * `prepare` sees the round's artifact folder before any worker runs.
+ */
+async function failedRound(input: Record<string, unknown>, prepare?: (root: string) => Promise<void>): Promise<Observed> {
+  const round = await new SelfRewardClient(env.client).startRound(input, { workflowId: `failing-${randomUUID()}` });
+  await prepare?.(roundRoot(round.workflowId, (await round.workflow.describe()).runId, 1));
   const [cpu, gpu] = await Promise.all(
     (['cpu', 'gpu'] as const).map((role) => Worker.create({ ...workerOptions(role, deps, env.nativeConnection, 'default'), shutdownGraceTime: '5s' })),
   );
   return cpu!.runUntil(
     gpu!.runUntil(async () => {
-      const round = await new SelfRewardClient(env.client).startRound(input, { workflowId });
       const error = await round.result().then(
         () => null,
         (e: unknown) => e,
@@ -133,20 +137,20 @@ describe('a round fails at once, naming what is wrong', () => {
   });
 
   it('BadArtifact: a stored image that does not decode', async () => {
-    // A shard whose published sample manifest lists an image the store holds as garbage.
-    const workflowId = `failing-${randomUUID()}`;
-    const root = roundRoot(workflowId, 1);
-    const key = artifactKeys.sampledImage(root, 0, 0, 0);
-    await deps.store.put(key, 'not an image');
-    for (const shard of [0, 1]) {
-      const manifest: SampleManifest = {
-        shard,
-        prompts: [{ promptIndex: shard, className: 'circle', text: 'one red circle on a white background' }],
-        images: [{ key, promptIndex: shard, k: 0, seed: 0 }],
-      };
-      await putJson(deps.store, artifactKeys.sampleManifest(root, shard), manifest);
-    }
-    const observed = await failedRound(base, workflowId);
+    // Shards whose published sample manifests list an image the store holds as garbage.
+    let key = '';
+    const observed = await failedRound(base, async (root) => {
+      key = artifactKeys.sampledImage(root, 0, 0, 0);
+      await deps.store.put(key, 'not an image');
+      for (const shard of [0, 1]) {
+        const manifest: SampleManifest = {
+          shard,
+          prompts: [{ promptIndex: shard, className: 'circle', text: 'one red circle on a white background' }],
+          images: [{ key, promptIndex: shard, k: 0, seed: 0 }],
+        };
+        await putJson(deps.store, artifactKeys.sampleManifest(root, shard), manifest);
+      }
+    });
     expectFailedAtOnce(observed, 'judgeShard', 'BadArtifact', new RegExp(`${key}.*does not decode`));
     expect(observed.message).not.toContain('not an image');
   });

@@ -28,7 +28,7 @@ import { workerOptions } from '../workers/setup.js';
 import { testDetector, tinyRoundInput } from './models.js';
 import { HISTORIES, requireBinary, TEMPORAL_CLI } from './servers.js';
 import { chooseImages } from '../activities/selection.js';
-import { artifactKeys } from '../contract/keys.js';
+import { artifactKeys, roundRoot } from '../contract/keys.js';
 import type { PromptScores } from '../contract/records.js';
 import { TASK_QUEUES } from '../contract/activities.js';
 import type { CampaignResult, RoundFigures, RoundResult } from '../contract/workflows.js';
@@ -163,14 +163,15 @@ describe('cancelling a round', () => {
       // Long enough a training that the cancellation finds it running.
       const longTraining = { ...roundInput, lora: { maxSteps: 1000, batchSize: 2, checkpointEvery: 0 } };
       const handle = await env.client.workflow.start('selfRewardRound', { taskQueue: TASK_QUEUES.workflows, workflowId, args: [longTraining] });
-      const output = join(deps.workDir, 'runs', workflowId, 'round-001', 'train', 'output');
+      const root = roundRoot(workflowId, handle.firstExecutionRunId, 1);
+      const output = join(deps.workDir, ...root.split('/'), 'train', 'output');
       await until(async () => ((await processesMentioning(output)).length > 0 ? true : null), 120_000);
       await handle.cancel();
       const error = await handle.result().catch((e: unknown) => e);
       expect(error).toBeInstanceOf(WorkflowFailedError);
       expect((error as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
       expect(await processesMentioning(output)).toEqual([]);
-      expect(await deps.store.list(`runs/${workflowId}/round-001/lora`)).toEqual([]);
+      expect(await deps.store.list(`${root}/lora`)).toEqual([]);
     });
   });
 });
@@ -195,7 +196,8 @@ describe('selfRewardCampaign', () => {
       [1, `${workflowId}-round-1`],
       [2, `${workflowId}-round-2`],
     ]);
-    const secondRoundImage = (await deps.store.list(`runs/${workflowId}-round-2/round-002/samples/`)).find((k) => k.endsWith('.png'));
+    const secondRoot = roundRoot(`${workflowId}-round-2`, (await env.client.workflow.getHandle(`${workflowId}-round-2`).describe()).runId, 2);
+    const secondRoundImage = (await deps.store.list(`${secondRoot}/samples/`)).find((k) => k.endsWith('.png'));
     const generator = readText(await deps.store.get(secondRoundImage ?? 'missing'))['generator'];
     expect(generator).toContain(`+ unet`);
     expect(generator).toContain(result.rounds[0]!.lora.replace(/\/$/, ''));

@@ -104,7 +104,7 @@ function standIns(hold?: { readonly round: number; readonly reached: () => void;
       return { shard, manifest: `${root}/samples/${shard}.json`, prompts: 1, images: input.samplesPerPrompt, classes: ['circle'] };
     },
     judgeShard: async ({ root, shard }) => ({ shard, manifest: `${root}/scores/${shard}.json`, images: 1, detected: 1 }),
-    curateDataset: async ({ root }) => ({ manifest: `${root}/dataset.json`, dataset: `${root}/dataset/`, kept: 1, dropped: 0, perClass: {} }),
+    curateDataset: async ({ root }) => ({ manifest: `${root}/dataset.json`, dataset: `${root}/dataset/`, kept: 1, included: 0, dropped: 0, perClass: {} }),
     trainLora: async ({ root, input }) => {
       if (hold !== undefined && input.round === hold.round) {
         hold.reached();
@@ -123,6 +123,7 @@ function standIns(hold?: { readonly round: number; readonly reached: () => void;
       accuracyBase: 0.3,
       accuracyTuned: 0.3 + input.round / 100,
       perClass: {},
+      parent: null,
     }),
     writeReport: async ({ root }) => ({ report: `${root}/report.html`, location: `/reports/${root}/report.html` }),
   };
@@ -191,9 +192,10 @@ describe('selfRewardCampaign across continue-as-new', () => {
     // One round per run: the first two runs each continued as new after their round.
     expect((await runChain(workflowId, firstRunId)).map((run) => run.childStarts)).toEqual([1, 1, 1]);
     expect(result.stopReason).toBe('all 3 rounds done');
-    expect(result.rounds.map((r) => [r.round, r.workflowId, r.winRate, r.lora])).toEqual(
-      [1, 2, 3].map((n) => [n, `${workflowId}-round-${n}`, 0.5 + n / 100, `runs/${encodeURIComponent(`${workflowId}-round-${n}`)}/round-00${n}/lora/`]),
-    );
+    // Each round's LoRA lies under its own workflow id and run.
+    const loraKey = (n: number) => new RegExp(`^runs/${encodeURIComponent(`${workflowId}-round-${n}`)}/[0-9a-f-]{36}/round-00${n}/lora/$`);
+    expect(result.rounds.map((r) => [r.round, r.workflowId, r.winRate])).toEqual([1, 2, 3].map((n) => [n, `${workflowId}-round-${n}`, 0.5 + n / 100]));
+    for (const r of result.rounds) expect(r.lora).toMatch(loraKey(r.round));
     expect(queried).toEqual(result.rounds);
     // Figures carried from an earlier run drive the next round: it samples from that round's LoRA.
     expect(sampledRounds.map((input) => [input.round, input.generator.tunedUnet])).toEqual([

@@ -9,6 +9,7 @@ import {
   type ActivityOptions,
 } from '@temporalio/workflow';
 
+import { gateVerdict } from '../config/gate.js';
 import { validateRoundInput } from '../config/round.js';
 import { describeErrors } from '../config/schema.js';
 import { SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
@@ -55,14 +56,16 @@ export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
   }
   const input = checked.value;
   const activities = roundActivities(input.activities);
-  const { workflowId } = workflowInfo();
-  const root = roundRoot(workflowId, input.round);
+  const { workflowId, runId, originalExecutionRunId } = workflowInfo();
+  // Keys carry the run: a reset run re-executes the stages after its reset point into fresh keys.
+  const root = roundRoot(workflowId, runId, input.round);
   const request = { root, input };
-  const progress = new RoundProgressTracker(input.round, input.shards);
+  const progress = new RoundProgressTracker(input.round, input.dataset === null ? input.shards : 0);
   progress.listen();
   upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.round, value: input.round }]);
 
-  const shards = Array.from({ length: input.shards }, (_, shard) => shard);
+  // A round that retrains an earlier dataset skips straight to curation, which copies it in.
+  const shards = input.dataset === null ? Array.from({ length: input.shards }, (_, shard) => shard) : [];
   const samples = await Promise.all(
     shards.map(async (shard) => {
       const result = await activities.sampleShard({ ...request, shard });
@@ -70,32 +73,37 @@ export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
       return result;
     }),
   );
-  upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.classes, value: [...new Set(samples.flatMap((s) => s.classes))].sort() }]);
+  if (samples.length > 0) upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.classes, value: [...new Set(samples.flatMap((s) => s.classes))].sort() }]);
 
   progress.enter('judge');
   const judged = await Promise.all(
-    shards.map(async (shard) => {
-      const result = await activities.judgeShard({ ...request, shard });
+    samples.map(async ({ shard, manifest }) => {
+      const result = await activities.judgeShard({ ...request, shard, samples: manifest });
       progress.shardJudged(result);
       return result;
     }),
   );
 
   progress.enter('curate');
-  const dataset = await activities.curateDataset(request);
+  const include = input.dataset === null ? input.includeDatasets : [input.dataset, ...input.includeDatasets];
+  const dataset = await activities.curateDataset({ ...request, judged: judged.map((j) => j.manifest), include });
   progress.curated(dataset);
 
   progress.enter('train');
-  const training = await activities.trainLora(request);
+  const training = await activities.trainLora({ ...request, dataset: dataset.dataset });
   progress.trained(training);
 
   progress.enter('evaluate');
-  const evaluation = await activities.evaluateRound(request);
+  const parent = input.generator.tunedUnet;
+  // Histories of earlier versions hold results without `parent`.
+  const evaluation = await activities.evaluateRound({ ...request, lora: training.lora, parent }).then((e) => ({ ...e, parent: e.parent ?? null }));
   progress.evaluated(evaluation);
   upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.winRate, value: evaluation.winRate }]);
+  const gate = input.gate === null ? null : gateVerdict(input.gate, evaluation.parent ?? evaluation, parent === null ? 'the base' : 'the parent');
 
   progress.enter('report');
-  const report = await activities.writeReport({ ...request, workflowId });
+  const run = { workflowId, runId, resetFrom: runId === originalExecutionRunId ? null : originalExecutionRunId };
+  const report = await activities.writeReport({ ...request, run, judged: judged.map((j) => j.manifest), dataset, training, evaluation, gate });
   upsertMemo({
     winRate: evaluation.winRate,
     winRateInterval: evaluation.winRateInterval,
@@ -103,10 +111,13 @@ export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
     meanClipTuned: evaluation.meanClipTuned,
     accuracyBase: evaluation.accuracyBase,
     accuracyTuned: evaluation.accuracyTuned,
+    ...(evaluation.parent === null ? {} : { parentWinRate: evaluation.parent.winRate, parentWinRateInterval: evaluation.parent.winRateInterval }),
+    ...(gate === null ? {} : { gatePassed: gate.passed, gateReasons: gate.reasons }),
+    ...(run.resetFrom === null ? {} : { resetFrom: run.resetFrom }),
     kept: dataset.kept,
     dropped: dataset.dropped,
     report: report.location,
   });
   progress.done(report.location);
-  return { round: input.round, root, samples, judged, dataset, training, evaluation, report };
+  return { round: input.round, root, samples, judged, dataset, training, evaluation, gate, report };
 }

@@ -75,7 +75,7 @@ export const WEIGHTS: Schema<Weights> = refine(
     },
     { meaning: 'weights of the combined score' },
   ),
-  (w) => (Object.values(w).every((x) => x === 0) ? 'weights not all zero' : null),
+  (w) => (Object.values(w).every((x) => x === 0) ? { expected: 'weights not all zero' } : null),
 );
 
 /** A word as captions are compared: trimmed, lower case. */
