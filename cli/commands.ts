@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { WorkflowNotFoundError } from '@temporalio/client';
+import { ScheduleAlreadyRunning, ScheduleNotFoundError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 
 import { ConnectionError, InvalidInputError, SelfRewardClient } from '../client/index.js';
 import { EnvironmentError, fromEnvironment } from '../config/environment.js';
@@ -15,61 +15,14 @@ import { PACKAGE_ROOT } from '../config/paths.js';
 import { ROUND_SCHEMA } from '../config/round.js';
 import { jsonSchemaDocument } from '../config/schema.js';
 import { runWorker } from '../workers/setup.js';
-import { ConfigError, loadCampaignConfig, loadRoundConfig, PRESETS } from './config.js';
+import { CONFIG_OPTIONS, endLiveLine, liveLine, printInput, sources, type Command, type Options } from './command.js';
+import { ConfigError, loadCampaignConfig, loadRoundConfig } from './config.js';
+import { LINE_COMMANDS } from './lineCommands.js';
 import { campaignLine, progressLine, roundSummary } from './progress.js';
 import { startS3Server, startTemporal, type RunningServer } from './servers.js';
 
-interface OptionSpec {
-  readonly type: 'string' | 'boolean';
-  readonly description: string;
-}
-type Options = Readonly<Record<string, OptionSpec>>;
-
-interface Command {
-  readonly summary: string;
-  readonly usage: string;
-  readonly options: Options;
-  /** Lines after the options in --help. */
-  readonly details?: readonly string[];
-  run(values: Record<string, string | boolean | undefined>, positionals: string[]): Promise<void>;
-}
-
-const CONFIG_OPTIONS: Options = {
-  preset: { type: 'string', description: `a model pack's defaults: ${PRESETS.join(', ')} (a file's fields override them)` },
-  id: { type: 'string', description: 'workflow id (default: a new one); starting an id that exists fails' },
-  wait: { type: 'boolean', description: 'show live progress and the figures when done' },
-  print: { type: 'boolean', description: "print the validated input as one JSON object (the Web UI's Start Workflow input) and start nothing" },
-};
-
-function showLine(line: string): void {
-  if (process.stdout.isTTY) process.stdout.write(`\r\u001b[2K${line}`);
-  else console.log(line);
-}
-
-/** Redraws a status line as the figures change, until the workflow closes. */
-function liveLine<P>(render: (progress: P) => string): (progress: P) => void {
-  let last = '';
-  return (progress) => {
-    const line = render(progress);
-    if (line !== last) showLine(line);
-    last = line;
-  };
-}
-
-function endLiveLine(): void {
-  if (process.stdout.isTTY) process.stdout.write('\n');
-}
-
-function sources(values: Record<string, string | boolean | undefined>, positionals: string[]) {
-  return { file: positionals[0], preset: values['preset'] as string | undefined, root: PACKAGE_ROOT };
-}
-
-/** The preset's paths print absolute: the Web UI form has no preset and no working folder. */
-function printInput(input: unknown): void {
-  console.log(JSON.stringify(input, null, 2));
-}
-
 const COMMANDS: Record<string, Command> = {
+  ...LINE_COMMANDS,
   stack: {
     summary: 'run the local stack: Temporal dev server (persistent, Web UI) and, for an s3:// store, the S3 server',
     usage: 'selfreward stack [--state DIR] [--port N] [--ui-port N] [--headless]',
@@ -214,7 +167,7 @@ const COMMANDS: Record<string, Command> = {
 };
 
 /** Errors a user causes and fixes: one line naming the flag, file, field or variable, and exit code 2. */
-const USER_ERRORS = [ConfigError, InvalidInputError, ConnectionError, EnvironmentError, WorkflowNotFoundError];
+const USER_ERRORS = [ConfigError, InvalidInputError, ConnectionError, EnvironmentError, WorkflowNotFoundError, ScheduleNotFoundError, ScheduleAlreadyRunning];
 
 function requireId(id: string | undefined): string {
   if (id === undefined || id === '') throw new ConfigError('give the workflow id');
@@ -263,6 +216,11 @@ export async function main(argv: readonly string[]): Promise<number> {
   } catch (error) {
     if (USER_ERRORS.some((kind) => error instanceof kind)) {
       console.error(`selfreward ${name}: ${(error as Error).message}`);
+      return 2;
+    }
+    // A line refusing a promotion or rollback says why in the update's failure.
+    if (error instanceof WorkflowUpdateFailedError && error.cause !== undefined) {
+      console.error(`selfreward ${name}: ${error.cause.message}`);
       return 2;
     }
     throw error;

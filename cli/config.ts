@@ -1,15 +1,17 @@
 /**
  * Configuration files of the command line: JSON or YAML holding a round's input (the same
- * schema the workflow checks) or a campaign's, or a preset built from a model pack's manifest.
+ * schema the workflow checks), a campaign's or a night's, or a preset built from a model pack's
+ * manifest.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
 
 import { parse as parseYaml } from 'yaml';
 
+import { validateCampaignInput, type CampaignInput } from '../config/campaign.js';
+import { validateNightlyInput, type NightlyInput } from '../config/nightly.js';
 import { validateRoundInput, type RoundInput } from '../config/round.js';
 import { describeErrors } from '../config/schema.js';
-import { validateCampaignInput, type CampaignInput } from '../config/campaign.js';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -139,6 +141,16 @@ export function loadRoundConfig(sources: ConfigSources): RoundInput {
   const preset = sources.preset === undefined ? {} : presetConfig(sources.preset, sources.root);
   const checked = validateRoundInput(mergeConfig(preset, sources.file === undefined ? undefined : fileConfig(sources.file)));
   if (!checked.ok) throw new ConfigError(`round configuration: ${describeErrors(checked.errors)}`);
+  return checked.value;
+}
+
+/** A nightly file holds `{ line: ..., round: ..., gate: ..., accumulate: ... }`; a preset becomes the round; `--line` names the line. */
+export function loadNightlyConfig(sources: ConfigSources, overrides: { readonly line?: string }): NightlyInput {
+  requireSource(sources);
+  const preset = sources.preset === undefined ? {} : { round: presetConfig(sources.preset, sources.root) };
+  const fromFile = mergeConfig(preset, sources.file === undefined ? undefined : fileConfig(sources.file));
+  const checked = validateNightlyInput(mergeConfig(fromFile, overrides.line === undefined ? undefined : { line: overrides.line }));
+  if (!checked.ok) throw new ConfigError(`nightly configuration: ${describeErrors(checked.errors)}`);
   return checked.value;
 }
 

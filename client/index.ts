@@ -1,7 +1,8 @@
 /**
- * Typed access to rounds and campaigns for scripts, and for the `selfreward` command line,
- * which is built on it: start one (its input checked here first, naming every bad field), watch
- * its progress, await its figures, cancel it.
+ * Typed access to everything the plugin runs, for scripts and for the `selfreward` command
+ * line, which is built on it: rounds, campaigns and nights (each input checked here first,
+ * naming every bad field), model lines (champion, history, promotion, rollback) and the
+ * Schedules that start nights.
  *
  *   const selfReward = await SelfRewardClient.connect();
  *   const round = await selfReward.startRound(input);
@@ -9,16 +10,18 @@
  */
 import { randomUUID } from 'node:crypto';
 
-import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { Client, Connection, WithStartWorkflowOperation, type ScheduleHandle } from '@temporalio/client';
 
 import { validateCampaignInput, type CampaignInput } from '../config/campaign.js';
+import { validateNightlyInput, type NightlyInput } from '../config/nightly.js';
 import { fromEnvironment } from '../config/environment.js';
 import { validateRoundInput, type RoundInput } from '../config/round.js';
 import { describeErrors, type Validation } from '../config/schema.js';
-import { TASK_QUEUES } from '../contract/activities.js';
-import type { RoundProgress } from '../contract/progress.js';
-import { progressQuery, roundsQuery, stopAfterRoundSignal, type CampaignResult, type RoundFigures, type RoundResult } from '../contract/workflows.js';
-import { selfRewardCampaign, selfRewardRound } from '../workflows/index.js';
+import { TASK_QUEUES } from '../contract/workers.js';
+import { lineWorkflowId, openLineUpdate, type LineIdentity } from '../contract/lines.js';
+import { selfRewardCampaign, selfRewardLine, selfRewardNightly, selfRewardRound } from '../workflows/index.js';
+import { CampaignHandle, LineHandle, NightHandle, RoundHandle } from './handles.js';
+import { nightlySchedule, type NightlyScheduleOptions } from './schedules.js';
 
 /** An input the schema refuses; the message names every bad field and what it must be. */
 export class InvalidInputError extends Error {
@@ -42,79 +45,12 @@ export interface StartOptions {
   readonly workflowId?: string;
 }
 
-export interface WatchOptions<P> {
-  /** Called with the live figures every `intervalMs` (default 1000) until the workflow closes. */
-  readonly onProgress?: (progress: P) => void;
-  readonly intervalMs?: number;
-}
-
 function checked<T>(validation: Validation<T>, what: string): T {
   if (!validation.ok) throw new InvalidInputError(`${what}: ${describeErrors(validation.errors)}`);
   return validation.value;
 }
 
-/** Polls `read` while `result` is pending, handing each answer to `onProgress`; a failed read is skipped. */
-async function watch<T, P>(result: Promise<T>, read: () => Promise<P>, options: WatchOptions<P>): Promise<T> {
-  const { onProgress, intervalMs = 1000 } = options;
-  if (onProgress === undefined) return result;
-  let done = false;
-  const settled = result.finally(() => {
-    done = true;
-  });
-  while (!done) {
-    await read().then(onProgress, () => undefined);
-    await Promise.race([settled.catch(() => undefined), new Promise((r) => setTimeout(r, intervalMs))]);
-  }
-  return settled;
-}
-
-export class RoundHandle {
-  constructor(readonly workflow: WorkflowHandle<typeof selfRewardRound>) {}
-
-  get workflowId(): string {
-    return this.workflow.workflowId;
-  }
-
-  progress(): Promise<RoundProgress> {
-    return this.workflow.query(progressQuery);
-  }
-
-  result(options: WatchOptions<RoundProgress> = {}): Promise<RoundResult> {
-    return watch(this.workflow.result(), () => this.progress(), options);
-  }
-
-  /** Running activities stop (the trainer with a checkpoint); nothing partial is published. */
-  async cancel(): Promise<void> {
-    await this.workflow.cancel();
-  }
-}
-
-export class CampaignHandle {
-  constructor(readonly workflow: WorkflowHandle<typeof selfRewardCampaign>) {}
-
-  get workflowId(): string {
-    return this.workflow.workflowId;
-  }
-
-  rounds(): Promise<readonly RoundFigures[]> {
-    return this.workflow.query(roundsQuery);
-  }
-
-  result(options: WatchOptions<readonly RoundFigures[]> = {}): Promise<CampaignResult> {
-    return watch(this.workflow.result(), () => this.rounds(), options);
-  }
-
-  /** Finishes the running round, then stops. */
-  async stopAfterCurrentRound(): Promise<void> {
-    await this.workflow.signal(stopAfterRoundSignal);
-  }
-
-  async cancel(): Promise<void> {
-    await this.workflow.cancel();
-  }
-}
-
-export type WorkflowKind = 'round' | 'campaign';
+export type WorkflowKind = 'round' | 'campaign' | 'nightly' | 'line';
 
 export class SelfRewardClient {
   constructor(readonly temporal: Client) {}
@@ -149,6 +85,14 @@ export class SelfRewardClient {
     return new CampaignHandle(workflow);
   }
 
+  /** Starts one night of a model line now (what its Schedule does at its hour). */
+  async startNightly(input: NightlyInput | unknown, options: StartOptions = {}): Promise<NightHandle> {
+    const nightly = checked(validateNightlyInput(input), 'nightly input');
+    const workflowId = options.workflowId ?? `night-${nightly.line}-${randomUUID()}`;
+    const workflow = await this.temporal.workflow.start(selfRewardNightly, { taskQueue: TASK_QUEUES.workflows, workflowId, args: [nightly] });
+    return this.night(workflow.workflowId);
+  }
+
   round(workflowId: string): RoundHandle {
     return new RoundHandle(this.temporal.workflow.getHandle<typeof selfRewardRound>(workflowId));
   }
@@ -157,15 +101,57 @@ export class SelfRewardClient {
     return new CampaignHandle(this.temporal.workflow.getHandle<typeof selfRewardCampaign>(workflowId));
   }
 
+  night(workflowId: string): NightHandle {
+    return new NightHandle(this.temporal.workflow.getHandle<typeof selfRewardNightly>(workflowId), this.round(`${workflowId}-round`));
+  }
+
+  /** A model line by name; WorkflowNotFoundError from its calls until its first night (or `createLine`) made it. */
+  line(name: string): LineHandle {
+    return new LineHandle(this.temporal.workflow.getHandle<typeof selfRewardLine>(lineWorkflowId(name)));
+  }
+
+  /** Makes a line on a base generator, its champion the base itself; an existing line of that name and base is returned as it is. */
+  async createLine(identity: LineIdentity): Promise<LineHandle> {
+    await this.temporal.workflow.executeUpdateWithStart(openLineUpdate, {
+      args: [identity],
+      startWorkflowOperation: new WithStartWorkflowOperation(selfRewardLine, {
+        workflowId: lineWorkflowId(identity.name),
+        taskQueue: TASK_QUEUES.workflows,
+        args: [identity],
+        workflowIdConflictPolicy: 'USE_EXISTING',
+      }),
+    });
+    return this.line(identity.name);
+  }
+
+  /** Creates the Schedule that starts a line's nights; the input is checked here first. */
+  async createNightlySchedule(input: NightlyInput | unknown, options: NightlyScheduleOptions): Promise<ScheduleHandle> {
+    return this.temporal.schedule.create(nightlySchedule(checked(validateNightlyInput(input), 'nightly input'), options));
+  }
+
+  /** Temporal's handle on a schedule: describe, pause, unpause, trigger, backfill, delete. */
+  schedule(scheduleId: string): ScheduleHandle {
+    return this.temporal.schedule.getHandle(scheduleId);
+  }
+
   /** Which of the plugin's workflows an id runs, and its status; WorkflowNotFoundError when there is none. */
   async describe(workflowId: string): Promise<{ readonly kind: WorkflowKind | null; readonly status: string }> {
     const { type, status } = await this.temporal.workflow.getHandle(workflowId).describe();
-    const kind = type === selfRewardRound.name ? 'round' : type === selfRewardCampaign.name ? 'campaign' : null;
-    return { kind, status: status.name };
+    const kinds: Readonly<Record<string, WorkflowKind>> = {
+      [selfRewardRound.name]: 'round',
+      [selfRewardCampaign.name]: 'campaign',
+      [selfRewardNightly.name]: 'nightly',
+      [selfRewardLine.name]: 'line',
+    };
+    return { kind: kinds[type] ?? null, status: status.name };
   }
 }
 
+export { CampaignHandle, LineHandle, NightHandle, RoundHandle, type WatchOptions } from './handles.js';
+export { nightlyScheduleId, OVERLAP_POLICIES, type NightlyScheduleOptions } from './schedules.js';
 export type { RoundInput } from '../config/round.js';
 export type { CampaignInput } from '../config/campaign.js';
+export type { NightlyInput } from '../config/nightly.js';
+export type { Champion, LineEvent, LineState } from '../contract/lines.js';
 export type { RoundProgress } from '../contract/progress.js';
-export type { CampaignResult, RoundFigures, RoundResult } from '../contract/workflows.js';
+export type { CampaignResult, NightResult, RoundFigures, RoundResult } from '../contract/workflows.js';

@@ -156,6 +156,17 @@ export function string(options: FieldOptions<string> & { readonly expected?: str
   });
 }
 
+/** A string the pattern matches whole (a name that becomes a key or an id, say). */
+export function matching(pattern: RegExp, options: FieldOptions<string> & { readonly expected: string }): Schema<string> {
+  return leaf({
+    ...options,
+    typeLabel: 'string',
+    accepts: (v) => typeof v === 'string' && pattern.test(v),
+    placeholder: '',
+    json: { type: 'string', pattern: pattern.source },
+  });
+}
+
 /** Any string, the empty one included. */
 export function text(options: FieldOptions<string>): Schema<string> {
   return leaf({ ...options, expected: 'a string', typeLabel: 'string', accepts: (v) => typeof v === 'string', placeholder: '', json: { type: 'string' } });

@@ -145,28 +145,3 @@ export interface RoundActivities {
   evaluateRound(request: EvaluateRequest): Promise<EvaluateResult>;
   writeReport(request: ReportRequest): Promise<ReportResult>;
 }
-
-/** Task queues (deployment defaults). Free of Node imports: workflows read them. */
-export const TASK_QUEUES = {
-  /** Workflows and the light activities (curate, report). */
-  workflows: 'self-reward',
-  /** Model work: sample, judge, train, evaluate; one activity at a time per device. */
-  gpu: 'self-reward-gpu',
-} as const;
-
-export type WorkerRole = 'gpu' | 'cpu';
-
-/** Which worker role runs each activity: model work on the GPU queue, the rest with the workflows. */
-export const ACTIVITY_ROLES = {
-  sampleShard: 'gpu',
-  judgeShard: 'gpu',
-  trainLora: 'gpu',
-  evaluateRound: 'gpu',
-  curateDataset: 'cpu',
-  writeReport: 'cpu',
-} as const satisfies Record<keyof RoundActivities, WorkerRole>;
-
-/** The activities of one worker role. */
-export function activitiesOf(role: WorkerRole, all: RoundActivities): Partial<RoundActivities> {
-  return Object.fromEntries(Object.entries(all).filter(([name]) => ACTIVITY_ROLES[name as keyof RoundActivities] === role));
-}

@@ -8,4 +8,6 @@ export * from './failures.js';
 export * from './keys.js';
 export * from './progress.js';
 export * from './records.js';
+export * from './workers.js';
 export * from './workflows.js';
+export * from './lines.js';

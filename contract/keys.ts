@@ -62,3 +62,11 @@ export function trainingSeed(baseSeed: number, samplesPerPrompt: number, promptI
 export function evaluationSeed(baseSeed: number, promptIndex: number, s: number): number {
   return baseSeed + 100 * promptIndex + s;
 }
+
+/** A model line's records (`contract/lines.ts`); line names are restricted so they are plain key segments. */
+export const lineKeys = {
+  current: (line: string) => `lines/${line}/current.json`,
+  champion: (line: string, version: number) => `lines/${line}/champions/${pad(version, 6)}.json`,
+  events: (line: string) => `lines/${line}/history/`,
+  event: (line: string, seq: number) => `lines/${line}/history/${pad(seq, 6)}.json`,
+} as const;

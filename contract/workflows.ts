@@ -6,6 +6,7 @@ import { defineQuery, defineSignal } from '@temporalio/workflow';
 
 import type { GateVerdict } from '../config/gate.js';
 import type { CurateResult, EvaluateResult, JudgeShardResult, ReportResult, SampleShardResult, TrainResult } from './activities.js';
+import type { LineEvent } from './lines.js';
 import type { RoundProgress, StageProgress } from './progress.js';
 
 export interface RoundResult {
@@ -44,6 +45,16 @@ export interface CampaignResult {
 export interface CampaignCarry {
   readonly rounds: readonly RoundFigures[];
   readonly stopRequested: boolean;
+}
+
+export interface NightResult {
+  readonly line: string;
+  readonly night: number;
+  /** The champion version the night sampled from and was measured against. */
+  readonly championBefore: number;
+  /** The line's event for this night's challenger: promoted or rejected, and why. */
+  readonly decision: LineEvent;
+  readonly round: RoundResult;
 }
 
 /** A round's live figures (`selfreward status`, the Web UI's Queries tab). */

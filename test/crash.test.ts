@@ -22,7 +22,7 @@ import { LocalFolderStore } from '../store/local.js';
 import { testDetector, tinyRoundInput } from './models.js';
 import { REPO_ROOT, requireBinary, TEMPORAL_CLI } from './servers.js';
 import { artifactKeys, roundRoot } from '../contract/keys.js';
-import { TASK_QUEUES } from '../contract/activities.js';
+import { TASK_QUEUES } from '../contract/workers.js';
 import type { RoundResult } from '../contract/workflows.js';
 
 let env: TestWorkflowEnvironment;

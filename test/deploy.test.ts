@@ -17,7 +17,7 @@ import { SEARCH_ATTRIBUTE_FLAGS, SEARCH_ATTRIBUTES } from '../config/searchAttri
 import { dependenciesFromEnvironment } from '../workers/dependencies.js';
 import { selfRewardPlugin } from '../workers/plugin.js';
 import { REPO_ROOT } from './servers.js';
-import { TASK_QUEUES, type WorkerRole } from '../contract/activities.js';
+import { TASK_QUEUES, type WorkerRole } from '../contract/workers.js';
 
 type Fields = Readonly<Record<string, unknown>>;
 

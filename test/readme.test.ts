@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { REFERENCE_TABLES, withReferenceTables } from '../cli/reference.js';
-import { TASK_QUEUES } from '../contract/activities.js';
+import { TASK_QUEUES } from '../contract/workers.js';
 import { REPO_ROOT } from './servers.js';
 
 const README = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');

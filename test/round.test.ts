@@ -30,7 +30,7 @@ import { HISTORIES, requireBinary, TEMPORAL_CLI } from './servers.js';
 import { chooseImages } from '../activities/selection.js';
 import { artifactKeys, roundRoot } from '../contract/keys.js';
 import type { PromptScores } from '../contract/records.js';
-import { TASK_QUEUES } from '../contract/activities.js';
+import { TASK_QUEUES } from '../contract/workers.js';
 import type { CampaignResult, RoundFigures, RoundResult } from '../contract/workflows.js';
 import type { RoundProgress } from '../contract/progress.js';
 

@@ -23,7 +23,7 @@ import { SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
 import { dependenciesFromEnvironment } from '../workers/dependencies.js';
 import { workerOptions } from '../workers/setup.js';
 import { freePort, REPO_ROOT, requireBinary, TEMPORAL_CLI } from './servers.js';
-import { TASK_QUEUES } from '../contract/activities.js';
+import { TASK_QUEUES } from '../contract/workers.js';
 
 /** scripts/setup-browser.sh installs it; playwright's own browser builds are not downloaded. */
 const CHROMIUM = '/usr/bin/chromium';

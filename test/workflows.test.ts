@@ -19,7 +19,8 @@ import { SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
 import { dependenciesFromEnvironment } from '../workers/dependencies.js';
 import { selfRewardPlugin, WORKFLOWS_PATH } from '../workers/plugin.js';
 import { requireBinary, TEMPORAL_CLI } from './servers.js';
-import { activitiesOf, TASK_QUEUES, type RoundActivities } from '../contract/activities.js';
+import { type RoundActivities } from '../contract/activities.js';
+import { activitiesOf, TASK_QUEUES } from '../contract/workers.js';
 import type { CampaignResult, RoundFigures } from '../contract/workflows.js';
 
 let env: TestWorkflowEnvironment;

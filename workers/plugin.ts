@@ -15,7 +15,8 @@ import { Worker, type WorkerOptions } from '@temporalio/worker';
 
 import { createActivities } from '../activities/index.js';
 import type { ActivityDependencies } from '../activities/dependencies.js';
-import { activitiesOf, TASK_QUEUES, type RoundActivities, type WorkerRole } from '../contract/activities.js';
+import type { Activities } from '../contract/workers.js';
+import { activitiesOf, TASK_QUEUES, type WorkerRole } from '../contract/workers.js';
 import { dependenciesFromEnvironment } from './dependencies.js';
 
 /** The workflows' entry module, from the sources or from the build. */
@@ -35,7 +36,7 @@ export interface SelfRewardPluginOptions {
 const SHARED: Partial<WorkerOptions> = { shutdownGraceTime: '30s', maxHeartbeatThrottleInterval: '5s', defaultHeartbeatThrottleInterval: '5s' };
 
 /** A role's worker options, over the user's own (theirs win where they set one, except the queue the role is bound to). */
-function roleOptions(role: WorkerRole, activities: RoundActivities, options: WorkerOptions): WorkerOptions {
+function roleOptions(role: WorkerRole, activities: Activities, options: WorkerOptions): WorkerOptions {
   const withDefaults = { ...SHARED, ...options };
   const own = activitiesOf(role, activities);
   return role === 'gpu'
@@ -44,7 +45,7 @@ function roleOptions(role: WorkerRole, activities: RoundActivities, options: Wor
 }
 
 export class SelfRewardPlugin extends SimplePlugin {
-  private readonly activities: RoundActivities;
+  private readonly activities: Activities;
 
   constructor(private readonly settings: SelfRewardPluginOptions) {
     super({ name: 'self-reward-images' });

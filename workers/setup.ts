@@ -3,7 +3,7 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 
 import type { ActivityDependencies } from '../activities/dependencies.js';
 import { fromEnvironment } from '../config/environment.js';
-import { TASK_QUEUES, type WorkerRole } from '../contract/activities.js';
+import { TASK_QUEUES, type WorkerRole } from '../contract/workers.js';
 import { dependenciesFromEnvironment } from './dependencies.js';
 import { selfRewardPlugin } from './plugin.js';
 

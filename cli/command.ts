@@ -1,0 +1,56 @@
+/** What the command line's commands share: their shape, the configuration options, live progress lines. */
+import { PACKAGE_ROOT } from '../config/paths.js';
+import { PRESETS } from './config.js';
+
+/** The values parseArgs gives a command. */
+export type Values = Record<string, string | boolean | undefined>;
+
+export interface OptionSpec {
+  readonly type: 'string' | 'boolean';
+  readonly description: string;
+}
+export type Options = Readonly<Record<string, OptionSpec>>;
+
+export interface Command {
+  readonly summary: string;
+  readonly usage: string;
+  readonly options: Options;
+  /** Lines after the options in --help. */
+  readonly details?: readonly string[];
+  run(values: Values, positionals: string[]): Promise<void>;
+}
+
+export const CONFIG_OPTIONS: Options = {
+  preset: { type: 'string', description: `a model pack's defaults: ${PRESETS.join(', ')} (a file's fields override them)` },
+  id: { type: 'string', description: 'workflow id (default: a new one); starting an id that exists fails' },
+  wait: { type: 'boolean', description: 'show live progress and the figures when done' },
+  print: { type: 'boolean', description: "print the validated input as one JSON object (the Web UI's Start Workflow input) and start nothing" },
+};
+
+function showLine(line: string): void {
+  if (process.stdout.isTTY) process.stdout.write(`\r\u001b[2K${line}`);
+  else console.log(line);
+}
+
+/** Redraws a status line as the figures change, until the workflow closes. */
+export function liveLine<P>(render: (progress: P) => string): (progress: P) => void {
+  let last = '';
+  return (progress) => {
+    const line = render(progress);
+    if (line !== last) showLine(line);
+    last = line;
+  };
+}
+
+export function endLiveLine(): void {
+  if (process.stdout.isTTY) process.stdout.write('\n');
+}
+
+export function sources(values: Values, positionals: readonly string[]) {
+  return { file: positionals[0], preset: values['preset'] as string | undefined, root: PACKAGE_ROOT };
+}
+
+/** The preset's paths print absolute: the Web UI form has no preset and no working folder. */
+export function printInput(input: unknown): void {
+  console.log(JSON.stringify(input, null, 2));
+}
