@@ -11,7 +11,6 @@ import { ScheduleAlreadyRunning, ScheduleNotFoundError, WorkflowNotFoundError, W
 import { ConnectionError, InvalidInputError, SelfRewardClient } from '../client/index.js';
 import { EnvironmentError, fromEnvironment } from '../config/environment.js';
 import { CAMPAIGN_SCHEMA } from '../config/campaign.js';
-import { PACKAGE_ROOT } from '../config/paths.js';
 import { ROUND_SCHEMA } from '../config/round.js';
 import { jsonSchemaDocument } from '../config/schema.js';
 import { runWorker } from '../workers/setup.js';
