@@ -1,11 +1,18 @@
-/** A round's live figures: what its `progress` query answers, kept by the round's stages and its activities' reports. */
-import { setHandler } from '@temporalio/workflow';
+/**
+ * A round's live figures: what its `progress` query answers, kept by the round's stages and its
+ * activities' reports; and what each finished stage did, as the workflow's current details (the
+ * Web UI shows them on the round's page).
+ */
+import { setCurrentDetails, setHandler } from '@temporalio/workflow';
+
+import type { GateVerdict } from '../config/gate.js';
 
 import type { ClassCounts, CurateResult, EvaluateResult, JudgeShardResult, SampleShardResult, TrainResult } from '../contract/activities.js';
 import type { RoundProgress, Stage, StageProgress } from '../contract/progress.js';
 import { progressQuery, stageProgressSignal } from '../contract/workflows.js';
 
 const sum = (values: Iterable<number>) => [...values].reduce((s, v) => s + v, 0);
+const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
 
 export class RoundProgressTracker {
   private stage: Stage = 'sample';
@@ -19,6 +26,8 @@ export class RoundProgressTracker {
   private imagesEvaluated = 0;
   private winRate: number | null = null;
   private report: string | null = null;
+  /** One line per finished stage. */
+  private readonly stagesDone: string[] = [];
 
   constructor(
     private readonly round: number,
@@ -38,28 +47,48 @@ export class RoundProgressTracker {
   shardSampled(result: SampleShardResult): void {
     this.sampled.set(result.shard, result.images);
     this.shardsSampled.add(result.shard);
+    this.did(`sampled shard ${result.shard + 1}: ${result.images} images of ${result.prompts} prompts`);
   }
 
   shardJudged(result: JudgeShardResult): void {
     this.judged.set(result.shard, result.images);
     this.shardsJudged.add(result.shard);
+    this.did(`judged shard ${result.shard + 1}: the class found in ${result.detected} of ${result.images} images`);
   }
 
   curated(dataset: CurateResult): void {
     this.perClass = { ...dataset.perClass };
+    this.did(
+      `curated ${dataset.kept} images${dataset.included > 0 ? ` (${dataset.included} from earlier datasets)` : ''}; ${dataset.dropped} prompts kept none`,
+    );
   }
 
   trained(training: TrainResult): void {
     this.trainer = { step: training.steps, steps: training.steps, loss: training.finalLoss };
+    this.did(`trained ${training.steps} steps, final loss ${training.finalLoss === null ? '-' : training.finalLoss.toFixed(4)}`);
   }
 
   evaluated(evaluation: EvaluateResult): void {
     this.winRate = evaluation.winRate;
+    const against = evaluation.parent === null ? '' : `; against its parent ${percent(evaluation.parent.winRate)}`;
+    this.did(
+      `evaluated: tuned beats base in ${percent(evaluation.winRate)} of ${evaluation.pairs} pairs [${percent(evaluation.winRateInterval[0])}, ${percent(evaluation.winRateInterval[1])}], accuracy ${percent(evaluation.accuracyBase)} -> ${percent(evaluation.accuracyTuned)}${against}`,
+    );
+  }
+
+  gated(gate: GateVerdict): void {
+    this.did(`gate ${gate.passed ? 'passed' : 'not passed'}: ${gate.reasons.join('; ')}`);
   }
 
   done(report: string): void {
     this.report = report;
     this.stage = 'done';
+    this.did(`report: ${report}`);
+  }
+
+  private did(line: string): void {
+    this.stagesDone.push(line);
+    setCurrentDetails(this.stagesDone.join('\n'));
   }
 
   private reported(update: StageProgress): void {

@@ -6,6 +6,7 @@ import {
   upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
+  type ActivityInterfaceFor,
   type ActivityOptions,
 } from '@temporalio/workflow';
 
@@ -13,7 +14,7 @@ import { gateVerdict } from '../config/gate.js';
 import { validateRoundInput } from '../config/round.js';
 import { describeErrors } from '../config/schema.js';
 import { SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
-import { type RoundActivities } from '../contract/activities.js';
+import type { RoundActivities } from '../contract/activities.js';
 import { TASK_QUEUES } from '../contract/workers.js';
 import { NON_RETRYABLE_FAILURES } from '../contract/failures.js';
 import { roundRoot } from '../contract/keys.js';
@@ -25,7 +26,7 @@ import { RoundProgressTracker } from './progress.js';
  * The stages' activity options: model stages are long, heartbeating, on the GPU queue; every
  * stage waits for its activity to stop its work when cancelled (no half-published artifacts).
  */
-function roundActivities({ heartbeatTimeoutSeconds, maximumAttempts }: ActivitySettings): RoundActivities {
+function roundActivities({ heartbeatTimeoutSeconds, maximumAttempts }: ActivitySettings): ActivityInterfaceFor<RoundActivities> {
   const common: ActivityOptions = {
     heartbeatTimeout: `${heartbeatTimeoutSeconds}s`,
     retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '2m', maximumAttempts, nonRetryableErrorTypes: [...NON_RETRYABLE_FAILURES] },
@@ -69,7 +70,8 @@ export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
   const shards = input.dataset === null ? Array.from({ length: input.shards }, (_, shard) => shard) : [];
   const samples = await Promise.all(
     shards.map(async (shard) => {
-      const result = await activities.sampleShard({ ...request, shard });
+      const summary = `sample shard ${shard + 1} of ${input.shards}: ${input.samplesPerPrompt} images per prompt`;
+      const result = await activities.sampleShard.executeWithOptions({ summary }, [{ ...request, shard }]);
       progress.shardSampled(result);
       return result;
     }),
@@ -79,7 +81,8 @@ export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
   progress.enter('judge');
   const judged = await Promise.all(
     samples.map(async ({ shard, manifest }) => {
-      const result = await activities.judgeShard({ ...request, shard, samples: manifest });
+      const summary = `judge shard ${shard + 1} of ${input.shards}`;
+      const result = await activities.judgeShard.executeWithOptions({ summary }, [{ ...request, shard, samples: manifest }]);
       progress.shardJudged(result);
       return result;
     }),
@@ -87,24 +90,36 @@ export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
 
   progress.enter('curate');
   const include = input.dataset === null ? input.includeDatasets : [input.dataset, ...input.includeDatasets];
-  const dataset = await activities.curateDataset({ ...request, judged: judged.map((j) => j.manifest), include });
+  const curateSummary = `curate: up to ${input.selection.perPrompt} image(s) per prompt (rule ${input.selection.rule})${include.length > 0 ? ` and ${include.length} earlier dataset(s)` : ''}`;
+  const dataset = await activities.curateDataset.executeWithOptions({ summary: curateSummary }, [
+    { ...request, judged: judged.map((j) => j.manifest), include },
+  ]);
   progress.curated(dataset);
 
   progress.enter('train');
-  const training = await activities.trainLora({ ...request, dataset: dataset.dataset });
+  const steps = input.lora.maxSteps === null ? `${input.lora.epochs} epochs` : `${input.lora.maxSteps} steps`;
+  const training = await activities.trainLora.executeWithOptions({ summary: `train a rank-${input.lora.rank} LoRA on ${dataset.kept} images, ${steps}` }, [
+    { ...request, dataset: dataset.dataset },
+  ]);
   progress.trained(training);
 
   progress.enter('evaluate');
   const parent = input.generator.tunedUnet;
   // Histories of earlier versions hold results without `parent`.
-  const evaluation = await activities.evaluateRound({ ...request, lora: training.lora, parent }).then((e) => ({ ...e, parent: e.parent ?? null }));
+  const evaluateSummary = `evaluate the tuned generator against the base${parent === null ? '' : ' and its parent'} on held-out prompts`;
+  const evaluation = await activities.evaluateRound
+    .executeWithOptions({ summary: evaluateSummary }, [{ ...request, lora: training.lora, parent }])
+    .then((e) => ({ ...e, parent: e.parent ?? null }));
   progress.evaluated(evaluation);
   upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.winRate, value: evaluation.winRate }]);
   const gate = input.gate === null ? null : gateVerdict(input.gate, evaluation.parent ?? evaluation, parent === null ? 'the base' : 'the parent');
+  if (gate !== null) progress.gated(gate);
 
   progress.enter('report');
   const run = { workflowId, runId, resetFrom: runId === originalExecutionRunId ? null : originalExecutionRunId };
-  const report = await activities.writeReport({ ...request, run, judged: judged.map((j) => j.manifest), dataset, training, evaluation, gate });
+  const report = await activities.writeReport.executeWithOptions({ summary: 'write the HTML report' }, [
+    { ...request, run, judged: judged.map((j) => j.manifest), dataset, training, evaluation, gate },
+  ]);
   upsertMemo({
     winRate: evaluation.winRate,
     winRateInterval: evaluation.winRateInterval,
