@@ -22,6 +22,10 @@ import { loadRoundConfig } from '../cli/config.js';
 import { SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
 import { dependenciesFromEnvironment } from '../workers/dependencies.js';
 import { workerOptions } from '../workers/setup.js';
+import { SelfRewardClient } from '../client/index.js';
+import { roundRoot } from '../contract/keys.js';
+import { PYTHON, testGenerator } from '../models/testing/python.js';
+import { testDetector, tinyRoundInput } from './models.js';
 import { freePort, REPO_ROOT, requireBinary, TEMPORAL_CLI } from './servers.js';
 import { TASK_QUEUES } from '../contract/workers.js';
 
@@ -311,3 +315,111 @@ describe('a round with its figures, no worker running', () => {
     await page.screenshot({ path: join(scratch, 'memo.png'), fullPage: true });
   });
 });
+
+describe('resetting a finished round and the nightly schedules, with real workers', () => {
+  let deps: ActivityDependencies;
+  let input: Record<string, unknown>;
+
+  beforeAll(async () => {
+    const [generator, detector] = await Promise.all([testGenerator(scratch), testDetector(scratch)]);
+    input = tinyRoundInput(generator, detector, { sampling: { steps: 2 }, lora: { maxSteps: 2, batchSize: 2 } });
+    // The rounds the tests above started on the full shapes pack would keep these workers busy for long.
+    for await (const running of env.client.workflow.list({ query: 'ExecutionStatus="Running"' })) {
+      await env.client.workflow.getHandle(running.workflowId, running.runId).terminate('the earlier Web UI tests are done with it');
+    }
+    deps = {
+      ...dependenciesFromEnvironment({
+        SELF_REWARD_STORE: join(scratch, 'reset-store'),
+        SELF_REWARD_WORK_DIR: join(scratch, 'reset-work'),
+        SELF_REWARD_THREADS: '1',
+      }),
+      trainer: {
+        command: [PYTHON, '-m', 'loratrain'],
+        cwd: join(REPO_ROOT, 'python'),
+        env: { PYTHONPATH: join(REPO_ROOT, 'python'), OMP_NUM_THREADS: '1' },
+        stopGraceMs: 30_000,
+      },
+    };
+  });
+
+  afterAll(async () => {
+    await deps?.runtime.release();
+  });
+
+  async function withWorkers<T>(run: () => Promise<T>): Promise<T> {
+    const [cpu, gpu] = await Promise.all(
+      (['cpu', 'gpu'] as const).map((role) => Worker.create({ ...workerOptions(role, deps, env.nativeConnection, 'default'), shutdownGraceTime: '5s' })),
+    );
+    return cpu!.runUntil(gpu!.runUntil(run));
+  }
+
+  it("Reset to after curation from the Reset dialog retrains into the new run's keys; the old run's LoRA is untouched", async (context) => {
+    screenshotOnFailure(context);
+    const workflowId = `round-webui-reset-${randomUUID()}`;
+    const selfReward = new SelfRewardClient(env.client);
+    const resetRunId = await withWorkers(async () => {
+      const first = await (await selfReward.startRound(input, { workflowId })).result();
+      const oldLora = `${first.training.lora}unet/model.onnx`;
+      const oldBytes = await deps.store.get(oldLora);
+      const events = (await env.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+      const curated = events.find((e) => e.activityTaskCompletedEventAttributes && activityTypeOf(events, e) === 'curateDataset');
+      const afterCuration = events.find((e) => e.workflowTaskCompletedEventAttributes && Number(e.eventId) > Number(curated?.eventId));
+      expect(afterCuration, 'a workflow task completed after curation').toBeDefined();
+
+      // As a user does it: the round's page, Reset, the event after curation, a reason, Confirm.
+      await page.goto(`${ui}/namespaces/default/workflows/${workflowId}`);
+      await page.getByRole('button', { name: 'Reset', exact: true }).click();
+      const dialog = page.getByRole('dialog', { name: 'Reset Workflow' });
+      await dialog.getByTestId('workflow-reset-event-id-select-button').click();
+      await page.getByRole('option', { name: `${String(afterCuration!.eventId)} - WorkflowTaskCompleted`, exact: true }).click();
+      await dialog.locator('#reset-reason').fill('retrain after curation');
+      await dialog.getByRole('button', { name: 'Confirm' }).click();
+
+      // The reset run is the workflow's newest: it retrains, evaluates and reports under its own run.
+      const reset = await waitFor(
+        'the reset run',
+        () => env.client.workflow.getHandle(workflowId).describe(),
+        (d) => d.runId !== first.root.split('/')[2],
+      );
+      const second = await selfReward.round(workflowId).result();
+      expect(second.root).toBe(roundRoot(workflowId, reset.runId, 1));
+      expect(second.training.lora.startsWith(second.root)).toBe(true);
+      expect(second.dataset.dataset).toBe(first.dataset.dataset);
+      const scheduled = ((await env.client.workflow.getHandle(workflowId).fetchHistory()).events ?? []).filter((e) => e.activityTaskScheduledEventAttributes);
+      expect(scheduled.map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name).slice(-3)).toEqual(['trainLora', 'evaluateRound', 'writeReport']);
+      expect((await deps.store.get(oldLora)).equals(oldBytes)).toBe(true);
+      expect(await deps.store.exists(`${second.training.lora}unet/model.onnx`)).toBe(true);
+      expect((await deps.store.get(second.report.report)).toString()).toContain(`a reset of run <code>${first.root.split('/')[2]}</code>`);
+      return reset.runId;
+    });
+    // The reset run's page: finished, under the same workflow id.
+    await page.goto(`${ui}/namespaces/default/workflows/${workflowId}/${resetRunId}`);
+    await expectShown([resetRunId.slice(0, 8), 'COMPLETED']);
+    await page.screenshot({ path: join(scratch, 'reset-round.png'), fullPage: true });
+  });
+
+  it("the Schedules page lists a line's nightly schedule", async (context) => {
+    screenshotOnFailure(context);
+    const line = `webui-${randomUUID().slice(0, 8)}`;
+    const selfReward = new SelfRewardClient(env.client);
+    const schedule = await selfReward.createNightlySchedule({ line, round: input }, { cron: ['0 2 * * *'], timezone: 'Europe/Paris', paused: true });
+    try {
+      await page.goto(`${ui}/namespaces/default/schedules`);
+      await expectShown([schedule.scheduleId]);
+      await page.getByRole('link', { name: schedule.scheduleId }).click();
+      await expectShown(['selfRewardNightly', 'Europe/Paris']);
+      await page.screenshot({ path: join(scratch, 'schedule.png'), fullPage: true });
+    } finally {
+      await schedule.delete();
+    }
+  });
+});
+
+/** The activity type of an activity event, from the scheduled event it refers to. */
+function activityTypeOf(
+  events: readonly { eventId?: unknown; activityTaskScheduledEventAttributes?: { activityType?: { name?: string | null } | null } | null }[],
+  event: { activityTaskCompletedEventAttributes?: { scheduledEventId?: unknown } | null },
+): string | undefined {
+  const scheduledId = String(event.activityTaskCompletedEventAttributes?.scheduledEventId);
+  return events.find((e) => String(e.eventId) === scheduledId)?.activityTaskScheduledEventAttributes?.activityType?.name ?? undefined;
+}
