@@ -6,6 +6,7 @@
 import { FAILURE_TYPES } from '../contract/failures.js';
 import { CAMPAIGN_SCHEMA } from '../config/campaign.js';
 import { ENVIRONMENT } from '../config/environment.js';
+import { NIGHTLY_SCHEMA } from '../config/nightly.js';
 import { ROUND_SCHEMA } from '../config/round.js';
 import { docRows, fieldTable, markdownTable } from '../config/schema.js';
 
@@ -14,6 +15,8 @@ export const REFERENCE_TABLES: Readonly<Record<string, () => string>> = {
   '### Round input': () => fieldTable(docRows(ROUND_SCHEMA)),
   // The first round is one field here: its own fields are the round table.
   '### Campaign input': () => fieldTable(docRows(CAMPAIGN_SCHEMA, '', (path) => path === 'round')),
+  // The night's round is one field here too.
+  '### Nightly input': () => fieldTable(docRows(NIGHTLY_SCHEMA, '', (path) => path === 'round')),
   '### Environment variables': () =>
     markdownTable(
       ['variable', 'default', 'read by', 'meaning'],
