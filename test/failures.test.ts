@@ -10,23 +10,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { ActivityFailure, ApplicationFailure, WorkflowFailedError } from '@temporalio/client';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { ActivityDependencies } from '../activities/dependencies.js';
-import { ModelRuntime } from '../activities/runtime.js';
 import { SelfRewardClient } from '../client/index.js';
-import { SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
 import type { FailureType } from '../contract/failures.js';
 import { artifactKeys, roundRoot } from '../contract/keys.js';
 import type { SampleManifest } from '../contract/records.js';
-import { PYTHON, testGenerator } from '../models/testing/python.js';
-import { LocalFolderStore } from '../store/local.js';
+import { testGenerator } from '../models/testing/python.js';
 import { putJson } from '../store/store.js';
-import { workerOptions } from '../workers/setup.js';
+import { localTemporal, testDependencies, withRoundWorkers } from './stack.js';
 import { PACK, testDetector, tinyRoundInput } from './models.js';
-import { REPO_ROOT, requireBinary, TEMPORAL_CLI } from './servers.js';
 
 let env: TestWorkflowEnvironment;
 let deps: ActivityDependencies;
@@ -36,21 +31,8 @@ let base: Record<string, unknown>;
 beforeAll(async () => {
   scratch = await mkdtemp(join(tmpdir(), 'failures-'));
   const [generator, detector] = await Promise.all([testGenerator(scratch), testDetector(scratch)]);
-  env = await TestWorkflowEnvironment.createLocal({
-    server: { executable: { type: 'existing-path', path: requireBinary(TEMPORAL_CLI) }, searchAttributes: Object.values(SEARCH_ATTRIBUTES) },
-  });
-  deps = {
-    store: new LocalFolderStore(join(scratch, 'store')),
-    runtime: new ModelRuntime('cpu', 1),
-    trainer: {
-      command: [PYTHON, '-m', 'loratrain'],
-      cwd: join(REPO_ROOT, 'python'),
-      env: { PYTHONPATH: join(REPO_ROOT, 'python'), OMP_NUM_THREADS: '1' },
-      stopGraceMs: 30_000,
-    },
-    device: 'cpu',
-    workDir: join(scratch, 'work'),
-  };
+  env = await localTemporal();
+  deps = testDependencies(scratch);
   base = tinyRoundInput(generator, detector, { sampling: { steps: 2 }, lora: { maxSteps: 2, batchSize: 2 }, activities: { maximumAttempts: 5 } });
 });
 
@@ -75,30 +57,25 @@ interface Observed {
 async function failedRound(input: Record<string, unknown>, prepare?: (root: string) => Promise<void>): Promise<Observed> {
   const round = await new SelfRewardClient(env.client).startRound(input, { workflowId: `failing-${randomUUID()}` });
   await prepare?.(roundRoot(round.workflowId, (await round.workflow.describe()).runId, 1));
-  const [cpu, gpu] = await Promise.all(
-    (['cpu', 'gpu'] as const).map((role) => Worker.create({ ...workerOptions(role, deps, env.nativeConnection, 'default'), shutdownGraceTime: '5s' })),
-  );
-  return cpu!.runUntil(
-    gpu!.runUntil(async () => {
-      const error = await round.result().then(
-        () => null,
-        (e: unknown) => e,
-      );
-      expect(error).toBeInstanceOf(WorkflowFailedError);
-      const activity = (error as WorkflowFailedError).cause;
-      expect(activity).toBeInstanceOf(ActivityFailure);
-      const failure = (activity as ActivityFailure).cause;
-      expect(failure).toBeInstanceOf(ApplicationFailure);
-      const events = (await round.workflow.fetchHistory()).events ?? [];
-      return {
-        activity: (activity as ActivityFailure).activityType,
-        type: (failure as ApplicationFailure).type ?? undefined,
-        nonRetryable: (failure as ApplicationFailure).nonRetryable,
-        message: (failure as ApplicationFailure).message,
-        attempts: events.flatMap((e) => (e.activityTaskStartedEventAttributes ? [e.activityTaskStartedEventAttributes.attempt ?? 0] : [])),
-      };
-    }),
-  );
+  return withRoundWorkers(env, deps, async () => {
+    const error = await round.result().then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(WorkflowFailedError);
+    const activity = (error as WorkflowFailedError).cause;
+    expect(activity).toBeInstanceOf(ActivityFailure);
+    const failure = (activity as ActivityFailure).cause;
+    expect(failure).toBeInstanceOf(ApplicationFailure);
+    const events = (await round.workflow.fetchHistory()).events ?? [];
+    return {
+      activity: (activity as ActivityFailure).activityType,
+      type: (failure as ApplicationFailure).type ?? undefined,
+      nonRetryable: (failure as ApplicationFailure).nonRetryable,
+      message: (failure as ApplicationFailure).message,
+      attempts: events.flatMap((e) => (e.activityTaskStartedEventAttributes ? [e.activityTaskStartedEventAttributes.attempt ?? 0] : [])),
+    };
+  });
 }
 
 function expectFailedAtOnce(observed: Observed, activity: string, type: FailureType, message: RegExp): void {

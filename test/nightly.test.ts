@@ -11,23 +11,18 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { ActivityDependencies } from '../activities/dependencies.js';
-import { ModelRuntime } from '../activities/runtime.js';
 import { SelfRewardClient } from '../client/index.js';
-import { SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
 import { lineKeys } from '../contract/keys.js';
 import type { Champion } from '../contract/lines.js';
 import { readText } from '../models/png.js';
-import { PYTHON, testGenerator } from '../models/testing/python.js';
-import { LocalFolderStore } from '../store/local.js';
+import { testGenerator } from '../models/testing/python.js';
 import { findJson } from '../store/store.js';
-import { workerOptions } from '../workers/setup.js';
+import { localTemporal, testDependencies, withRoundWorkers } from './stack.js';
 import { testDetector, tinyRoundInput } from './models.js';
-import { REPO_ROOT, requireBinary, TEMPORAL_CLI } from './servers.js';
 
 let env: TestWorkflowEnvironment;
 let deps: ActivityDependencies;
@@ -37,21 +32,8 @@ let selfReward: SelfRewardClient;
 beforeAll(async () => {
   const scratch = await mkdtemp(join(tmpdir(), 'nightly-'));
   const [generator, detector] = await Promise.all([testGenerator(scratch), testDetector(scratch)]);
-  env = await TestWorkflowEnvironment.createLocal({
-    server: { executable: { type: 'existing-path', path: requireBinary(TEMPORAL_CLI) }, searchAttributes: Object.values(SEARCH_ATTRIBUTES) },
-  });
-  deps = {
-    store: new LocalFolderStore(join(scratch, 'store')),
-    runtime: new ModelRuntime('cpu', 1),
-    trainer: {
-      command: [PYTHON, '-m', 'loratrain'],
-      cwd: join(REPO_ROOT, 'python'),
-      env: { PYTHONPATH: join(REPO_ROOT, 'python'), OMP_NUM_THREADS: '1' },
-      stopGraceMs: 30_000,
-    },
-    device: 'cpu',
-    workDir: join(scratch, 'work'),
-  };
+  env = await localTemporal();
+  deps = testDependencies(scratch);
   // Enough held-out images that a broken generator's loss shows; few denoising steps for speed.
   round = tinyRoundInput(generator, detector, {
     sampling: { steps: 4 },
@@ -74,12 +56,7 @@ afterAll(async () => {
   await env?.teardown();
 });
 
-async function withWorkers<T>(run: () => Promise<T>): Promise<T> {
-  const [cpu, gpu] = await Promise.all(
-    (['cpu', 'gpu'] as const).map((role) => Worker.create({ ...workerOptions(role, deps, env.nativeConnection, 'default'), shutdownGraceTime: '5s' })),
-  );
-  return cpu!.runUntil(gpu!.runUntil(run));
-}
+const withWorkers = <T>(run: () => Promise<T>): Promise<T> => withRoundWorkers(env, deps, run);
 
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 

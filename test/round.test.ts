@@ -13,20 +13,17 @@ import { promisify } from 'node:util';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 
 import { CancelledFailure, WorkflowFailedError } from '@temporalio/client';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { ModelRuntime } from '../activities/runtime.js';
 import type { ActivityDependencies } from '../activities/dependencies.js';
 import { SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
 import { readText } from '../models/png.js';
-import { PYTHON, REPO_ROOT, testGenerator } from '../models/testing/python.js';
-import { LocalFolderStore } from '../store/local.js';
+import { testGenerator } from '../models/testing/python.js';
 import { getJson } from '../store/store.js';
-import { workerOptions } from '../workers/setup.js';
+import { localTemporal, testDependencies, withRoundWorkers } from './stack.js';
 import { testDetector, tinyRoundInput } from './models.js';
-import { HISTORIES, requireBinary, TEMPORAL_CLI } from './servers.js';
+import { HISTORIES, TEMPORAL_CLI } from './servers.js';
 import { chooseImages } from '../activities/selection.js';
 import { artifactKeys, roundRoot } from '../contract/keys.js';
 import type { PromptScores } from '../contract/records.js';
@@ -41,21 +38,8 @@ let roundInput: Record<string, unknown>;
 beforeAll(async () => {
   const scratch = await mkdtemp(join(tmpdir(), 'round-'));
   const [generator, detector] = await Promise.all([testGenerator(scratch), testDetector(scratch)]);
-  env = await TestWorkflowEnvironment.createLocal({
-    server: { executable: { type: 'existing-path', path: requireBinary(TEMPORAL_CLI) }, searchAttributes: Object.values(SEARCH_ATTRIBUTES) },
-  });
-  deps = {
-    store: new LocalFolderStore(join(scratch, 'store')),
-    runtime: new ModelRuntime('cpu', 1),
-    trainer: {
-      command: [PYTHON, '-m', 'loratrain'],
-      cwd: join(REPO_ROOT, 'python'),
-      env: { PYTHONPATH: join(REPO_ROOT, 'python'), OMP_NUM_THREADS: '1' },
-      stopGraceMs: 30_000,
-    },
-    device: 'cpu',
-    workDir: join(scratch, 'work'),
-  };
+  env = await localTemporal();
+  deps = testDependencies(scratch);
   roundInput = tinyRoundInput(generator, detector, { sampling: { steps: 2 }, lora: { maxSteps: 2, batchSize: 2, checkpointEvery: 1 } });
 });
 
@@ -78,12 +62,7 @@ async function recordHistory(workflowId: string): Promise<void> {
   await writeFile(join(HISTORIES, `${workflowId}.json`), stdout.replace(/"(identity|name)": "\d+@[^"]*"/g, '"$1": "test-worker"'));
 }
 
-async function withWorkers<T>(run: () => Promise<T>): Promise<T> {
-  const [cpu, gpu] = await Promise.all(
-    (['cpu', 'gpu'] as const).map((role) => Worker.create({ ...workerOptions(role, deps, env.nativeConnection, 'default'), shutdownGraceTime: '5s' })),
-  );
-  return cpu!.runUntil(gpu!.runUntil(run));
-}
+const withWorkers = <T>(run: () => Promise<T>): Promise<T> => withRoundWorkers(env, deps, run);
 
 describe('selfRewardRound', () => {
   it('runs sample, judge, curate, train, evaluate and report, and shows its figures', async () => {

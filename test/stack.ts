@@ -1,0 +1,48 @@
+/** The real stack that end-to-end tests run rounds on: a local dev server, the project's trainer, workers set up by the plugin. */
+import { join } from 'node:path';
+
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+
+import type { ActivityDependencies } from '../activities/dependencies.js';
+import { ModelRuntime } from '../activities/runtime.js';
+import { SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
+import { PYTHON } from '../models/testing/python.js';
+import { LocalFolderStore } from '../store/local.js';
+import { workerOptions } from '../workers/setup.js';
+import { REPO_ROOT, requireBinary, TEMPORAL_CLI } from './servers.js';
+
+/** A local dev server (the venv's `temporal` CLI) with the plugin's search attributes registered. */
+export function localTemporal(ui?: { readonly uiPort: number }): Promise<TestWorkflowEnvironment> {
+  return TestWorkflowEnvironment.createLocal({
+    server: {
+      executable: { type: 'existing-path', path: requireBinary(TEMPORAL_CLI) },
+      searchAttributes: Object.values(SEARCH_ATTRIBUTES),
+      ...(ui === undefined ? {} : { ui: true, uiPort: ui.uiPort }),
+    },
+  });
+}
+
+/** Activity dependencies in `scratch`: a local store, one thread per model graph, the project's trainer on one thread. */
+export function testDependencies(scratch: string): ActivityDependencies {
+  return {
+    store: new LocalFolderStore(join(scratch, 'store')),
+    runtime: new ModelRuntime('cpu', 1),
+    trainer: {
+      command: [PYTHON, '-m', 'loratrain'],
+      cwd: join(REPO_ROOT, 'python'),
+      env: { PYTHONPATH: join(REPO_ROOT, 'python'), OMP_NUM_THREADS: '1' },
+      stopGraceMs: 30_000,
+    },
+    device: 'cpu',
+    workDir: join(scratch, 'work'),
+  };
+}
+
+/** Runs `run` while a CPU and a GPU worker, as the plugin sets them up, serve the environment. */
+export async function withRoundWorkers<T>(env: TestWorkflowEnvironment, deps: ActivityDependencies, run: () => Promise<T>): Promise<T> {
+  const [cpu, gpu] = await Promise.all(
+    (['cpu', 'gpu'] as const).map((role) => Worker.create({ ...workerOptions(role, deps, env.nativeConnection, 'default'), shutdownGraceTime: '5s' })),
+  );
+  return cpu!.runUntil(gpu!.runUntil(run));
+}
