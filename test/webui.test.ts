@@ -24,8 +24,9 @@ import { dependenciesFromEnvironment } from '../workers/dependencies.js';
 import { workerOptions } from '../workers/setup.js';
 import { SelfRewardClient } from '../client/index.js';
 import { roundRoot } from '../contract/keys.js';
-import { PYTHON, testGenerator } from '../models/testing/python.js';
+import { testGenerator } from '../models/testing/python.js';
 import { testDetector, tinyRoundInput } from './models.js';
+import { testDependencies, withRoundWorkers } from './stack.js';
 import { freePort, REPO_ROOT, requireBinary, TEMPORAL_CLI } from './servers.js';
 import { TASK_QUEUES } from '../contract/workers.js';
 
@@ -327,31 +328,14 @@ describe('resetting a finished round and the nightly schedules, with real worker
     for await (const running of env.client.workflow.list({ query: 'ExecutionStatus="Running"' })) {
       await env.client.workflow.getHandle(running.workflowId, running.runId).terminate('the earlier Web UI tests are done with it');
     }
-    deps = {
-      ...dependenciesFromEnvironment({
-        SELF_REWARD_STORE: join(scratch, 'reset-store'),
-        SELF_REWARD_WORK_DIR: join(scratch, 'reset-work'),
-        SELF_REWARD_THREADS: '1',
-      }),
-      trainer: {
-        command: [PYTHON, '-m', 'loratrain'],
-        cwd: join(REPO_ROOT, 'python'),
-        env: { PYTHONPATH: join(REPO_ROOT, 'python'), OMP_NUM_THREADS: '1' },
-        stopGraceMs: 30_000,
-      },
-    };
+    deps = testDependencies(join(scratch, 'reset'));
   });
 
   afterAll(async () => {
     await deps?.runtime.release();
   });
 
-  async function withWorkers<T>(run: () => Promise<T>): Promise<T> {
-    const [cpu, gpu] = await Promise.all(
-      (['cpu', 'gpu'] as const).map((role) => Worker.create({ ...workerOptions(role, deps, env.nativeConnection, 'default'), shutdownGraceTime: '5s' })),
-    );
-    return cpu!.runUntil(gpu!.runUntil(run));
-  }
+  const withWorkers = <T>(run: () => Promise<T>): Promise<T> => withRoundWorkers(env, deps, run);
 
   it("Reset to after curation from the Reset dialog retrains into the new run's keys; the old run's LoRA is untouched", async (context) => {
     screenshotOnFailure(context);
