@@ -332,6 +332,28 @@ describe('nightly schedules, made through the command line', () => {
     }
   });
 
+  it('backfills the nights of a past window, one after another', async () => {
+    const line = `backfill-${randomUUID().slice(0, 8)}`;
+    const round = standInRound(() => 0.7);
+    const io = { log: vi.spyOn(console, 'log').mockImplementation(() => undefined) };
+    vi.stubEnv('TEMPORAL_ADDRESS', env.address);
+    const schedule = await selfReward.createNightlySchedule(nightlyInput(line), { every: '1h', scheduleId: `backfill-${line}` });
+    try {
+      await withWorkers(round.activities, async () => {
+        // Three hourly firings lay in the last three hours.
+        const end = new Date();
+        const start = new Date(end.getTime() - 3 * 3600_000 + 60_000);
+        expect(await main(['schedule', 'backfill', schedule.scheduleId, '--start', start.toISOString(), '--end', end.toISOString()])).toBe(0);
+        await until(async () => ((await storedLine(line))?.nights ?? 0) >= 3, 'three backfilled nights', 60_000);
+      });
+      expect((await storedLine(line))?.champion.version).toBe(4);
+    } finally {
+      io.log.mockRestore();
+      vi.unstubAllEnvs();
+      await schedule.delete();
+    }
+  });
+
   it('refuses a schedule without a time spec, and a bad one, before contacting Temporal', async () => {
     const io = { error: vi.spyOn(console, 'error').mockImplementation(() => undefined) };
     vi.stubEnv('TEMPORAL_ADDRESS', env.address);

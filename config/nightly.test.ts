@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest';
+
+import { gateVerdict } from './gate.js';
+import { nightRound, validateNightlyInput, type NightlyInput } from './nightly.js';
+import { describeErrors } from './schema.js';
+
+const round = {
+  generator: { base: '/models/sd' },
+  judge: { detector: '/models/owl', clip: '/models/clip' },
+  prompts: { file: '/prompts/train.txt' },
+  evaluation: { prompts: { file: '/prompts/eval.txt' } },
+};
+
+function nightly(input: unknown): NightlyInput {
+  const checked = validateNightlyInput(input);
+  if (!checked.ok) throw new Error(describeErrors(checked.errors));
+  return checked.value;
+}
+
+describe('nightly input', () => {
+  it('fills the gate and accumulation defaults', () => {
+    expect(nightly({ line: 'shapes', round })).toMatchObject({ line: 'shapes', gate: { minWinRateLow: 0.5, maxAccuracyDrop: 0 }, accumulate: true });
+  });
+
+  it('refuses a line name that is not a plain key, and a round that names its own tuned UNet', () => {
+    const checked = validateNightlyInput({ line: '../other', round });
+    expect(checked.ok ? [] : checked.errors.map((e) => e.field)).toEqual(['line']);
+    const tuned = validateNightlyInput({ line: 'shapes', round: { ...round, generator: { base: '/models/sd', tunedUnet: 'runs/x/lora/' } } });
+    expect(tuned.ok ? [] : tuned.errors).toEqual([
+      { field: 'round.generator.tunedUnet', expected: "null (a night samples from its line's champion)", got: '"runs/x/lora/"' },
+    ]);
+  });
+});
+
+describe("a night's round", () => {
+  const input = nightly({ line: 'shapes', round: { ...round, includeDatasets: ['runs/extra/dataset/'] } });
+
+  it("samples from the champion with the night's own seeds, gated, and trains on the champion's dataset too", () => {
+    const third = nightRound(input, { night: 3, champion: { tunedUnet: 'runs/n2/lora/', dataset: 'runs/n2/dataset/' } });
+    expect(third).toMatchObject({
+      round: 3,
+      generator: { base: '/models/sd', tunedUnet: 'runs/n2/lora/' },
+      includeDatasets: ['runs/extra/dataset/', 'runs/n2/dataset/'],
+      gate: { minWinRateLow: 0.5, maxAccuracyDrop: 0 },
+    });
+    const first = nightRound(input, { night: 1, champion: { tunedUnet: null, dataset: null } });
+    expect(first.generator.tunedUnet).toBeNull();
+    expect(first.includeDatasets).toEqual(['runs/extra/dataset/']);
+    expect(first.sampling.seed).toBe(input.round.sampling.seed);
+    expect(third.sampling.seed).not.toBe(first.sampling.seed);
+    expect(nightRound({ ...input, accumulate: false }, { night: 2, champion: { tunedUnet: 'l/', dataset: 'd/' } }).includeDatasets).toEqual([
+      'runs/extra/dataset/',
+    ]);
+  });
+});
+
+describe('the gate', () => {
+  const figures = { pairs: 100, winRate: 0.6, winRateInterval: [0.52, 0.68] as const, accuracyBase: 0.5, accuracyTuned: 0.55 };
+
+  it('passes only when the interval starts above the bound and accuracy holds, giving a reason per rule', () => {
+    const pass = gateVerdict({ minWinRateLow: 0.5, maxAccuracyDrop: 0 }, figures, 'the champion');
+    expect(pass.passed).toBe(true);
+    expect(pass.reasons).toEqual([
+      'win rate against the champion 60.0% [52.0%, 68.0%] over 100 pairs: its interval starts above 50.0%',
+      "detector accuracy 55.0% against the champion's 50.0%: within the allowed drop of 0.0%",
+    ]);
+    expect(gateVerdict({ minWinRateLow: 0.55, maxAccuracyDrop: 0 }, figures, 'the champion').passed).toBe(false);
+    const worse = gateVerdict({ minWinRateLow: 0.5, maxAccuracyDrop: 0.02 }, { ...figures, accuracyTuned: 0.45 }, 'the champion');
+    expect(worse.passed).toBe(false);
+    expect(worse.reasons[1]).toBe("detector accuracy 45.0% against the champion's 50.0%: a drop of 5.0%, more than the allowed 2.0%");
+  });
+});
