@@ -333,7 +333,7 @@ export function refine<T>(
       const broken = errors.length === before || (options.evenWithErrors === true && !wholeRefused) ? check(read) : null;
       if (broken !== null) {
         const field = broken.field === undefined ? at : join(at, broken.field);
-        const got = broken.field === undefined ? value : (read as Record<string, unknown>)[broken.field];
+        const got = broken.field === undefined ? value : broken.field.split('.').reduce<unknown>((v, key) => (isRecord(v) ? v[key] : undefined), read);
         errors.push({ field: where(field), expected: broken.expected, got: show(got) });
       }
       return read;
