@@ -19,20 +19,47 @@ function classNameProblem(className: string): string | null {
   return RESERVED_KEYS.includes(className) ? `a class name other than ${RESERVED_KEYS.join(', ')}` : null;
 }
 
-/** Parses a prompt file's text: one `class; prompt` per line; blank lines and `#` comments are skipped. */
+/** Problems listed for a prompt file, at most; the rest are counted. A failure stays small whatever the file. */
+const MAX_LINE_ERRORS = 10;
+
+/**
+ * Parses a prompt file's text: one `class; prompt` per line; blank lines and `#` comments are
+ * skipped. A bad line is named by its number with what is wrong in our own words, never its
+ * text: the file may not be a prompt file at all, and errors end up in the workflow history.
+ */
 export function parsePromptLines(text: string, source: string): Validation<PromptLine[]> {
   const errors: FieldError[] = [];
   const lines: PromptLine[] = [];
+  let bad = 0;
   text.split(/\r?\n/).forEach((line, i) => {
     const trimmed = line.trim();
     if (trimmed === '' || trimmed.startsWith('#')) return;
     const split = trimmed.indexOf(';');
     const className = split < 0 ? '' : trimmed.slice(0, split).trim();
     const prompt = split < 0 ? '' : trimmed.slice(split + 1).trim();
-    const problem = className === '' || prompt === '' ? 'a line `class; prompt`' : classNameProblem(className);
-    if (problem !== null) errors.push({ field: `${source}:${i + 1}`, expected: problem, got: show(line) });
-    else lines.push({ className, text: prompt });
+    const problem =
+      split < 0
+        ? 'a line without ";"'
+        : className === ''
+          ? 'no class before ";"'
+          : prompt === ''
+            ? 'no prompt after ";"'
+            : classNameProblem(className) === null
+              ? null
+              : 'a reserved class name';
+    if (problem === null) {
+      lines.push({ className, text: prompt });
+      return;
+    }
+    bad += 1;
+    if (bad <= MAX_LINE_ERRORS)
+      errors.push({
+        field: `${source}:${i + 1}`,
+        expected: 'a line `class; prompt` (a class name other than __proto__, constructor, prototype)',
+        got: problem,
+      });
   });
+  if (bad > MAX_LINE_ERRORS) errors.push({ field: source, expected: 'no more bad lines', got: `${bad - MAX_LINE_ERRORS} more` });
   if (errors.length === 0 && lines.length === 0) errors.push({ field: source, expected: 'at least one `class; prompt` line', got: 'no prompts' });
   return errors.length > 0 ? { ok: false, errors } : { ok: true, value: lines };
 }

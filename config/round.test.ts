@@ -94,6 +94,21 @@ describe('parsePromptLines', () => {
     expect(parsePromptLines('circle; ok\nno class here\n', 'train.txt')).toMatchObject({ ok: false, errors: [{ field: 'train.txt:2' }] });
     expect(parsePromptLines('\n', 'empty.txt')).toMatchObject({ ok: false, errors: [{ field: 'empty.txt' }] });
   });
+
+  it("never repeats a bad line's text, and lists a bounded number of bad lines", () => {
+    const secrets = Array.from({ length: 1000 }, (_, i) => `aws_secret_access_key = KEY${i}`).join('\n');
+    const result = parsePromptLines(`circle; fine\n${secrets}\n; no class\n__proto__; a prompt\n`, '/home/me/.aws/credentials');
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(JSON.stringify(result.errors)).not.toContain('KEY');
+    expect(result.errors).toHaveLength(11);
+    expect(result.errors[0]).toEqual({
+      field: '/home/me/.aws/credentials:2',
+      expected: expect.stringContaining('a line `class; prompt`') as unknown as string,
+      got: 'a line without ";"',
+    });
+    expect(result.errors.at(-1)).toEqual({ field: '/home/me/.aws/credentials', expected: 'no more bad lines', got: '992 more' });
+  });
 });
 
 describe('campaigns', () => {
