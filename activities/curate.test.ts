@@ -80,6 +80,7 @@ describe('curateDataset', () => {
       trainer: { command: ['false'], cwd: '.', env: {}, stopGraceMs: 0 },
       device: 'cpu',
       workDir: '.',
+      allowedPaths: null,
     };
     return { store, deps };
   }

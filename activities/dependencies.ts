@@ -19,4 +19,6 @@ export interface ActivityDependencies {
   readonly device: string;
   /** Local scratch: downloaded datasets and models, trainer output and checkpoints. */
   readonly workDir: string;
+  /** The folders a round's input may name (models, prompt files); null: any. */
+  readonly allowedPaths: readonly string[] | null;
 }

@@ -1,19 +1,27 @@
 /** The round's activities, built from injected dependencies; workers register the object this returns. */
+import type { RoundInput } from '../config/round.js';
 import type { Activities } from '../contract/workers.js';
 import { createCurateDataset } from './curate.js';
 import type { ActivityDependencies } from './dependencies.js';
 import { createEvaluateRound } from './evaluate.js';
 import { asActivityFailure } from './failures.js';
+import { requireAllowedPaths } from './paths.js';
 import { createJudgeShard } from './judge.js';
 import { createLineActivities } from './lines.js';
 import { createWriteReport } from './report.js';
 import { createSampleShard } from './sample.js';
 import { createTrainLora } from './train.js';
 
-/** The activity, with every error it throws passed through the one mapping of bad data to non-retryable failures. */
-function mappingFailures<R, T>(activity: (request: R) => Promise<T>): (request: R) => Promise<T> {
+/**
+ * The activity behind the one boundary every activity has: the paths a round's input names are
+ * checked against the allowed folders first, and every error it throws passes through the one
+ * mapping of bad data to non-retryable failures.
+ */
+function atBoundary<R, T>(deps: ActivityDependencies, activity: (request: R) => Promise<T>): (request: R) => Promise<T> {
   return async (request) => {
     try {
+      const input = (request as { readonly input?: RoundInput }).input;
+      if (input !== undefined) await requireAllowedPaths(deps, input);
       return await activity(request);
     } catch (error) {
       throw asActivityFailure(error);
@@ -24,18 +32,18 @@ function mappingFailures<R, T>(activity: (request: R) => Promise<T>): (request: 
 export function createActivities(deps: ActivityDependencies): Activities {
   const lines = createLineActivities(deps);
   return {
-    sampleShard: mappingFailures(createSampleShard(deps)),
-    judgeShard: mappingFailures(createJudgeShard(deps)),
-    curateDataset: mappingFailures(createCurateDataset(deps)),
-    trainLora: mappingFailures(createTrainLora(deps)),
-    evaluateRound: mappingFailures(createEvaluateRound(deps)),
-    writeReport: mappingFailures(createWriteReport(deps)),
-    loadLine: mappingFailures(lines.loadLine),
-    recordLineEvent: mappingFailures(lines.recordLineEvent),
-    readLineEvent: mappingFailures(lines.readLineEvent),
-    readChampion: mappingFailures(lines.readChampion),
-    openLine: mappingFailures(lines.openLine),
-    submitChallenger: mappingFailures(lines.submitChallenger),
+    sampleShard: atBoundary(deps, createSampleShard(deps)),
+    judgeShard: atBoundary(deps, createJudgeShard(deps)),
+    curateDataset: atBoundary(deps, createCurateDataset(deps)),
+    trainLora: atBoundary(deps, createTrainLora(deps)),
+    evaluateRound: atBoundary(deps, createEvaluateRound(deps)),
+    writeReport: atBoundary(deps, createWriteReport(deps)),
+    loadLine: atBoundary(deps, lines.loadLine),
+    recordLineEvent: atBoundary(deps, lines.recordLineEvent),
+    readLineEvent: atBoundary(deps, lines.readLineEvent),
+    readChampion: atBoundary(deps, lines.readChampion),
+    openLine: atBoundary(deps, lines.openLine),
+    submitChallenger: atBoundary(deps, lines.submitChallenger),
   };
 }
 

@@ -47,6 +47,7 @@ beforeAll(async () => {
     trainer: { command: ['false'], cwd: '.', env: {}, stopGraceMs: 0 },
     device: 'cpu',
     workDir: join(scratch, 'work'),
+    allowedPaths: null,
   };
 });
 

@@ -50,6 +50,7 @@ async function setup(mode: string, images: readonly Buffer[] = [Buffer.from('png
     trainer: { command: [process.execPath, STANDIN], cwd: scratch, env: { STANDIN_MODE: mode }, stopGraceMs: 2000 },
     device: 'cpu',
     workDir: join(scratch, 'work'),
+    allowedPaths: null,
   };
   const root = roundRoot('wf/1', 'run-1', 1);
   const keys = images.map((_, i) => artifactKeys.datasetImage(root, i, 0));

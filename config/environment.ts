@@ -41,6 +41,12 @@ export const ENVIRONMENT = {
     rule: { pattern: /^[1-9]\d*$/, expected: 'a positive integer' },
   },
   SELF_REWARD_WORK_DIR: { default: '.work', readBy: ['workers'], meaning: 'local scratch: downloads, trainer output and checkpoints' },
+  SELF_REWARD_ALLOWED_PATHS: {
+    default: null,
+    readBy: ['workers'],
+    meaning: "folders, `:`-separated, that a round's model folders and prompt files must lie in (unset: any path the worker can read)",
+    rule: { pattern: /^\/[^:]*(:\/[^:]*)*$/, expected: 'absolute folder paths separated by ":"' },
+  },
   SELF_REWARD_TRAINER: {
     default: null,
     readBy: ['workers'],

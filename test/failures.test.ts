@@ -54,10 +54,10 @@ interface Observed {
  * Runs a round to its failure on real workers: which activity failed, how, and on which attempt.
  * `prepare` sees the round's artifact folder before any worker runs.
  */
-async function failedRound(input: Record<string, unknown>, prepare?: (root: string) => Promise<void>): Promise<Observed> {
+async function failedRound(input: Record<string, unknown>, prepare?: (root: string) => Promise<void>, dependencies = deps): Promise<Observed> {
   const round = await new SelfRewardClient(env.client).startRound(input, { workflowId: `failing-${randomUUID()}` });
   await prepare?.(roundRoot(round.workflowId, (await round.workflow.describe()).runId, 1));
-  return withRoundWorkers(env, deps, async () => {
+  return withRoundWorkers(env, dependencies, async () => {
     const error = await round.result().then(
       () => null,
       (e: unknown) => e,
@@ -108,6 +108,12 @@ describe('a round fails at once, naming what is wrong', () => {
     expectFailedAtOnce(observed, 'sampleShard', 'BadPrompts', new RegExp(`${file}:2: expected a line \`class; prompt\`.*got a line without ";"`));
     // The file's text stays out of the failure (and so out of the history): it may not be a prompt file at all.
     expect(observed.message).not.toContain('no class on this line');
+  });
+
+  it('InvalidInput: a prompt file outside the folders the worker may read, named without its contents', async () => {
+    const restricted = { ...deps, allowedPaths: [PACK, scratch] };
+    const observed = await failedRound({ ...base, prompts: { file: '/etc/hostname' } }, undefined, restricted);
+    expectFailedAtOnce(observed, 'sampleShard', 'InvalidInput', /prompts.file: \/etc\/hostname is outside the folders this worker may read/);
   });
 
   it('BadTrainingInput: a threshold no image reaches leaves nothing to train on', async () => {

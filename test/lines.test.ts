@@ -115,7 +115,14 @@ function standInRound(winRate: (input: RoundInput) => number, hold?: Gate): Stan
 
 /** Workers with the workflows, the stand-in round and the real line activities (store, Temporal client). */
 async function withWorkers<T>(round: RoundActivities, run: () => Promise<T>): Promise<T> {
-  const deps = { store, runtime: new ModelRuntime('cpu'), trainer: { command: ['false'], cwd: '.', env: {}, stopGraceMs: 0 }, device: 'cpu', workDir: '.' };
+  const deps = {
+    store,
+    runtime: new ModelRuntime('cpu'),
+    trainer: { command: ['false'], cwd: '.', env: {}, stopGraceMs: 0 },
+    device: 'cpu',
+    workDir: '.',
+    allowedPaths: null,
+  };
   const all = { ...round, ...createLineActivities(deps) };
   const connection = env.nativeConnection;
   const cpu = await Worker.create({ connection, taskQueue: TASK_QUEUES.workflows, workflowBundle: bundle, activities: activitiesOf('cpu', all) });

@@ -36,6 +36,7 @@ export function testDependencies(scratch: string): ActivityDependencies {
     },
     device: 'cpu',
     workDir: join(scratch, 'work'),
+    allowedPaths: null,
   };
 }
 

@@ -33,5 +33,6 @@ export function dependenciesFromEnvironment(env: NodeJS.ProcessEnv = process.env
     trainer: { command: trainer, cwd: python, env: { PYTHONPATH: python }, stopGraceMs: 60_000 },
     device,
     workDir: resolve(fromEnvironment(env, 'SELF_REWARD_WORK_DIR')),
+    allowedPaths: fromEnvironment(env, 'SELF_REWARD_ALLOWED_PATHS')?.split(':') ?? null,
   };
 }
