@@ -13,7 +13,7 @@ import { CancelledFailure } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import sharp from 'sharp';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 
 import { validateRoundInput, type RoundInput } from '../config/round.js';
 import { PYTHON, REPO_ROOT, testGenerator } from '../models/testing/python.js';
@@ -110,6 +110,21 @@ describe('trainLora', () => {
     again.on('heartbeat', (d: unknown) => started.push(d));
     expect(await runActivity(again, train, { root, input: roundInput(), dataset: artifactKeys.dataset(root) })).toMatchObject(result);
     expect(started).toEqual([]);
+  });
+
+  it("gives the trainer none of the worker's own environment, its credentials least of all", async () => {
+    const { root, output, train } = await setup('finish');
+    vi.stubEnv('S3_SECRET_KEY', 'worker-secret');
+    vi.stubEnv('TEMPORAL_ADDRESS', 'temporal:7233');
+    try {
+      await runActivity(new MockActivityEnvironment(), train, { root, input: roundInput(), dataset: artifactKeys.dataset(root) });
+    } finally {
+      vi.unstubAllEnvs();
+    }
+    const seen = JSON.parse(await readFile(join(output, 'env.json'), 'utf8')) as string[];
+    expect(seen).toEqual(expect.arrayContaining(['PATH', 'STANDIN_MODE', 'CUDA_VISIBLE_DEVICES']));
+    expect(seen).not.toContain('S3_SECRET_KEY');
+    expect(seen).not.toContain('TEMPORAL_ADDRESS');
   });
 
   it('stops the running trainer on cancellation and publishes nothing', async () => {
@@ -272,8 +287,18 @@ describe('trainLora', () => {
     expect(args.join(' ')).toContain('--resume-from latest');
     expect(args.join(' ')).toContain('--snr-gamma 0 --caption-dropout 0');
     expect(args.join(' ')).toContain('--device cuda');
-    expect(trainerEnvironment('cuda:3')).toEqual({ CUDA_VISIBLE_DEVICES: '3' });
-    expect(trainerEnvironment('cpu')).toEqual({ CUDA_VISIBLE_DEVICES: '' });
+    expect(trainerEnvironment('cuda:3', {})).toEqual({ CUDA_VISIBLE_DEVICES: '3' });
+    expect(trainerEnvironment('cpu', {})).toEqual({ CUDA_VISIBLE_DEVICES: '' });
+    // Only what a Python program needs of the worker's environment, never its credentials.
+    const worker = {
+      PATH: '/usr/bin',
+      HF_HOME: '/cache',
+      OMP_NUM_THREADS: '2',
+      S3_SECRET_KEY: 'secret',
+      TEMPORAL_ADDRESS: 't:7233',
+      AWS_SECRET_ACCESS_KEY: 'aws',
+    };
+    expect(trainerEnvironment('cuda:1', worker)).toEqual({ PATH: '/usr/bin', HF_HOME: '/cache', OMP_NUM_THREADS: '2', CUDA_VISIBLE_DEVICES: '1' });
   });
 });
 

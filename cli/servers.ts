@@ -39,8 +39,15 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-async function startServer(command: string, args: readonly string[], port: number, what: string, output: 'inherit' | 'pipe'): Promise<RunningServer> {
-  const child = spawn(requireBinary(command), args, { stdio: ['ignore', output, output] });
+async function startServer(
+  command: string,
+  args: readonly string[],
+  port: number,
+  what: string,
+  output: 'inherit' | 'pipe',
+  env: Readonly<Record<string, string>> = {},
+): Promise<RunningServer> {
+  const child = spawn(requireBinary(command), args, { stdio: ['ignore', output, output], env: { ...process.env, ...env } });
   let log = '';
   child.stdout?.on('data', (chunk: Buffer) => (log = (log + chunk.toString()).slice(-4000)));
   child.stderr?.on('data', (chunk: Buffer) => (log = (log + chunk.toString()).slice(-4000)));
@@ -89,6 +96,8 @@ export interface S3ServerSettings {
 /** `rclone serve s3`: a real S3 server over a local folder, for the local stack and tests. */
 export async function startS3Server(settings: S3ServerSettings, output: 'inherit' | 'pipe' = 'pipe'): Promise<RunningServer> {
   mkdirSync(settings.folder, { recursive: true });
-  const args = ['serve', 's3', '--addr', `127.0.0.1:${settings.port}`, '--auth-key', `${settings.accessKey},${settings.secretKey}`, settings.folder];
-  return startServer(RCLONE, args, settings.port, 'rclone serve s3', output);
+  const args = ['serve', 's3', '--addr', `127.0.0.1:${settings.port}`, settings.folder];
+  // The key pair goes in the environment (rclone reads --auth-key from RCLONE_AUTH_KEY): a
+  // command line is visible to every user of the machine.
+  return startServer(RCLONE, args, settings.port, 'rclone serve s3', output, { RCLONE_AUTH_KEY: `${settings.accessKey},${settings.secretKey}` });
 }

@@ -24,8 +24,17 @@ export function trainerArguments(lora: LoraSettings, paths: { generator: string;
   return args;
 }
 
-/** The trainer sees only the worker's device, as cuda:0. */
-export function trainerEnvironment(device: string): Record<string, string> {
+/**
+ * What of the worker's environment the trainer inherits: the system's (paths, locale, temporary
+ * folder), Python's, the numeric libraries' and CUDA's, and the Hugging Face caches' settings;
+ * never the worker's own (Temporal address, store credentials), whatever else it holds.
+ */
+const INHERITED =
+  /^(PATH|HOME|USER|LANG|LANGUAGE|LC_\w+|TZ|TMPDIR|TEMP|TMP|LD_LIBRARY_PATH|PYTHON\w*|VIRTUAL_ENV|OMP_\w+|MKL_\w+|OPENBLAS_\w+|KMP_\w+|CUDA_\w+|NVIDIA_\w+|CUBLAS_\w+|NCCL_\w+|TORCH_\w+|PYTORCH_\w+|HF_\w+|HUGGINGFACE_\w+|TRANSFORMERS_\w+|DIFFUSERS_\w+|XDG_CACHE_HOME)$/;
+
+/** The trainer's environment: the allowed part of the worker's, and only the worker's device, as cuda:0. */
+export function trainerEnvironment(device: string, worker: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const inherited = Object.fromEntries(Object.entries(worker).filter((entry): entry is [string, string] => INHERITED.test(entry[0]) && entry[1] !== undefined));
   const index = /^cuda:(\d+)$/.exec(device)?.[1] ?? (device === 'cuda' ? '0' : null);
-  return index === null ? { CUDA_VISIBLE_DEVICES: '' } : { CUDA_VISIBLE_DEVICES: index };
+  return { ...inherited, CUDA_VISIBLE_DEVICES: index ?? '' };
 }

@@ -81,7 +81,7 @@ export async function runTrainer(
   if (program === undefined) throw new Error('trainer command is empty');
   const child = spawn(program, [...prefix, ...args, '--stop-on-stdin-close'], {
     cwd: deps.trainer.cwd,
-    env: { ...process.env, ...deps.trainer.env, ...trainerEnvironment(deps.device) },
+    env: { ...trainerEnvironment(deps.device), ...deps.trainer.env },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   if (child.pid !== undefined) await writeFile(join(output, PID_FILE), String(child.pid));
