@@ -97,7 +97,8 @@ export interface S3ServerSettings {
 export async function startS3Server(settings: S3ServerSettings, output: 'inherit' | 'pipe' = 'pipe'): Promise<RunningServer> {
   mkdirSync(settings.folder, { recursive: true });
   const args = ['serve', 's3', '--addr', `127.0.0.1:${settings.port}`, settings.folder];
-  // The key pair goes in the environment (rclone reads --auth-key from RCLONE_AUTH_KEY): a
-  // command line is visible to every user of the machine.
-  return startServer(RCLONE, args, settings.port, 'rclone serve s3', output, { RCLONE_AUTH_KEY: `${settings.accessKey},${settings.secretKey}` });
+  // The key pair goes in the environment, not the command line, which every user of the machine
+  // can read. rclone reads --auth-key from RCLONE_AUTH_KEY as a CSV list: the pair is one field.
+  const pair = `${settings.accessKey},${settings.secretKey}`;
+  return startServer(RCLONE, args, settings.port, 'rclone serve s3', output, { RCLONE_AUTH_KEY: `"${pair.replaceAll('"', '""')}"` });
 }

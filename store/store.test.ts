@@ -115,6 +115,12 @@ describe('S3 store on a real S3 server', () => {
   });
   afterAll(async () => server?.stop());
 
+  it("keeps the key pair off the server's command line, which every user of the machine can read", async () => {
+    const commandLine = await readFile(`/proc/${server.pid}/cmdline`, 'utf8');
+    expect(commandLine).toContain('serve');
+    expect(commandLine).not.toContain(server.secretKey);
+  });
+
   contract('S3 store', async () => {
     const store = new S3Store({
       endpoint: server.endpoint,

@@ -27,6 +27,7 @@ export interface S3Server {
   readonly endpoint: string;
   readonly accessKey: string;
   readonly secretKey: string;
+  readonly pid: number | undefined;
   stop(): Promise<void>;
 }
 
@@ -35,5 +36,5 @@ export async function startS3Server(folder: string): Promise<S3Server> {
   const port = await freePort();
   const keys = { accessKey: 'test-access', secretKey: 'test-secret-key' };
   const server = await startRcloneS3({ folder, port, ...keys });
-  return { endpoint: `http://127.0.0.1:${port}`, ...keys, stop: () => server.stop() };
+  return { endpoint: `http://127.0.0.1:${port}`, ...keys, pid: server.child.pid, stop: () => server.stop() };
 }
