@@ -5,7 +5,7 @@
  * attempts, so a failure that were retried would show an attempt above one.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -54,8 +54,13 @@ interface Observed {
  * Runs a round to its failure on real workers: which activity failed, how, and on which attempt.
  * `prepare` sees the round's artifact folder before any worker runs.
  */
-async function failedRound(input: Record<string, unknown>, prepare?: (root: string) => Promise<void>, dependencies = deps): Promise<Observed> {
-  const round = await new SelfRewardClient(env.client).startRound(input, { workflowId: `failing-${randomUUID()}` });
+async function failedRound(
+  input: Record<string, unknown>,
+  prepare?: (root: string) => Promise<void>,
+  dependencies = deps,
+  workflowId = `failing-${randomUUID()}`,
+): Promise<Observed> {
+  const round = await new SelfRewardClient(env.client).startRound(input, { workflowId });
   await prepare?.(roundRoot(round.workflowId, (await round.workflow.describe()).runId, 1));
   return withRoundWorkers(env, dependencies, async () => {
     const error = await round.result().then(
@@ -88,6 +93,22 @@ describe('a round fails at once, naming what is wrong', () => {
   it('BadModel: a CLIP folder given as the detector', async () => {
     const observed = await failedRound({ ...base, judge: { ...(base['judge'] as object), detector: join(PACK, 'clip') } });
     expectFailedAtOnce(observed, 'judgeShard', 'BadModel', /clip\/config.json: model_type "clip" is not a supported detector/);
+  });
+
+  it('BadModel: a detector whose ONNX file is truncated', async () => {
+    const folder = join(scratch, 'truncated-detector');
+    await cp(join(PACK, 'detector'), folder, { recursive: true });
+    await truncate(join(folder, 'onnx', 'model.onnx'), 4096);
+    const observed = await failedRound({ ...base, judge: { ...(base['judge'] as object), detector: folder } });
+    expectFailedAtOnce(observed, 'judgeShard', 'BadModel', new RegExp(`detector ${folder}: cannot be loaded`));
+  });
+
+  it("BadModel: a new run of a finished round id does not reuse the earlier run's samples", async () => {
+    const workflowId = `reused-${randomUUID()}`;
+    await withRoundWorkers(env, deps, async () => (await new SelfRewardClient(env.client).startRound(base, { workflowId })).result());
+    const missing = join(scratch, 'no-such-generator');
+    const observed = await failedRound({ ...base, generator: { base: missing } }, undefined, deps, workflowId);
+    expectFailedAtOnce(observed, 'sampleShard', 'BadModel', new RegExp(missing));
   });
 
   it('BadModel: a generator folder without its ONNX parts', async () => {

@@ -2,7 +2,7 @@
  * Device selection for transformers.js model loading: the project's device names (see
  * ../onnx.ts) become transformers.js' `cuda` device with the CUDA provider pinned to GPU N.
  */
-import { ExecutionProviderError, ModelError } from '../errors.js';
+import { ExecutionProviderError, ModelError, ModelLayoutError } from '../errors.js';
 import { parseDevice, type Device } from '../onnx.js';
 
 export interface LoadOptions {
@@ -22,15 +22,17 @@ export function loadOptions(device: Device, allowRemoteModels: boolean): LoadOpt
 }
 
 /**
- * Runs a model load; on a CUDA device, a failure is reported with how to get CUDA support.
- * The runtime's own errors (a bad folder, say) pass through as they are: CUDA would not fix them.
+ * Runs a model load. The runtime's own errors (a bad folder, say) pass through as they are. On
+ * the CPU, anything else a local folder's load throws (a truncated or foreign ONNX file) is a bad
+ * model, which no retry fixes; on a CUDA device it is reported with how to get CUDA support.
  */
 export async function onDevice<T>(device: Device, what: string, load: () => Promise<T>): Promise<T> {
   try {
     return await load();
   } catch (error) {
-    if (parseDevice(device).name === 'cpu' || error instanceof ModelError) throw error;
+    if (error instanceof ModelError) throw error;
     const reason = error instanceof Error ? error.message : String(error);
+    if (parseDevice(device).name === 'cpu') throw new ModelLayoutError(`${what}: cannot be loaded (${reason.slice(0, 300)})`, { cause: error });
     throw new ExecutionProviderError(
       `${what}: could not start on ${device} (${reason}). onnxruntime-node ships without its CUDA provider; ` +
         'reinstall it with ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci (CUDA 12 and cuDNN 9 must be installed), or use device "cpu".',
