@@ -15,6 +15,7 @@ import { Client, Connection, WithStartWorkflowOperation, type ScheduleHandle } f
 import { validateCampaignInput, type CampaignInput } from '../config/campaign.js';
 import { validateNightlyInput, type NightlyInput } from '../config/nightly.js';
 import { fromEnvironment } from '../config/environment.js';
+import { temporalConnection } from '../config/temporalConnection.js';
 import { validateRoundInput, type RoundInput } from '../config/round.js';
 import { describeErrors, type Validation } from '../config/schema.js';
 import { TASK_QUEUES } from '../contract/workers.js';
@@ -55,10 +56,13 @@ export type WorkflowKind = 'round' | 'campaign' | 'nightly' | 'line';
 export class SelfRewardClient {
   constructor(readonly temporal: Client) {}
 
+  /** Connects as the environment says (TEMPORAL_ADDRESS, TLS or an API key: config/environment.ts); `options` override the address and namespace. */
   static async connect(options: ConnectOptions = {}): Promise<SelfRewardClient> {
-    const address = options.address ?? fromEnvironment(process.env, 'TEMPORAL_ADDRESS');
-    const connection = await Connection.connect({ address }).catch((error: Error) => {
-      throw new ConnectionError(`cannot reach Temporal at ${address} (${error.message}); start the stack with \`selfreward stack\` or set TEMPORAL_ADDRESS`);
+    const settings = { ...temporalConnection(), ...(options.address === undefined ? {} : { address: options.address }) };
+    const connection = await Connection.connect(settings).catch((error: Error) => {
+      throw new ConnectionError(
+        `cannot reach Temporal at ${settings.address} (${error.message}); start the stack with \`selfreward stack\`, or set TEMPORAL_ADDRESS (and TEMPORAL_TLS_* or TEMPORAL_API_KEY for a server that needs them)`,
+      );
     });
     return new SelfRewardClient(new Client({ connection, namespace: options.namespace ?? fromEnvironment(process.env, 'TEMPORAL_NAMESPACE') }));
   }

@@ -3,6 +3,7 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 
 import type { ActivityDependencies } from '../activities/dependencies.js';
 import { fromEnvironment } from '../config/environment.js';
+import { temporalConnection } from '../config/temporalConnection.js';
 import { TASK_QUEUES, type WorkerRole } from '../contract/workers.js';
 import { dependenciesFromEnvironment } from './dependencies.js';
 import { selfRewardPlugin } from './plugin.js';
@@ -24,7 +25,7 @@ export function workerOptions(role: WorkerRole | 'all', deps: ActivityDependenci
 export async function runWorker(role: WorkerRole | 'all', env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const deps = dependenciesFromEnvironment(env);
   await deps.store.prepare();
-  const connection = await NativeConnection.connect({ address: fromEnvironment(env, 'TEMPORAL_ADDRESS') });
+  const connection = await NativeConnection.connect(temporalConnection(env));
   try {
     const worker = await Worker.create(workerOptions(role, deps, connection, fromEnvironment(env, 'TEMPORAL_NAMESPACE')));
     await worker.run();
