@@ -13,7 +13,7 @@ import {
 import { gateVerdict } from '../config/gate.js';
 import { validateRoundInput } from '../config/round.js';
 import { describeErrors } from '../config/schema.js';
-import { SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
+import { classesAttribute, SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
 import type { RoundActivities } from '../contract/activities.js';
 import { TASK_QUEUES } from '../contract/workers.js';
 import { NON_RETRYABLE_FAILURES } from '../contract/failures.js';
@@ -76,7 +76,7 @@ export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
       return result;
     }),
   );
-  if (samples.length > 0) upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.classes, value: [...new Set(samples.flatMap((s) => s.classes))].sort() }]);
+  if (samples.length > 0) upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.classes, value: classesAttribute(samples.flatMap((s) => s.classes)) }]);
 
   progress.enter('judge');
   const judged = await Promise.all(
