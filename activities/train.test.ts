@@ -12,13 +12,14 @@ import { join, resolve } from 'node:path';
 import { CancelledFailure } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import { DefaultLogger } from '@temporalio/worker';
 import sharp from 'sharp';
 import { describe, expect, it, vi } from 'vitest';
 
 import { validateRoundInput, type RoundInput } from '../config/round.js';
 import { PYTHON, REPO_ROOT, testGenerator } from '../models/testing/python.js';
 import { LocalFolderStore } from '../store/local.js';
-import { getJson } from '../store/store.js';
+import { getJson, putJson } from '../store/store.js';
 import { runActivity } from '../test/activity.js';
 import type { ActivityDependencies } from './dependencies.js';
 import { ModelRuntime } from './runtime.js';
@@ -63,9 +64,13 @@ async function setup(mode: string, images: readonly Buffer[] = [Buffer.from('png
   return { deps, root, store, output, train: createTrainLora(deps), trainWith };
 }
 
-/** Runs the activity, keeping the trainer steps (and the step counts) its heartbeats report. */
+/** Runs the activity, keeping the trainer steps (and the step counts) its heartbeats report, and the warnings it logs. */
 async function trainRecording(train: ReturnType<typeof createTrainLora>, input: RoundInput, root: string) {
-  const env = new MockActivityEnvironment();
+  const warnings: string[] = [];
+  const logger = new DefaultLogger('WARN', (entry) => {
+    if (entry.level === 'WARN') warnings.push(entry.message);
+  });
+  const env = new MockActivityEnvironment(undefined, { logger });
   const steps: number[] = [];
   const totals = new Set<number | undefined>();
   env.on('heartbeat', (d: StageProgress) => {
@@ -73,7 +78,22 @@ async function trainRecording(train: ReturnType<typeof createTrainLora>, input: 
     if (d.trainerStep !== undefined) totals.add(d.trainerSteps);
   });
   const outcome = await runActivity(env, train, { root, input, dataset: artifactKeys.dataset(root) }).catch((error: unknown) => error);
-  return { outcome, steps, totals };
+  return { outcome, steps, totals, warnings };
+}
+
+/** The store's deletions and file uploads, in order. */
+function recordWrites(store: LocalFolderStore): string[] {
+  const writes: string[] = [];
+  const [remove, putFile] = [store.delete.bind(store), store.putFile.bind(store)];
+  store.delete = async (key) => {
+    writes.push(`delete ${key}`);
+    await remove(key);
+  };
+  store.putFile = async (key, source) => {
+    writes.push(`putFile ${key}`);
+    await putFile(key, source);
+  };
+  return writes;
 }
 
 interface StoredCheckpoint {
@@ -220,6 +240,47 @@ describe('trainLora', () => {
     expect(outcome).toMatchObject({ type: 'TrainerFailed' });
     // The copy finds the announced folder gone: nothing names it and nothing of it is left.
     expect(await store.list(artifactKeys.trainerCheckpoints(root))).toEqual([]);
+  });
+
+  it('discards a stored checkpoint the trainer cannot read, warns, and trains from step 0 in the same attempt', async () => {
+    const input = roundInput({ maxSteps: 9, checkpointEvery: 4 });
+    const { root, store, train } = await setup('checkpoints');
+    // Stored as the activity stores one: its files, then latest.json naming them.
+    const prefix = artifactKeys.trainerCheckpoint(root, 6);
+    const files = {
+      'optimizer.pt': 'moments after 6',
+      'pytorch_lora_weights.safetensors': '[1,2,3,4,5,6]',
+      'state.json': JSON.stringify({ step: 6, taken: [1, 2, 3, 4, 5, 6], corrupt: true }),
+    };
+    for (const [file, body] of Object.entries(files)) await store.put(`${prefix}${file}`, body);
+    const pointer = artifactKeys.trainerCheckpointPointer(root);
+    await putJson(store, pointer, { step: 6, folder: prefix, files: Object.keys(files) });
+    const writes = recordWrites(store);
+
+    const { outcome, steps, warnings } = await trainRecording(train, input, root);
+    expect(outcome).toMatchObject({ steps: 9 });
+    expect(warnings).toEqual([expect.stringMatching(/^trainer checkpoint is corrupt, .* starts over from step 0: checkpoint .*step-00000006: optimizer\.pt/)]);
+    // Pointer first, then the files it named, all before the new run stores its first checkpoint.
+    expect(writes.slice(0, 5)).toEqual([
+      `delete ${pointer}`,
+      ...Object.keys(files).map((file) => `delete ${prefix}${file}`),
+      `putFile ${artifactKeys.trainerCheckpoint(root, 4)}optimizer.pt`,
+    ]);
+    expect(steps[0]).toBe(0);
+    expect(JSON.parse((await store.get(`${artifactKeys.lora(root)}pytorch_lora_weights.safetensors`)).toString())).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(JSON.parse((await store.get(`${artifactKeys.lora(root)}metrics.json`)).toString())).toEqual({ resumed_from: null });
+    expect(await store.list(artifactKeys.trainerCheckpoints(root))).toEqual([]);
+  });
+
+  it('fails without retry when the trainer refuses its checkpoint again after a fresh start', async () => {
+    const { root, output, train } = await setup('bad-checkpoint');
+    const { outcome, warnings } = await trainRecording(train, roundInput(), root);
+    expect(outcome).toBeInstanceOf(ApplicationFailure);
+    expect(outcome).toMatchObject({ type: 'BadTrainingInput', nonRetryable: true, message: expect.stringContaining('optimizer.pt: cannot be read') });
+    // The other warning is the SDK's "Activity failed".
+    expect(warnings.filter((warning) => warning.startsWith('trainer checkpoint is corrupt'))).toHaveLength(1);
+    // Once, then once more from step 0: no loop.
+    expect((await readFile(join(output, 'starts'), 'utf8')).split('\n').filter(Boolean)).toHaveLength(2);
   });
 
   it(

@@ -12,7 +12,14 @@ import type { ActivityDependencies } from './dependencies.js';
 import { badData } from './failures.js';
 import { withProgress } from './progress.js';
 import { trainerArguments } from './trainer/arguments.js';
-import { CheckpointUploader, newestLocalCheckpoint, removeStoredCheckpoints, restoreCheckpoint, type StoredCheckpoint } from './trainer/checkpoints.js';
+import {
+  CheckpointUploader,
+  discardCheckpoints,
+  newestLocalCheckpoint,
+  removeStoredCheckpoints,
+  restoreCheckpoint,
+  type StoredCheckpoint,
+} from './trainer/checkpoints.js';
 import { EXIT_BAD_INPUT, runTrainer, stopOrphanedTrainer, type TrainerRun } from './trainer/process.js';
 
 async function download(deps: ActivityDependencies, prefix: string, folder: string): Promise<void> {
@@ -31,8 +38,9 @@ function outputFiles(output: string): string[] {
  * so a retry resumes from it on any worker: one whose work folder has no newer checkpoint
  * downloads it first. Cancellation (or worker shutdown) stops the trainer with SIGTERM, then
  * SIGKILL after the grace time; the checkpoint it writes on the way out is stored, no LoRA is.
- * On success the LoRA weights, the fused UNet and the metrics are uploaded, then the manifest,
- * and the stored checkpoint is deleted.
+ * A checkpoint the trainer cannot read (its `bad_checkpoint` error) is deleted, stored and local,
+ * and the trainer runs once more from step 0. On success the LoRA weights, the fused UNet and the
+ * metrics are uploaded, then the manifest, and the stored checkpoint is deleted.
  *
  * Every round trains a fresh LoRA on the base generator (the trainer takes diffusers weights,
  * and a tuned UNet exists only fused, as ONNX): in a campaign the tuned generator of round r-1
@@ -65,17 +73,27 @@ export function createTrainLora(deps: ActivityDependencies) {
         await restoreCheckpoint(deps, stored, output);
         log.info(`trainer resumes from the stored checkpoint of step ${stored.step}`);
       }
-      const uploader = new CheckpointUploader(deps, root, stored?.step ?? -1, (message) => log.warn(message));
-      let run: TrainerRun;
-      try {
-        const args = trainerArguments(input.lora, { generator: input.generator.base, dataset, output }, deps.device);
-        run = await runTrainer(deps, args, output, progress, (step, folder) => uploader.offer(step, folder));
-      } finally {
-        // The next try may run on another worker: what this one announced is stored before it ends.
-        await uploader.finish();
+      const args = trainerArguments(input.lora, { generator: input.generator.base, dataset, output }, deps.device);
+      /** One trainer process; the checkpoints it announces past step `newest` are stored. */
+      const runOnce = async (newest: number): Promise<TrainerRun> => {
+        const uploader = new CheckpointUploader(deps, root, newest, (message) => log.warn(message));
+        try {
+          return await runTrainer(deps, args, output, progress, (step, folder) => uploader.offer(step, folder));
+        } finally {
+          // The next try may run on another worker: what this one announced is stored before it ends.
+          await uploader.finish();
+        }
+      };
+      let run = await runOnce(stored?.step ?? -1);
+      if (run.code === EXIT_BAD_INPUT && run.failure?.kind === 'bad_checkpoint' && !progress.context.cancellationSignal.aborted) {
+        // Every retry would restore the same checkpoint: only a fresh start gets past it. A second
+        // refusal has another cause, and fails below as bad input.
+        log.warn(`trainer checkpoint is corrupt, so it is discarded and training starts over from step 0: ${run.failure.message ?? 'no message'}`);
+        await discardCheckpoints(deps, root, output);
+        run = await runOnce(-1);
       }
       if (progress.context.cancellationSignal.aborted) throw new CancelledFailure(`trainer stopped (exit ${run.code}) because the activity was cancelled`);
-      const said = run.failure ?? run.stderr.trim().split('\n').slice(-3).join(' | ');
+      const said = run.failure?.message ?? run.stderr.trim().split('\n').slice(-3).join(' | ');
       if (run.code === EXIT_BAD_INPUT) throw badData('BadTrainingInput', said || 'the trainer refused its input');
       if (run.code !== 0) throw ApplicationFailure.retryable(`trainer exited with ${run.code}: ${said}`, 'TrainerFailed');
 

@@ -58,6 +58,16 @@ export async function removeStoredCheckpoints(deps: ActivityDependencies, root: 
 }
 
 /**
+ * Forgets every checkpoint of the round's training, stored (`latest.json` first) and local, so that
+ * the trainer starts again from step 0: the way on from a checkpoint it cannot read, which every
+ * resume would meet again.
+ */
+export async function discardCheckpoints(deps: ActivityDependencies, root: string, output: string): Promise<void> {
+  await removeStoredCheckpoints(deps, root, null);
+  await rm(join(output, CHECKPOINTS), { recursive: true, force: true });
+}
+
+/**
  * Stores one complete checkpoint folder: its files, then `latest.json` naming them, then the
  * older checkpoint's files are deleted. A crash at any point leaves `latest.json` naming a whole
  * checkpoint (or none), plus at worst files it does not name, which the next upload or the end

@@ -20,6 +20,8 @@ export interface TrainerEvent {
   readonly loss?: number;
   readonly final_loss?: number | null;
   readonly phase?: string;
+  /** Of an `error` event: `bad_input`, `bad_checkpoint` or `failure`. */
+  readonly kind?: string;
   readonly message?: string;
   /** Of a `checkpoint` event: the folder it was written to. */
   readonly path?: string;
@@ -29,6 +31,13 @@ export interface TrainerEvent {
 
 /** The trainer's exit code for input the user must fix. */
 export const EXIT_BAD_INPUT = 2;
+
+/** What the trainer's `error` event said. */
+export interface TrainerFailure {
+  /** `bad_input`, `bad_checkpoint` (exit 2) or `failure` (exit 1). */
+  readonly kind: string | null;
+  readonly message: string | null;
+}
 
 const PID_FILE = 'trainer.pid';
 
@@ -57,8 +66,8 @@ export interface TrainerRun {
   readonly code: number | null;
   /** The last progress event (`done` carries the final loss). */
   readonly last: TrainerEvent;
-  /** The message of an `error` event, if any. */
-  readonly failure: string | null;
+  /** The `error` event, if any. */
+  readonly failure: TrainerFailure | null;
   readonly stderr: string;
 }
 
@@ -101,7 +110,7 @@ export async function runTrainer(
   cancellationSignal.addEventListener('abort', stop, { once: true });
 
   let last: TrainerEvent = { event: 'start' };
-  let failure: string | null = null;
+  let failure: TrainerFailure | null = null;
   // Checkpoint and phase lines carry no step count: they beat with the latest step line's figures.
   let shown: StageProgress = { stage: 'train' };
   for await (const line of createInterface({ input: child.stdout })) {
@@ -111,7 +120,7 @@ export async function runTrainer(
     } catch {
       continue;
     }
-    if (event.event === 'error') failure = event.message ?? null;
+    if (event.event === 'error') failure = { kind: event.kind ?? null, message: event.message ?? null };
     if (event.event === 'checkpoint' && event.step !== undefined && event.path !== undefined) onCheckpoint(event.step, event.path);
     if (event.event === 'stopped' && event.step !== undefined && typeof event.checkpoint === 'string') onCheckpoint(event.step, event.checkpoint);
     last = event;

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,6 +45,7 @@ def read_dataset(folder: Path) -> tuple[list[Example], str]:
         lines = metadata.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as error:
         raise BadInput(f"{metadata}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    inside = Path(os.path.realpath(folder))
     examples: list[Example] = []
     digest = hashlib.sha256()
     for number, line in enumerate(lines, start=1):
@@ -64,7 +66,13 @@ def read_dataset(folder: Path) -> tuple[list[Example], str]:
             raise BadInput(f'{where}: "file_name" must be a non-empty string')
         if not isinstance(text, str):
             raise BadInput(f'{where}: "text" must be a string')
+        # The dataset is this folder: a name must not reach other files of the machine.
+        if Path(name).is_absolute():
+            raise BadInput(f'{where}: file_name "{name}" is an absolute path; it must name a file inside the dataset folder')
         image = folder / name
+        # realpath, unlike Path.resolve, takes a symlink loop for a path (which is then no file) instead of raising.
+        if not Path(os.path.realpath(image)).is_relative_to(inside):
+            raise BadInput(f'{where}: file_name "{name}" leads outside the dataset folder (through ".." or a symlink)')
         if not image.is_file():
             raise BadInput(f'{where}: file_name "{name}" points to no file ({image})')
         try:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .arguments import check_args
-from .checkpoints import CHECKPOINT_PREFIX, CHECKPOINTS, find_checkpoint
+from .checkpoints import CHECKPOINT_PREFIX, CHECKPOINTS, find_checkpoint, read_state
 from .data import Example, read_dataset
 from .layout import missing_generator_file
 from .protocol import BadInput
@@ -34,8 +34,20 @@ class Plan:
     total: int
 
 
+def file_in_the_way(output: Path) -> Path | None:
+    """The file, if any, that stands where --output or a folder above it must be."""
+    for path in (output, *output.parents):
+        if path.exists():
+            return None if path.is_dir() else path
+    return None
+
+
 def plan_run(args: argparse.Namespace) -> Plan:
     check_args(args)
+    blocker = file_in_the_way(args.output)
+    if blocker is not None:
+        where = "is a file" if blocker == args.output else f"cannot be made: {blocker} is a file"
+        raise BadInput(f"--output: {args.output} {where}, not a folder")
     problem = missing_generator_file(args.generator)
     if problem:
         raise BadInput(f"--generator: {problem}")
@@ -77,7 +89,7 @@ def plan_run(args: argparse.Namespace) -> Plan:
     }
     resumed: dict = {}
     if checkpoint is not None:
-        resumed = json.loads((checkpoint / "state.json").read_text())
+        resumed = read_state(checkpoint)
         for field, value in recipe.items():
             if resumed["recipe"].get(field) != value:
                 raise BadInput(f"--resume-from: {checkpoint} was made with {field}={resumed['recipe'].get(field)!r}, this run has {value!r}")

@@ -12,6 +12,12 @@ Protocol (the product runs this as a child process):
 - exit codes: 0 done; 2 bad input (one line on stderr naming the file, line or
   flag); 143 stopped by SIGTERM (130 by SIGINT); 1 any other failure (an `error`
   event, traceback on stderr).
+- the `error` event's kind: `bad_input` (exit 2: a flag, the generator folder or
+  the dataset, or a checkpoint made by another recipe); `bad_checkpoint` (exit 2:
+  the checkpoint resumed from cannot be read, e.g. a truncated file; the message
+  names the checkpoint folder, the file and what was expected, never the file's
+  contents; resuming from it again fails the same way, starting afresh does not);
+  `failure` (exit 1).
 - with --stop-on-stdin-close, stdin reaching end of file counts as SIGTERM: a
   parent that holds a pipe to it and never writes makes the trainer stop when
   it dies, even by SIGKILL, instead of training on unwatched. A stdout nobody
@@ -48,6 +54,15 @@ STOP_EXIT_CODES = {signal.SIGTERM: 143, signal.SIGINT: 130}
 
 class BadInput(Exception):
     """Input the user must fix; the message names the file, line or flag."""
+
+    kind = "bad_input"
+
+
+class BadCheckpoint(BadInput):
+    """A checkpoint to resume from that cannot be read (truncated, not the trainer's
+    format); the message names its folder, the file and what was expected."""
+
+    kind = "bad_checkpoint"
 
 
 class Stopped(Exception):
@@ -128,8 +143,8 @@ def stop_when_stdin_closes(events: Events) -> None:
 
 
 def report_bad_input(error: BadInput, events: Events) -> int:
-    """One line on stderr and an `error` event; the exit code of bad input."""
+    """One line on stderr and an `error` event of the error's kind; the exit code of bad input."""
     message = " ".join(str(error).split())
     print(f"error: {message}", file=sys.stderr, flush=True)
-    events.emit("error", kind="bad_input", message=message)
+    events.emit("error", kind=error.kind, message=message)
     return EXIT_BAD_INPUT

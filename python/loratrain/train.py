@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .arguments import build_parser
-from .checkpoints import restore_checkpoint, save_lora, write_checkpoint
+from .checkpoints import SavedTraining, load_checkpoint, restore_checkpoint, save_lora, write_checkpoint
 from .data import STEP_STREAM, Cache, batch_indices, build_cache, stream_seed
 from .metrics import write_metrics
 from .plan import Plan, plan_run
@@ -71,7 +71,7 @@ class Trainee:
     weight_dtype: torch.dtype
 
 
-def make_trainee(args: argparse.Namespace, plan: Plan, device) -> Trainee:
+def make_trainee(args: argparse.Namespace, saved: SavedTraining | None, device) -> Trainee:
     import torch
     from diffusers import UNet2DConditionModel
     from diffusers.training_utils import cast_training_params
@@ -91,8 +91,8 @@ def make_trainee(args: argparse.Namespace, plan: Plan, device) -> Trainee:
     optimizer = torch.optim.AdamW(params, lr=args.learning_rate, betas=(0.9, 0.999), weight_decay=1e-2, eps=1e-8)
     scaler = torch.amp.GradScaler(device.type) if args.mixed_precision == "fp16" else None
     trainee = Trainee(unet, params, optimizer, scaler, weight_dtype)
-    if plan.checkpoint is not None:
-        restore_checkpoint(plan.checkpoint, trainee, device)
+    if saved is not None:
+        restore_checkpoint(saved, trainee)
     return trainee
 
 
@@ -169,6 +169,7 @@ def train_step(args, plan: Plan, step: int, trainee: Trainee, cache: Cache, nois
 def train(args: argparse.Namespace, events: Events, stop: StopRequest) -> int:
     plan = plan_run(args)
     device = pick_device(args)
+    saved = load_checkpoint(plan.checkpoint, device) if plan.checkpoint else None
     args.output.mkdir(parents=True, exist_ok=True)
     losses: list[float] = plan.resumed.get("losses", [])
     previous_time = plan.resumed.get("wall_time_total_s", 0.0)
@@ -209,7 +210,7 @@ def train(args: argparse.Namespace, events: Events, stop: StopRequest) -> int:
     except Stopped:
         return report_stop(plan.checkpoint)
     noise_scheduler = DDPMScheduler.from_config(plan.scheduler_config)
-    trainee = make_trainee(args, plan, device)
+    trainee = make_trainee(args, saved, device)
 
     def checkpoint() -> Path:
         state = {

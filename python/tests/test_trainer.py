@@ -268,6 +268,19 @@ def _bad_dataset(dataset: Path, case: str) -> tuple[list[str], str]:
     if case == "line that is not JSON":
         _write_lines(dataset, [good[0], "{oops"])
         return [], "line 2: not valid JSON"
+    # An image outside the dataset folder, which the entries below reach.
+    outside = dataset.parent / "x.png"
+    shutil.copy(dataset / "0000.png", outside)
+    if case == "absolute file_name":
+        _write_lines(dataset, [good[0], json.dumps({"file_name": str(outside), "text": "x"})])
+        return [], f'line 2: file_name "{outside}" is an absolute path'
+    if case == "file_name going up out of the folder":
+        _write_lines(dataset, [good[0], json.dumps({"file_name": "../x.png", "text": "x"})])
+        return [], 'line 2: file_name "../x.png" leads outside the dataset folder'
+    if case == "file_name of a symlink to outside":
+        (dataset / "link.png").symlink_to(outside)
+        _write_lines(dataset, [good[0], json.dumps({"file_name": "link.png", "text": "x"})])
+        return [], 'line 2: file_name "link.png" leads outside the dataset folder'
     raise AssertionError(case)
 
 
@@ -280,6 +293,9 @@ BAD_DATASETS = [
     "line without file_name",
     "file_name pointing nowhere",
     "line that is not JSON",
+    "absolute file_name",
+    "file_name going up out of the folder",
+    "file_name of a symlink to outside",
 ]
 
 BAD_FLAGS = [
@@ -298,13 +314,21 @@ BAD_FLAGS = [
 ]
 
 
-def _expect_bad_input(done: subprocess.CompletedProcess, fragment: str) -> None:
+def _expect_bad_input(done: subprocess.CompletedProcess, fragment: str, kind: str = "bad_input") -> None:
     assert done.returncode == 2, done.stderr
     lines = done.stderr.splitlines()
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("error: ") and fragment in lines[0], lines[0]
     (event,) = events_of(done.stdout)
-    assert event["event"] == "error" and event["kind"] == "bad_input"
+    assert event["event"] == "error" and event["kind"] == kind
+    assert event["message"] == lines[0].removeprefix("error: ")
+
+
+def run_trainer_without_torch(*args: str) -> subprocess.CompletedProcess:
+    """The trainer with `import torch` failing: what it must refuse, it refuses before torch's slow import."""
+    code = "import sys; sys.modules['torch'] = None; from loratrain.train import main; sys.exit(main(sys.argv[1:]))"
+    env = {**os.environ, "PYTHONPATH": str(PYTHON_DIR), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=PYTHON_DIR, env=env, capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.parametrize("case", BAD_DATASETS)
@@ -330,6 +354,47 @@ def test_bad_generator_exits_2_with_one_line(missing, tiny_generator, tiny_datas
         (generator / missing).unlink()
     done = run_module("loratrain", "--generator", str(generator), "--dataset", str(tiny_dataset), "--output", str(tmp_path / "out"))
     _expect_bad_input(done, f"{generator / missing}: " if missing else f"{generator}: no such folder")
+
+
+@pytest.mark.parametrize("where", ["output", "a folder above it"])
+def test_output_that_is_a_file_exits_2_before_torch_loads(where, tiny_generator, tiny_dataset, tmp_path):
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file, not a folder")
+    output = blocker if where == "output" else blocker / "out"
+    done = run_trainer_without_torch("--generator", str(tiny_generator), "--dataset", str(tiny_dataset), "--output", str(output))
+    _expect_bad_input(done, f"--output: {output} is a file" if where == "output" else f"--output: {output} cannot be made: {blocker} is a file")
+    assert blocker.read_text() == "a file, not a folder"
+
+
+def _break_checkpoint(checkpoint: Path, case: str) -> str:
+    """Damage one file of a copy of a real checkpoint; returns that file's name."""
+    if case == "state.json without losses":
+        state = json.loads((checkpoint / "state.json").read_text())
+        del state["losses"]
+        (checkpoint / "state.json").write_text(json.dumps(state))
+        return "state.json"
+    path = checkpoint / case
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return case
+
+
+BAD_CHECKPOINTS = ["state.json", "optimizer.pt", "pytorch_lora_weights.safetensors", "state.json without losses"]
+
+
+@pytest.mark.parametrize("case", BAD_CHECKPOINTS)
+def test_unreadable_checkpoint_exits_2_naming_the_checkpoint_and_file(case, trained, tiny_generator, tiny_dataset, tmp_path):
+    reference, _ = trained
+    output = tmp_path / "out"
+    checkpoint = output / "checkpoints" / "step-00000003"
+    shutil.copytree(reference / "checkpoints" / "step-00000003", checkpoint)
+    name = _break_checkpoint(checkpoint, case)
+    done, _ = train(tiny_generator, tiny_dataset, output, "--skip-onnx", "--resume-from", "latest")
+    _expect_bad_input(done, f"checkpoint {checkpoint}: {name}: ", kind="bad_checkpoint")
+    assert "expected" in done.stderr
+    # Refused before training: the checkpoint is as it was left, no newer one and no result.
+    assert [p.name for p in (output / "checkpoints").iterdir()] == ["step-00000003"]
+    assert not (output / "pytorch_lora_weights.safetensors").exists()
 
 
 def test_fp16_on_cpu_exits_2(tiny_generator, tiny_dataset, tmp_path):
