@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { validateRoundInput, type RoundInput } from '../config/round.js';
 import { LocalFolderStore } from '../store/local.js';
 import { putJson } from '../store/store.js';
-import { runActivity } from '../test/activity.js';
+import { runActivity, storedInput } from '../test/activity.js';
 import { createCurateDataset } from './curate.js';
 import type { ActivityDependencies } from './dependencies.js';
 import { ModelRuntime } from './runtime.js';
@@ -111,7 +111,8 @@ describe('curateDataset', () => {
     await putJson(store, artifactKeys.judgeManifest(root, 1), { shard: 1, records: [artifactKeys.scoreRecord(root, 1, 1)] });
 
     const curateDataset = createCurateDataset(deps);
-    const request = { root, input, judged: [0, 1].map((shard) => artifactKeys.judgeManifest(root, shard)), include: [] };
+    const inputKey = await storedInput(deps.store, root, input);
+    const request = { root, inputKey, judged: [0, 1].map((shard) => artifactKeys.judgeManifest(root, shard)), include: [] };
     const result = await runActivity(new MockActivityEnvironment(), curateDataset, request);
     expect(result).toMatchObject({ kept: 2, included: 0, dropped: 1, dataset: artifactKeys.dataset(root) });
     expect(result.perClass['square']).toEqual({ kept: 0, dropped: 1, reasons: { 'class not detected at 0.5 in any of 1 images': 1 } });
@@ -133,7 +134,7 @@ describe('curateDataset', () => {
 
     // A later round includes this dataset: its images and rows join the later round's own.
     const later = roundRoot('curate-test', 'run-2', 2);
-    const combined = await runActivity(new MockActivityEnvironment(), curateDataset, { root: later, input, judged: [], include: [result.dataset] });
+    const combined = await runActivity(new MockActivityEnvironment(), curateDataset, { root: later, inputKey, judged: [], include: [result.dataset] });
     expect(combined).toMatchObject({ kept: 2, included: 2, dropped: 0, dataset: artifactKeys.dataset(later) });
     expect(combined.perClass['circle']).toMatchObject({ kept: 1 });
     const laterRows = (await store.get(artifactKeys.datasetMetadata(later)))
@@ -157,7 +158,8 @@ describe('curateDataset', () => {
       evaluation: { prompts: { file: 'e' } },
     });
     if (!checked.ok) throw new Error('bad test input');
-    const request = { root: roundRoot('curate-include', 'r', 1), input: checked.value, judged: [], include: ['runs/nothing-here/dataset/'] };
+    const root = roundRoot('curate-include', 'r', 1);
+    const request = { root, inputKey: await storedInput(deps.store, root, checked.value), judged: [], include: ['runs/nothing-here/dataset/'] };
     const error = await runActivity(new MockActivityEnvironment(), createCurateDataset(deps), request).catch((e: unknown) => e);
     expect(error).toMatchObject({ type: 'MissingArtifact', nonRetryable: true });
     expect((error as Error).message).toContain('runs/nothing-here/dataset/metadata.jsonl: not found');

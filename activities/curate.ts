@@ -6,6 +6,7 @@ import type { ActivityDependencies } from './dependencies.js';
 import { badData } from './failures.js';
 import { withProgress } from './progress.js';
 import { curate, metadataRow } from './selection.js';
+import { roundInput } from './input.js';
 
 /** One row of an imagefolder dataset's metadata.jsonl: the image's file name, its caption and what curation kept of it. */
 interface MetadataRow {
@@ -55,7 +56,8 @@ async function includeDataset(deps: ActivityDependencies, root: string, index: n
  * kept/dropped counts and reasons, last.
  */
 export function createCurateDataset(deps: ActivityDependencies) {
-  return async function curateDataset({ root, input, judged, include }: CurateRequest): Promise<CurateResult> {
+  return async function curateDataset({ root, inputKey, judged, include }: CurateRequest): Promise<CurateResult> {
+    const input = await roundInput(deps, inputKey);
     const manifestKey = artifactKeys.curateManifest(root);
     const existing = await findJson<CurateResult & { drops: unknown }>(deps.store, manifestKey);
     if (existing) {

@@ -10,6 +10,7 @@ import { badData } from './failures.js';
 import { withProgress } from './progress.js';
 import { loadPrompts } from './prompts.js';
 import { generatorSource, samplePngs } from './sampling.js';
+import { roundInput } from './input.js';
 
 const mean = (values: readonly number[]) => values.reduce((s, v) => s + v, 0) / values.length;
 
@@ -85,7 +86,8 @@ async function scoreHeldOutPrompt(
  * figures, is written last.
  */
 export function createEvaluateRound(deps: ActivityDependencies) {
-  return async function evaluateRound({ root, input, lora, parent }: EvaluateRequest): Promise<EvaluateResult> {
+  return async function evaluateRound({ root, inputKey, lora, parent }: EvaluateRequest): Promise<EvaluateResult> {
+    const input = await roundInput(deps, inputKey);
     const manifestKey = artifactKeys.evaluateManifest(root);
     const existing = await findJson<EvaluateResult>(deps.store, manifestKey);
     if (existing) return existing;

@@ -8,6 +8,7 @@ import { asActivityFailure } from './failures.js';
 import { requireAllowedPaths } from './paths.js';
 import { createJudgeShard } from './judge.js';
 import { createLineActivities } from './lines.js';
+import { createPrepareRound } from './prepare.js';
 import { createWriteReport } from './report.js';
 import { createSampleShard } from './sample.js';
 import { createTrainLora } from './train.js';
@@ -32,6 +33,7 @@ function atBoundary<R, T>(deps: ActivityDependencies, activity: (request: R) => 
 export function createActivities(deps: ActivityDependencies): Activities {
   const lines = createLineActivities(deps);
   return {
+    prepareRound: atBoundary(deps, createPrepareRound(deps)),
     sampleShard: atBoundary(deps, createSampleShard(deps)),
     judgeShard: atBoundary(deps, createJudgeShard(deps)),
     curateDataset: atBoundary(deps, createCurateDataset(deps)),

@@ -7,6 +7,7 @@ import { findJson, getJson, putJson } from '../store/store.js';
 import type { ActivityDependencies } from './dependencies.js';
 import { badData } from './failures.js';
 import { withProgress } from './progress.js';
+import { roundInput } from './input.js';
 
 function detectedCount(records: readonly PromptScores[], threshold: number): number {
   return records.reduce((n, r) => n + r.images.filter((i) => i.detection >= threshold).length, 0);
@@ -46,7 +47,8 @@ async function scorePrompt(
  * whose record exists. The manifest is written last.
  */
 export function createJudgeShard(deps: ActivityDependencies) {
-  return async function judgeShard({ root, input, shard, samples: samplesKey }: JudgeRequest): Promise<JudgeShardResult> {
+  return async function judgeShard({ root, inputKey, shard, samples: samplesKey }: JudgeRequest): Promise<JudgeShardResult> {
+    const input = await roundInput(deps, inputKey);
     const manifestKey = artifactKeys.judgeManifest(root, shard);
     const threshold = input.judge.threshold;
     const done = await findJson<JudgeManifest>(deps.store, manifestKey);

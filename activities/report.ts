@@ -5,6 +5,7 @@ import { findJson, getJson } from '../store/store.js';
 import type { ActivityDependencies } from './dependencies.js';
 import { badData } from './failures.js';
 import { reportHtml, reportImageKeys } from './reportPage.js';
+import { roundInput } from './input.js';
 
 /** Best, worst and side-by-side images shown per section. */
 const SHOWN = 8;
@@ -17,7 +18,8 @@ async function required<T>(deps: ActivityDependencies, key: string, stage: strin
 
 /** Writes the round's report, one self-contained HTML file, as a single (atomic) artifact. */
 export function createWriteReport(deps: ActivityDependencies) {
-  return async function writeReport({ root, input, run, judged, dataset, training, evaluation, gate }: ReportRequest): Promise<ReportResult> {
+  return async function writeReport({ root, inputKey, run, judged, dataset, training, evaluation, gate }: ReportRequest): Promise<ReportResult> {
+    const input = await roundInput(deps, inputKey);
     const key = artifactKeys.report(root);
     if (!(await deps.store.exists(key))) {
       const scores: PromptScores[] = [];

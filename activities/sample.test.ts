@@ -12,7 +12,7 @@ import { validateRoundInput, type RoundInput } from '../config/round.js';
 import { readText } from '../models/png.js';
 import { testGenerator } from '../models/testing/python.js';
 import { LocalFolderStore } from '../store/local.js';
-import { runActivity } from '../test/activity.js';
+import { runActivity, storedInput } from '../test/activity.js';
 import type { ActivityDependencies } from './dependencies.js';
 import { ModelRuntime } from './runtime.js';
 import { createActivities } from './index.js';
@@ -65,7 +65,8 @@ describe('sampleShard', () => {
     const root = roundRoot('sample-test', 'run-1', 1);
     const env = new MockActivityEnvironment();
     const beats = recorder(env);
-    const first = await runActivity(env, sampleShard, { root, input, shard: 0 });
+    const inputKey = await storedInput(deps.store, root, input);
+    const first = await runActivity(env, sampleShard, { root, inputKey, shard: 0 });
     // Shard 0 of 2 holds prompts 0 and 2.
     expect(first).toMatchObject({ shard: 0, prompts: 2, images: 4, classes: ['circle'] });
     expect(beats.filter((b) => b.sampled !== undefined).map((b) => b.sampled)).toEqual(expect.arrayContaining([0, 1, 2, 3, 4]));
@@ -81,25 +82,22 @@ describe('sampleShard', () => {
     await rm(deps.store.locate(artifactKeys.sampleManifest(root, 0)));
     const retry = new MockActivityEnvironment();
     const retryBeats = recorder(retry);
-    expect(await runActivity(retry, sampleShard, { root, input, shard: 0 })).toEqual(first);
+    expect(await runActivity(retry, sampleShard, { root, inputKey, shard: 0 })).toEqual(first);
     expect([...new Set(retryBeats.map((b) => b.sampled))]).toEqual([3, 4]);
     expect((await deps.store.get(lost)).equals(original)).toBe(true);
 
     // With the manifest in place, nothing is sampled again.
     const again = new MockActivityEnvironment();
     const none = recorder(again);
-    expect(await runActivity(again, sampleShard, { root, input, shard: 0 })).toEqual(first);
+    expect(await runActivity(again, sampleShard, { root, inputKey, shard: 0 })).toEqual(first);
     expect(none).toEqual([]);
   });
 
   it('fails without retry when the generator folder is not a generator', async () => {
     const { sampleShard } = createActivities(deps);
     const broken = { ...input, generator: { base: join(tmpdir(), 'no-such-generator'), tunedUnet: null } };
-    const error = await runActivity(new MockActivityEnvironment(), sampleShard, {
-      root: roundRoot('sample-broken', 'run-1', 1),
-      input: broken,
-      shard: 0,
-    }).catch((e: unknown) => e);
+    const root = roundRoot('sample-broken', 'run-1', 1);
+    const error = await runActivity(new MockActivityEnvironment(), sampleShard, { root, inputKey: await storedInput(deps.store, root, broken), shard: 0 }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ApplicationFailure);
     expect(error).toMatchObject({ type: 'BadModel', nonRetryable: true, message: expect.stringContaining('no-such-generator') });
   });
@@ -111,7 +109,7 @@ describe('sampleShard', () => {
     env.on('heartbeat', (d: StageProgress) => {
       if (d.sampled === 2) env.cancel();
     });
-    const error = await runActivity(env, sampleShard, { root, input, shard: 0 }).catch((e: unknown) => e);
+    const error = await runActivity(env, sampleShard, { root, inputKey: await storedInput(deps.store, root, input), shard: 0 }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CancelledFailure);
     expect(await deps.store.exists(artifactKeys.sampleManifest(root, 0))).toBe(false);
     expect(await deps.store.list(artifactKeys.sampleFolder(root, 0))).toHaveLength(2);

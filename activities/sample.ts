@@ -7,6 +7,7 @@ import { badData } from './failures.js';
 import { withProgress } from './progress.js';
 import { loadPrompts } from './prompts.js';
 import { generatorSource, samplePngs } from './sampling.js';
+import { roundInput } from './input.js';
 
 function summary(root: string, manifest: SampleManifest): SampleShardResult {
   return {
@@ -24,7 +25,8 @@ function summary(root: string, manifest: SampleManifest): SampleShardResult {
  * so it resumes after the last one. The manifest is written last.
  */
 export function createSampleShard(deps: ActivityDependencies) {
-  return async function sampleShard({ root, input, shard }: ShardRequest): Promise<SampleShardResult> {
+  return async function sampleShard({ root, inputKey, shard }: ShardRequest): Promise<SampleShardResult> {
+    const input = await roundInput(deps, inputKey);
     const manifestKey = artifactKeys.sampleManifest(root, shard);
     const existing = await findJson<SampleManifest>(deps.store, manifestKey);
     if (existing) return summary(root, existing);

@@ -19,8 +19,8 @@ import { describe, expect, it, vi } from 'vitest';
 import { validateRoundInput, type RoundInput } from '../config/round.js';
 import { PYTHON, REPO_ROOT, testGenerator } from '../models/testing/python.js';
 import { LocalFolderStore } from '../store/local.js';
-import { getJson, putJson } from '../store/store.js';
-import { runActivity } from '../test/activity.js';
+import { getJson, putJson, type ArtifactStore } from '../store/store.js';
+import { runActivity, storedInput } from '../test/activity.js';
 import type { ActivityDependencies } from './dependencies.js';
 import { ModelRuntime } from './runtime.js';
 import { createTrainLora } from './train.js';
@@ -65,7 +65,7 @@ async function setup(mode: string, images: readonly Buffer[] = [Buffer.from('png
 }
 
 /** Runs the activity, keeping the trainer steps (and the step counts) its heartbeats report, and the warnings it logs. */
-async function trainRecording(train: ReturnType<typeof createTrainLora>, input: RoundInput, root: string) {
+async function trainRecording(train: ReturnType<typeof createTrainLora>, input: RoundInput, root: string, store: ArtifactStore) {
   const warnings: string[] = [];
   const logger = new DefaultLogger('WARN', (entry) => {
     if (entry.level === 'WARN') warnings.push(entry.message);
@@ -77,7 +77,7 @@ async function trainRecording(train: ReturnType<typeof createTrainLora>, input: 
     if (d.trainerStep !== undefined) steps.push(d.trainerStep);
     if (d.trainerStep !== undefined) totals.add(d.trainerSteps);
   });
-  const outcome = await runActivity(env, train, { root, input, dataset: artifactKeys.dataset(root) }).catch((error: unknown) => error);
+  const outcome = await runActivity(env, train, { root, inputKey: await storedInput(store, root, input), dataset: artifactKeys.dataset(root) }).catch((error: unknown) => error);
   return { outcome, steps, totals, warnings };
 }
 
@@ -117,7 +117,7 @@ describe('trainLora', () => {
     const env = new MockActivityEnvironment();
     const beats: unknown[] = [];
     env.on('heartbeat', (d: unknown) => beats.push(d));
-    const result = await runActivity(env, train, { root, input: roundInput(), dataset: artifactKeys.dataset(root) });
+    const result = await runActivity(env, train, { root, inputKey: await storedInput(store, root, roundInput()), dataset: artifactKeys.dataset(root) });
     expect(result).toMatchObject({ lora: artifactKeys.lora(root), steps: 3, finalLoss: 0.25 });
     expect(beats).toContainEqual({ stage: 'train', trainerStep: 2, trainerSteps: 3, loss: 0.5 });
     expect(await store.list(artifactKeys.lora(root))).toEqual(
@@ -128,16 +128,16 @@ describe('trainLora', () => {
     const again = new MockActivityEnvironment();
     const started: unknown[] = [];
     again.on('heartbeat', (d: unknown) => started.push(d));
-    expect(await runActivity(again, train, { root, input: roundInput(), dataset: artifactKeys.dataset(root) })).toMatchObject(result);
+    expect(await runActivity(again, train, { root, inputKey: await storedInput(store, root, roundInput()), dataset: artifactKeys.dataset(root) })).toMatchObject(result);
     expect(started).toEqual([]);
   });
 
   it("gives the trainer none of the worker's own environment, its credentials least of all", async () => {
-    const { root, output, train } = await setup('finish');
+    const { root, output, train, store } = await setup('finish');
     vi.stubEnv('S3_SECRET_KEY', 'worker-secret');
     vi.stubEnv('TEMPORAL_ADDRESS', 'temporal:7233');
     try {
-      await runActivity(new MockActivityEnvironment(), train, { root, input: roundInput(), dataset: artifactKeys.dataset(root) });
+      await runActivity(new MockActivityEnvironment(), train, { root, inputKey: await storedInput(store, root, roundInput()), dataset: artifactKeys.dataset(root) });
     } finally {
       vi.unstubAllEnvs();
     }
@@ -153,7 +153,7 @@ describe('trainLora', () => {
     env.on('heartbeat', (d: StageProgress) => {
       if (d.trainerStep !== undefined) env.cancel();
     });
-    const error = await runActivity(env, train, { root, input: roundInput(), dataset: artifactKeys.dataset(root) }).catch((e: unknown) => e);
+    const error = await runActivity(env, train, { root, inputKey: await storedInput(store, root, roundInput()), dataset: artifactKeys.dataset(root) }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CancelledFailure);
     const pid = Number(await readFile(join(output, 'pid'), 'utf8'));
     expect(isAlive(pid)).toBe(false);
@@ -162,17 +162,17 @@ describe('trainLora', () => {
   });
 
   it('starts no trainer when cancelled before it starts', async () => {
-    const { root, output, train } = await setup('run');
+    const { root, output, train, store } = await setup('run');
     const env = new MockActivityEnvironment();
     env.once('heartbeat', () => env.cancel());
-    expect(await runActivity(env, train, { root, input: roundInput(), dataset: artifactKeys.dataset(root) }).catch((e: unknown) => e)).toBeInstanceOf(
+    expect(await runActivity(env, train, { root, inputKey: await storedInput(store, root, roundInput()), dataset: artifactKeys.dataset(root) }).catch((e: unknown) => e)).toBeInstanceOf(
       CancelledFailure,
     );
     expect(existsSync(join(output, 'pid'))).toBe(false);
   });
 
   it('stops a trainer orphaned by a killed worker before the retry trains into the same folder', async () => {
-    const { root, output, train } = await setup('finish');
+    const { root, output, train, store } = await setup('finish');
     await mkdir(output, { recursive: true });
     const orphan = spawn(process.execPath, [STANDIN, '--output', output], {
       env: { ...process.env, STANDIN_MODE: 'run' },
@@ -182,7 +182,7 @@ describe('trainLora', () => {
     const gone = new Promise((done) => orphan.once('exit', (code) => done(code)));
     // Its first event comes after it has set up its SIGTERM handling.
     await new Promise((started) => orphan.stdout.once('data', started));
-    expect(await runActivity(new MockActivityEnvironment(), train, { root, input: roundInput(), dataset: artifactKeys.dataset(root) })).toMatchObject({
+    expect(await runActivity(new MockActivityEnvironment(), train, { root, inputKey: await storedInput(store, root, roundInput()), dataset: artifactKeys.dataset(root) })).toMatchObject({
       steps: 3,
     });
     expect(await gone).toBe(143);
@@ -190,8 +190,8 @@ describe('trainLora', () => {
   });
 
   it('fails without retry when the trainer refuses its input, with its message', async () => {
-    const { root, train } = await setup('bad-input');
-    const error = await runActivity(new MockActivityEnvironment(), train, { root, input: roundInput(), dataset: artifactKeys.dataset(root) }).catch(
+    const { root, train, store } = await setup('bad-input');
+    const error = await runActivity(new MockActivityEnvironment(), train, { root, inputKey: await storedInput(store, root, roundInput()), dataset: artifactKeys.dataset(root) }).catch(
       (e: unknown) => e,
     );
     expect(error).toBeInstanceOf(ApplicationFailure);
@@ -201,7 +201,7 @@ describe('trainLora', () => {
   it('stores the newest checkpoint as the trainer writes them; a retry on an empty work folder resumes from it and trains what an uninterrupted run does', async () => {
     const input = roundInput({ maxSteps: 9, checkpointEvery: 2 });
     const { root, store, deps, trainWith } = await setup('checkpoints');
-    const crashed = await trainRecording(trainWith({ STANDIN_CRASH_AFTER: '7' }), input, root);
+    const crashed = await trainRecording(trainWith({ STANDIN_CRASH_AFTER: '7' }), input, root, store);
     expect(crashed.outcome).toMatchObject({ type: 'TrainerFailed' });
     // Checkpoints 2, 4 and 6 were written; the store keeps the newest, named by latest.json.
     const prefix = artifactKeys.trainerCheckpoint(root, 6);
@@ -212,7 +212,7 @@ describe('trainLora', () => {
 
     // Another worker: nothing local.
     await rm(deps.workDir, { recursive: true });
-    const resumed = await trainRecording(trainWith({}), input, root);
+    const resumed = await trainRecording(trainWith({}), input, root, store);
     expect(resumed.outcome).toMatchObject({ steps: 9 });
     expect(resumed.steps[0]).toBe(6);
     expect(JSON.parse((await store.get(`${artifactKeys.lora(root)}metrics.json`)).toString())).toMatchObject({
@@ -222,7 +222,7 @@ describe('trainLora', () => {
     expect(await store.list(artifactKeys.trainerCheckpoints(root))).toEqual([]);
 
     const reference = await setup('checkpoints');
-    const uninterrupted = await trainRecording(reference.train, input, reference.root);
+    const uninterrupted = await trainRecording(reference.train, input, reference.root, reference.store);
     expect(uninterrupted.steps[0]).toBe(0);
     // Checkpoint lines carry no step count; no heartbeat may say there are none (the CLI would show "starting").
     expect([...uninterrupted.totals]).toEqual([9]);
@@ -236,6 +236,7 @@ describe('trainLora', () => {
       trainWith({ STANDIN_VANISH: '2', STANDIN_CRASH_AFTER: '3' }),
       roundInput({ maxSteps: 9, checkpointEvery: 2 }),
       root,
+      store,
     );
     expect(outcome).toMatchObject({ type: 'TrainerFailed' });
     // The copy finds the announced folder gone: nothing names it and nothing of it is left.
@@ -257,7 +258,7 @@ describe('trainLora', () => {
     await putJson(store, pointer, { step: 6, folder: prefix, files: Object.keys(files) });
     const writes = recordWrites(store);
 
-    const { outcome, steps, warnings } = await trainRecording(train, input, root);
+    const { outcome, steps, warnings } = await trainRecording(train, input, root, store);
     expect(outcome).toMatchObject({ steps: 9 });
     expect(warnings).toEqual([expect.stringMatching(/^trainer checkpoint is corrupt, .* starts over from step 0: checkpoint .*step-00000006: optimizer\.pt/)]);
     // Pointer first, then the files it named, all before the new run stores its first checkpoint.
@@ -273,8 +274,8 @@ describe('trainLora', () => {
   });
 
   it('fails without retry when the trainer refuses its checkpoint again after a fresh start', async () => {
-    const { root, output, train } = await setup('bad-checkpoint');
-    const { outcome, warnings } = await trainRecording(train, roundInput(), root);
+    const { root, output, train, store } = await setup('bad-checkpoint');
+    const { outcome, warnings } = await trainRecording(train, roundInput(), root, store);
     expect(outcome).toBeInstanceOf(ApplicationFailure);
     expect(outcome).toMatchObject({ type: 'BadTrainingInput', nonRetryable: true, message: expect.stringContaining('optimizer.pt: cannot be read') });
     // The other warning is the SDK's "Activity failed".
@@ -309,11 +310,11 @@ describe('trainLora', () => {
       };
       const real = (deps: ActivityDependencies) => createTrainLora({ ...deps, trainer });
 
-      const uninterrupted = await trainRecording(real(reference.deps), input, reference.root);
+      const uninterrupted = await trainRecording(real(reference.deps), input, reference.root, reference.store);
       expect(uninterrupted.outcome).toMatchObject({ steps: 12 });
 
       const { root, store, deps, output } = await setup('real', images);
-      const killed = trainRecording(real(deps), input, root);
+      const killed = trainRecording(real(deps), input, root, store);
       // A worker dies once a checkpoint is stored: its trainer goes with it.
       await until(() => store.exists(artifactKeys.trainerCheckpointPointer(root)), 240_000);
       process.kill(Number(await readFile(join(output, 'trainer.pid'), 'utf8')), 'SIGKILL');
@@ -322,7 +323,7 @@ describe('trainLora', () => {
       expect(stored.step).toBeGreaterThan(0);
 
       await rm(deps.workDir, { recursive: true });
-      const resumed = await trainRecording(real(deps), input, root);
+      const resumed = await trainRecording(real(deps), input, root, store);
       expect(resumed.outcome).toMatchObject({ steps: 12 });
       expect(resumed.steps[0]).toBe(stored.step);
       const metrics = async (s: LocalFolderStore, r: string) =>

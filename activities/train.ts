@@ -21,6 +21,7 @@ import {
   type StoredCheckpoint,
 } from './trainer/checkpoints.js';
 import { EXIT_BAD_INPUT, runTrainer, stopOrphanedTrainer, type TrainerRun } from './trainer/process.js';
+import { roundInput } from './input.js';
 
 async function download(deps: ActivityDependencies, prefix: string, folder: string): Promise<void> {
   for (const key of await deps.store.list(prefix)) await deps.store.getFile(key, join(folder, ...key.slice(prefix.length).split('/')));
@@ -47,7 +48,8 @@ function outputFiles(output: string): string[] {
  * changes what round r samples, and so what it learns from.
  */
 export function createTrainLora(deps: ActivityDependencies) {
-  return async function trainLora({ root, input, dataset: datasetPrefix }: TrainRequest): Promise<TrainResult> {
+  return async function trainLora({ root, inputKey, dataset: datasetPrefix }: TrainRequest): Promise<TrainResult> {
+    const input = await roundInput(deps, inputKey);
     const manifestKey = artifactKeys.trainManifest(root);
     const existing = await findJson<TrainResult>(deps.store, manifestKey);
     if (existing) {

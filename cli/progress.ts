@@ -12,6 +12,8 @@ const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
 export function progressLine(p: RoundProgress): string {
   const head = `round ${p.round} ${p.stage.padEnd(8)}`;
   switch (p.stage) {
+    case 'prepare':
+      return `${head} checking the input, its files and models`;
     case 'sample':
       return `${head} ${bar(p.shards.sampled / p.shards.total)} shards ${p.shards.sampled}/${p.shards.total}, ${p.images.sampled} images`;
     case 'judge':

@@ -10,7 +10,7 @@ import { JUDGE_SETTINGS, type Weights } from '../models/judge/config.js';
 import { SCHEDULER_CLASS_NAMES, type SchedulerClassName } from '../models/schedulers/names.js';
 import { GATE_SCHEMA, type GateSettings } from './gate.js';
 import { promptSource, type PromptSource } from './prompts.js';
-import { integer, list, nullable, number, object, oneOf, refine, string, text, validate, type Schema, type Validation } from './schema.js';
+import { boolean, integer, list, nullable, number, object, oneOf, refine, string, text, validate, type Schema, type Validation } from './schema.js';
 
 export interface GeneratorRef {
   /** Stable Diffusion folder on the GPU workers: diffusers weights (for training) and the ONNX parts (for sampling). */
@@ -94,6 +94,8 @@ export interface EvaluationSettings {
    */
   readonly scheduler: SchedulerClassName | null;
   readonly bootstrapResamples: number;
+  /** Held-out prompts that are also training prompts are refused unless this is set. */
+  readonly allowOverlap: boolean;
 }
 
 export interface ActivitySettings {
@@ -257,6 +259,10 @@ export const ROUND_SCHEMA: Schema<RoundInput> = refine(
             'scheduler of the base-vs-tuned comparison; null: `sampling.scheduler`. Set it to the one the model is used with when the training pool is sampled with another (an ancestral one)',
           ),
           bootstrapResamples: integer({ min: 100, max: 1_000_000, default: 2000, meaning: "bootstrap resamples of the win rate's confidence interval" }),
+        allowOverlap: boolean({
+          default: false,
+          meaning: 'allow held-out prompts that are also training prompts (refused by default: a comparison on prompts the LoRA trained on overstates it)',
+        }),
         },
         { meaning: 'the base-vs-tuned comparison on held-out prompts', required: true },
       ),

@@ -6,10 +6,33 @@
 import type { GateVerdict } from '../config/gate.js';
 import type { RoundInput } from '../config/round.js';
 
-export interface RoundRequest {
+export interface PrepareRequest {
   /** The round's artifact folder (`roundRoot`). */
   readonly root: string;
   readonly input: RoundInput;
+}
+
+/** What the check before sampling found, and where the round's input is kept for its stages. */
+export interface PreparedRound {
+  /** The store key of the round's input; every later stage reads it from there. */
+  readonly input: string;
+  /** SHA-256 of the input as JSON. */
+  readonly digest: string;
+  /** Every class of the training and held-out prompts, sorted. */
+  readonly classes: readonly string[];
+  readonly prompts: number;
+  readonly heldOutPrompts: number;
+}
+
+/**
+ * A stage's request: references, not the input itself, so a round's history grows with its
+ * stages and shards, not with its input.
+ */
+export interface RoundRequest {
+  /** The round's artifact folder (`roundRoot`). */
+  readonly root: string;
+  /** The round's input in the store (`PreparedRound.input`). */
+  readonly inputKey: string;
 }
 
 export interface ShardRequest extends RoundRequest {
@@ -138,6 +161,7 @@ export interface ReportResult {
 
 /** The activities a round calls; `createActivities` builds them from injected dependencies. */
 export interface RoundActivities {
+  prepareRound(request: PrepareRequest): Promise<PreparedRound>;
   sampleShard(request: ShardRequest): Promise<SampleShardResult>;
   judgeShard(request: JudgeRequest): Promise<JudgeShardResult>;
   curateDataset(request: CurateRequest): Promise<CurateResult>;

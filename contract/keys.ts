@@ -20,6 +20,8 @@ export type EvaluationSide = 'base' | 'parent' | 'tuned';
 const shardFolder = (root: string, stage: string, shard: number) => `${root}/${stage}/shard-${pad(shard, 3)}`;
 
 export const artifactKeys = {
+  /** The round's validated input and its digest, written before any stage runs. */
+  input: (root: string) => `${root}/input.json`,
   sampleFolder: (root: string, shard: number) => `${shardFolder(root, 'samples', shard)}/`,
   sampledImage: (root: string, shard: number, promptIndex: number, k: number) =>
     `${shardFolder(root, 'samples', shard)}/${pad(promptIndex, 5)}-${pad(k, 3)}.png`,

@@ -1,7 +1,7 @@
 /** What a running round tells those watching it: the `progress` query's answer and what activities report to it. */
 import type { ClassCounts } from './activities.js';
 
-export type Stage = 'sample' | 'judge' | 'curate' | 'train' | 'evaluate' | 'report' | 'done';
+export type Stage = 'prepare' | 'sample' | 'judge' | 'curate' | 'train' | 'evaluate' | 'report' | 'done';
 
 export interface RoundProgress {
   readonly round: number;

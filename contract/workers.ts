@@ -17,6 +17,7 @@ export type Activities = RoundActivities & LineActivities;
 
 /** Which worker role runs each activity: model work on the GPU queue, the rest with the workflows. */
 export const ACTIVITY_ROLES = {
+  prepareRound: 'cpu',
   sampleShard: 'gpu',
   judgeShard: 'gpu',
   trainLora: 'gpu',

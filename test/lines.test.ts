@@ -28,6 +28,7 @@ import { findJson } from '../store/store.js';
 import { WORKFLOWS_PATH } from '../workers/plugin.js';
 import { selfRewardLine } from '../workflows/index.js';
 import { requireBinary, TEMPORAL_CLI } from './servers.js';
+import { standInPreparation } from './activity.js';
 
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
@@ -82,8 +83,12 @@ function standInRound(winRate: (input: RoundInput) => number, hold?: Gate): Stan
     accuracyTuned: 0.5 + (w - 0.5),
     perClass: {},
   });
+  const { prepareRound, inputOf } = standInPreparation();
   const activities: RoundActivities = {
-    sampleShard: async ({ root, input, shard }) => {
+    prepareRound,
+    sampleShard: async (request) => {
+      const { root, shard } = request;
+      const input = inputOf(request);
       if (shard === 0) sampled.push(input);
       return { shard, manifest: `${root}/samples/${shard}.json`, prompts: 1, images: 2, classes: ['circle'] };
     },
@@ -105,7 +110,7 @@ function standInRound(winRate: (input: RoundInput) => number, hold?: Gate): Stan
     },
     evaluateRound: async (request) => {
       evaluated.push(request);
-      const w = winRate(request.input);
+      const w = winRate(inputOf(request));
       return { manifest: `${request.root}/evaluation.json`, ...comparison(w), parent: request.parent === null ? null : comparison(w) };
     },
     writeReport: async ({ root }) => ({ report: `${root}/report.html`, location: `/reports/${root}` }),

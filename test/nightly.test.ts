@@ -21,7 +21,7 @@ import type { Champion } from '../contract/lines.js';
 import { readText } from '../models/png.js';
 import { testGenerator } from '../models/testing/python.js';
 import { findJson } from '../store/store.js';
-import { localTemporal, testDependencies, withRoundWorkers } from './stack.js';
+import { localTemporal, recordHistory, testDependencies, withRoundWorkers } from './stack.js';
 import { testDetector, tinyRoundInput } from './models.js';
 
 let env: TestWorkflowEnvironment;
@@ -98,6 +98,8 @@ describe('nights of a model line on the real models', () => {
       expect(sha256(await deps.store.get(unetKey))).toBe(unetBytes);
       // Night 3 trained on its own images and on the champion's dataset.
       expect(third.round.dataset.included).toBeGreaterThan(0);
+      await recordHistory(env, third.decision.by);
+      await recordHistory(env, `line-${line}`);
     });
   });
 
@@ -113,7 +115,7 @@ describe('nights of a model line on the real models', () => {
       const result = await retrain.result();
       const events = (await retrain.workflow.fetchHistory()).events ?? [];
       const scheduled = events.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType?.name] : []));
-      expect(scheduled).toEqual(['curateDataset', 'trainLora', 'evaluateRound', 'writeReport']);
+      expect(scheduled).toEqual(['prepareRound', 'curateDataset', 'trainLora', 'evaluateRound', 'writeReport']);
       expect(result.samples).toEqual([]);
       expect(result.dataset).toMatchObject({ kept: earlier.dataset.kept, included: earlier.dataset.kept });
       expect(result.training.steps).toBe(3);

@@ -3,14 +3,12 @@
  * (the shapes pack's, or untrained stand-ins of its architectures), the real trainer, and a real
  * local Temporal dev server. Tiny sizes keep it to about a minute on two cores.
  */
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 
 import { CancelledFailure, WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -21,9 +19,8 @@ import { SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
 import { readText } from '../models/png.js';
 import { testGenerator } from '../models/testing/python.js';
 import { getJson } from '../store/store.js';
-import { localTemporal, testDependencies, withRoundWorkers } from './stack.js';
+import { localTemporal, recordHistory, testDependencies, withRoundWorkers } from './stack.js';
 import { testDetector, tinyRoundInput } from './models.js';
-import { HISTORIES, TEMPORAL_CLI } from './servers.js';
 import { chooseImages } from '../activities/selection.js';
 import { artifactKeys, roundRoot } from '../contract/keys.js';
 import type { PromptScores } from '../contract/records.js';
@@ -48,20 +45,6 @@ afterAll(async () => {
   await env?.teardown();
 });
 
-/**
- * With RECORD_HISTORIES=1, keeps the history for the replay test as exported by the CLI, in
- * test/histories/<workflow id>.json (replay needs the id: child workflow ids derive from it).
- * Worker identities and sticky queue names hold the host name: they are replaced.
- */
-async function recordHistory(workflowId: string): Promise<void> {
-  if (process.env['RECORD_HISTORIES'] !== '1') return;
-  const { stdout } = await promisify(execFile)(TEMPORAL_CLI, ['workflow', 'show', '--workflow-id', workflowId, '--address', env.address, '--output', 'json'], {
-    maxBuffer: 64 << 20,
-  });
-  await mkdir(HISTORIES, { recursive: true });
-  await writeFile(join(HISTORIES, `${workflowId}.json`), stdout.replace(/"(identity|name)": "\d+@[^"]*"/g, '"$1": "test-worker"'));
-}
-
 const withWorkers = <T>(run: () => Promise<T>): Promise<T> => withRoundWorkers(env, deps, run);
 
 describe('selfRewardRound', () => {
@@ -70,7 +53,7 @@ describe('selfRewardRound', () => {
     const { result, progress, description } = await withWorkers(async () => {
       const handle = await env.client.workflow.start('selfRewardRound', { taskQueue: TASK_QUEUES.workflows, workflowId, args: [roundInput] });
       const result = (await handle.result()) as RoundResult;
-      await recordHistory(workflowId);
+      await recordHistory(env, workflowId);
       return { result, progress: await handle.query<RoundProgress>('progress'), description: await handle.describe() };
     });
 
@@ -167,7 +150,7 @@ describe('selfRewardCampaign', () => {
       await until(async () => ((await handle.query<RoundFigures[]>('rounds')).length === 1 ? true : null), 180_000);
       await handle.signal('stopAfterCurrentRound');
       const result = (await handle.result()) as CampaignResult;
-      await recordHistory(workflowId);
+      await recordHistory(env, workflowId);
       return result;
     });
     expect(result.stopReason).toBe('stop requested');

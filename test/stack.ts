@@ -1,5 +1,8 @@
 /** The real stack that end-to-end tests run rounds on: a local dev server, the project's trainer, workers set up by the plugin. */
+import { execFile } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
@@ -10,7 +13,7 @@ import { SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
 import { PYTHON } from '../models/testing/python.js';
 import { LocalFolderStore } from '../store/local.js';
 import { workerOptions } from '../workers/setup.js';
-import { REPO_ROOT, requireBinary, TEMPORAL_CLI } from './servers.js';
+import { HISTORIES, REPO_ROOT, requireBinary, TEMPORAL_CLI } from './servers.js';
 
 /** A local dev server (the venv's `temporal` CLI) with the plugin's search attributes registered. */
 export function localTemporal(ui?: { readonly uiPort: number }): Promise<TestWorkflowEnvironment> {
@@ -46,4 +49,18 @@ export async function withRoundWorkers<T>(env: TestWorkflowEnvironment, deps: Ac
     (['cpu', 'gpu'] as const).map((role) => Worker.create({ ...workerOptions(role, deps, env.nativeConnection, 'default'), shutdownGraceTime: '5s' })),
   );
   return cpu!.runUntil(gpu!.runUntil(run));
+}
+
+/**
+ * With RECORD_HISTORIES=1, keeps the history for the replay test as exported by the CLI, in
+ * test/histories/<workflow id>.json (replay needs the id: child workflow ids derive from it).
+ * Worker identities and sticky queue names hold the host name: they are replaced.
+ */
+export async function recordHistory(env: TestWorkflowEnvironment, workflowId: string): Promise<void> {
+  if (process.env['RECORD_HISTORIES'] !== '1') return;
+  const { stdout } = await promisify(execFile)(TEMPORAL_CLI, ['workflow', 'show', '--workflow-id', workflowId, '--address', env.address, '--output', 'json'], {
+    maxBuffer: 64 << 20,
+  });
+  await mkdir(HISTORIES, { recursive: true });
+  await writeFile(join(HISTORIES, `${workflowId}.json`), stdout.replace(/"(identity|name)": "\d+@[^"]*"/g, '"$1": "test-worker"'));
 }

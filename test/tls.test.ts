@@ -34,7 +34,23 @@ async function certificates(folder: string): Promise<Record<'ca' | 'serverCert' 
     ['client', '/CN=worker', 'extendedKeyUsage=clientAuth'],
   ] as const) {
     await openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', at(`${who}.key`), '-out', at(`${who}.csr`), '-subj', subject]);
-    await openssl(['x509', '-req', '-in', at(`${who}.csr`), '-CA', at('ca.pem'), '-CAkey', at('ca.key'), '-CAcreateserial', '-out', at(`${who}.pem`), '-days', '1', '-extfile', await extfile(folder, who, extensions)]);
+    await openssl([
+      'x509',
+      '-req',
+      '-in',
+      at(`${who}.csr`),
+      '-CA',
+      at('ca.pem'),
+      '-CAkey',
+      at('ca.key'),
+      '-CAcreateserial',
+      '-out',
+      at(`${who}.pem`),
+      '-days',
+      '1',
+      '-extfile',
+      await extfile(folder, who, extensions),
+    ]);
   }
   return { ca: at('ca.pem'), serverCert: at('server.pem'), serverKey: at('server.key'), clientCert: at('client.pem'), clientKey: at('client.key') };
 }
@@ -57,7 +73,14 @@ beforeAll(async () => {
   const [host, port] = env.address.split(':');
   // TLS in front, HTTP/2 behind: gRPC's frames pass through unchanged once TLS is taken off.
   front = createTlsServer(
-    { key: await readFile(certs.serverKey), cert: await readFile(certs.serverCert), ca: await readFile(certs.ca), requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['h2'] },
+    {
+      key: await readFile(certs.serverKey),
+      cert: await readFile(certs.serverCert),
+      ca: await readFile(certs.ca),
+      requestCert: true,
+      rejectUnauthorized: true,
+      ALPNProtocols: ['h2'],
+    },
     (socket) => {
       const upstream = connect(Number(port), host === 'localhost' ? '127.0.0.1' : host);
       socket.pipe(upstream).pipe(socket);
@@ -81,7 +104,13 @@ afterAll(async () => {
 
 describe('a Temporal server that requires mutual TLS', () => {
   it('takes workers and clients configured by the TEMPORAL_TLS_* variables', async () => {
-    const variables = { TEMPORAL_ADDRESS: address, TEMPORAL_TLS_CA: certs.ca, TEMPORAL_TLS_CERT: certs.clientCert, TEMPORAL_TLS_KEY: certs.clientKey, TEMPORAL_TLS_SERVER_NAME: 'localhost' };
+    const variables = {
+      TEMPORAL_ADDRESS: address,
+      TEMPORAL_TLS_CA: certs.ca,
+      TEMPORAL_TLS_CERT: certs.clientCert,
+      TEMPORAL_TLS_KEY: certs.clientKey,
+      TEMPORAL_TLS_SERVER_NAME: 'localhost',
+    };
     const worker = await NativeConnection.connect(temporalConnection(variables));
     await worker.close();
     for (const [name, value] of Object.entries(variables)) vi.stubEnv(name, value);
@@ -121,7 +150,9 @@ describe('a Temporal server that requires mutual TLS', () => {
   });
 
   it('names a certificate file it cannot read, and half a client pair', () => {
-    expect(() => temporalConnection({ TEMPORAL_TLS_CA: '/no/such/ca.pem' })).toThrow(new EnvironmentError('TEMPORAL_TLS_CA: cannot read /no/such/ca.pem (ENOENT); expected a PEM file'));
+    expect(() => temporalConnection({ TEMPORAL_TLS_CA: '/no/such/ca.pem' })).toThrow(
+      new EnvironmentError('TEMPORAL_TLS_CA: cannot read /no/such/ca.pem (ENOENT); expected a PEM file'),
+    );
     expect(() => temporalConnection({ TEMPORAL_TLS_CERT: certs.clientCert })).toThrow(/TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY: expected both/);
     expect(temporalConnection({ TEMPORAL_API_KEY: 'key' })).toEqual({ address: 'localhost:7233', tls: true, apiKey: 'key' });
     expect(temporalConnection({})).toEqual({ address: 'localhost:7233' });

@@ -22,6 +22,7 @@ import { requireBinary, TEMPORAL_CLI } from './servers.js';
 import { type RoundActivities } from '../contract/activities.js';
 import { activitiesOf, TASK_QUEUES } from '../contract/workers.js';
 import type { CampaignResult, RoundFigures } from '../contract/workflows.js';
+import { standInPreparation } from './activity.js';
 
 let env: TestWorkflowEnvironment;
 
@@ -99,33 +100,42 @@ interface StandIns {
  */
 function standIns(hold?: { readonly round: number; readonly reached: () => void; readonly release: Promise<void> }): StandIns {
   const sampledRounds: RoundInput[] = [];
+  const { prepareRound, inputOf } = standInPreparation();
   const activities: RoundActivities = {
-    sampleShard: async ({ root, input, shard }) => {
+    prepareRound,
+    sampleShard: async (request) => {
+      const { root, shard } = request;
+      const input = inputOf(request);
       if (shard === 0) sampledRounds.push(input);
       return { shard, manifest: `${root}/samples/${shard}.json`, prompts: 1, images: input.samplesPerPrompt, classes: ['circle'] };
     },
     judgeShard: async ({ root, shard }) => ({ shard, manifest: `${root}/scores/${shard}.json`, images: 1, detected: 1 }),
     curateDataset: async ({ root }) => ({ manifest: `${root}/dataset.json`, dataset: `${root}/dataset/`, kept: 1, included: 0, dropped: 0, perClass: {} }),
-    trainLora: async ({ root, input }) => {
-      if (hold !== undefined && input.round === hold.round) {
+    trainLora: async (request) => {
+      const { root } = request;
+      if (hold !== undefined && inputOf(request).round === hold.round) {
         hold.reached();
         await hold.release;
       }
       return { manifest: `${root}/lora.json`, lora: `${root}/lora/`, steps: 1, finalLoss: 0.1 };
     },
-    evaluateRound: async ({ root, input }) => ({
-      manifest: `${root}/evaluation.json`,
-      pairs: 4,
-      winRate: 0.5 + input.round / 100,
-      winRateInterval: [0.4, 0.6 + input.round / 100],
-      meanClipBase: 0.2,
-      meanClipTuned: 0.2 + input.round / 100,
-      signTestP: 0.5,
-      accuracyBase: 0.3,
-      accuracyTuned: 0.3 + input.round / 100,
-      perClass: {},
-      parent: null,
-    }),
+    evaluateRound: async (request) => {
+      const { root } = request;
+      const input = inputOf(request);
+      return {
+        manifest: `${root}/evaluation.json`,
+        pairs: 4,
+        winRate: 0.5 + input.round / 100,
+        winRateInterval: [0.4, 0.6 + input.round / 100],
+        meanClipBase: 0.2,
+        meanClipTuned: 0.2 + input.round / 100,
+        signTestP: 0.5,
+        accuracyBase: 0.3,
+        accuracyTuned: 0.3 + input.round / 100,
+        perClass: {},
+        parent: null,
+      };
+    },
     writeReport: async ({ root }) => ({ report: `${root}/report.html`, location: `/reports/${root}/report.html` }),
   };
   return { activities, sampledRounds };

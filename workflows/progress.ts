@@ -7,7 +7,7 @@ import { setCurrentDetails, setHandler } from '@temporalio/workflow';
 
 import type { GateVerdict } from '../config/gate.js';
 
-import type { ClassCounts, CurateResult, EvaluateResult, JudgeShardResult, SampleShardResult, TrainResult } from '../contract/activities.js';
+import type { ClassCounts, CurateResult, EvaluateResult, JudgeShardResult, PreparedRound, SampleShardResult, TrainResult } from '../contract/activities.js';
 import type { RoundProgress, Stage, StageProgress } from '../contract/progress.js';
 import { progressQuery, stageProgressSignal } from '../contract/workflows.js';
 
@@ -15,7 +15,7 @@ const sum = (values: Iterable<number>) => [...values].reduce((s, v) => s + v, 0)
 const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
 
 export class RoundProgressTracker {
-  private stage: Stage = 'sample';
+  private stage: Stage = 'prepare';
   /** Images sampled and judged per shard, as reported while the shard runs and when it ends. */
   private readonly sampled = new Map<number, number>();
   private readonly judged = new Map<number, number>();
@@ -42,6 +42,10 @@ export class RoundProgressTracker {
 
   enter(stage: Stage): void {
     this.stage = stage;
+  }
+
+  prepared(prepared: PreparedRound): void {
+    this.did(`checked the input: ${prepared.prompts} training and ${prepared.heldOutPrompts} held-out prompts of ${prepared.classes.length} classes`);
   }
 
   shardSampled(result: SampleShardResult): void {

@@ -37,6 +37,7 @@ function roundActivities({ heartbeatTimeoutSeconds, maximumAttempts }: ActivityS
   const training = proxyActivities<RoundActivities>({ ...gpu, startToCloseTimeout: '24h' });
   const light = proxyActivities<RoundActivities>({ ...common, startToCloseTimeout: '30m' });
   return {
+    prepareRound: light.prepareRound,
     sampleShard: models.sampleShard,
     judgeShard: models.judgeShard,
     evaluateRound: models.evaluateRound,
@@ -61,11 +62,17 @@ export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
   const { workflowId, runId, originalExecutionRunId } = workflowInfo();
   // Keys carry the run: a reset run re-executes the stages after its reset point into fresh keys.
   const root = roundRoot(workflowId, runId, input.round);
-  const request = { root, input };
   const progress = new RoundProgressTracker(input.round, input.dataset === null ? input.shards : 0);
   progress.listen();
   upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.round, value: input.round }]);
 
+  // Everything that can be checked before sampling is; the stages are handed the stored input's key.
+  const prepared = await activities.prepareRound.executeWithOptions({ summary: 'check the input, its files and models; store it' }, [{ root, input }]);
+  progress.prepared(prepared);
+  upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.classes, value: classesAttribute(prepared.classes) }]);
+  const request = { root, inputKey: prepared.input };
+
+  progress.enter('sample');
   // A round that retrains an earlier dataset skips straight to curation, which copies it in.
   const shards = input.dataset === null ? Array.from({ length: input.shards }, (_, shard) => shard) : [];
   const samples = await Promise.all(
@@ -76,7 +83,6 @@ export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
       return result;
     }),
   );
-  if (samples.length > 0) upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.classes, value: classesAttribute(samples.flatMap((s) => s.classes)) }]);
 
   progress.enter('judge');
   const judged = await Promise.all(

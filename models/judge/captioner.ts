@@ -10,12 +10,15 @@ export interface Captioner {
 
 const CAPTIONER_FILES = ['preprocessor_config.json', ...TOKENIZER_FILES, 'onnx/encoder_model.onnx', 'onnx/decoder_model_merged.onnx'];
 
+/** Checks a captioner folder's layout without loading it. */
+export function checkCaptionerFolder(folder: string): void {
+  readModelConfig(folder);
+  requireFiles(folder, CAPTIONER_FILES, 'captioner');
+}
+
 /** An image-to-text model (VisionEncoderDecoder); decoding follows the folder's generation_config.json. */
 export async function loadCaptioner(source: ModelSource): Promise<Captioner> {
-  if (!isHubId(source)) {
-    readModelConfig(source.folder);
-    requireFiles(source.folder, CAPTIONER_FILES, 'captioner');
-  }
+  if (!isHubId(source)) checkCaptionerFolder(source.folder);
   const options = loadOptions(source.device, source.allowRemoteModels);
   return onDevice(source.device, `captioner ${source.folder}`, async () => {
     const model = (await AutoModelForVision2Seq.from_pretrained(source.folder, options)) as unknown as Generator;

@@ -17,12 +17,15 @@ function rows(tensor: Tensor | undefined, name: string): Float32Array[] {
   return Array.from({ length: count }, (_, i) => data.slice(i * width, (i + 1) * width));
 }
 
+/** Checks a CLIP folder's layout without loading it. */
+export function checkClipFolder(folder: string): void {
+  readModelConfig(folder);
+  requireFiles(folder, CLIP_FILES, 'CLIP');
+}
+
 /** CLIP's two towers with projection, run separately so images and prompts batch independently. */
 export async function loadClip(source: ModelSource): Promise<ClipEncoder> {
-  if (!isHubId(source)) {
-    readModelConfig(source.folder);
-    requireFiles(source.folder, CLIP_FILES, 'CLIP');
-  }
+  if (!isHubId(source)) checkClipFolder(source.folder);
   const options = loadOptions(source.device, source.allowRemoteModels);
   return onDevice(source.device, `CLIP ${source.folder}`, async () => {
     const vision = (await CLIPVisionModelWithProjection.from_pretrained(source.folder, options)) as unknown as Runnable;

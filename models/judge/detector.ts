@@ -171,10 +171,16 @@ export async function loadDetector(source: ModelSource): Promise<ClassDetector> 
       return familyOf(model_type, source.folder).load(source, options, null);
     });
   }
-  const config = readModelConfig(source.folder);
-  const family = familyOf(config.modelType, source.folder);
-  requireFiles(source.folder, family.files, `${config.modelType} detector`);
+  const { config, family } = checkDetectorFolder(source.folder);
   return onDevice(source.device, `detector ${source.folder}`, () => family.load(source, options, config));
+}
+
+/** Checks a detector folder's layout without loading it: a supported model type and its family's files. */
+export function checkDetectorFolder(folder: string): { readonly config: ModelConfig; readonly family: DetectorFamily } {
+  const config = readModelConfig(folder);
+  const family = familyOf(config.modelType, folder);
+  requireFiles(folder, family.files, `${config.modelType} detector`);
+  return { config, family };
 }
 
 function familyOf(modelType: string, folder: string): DetectorFamily {

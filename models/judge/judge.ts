@@ -5,9 +5,9 @@
 import type { RawImage } from '@huggingface/transformers';
 import { ModelInputError } from '../errors.js';
 import type { JudgeConfig } from './config.js';
-import { loadCaptioner, type Captioner } from './captioner.js';
-import { loadClip, type ClipEncoder } from './clip.js';
-import { loadDetector, type ClassDetector } from './detector.js';
+import { checkCaptionerFolder, loadCaptioner, type Captioner } from './captioner.js';
+import { checkClipFolder, loadClip, type ClipEncoder } from './clip.js';
+import { checkDetectorFolder, loadDetector, type ClassDetector } from './detector.js';
 import {
   checkCaption,
   checklist,
@@ -57,6 +57,14 @@ export class Judge {
   ) {}
 
   /** Loads the configured models; pass a config checked by `validateJudgeConfig`. */
+  /** Checks the configured folders' layouts (files, a supported detector) without loading a model: seconds before a round, not after its sampling. */
+  static checkFolders(config: JudgeConfig): void {
+    if (config.allowRemoteModels) return;
+    checkDetectorFolder(config.detector);
+    if (config.captioner !== null) checkCaptionerFolder(config.captioner);
+    if (config.clip !== null) checkClipFolder(config.clip);
+  }
+
   static async load(config: JudgeConfig): Promise<Judge> {
     const source = (folder: string) => ({ folder, device: config.device, allowRemoteModels: config.allowRemoteModels });
     return new Judge(

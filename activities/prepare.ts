@@ -1,0 +1,50 @@
+import type { PreparedRound, PrepareRequest } from '../contract/activities.js';
+import { artifactKeys } from '../contract/keys.js';
+import { resolveGeneratorFiles } from '../models/generator.js';
+import { Judge } from '../models/judge/index.js';
+import type { ActivityDependencies } from './dependencies.js';
+import { badData } from './failures.js';
+import { storeRoundInput } from './input.js';
+import { loadPrompts } from './prompts.js';
+import { judgeConfig } from './runtime.js';
+
+/** The store prefixes a round reads (a tuned UNet, earlier datasets) must hold what they promise. */
+async function requireArtifacts(deps: ActivityDependencies, field: string, prefix: string, file: string): Promise<void> {
+  const folder = prefix.endsWith('/') ? prefix : `${prefix}/`;
+  if (!(await deps.store.exists(`${folder}${file}`))) throw badData('MissingArtifact', `${field}: ${folder}${file} is not in the store`);
+}
+
+/**
+ * The check before sampling: everything about a round that can be known before hours of model
+ * work is checked here, on a worker (the files are the workers'), and fails the round at once
+ * naming the field or file. Prompt files parse; held-out prompts are not training prompts
+ * (unless allowed); the generator's and the judge's folders have their files and a supported
+ * detector; the tuned UNet and earlier datasets are in the store. Then the input is stored, and
+ * every later stage is handed its key.
+ */
+export function createPrepareRound(deps: ActivityDependencies) {
+  return async function prepareRound({ root, input }: PrepareRequest): Promise<PreparedRound> {
+    const training = input.prompts === null ? [] : await loadPrompts(input.prompts, 'prompts');
+    const heldOut = await loadPrompts(input.evaluation.prompts, 'evaluation.prompts');
+    if (!input.evaluation.allowOverlap) {
+      const trainingTexts = new Set(training.map((p) => `${p.className}\u0000${p.text}`));
+      const shared = heldOut.filter((p) => trainingTexts.has(`${p.className}\u0000${p.text}`));
+      if (shared.length > 0) {
+        throw badData(
+          'InvalidInput',
+          `evaluation.prompts: ${shared.length} held-out prompt(s) are also training prompts (the first: class "${shared[0]!.className}"); held-out means unseen in training: remove them, or set evaluation.allowOverlap`,
+        );
+      }
+    }
+    await resolveGeneratorFiles({ base: input.generator.base });
+    Judge.checkFolders(judgeConfig(input.judge, deps.device));
+    if (input.generator.tunedUnet !== null) await requireArtifacts(deps, 'generator.tunedUnet', input.generator.tunedUnet, 'unet/model.onnx');
+    if (input.dataset !== null) await requireArtifacts(deps, 'dataset', input.dataset, 'metadata.jsonl');
+    for (const [i, prefix] of input.includeDatasets.entries()) await requireArtifacts(deps, `includeDatasets.${i}`, prefix, 'metadata.jsonl');
+
+    const key = artifactKeys.input(root);
+    const digest = await storeRoundInput(deps.store, key, input);
+    const classes = [...new Set([...training, ...heldOut].map((p) => p.className))].sort();
+    return { input: key, digest, classes, prompts: training.length, heldOutPrompts: heldOut.length };
+  };
+}
