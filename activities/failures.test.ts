@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { NON_RETRYABLE_FAILURES } from '../contract/failures.js';
 import * as modelErrors from '../models/errors.js';
 import { JudgeConfigError } from '../models/judge/config.js';
-import { ArtifactKeyError, ArtifactNotFoundError } from '../store/store.js';
+import { ArtifactKeyError, ArtifactNotFoundError, StoreAccessError, StoreUnavailableError } from '../store/store.js';
 import { asActivityFailure, BAD_DATA_ERRORS, badData } from './failures.js';
 
 /**
@@ -14,11 +14,14 @@ import { asActivityFailure, BAD_DATA_ERRORS, badData } from './failures.js';
 const TRANSIENT: readonly (readonly [abstract new (...args: never[]) => Error, string])[] = [
   [modelErrors.ExecutionProviderError, 'a worker without the GPU provider; the retry may land on one that has it'],
   [ArtifactNotFoundError, 'an object listed a moment ago, on a store that is eventually consistent'],
+  [StoreUnavailableError, 'a store that is down or overloaded comes back'],
 ];
 
 describe('the failure vocabulary', () => {
   it('classifies every error class of the runtime, the judge config and the store', () => {
-    const classes = [...Object.values(modelErrors), JudgeConfigError, ArtifactKeyError, ArtifactNotFoundError].filter((c) => c !== modelErrors.ModelError);
+    const classes = [...Object.values(modelErrors), JudgeConfigError, ArtifactKeyError, ArtifactNotFoundError, StoreUnavailableError, StoreAccessError].filter(
+      (c) => c !== modelErrors.ModelError,
+    );
     const classified = [...BAD_DATA_ERRORS.map(([c]) => c), ...TRANSIENT.map(([c]) => c)];
     for (const errorClass of classes) expect(classified, errorClass.name).toContain(errorClass);
   });

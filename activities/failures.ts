@@ -9,7 +9,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { FailureType } from '../contract/failures.js';
 import { JudgeConfigError } from '../models/judge/config.js';
 import { ImageDecodeError, ModelInputError, ModelInterfaceError, ModelLayoutError, SchedulerConfigError, UnknownClassError } from '../models/errors.js';
-import { ArtifactKeyError } from '../store/store.js';
+import { ArtifactKeyError, StoreAccessError } from '../store/store.js';
 
 type ErrorClass = abstract new (...args: never[]) => Error;
 
@@ -23,6 +23,7 @@ export const BAD_DATA_ERRORS: readonly (readonly [ErrorClass, FailureType])[] = 
   [UnknownClassError, 'InvalidInput'],
   [ArtifactKeyError, 'InvalidInput'],
   [ImageDecodeError, 'BadArtifact'],
+  [StoreAccessError, 'StoreAccessDenied'],
 ];
 
 /** Failures stay small: a message is for people and lands in the workflow history. */

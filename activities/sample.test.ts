@@ -97,7 +97,11 @@ describe('sampleShard', () => {
     const { sampleShard } = createActivities(deps);
     const broken = { ...input, generator: { base: join(tmpdir(), 'no-such-generator'), tunedUnet: null } };
     const root = roundRoot('sample-broken', 'run-1', 1);
-    const error = await runActivity(new MockActivityEnvironment(), sampleShard, { root, inputKey: await storedInput(deps.store, root, broken), shard: 0 }).catch((e: unknown) => e);
+    const error = await runActivity(new MockActivityEnvironment(), sampleShard, {
+      root,
+      inputKey: await storedInput(deps.store, root, broken),
+      shard: 0,
+    }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ApplicationFailure);
     expect(error).toMatchObject({ type: 'BadModel', nonRetryable: true, message: expect.stringContaining('no-such-generator') });
   });

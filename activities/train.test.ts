@@ -77,7 +77,9 @@ async function trainRecording(train: ReturnType<typeof createTrainLora>, input: 
     if (d.trainerStep !== undefined) steps.push(d.trainerStep);
     if (d.trainerStep !== undefined) totals.add(d.trainerSteps);
   });
-  const outcome = await runActivity(env, train, { root, inputKey: await storedInput(store, root, input), dataset: artifactKeys.dataset(root) }).catch((error: unknown) => error);
+  const outcome = await runActivity(env, train, { root, inputKey: await storedInput(store, root, input), dataset: artifactKeys.dataset(root) }).catch(
+    (error: unknown) => error,
+  );
   return { outcome, steps, totals, warnings };
 }
 
@@ -128,7 +130,9 @@ describe('trainLora', () => {
     const again = new MockActivityEnvironment();
     const started: unknown[] = [];
     again.on('heartbeat', (d: unknown) => started.push(d));
-    expect(await runActivity(again, train, { root, inputKey: await storedInput(store, root, roundInput()), dataset: artifactKeys.dataset(root) })).toMatchObject(result);
+    expect(
+      await runActivity(again, train, { root, inputKey: await storedInput(store, root, roundInput()), dataset: artifactKeys.dataset(root) }),
+    ).toMatchObject(result);
     expect(started).toEqual([]);
   });
 
@@ -137,7 +141,11 @@ describe('trainLora', () => {
     vi.stubEnv('S3_SECRET_KEY', 'worker-secret');
     vi.stubEnv('TEMPORAL_ADDRESS', 'temporal:7233');
     try {
-      await runActivity(new MockActivityEnvironment(), train, { root, inputKey: await storedInput(store, root, roundInput()), dataset: artifactKeys.dataset(root) });
+      await runActivity(new MockActivityEnvironment(), train, {
+        root,
+        inputKey: await storedInput(store, root, roundInput()),
+        dataset: artifactKeys.dataset(root),
+      });
     } finally {
       vi.unstubAllEnvs();
     }
@@ -153,7 +161,9 @@ describe('trainLora', () => {
     env.on('heartbeat', (d: StageProgress) => {
       if (d.trainerStep !== undefined) env.cancel();
     });
-    const error = await runActivity(env, train, { root, inputKey: await storedInput(store, root, roundInput()), dataset: artifactKeys.dataset(root) }).catch((e: unknown) => e);
+    const error = await runActivity(env, train, { root, inputKey: await storedInput(store, root, roundInput()), dataset: artifactKeys.dataset(root) }).catch(
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(CancelledFailure);
     const pid = Number(await readFile(join(output, 'pid'), 'utf8'));
     expect(isAlive(pid)).toBe(false);
@@ -165,9 +175,11 @@ describe('trainLora', () => {
     const { root, output, train, store } = await setup('run');
     const env = new MockActivityEnvironment();
     env.once('heartbeat', () => env.cancel());
-    expect(await runActivity(env, train, { root, inputKey: await storedInput(store, root, roundInput()), dataset: artifactKeys.dataset(root) }).catch((e: unknown) => e)).toBeInstanceOf(
-      CancelledFailure,
-    );
+    expect(
+      await runActivity(env, train, { root, inputKey: await storedInput(store, root, roundInput()), dataset: artifactKeys.dataset(root) }).catch(
+        (e: unknown) => e,
+      ),
+    ).toBeInstanceOf(CancelledFailure);
     expect(existsSync(join(output, 'pid'))).toBe(false);
   });
 
@@ -182,7 +194,13 @@ describe('trainLora', () => {
     const gone = new Promise((done) => orphan.once('exit', (code) => done(code)));
     // Its first event comes after it has set up its SIGTERM handling.
     await new Promise((started) => orphan.stdout.once('data', started));
-    expect(await runActivity(new MockActivityEnvironment(), train, { root, inputKey: await storedInput(store, root, roundInput()), dataset: artifactKeys.dataset(root) })).toMatchObject({
+    expect(
+      await runActivity(new MockActivityEnvironment(), train, {
+        root,
+        inputKey: await storedInput(store, root, roundInput()),
+        dataset: artifactKeys.dataset(root),
+      }),
+    ).toMatchObject({
       steps: 3,
     });
     expect(await gone).toBe(143);
@@ -191,9 +209,11 @@ describe('trainLora', () => {
 
   it('fails without retry when the trainer refuses its input, with its message', async () => {
     const { root, train, store } = await setup('bad-input');
-    const error = await runActivity(new MockActivityEnvironment(), train, { root, inputKey: await storedInput(store, root, roundInput()), dataset: artifactKeys.dataset(root) }).catch(
-      (e: unknown) => e,
-    );
+    const error = await runActivity(new MockActivityEnvironment(), train, {
+      root,
+      inputKey: await storedInput(store, root, roundInput()),
+      dataset: artifactKeys.dataset(root),
+    }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ApplicationFailure);
     expect(error).toMatchObject({ type: 'BadTrainingInput', nonRetryable: true, message: expect.stringContaining('metadata.jsonl line 3') });
   });

@@ -11,6 +11,7 @@ export const FAILURE_TYPES = {
   BadTrainingInput: 'the trainer refused its dataset or settings, or curation kept nothing to train on',
   BadArtifact: 'a stored artifact is not what its key promises (an image that does not decode, say)',
   MissingArtifact: "an earlier stage's artifact is not in the store",
+  StoreAccessDenied: "the artifact store refused the worker's credentials (S3_ACCESS_KEY, S3_SECRET_KEY) or its bucket's policy refused them",
 } as const;
 
 export type FailureType = keyof typeof FAILURE_TYPES;

@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 
 import { Client } from 'minio';
 
-import { ArtifactNotFoundError, checkKey, checkPrefix, type ArtifactStore } from './store.js';
+import { ArtifactKeyError, ArtifactNotFoundError, checkKey, checkPrefix, StoreAccessError, StoreUnavailableError, type ArtifactStore } from './store.js';
 
 export interface S3Settings {
   /** `http://host:port` or `https://host`. */
@@ -17,6 +17,9 @@ export interface S3Settings {
   /** Prepended to every key, so several deployments can share a bucket. */
   readonly prefix: string;
 }
+
+/** S3's answers that the credentials or the bucket's policy refuse us: no retry changes them. */
+const ACCESS_DENIED = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'InvalidToken', 'ExpiredToken']);
 
 function isNotFound(error: unknown): boolean {
   const code = (error as { code?: string }).code;
@@ -48,6 +51,24 @@ export class S3Store implements ArtifactStore {
     if (settings.prefix !== '') checkPrefix(settings.prefix);
   }
 
+  /**
+   * Runs a client call. A missing object passes through for the caller to name; refused
+   * credentials become a StoreAccessError and anything else a StoreUnavailableError, each naming
+   * the endpoint and bucket (never the keys), so an unreachable store does not read like Temporal.
+   */
+  private async s3<T>(call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (error) {
+      if (isNotFound(error) || error instanceof ArtifactKeyError) throw error;
+      const code = (error as { code?: string }).code ?? (error as Error).name;
+      const where = `S3 store ${this.settings.endpoint} bucket ${this.settings.bucket}`;
+      if (ACCESS_DENIED.has(code))
+        throw new StoreAccessError(`${where}: refused the credentials (${code}); check S3_ACCESS_KEY and S3_SECRET_KEY`, { cause: error });
+      throw new StoreUnavailableError(`${where}: ${code} (${(error as Error).message.slice(0, 200)})`, { cause: error });
+    }
+  }
+
   get location(): string {
     return `s3://${this.settings.bucket}/${this.settings.prefix}`;
   }
@@ -61,21 +82,22 @@ export class S3Store implements ArtifactStore {
   }
 
   async prepare(): Promise<void> {
-    if (!(await this.client.bucketExists(this.settings.bucket))) await this.client.makeBucket(this.settings.bucket, this.settings.region);
+    if (!(await this.s3(() => this.client.bucketExists(this.settings.bucket))))
+      await this.s3(() => this.client.makeBucket(this.settings.bucket, this.settings.region));
   }
 
   async put(key: string, body: Uint8Array | string): Promise<void> {
     const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-    await this.client.putObject(this.settings.bucket, this.object(key), bytes, bytes.length);
+    await this.s3(() => this.client.putObject(this.settings.bucket, this.object(key), bytes, bytes.length));
   }
 
   async putFile(key: string, path: string): Promise<void> {
-    await this.client.fPutObject(this.settings.bucket, this.object(key), path);
+    await this.s3(() => this.client.fPutObject(this.settings.bucket, this.object(key), path));
   }
 
   async get(key: string): Promise<Buffer> {
     try {
-      return await collect(await this.client.getObject(this.settings.bucket, this.object(key)));
+      return await this.s3(async () => collect(await this.client.getObject(this.settings.bucket, this.object(key))));
     } catch (error) {
       if (isNotFound(error)) throw new ArtifactNotFoundError(`${key}: no such artifact in ${this.location}`);
       throw error;
@@ -87,7 +109,7 @@ export class S3Store implements ArtifactStore {
     await mkdir(dirname(path), { recursive: true });
     const temporary = join(dirname(path), `.tmp-${randomBytes(6).toString('hex')}`);
     try {
-      await this.client.fGetObject(this.settings.bucket, this.object(key), temporary);
+      await this.s3(() => this.client.fGetObject(this.settings.bucket, this.object(key), temporary));
       await rename(temporary, path);
     } catch (error) {
       await rm(temporary, { force: true });
@@ -98,7 +120,7 @@ export class S3Store implements ArtifactStore {
 
   async exists(key: string): Promise<boolean> {
     try {
-      await this.client.statObject(this.settings.bucket, this.object(key));
+      await this.s3(() => this.client.statObject(this.settings.bucket, this.object(key)));
       return true;
     } catch (error) {
       if (isNotFound(error)) return false;
@@ -108,16 +130,18 @@ export class S3Store implements ArtifactStore {
 
   async delete(key: string): Promise<void> {
     // S3 answers a delete of a missing key with success too.
-    await this.client.removeObject(this.settings.bucket, this.object(key));
+    await this.s3(() => this.client.removeObject(this.settings.bucket, this.object(key)));
   }
 
   async list(prefix: string): Promise<string[]> {
     checkPrefix(prefix);
-    const keys: string[] = [];
-    const stream = this.client.listObjectsV2(this.settings.bucket, `${this.settings.prefix}${prefix}`, true);
-    for await (const item of stream as AsyncIterable<{ name?: string }>) {
-      if (item.name !== undefined) keys.push(item.name.slice(this.settings.prefix.length));
-    }
-    return keys.sort();
+    return this.s3(async () => {
+      const keys: string[] = [];
+      const stream = this.client.listObjectsV2(this.settings.bucket, `${this.settings.prefix}${prefix}`, true);
+      for await (const item of stream as AsyncIterable<{ name?: string }>) {
+        if (item.name !== undefined) keys.push(item.name.slice(this.settings.prefix.length));
+      }
+      return keys.sort();
+    });
   }
 }

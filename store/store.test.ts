@@ -10,7 +10,7 @@ import { startS3Server, type S3Server } from '../test/servers.js';
 import { storeFromEnvironment } from './config.js';
 import { LocalFolderStore } from './local.js';
 import { S3Store } from './s3.js';
-import { ArtifactKeyError, ArtifactNotFoundError, checkKey, findJson, putJson, type ArtifactStore } from './store.js';
+import { ArtifactKeyError, ArtifactNotFoundError, checkKey, findJson, putJson, StoreAccessError, StoreUnavailableError, type ArtifactStore } from './store.js';
 
 function contract(name: string, open: () => Promise<ArtifactStore>): void {
   describe(name, () => {
@@ -119,6 +119,17 @@ describe('S3 store on a real S3 server', () => {
     const commandLine = await readFile(`/proc/${server.pid}/cmdline`, 'utf8');
     expect(commandLine).toContain('serve');
     expect(commandLine).not.toContain(server.secretKey);
+  });
+
+  it('names the store, never the keys, when it refuses the credentials or cannot be reached', async () => {
+    const settings = { endpoint: server.endpoint, bucket: 'artifacts', accessKey: server.accessKey, secretKey: 'a-wrong-secret', region: 'us-east-1', prefix: '' };
+    const refused = await new S3Store(settings).get('any/key').catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(StoreAccessError);
+    expect((refused as Error).message).toContain(`S3 store ${server.endpoint} bucket artifacts: refused the credentials`);
+    expect((refused as Error).message).not.toContain('a-wrong-secret');
+    const down = await new S3Store({ ...settings, endpoint: 'http://127.0.0.1:1', secretKey: server.secretKey }).exists('any/key').catch((e: unknown) => e);
+    expect(down).toBeInstanceOf(StoreUnavailableError);
+    expect((down as Error).message).toMatch(/^S3 store http:\/\/127.0.0.1:1 bucket artifacts: ECONNREFUSED/);
   });
 
   contract('S3 store', async () => {

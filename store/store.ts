@@ -42,6 +42,16 @@ export class ArtifactKeyError extends Error {
   override name = 'ArtifactKeyError';
 }
 
+/** The store cannot be reached or answered with a failure; another try may find it back. */
+export class StoreUnavailableError extends Error {
+  override name = 'StoreUnavailableError';
+}
+
+/** The store refuses the credentials or the bucket's policy refuses us. */
+export class StoreAccessError extends Error {
+  override name = 'StoreAccessError';
+}
+
 /**
  * Keys are relative, `/`-separated paths of plain segments: no empty, `.`-led or `..`
  * segments, so a key maps to one file under the local root and never outside it, and the
