@@ -114,6 +114,27 @@ describe('on the local stack', () => {
     await exited;
   });
 
+  it('says in one line what is wrong with a namespace, a worker start or a configuration path', async () => {
+    const io = captured();
+    try {
+      vi.stubEnv('TEMPORAL_NAMESPACE', 'no-such-namespace');
+      expect(await main(['status', 'any-round'])).toBe(2);
+      expect(await main(['worker', '--role', 'cpu'])).toBe(2);
+      vi.stubEnv('TEMPORAL_NAMESPACE', 'default');
+      vi.stubEnv('SELF_REWARD_THREADS', 'many');
+      expect(await main(['worker', '--role', 'gpu'])).toBe(2);
+    } finally {
+      vi.unstubAllEnvs();
+    }
+    expect(await main(['round', tmpdir()])).toBe(2);
+    const errors = io.err().split('\n');
+    expect(errors[0]).toMatch(/^selfreward status: .*no-such-namespace/);
+    expect(errors[1]).toMatch(/^selfreward worker: cannot start a worker in namespace no-such-namespace \(check TEMPORAL_NAMESPACE\): /);
+    expect(errors[2]).toBe('selfreward worker: SELF_REWARD_THREADS: expected a positive integer, got "many"');
+    expect(errors[3]).toBe(`selfreward round: ${tmpdir()}: not a file; expected a JSON or YAML configuration file`);
+    io.restore();
+  });
+
   it('says when a workflow does not exist', async () => {
     const io = captured();
     expect(await main(['status', 'no-such-round'])).toBe(2);

@@ -6,14 +6,15 @@ import { spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { ScheduleAlreadyRunning, ScheduleNotFoundError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { NamespaceNotFoundError } from '@temporalio/common';
+import { ScheduleAlreadyRunning, ScheduleNotFoundError, ServiceError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 
 import { ConnectionError, InvalidInputError, SelfRewardClient } from '../client/index.js';
 import { EnvironmentError, fromEnvironment } from '../config/environment.js';
 import { CAMPAIGN_SCHEMA } from '../config/campaign.js';
 import { ROUND_SCHEMA } from '../config/round.js';
 import { jsonSchemaDocument } from '../config/schema.js';
-import { runWorker } from '../workers/setup.js';
+import { runWorker, WorkerStartError } from '../workers/setup.js';
 import { CONFIG_OPTIONS, endLiveLine, liveLine, printInput, sources, type Command, type Options } from './command.js';
 import { ConfigError, loadCampaignConfig, loadRoundConfig } from './config.js';
 import { LINE_COMMANDS } from './lineCommands.js';
@@ -166,7 +167,17 @@ const COMMANDS: Record<string, Command> = {
 };
 
 /** Errors a user causes and fixes: one line naming the flag, file, field or variable, and exit code 2. */
-const USER_ERRORS = [ConfigError, InvalidInputError, ConnectionError, EnvironmentError, WorkflowNotFoundError, ScheduleNotFoundError, ScheduleAlreadyRunning];
+const USER_ERRORS = [
+  ConfigError,
+  InvalidInputError,
+  ConnectionError,
+  EnvironmentError,
+  WorkerStartError,
+  NamespaceNotFoundError,
+  WorkflowNotFoundError,
+  ScheduleNotFoundError,
+  ScheduleAlreadyRunning,
+];
 
 function requireId(id: string | undefined): string {
   if (id === undefined || id === '') throw new ConfigError('give the workflow id');
@@ -215,6 +226,11 @@ export async function main(argv: readonly string[]): Promise<number> {
   } catch (error) {
     if (USER_ERRORS.some((kind) => error instanceof kind)) {
       console.error(`selfreward ${name}: ${(error as Error).message}`);
+      return 2;
+    }
+    // The server refusing a request (an unknown namespace, say) is the user's to fix too.
+    if (error instanceof ServiceError) {
+      console.error(`selfreward ${name}: Temporal refused it: ${error.message.split('\n')[0]}`);
       return 2;
     }
     // A line refusing a promotion or rollback says why in the update's failure.

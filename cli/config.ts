@@ -3,7 +3,7 @@
  * schema the workflow checks), a campaign's or a night's, or a preset built from a model pack's
  * manifest.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
 
 import { parse as parseYaml } from 'yaml';
@@ -129,6 +129,7 @@ function presetConfig(preset: string, root: string): unknown {
 function fileConfig(file: string): unknown {
   const path = resolve(file);
   if (!existsSync(path)) throw new ConfigError(`${path}: no such configuration file`);
+  if (!statSync(path).isFile()) throw new ConfigError(`${path}: not a file; expected a JSON or YAML configuration file`);
   return parseConfigText(readFileSync(path, 'utf8'), path);
 }
 

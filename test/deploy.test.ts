@@ -58,11 +58,11 @@ const COMPOSE_FILE = join(REPO_ROOT, 'docker-compose.yml');
 let services: Map<string, Service>;
 let workers: { readonly service: Service; readonly role: WorkerRole }[];
 
-/** The role an entry point runs, from its `runWorker(...)` call; the images run the build (`dist/workers/x.js` of `workers/x.ts`). */
+/** The role an entry point runs, from its `workerMain(...)` call; the images run the build (`dist/workers/x.js` of `workers/x.ts`). */
 function entryRole(entry: string): WorkerRole | 'all' {
   const source = entry.replace(/^dist\//, '').replace(/\.js$/, '.ts');
-  const call = /runWorker\('(cpu|gpu|all)'\)/.exec(readFileSync(join(REPO_ROOT, source), 'utf8'));
-  if (!call) throw new Error(`${source}: no runWorker('cpu' | 'gpu' | 'all') call`);
+  const call = /workerMain\('(cpu|gpu|all)'\)/.exec(readFileSync(join(REPO_ROOT, source), 'utf8'));
+  if (!call) throw new Error(`${source}: no workerMain('cpu' | 'gpu' | 'all') call`);
   return call[1] as WorkerRole | 'all';
 }
 

@@ -1,4 +1,4 @@
 /** Both roles in one process: the embedded default on a single machine. */
-import { runWorker } from './setup.js';
+import { workerMain } from './setup.js';
 
-await runWorker('all');
+await workerMain('all');

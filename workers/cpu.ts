@@ -1,4 +1,4 @@
 /** CPU worker: the workflows, curate and report. */
-import { runWorker } from './setup.js';
+import { workerMain } from './setup.js';
 
-await runWorker('cpu');
+await workerMain('cpu');

@@ -2,7 +2,7 @@
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 
 import type { ActivityDependencies } from '../activities/dependencies.js';
-import { fromEnvironment } from '../config/environment.js';
+import { EnvironmentError, fromEnvironment } from '../config/environment.js';
 import { temporalConnection } from '../config/temporalConnection.js';
 import { TASK_QUEUES, type WorkerRole } from '../contract/workers.js';
 import { dependenciesFromEnvironment } from './dependencies.js';
@@ -18,19 +18,52 @@ export function workerOptions(role: WorkerRole | 'all', deps: ActivityDependenci
   };
 }
 
+/** A worker that cannot start: the message says which part failed and what to set. */
+export class WorkerStartError extends Error {
+  override name = 'WorkerStartError';
+}
+
+/** Runs a start-up step; a failure becomes a WorkerStartError naming the step, its own message kept short. */
+async function starting<T>(step: string, run: () => Promise<T> | T): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    if (error instanceof EnvironmentError) throw new WorkerStartError(error.message, { cause: error });
+    throw new WorkerStartError(`${step}: ${(error as Error).message.split('\n')[0]!.slice(0, 300)}`, { cause: error });
+  }
+}
+
 /**
  * Runs a worker of the given role in this process until SIGINT or SIGTERM (the SDK's runtime
- * shuts every worker down on those), then releases the models.
+ * shuts every worker down on those), then releases the models. A start that fails throws a
+ * WorkerStartError naming what failed.
  */
 export async function runWorker(role: WorkerRole | 'all', env: NodeJS.ProcessEnv = process.env): Promise<void> {
-  const deps = dependenciesFromEnvironment(env);
-  await deps.store.prepare();
-  const connection = await NativeConnection.connect(temporalConnection(env));
+  const deps = await starting('worker settings', () => dependenciesFromEnvironment(env));
+  await starting(`the artifact store ${deps.store.location}`, () => deps.store.prepare());
+  const settings = await starting('Temporal connection settings', () => temporalConnection(env));
+  const connection = await starting(`cannot connect to Temporal at ${settings.address} (check TEMPORAL_ADDRESS, TEMPORAL_TLS_*, TEMPORAL_API_KEY)`, () =>
+    NativeConnection.connect(settings),
+  );
+  const namespace = fromEnvironment(env, 'TEMPORAL_NAMESPACE');
   try {
-    const worker = await Worker.create(workerOptions(role, deps, connection, fromEnvironment(env, 'TEMPORAL_NAMESPACE')));
+    const worker = await starting(`cannot start a worker in namespace ${namespace} (check TEMPORAL_NAMESPACE)`, () =>
+      Worker.create(workerOptions(role, deps, connection, namespace)),
+    );
     await worker.run();
   } finally {
     await deps.runtime.release();
     await connection.close();
+  }
+}
+
+/** What the worker entry points run: the role's worker, and a failed start as one line and exit code 2. */
+export async function workerMain(role: WorkerRole | 'all'): Promise<void> {
+  try {
+    await runWorker(role);
+  } catch (error) {
+    if (!(error instanceof WorkerStartError)) throw error;
+    console.error(`worker: ${error.message}`);
+    process.exitCode = 2;
   }
 }
