@@ -19,7 +19,7 @@ async function requireArtifacts(deps: ActivityDependencies, field: string, prefi
  * work is checked here, on a worker (the files are the workers'), and fails the round at once
  * naming the field or file. Prompt files parse; held-out prompts are not training prompts
  * (unless allowed); the generator's and the judge's folders have their files and a supported
- * detector; the tuned UNet and earlier datasets are in the store. Then the input is stored, and
+ * detector, which can be asked about every class; the tuned UNet and earlier datasets are in the store. Then the input is stored, and
  * every later stage is handed its key.
  */
 export function createPrepareRound(deps: ActivityDependencies) {
@@ -37,14 +37,16 @@ export function createPrepareRound(deps: ActivityDependencies) {
       }
     }
     await resolveGeneratorFiles({ base: input.generator.base });
-    Judge.checkFolders(judgeConfig(input.judge, deps.device));
+    const judge = judgeConfig(input.judge, deps.device);
+    Judge.checkFolders(judge);
+    const classes = [...new Set([...training, ...heldOut].map((p) => p.className))].sort();
+    Judge.checkClasses(judge, classes);
     if (input.generator.tunedUnet !== null) await requireArtifacts(deps, 'generator.tunedUnet', input.generator.tunedUnet, 'unet/model.onnx');
     if (input.dataset !== null) await requireArtifacts(deps, 'dataset', input.dataset, 'metadata.jsonl');
     for (const [i, prefix] of input.includeDatasets.entries()) await requireArtifacts(deps, `includeDatasets.${i}`, prefix, 'metadata.jsonl');
 
     const key = artifactKeys.input(root);
     const digest = await storeRoundInput(deps.store, key, input);
-    const classes = [...new Set([...training, ...heldOut].map((p) => p.className))].sort();
     return { input: key, digest, classes, prompts: training.length, heldOutPrompts: heldOut.length };
   };
 }

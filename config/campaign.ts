@@ -4,7 +4,7 @@
  * to stop). Free of Node imports: workflow code uses them.
  */
 import { ROUND_SCHEMA, SEED_MAX, type RoundInput } from './round.js';
-import { integer, nullable, number, object, validate, type Schema, type Validation } from './schema.js';
+import { integer, nullable, number, object, validateInput, type Schema, type Validation } from './schema.js';
 
 export interface CampaignInput {
   /** The first round's input; later rounds change only `round`, `generator.tunedUnet` and the sampling seed. */
@@ -35,7 +35,7 @@ export const CAMPAIGN_SCHEMA: Schema<CampaignInput> = object<CampaignInput>(
 );
 
 export function validateCampaignInput(input: unknown): Validation<CampaignInput> {
-  return validate(CAMPAIGN_SCHEMA, input);
+  return validateInput(CAMPAIGN_SCHEMA, input);
 }
 
 /**

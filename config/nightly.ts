@@ -5,7 +5,7 @@
  */
 import { GATE_SCHEMA, type GateSettings } from './gate.js';
 import { ROUND_SCHEMA, SEED_MAX, type RoundInput } from './round.js';
-import { boolean, matching, object, refine, validate, type Schema, type Validation } from './schema.js';
+import { boolean, matching, object, refine, validateInput, type Schema, type Validation } from './schema.js';
 
 /** Line names are plain key segments and workflow id parts: lower case letters, digits, `.`, `_`, `-`. */
 export const LINE_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
@@ -42,7 +42,7 @@ export const NIGHTLY_SCHEMA: Schema<NightlyInput> = object<NightlyInput>(
 );
 
 export function validateNightlyInput(input: unknown): Validation<NightlyInput> {
-  return validate(NIGHTLY_SCHEMA, input);
+  return validateInput(NIGHTLY_SCHEMA, input);
 }
 
 /** What a night needs of its line: the champion to sample from, and how many nights came before. */

@@ -10,7 +10,7 @@ import { JUDGE_SETTINGS, type Weights } from '../models/judge/config.js';
 import { SCHEDULER_CLASS_NAMES, type SchedulerClassName } from '../models/schedulers/names.js';
 import { GATE_SCHEMA, type GateSettings } from './gate.js';
 import { promptSource, type PromptSource } from './prompts.js';
-import { boolean, integer, list, nullable, number, object, oneOf, refine, string, text, validate, type Schema, type Validation } from './schema.js';
+import { boolean, integer, list, nullable, number, object, oneOf, refine, string, text, validateInput, type Schema, type Validation } from './schema.js';
 
 export interface GeneratorRef {
   /** Stable Diffusion folder on the GPU workers: diffusers weights (for training) and the ONNX parts (for sampling). */
@@ -288,5 +288,5 @@ export const ROUND_SCHEMA: Schema<RoundInput> = refine(
 );
 
 export function validateRoundInput(input: unknown): Validation<RoundInput> {
-  return validate(ROUND_SCHEMA, input);
+  return validateInput(ROUND_SCHEMA, input);
 }

@@ -63,6 +63,25 @@ export function describeErrors(errors: readonly FieldError[]): string {
   return errors.map((e) => `${e.field}: expected ${e.expected}, got ${e.got}`).join('; ');
 }
 
+/**
+ * The most a workflow input may weigh as JSON. Temporal carries at most 2 MB per payload and
+ * warns past 256 KB; an input this size still leaves room, and past it the likely cause is
+ * inline prompts that belong in a file.
+ */
+export const MAX_INPUT_BYTES = 1_000_000;
+
+/** A workflow input's own problems, its size first: a huge input is refused before it is read field by field. */
+export function validateInput<T>(schema: Schema<T>, value: unknown): Validation<T> {
+  const bytes = new TextEncoder().encode(JSON.stringify(value) ?? '').length;
+  if (bytes > MAX_INPUT_BYTES) {
+    return {
+      ok: false,
+      errors: [{ field: '(input)', expected: `at most ${MAX_INPUT_BYTES / 1e6} MB as JSON (put long prompt lists in a prompt file)`, got: `${(bytes / 1e6).toFixed(1)} MB` }],
+    };
+  }
+  return validate(schema, value);
+}
+
 /** Reads a whole value against a schema: the value with defaults filled, or every problem. */
 export function validate<T>(schema: Schema<T>, value: unknown): Validation<T> {
   const errors: FieldError[] = [];

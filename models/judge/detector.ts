@@ -117,6 +117,22 @@ const grounded: DetectorFamily = {
   },
 };
 
+/** The label ids a closed-vocabulary detector reports a class (or one of its synonyms) as; UnknownClassError when none. */
+function labelIds(labels: Readonly<Record<string, string>>, className: string, synonyms: readonly string[], folder: string): Set<number> {
+  const names = [className, ...synonyms];
+  const ids = new Set(
+    Object.entries(labels)
+      .filter(([, label]) => names.some((n) => sameName(label, n)))
+      .map(([id]) => Number(id)),
+  );
+  if (ids.size === 0) {
+    throw new UnknownClassError(
+      `class "${className}" is not a label of the detector in ${folder} (config.json id2label: ${Object.values(labels).join(', ')}); add a synonym that is`,
+    );
+  }
+  return ids;
+}
+
 /** DETR, RT-DETR, D-FINE, YOLOS: a fixed label set (config.json id2label); proposals labelled with the class. */
 const closedVocabulary: DetectorFamily = {
   files: ['preprocessor_config.json', 'onnx/model.onnx'],
@@ -129,17 +145,7 @@ const closedVocabulary: DetectorFamily = {
     const processor = (await AutoImageProcessor.from_pretrained(source.folder, options)) as unknown as ImageProcessor & ClosedVocabulary;
     return {
       async candidates(images, className, synonyms) {
-        const names = [className, ...synonyms];
-        const ids = new Set(
-          Object.entries(labels)
-            .filter(([, label]) => names.some((n) => sameName(label, n)))
-            .map(([id]) => Number(id)),
-        );
-        if (ids.size === 0) {
-          throw new UnknownClassError(
-            `class "${className}" is not a label of the detector in ${source.folder} (config.json id2label: ${Object.values(labels).join(', ')}); add a synonym that is`,
-          );
-        }
+        const ids = labelIds(labels, className, synonyms, source.folder);
         const { pixel_values, pixel_mask } = await processor(images);
         const output = await model({ pixel_values, pixel_mask });
         return processor
@@ -173,6 +179,13 @@ export async function loadDetector(source: ModelSource): Promise<ClassDetector> 
   }
   const { config, family } = checkDetectorFolder(source.folder);
   return onDevice(source.device, `detector ${source.folder}`, () => family.load(source, options, config));
+}
+
+/** Checks, without loading it, that a detector can be asked about each class: any class for an open-vocabulary one, a label (or a synonym's) for a closed one. */
+export function checkDetectorClasses(folder: string, classes: readonly string[], synonyms: Readonly<Record<string, readonly string[]>>): void {
+  const { config, family } = checkDetectorFolder(folder);
+  if (family !== closedVocabulary || config.id2label === null) return;
+  for (const className of classes) labelIds(config.id2label, className, synonyms[className.toLowerCase()] ?? [], folder);
 }
 
 /** Checks a detector folder's layout without loading it: a supported model type and its family's files. */

@@ -7,7 +7,7 @@ import { ModelInputError } from '../errors.js';
 import type { JudgeConfig } from './config.js';
 import { checkCaptionerFolder, loadCaptioner, type Captioner } from './captioner.js';
 import { checkClipFolder, loadClip, type ClipEncoder } from './clip.js';
-import { checkDetectorFolder, loadDetector, type ClassDetector } from './detector.js';
+import { checkDetectorClasses, checkDetectorFolder, loadDetector, type ClassDetector } from './detector.js';
 import {
   checkCaption,
   checklist,
@@ -63,6 +63,11 @@ export class Judge {
     checkDetectorFolder(config.detector);
     if (config.captioner !== null) checkCaptionerFolder(config.captioner);
     if (config.clip !== null) checkClipFolder(config.clip);
+  }
+
+  /** Checks, without loading a model, that the detector can be asked about each class. */
+  static checkClasses(config: JudgeConfig, classes: readonly string[]): void {
+    if (!config.allowRemoteModels) checkDetectorClasses(config.detector, classes, config.synonyms);
   }
 
   static async load(config: JudgeConfig): Promise<Judge> {
