@@ -11,7 +11,7 @@ import { parse as parseYaml } from 'yaml';
 import { validateCampaignInput, type CampaignInput } from '../config/campaign.js';
 import { validateNightlyInput, type NightlyInput } from '../config/nightly.js';
 import { validateRoundInput, type RoundInput } from '../config/round.js';
-import { describeErrors } from '../config/schema.js';
+import { describeErrors, RESERVED_KEYS } from '../config/schema.js';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -21,7 +21,8 @@ export function parseConfigText(text: string, source: string): unknown {
   try {
     return ['.yaml', '.yml'].includes(extname(source).toLowerCase()) ? parseYaml(text) : JSON.parse(text);
   } catch (error) {
-    throw new ConfigError(`${source}: not valid ${extname(source) === '.json' ? 'JSON' : 'JSON or YAML'} (${(error as Error).message})`);
+    const reason = (error as Error).message.split('\n')[0];
+    throw new ConfigError(`${source}: not valid ${extname(source) === '.json' ? 'JSON' : 'JSON or YAML'} (${reason})`);
   }
 }
 
@@ -99,12 +100,20 @@ export function packPreset(pack: string, manifest: PackManifest | null): Record<
   };
 }
 
-/** Objects are merged key by key; anything else in `override` replaces what `base` has. */
-export function mergeConfig(base: unknown, override: unknown): unknown {
+/**
+ * Objects are merged key by key; anything else in `override` replaces what `base` has. A key that
+ * would reach an object's prototype (`__proto__`, `constructor`, `prototype`) is refused: merged
+ * as a field it would set the prototype and slip its fields past the schema's unknown-field check.
+ */
+export function mergeConfig(base: unknown, override: unknown, at = ''): unknown {
   const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
   if (!isObject(base) || !isObject(override)) return override === undefined ? base : override;
   const merged: Record<string, unknown> = { ...base };
-  for (const [key, value] of Object.entries(override)) merged[key] = mergeConfig(base[key], value);
+  for (const [key, value] of Object.entries(override)) {
+    const path = at === '' ? key : `${at}.${key}`;
+    if (RESERVED_KEYS.includes(key)) throw new ConfigError(`${path}: not a field (a key that would reach an object's prototype)`);
+    merged[key] = mergeConfig(base[key], value, path);
+  }
   return merged;
 }
 

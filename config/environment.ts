@@ -31,13 +31,18 @@ export const ENVIRONMENT = {
   TEMPORAL_TLS: {
     default: null,
     readBy: ['workers', 'CLI'],
-    meaning: '`true`: connect to Temporal over TLS, checking its certificate against the system CAs (set implicitly by the other `TEMPORAL_TLS_*` variables and `TEMPORAL_API_KEY`)',
+    meaning:
+      '`true`: connect to Temporal over TLS, checking its certificate against the system CAs (set implicitly by the other `TEMPORAL_TLS_*` variables and `TEMPORAL_API_KEY`)',
     rule: { pattern: /^(true|false)$/, expected: 'true or false' },
   },
   TEMPORAL_TLS_CA: { default: null, readBy: ['workers', 'CLI'], meaning: "PEM file of the CA that signed the Temporal server's certificate" },
   TEMPORAL_TLS_CERT: { default: null, readBy: ['workers', 'CLI'], meaning: "PEM file of this client's certificate, for mutual TLS (with `TEMPORAL_TLS_KEY`)" },
   TEMPORAL_TLS_KEY: { default: null, readBy: ['workers', 'CLI'], meaning: "PEM file of this client's private key, for mutual TLS" },
-  TEMPORAL_TLS_SERVER_NAME: { default: null, readBy: ['workers', 'CLI'], meaning: "the name the server's certificate must carry, when it is not the address's host" },
+  TEMPORAL_TLS_SERVER_NAME: {
+    default: null,
+    readBy: ['workers', 'CLI'],
+    meaning: "the name the server's certificate must carry, when it is not the address's host",
+  },
   TEMPORAL_API_KEY: { default: null, readBy: ['workers', 'CLI'], meaning: 'an API key (Temporal Cloud); implies TLS' },
   SELF_REWARD_DEVICE: {
     default: 'cpu',

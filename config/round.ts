@@ -259,10 +259,10 @@ export const ROUND_SCHEMA: Schema<RoundInput> = refine(
             'scheduler of the base-vs-tuned comparison; null: `sampling.scheduler`. Set it to the one the model is used with when the training pool is sampled with another (an ancestral one)',
           ),
           bootstrapResamples: integer({ min: 100, max: 1_000_000, default: 2000, meaning: "bootstrap resamples of the win rate's confidence interval" }),
-        allowOverlap: boolean({
-          default: false,
-          meaning: 'allow held-out prompts that are also training prompts (refused by default: a comparison on prompts the LoRA trained on overstates it)',
-        }),
+          allowOverlap: boolean({
+            default: false,
+            meaning: 'allow held-out prompts that are also training prompts (refused by default: a comparison on prompts the LoRA trained on overstates it)',
+          }),
         },
         { meaning: 'the base-vs-tuned comparison on held-out prompts', required: true },
       ),

@@ -76,7 +76,13 @@ export function validateInput<T>(schema: Schema<T>, value: unknown): Validation<
   if (bytes > MAX_INPUT_BYTES) {
     return {
       ok: false,
-      errors: [{ field: '(input)', expected: `at most ${MAX_INPUT_BYTES / 1e6} MB as JSON (put long prompt lists in a prompt file)`, got: `${(bytes / 1e6).toFixed(1)} MB` }],
+      errors: [
+        {
+          field: '(input)',
+          expected: `at most ${MAX_INPUT_BYTES / 1e6} MB as JSON (put long prompt lists in a prompt file)`,
+          got: `${(bytes / 1e6).toFixed(1)} MB`,
+        },
+      ],
     };
   }
   return validate(schema, value);
@@ -224,7 +230,9 @@ export function nullable<T>(schema: Schema<T>, options: Partial<FieldOptions<T |
       if (value === null) return null;
       const before = errors.length;
       const read = schema.read(value, at, errors);
-      for (let i = before; i < errors.length; i++) errors[i] = { ...errors[i]!, expected: `null or ${errors[i]!.expected}` };
+      // Only a complaint about the value as a whole could be answered with null; a nested field's could not.
+      for (let i = before; i < errors.length; i++)
+        if (errors[i]!.field === where(at)) errors[i] = { ...errors[i]!, expected: `null or ${errors[i]!.expected}` };
       return read;
     },
     jsonSchema: () => ({ anyOf: [schema.jsonSchema(), { type: 'null' }], description: meaning, default: fallback }),

@@ -34,7 +34,8 @@ export function temporalConnection(env: NodeJS.ProcessEnv = process.env): Tempor
   const apiKey = fromEnvironment(env, 'TEMPORAL_API_KEY');
   const explicit = fromEnvironment(env, 'TEMPORAL_TLS');
   const configured = ca !== undefined || crt !== undefined || serverName !== undefined;
-  if (explicit === 'false' && (configured || apiKey !== undefined)) throw new EnvironmentError('TEMPORAL_TLS: false, while TLS settings or TEMPORAL_API_KEY are set');
+  if (explicit === 'false' && (configured || apiKey !== undefined))
+    throw new EnvironmentError('TEMPORAL_TLS: false, while TLS settings or TEMPORAL_API_KEY are set');
   const tls: TLSConfig | true | undefined = configured
     ? {
         ...(ca === undefined ? {} : { serverRootCACertificate: ca }),

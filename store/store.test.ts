@@ -122,7 +122,14 @@ describe('S3 store on a real S3 server', () => {
   });
 
   it('names the store, never the keys, when it refuses the credentials or cannot be reached', async () => {
-    const settings = { endpoint: server.endpoint, bucket: 'artifacts', accessKey: server.accessKey, secretKey: 'a-wrong-secret', region: 'us-east-1', prefix: '' };
+    const settings = {
+      endpoint: server.endpoint,
+      bucket: 'artifacts',
+      accessKey: server.accessKey,
+      secretKey: 'a-wrong-secret',
+      region: 'us-east-1',
+      prefix: '',
+    };
     const refused = await new S3Store(settings).get('any/key').catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(StoreAccessError);
     expect((refused as Error).message).toContain(`S3 store ${server.endpoint} bucket artifacts: refused the credentials`);
