@@ -155,8 +155,10 @@ describe('docker-compose.yml workers', () => {
       expect(fields(after['temporal-init'], s.name)['condition']).toBe('service_completed_successfully');
       expect(fields(after['minio-init'], s.name)['condition']).toBe('service_completed_successfully');
     }
-    expect(only('temporal').spec['ports']).toContain('7233:7233');
-    expect(strings(only('temporal-ui').spec['ports'], 'temporal-ui.ports')).toContain('8233:8080');
+    const published = (name: string): string[] =>
+      strings(only(name).spec['ports'], `${name}.ports`).map((port) => port.replace(/^\$\{BIND_ADDRESS:-[^}]*\}:/, ''));
+    expect(published('temporal')).toContain('7233:7233');
+    expect(published('temporal-ui')).toContain('8233:8080');
   });
 });
 
@@ -212,6 +214,20 @@ describe('paths and images named by docker-compose.yml', () => {
       const sources = line.split(/\s+/).slice(1, -1);
       for (const source of sources) expect(existsSync(join(REPO_ROOT, source)), line).toBe(true);
     }
+  });
+
+  it('holds no default credential and publishes its ports on this machine only, unless told otherwise', () => {
+    const text = readFileSync(COMPOSE_FILE, 'utf8');
+    for (const name of ['MINIO_ROOT_USER', 'MINIO_ROOT_PASSWORD', 'POSTGRES_PASSWORD']) {
+      expect(text, name).not.toMatch(new RegExp(`\\$\\{${name}:-`));
+      expect(text, name).toMatch(new RegExp(`\\$\\{${name}:\\?`));
+    }
+    for (const s of services.values()) {
+      for (const port of s.spec['ports'] === undefined ? [] : strings(s.spec['ports'], `${s.name}.ports`)) {
+        expect(port, s.name).toMatch(/^\$\{BIND_ADDRESS:-127\.0\.0\.1\}:\d+:\d+$/);
+      }
+    }
+    for (const { service: s } of workers) expect(s.environment['SELF_REWARD_ALLOWED_PATHS'], s.name).toBe('/models:/app/packs');
   });
 
   it('pins every image it pulls', () => {
