@@ -21,7 +21,8 @@ import { selfRewardPlugin, WORKFLOWS_PATH } from '../workers/plugin.js';
 import { requireBinary, TEMPORAL_CLI } from './servers.js';
 import { type RoundActivities } from '../contract/activities.js';
 import { activitiesOf, TASK_QUEUES } from '../contract/workers.js';
-import type { CampaignResult, RoundFigures } from '../contract/workflows.js';
+import type { RoundProgress } from '../contract/progress.js';
+import type { CampaignResult, RoundFigures, RoundResult } from '../contract/workflows.js';
 import { standInPreparation } from './activity.js';
 
 let env: TestWorkflowEnvironment;
@@ -167,26 +168,29 @@ async function runChain(workflowId: string, firstRunId: string) {
   return runs;
 }
 
-describe('selfRewardCampaign across continue-as-new', () => {
-  let bundle: WorkflowBundleWithSourceMap;
+let bundle: WorkflowBundleWithSourceMap | undefined;
 
-  beforeAll(async () => {
-    // Bundled once: each worker below would otherwise bundle the workflows again.
-    bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH });
+/** Runs `run` while a workflow worker and a GPU-queue worker serve the stand-in activities. */
+async function withStandInWorkers<T>(activities: RoundActivities, run: () => Promise<T>): Promise<T> {
+  // Bundled once: each worker would otherwise bundle the workflows again.
+  bundle ??= await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH });
+  const connection = env.nativeConnection;
+  const workflows = await Worker.create({
+    connection,
+    taskQueue: TASK_QUEUES.workflows,
+    workflowBundle: bundle,
+    activities: activitiesOf('cpu', activities),
   });
+  const gpu = await Worker.create({
+    connection,
+    taskQueue: TASK_QUEUES.gpu,
+    activities: activitiesOf('gpu', activities),
+    maxConcurrentActivityTaskExecutions: 200,
+  });
+  return workflows.runUntil(gpu.runUntil(run));
+}
 
-  async function withStandInWorkers<T>(activities: RoundActivities, run: () => Promise<T>): Promise<T> {
-    const connection = env.nativeConnection;
-    const workflows = await Worker.create({
-      connection,
-      taskQueue: TASK_QUEUES.workflows,
-      workflowBundle: bundle,
-      activities: activitiesOf('cpu', activities),
-    });
-    const gpu = await Worker.create({ connection, taskQueue: TASK_QUEUES.gpu, activities: activitiesOf('gpu', activities) });
-    return workflows.runUntil(gpu.runUntil(run));
-  }
-
+describe('selfRewardCampaign across continue-as-new', () => {
   it("keeps every round's figures, samples each round from the previous LoRA and finishes all rounds", async () => {
     const { activities, sampledRounds } = standIns();
     const workflowId = `campaign-${randomUUID()}`;
@@ -274,5 +278,60 @@ describe('selfRewardCampaign across continue-as-new', () => {
     expect(result).toEqual({ rounds: [earlier], stopReason: 'stop requested' });
     expect((await runChain(workflowId, firstRunId)).map((run) => run.childStarts)).toEqual([0]);
     expect(sampledRounds).toEqual([]);
+  });
+});
+
+describe('a round at the limits of its input', () => {
+  it('runs 1000 classes in 1000 shards with a bounded history, classes attribute and details', { timeout: 300_000 }, async () => {
+    const classes = Array.from({ length: 1000 }, (_, i) => `class-${String(i).padStart(4, '0')}`);
+    const counts = Object.fromEntries(classes.map((c) => [c, { kept: 1, dropped: 0, reasons: {} }]));
+    const { activities } = standIns();
+    const { prepareRound } = activities;
+    const scaled: RoundActivities = {
+      ...activities,
+      prepareRound: async (request) => ({ ...(await prepareRound(request)), classes, prompts: classes.length }),
+      sampleShard: async (request) => ({ ...(await activities.sampleShard(request)), classes: [classes[request.shard]!] }),
+      curateDataset: async (request) => ({ ...(await activities.curateDataset(request)), kept: classes.length, perClass: counts }),
+    };
+    const input = {
+      ...campaignRoundInput,
+      prompts: classes.map((className) => ({ className, text: `one ${className}` })),
+      shards: 1000,
+      samplesPerPrompt: 1,
+    };
+    const workflowId = `scale-${randomUUID()}`;
+    const { result, progress, details, attributes, events } = await withStandInWorkers(scaled, async () => {
+      const handle = await env.client.workflow.start('selfRewardRound', { taskQueue: TASK_QUEUES.workflows, workflowId, args: [input] });
+      const result = (await handle.result()) as RoundResult;
+      const progress = await handle.query<RoundProgress>('progress');
+      const { searchAttributes } = await handle.describe();
+      // The workflow's current details, which the Web UI shows on the round's page.
+      const { currentDetails } = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+      return { result, progress, details: currentDetails ?? '', attributes: searchAttributes, events: (await handle.fetchHistory()).events ?? [] };
+    });
+
+    expect(result.samples).toHaveLength(1000);
+    expect(result.judged).toHaveLength(1000);
+    expect(progress.shards).toEqual({ total: 1000, sampled: 1000, judged: 1000 });
+    // One line per stage, however many shards.
+    const lines = details.split('\n');
+    expect(lines).toHaveLength(7);
+    expect(lines[0]).toBe('checked the input: 1000 training and 1 held-out prompts of 1000 classes');
+    expect(lines[1]).toBe('sampled 1000 of 1000 shards: 1000 images of 1000 prompts');
+    expect(lines[2]).toBe('judged 1000 of 1000 shards: the class found in 1000 of 1000 images');
+    // The classes attribute is the first of the sorted classes that fit in 1000 bytes; the full list is in the stored input.
+    const listed = attributes[SEARCH_ATTRIBUTES.classes.name] as string[];
+    expect(listed.length).toBeGreaterThan(10);
+    expect(listed).toEqual(classes.slice(0, listed.length));
+    expect(JSON.stringify(listed).length).toBeLessThanOrEqual(1000);
+    // Each stage is handed a reference to the stored input, never the input itself: a shard's
+    // request is a few hundred bytes, and the history stays far from the server's limits
+    // (51,200 events, 50 MB).
+    const scheduled = events.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes] : []));
+    const requestBytes = (type: string) =>
+      Math.max(...scheduled.filter((a) => a.activityType?.name === type).map((a) => (a.input?.payloads ?? []).reduce((n, p) => n + (p.data?.length ?? 0), 0)));
+    expect(requestBytes('sampleShard')).toBeLessThan(500);
+    expect(requestBytes('judgeShard')).toBeLessThan(500);
+    expect(events.length).toBeLessThan(10_000);
   });
 });

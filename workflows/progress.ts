@@ -26,8 +26,10 @@ export class RoundProgressTracker {
   private imagesEvaluated = 0;
   private winRate: number | null = null;
   private report: string | null = null;
+  private promptsSampled = 0;
+  private detected = 0;
   /** One line per finished stage. */
-  private readonly stagesDone: string[] = [];
+  private readonly stagesDone: { readonly stage: Stage | undefined; line: string }[] = [];
 
   constructor(
     private readonly round: number,
@@ -51,13 +53,15 @@ export class RoundProgressTracker {
   shardSampled(result: SampleShardResult): void {
     this.sampled.set(result.shard, result.images);
     this.shardsSampled.add(result.shard);
-    this.did(`sampled shard ${result.shard + 1}: ${result.images} images of ${result.prompts} prompts`);
+    this.promptsSampled += result.prompts;
+    this.did(`sampled ${this.shardsSampled.size} of ${this.shards} shards: ${sum(this.sampled.values())} images of ${this.promptsSampled} prompts`, 'sample');
   }
 
   shardJudged(result: JudgeShardResult): void {
     this.judged.set(result.shard, result.images);
     this.shardsJudged.add(result.shard);
-    this.did(`judged shard ${result.shard + 1}: the class found in ${result.detected} of ${result.images} images`);
+    this.detected += result.detected;
+    this.did(`judged ${this.shardsJudged.size} of ${this.shards} shards: the class found in ${this.detected} of ${sum(this.judged.values())} images`, 'judge');
   }
 
   curated(dataset: CurateResult): void {
@@ -90,9 +94,12 @@ export class RoundProgressTracker {
     this.did(`report: ${report}`);
   }
 
-  private did(line: string): void {
-    this.stagesDone.push(line);
-    setCurrentDetails(this.stagesDone.join('\n'));
+  /** Records what a stage did; a stage of many shards keeps one line, rewritten as each shard ends, so the details stay short however many shards a round has. */
+  private did(line: string, stage?: Stage): void {
+    const last = this.stagesDone.at(-1);
+    if (stage !== undefined && last !== undefined && last.stage === stage) last.line = line;
+    else this.stagesDone.push({ stage, line });
+    setCurrentDetails(this.stagesDone.map((done) => done.line).join('\n'));
   }
 
   private reported(update: StageProgress): void {
