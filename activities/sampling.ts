@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import type { SamplingSettings } from '../config/round.js';
-import type { Generator } from '../models/generator.js';
+import type { Generator, GeneratorSource } from '../models/generator.js';
 import { encodePng } from '../models/png.js';
 import { generationText, sample, type SampleRequest } from '../models/sampler.js';
 import type { ActivityDependencies } from './dependencies.js';
@@ -49,8 +49,9 @@ export async function samplePngs(
 /**
  * A generator to load: the base folder, or the base with a tuned UNet fetched from the store into
  * the work folder. Published artifacts never change, so a file already fetched is not fetched again.
+ * Images name the tuned UNet by its store key: the same on every worker, and no worker's paths.
  */
-export async function generatorSource(deps: ActivityDependencies, base: string, tunedUnet: string | null): Promise<{ base: string; tunedUnet?: string }> {
+export async function generatorSource(deps: ActivityDependencies, base: string, tunedUnet: string | null): Promise<GeneratorSource> {
   if (tunedUnet === null) return { base };
   const prefix = tunedUnet.endsWith('/') ? tunedUnet : `${tunedUnet}/`;
   const local = join(deps.workDir, 'models', ...prefix.split('/'));
@@ -58,5 +59,5 @@ export async function generatorSource(deps: ActivityDependencies, base: string, 
     const target = join(local, ...key.slice(prefix.length).split('/'));
     if (!existsSync(target)) await deps.store.getFile(key, target);
   }
-  return { base, tunedUnet: local };
+  return { base, tunedUnet: local, tunedUnetName: prefix };
 }

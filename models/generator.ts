@@ -18,6 +18,8 @@ export interface GeneratorSource {
   readonly base: string;
   /** A folder holding `unet/model.onnx` that replaces the base's UNet. */
   readonly tunedUnet?: string;
+  /** How PNG metadata and logs name the tuned UNet (a store key, say) when its folder is a local copy; default: the folder. */
+  readonly tunedUnetName?: string;
 }
 
 /** The files a generator is loaded from, each with what it must be. */
@@ -211,7 +213,8 @@ export class Generator {
 
   /** How PNG metadata and logs name this generator. */
   get name(): string {
-    return this.source.tunedUnet ? `${resolve(this.source.base)} + unet ${resolve(this.source.tunedUnet)}` : resolve(this.source.base);
+    const { base, tunedUnet, tunedUnetName } = this.source;
+    return tunedUnet ? `${resolve(base)} + unet ${tunedUnetName ?? resolve(tunedUnet)}` : resolve(base);
   }
 
   async release(): Promise<void> {
