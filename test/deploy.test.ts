@@ -129,8 +129,9 @@ describe('docker-compose.yml workers', () => {
     for (const w of workers.filter((w) => w.role === 'cpu')) expect(w.service.spec['deploy']).toBeUndefined();
   });
 
-  it('gives each GPU worker the models read-only and a work volume of its own', () => {
-    const volumes = gpuWorkers().map((s) => {
+  it('gives each worker the models read-only and a work volume of its own', () => {
+    // The CPU worker too: its check before sampling reads a round's model folders and prompt files.
+    const volumes = workers.map(({ service: s }) => {
       expect([...s.binds.values()], s.name).toContain('/models');
       expect(strings(s.spec['volumes'], s.name).find((v) => v.includes(':/models'))).toMatch(/:ro$/);
       const work = strings(s.spec['volumes'], s.name).find((v) => v.endsWith(`:${s.environment['SELF_REWARD_WORK_DIR']}`));
