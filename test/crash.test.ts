@@ -7,9 +7,8 @@
  * holds, and no trainer may outlive its worker. Real worker entry points as child processes, the
  * real trainer, a real local Temporal dev server; short heartbeat timeouts so retries come soon.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { mkdtemp, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -20,7 +19,8 @@ import { SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
 import { testGenerator } from '../models/testing/python.js';
 import { LocalFolderStore } from '../store/local.js';
 import { testDetector, tinyRoundInput } from './models.js';
-import { REPO_ROOT, requireBinary, TEMPORAL_CLI } from './servers.js';
+import { requireBinary, TEMPORAL_CLI } from './servers.js';
+import { processesMentioning, until, WorkerProcess } from './workerProcess.js';
 import { artifactKeys, roundRoot } from '../contract/keys.js';
 import { TASK_QUEUES } from '../contract/workers.js';
 import type { RoundResult } from '../contract/workflows.js';
@@ -29,7 +29,6 @@ let env: TestWorkflowEnvironment;
 let scratch: string;
 let store: LocalFolderStore;
 let roundInput: Record<string, unknown>;
-const workers: WorkerProcess[] = [];
 
 beforeAll(async () => {
   scratch = await mkdtemp(join(tmpdir(), 'crash-'));
@@ -47,86 +46,11 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all(workers.map((w) => w.stop()));
+  await WorkerProcess.stopAll();
   await env?.teardown();
 });
 
-/** An all-in-one worker process (`workers/all-in-one.ts`) with a work folder of its own. */
-class WorkerProcess {
-  readonly workDir: string;
-  readonly exited: Promise<number | null>;
-  private readonly child: ChildProcess;
-  private output = '';
-
-  private constructor(name: string) {
-    this.workDir = join(scratch, `work-${name}`);
-    this.child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'workers', 'all-in-one.ts')], {
-      cwd: REPO_ROOT,
-      env: {
-        ...process.env,
-        TEMPORAL_ADDRESS: env.address,
-        SELF_REWARD_STORE: store.root,
-        SELF_REWARD_WORK_DIR: this.workDir,
-        SELF_REWARD_THREADS: '1',
-        OMP_NUM_THREADS: '1',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.exited = new Promise((done) => this.child.once('exit', (code, signal) => done(code ?? (signal === null ? null : -1))));
-  }
-
-  static async start(name: string): Promise<WorkerProcess> {
-    const worker = new WorkerProcess(name);
-    workers.push(worker);
-    let seen = '';
-    const running = new Promise<void>((done) => {
-      const watch = (chunk: Buffer) => {
-        // Search the whole chunk (plus the last one's tail, for a line split across two)
-        // before trimming: a worker that picks up pending work at once logs the RUNNING
-        // line and more in one chunk, and trimming first cut the line off and hung here.
-        seen += chunk.toString();
-        worker.output = (worker.output + chunk.toString()).slice(-20_000);
-        if (seen.includes("state: 'RUNNING'")) done();
-        seen = seen.slice(-200);
-      };
-      worker.child.stdout?.on('data', watch);
-      worker.child.stderr?.on('data', watch);
-    });
-    await Promise.race([running, worker.exited]);
-    if (worker.child.exitCode !== null) throw new Error(`worker ${name} exited at start:\n${worker.output}`);
-    return worker;
-  }
-
-  get log(): string {
-    return this.output;
-  }
-
-  async kill(): Promise<void> {
-    this.child.kill('SIGKILL');
-    await this.exited;
-  }
-
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    this.child.kill('SIGTERM');
-    await this.exited;
-  }
-}
-
-async function until(probe: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** Live processes whose command line mentions `text` (a zombie has an empty one). */
-async function processesMentioning(text: string): Promise<number[]> {
-  const pids = (await readdir('/proc')).filter((entry) => /^\d+$/.test(entry));
-  const commands = await Promise.all(pids.map((pid) => readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')));
-  return pids.filter((_, i) => commands[i]!.includes(text)).map(Number);
-}
+const startWorker = (name: string) => WorkerProcess.start(join(scratch, `work-${name}`), { TEMPORAL_ADDRESS: env.address, SELF_REWARD_STORE: store.root });
 
 /** Hidden files under a folder: the local store's temporaries, which a crash mid-write would leave. */
 async function hiddenFiles(folder: string): Promise<string[]> {
@@ -153,7 +77,7 @@ let first: WorkerProcess;
 
 describe('a round whose workers are killed', () => {
   it('runs undisturbed first', { timeout: 600_000 }, async () => {
-    first = await WorkerProcess.start('first');
+    first = await startWorker('first');
     reference = (await (await runRound(`crash-reference-${randomUUID()}`)).result()) as RoundResult;
     expect(reference.training.steps).toBe(20);
   });
@@ -173,7 +97,7 @@ describe('a round whose workers are killed', () => {
       await first.kill();
       const sampledManifests = await Promise.all(sampleManifests.map((key) => store.exists(key)));
       expect(sampledManifests, 'killed before both shards were sampled').toContain(false);
-      const training = await WorkerProcess.start('second');
+      const training = await startWorker('second');
 
       // Training: a checkpoint is stored, the LoRA is not.
       await until(() => store.exists(artifactKeys.trainerCheckpointPointer(root)), 600_000, 'stored trainer checkpoint');
@@ -182,7 +106,7 @@ describe('a round whose workers are killed', () => {
       expect(await store.exists(artifactKeys.trainManifest(root)), 'killed before the LoRA was published').toBe(false);
       // Its trainer notices its parent's death (stdin closes), checkpoints and exits.
       await until(async () => (await processesMentioning(training.workDir)).length === 0, 60_000, "the killed worker's trainer to exit");
-      const last = await WorkerProcess.start('third');
+      const last = await startWorker('third');
 
       const result = (await handle.result()) as RoundResult;
       expect(result.training.steps).toBe(20);
@@ -204,6 +128,7 @@ describe('a round whose workers are killed', () => {
       expect(keys.filter((key) => /^[a-z]+\.json$|^[a-z]+\/shard-\d+\.json$/.test(key))).toEqual([
         'dataset.json',
         'evaluation.json',
+        'input.json',
         'lora.json',
         'samples/shard-000.json',
         'samples/shard-001.json',
@@ -227,4 +152,41 @@ describe('a round whose workers are killed', () => {
       expect(result.dataset).toEqual({ ...reference.dataset, manifest: artifactKeys.curateManifest(result.root), dataset: artifactKeys.dataset(result.root) });
     },
   );
+});
+
+describe('a round whose workers are killed in its later stages', () => {
+  it('completes after SIGKILLs while judging, while evaluating and as the report is written, with the same artifacts', { timeout: 900_000 }, async () => {
+    expect(reference, 'the undisturbed round ran').toBeDefined();
+    const workflowId = `crash-late-${randomUUID()}`;
+    let worker = await startWorker('judging');
+    const handle = await runRound(workflowId);
+    const root = roundRoot(workflowId, handle.firstExecutionRunId, 1);
+
+    // Judging: a score record is stored, the shards' judging is not done.
+    await until(async () => (await store.list(`${root}/scores/`)).length > 0, 300_000, 'first score record');
+    await worker.kill();
+    expect(await Promise.all([0, 1].map((shard) => store.exists(artifactKeys.judgeManifest(root, shard))))).toContain(false);
+    worker = await startWorker('evaluating');
+
+    // Evaluating: a held-out image is stored, the evaluation is not.
+    await until(async () => (await store.list(`${root}/evaluation/`)).length > 0, 600_000, 'first held-out image');
+    await worker.kill();
+    expect(await store.exists(artifactKeys.evaluateManifest(root))).toBe(false);
+    worker = await startWorker('reporting');
+
+    // As the report is written: the evaluation is published; the report may or may not be.
+    await until(() => store.exists(artifactKeys.evaluateManifest(root)), 300_000, 'the evaluation');
+    await worker.kill();
+    await startWorker('last');
+
+    const result = (await handle.result()) as RoundResult;
+    expect(await roundKeys(result.root)).toEqual(await roundKeys(reference.root));
+    expect(await hiddenFiles(store.root)).toEqual([]);
+    for (const key of (await roundKeys(result.root)).filter((k) => k.endsWith('.png'))) {
+      expect((await store.get(`${result.root}/${key}`)).equals(await store.get(`${reference.root}/${key}`)), key).toBe(true);
+    }
+    const figures = ({ manifest: _m, ...rest }: RoundResult['evaluation']) => rest;
+    expect(figures(result.evaluation)).toEqual(figures(reference.evaluation));
+    expect((await store.get(result.report.report)).toString()).toContain('Tuned beats base in');
+  });
 });

@@ -1,0 +1,87 @@
+/** Worker processes for fault tests: the real all-in-one entry point as a child process, killed or stopped as a machine's worker would be. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { REPO_ROOT } from './servers.js';
+
+const running: WorkerProcess[] = [];
+
+/** An all-in-one worker process (`workers/all-in-one.ts`) with a work folder of its own (as if on another machine). */
+export class WorkerProcess {
+  readonly exited: Promise<number | null>;
+  private readonly child: ChildProcess;
+  private output = '';
+
+  private constructor(
+    readonly workDir: string,
+    environment: Readonly<Record<string, string>>,
+  ) {
+    this.child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'workers', 'all-in-one.ts')], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, ...environment, SELF_REWARD_WORK_DIR: workDir, SELF_REWARD_THREADS: '1', OMP_NUM_THREADS: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.exited = new Promise((done) => this.child.once('exit', (code, signal) => done(code ?? (signal === null ? null : -1))));
+  }
+
+  /** Starts one and waits until it polls; `environment` holds TEMPORAL_ADDRESS and the store's settings. */
+  static async start(workDir: string, environment: Readonly<Record<string, string>>): Promise<WorkerProcess> {
+    const worker = new WorkerProcess(workDir, environment);
+    running.push(worker);
+    let seen = '';
+    const polling = new Promise<void>((done) => {
+      const watch = (chunk: Buffer) => {
+        // Search the whole chunk (plus the last one's tail, for a line split across two) before
+        // trimming: a worker that picks up pending work at once logs the RUNNING line and more
+        // in one chunk.
+        seen += chunk.toString();
+        worker.output = (worker.output + chunk.toString()).slice(-20_000);
+        if (seen.includes("state: 'RUNNING'")) done();
+        seen = seen.slice(-200);
+      };
+      worker.child.stdout?.on('data', watch);
+      worker.child.stderr?.on('data', watch);
+    });
+    await Promise.race([polling, worker.exited]);
+    if (worker.child.exitCode !== null) throw new Error(`worker in ${workDir} exited at start:\n${worker.output}`);
+    return worker;
+  }
+
+  /** Every worker started and not yet gone: stopped at the end of a test file. */
+  static async stopAll(): Promise<void> {
+    await Promise.all(running.map((w) => w.stop()));
+  }
+
+  get log(): string {
+    return this.output;
+  }
+
+  /** SIGKILL: the machine's power cut. */
+  async kill(): Promise<void> {
+    this.child.kill('SIGKILL');
+    await this.exited;
+  }
+
+  /** SIGTERM: a graceful stop (`docker compose stop`): running activities are cancelled, a training checkpoints. */
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    this.child.kill('SIGTERM');
+    await this.exited;
+  }
+}
+
+export async function until(probe: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Live processes whose command line mentions `text` (a zombie has an empty one). */
+export async function processesMentioning(text: string): Promise<number[]> {
+  const pids = (await readdir('/proc')).filter((entry) => /^\d+$/.test(entry));
+  const commands = await Promise.all(pids.map((pid) => readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')));
+  return pids.filter((_, i) => commands[i]!.includes(text)).map(Number);
+}
