@@ -63,6 +63,13 @@ export const ENVIRONMENT = {
     meaning: "folders, `:`-separated, that a round's model folders and prompt files must lie in (unset: any path the worker can read)",
     rule: { pattern: /^\/[^:]*(:\/[^:]*)*$/, expected: 'absolute folder paths separated by ":"' },
   },
+  SELF_REWARD_SHUTDOWN_GRACE_SECONDS: {
+    default: '30',
+    readBy: ['workers'],
+    meaning:
+      'how long a stopping worker (SIGTERM) lets running activities finish before it cancels them; a cancelled training stores a checkpoint first, so keep it under the container stop grace period',
+    rule: { pattern: /^\d+$/, expected: 'a whole number of seconds' },
+  },
   SELF_REWARD_TRAINER: {
     default: null,
     readBy: ['workers'],

@@ -31,7 +31,8 @@ export interface SelfRewardPluginOptions {
 /**
  * Settings every role shares. Cancellation reaches an activity in the reply to a heartbeat, which
  * the SDK sends at most every 0.8 × heartbeat timeout by default: 5 s keeps a cancel prompt. A
- * stopping worker waits for running activities, so the trainer can write its checkpoint.
+ * stopping worker lets running activities finish for a while (a shard nearly sampled, a report),
+ * then cancels them, and a cancelled training stores its checkpoint.
  */
 const SHARED: Partial<WorkerOptions> = { shutdownGraceTime: '30s', maxHeartbeatThrottleInterval: '5s', defaultHeartbeatThrottleInterval: '5s' };
 
@@ -58,8 +59,10 @@ export class SelfRewardPlugin extends SimplePlugin {
 
   override async runWorker(worker: Worker, next: (worker: Worker) => Promise<void>): Promise<void> {
     if (this.settings.role !== 'all') return super.runWorker(worker, next);
-    const { connection, namespace } = worker.options;
-    const gpu = await Worker.create(roleOptions('gpu', this.activities, { connection, namespace, taskQueue: TASK_QUEUES.gpu }));
+    const { connection, namespace, shutdownGraceTimeMs } = worker.options;
+    const gpu = await Worker.create(
+      roleOptions('gpu', this.activities, { connection, namespace, taskQueue: TASK_QUEUES.gpu, shutdownGraceTime: shutdownGraceTimeMs }),
+    );
     // Either worker stopping stops the other: the process serves both roles or neither.
     const gpuRun = gpu.run().finally(() => {
       if (worker.getState() === 'RUNNING') worker.shutdown();

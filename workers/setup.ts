@@ -9,11 +9,18 @@ import { dependenciesFromEnvironment } from './dependencies.js';
 import { selfRewardPlugin } from './plugin.js';
 
 /** A worker of one role, set up by the plugin as users' own workers are. */
-export function workerOptions(role: WorkerRole | 'all', deps: ActivityDependencies, connection: NativeConnection, namespace: string): WorkerOptions {
+export function workerOptions(
+  role: WorkerRole | 'all',
+  deps: ActivityDependencies,
+  connection: NativeConnection,
+  namespace: string,
+  shutdownGraceSeconds = 30,
+): WorkerOptions {
   return {
     connection,
     namespace,
     taskQueue: role === 'gpu' ? TASK_QUEUES.gpu : TASK_QUEUES.workflows,
+    shutdownGraceTime: `${shutdownGraceSeconds}s`,
     plugins: [selfRewardPlugin({ role, dependencies: deps })],
   };
 }
@@ -40,6 +47,7 @@ async function starting<T>(step: string, run: () => Promise<T> | T): Promise<T> 
  */
 export async function runWorker(role: WorkerRole | 'all', env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const deps = await starting('worker settings', () => dependenciesFromEnvironment(env));
+  const shutdownGraceSeconds = await starting('worker settings', () => Number(fromEnvironment(env, 'SELF_REWARD_SHUTDOWN_GRACE_SECONDS')));
   await starting(`the artifact store ${deps.store.location}`, () => deps.store.prepare());
   const settings = await starting('Temporal connection settings', () => temporalConnection(env));
   const connection = await starting(`cannot connect to Temporal at ${settings.address} (check TEMPORAL_ADDRESS, TEMPORAL_TLS_*, TEMPORAL_API_KEY)`, () =>
@@ -48,7 +56,7 @@ export async function runWorker(role: WorkerRole | 'all', env: NodeJS.ProcessEnv
   const namespace = fromEnvironment(env, 'TEMPORAL_NAMESPACE');
   try {
     const worker = await starting(`cannot start a worker in namespace ${namespace} (check TEMPORAL_NAMESPACE)`, () =>
-      Worker.create(workerOptions(role, deps, connection, namespace)),
+      Worker.create(workerOptions(role, deps, connection, namespace, shutdownGraceSeconds)),
     );
     await worker.run();
   } finally {
