@@ -7,7 +7,8 @@
  */
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -22,8 +23,11 @@ import { main } from '../cli/commands.js';
 import { SelfRewardClient } from '../client/index.js';
 import { temporalConnection } from '../config/temporalConnection.js';
 import { roundRoot } from '../contract/keys.js';
+import { encodePng } from '../models/png.js';
 import { PYTHON, REPO_ROOT as ROOT, testGenerator } from '../models/testing/python.js';
 import { storeFromEnvironment } from '../store/config.js';
+import { S3Store } from '../store/s3.js';
+import { StoreUnavailableError } from '../store/store.js';
 import { dependenciesFromEnvironment } from '../workers/dependencies.js';
 import { PACK, testDetector, tinyRoundInput } from './models.js';
 import { localTemporal, testDependencies, withRoundWorkers } from './stack.js';
@@ -218,6 +222,24 @@ const ENVIRONMENT_CASES = [
     expect(() => temporalConnection({ TEMPORAL_TLS_CA: join(scratch, 'ca.pem') })).toThrow(/TEMPORAL_TLS_CA: cannot read .*ca.pem \(ENOENT\)/);
     await refusedByCli(['status', 'x'], /TEMPORAL_TLS_CA: cannot read/, { TEMPORAL_TLS_CA: join(scratch, 'ca.pem'), TEMPORAL_ADDRESS: '127.0.0.1:1' });
   }),
+  holds('an S3 store that does not answer, asked with a secret key', async () => {
+    const store = new S3Store({
+      endpoint: 'http://127.0.0.1:1',
+      bucket: 'battery',
+      accessKey: 'AKIA-BATTERY',
+      secretKey: SECRET,
+      region: 'us-east-1',
+      prefix: '',
+    });
+    const error = await store.get('runs/x/input.json').then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(StoreUnavailableError);
+    expect((error as Error).message).toMatch(/^S3 store http:\/\/127.0.0.1:1 bucket battery: /);
+    expect((error as Error).message).not.toContain(SECRET);
+    expect((error as Error).message).not.toContain('AKIA');
+  }),
   holds('allowed paths that are not absolute', () => {
     expect(() => dependenciesFromEnvironment({ SELF_REWARD_ALLOWED_PATHS: 'models' })).toThrow(/SELF_REWARD_ALLOWED_PATHS: expected absolute folder paths/);
     return Promise.resolve();
@@ -234,8 +256,8 @@ interface Refusal {
 }
 
 /** Runs a round on the real workers to its failure. */
-async function refusedRound(input: Record<string, unknown>): Promise<Refusal> {
-  const round = await new SelfRewardClient(env.client).startRound(input, { workflowId: `battery-${randomUUID()}` });
+async function refusedRound(input: Record<string, unknown>, workflowId = `battery-${randomUUID()}`): Promise<Refusal> {
+  const round = await new SelfRewardClient(env.client).startRound(input, { workflowId });
   const error = await round.result().then(
     () => null,
     (e: unknown) => e,
@@ -263,6 +285,27 @@ async function refusedBeforeSampling(input: Record<string, unknown>, type: strin
   expect(refusal.message).toMatch(message);
   expect(refusal.history).not.toContain(SECRET);
   expect(refusal.history).not.toContain('AKIA');
+}
+
+/** A copy of the test detector whose ONNX file is cut in half: its folder passes the check before sampling, its model does not load. */
+async function truncatedDetector(name: string): Promise<string> {
+  const folder = join(scratch, name);
+  await cp((base['judge'] as { detector: string }).detector, folder, { recursive: true });
+  const model = join(folder, 'onnx', 'model.onnx');
+  const bytes = await readFile(model);
+  await writeFile(model, bytes.subarray(0, bytes.length >> 1));
+  return folder;
+}
+
+/** A round refused when its judge loads: first attempts only, BadModel naming the file, no score stored. */
+async function refusedAtJudge(input: Record<string, unknown>, workflowId?: string): Promise<Refusal> {
+  const refusal = await refusedRound(input, workflowId);
+  expect(refusal.type).toBe('BadModel');
+  expect(refusal.message).toMatch(/onnx\/model.onnx/);
+  expect(refusal.activities).toContain('judgeShard');
+  expect(new Set(refusal.attempts)).toEqual(new Set([1]));
+  expect(refusal.stored.filter((key) => key.includes('/scores/'))).toEqual([]);
+  return refusal;
 }
 
 const ROUND_CASES = [
@@ -347,6 +390,21 @@ const ROUND_CASES = [
       /includeDatasets.0: runs\/nothing\/dataset\/metadata.jsonl is not in the store/,
     ),
   ),
+  holds('a truncated detector ONNX file', async () => {
+    await refusedAtJudge(round({ judge: judge({ detector: await truncatedDetector('truncated-detector') }) }));
+  }),
+  holds('a workflow id that climbs out of the store', async () => {
+    const workflowId = `../../battery-escape-${randomUUID()}`;
+    const refusal = await refusedAtJudge(round({ judge: judge({ detector: await truncatedDetector('truncated-detector-2') }) }), workflowId);
+    // What the round stored lies in its own folder under runs/, its id percent-encoded.
+    expect(refusal.stored.length).toBeGreaterThan(0);
+    const everything = await deps.store.list('');
+    const escaped = everything.filter((key) => key.includes('battery-escape'));
+    expect(escaped.length).toBe(refusal.stored.length);
+    for (const key of escaped) expect(key.startsWith(`runs/${encodeURIComponent(workflowId).replace(/^\./, '%2E')}/`), key).toBe(true);
+    // Nothing beside the store folder either, where a key joined naively would have climbed to.
+    for (const folder of [scratch, join(scratch, '..')]) expect(existsSync(join(folder, workflowId.slice('../../'.length)))).toBe(false);
+  }),
   holds('a dataset to retrain that is not in the store', () =>
     refusedBeforeSampling(
       round({ prompts: undefined, dataset: 'runs/none/dataset/' }),
@@ -369,10 +427,25 @@ async function trainerRefuses(args: readonly string[], message: RegExp): Promise
   );
   expect(refused?.code).toBe(2);
   expect(refused?.stderr.trim()).toMatch(message);
+  expect(refused?.stderr).not.toContain(SECRET);
   expect(refused?.stdout).toMatch(/"event": "error"/);
 }
 
 const TRAINER_CASES = [
+  holds('a corrupt checkpoint to resume from', async () => {
+    const output = join(scratch, 'corrupt-checkpoint');
+    const checkpoint = join(output, 'checkpoints', 'step-00000002');
+    await mkdir(checkpoint, { recursive: true });
+    await writeFile(join(checkpoint, 'state.json'), SECRET);
+    const dataset = join(scratch, 'one-image-dataset');
+    await mkdir(dataset, { recursive: true });
+    await writeFile(join(dataset, 'a.png'), await encodePng({ width: 64, height: 64, data: new Uint8Array(64 * 64 * 3).fill(255) }));
+    await writeFile(join(dataset, 'metadata.jsonl'), `${JSON.stringify({ file_name: 'a.png', text: 'one red circle' })}\n`);
+    await trainerRefuses(
+      ['--generator', join(PACK, 'generator'), '--dataset', dataset, '--output', output, '--max-steps', '1', '--resume-from', 'latest', '--skip-onnx'],
+      /checkpoint .*step-00000002: state.json: not valid JSON/,
+    );
+  }),
   holds('an output that is a file', async () => {
     const file = join(scratch, 'output-file');
     await writeFile(file, 'x');
