@@ -1,6 +1,6 @@
 import type { PreparedRound, PrepareRequest } from '../contract/activities.js';
 import { artifactKeys } from '../contract/keys.js';
-import { resolveGeneratorFiles } from '../models/generator.js';
+import { readGeneratorGeometry, resolveGeneratorFiles } from '../models/generator.js';
 import { Judge } from '../models/judge/index.js';
 import type { ActivityDependencies } from './dependencies.js';
 import { badData } from './failures.js';
@@ -19,7 +19,7 @@ async function requireArtifacts(deps: ActivityDependencies, field: string, prefi
  * work is checked here, on a worker (the files are the workers'), and fails the round at once
  * naming the field or file. Prompt files parse; held-out prompts are not training prompts
  * (unless allowed); the generator's and the judge's folders have their files and a supported
- * detector, which can be asked about every class; the tuned UNet and earlier datasets are in the store. Then the input is stored, and
+ * detector, which can be asked about every class; the image size suits the generator; the tuned UNet and earlier datasets are in the store. Then the input is stored, and
  * every later stage is handed its key.
  */
 export function createPrepareRound(deps: ActivityDependencies) {
@@ -36,7 +36,16 @@ export function createPrepareRound(deps: ActivityDependencies) {
         );
       }
     }
-    await resolveGeneratorFiles({ base: input.generator.base });
+    const { sizeMultiple } = await readGeneratorGeometry(await resolveGeneratorFiles({ base: input.generator.base }));
+    for (const side of ['width', 'height'] as const) {
+      const value = input.sampling[side];
+      if (value !== 0 && value % sizeMultiple !== 0) {
+        throw badData(
+          'InvalidInput',
+          `sampling.${side}: expected 0 or a multiple of ${sizeMultiple} (the generator's VAE scale times its UNet's downsampling), got ${value}`,
+        );
+      }
+    }
     const judge = judgeConfig(input.judge, deps.device);
     Judge.checkFolders(judge);
     const classes = [...new Set([...training, ...heldOut].map((p) => p.className))].sort();

@@ -128,6 +128,12 @@ async function unetDownsamplings(unetGraph: string): Promise<number> {
   return blocks.length - 1;
 }
 
+/** What a generator's configs say about its images, without loading a graph: the VAE and the multiple image sides must be of. */
+export async function readGeneratorGeometry(files: GeneratorFiles): Promise<{ readonly vae: VaeSettings; readonly sizeMultiple: number }> {
+  const vae = parseVaeSettings(await readJson(files.vaeConfig), files.vaeConfig);
+  return { vae, sizeMultiple: vae.spatialFactor * 2 ** (await unetDownsamplings(files.unet)) };
+}
+
 async function readJson(path: string): Promise<unknown> {
   try {
     return JSON.parse(await readFile(path, 'utf8'));
@@ -181,8 +187,7 @@ export class Generator {
     const files = await resolveGeneratorFiles(source);
     await readJson(files.modelIndex);
     const schedulerConfig = await readRawSchedulerConfig(files.schedulerConfig);
-    const vae = parseVaeSettings(await readJson(files.vaeConfig), files.vaeConfig);
-    const sizeMultiple = vae.spatialFactor * 2 ** (await unetDownsamplings(files.unet));
+    const { vae, sizeMultiple } = await readGeneratorGeometry(files);
     // Local files only, per call (not the library-wide switch, which other models share):
     // a generator folder is complete or it is an error, never a download.
     const tokenizer = await AutoTokenizer.from_pretrained(files.tokenizer, { local_files_only: true }).catch((error: Error) => {

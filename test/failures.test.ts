@@ -5,7 +5,7 @@
  * attempts, so a failure that were retried would show an attempt above one.
  */
 import { randomUUID } from 'node:crypto';
-import { cp, mkdtemp, truncate, writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -19,7 +19,7 @@ import type { FailureType } from '../contract/failures.js';
 import { artifactKeys, roundRoot } from '../contract/keys.js';
 import type { SampleManifest } from '../contract/records.js';
 import { testGenerator } from '../models/testing/python.js';
-import { putJson } from '../store/store.js';
+import { getJson, putJson } from '../store/store.js';
 import { localTemporal, testDependencies, withRoundWorkers } from './stack.js';
 import { PACK, testDetector, tinyRoundInput } from './models.js';
 
@@ -92,41 +92,25 @@ function expectFailedAtOnce(observed: Observed, activity: string, type: FailureT
 describe('a round fails at once, naming what is wrong', () => {
   it('BadModel: a CLIP folder given as the detector', async () => {
     const observed = await failedRound({ ...base, judge: { ...(base['judge'] as object), detector: join(PACK, 'clip') } });
-    expectFailedAtOnce(observed, 'judgeShard', 'BadModel', /clip\/config.json: model_type "clip" is not a supported detector/);
-  });
-
-  it('BadModel: a detector whose ONNX file is truncated', async () => {
-    const folder = join(scratch, 'truncated-detector');
-    await cp(join(PACK, 'detector'), folder, { recursive: true });
-    await truncate(join(folder, 'onnx', 'model.onnx'), 4096);
-    const observed = await failedRound({ ...base, judge: { ...(base['judge'] as object), detector: folder } });
-    expectFailedAtOnce(observed, 'judgeShard', 'BadModel', new RegExp(`detector ${folder}: cannot be loaded`));
-  });
-
-  it("BadModel: a new run of a finished round id does not reuse the earlier run's samples", async () => {
-    const workflowId = `reused-${randomUUID()}`;
-    await withRoundWorkers(env, deps, async () => (await new SelfRewardClient(env.client).startRound(base, { workflowId })).result());
-    const missing = join(scratch, 'no-such-generator');
-    const observed = await failedRound({ ...base, generator: { base: missing } }, undefined, deps, workflowId);
-    expectFailedAtOnce(observed, 'sampleShard', 'BadModel', new RegExp(missing));
+    expectFailedAtOnce(observed, 'prepareRound', 'BadModel', /clip\/config.json: model_type "clip" is not a supported detector/);
   });
 
   it('BadModel: a generator folder without its ONNX parts', async () => {
     const empty = await mkdtemp(join(scratch, 'generator-'));
     const observed = await failedRound({ ...base, generator: { base: empty } });
-    expectFailedAtOnce(observed, 'sampleShard', 'BadModel', new RegExp(empty));
+    expectFailedAtOnce(observed, 'prepareRound', 'BadModel', new RegExp(empty));
   });
 
   it('InvalidInput: an image size the generator cannot draw', async () => {
     const observed = await failedRound({ ...base, sampling: { steps: 2, width: 12, height: 12 } });
-    expectFailedAtOnce(observed, 'sampleShard', 'InvalidInput', /width must be a positive multiple of 8/);
+    expectFailedAtOnce(observed, 'prepareRound', 'InvalidInput', /sampling.width: expected 0 or a multiple of 8 .*got 12/);
   });
 
   it('BadPrompts: a prompt file with a malformed line, named with its line number', async () => {
     const file = join(scratch, 'prompts.txt');
     await writeFile(file, 'circle; one red circle\nno class on this line\n');
     const observed = await failedRound({ ...base, prompts: { file } });
-    expectFailedAtOnce(observed, 'sampleShard', 'BadPrompts', new RegExp(`${file}:2: expected a line \`class; prompt\`.*got a line without ";"`));
+    expectFailedAtOnce(observed, 'prepareRound', 'BadPrompts', new RegExp(`${file}:2: expected a line \`class; prompt\`.*got a line without ";"`));
     // The file's text stays out of the failure (and so out of the history): it may not be a prompt file at all.
     expect(observed.message).not.toContain('no class on this line');
   });
@@ -134,7 +118,7 @@ describe('a round fails at once, naming what is wrong', () => {
   it('InvalidInput: a prompt file outside the folders the worker may read, named without its contents', async () => {
     const restricted = { ...deps, allowedPaths: [PACK, scratch] };
     const observed = await failedRound({ ...base, prompts: { file: '/etc/hostname' } }, undefined, restricted);
-    expectFailedAtOnce(observed, 'sampleShard', 'InvalidInput', /prompts.file: \/etc\/hostname is outside the folders this worker may read/);
+    expectFailedAtOnce(observed, 'prepareRound', 'InvalidInput', /prompts.file: \/etc\/hostname is outside the folders this worker may read/);
   });
 
   it('BadTrainingInput: a threshold no image reaches leaves nothing to train on', async () => {
@@ -159,5 +143,26 @@ describe('a round fails at once, naming what is wrong', () => {
     });
     expectFailedAtOnce(observed, 'judgeShard', 'BadArtifact', new RegExp(`${key}.*does not decode`));
     expect(observed.message).not.toContain('not an image');
+  });
+});
+
+describe('a new run of a finished round id', () => {
+  it("samples afresh under its own run's folder, never reusing the earlier run's samples", async () => {
+    const workflowId = `reused-${randomUUID()}`;
+    const client = new SelfRewardClient(env.client);
+    const prompts = base['prompts'] as { className: string; text: string }[];
+    const changed = prompts.map((p) => ({ ...p, text: `${p.text}, again` }));
+    const [first, second] = await withRoundWorkers(env, deps, async () => {
+      const first = await (await client.startRound(base, { workflowId })).result();
+      const second = await (await client.startRound({ ...base, prompts: changed }, { workflowId })).result();
+      return [first, second];
+    });
+    expect(second.root).not.toBe(first.root);
+    for (const { manifest } of second.samples) {
+      expect(manifest.startsWith(`${second.root}/`)).toBe(true);
+      const sampled = await getJson<SampleManifest>(deps.store, manifest);
+      for (const prompt of sampled.prompts) expect(prompt.text).toMatch(/, again$/);
+      for (const image of sampled.images) expect(image.key.startsWith(`${second.root}/`)).toBe(true);
+    }
   });
 });
