@@ -15,6 +15,7 @@ import { ModelRuntime } from './runtime.js';
 import { chooseImages, curate } from './selection.js';
 import { artifactKeys, roundRoot } from '../contract/keys.js';
 import type { ImageScore, PromptScores } from '../contract/records.js';
+import { workerMetrics } from '../workers/dependencies.js';
 
 function score(key: string, detection: number, checklist: number, combined = detection): ImageScore {
   return { key, seed: 0, detection, instances: detection >= 0.5 ? 1 : 0, countMatches: null, caption: `caption of ${key}`, checklist, clip: 30, combined };
@@ -81,6 +82,7 @@ describe('curateDataset', () => {
       device: 'cpu',
       workDir: '.',
       allowedPaths: null,
+      metrics: workerMetrics(),
     };
     return { store, deps };
   }

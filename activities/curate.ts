@@ -113,6 +113,10 @@ export function createCurateDataset(deps: ActivityDependencies) {
       ...result,
       drops: curation.dropped.map((d) => ({ promptIndex: d.prompt.promptIndex, className: d.prompt.className, text: d.prompt.text, reason: d.reason })),
     });
+    for (const [name, counts] of Object.entries(curation.perClass)) {
+      deps.metrics.imagesKept.record(counts.kept, { class: name });
+      deps.metrics.promptsDropped.record(counts.dropped, { class: name });
+    }
     return result;
   };
 }

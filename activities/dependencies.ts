@@ -1,3 +1,4 @@
+import type { SelfRewardMetrics } from '../observability/metrics.js';
 import type { ArtifactStore } from '../store/store.js';
 import type { ModelRuntime } from './runtime.js';
 
@@ -21,4 +22,6 @@ export interface ActivityDependencies {
   readonly workDir: string;
   /** The folders a round's input may name (models, prompt files); null: any. */
   readonly allowedPaths: readonly string[] | null;
+  /** Where the activities record what they did (`observability/metrics.ts`). */
+  readonly metrics: SelfRewardMetrics;
 }

@@ -109,7 +109,9 @@ export function createEvaluateRound(deps: ActivityDependencies) {
         await deps.runtime.withGenerator(source, async (generator) => {
           for (const prompt of todo) {
             progress.checkCancelled();
+            const started = performance.now();
             const pngs = await samplePngs(generator, sampling, prompt, seedsOf(prompt.promptIndex), () => progress.report({ stage: 'evaluate', evaluated }));
+            deps.metrics.imageSeconds.record((performance.now() - started) / 1000 / Math.max(1, pngs.length), { stage: 'evaluate' });
             for (const [s, png] of pngs.entries()) await deps.store.put(artifactKeys.evaluationImage(root, side, prompt.promptIndex, s), png);
             evaluated += pngs.length;
             progress.report({ stage: 'evaluate', evaluated });
@@ -127,6 +129,9 @@ export function createEvaluateRound(deps: ActivityDependencies) {
     });
     const result: EvaluateResult = { manifest: manifestKey, ...evaluationFigures(records, input.judge.threshold, input.evaluation.bootstrapResamples) };
     await putJson(deps.store, manifestKey, result);
+    deps.metrics.evaluationWinRate.record(result.winRate, {});
+    deps.metrics.evaluationAccuracy.record(result.accuracyBase, { side: 'base' });
+    deps.metrics.evaluationAccuracy.record(result.accuracyTuned, { side: 'tuned' });
     return result;
   };
 }

@@ -23,7 +23,9 @@ async function scorePrompt(
 ): Promise<PromptScores> {
   return deps.runtime.withJudge(settings, async (judge) => {
     const decoded = await Promise.all(images.map(async (image) => decodeImage(await deps.store.get(image.key), image.key)));
+    const started = performance.now();
     const verdict = await judge.judge(prompt.text, prompt.className, decoded);
+    deps.metrics.imageSeconds.record((performance.now() - started) / 1000 / Math.max(1, images.length), { stage: 'judge' });
     const scores: ImageScore[] = verdict.judgements.map((j, i) => ({
       key: images[i]!.key,
       seed: images[i]!.seed,
@@ -37,6 +39,9 @@ async function scorePrompt(
     }));
     const record: PromptScores = { ...prompt, images: scores };
     await putJson(deps.store, recordKey, record);
+    const labels = { class: prompt.className };
+    deps.metrics.imagesJudged.record(scores.length, labels);
+    deps.metrics.imagesDetected.record(scores.filter((s) => s.detection >= settings.threshold).length, labels);
     return record;
   });
 }

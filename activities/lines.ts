@@ -91,6 +91,10 @@ export function createLineActivities(deps: ActivityDependencies): LineActivities
 
     async recordLineEvent({ line, event }) {
       await record(deps, line, event);
+      if (event.kind === 'challenger' && event.challenger !== null && event.verdict !== 'applied') {
+        deps.metrics.lineChallengerWinRate.record(event.challenger.againstChampion.winRate, { line: line.name });
+        deps.metrics.lineVerdicts.record(1, { line: line.name, verdict: event.verdict });
+      }
     },
 
     async readLineEvent({ name, seq }) {

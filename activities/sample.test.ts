@@ -18,6 +18,7 @@ import { ModelRuntime } from './runtime.js';
 import { createActivities } from './index.js';
 import { artifactKeys, roundRoot } from '../contract/keys.js';
 import type { StageProgress } from '../contract/progress.js';
+import { workerMetrics } from '../workers/dependencies.js';
 
 let deps: ActivityDependencies;
 let input: RoundInput;
@@ -48,6 +49,7 @@ beforeAll(async () => {
     device: 'cpu',
     workDir: join(scratch, 'work'),
     allowedPaths: null,
+    metrics: workerMetrics(),
   };
 });
 

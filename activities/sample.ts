@@ -53,6 +53,7 @@ export function createSampleShard(deps: ActivityDependencies) {
             const missing = images.filter((image) => image.promptIndex === prompt.promptIndex && !stored.has(image.key));
             if (missing.length === 0) continue;
             progress.checkCancelled();
+            const started = performance.now();
             const pngs = await samplePngs(
               generator,
               input.sampling,
@@ -60,6 +61,8 @@ export function createSampleShard(deps: ActivityDependencies) {
               missing.map((m) => m.seed),
               () => progress.report({ stage: 'sample', shard, sampled }),
             );
+            deps.metrics.imageSeconds.record((performance.now() - started) / 1000 / missing.length, { stage: 'sample' });
+            deps.metrics.imagesSampled.record(missing.length, { class: prompt.className });
             for (const [i, image] of missing.entries()) {
               await deps.store.put(image.key, pngs[i]!);
               sampled += 1;

@@ -27,6 +27,7 @@ import { createTrainLora } from './train.js';
 import { artifactKeys, roundRoot } from '../contract/keys.js';
 import { trainerArguments, trainerEnvironment } from './trainer/arguments.js';
 import type { StageProgress } from '../contract/progress.js';
+import { workerMetrics } from '../workers/dependencies.js';
 
 const STANDIN = resolve(import.meta.dirname, '..', 'test', 'fixtures', 'protocolTrainer.mjs');
 
@@ -52,6 +53,7 @@ async function setup(mode: string, images: readonly Buffer[] = [Buffer.from('png
     device: 'cpu',
     workDir: join(scratch, 'work'),
     allowedPaths: null,
+    metrics: workerMetrics(),
   };
   const root = roundRoot('wf/1', 'run-1', 1);
   const keys = images.map((_, i) => artifactKeys.datasetImage(root, i, 0));
@@ -123,8 +125,13 @@ describe('trainLora', () => {
     expect(result).toMatchObject({ lora: artifactKeys.lora(root), steps: 3, finalLoss: 0.25 });
     expect(beats).toContainEqual({ stage: 'train', trainerStep: 2, trainerSteps: 3, loss: 0.5 });
     expect(await store.list(artifactKeys.lora(root))).toEqual(
-      ['metrics.json', 'pytorch_lora_weights.safetensors', 'unet/model.onnx'].map((f) => `${artifactKeys.lora(root)}${f}`),
+      ['metrics.json', 'pytorch_lora_weights.safetensors', 'trainer.log', 'unet/model.onnx'].map((f) => `${artifactKeys.lora(root)}${f}`),
     );
+    // The trainer's stderr, whole (beyond what a failure message keeps), beside the LoRA.
+    const log = (await store.get(`${artifactKeys.lora(root)}trainer.log`)).toString().trim().split('\n');
+    expect(log).toHaveLength(100);
+    expect(log[0]).toMatch(/^warning 1 of 100: -{60}$/);
+    expect(log.at(-1)).toMatch(/^warning 100 of 100: /);
     expect(await store.exists(artifactKeys.trainManifest(root))).toBe(true);
     // The manifest is found: no second training.
     const again = new MockActivityEnvironment();
@@ -223,6 +230,8 @@ describe('trainLora', () => {
     const { root, store, deps, trainWith } = await setup('checkpoints');
     const crashed = await trainRecording(trainWith({ STANDIN_CRASH_AFTER: '7' }), input, root, store);
     expect(crashed.outcome).toMatchObject({ type: 'TrainerFailed' });
+    // The failed attempt's stderr is kept, by attempt.
+    expect((await store.get(artifactKeys.trainerLog(root, 1))).toString()).toBe('RuntimeError: crashed after step 7\n');
     // Checkpoints 2, 4 and 6 were written; the store keeps the newest, named by latest.json.
     const prefix = artifactKeys.trainerCheckpoint(root, 6);
     expect(await store.list(artifactKeys.trainerCheckpoints(root))).toEqual(

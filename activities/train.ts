@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { CancelledFailure } from '@temporalio/activity';
@@ -32,6 +32,9 @@ function outputFiles(output: string): string[] {
   const wanted = ['pytorch_lora_weights.safetensors', 'metrics.json', 'unet/model.onnx', 'unet/model.onnx_data', 'unet/config.json'];
   return wanted.filter((file) => existsSync(join(output, file)));
 }
+
+/** What the trainer writes on stderr, whole: beside its output folder, and published with the LoRA. */
+const TRAINER_LOG = 'trainer.log';
 
 /**
  * Runs the Python LoRA trainer as a child process on the curated dataset. Its JSON progress
@@ -76,11 +79,20 @@ export function createTrainLora(deps: ActivityDependencies) {
         log.info(`trainer resumes from the stored checkpoint of step ${stored.step}`);
       }
       const args = trainerArguments(input.lora, { generator: input.generator.base, dataset, output }, deps.device);
+      const logFile = join(work, TRAINER_LOG);
+      await rm(logFile, { force: true });
+      const started = performance.now();
+      const attempt = progress.context.info.attempt;
+      /** The attempt's time, and its log when it trained no LoRA (a retry starts a new log). */
+      const ended = async (outcome: 'trained' | 'stopped' | 'failed') => {
+        deps.metrics.trainingSeconds.record((performance.now() - started) / 1000, { outcome });
+        if (outcome !== 'trained' && existsSync(logFile)) await deps.store.putFile(artifactKeys.trainerLog(root, attempt), logFile);
+      };
       /** One trainer process; the checkpoints it announces past step `newest` are stored. */
       const runOnce = async (newest: number): Promise<TrainerRun> => {
         const uploader = new CheckpointUploader(deps, root, newest, (message) => log.warn(message));
         try {
-          return await runTrainer(deps, args, output, progress, (step, folder) => uploader.offer(step, folder));
+          return await runTrainer(deps, args, output, logFile, progress, (step, folder) => uploader.offer(step, folder));
         } finally {
           // The next try may run on another worker: what this one announced is stored before it ends.
           await uploader.finish();
@@ -94,17 +106,22 @@ export function createTrainLora(deps: ActivityDependencies) {
         await discardCheckpoints(deps, root, output);
         run = await runOnce(-1);
       }
-      if (progress.context.cancellationSignal.aborted) throw new CancelledFailure(`trainer stopped (exit ${run.code}) because the activity was cancelled`);
+      if (progress.context.cancellationSignal.aborted) {
+        await ended('stopped');
+        throw new CancelledFailure(`trainer stopped (exit ${run.code}) because the activity was cancelled`);
+      }
+      if (run.code !== 0) await ended('failed');
       const said = run.failure?.message ?? run.stderr.trim().split('\n').slice(-3).join(' | ');
       if (run.code === EXIT_BAD_INPUT) throw badData('BadTrainingInput', said || 'the trainer refused its input');
       if (run.code !== 0) throw ApplicationFailure.retryable(`trainer exited with ${run.code}: ${said}`, 'TrainerFailed');
 
       const lora = artifactKeys.lora(root);
-      const files = outputFiles(output);
-      for (const file of files) await deps.store.putFile(`${lora}${file}`, join(output, ...file.split('/')));
+      const files = [...outputFiles(output), TRAINER_LOG];
+      for (const file of files) await deps.store.putFile(`${lora}${file}`, file === TRAINER_LOG ? logFile : join(output, ...file.split('/')));
       const result: TrainResult = { manifest: manifestKey, lora, steps: run.last.step ?? 0, finalLoss: run.last.final_loss ?? null };
       await putJson(deps.store, manifestKey, { ...result, files });
       await removeStoredCheckpoints(deps, root, null);
+      await ended('trained');
       return result;
     });
   };

@@ -70,6 +70,24 @@ export const ENVIRONMENT = {
       'how long a stopping worker (SIGTERM) lets running activities finish before it cancels them; a cancelled training stores a checkpoint first, so keep it under the container stop grace period',
     rule: { pattern: /^\d+$/, expected: 'a whole number of seconds' },
   },
+  SELF_REWARD_METRICS_ADDRESS: {
+    default: null,
+    readBy: ['workers'],
+    meaning: 'host:port where the worker serves Prometheus metrics at `/metrics` (the SDK\'s and the loop\'s, README "Observability"); unset: no endpoint',
+    rule: { pattern: /^[^\s/:]*:\d+$/, expected: 'host:port, such as 0.0.0.0:9464' },
+  },
+  SELF_REWARD_LOG_FORMAT: {
+    default: 'text',
+    readBy: ['workers'],
+    meaning: '`text`, or `json`: one JSON object per line, with the workflow, run, round, stage, shard and attempt as fields',
+    rule: { pattern: /^(text|json)$/, expected: 'text or json' },
+  },
+  SELF_REWARD_LOG_LEVEL: {
+    default: 'INFO',
+    readBy: ['workers'],
+    meaning: 'the lowest level logged: `DEBUG`, `INFO`, `WARN` or `ERROR`',
+    rule: { pattern: /^(TRACE|DEBUG|INFO|WARN|ERROR)$/, expected: 'TRACE, DEBUG, INFO, WARN or ERROR' },
+  },
   SELF_REWARD_TRAINER: {
     default: null,
     readBy: ['workers'],

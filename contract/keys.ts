@@ -14,6 +14,12 @@ export function roundRoot(workflowId: string, runId: string, round: number): str
   return `runs/${id}/${encodeURIComponent(runId)}/round-${pad(round, 3)}`;
 }
 
+/** The round number of a round's folder (`.../round-007` is 7); null for any other key. */
+export function roundOfRoot(root: string): number | null {
+  const match = /\/round-(\d+)$/.exec(root);
+  return match === null ? null : Number(match[1]);
+}
+
 /** The generators a round's evaluation samples: the base, the parent it sampled from (when tuned), the tuned one. */
 export type EvaluationSide = 'base' | 'parent' | 'tuned';
 
@@ -44,6 +50,8 @@ export const artifactKeys = {
   trainerCheckpoints: (root: string) => `${root}/trainer-checkpoint/`,
   trainerCheckpoint: (root: string, step: number) => `${root}/trainer-checkpoint/step-${pad(step, 8)}/`,
   trainerCheckpointPointer: (root: string) => `${root}/trainer-checkpoint/latest.json`,
+  /** The trainer's whole stderr of an attempt that did not train a LoRA (a successful one's is `lora/trainer.log`). */
+  trainerLog: (root: string, attempt: number) => `${root}/trainer-logs/attempt-${pad(attempt, 3)}.log`,
   evaluationImage: (root: string, side: EvaluationSide, promptIndex: number, s: number) => `${root}/evaluation/${side}/${pad(promptIndex, 5)}-${pad(s, 3)}.png`,
   evaluationRecord: (root: string, promptIndex: number) => `${root}/evaluation/pairs/${pad(promptIndex, 5)}.json`,
   evaluateManifest: (root: string) => `${root}/evaluation.json`,

@@ -11,7 +11,16 @@ import { describe, expect, it } from 'vitest';
 import { REPO_ROOT } from './servers.js';
 
 /** The product's folders, top to bottom: a folder may import from its own and from those below it. */
-const LAYERS: readonly (readonly string[])[] = [['cli'], ['client', 'workers'], ['workflows', 'activities'], ['contract'], ['store'], ['config'], ['models']];
+const LAYERS: readonly (readonly string[])[] = [
+  ['cli'],
+  ['client', 'workers'],
+  ['workflows', 'activities'],
+  ['observability'],
+  ['contract'],
+  ['store'],
+  ['config'],
+  ['models'],
+];
 /** A leaf every layer may use: the declarative schema reader, which imports nothing. */
 const SHARED = ['config/schema.ts'];
 

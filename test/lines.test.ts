@@ -29,6 +29,7 @@ import { WORKFLOWS_PATH } from '../workers/plugin.js';
 import { selfRewardLine } from '../workflows/index.js';
 import { requireBinary, TEMPORAL_CLI } from './servers.js';
 import { standInPreparation } from './activity.js';
+import { workerMetrics } from '../workers/dependencies.js';
 
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
@@ -127,6 +128,7 @@ async function withWorkers<T>(round: RoundActivities, run: () => Promise<T>): Pr
     device: 'cpu',
     workDir: '.',
     allowedPaths: null,
+    metrics: workerMetrics(),
   };
   const all = { ...round, ...createLineActivities(deps) };
   const connection = env.nativeConnection;

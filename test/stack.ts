@@ -14,6 +14,7 @@ import { PYTHON } from '../models/testing/python.js';
 import { LocalFolderStore } from '../store/local.js';
 import { workerOptions } from '../workers/setup.js';
 import { HISTORIES, REPO_ROOT, requireBinary, TEMPORAL_CLI } from './servers.js';
+import { workerMetrics } from '../workers/dependencies.js';
 
 /** A local dev server (the venv's `temporal` CLI) with the plugin's search attributes registered. */
 export function localTemporal(ui?: { readonly uiPort: number }): Promise<TestWorkflowEnvironment> {
@@ -40,6 +41,7 @@ export function testDependencies(scratch: string): ActivityDependencies {
     device: 'cpu',
     workDir: join(scratch, 'work'),
     allowedPaths: null,
+    metrics: workerMetrics(),
   };
 }
 

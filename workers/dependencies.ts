@@ -2,16 +2,25 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
+import { Runtime } from '@temporalio/worker';
+
 import type { ActivityDependencies } from '../activities/dependencies.js';
 import { ModelRuntime } from '../activities/runtime.js';
 import { fromEnvironment } from '../config/environment.js';
 import { PACKAGE_ROOT, VENV_BIN } from '../config/paths.js';
+import { createMetrics, type SelfRewardMetrics } from '../observability/metrics.js';
+import { MeteredStore } from '../observability/store.js';
 import { storeFromEnvironment } from '../store/config.js';
 
 /** The trainer unless SELF_REWARD_TRAINER says otherwise: `python -m loratrain` from the package, with the project venv's Python when there is one. */
 function defaultTrainer(): string[] {
   const venvPython = join(VENV_BIN, 'python');
   return [existsSync(venvPython) ? venvPython : 'python3', '-m', 'loratrain'];
+}
+
+/** The activities' metrics, on the meter of the worker process's Temporal runtime (exported when it has an endpoint). */
+export function workerMetrics(): SelfRewardMetrics {
+  return createMetrics(() => Runtime.instance().metricMeter);
 }
 
 /**
@@ -27,12 +36,14 @@ export function dependenciesFromEnvironment(env: NodeJS.ProcessEnv = process.env
       ?.split(' ')
       .filter((part) => part !== '') ?? defaultTrainer();
   const python = join(PACKAGE_ROOT, 'python');
+  const metrics = workerMetrics();
   return {
-    store: storeFromEnvironment(env),
+    store: new MeteredStore(storeFromEnvironment(env), metrics),
     runtime: new ModelRuntime(device, threads),
     trainer: { command: trainer, cwd: python, env: { PYTHONPATH: python }, stopGraceMs: 60_000 },
     device,
     workDir: resolve(fromEnvironment(env, 'SELF_REWARD_WORK_DIR')),
     allowedPaths: fromEnvironment(env, 'SELF_REWARD_ALLOWED_PATHS')?.split(':') ?? null,
+    metrics,
   };
 }

@@ -18,6 +18,7 @@ import type { ActivityDependencies } from '../activities/dependencies.js';
 import type { Activities } from '../contract/workers.js';
 import { activitiesOf, TASK_QUEUES, type WorkerRole } from '../contract/workers.js';
 import { dependenciesFromEnvironment } from './dependencies.js';
+import { logFieldsInterceptor } from '../observability/logs.js';
 
 /** The workflows' entry module, from the sources or from the build. */
 export const WORKFLOWS_PATH = fileURLToPath(new URL(`../workflows/index${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url));
@@ -38,7 +39,9 @@ const SHARED: Partial<WorkerOptions> = { shutdownGraceTime: '30s', maxHeartbeatT
 
 /** A role's worker options, over the user's own (theirs win where they set one, except the queue the role is bound to). */
 function roleOptions(role: WorkerRole, activities: Activities, options: WorkerOptions): WorkerOptions {
-  const withDefaults = { ...SHARED, ...options };
+  // Every activity log line says which round, stage and shard it is about.
+  const interceptors = { ...options.interceptors, activity: [...(options.interceptors?.activity ?? []), logFieldsInterceptor] };
+  const withDefaults = { ...SHARED, ...options, interceptors };
   const own = activitiesOf(role, activities);
   return role === 'gpu'
     ? { ...withDefaults, taskQueue: TASK_QUEUES.gpu, activities: { ...options.activities, ...own }, maxConcurrentActivityTaskExecutions: 1 }

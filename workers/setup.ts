@@ -1,10 +1,11 @@
 /** What the worker entry points share: workers by role, on a connection from the environment. */
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Worker, type LogLevel, type WorkerOptions } from '@temporalio/worker';
 
 import type { ActivityDependencies } from '../activities/dependencies.js';
 import { EnvironmentError, fromEnvironment } from '../config/environment.js';
 import { temporalConnection } from '../config/temporalConnection.js';
 import { TASK_QUEUES, type WorkerRole } from '../contract/workers.js';
+import { installTelemetry, type TelemetrySettings } from '../observability/runtime.js';
 import { dependenciesFromEnvironment } from './dependencies.js';
 import { selfRewardPlugin } from './plugin.js';
 
@@ -22,6 +23,17 @@ export function workerOptions(
     taskQueue: role === 'gpu' ? TASK_QUEUES.gpu : TASK_QUEUES.workflows,
     shutdownGraceTime: `${shutdownGraceSeconds}s`,
     plugins: [selfRewardPlugin({ role, dependencies: deps })],
+  };
+}
+
+/** How this worker process logs and exports metrics (SELF_REWARD_METRICS_ADDRESS, SELF_REWARD_LOG_FORMAT, SELF_REWARD_LOG_LEVEL). */
+export function telemetryFromEnvironment(env: NodeJS.ProcessEnv, role: WorkerRole | 'all'): TelemetrySettings {
+  return {
+    metricsAddress: fromEnvironment(env, 'SELF_REWARD_METRICS_ADDRESS') ?? null,
+    logFormat: fromEnvironment(env, 'SELF_REWARD_LOG_FORMAT') === 'json' ? 'json' : 'text',
+    logLevel: fromEnvironment(env, 'SELF_REWARD_LOG_LEVEL') as LogLevel,
+    role,
+    device: fromEnvironment(env, 'SELF_REWARD_DEVICE'),
   };
 }
 
@@ -46,9 +58,11 @@ async function starting<T>(step: string, run: () => Promise<T> | T): Promise<T> 
  * WorkerStartError naming what failed.
  */
 export async function runWorker(role: WorkerRole | 'all', env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const telemetry = await starting('worker settings', () => telemetryFromEnvironment(env, role));
   const deps = await starting('worker settings', () => dependenciesFromEnvironment(env));
   const shutdownGraceSeconds = await starting('worker settings', () => Number(fromEnvironment(env, 'SELF_REWARD_SHUTDOWN_GRACE_SECONDS')));
   await starting(`the artifact store ${deps.store.location}`, () => deps.store.prepare());
+  await starting(telemetry.metricsAddress === null ? 'logging' : `the metrics endpoint ${telemetry.metricsAddress}`, () => installTelemetry(telemetry));
   const settings = await starting('Temporal connection settings', () => temporalConnection(env));
   const connection = await starting(`cannot connect to Temporal at ${settings.address} (check TEMPORAL_ADDRESS, TEMPORAL_TLS_*, TEMPORAL_API_KEY)`, () =>
     NativeConnection.connect(settings),

@@ -4,6 +4,7 @@
  * trains into the same folder.
  */
 import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -68,11 +69,13 @@ export interface TrainerRun {
   readonly last: TrainerEvent;
   /** The `error` event, if any. */
   readonly failure: TrainerFailure | null;
+  /** The end of what it wrote on stderr (all of it is in the log file). */
   readonly stderr: string;
 }
 
 /**
- * One trainer process: its events become progress, its checkpoints go to `onCheckpoint`;
+ * One trainer process: its events become progress, metrics and log lines, its checkpoints go to
+ * `onCheckpoint`, everything it writes on stderr goes to `logFile` (and the worker's log);
  * cancellation stops it (SIGTERM, then SIGKILL after the grace time). Its stdin is a pipe this
  * process never writes to: when the worker dies, even by SIGKILL, the pipe closes and
  * `--stop-on-stdin-close` makes the trainer checkpoint and exit instead of training on unwatched.
@@ -81,9 +84,11 @@ export async function runTrainer(
   deps: ActivityDependencies,
   args: readonly string[],
   output: string,
+  logFile: string,
   progress: ProgressReporter,
   onCheckpoint: (step: number, folder: string) => void,
 ): Promise<TrainerRun> {
+  const { log } = progress.context;
   const { cancellationSignal } = progress.context;
   progress.checkCancelled();
   const [program, ...prefix] = deps.trainer.command;
@@ -95,8 +100,14 @@ export async function runTrainer(
   });
   if (child.pid !== undefined) await writeFile(join(output, PID_FILE), String(child.pid));
   let stderr = '';
+  const logged = createWriteStream(logFile, { flags: 'a' });
   child.stderr.on('data', (chunk: Buffer) => {
+    logged.write(chunk);
     stderr = (stderr + chunk.toString()).slice(-4000);
+  });
+  const relayed = createInterface({ input: child.stderr });
+  relayed.on('line', (line) => {
+    if (line.trim() !== '') log.info(`trainer: ${line.slice(0, 2000)}`, { source: 'trainer' });
   });
   const exited = new Promise<number | null>((done, fail) => {
     child.once('error', fail);
@@ -113,6 +124,8 @@ export async function runTrainer(
   let failure: TrainerFailure | null = null;
   // Checkpoint and phase lines carry no step count: they beat with the latest step line's figures.
   let shown: StageProgress = { stage: 'train' };
+  let lastStep: { step: number; at: number } | null = null;
+  let trainingSince: number | null = null;
   for await (const line of createInterface({ input: child.stdout })) {
     let event: TrainerEvent;
     try {
@@ -123,11 +136,28 @@ export async function runTrainer(
     if (event.event === 'error') failure = { kind: event.kind ?? null, message: event.message ?? null };
     if (event.event === 'checkpoint' && event.step !== undefined && event.path !== undefined) onCheckpoint(event.step, event.path);
     if (event.event === 'stopped' && event.step !== undefined && typeof event.checkpoint === 'string') onCheckpoint(event.step, event.checkpoint);
+    if (event.event === 'step' && event.step !== undefined) {
+      const now = performance.now();
+      // The first step of a process is timed from the start of its training phase.
+      const previous = lastStep ?? { step: event.step - 1, at: trainingSince ?? now };
+      if (event.step > previous.step) {
+        deps.metrics.trainerSteps.record(event.step - previous.step, {});
+        deps.metrics.trainerStepSeconds.record((now - previous.at) / 1000 / (event.step - previous.step), {});
+      }
+      lastStep = { step: event.step, at: now };
+      if (event.loss !== undefined) deps.metrics.trainerLoss.record(event.loss, {});
+    } else {
+      if (event.event === 'phase' && event.phase === 'train') trainingSince = performance.now();
+      log.info(`trainer ${event.event}${event.phase === undefined ? '' : ` ${event.phase}`}${event.step === undefined ? '' : ` at step ${event.step}`}`, {
+        source: 'trainer',
+      });
+    }
     last = event;
     if (event.step !== undefined && event.total !== undefined) shown = { stage: 'train', trainerStep: event.step, trainerSteps: event.total, loss: event.loss };
     progress.report(shown, event.event === 'done');
   }
   const code = await exited;
+  await new Promise<void>((done) => logged.end(done));
   cancellationSignal.removeEventListener('abort', stop);
   await rm(join(output, PID_FILE), { force: true });
   return { code, last, failure, stderr };
