@@ -1,5 +1,8 @@
-/** What the command line's commands share: their shape, the configuration options, live progress lines. */
+/** What the command line's commands share: their shape, the configuration options, the connection to Temporal, live progress lines. */
+import { SelfRewardClient } from '../client/index.js';
 import { PACKAGE_ROOT } from '../config/paths.js';
+import { tracingFromEnvironment } from '../config/tracing.js';
+import { startTracing, type Tracing } from '../observability/tracing.js';
 import { PRESETS } from './config.js';
 
 /** The values parseArgs gives a command. */
@@ -26,6 +29,24 @@ export const CONFIG_OPTIONS: Options = {
   wait: { type: 'boolean', description: 'show live progress and the figures when done' },
   print: { type: 'boolean', description: "print the validated input as one JSON object (the Web UI's Start Workflow input) and start nothing" },
 };
+
+/** The command's tracing (OTEL_EXPORTER_OTLP_ENDPOINT): started by its first connection to Temporal, ended with the command. */
+let tracing: Tracing | null | undefined;
+
+/** A client for a command; with tracing on, each workflow it starts or changes continues the command's trace. */
+export async function connectClient(): Promise<SelfRewardClient> {
+  if (tracing === undefined) {
+    const settings = tracingFromEnvironment(process.env, 'selfreward-cli');
+    tracing = settings === null ? null : startTracing(settings, (message) => console.error(`selfreward: ${message}`));
+  }
+  return SelfRewardClient.connect(tracing === null ? {} : { interceptors: tracing.clientInterceptors });
+}
+
+/** Exports the command's spans: the process may end as soon as the command does. */
+export async function endTracing(): Promise<void> {
+  await tracing?.shutdown();
+  tracing = undefined;
+}
 
 function showLine(line: string): void {
   if (process.stdout.isTTY) process.stdout.write(`\r\u001b[2K${line}`);

@@ -9,13 +9,13 @@ import { parseArgs } from 'node:util';
 import { NamespaceNotFoundError } from '@temporalio/common';
 import { ScheduleAlreadyRunning, ScheduleNotFoundError, ServiceError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 
-import { ConnectionError, InvalidInputError, SelfRewardClient } from '../client/index.js';
+import { ConnectionError, InvalidInputError } from '../client/index.js';
 import { EnvironmentError, fromEnvironment } from '../config/environment.js';
 import { CAMPAIGN_SCHEMA } from '../config/campaign.js';
 import { ROUND_SCHEMA } from '../config/round.js';
 import { jsonSchemaDocument } from '../config/schema.js';
 import { runWorker, WorkerStartError } from '../workers/setup.js';
-import { CONFIG_OPTIONS, endLiveLine, liveLine, printInput, sources, type Command, type Options } from './command.js';
+import { CONFIG_OPTIONS, connectClient, endLiveLine, endTracing, liveLine, printInput, sources, type Command, type Options } from './command.js';
 import { ConfigError, loadCampaignConfig, loadRoundConfig } from './config.js';
 import { LINE_COMMANDS } from './lineCommands.js';
 import { campaignLine, progressLine, roundSummary } from './progress.js';
@@ -78,7 +78,7 @@ const COMMANDS: Record<string, Command> = {
     async run(values, positionals) {
       const input = loadRoundConfig(sources(values, positionals));
       if (values['print']) return printInput(input);
-      const selfReward = await SelfRewardClient.connect();
+      const selfReward = await connectClient();
       const round = await selfReward.startRound(input, { workflowId: values['id'] as string | undefined });
       console.log(`started round ${input.round} as ${round.workflowId}`);
       if (!values['wait']) return;
@@ -98,7 +98,7 @@ const COMMANDS: Record<string, Command> = {
       const rounds = values['rounds'] === undefined ? undefined : Number(values['rounds']);
       const input = loadCampaignConfig(sources(values, positionals), { rounds });
       if (values['print']) return printInput(input);
-      const selfReward = await SelfRewardClient.connect();
+      const selfReward = await connectClient();
       const campaign = await selfReward.startCampaign(input, { workflowId: values['id'] as string | undefined });
       console.log(`started a campaign of up to ${input.rounds} rounds as ${campaign.workflowId}`);
       if (!values['wait']) return;
@@ -123,7 +123,7 @@ const COMMANDS: Record<string, Command> = {
     usage: 'selfreward status ID',
     options: {},
     async run(_values, [id]) {
-      const selfReward = await SelfRewardClient.connect();
+      const selfReward = await connectClient();
       const { kind, status } = await selfReward.describe(requireId(id));
       if (kind === 'campaign') console.log(`${status}: ${campaignLine(await selfReward.campaign(requireId(id)).rounds())}`);
       else console.log(`${status}: ${progressLine(await selfReward.round(requireId(id)).progress())}`);
@@ -134,7 +134,7 @@ const COMMANDS: Record<string, Command> = {
     usage: 'selfreward result ID',
     options: {},
     async run(_values, [id]) {
-      const selfReward = await SelfRewardClient.connect();
+      const selfReward = await connectClient();
       const { kind } = await selfReward.describe(requireId(id));
       if (kind === 'campaign') {
         const result = await selfReward.campaign(requireId(id)).result();
@@ -149,7 +149,7 @@ const COMMANDS: Record<string, Command> = {
     usage: 'selfreward cancel ID',
     options: {},
     async run(_values, [id]) {
-      await (await SelfRewardClient.connect()).round(requireId(id)).cancel();
+      await (await connectClient()).round(requireId(id)).cancel();
       console.log(`cancellation requested for ${id}`);
     },
   },
@@ -158,7 +158,7 @@ const COMMANDS: Record<string, Command> = {
     usage: 'selfreward report ID [--open]',
     options: { open: { type: 'boolean', description: 'open it with the desktop opener (xdg-open / open)' } },
     async run(values, [id]) {
-      const progress = await (await SelfRewardClient.connect()).round(requireId(id)).progress();
+      const progress = await (await connectClient()).round(requireId(id)).progress();
       if (progress.report === null) throw new ConfigError(`${id} has no report yet (stage: ${progress.stage})`);
       console.log(progress.report);
       if (values['open']) spawn(process.platform === 'darwin' ? 'open' : 'xdg-open', [progress.report], { stdio: 'ignore', detached: true }).unref();
@@ -239,5 +239,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       return 2;
     }
     throw error;
+  } finally {
+    await endTracing();
   }
 }

@@ -3,12 +3,12 @@ import { userInfo } from 'node:os';
 
 import { ScheduleNotFoundError, type ScheduleDescription, type ScheduleOverlapPolicy, type ScheduleSummary } from '@temporalio/client';
 
-import { OVERLAP_POLICIES, SelfRewardClient, type NightlyScheduleOptions } from '../client/index.js';
+import { OVERLAP_POLICIES, type NightlyScheduleOptions } from '../client/index.js';
 import { LINE_NAME } from '../config/nightly.js';
 import type { Comparison } from '../contract/activities.js';
 import type { LineEvent, LineState } from '../contract/lines.js';
 import { selfRewardNightly } from '../workflows/index.js';
-import { CONFIG_OPTIONS, endLiveLine, liveLine, printInput, sources, type Command, type Values } from './command.js';
+import { CONFIG_OPTIONS, connectClient, endLiveLine, liveLine, printInput, sources, type Command, type Values } from './command.js';
 import { ConfigError, loadNightlyConfig } from './config.js';
 import { progressLine } from './progress.js';
 
@@ -122,7 +122,7 @@ export const LINE_COMMANDS: Record<string, Command> = {
     async run(values, positionals) {
       const input = loadNightlyConfig(sources(values, positionals), { line: values['line'] as string | undefined });
       if (values['print']) return printInput(input);
-      const night = await (await SelfRewardClient.connect()).startNightly(input, { workflowId: values['id'] as string | undefined });
+      const night = await (await connectClient()).startNightly(input, { workflowId: values['id'] as string | undefined });
       console.log(`started a night of line ${input.line} as ${night.workflowId}`);
       if (!values['wait']) return;
       const result = await night.result({ onProgress: liveLine(progressLine) });
@@ -151,7 +151,7 @@ export const LINE_COMMANDS: Record<string, Command> = {
     async run(values, [verb, name]) {
       const line = required(name, 'the line name');
       if (!LINE_NAME.test(line)) throw new ConfigError(`${JSON.stringify(line)} is not a line name (lower case letters, digits, ".", "_", "-")`);
-      const selfReward = await SelfRewardClient.connect();
+      const selfReward = await connectClient();
       switch (verb) {
         case 'show':
           return console.log(lineSummary(await selfReward.line(line).state()));
@@ -213,10 +213,10 @@ export const LINE_COMMANDS: Record<string, Command> = {
         // Everything is checked before Temporal is contacted.
         const input = loadNightlyConfig(sources(values, rest), { line: values['line'] as string | undefined });
         const options = scheduleOptions(values);
-        const handle = await (await SelfRewardClient.connect()).createNightlySchedule(input, options);
+        const handle = await (await connectClient()).createNightlySchedule(input, options);
         return console.log(`created schedule ${handle.scheduleId} for line ${input.line}\n${describeSchedule(await handle.describe())}`);
       }
-      const selfReward = await SelfRewardClient.connect();
+      const selfReward = await connectClient();
       if (verb === 'list') {
         const found: string[] = [];
         for await (const summary of selfReward.temporal.schedule.list()) if (isNightly(summary)) found.push(scheduleLine(summary));

@@ -10,7 +10,7 @@
  */
 import { randomUUID } from 'node:crypto';
 
-import { Client, Connection, WithStartWorkflowOperation, type ScheduleHandle } from '@temporalio/client';
+import { Client, Connection, WithStartWorkflowOperation, type ClientInterceptors, type ScheduleHandle } from '@temporalio/client';
 
 import { validateCampaignInput, type CampaignInput } from '../config/campaign.js';
 import { validateNightlyInput, type NightlyInput } from '../config/nightly.js';
@@ -39,6 +39,8 @@ export interface ConnectOptions {
   readonly address?: string;
   /** Default TEMPORAL_NAMESPACE, else `default`. */
   readonly namespace?: string;
+  /** The Temporal client's interceptors, such as tracing's (`startTracing(...).clientInterceptors`). */
+  readonly interceptors?: ClientInterceptors;
 }
 
 export interface StartOptions {
@@ -64,7 +66,8 @@ export class SelfRewardClient {
         `cannot reach Temporal at ${settings.address} (${error.message}); start the stack with \`selfreward stack\`, or set TEMPORAL_ADDRESS (and TEMPORAL_TLS_* or TEMPORAL_API_KEY for a server that needs them)`,
       );
     });
-    return new SelfRewardClient(new Client({ connection, namespace: options.namespace ?? fromEnvironment(process.env, 'TEMPORAL_NAMESPACE') }));
+    const namespace = options.namespace ?? fromEnvironment(process.env, 'TEMPORAL_NAMESPACE');
+    return new SelfRewardClient(new Client({ connection, namespace, interceptors: options.interceptors }));
   }
 
   /** Starts `selfRewardRound`; the input is checked here first (InvalidInputError). */

@@ -88,6 +88,24 @@ export const ENVIRONMENT = {
     meaning: 'the lowest level logged: `DEBUG`, `INFO`, `WARN` or `ERROR`',
     rule: { pattern: /^(TRACE|DEBUG|INFO|WARN|ERROR)$/, expected: 'TRACE, DEBUG, INFO, WARN or ERROR' },
   },
+  OTEL_EXPORTER_OTLP_ENDPOINT: {
+    default: null,
+    readBy: ['workers', 'CLI'],
+    meaning:
+      'the OTLP/HTTP base URL of an OpenTelemetry Collector or a tracing backend, such as `http://localhost:4318`: set, the process exports traces (OTLP/JSON) to its `/v1/traces` (README "Traces"); unset or empty: no tracing',
+    rule: { pattern: /^(https?:\/\/[^\s/]+(\/\S*)?)?$/, expected: 'an http:// or https:// URL, such as http://localhost:4318' },
+  },
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: {
+    default: null,
+    readBy: ['workers', 'CLI'],
+    meaning: 'the full OTLP/HTTP URL traces are posted to, used as given (instead of `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`)',
+    rule: { pattern: /^(https?:\/\/[^\s/]+(\/\S*)?)?$/, expected: 'an http:// or https:// URL, such as http://localhost:4318/v1/traces' },
+  },
+  OTEL_SERVICE_NAME: {
+    default: null,
+    readBy: ['workers', 'CLI'],
+    meaning: 'the service name on the spans (unset: `selfreward-worker-<role>` for a worker, `selfreward-cli` for the command line)',
+  },
   SELF_REWARD_TRAINER: {
     default: null,
     readBy: ['workers'],

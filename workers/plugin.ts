@@ -10,8 +10,10 @@
  */
 import { fileURLToPath } from 'node:url';
 
+import type { ClientInterceptors } from '@temporalio/client';
+import { ValueError } from '@temporalio/common';
 import { SimplePlugin } from '@temporalio/plugin';
-import { Worker, type WorkerOptions } from '@temporalio/worker';
+import { Worker, type WorkerInterceptors, type WorkerOptions } from '@temporalio/worker';
 
 import { createActivities } from '../activities/index.js';
 import type { ActivityDependencies } from '../activities/dependencies.js';
@@ -19,14 +21,22 @@ import type { Activities } from '../contract/workers.js';
 import { activitiesOf, TASK_QUEUES, type WorkerRole } from '../contract/workers.js';
 import { dependenciesFromEnvironment } from './dependencies.js';
 import { logFieldsInterceptor } from '../observability/logs.js';
+import type { WorkerTracing } from '../observability/tracing.js';
+
+const extension = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
 
 /** The workflows' entry module, from the sources or from the build. */
-export const WORKFLOWS_PATH = fileURLToPath(new URL(`../workflows/index${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url));
+export const WORKFLOWS_PATH = fileURLToPath(new URL(`../workflows/index${extension}`, import.meta.url));
+
+/** The workflow interceptors of tracing, bundled with the workflows when the worker traces. */
+export const WORKFLOW_TRACING_PATH = fileURLToPath(new URL(`../workflows/tracing${extension}`, import.meta.url));
 
 export interface SelfRewardPluginOptions {
   readonly role: WorkerRole | 'all';
   /** What the activities use; by default, read from the environment (SELF_REWARD_* and S3_* variables). */
   readonly dependencies?: ActivityDependencies;
+  /** Traces of the workflows and activities (and the trainer's phases), from `startTracing`; none by default. */
+  readonly tracing?: WorkerTracing;
 }
 
 /**
@@ -37,15 +47,33 @@ export interface SelfRewardPluginOptions {
  */
 const SHARED: Partial<WorkerOptions> = { shutdownGraceTime: '30s', maxHeartbeatThrottleInterval: '5s', defaultHeartbeatThrottleInterval: '5s' };
 
-/** A role's worker options, over the user's own (theirs win where they set one, except the queue the role is bound to). */
-function roleOptions(role: WorkerRole, activities: Activities, options: WorkerOptions): WorkerOptions {
+/** The worker's client with tracing's interceptors after the user's own. */
+function tracedClient(own: ClientInterceptors | undefined, tracing: WorkerTracing): ClientInterceptors {
+  const workflow = own?.workflow ?? [];
+  if (!Array.isArray(workflow)) throw new ValueError('tracing cannot be combined with the deprecated { calls } form of workflow client interceptors');
+  return { ...own, workflow: [...workflow, ...tracing.clientInterceptors.workflow] };
+}
+
+/** The user's interceptors, then the log fields', then tracing's. */
+function roleInterceptors(role: WorkerRole, own: WorkerInterceptors | undefined, tracing: WorkerTracing | undefined): WorkerInterceptors {
   // Every activity log line says which round, stage and shard it is about.
-  const interceptors = { ...options.interceptors, activity: [...(options.interceptors?.activity ?? []), logFieldsInterceptor] };
-  const withDefaults = { ...SHARED, ...options, interceptors };
+  const activity = [...(own?.activity ?? []), logFieldsInterceptor, ...(tracing?.activityInterceptors ?? [])];
+  if (tracing === undefined) return { ...own, activity };
+  const client = tracedClient(own?.client, tracing);
+  // The workflow half of tracing runs in the workflows' sandbox, which only the workflow role has.
+  return role === 'gpu'
+    ? { ...own, activity, client }
+    : { ...own, activity, client, workflowModules: [...(own?.workflowModules ?? []), WORKFLOW_TRACING_PATH] };
+}
+
+/** A role's worker options, over the user's own (theirs win where they set one, except the queue the role is bound to). */
+function roleOptions(role: WorkerRole, activities: Activities, options: WorkerOptions, tracing: WorkerTracing | undefined): WorkerOptions {
+  const withDefaults = { ...SHARED, ...options, interceptors: roleInterceptors(role, options.interceptors, tracing) };
   const own = activitiesOf(role, activities);
+  const sinks = tracing === undefined ? {} : { sinks: { ...options.sinks, ...tracing.sinks } };
   return role === 'gpu'
     ? { ...withDefaults, taskQueue: TASK_QUEUES.gpu, activities: { ...options.activities, ...own }, maxConcurrentActivityTaskExecutions: 1 }
-    : { ...withDefaults, taskQueue: TASK_QUEUES.workflows, activities: { ...options.activities, ...own }, workflowsPath: WORKFLOWS_PATH };
+    : { ...withDefaults, taskQueue: TASK_QUEUES.workflows, activities: { ...options.activities, ...own }, workflowsPath: WORKFLOWS_PATH, ...sinks };
 }
 
 export class SelfRewardPlugin extends SimplePlugin {
@@ -57,14 +85,14 @@ export class SelfRewardPlugin extends SimplePlugin {
   }
 
   override configureWorker(options: WorkerOptions): WorkerOptions {
-    return roleOptions(this.settings.role === 'all' ? 'cpu' : this.settings.role, this.activities, super.configureWorker(options));
+    return roleOptions(this.settings.role === 'all' ? 'cpu' : this.settings.role, this.activities, super.configureWorker(options), this.settings.tracing);
   }
 
   override async runWorker(worker: Worker, next: (worker: Worker) => Promise<void>): Promise<void> {
     if (this.settings.role !== 'all') return super.runWorker(worker, next);
     const { connection, namespace, shutdownGraceTimeMs } = worker.options;
     const gpu = await Worker.create(
-      roleOptions('gpu', this.activities, { connection, namespace, taskQueue: TASK_QUEUES.gpu, shutdownGraceTime: shutdownGraceTimeMs }),
+      roleOptions('gpu', this.activities, { connection, namespace, taskQueue: TASK_QUEUES.gpu, shutdownGraceTime: shutdownGraceTimeMs }, this.settings.tracing),
     );
     // Either worker stopping stops the other: the process serves both roles or neither.
     const gpuRun = gpu.run().finally(() => {

@@ -1,11 +1,13 @@
 /** What the worker entry points share: workers by role, on a connection from the environment. */
-import { NativeConnection, Worker, type LogLevel, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, type LogLevel, type WorkerOptions } from '@temporalio/worker';
 
 import type { ActivityDependencies } from '../activities/dependencies.js';
 import { EnvironmentError, fromEnvironment } from '../config/environment.js';
 import { temporalConnection } from '../config/temporalConnection.js';
+import { tracingFromEnvironment } from '../config/tracing.js';
 import { TASK_QUEUES, type WorkerRole } from '../contract/workers.js';
 import { installTelemetry, type TelemetrySettings } from '../observability/runtime.js';
+import { startTracing, type WorkerTracing } from '../observability/tracing.js';
 import { dependenciesFromEnvironment } from './dependencies.js';
 import { selfRewardPlugin } from './plugin.js';
 
@@ -16,13 +18,14 @@ export function workerOptions(
   connection: NativeConnection,
   namespace: string,
   shutdownGraceSeconds = 30,
+  tracing?: WorkerTracing,
 ): WorkerOptions {
   return {
     connection,
     namespace,
     taskQueue: role === 'gpu' ? TASK_QUEUES.gpu : TASK_QUEUES.workflows,
     shutdownGraceTime: `${shutdownGraceSeconds}s`,
-    plugins: [selfRewardPlugin({ role, dependencies: deps })],
+    plugins: [selfRewardPlugin({ role, dependencies: deps, tracing })],
   };
 }
 
@@ -54,11 +57,13 @@ async function starting<T>(step: string, run: () => Promise<T> | T): Promise<T> 
 
 /**
  * Runs a worker of the given role in this process until SIGINT or SIGTERM (the SDK's runtime
- * shuts every worker down on those), then releases the models. A start that fails throws a
+ * shuts every worker down on those), then exports the spans it still holds (with
+ * OTEL_EXPORTER_OTLP_ENDPOINT set) and releases the models. A start that fails throws a
  * WorkerStartError naming what failed.
  */
 export async function runWorker(role: WorkerRole | 'all', env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const telemetry = await starting('worker settings', () => telemetryFromEnvironment(env, role));
+  const tracingSettings = await starting('worker settings', () => tracingFromEnvironment(env, `selfreward-worker-${role}`));
   const deps = await starting('worker settings', () => dependenciesFromEnvironment(env));
   const shutdownGraceSeconds = await starting('worker settings', () => Number(fromEnvironment(env, 'SELF_REWARD_SHUTDOWN_GRACE_SECONDS')));
   await starting(`the artifact store ${deps.store.location}`, () => deps.store.prepare());
@@ -68,12 +73,15 @@ export async function runWorker(role: WorkerRole | 'all', env: NodeJS.ProcessEnv
     NativeConnection.connect(settings),
   );
   const namespace = fromEnvironment(env, 'TEMPORAL_NAMESPACE');
+  const tracing = tracingSettings === null ? undefined : startTracing(tracingSettings, (message) => Runtime.instance().logger.warn(message));
   try {
     const worker = await starting(`cannot start a worker in namespace ${namespace} (check TEMPORAL_NAMESPACE)`, () =>
-      Worker.create(workerOptions(role, deps, connection, namespace, shutdownGraceSeconds)),
+      Worker.create(workerOptions(role, deps, connection, namespace, shutdownGraceSeconds, tracing)),
     );
     await worker.run();
   } finally {
+    // The spans of the last activities and of finished workflows are still buffered.
+    await tracing?.shutdown();
     await deps.runtime.release();
     await connection.close();
   }

@@ -13,22 +13,8 @@ import type { StageProgress } from '../../contract/progress.js';
 import type { ActivityDependencies } from '../dependencies.js';
 import type { ProgressReporter } from '../progress.js';
 import { trainerEnvironment } from './arguments.js';
-
-export interface TrainerEvent {
-  readonly event: string;
-  readonly step?: number;
-  readonly total?: number;
-  readonly loss?: number;
-  readonly final_loss?: number | null;
-  readonly phase?: string;
-  /** Of an `error` event: `bad_input`, `bad_checkpoint` or `failure`. */
-  readonly kind?: string;
-  readonly message?: string;
-  /** Of a `checkpoint` event: the folder it was written to. */
-  readonly path?: string;
-  /** Of a `stopped` event: the checkpoint written on the way out (or resumed from), if any. */
-  readonly checkpoint?: string | null;
-}
+import type { TrainerEvent } from './events.js';
+import { TrainerSpans } from './spans.js';
 
 /** The trainer's exit code for input the user must fix. */
 export const EXIT_BAD_INPUT = 2;
@@ -74,11 +60,12 @@ export interface TrainerRun {
 }
 
 /**
- * One trainer process: its events become progress, metrics and log lines, its checkpoints go to
- * `onCheckpoint`, everything it writes on stderr goes to `logFile` (and the worker's log);
- * cancellation stops it (SIGTERM, then SIGKILL after the grace time). Its stdin is a pipe this
- * process never writes to: when the worker dies, even by SIGKILL, the pipe closes and
- * `--stop-on-stdin-close` makes the trainer checkpoint and exit instead of training on unwatched.
+ * One trainer process: its events become progress, metrics, log lines and spans (its phases,
+ * under the activity's), its checkpoints go to `onCheckpoint`, everything it writes on stderr
+ * goes to `logFile` (and the worker's log); cancellation stops it (SIGTERM, then SIGKILL after
+ * the grace time). Its stdin is a pipe this process never writes to: when the worker dies, even
+ * by SIGKILL, the pipe closes and `--stop-on-stdin-close` makes the trainer checkpoint and exit
+ * instead of training on unwatched.
  */
 export async function runTrainer(
   deps: ActivityDependencies,
@@ -120,6 +107,7 @@ export async function runTrainer(
   };
   cancellationSignal.addEventListener('abort', stop, { once: true });
 
+  const spans = new TrainerSpans();
   let last: TrainerEvent = { event: 'start' };
   let failure: TrainerFailure | null = null;
   // Checkpoint and phase lines carry no step count: they beat with the latest step line's figures.
@@ -133,6 +121,7 @@ export async function runTrainer(
     } catch {
       continue;
     }
+    spans.record(event);
     if (event.event === 'error') failure = { kind: event.kind ?? null, message: event.message ?? null };
     if (event.event === 'checkpoint' && event.step !== undefined && event.path !== undefined) onCheckpoint(event.step, event.path);
     if (event.event === 'stopped' && event.step !== undefined && typeof event.checkpoint === 'string') onCheckpoint(event.step, event.checkpoint);
@@ -157,6 +146,7 @@ export async function runTrainer(
     progress.report(shown, event.event === 'done');
   }
   const code = await exited;
+  spans.end(code);
   await new Promise<void>((done) => logged.end(done));
   cancellationSignal.removeEventListener('abort', stop);
   await rm(join(output, PID_FILE), { force: true });
