@@ -1,5 +1,6 @@
 /** Worker processes for fault tests: the real all-in-one entry point as a child process, killed or stopped as a machine's worker would be. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -10,6 +11,8 @@ const running: WorkerProcess[] = [];
 /** An all-in-one worker process (`workers/all-in-one.ts`) with a work folder of its own (as if on another machine). */
 export class WorkerProcess {
   readonly exited: Promise<number | null>;
+  /** Everything the worker wrote, stdout and stderr: `<work folder>.log`. */
+  readonly logFile: string;
   private readonly child: ChildProcess;
   private output = '';
 
@@ -22,6 +25,10 @@ export class WorkerProcess {
       env: { ...process.env, ...environment, SELF_REWARD_WORK_DIR: workDir, SELF_REWARD_THREADS: '1', OMP_NUM_THREADS: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    this.logFile = `${workDir}.log`;
+    const file = createWriteStream(this.logFile, { flags: 'a' });
+    this.child.stdout?.pipe(file, { end: false });
+    this.child.stderr?.pipe(file, { end: false });
     this.exited = new Promise((done) => this.child.once('exit', (code, signal) => done(code ?? (signal === null ? null : -1))));
   }
 
@@ -37,7 +44,8 @@ export class WorkerProcess {
         // in one chunk.
         seen += chunk.toString();
         worker.output = (worker.output + chunk.toString()).slice(-20_000);
-        if (seen.includes("state: 'RUNNING'")) done();
+        // The text and the JSON log formats.
+        if (seen.includes("state: 'RUNNING'") || seen.includes('"state":"RUNNING"')) done();
         seen = seen.slice(-200);
       };
       worker.child.stdout?.on('data', watch);
