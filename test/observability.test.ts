@@ -9,11 +9,12 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { startTemporal, type RunningServer } from '../cli/servers.js';
 import { SelfRewardClient } from '../client/index.js';
+import type { RoundProgress } from '../contract/progress.js';
 import type { SampleManifest } from '../contract/records.js';
 import type { RoundResult } from '../contract/workflows.js';
 import { testGenerator } from '../models/testing/python.js';
@@ -55,6 +56,9 @@ let store: LocalFolderStore;
 let metricsPort: number;
 let result: RoundResult;
 let workflowId: string;
+/** What the client's `progress()` answered while the round ran, polled every 100 ms. */
+const watched: RoundProgress[] = [];
+let history: NonNullable<Awaited<ReturnType<WorkflowHandle['fetchHistory']>>['events']>;
 
 beforeAll(async () => {
   scratch = await mkdtemp(join(tmpdir(), 'observability-'));
@@ -71,8 +75,11 @@ beforeAll(async () => {
   });
   const client = new SelfRewardClient(new Client({ connection: await Connection.connect({ address: `127.0.0.1:${port}` }) }));
   workflowId = `observed-${randomUUID()}`;
-  const input = tinyRoundInput(generator, detector, { sampling: { steps: 3 }, lora: { maxSteps: 6, batchSize: 2 } });
-  result = await (await client.startRound(input, { workflowId })).result();
+  // Training long enough (seconds) for its heartbeats, sent at most every 5 s, to show steps.
+  const input = tinyRoundInput(generator, detector, { sampling: { steps: 3 }, lora: { maxSteps: 400, batchSize: 2 } });
+  const round = await client.startRound(input, { workflowId });
+  result = await round.result({ onProgress: (p) => watched.push(p), intervalMs: 100 });
+  history = (await round.workflow.fetchHistory()).events ?? [];
 });
 
 afterAll(async () => {
@@ -136,6 +143,21 @@ describe("a worker's metrics endpoint after a round", () => {
     // Counters of failures exist once something failed; the rest after any round.
     const afterAnyRound = Object.values(SDK_METRICS).filter((name) => !name.includes('failed'));
     for (const name of afterAnyRound) expect(names.has(name), name).toBe(true);
+  });
+});
+
+describe("a round's progress", () => {
+  it("shows the trainer's steps as they happen, from its heartbeats: no event in the round's history", () => {
+    const training = watched.filter((p) => p.stage === 'train' && p.trainer !== null);
+    expect(
+      training.some((p) => p.trainer!.step > 0 && p.trainer!.step < 400),
+      JSON.stringify(training.map((p) => p.trainer)),
+    ).toBe(true);
+    expect(history.filter((e) => e.workflowExecutionSignaledEventAttributes)).toEqual([]);
+    // Three events per activity (scheduled, started, completed) and the workflow's own few.
+    const activities = history.filter((e) => e.activityTaskScheduledEventAttributes).length;
+    expect(activities).toBe(9);
+    expect(history.length).toBeLessThan(activities * 3 + 40);
   });
 });
 

@@ -154,7 +154,7 @@ export async function runTrainer(
     }
     last = event;
     if (event.step !== undefined && event.total !== undefined) shown = { stage: 'train', trainerStep: event.step, trainerSteps: event.total, loss: event.loss };
-    progress.report(shown, event.event === 'done');
+    progress.report(shown);
   }
   const code = await exited;
   await new Promise<void>((done) => logged.end(done));
