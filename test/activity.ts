@@ -60,6 +60,7 @@ export function storeOnlyDependencies(store: ArtifactStore): ActivityDependencie
     runtime: new ModelRuntime('cpu'),
     trainer: { command: ['false'], cwd: '.', env: {}, stopGraceMs: 0 },
     device: 'cpu',
+    threads: 1,
     workDir: '.',
     allowedPaths: null,
     metrics: workerMetrics(),

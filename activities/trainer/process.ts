@@ -95,7 +95,7 @@ export async function runTrainer(
   if (program === undefined) throw new Error('trainer command is empty');
   const child = spawn(program, [...prefix, ...args, '--stop-on-stdin-close'], {
     cwd: deps.trainer.cwd,
-    env: { ...trainerEnvironment(deps.device), ...deps.trainer.env },
+    env: { ...trainerEnvironment(deps.device, deps.threads), ...deps.trainer.env },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   if (child.pid !== undefined) await writeFile(join(output, PID_FILE), String(child.pid));
