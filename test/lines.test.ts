@@ -100,6 +100,7 @@ function standInRound(winRate: (input: RoundInput) => number, hold?: Gate): Stan
       return { shard, manifest: `${root}/samples/${shard}.json`, prompts: 1, images: 2, classes: ['circle'] };
     },
     judgeShard: async ({ root, shard }) => ({ shard, manifest: `${root}/scores/${shard}.json`, images: 2, detected: 1 }),
+    sampleReferences: async () => ({ images: 2 }),
     curateDataset: async ({ root, include }) => ({
       manifest: `${root}/dataset.json`,
       dataset: `${root}/dataset/`,

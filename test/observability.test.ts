@@ -116,7 +116,7 @@ describe("a worker's metrics endpoint after a round", () => {
     expect(total(samples, METRICS.trainerLoss.name)).toBeGreaterThan(0);
     expect(total(samples, METRICS.evaluationWinRate.name)).toBeCloseTo(result.evaluation.winRate, 9);
     expect(total(samples, METRICS.evaluationAccuracy.name, { side: 'tuned' })).toBeCloseTo(result.evaluation.accuracyTuned, 9);
-    for (const activity of ['prepareRound', 'curateDataset', 'trainLora', 'evaluateRound', 'writeReport']) {
+    for (const activity of ['prepareRound', 'curateDataset', 'trainLora', 'sampleReferences', 'evaluateRound', 'writeReport']) {
       expect(total(samples, METRICS.activityAttempts.name, { activity }), activity).toBe(1);
     }
     expect(total(samples, METRICS.activityAttempts.name, { activity: 'sampleShard' })).toBe(result.samples.length);
@@ -156,7 +156,7 @@ describe("a round's progress", () => {
     expect(history.filter((e) => e.workflowExecutionSignaledEventAttributes)).toEqual([]);
     // Three events per activity (scheduled, started, completed) and the workflow's own few.
     const activities = history.filter((e) => e.activityTaskScheduledEventAttributes).length;
-    expect(activities).toBe(9);
+    expect(activities).toBe(10);
     expect(history.length).toBeLessThan(activities * 3 + 40);
   });
 });
@@ -172,7 +172,18 @@ describe("a worker's JSON log of a round", () => {
     const ofRound = lines.filter((line) => line['workflowId'] === workflowId && line['activityType'] !== undefined);
     const done = ofRound.filter((line) => / done in /.test(String(line['message'])));
     expect(done.map((line) => line['activityType']).sort()).toEqual(
-      ['curateDataset', 'evaluateRound', 'judgeShard', 'judgeShard', 'prepareRound', 'sampleShard', 'sampleShard', 'trainLora', 'writeReport'].sort(),
+      [
+        'curateDataset',
+        'evaluateRound',
+        'judgeShard',
+        'judgeShard',
+        'prepareRound',
+        'sampleReferences',
+        'sampleShard',
+        'sampleShard',
+        'trainLora',
+        'writeReport',
+      ].sort(),
     );
     for (const line of ofRound) {
       expect(line).toMatchObject({ workflowRunId: expect.any(String), attempt: 1, round: 1, stage: expect.any(String), level: expect.any(String) });

@@ -111,6 +111,7 @@ function standIns(hold?: { readonly round: number; readonly reached: () => void;
       return { shard, manifest: `${root}/samples/${shard}.json`, prompts: 1, images: input.samplesPerPrompt, classes: ['circle'] };
     },
     judgeShard: async ({ root, shard }) => ({ shard, manifest: `${root}/scores/${shard}.json`, images: 1, detected: 1 }),
+    sampleReferences: async () => ({ images: 1 }),
     curateDataset: async ({ root }) => ({ manifest: `${root}/dataset.json`, dataset: `${root}/dataset/`, kept: 1, included: 0, dropped: 0, perClass: {} }),
     trainLora: async (request) => {
       const { root } = request;

@@ -49,9 +49,11 @@ export class RoundProgressTracker {
     this.did(`checked the input: ${prepared.prompts} training and ${prepared.heldOutPrompts} held-out prompts of ${prepared.classes.length} classes`);
   }
 
+  /** Shards are judged as they are sampled: the round's stage is `judge` once every shard is sampled. */
   shardSampled(result: SampleShardResult): void {
     this.sampled.set(result.shard, result.images);
     this.shardsSampled.add(result.shard);
+    if (this.shardsSampled.size === this.shards) this.stage = 'judge';
     this.promptsSampled += result.prompts;
     this.did(`sampled ${this.shardsSampled.size} of ${this.shards} shards: ${sum(this.sampled.values())} images of ${this.promptsSampled} prompts`, 'sample');
   }
