@@ -1,4 +1,4 @@
-/** Worker processes for fault tests: the real all-in-one entry point as a child process, killed or stopped as a machine's worker would be. */
+/** Worker processes for fault tests and the dashboard snapshot: the real entry points as child processes, killed or stopped as a machine's worker would be. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
@@ -8,7 +8,10 @@ import { REPO_ROOT } from './servers.js';
 
 const running: WorkerProcess[] = [];
 
-/** An all-in-one worker process (`workers/all-in-one.ts`) with a work folder of its own (as if on another machine). */
+/** The entry point of each role: `all` runs both roles in one process, as the embedded default does. */
+const ENTRY_POINTS = { all: 'all-in-one.ts', cpu: 'cpu.ts', gpu: 'gpu.ts' } as const;
+
+/** A worker process (by default the all-in-one `workers/all-in-one.ts`) with a work folder of its own (as if on another machine). */
 export class WorkerProcess {
   readonly exited: Promise<number | null>;
   /** Everything the worker wrote, stdout and stderr: `<work folder>.log`. */
@@ -19,8 +22,9 @@ export class WorkerProcess {
   private constructor(
     readonly workDir: string,
     environment: Readonly<Record<string, string>>,
+    role: keyof typeof ENTRY_POINTS,
   ) {
-    this.child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'workers', 'all-in-one.ts')], {
+    this.child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'workers', ENTRY_POINTS[role])], {
       cwd: REPO_ROOT,
       env: { ...process.env, ...environment, SELF_REWARD_WORK_DIR: workDir, SELF_REWARD_THREADS: '1', OMP_NUM_THREADS: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -33,8 +37,8 @@ export class WorkerProcess {
   }
 
   /** Starts one and waits until it polls; `environment` holds TEMPORAL_ADDRESS and the store's settings. */
-  static async start(workDir: string, environment: Readonly<Record<string, string>>): Promise<WorkerProcess> {
-    const worker = new WorkerProcess(workDir, environment);
+  static async start(workDir: string, environment: Readonly<Record<string, string>>, role: keyof typeof ENTRY_POINTS = 'all'): Promise<WorkerProcess> {
+    const worker = new WorkerProcess(workDir, environment, role);
     running.push(worker);
     let seen = '';
     const polling = new Promise<void>((done) => {
