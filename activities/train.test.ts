@@ -26,6 +26,7 @@ import { ModelRuntime } from './runtime.js';
 import { createTrainLora } from './train.js';
 import { artifactKeys, roundRoot } from '../contract/keys.js';
 import { trainerArguments, trainerEnvironment } from './trainer/arguments.js';
+import { readTrainerEvent } from './trainer/process.js';
 import type { StageProgress } from '../contract/progress.js';
 import { workerMetrics } from '../workers/dependencies.js';
 
@@ -453,3 +454,14 @@ function maxAbsDifference(a: Float32Array, b: Float32Array): number {
   for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i]! - b[i]!));
   return max;
 }
+
+describe('readTrainerEvent', () => {
+  it("reads the trainer's lines, a diverged loss sent as a string included, and nothing else", () => {
+    expect(readTrainerEvent('{"event": "step", "step": 3, "total": 9, "loss": 0.25, "elapsed": 1.0}')).toMatchObject({ event: 'step', step: 3, loss: 0.25 });
+    expect(readTrainerEvent('{"event": "step", "step": 4, "total": 9, "loss": "NaN", "elapsed": 1.1}')?.loss).toBeNaN();
+    expect(readTrainerEvent('{"event": "done", "final_loss": "Infinity", "elapsed": 2}')?.final_loss).toBe(Infinity);
+    expect(readTrainerEvent('Traceback (most recent call last):')).toBeNull();
+    expect(readTrainerEvent('[1, 2]')).toBeNull();
+    expect(readTrainerEvent('{"step": 3}')).toBeNull();
+  });
+});

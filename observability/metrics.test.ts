@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
-import { createMetrics, histogramBuckets, meterName, METRICS, SDK_METRICS, type MetricSpec } from './metrics.js';
+import { FAILURE_TYPES } from '../contract/failures.js';
+import { createMetrics, histogramBuckets, initializeCounters, meterName, METRICS, SDK_METRICS, type MetricSpec } from './metrics.js';
 import { recordingMeter } from './testing/meter.js';
 
 const specs = Object.entries(METRICS as Readonly<Record<string, MetricSpec>>);
@@ -64,5 +65,22 @@ describe('createMetrics', () => {
     metrics.activityAttempts.record(1, { activity: 'sampleShard' });
     metrics.activityAttempts.record(1, { activity: 'judgeShard' });
     expect(created).toEqual(['selfreward_activity_attempts']);
+  });
+});
+
+describe('initializeCounters', () => {
+  it("starts every activity's attempts and each kind of failure at 0, so a first failure makes a rate", () => {
+    const { meter, recorded } = recordingMeter();
+    initializeCounters(
+      createMetrics(() => meter),
+      ['sampleShard', 'trainLora'],
+    );
+    expect(recorded.every((r) => r.value === 0)).toBe(true);
+    expect(recorded.filter((r) => r.name === 'selfreward_activity_attempts').map((r) => r.tags)).toEqual([
+      { activity: 'sampleShard' },
+      { activity: 'trainLora' },
+    ]);
+    const failures = recorded.filter((r) => r.name === 'selfreward_activity_failures' && r.tags['activity'] === 'trainLora').map((r) => r.tags['type']);
+    expect(failures).toEqual([...Object.keys(FAILURE_TYPES), 'Retryable', 'Cancelled']);
   });
 });

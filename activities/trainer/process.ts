@@ -30,6 +30,23 @@ export interface TrainerEvent {
   readonly checkpoint?: string | null;
 }
 
+/**
+ * One line of the trainer's stdout as an event; null for a line that is not one. A loss JSON
+ * cannot hold (a diverged run's NaN) comes as a string and is read back as the number.
+ */
+export function readTrainerEvent(line: string): TrainerEvent | null {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(line);
+  } catch {
+    return null;
+  }
+  if (typeof parsed !== 'object' || parsed === null || typeof (parsed as { event?: unknown }).event !== 'string') return null;
+  const event = parsed as Record<string, unknown>;
+  for (const field of ['loss', 'final_loss']) if (typeof event[field] === 'string') event[field] = Number(event[field]);
+  return event as unknown as TrainerEvent;
+}
+
 /** The trainer's exit code for input the user must fix. */
 export const EXIT_BAD_INPUT = 2;
 
@@ -127,12 +144,8 @@ export async function runTrainer(
   let lastStep: { step: number; at: number } | null = null;
   let trainingSince: number | null = null;
   for await (const line of createInterface({ input: child.stdout })) {
-    let event: TrainerEvent;
-    try {
-      event = JSON.parse(line) as TrainerEvent;
-    } catch {
-      continue;
-    }
+    const event = readTrainerEvent(line);
+    if (event === null) continue;
     if (event.event === 'error') failure = { kind: event.kind ?? null, message: event.message ?? null };
     if (event.event === 'checkpoint' && event.step !== undefined && event.path !== undefined) onCheckpoint(event.step, event.path);
     if (event.event === 'stopped' && event.step !== undefined && typeof event.checkpoint === 'string') onCheckpoint(event.step, event.checkpoint);
