@@ -21,6 +21,7 @@ import { roundRoot } from '../contract/keys.js';
 import type { RoundResult } from '../contract/workflows.js';
 import type { ActivitySettings } from '../config/round.js';
 import { RoundProgressTracker } from './progress.js';
+import { together } from './together.js';
 
 /**
  * The stages' activity options: model stages are long, heartbeating, on the GPU queue; every
@@ -77,8 +78,8 @@ export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
   // A round that retrains an earlier dataset skips straight to curation, which copies it in.
   // Each shard is judged as soon as it is sampled, so no GPU waits for the slowest shard.
   const shards = input.dataset === null ? Array.from({ length: input.shards }, (_, shard) => shard) : [];
-  const pipelines = await Promise.all(
-    shards.map(async (shard) => {
+  const pipelines = await together(
+    shards.map((shard) => async () => {
       const sampleSummary = `sample shard ${shard + 1} of ${input.shards}: ${input.samplesPerPrompt} images per prompt`;
       const sampled = await activities.sampleShard.executeWithOptions({ summary: sampleSummary }, [{ ...request, shard }]);
       progress.shardSampled(sampled);
@@ -104,11 +105,12 @@ export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
   const steps = input.lora.maxSteps === null ? `${input.lora.epochs} epochs` : `${input.lora.maxSteps} steps`;
   // The references' held-out images do not depend on the LoRA: they are sampled while it trains.
   const referencesSummary = `sample the held-out images of the base${parent === null ? '' : ' and the parent'} while the LoRA trains`;
-  const [training] = await Promise.all([
-    activities.trainLora.executeWithOptions({ summary: `train a rank-${input.lora.rank} LoRA on ${dataset.kept} images, ${steps}` }, [
-      { ...request, dataset: dataset.dataset },
-    ]),
-    activities.sampleReferences.executeWithOptions({ summary: referencesSummary }, [{ ...request, parent }]),
+  const [training] = await together([
+    () =>
+      activities.trainLora.executeWithOptions({ summary: `train a rank-${input.lora.rank} LoRA on ${dataset.kept} images, ${steps}` }, [
+        { ...request, dataset: dataset.dataset },
+      ]),
+    () => activities.sampleReferences.executeWithOptions({ summary: referencesSummary }, [{ ...request, parent }]),
   ]);
   progress.trained(training);
 
