@@ -8,14 +8,12 @@ import { describe, expect, it } from 'vitest';
 import { validateRoundInput, type RoundInput } from '../config/round.js';
 import { LocalFolderStore } from '../store/local.js';
 import { putJson } from '../store/store.js';
-import { runActivity, storedInput } from '../test/activity.js';
+import { roundInputWith, runActivity, storedInput, storeOnlyDependencies } from '../test/activity.js';
 import { createCurateDataset } from './curate.js';
 import type { ActivityDependencies } from './dependencies.js';
-import { ModelRuntime } from './runtime.js';
 import { chooseImages, curate } from './selection.js';
 import { artifactKeys, roundRoot } from '../contract/keys.js';
 import type { ImageScore, PromptScores } from '../contract/records.js';
-import { workerMetrics } from '../workers/dependencies.js';
 
 function score(key: string, detection: number, checklist: number, combined = detection): ImageScore {
   return { key, seed: 0, detection, instances: detection >= 0.5 ? 1 : 0, countMatches: null, caption: `caption of ${key}`, checklist, clip: 30, combined };
@@ -75,16 +73,7 @@ describe('selection rule', () => {
 describe('curateDataset', () => {
   async function storeDependencies(): Promise<{ store: LocalFolderStore; deps: ActivityDependencies }> {
     const store = new LocalFolderStore(await mkdtemp(join(tmpdir(), 'curate-')));
-    const deps: ActivityDependencies = {
-      store,
-      runtime: new ModelRuntime('cpu'),
-      trainer: { command: ['false'], cwd: '.', env: {}, stopGraceMs: 0 },
-      device: 'cpu',
-      workDir: '.',
-      allowedPaths: null,
-      metrics: workerMetrics(),
-    };
-    return { store, deps };
+    return { store, deps: storeOnlyDependencies(store) };
   }
 
   it('writes each kept image beside its own prompt, the metadata, then the manifest; a retry returns the manifest', async () => {
@@ -153,15 +142,8 @@ describe('curateDataset', () => {
 
   it('refuses to include something that is not a curated dataset, naming it', async () => {
     const { deps } = await storeDependencies();
-    const checked = validateRoundInput({
-      generator: { base: 'g' },
-      judge: { detector: 'd', clip: 'c' },
-      prompts: { file: 'p' },
-      evaluation: { prompts: { file: 'e' } },
-    });
-    if (!checked.ok) throw new Error('bad test input');
     const root = roundRoot('curate-include', 'r', 1);
-    const request = { root, inputKey: await storedInput(deps.store, root, checked.value), judged: [], include: ['runs/nothing-here/dataset/'] };
+    const request = { root, inputKey: await storedInput(deps.store, root, roundInputWith()), judged: [], include: ['runs/nothing-here/dataset/'] };
     const error = await runActivity(new MockActivityEnvironment(), createCurateDataset(deps), request).catch((e: unknown) => e);
     expect(error).toMatchObject({ type: 'MissingArtifact', nonRetryable: true });
     expect((error as Error).message).toContain('runs/nothing-here/dataset/metadata.jsonl: not found');

@@ -18,6 +18,8 @@ export interface ActivityDependencies {
   readonly trainer: TrainerCommand;
   /** `cpu` or `cuda:N`: models load there and the trainer sees only that device. */
   readonly device: string;
+  /** CPU threads for model work: each ONNX session's and the trainer's (SELF_REWARD_THREADS). */
+  readonly threads: number;
   /** Local scratch: downloaded datasets and models, trainer output and checkpoints. */
   readonly workDir: string;
   /** The folders a round's input may name (models, prompt files); null: any. */

@@ -1,5 +1,5 @@
 import type { RoundInput, SamplingSettings } from '../config/round.js';
-import type { ClassAccuracyFigures, Comparison, EvaluateRequest, EvaluateResult } from '../contract/activities.js';
+import type { ClassAccuracyFigures, Comparison, EvaluateRequest, EvaluateResult, ReferencesRequest, ReferencesResult } from '../contract/activities.js';
 import { artifactKeys, evaluationSeed, type EvaluationSide } from '../contract/keys.js';
 import type { EvaluationRecord } from '../contract/records.js';
 import { bootstrapInterval, perClassAccuracy, signTest, winRate, type Pair } from '../models/evaluation/stats.js';
@@ -7,7 +7,7 @@ import { decodeImage } from '../models/judge/index.js';
 import { findJson, putJson } from '../store/store.js';
 import type { ActivityDependencies } from './dependencies.js';
 import { badData } from './failures.js';
-import { withProgress } from './progress.js';
+import { withProgress, type ProgressReporter } from './progress.js';
 import { loadPrompts } from './prompts.js';
 import { generatorSource, samplePngs } from './sampling.js';
 import { roundInput } from './input.js';
@@ -78,12 +78,80 @@ async function scoreHeldOutPrompt(
   });
 }
 
+/** A round's held-out prompts, with their indices and seeds. */
+async function heldOut(input: RoundInput) {
+  const prompts = (await loadPrompts(input.evaluation.prompts, 'evaluation.prompts')).map((p, promptIndex) => ({ ...p, promptIndex }));
+  const seedsOf = (i: number) => Array.from({ length: input.evaluation.seedsPerPrompt }, (_, s) => evaluationSeed(input.evaluation.seed, i, s));
+  return { prompts, seedsOf };
+}
+
+/**
+ * Samples the held-out images of `sides` that are not stored yet, one generator at a time (all
+ * its images, then the next), from identical initial noise (the same seeds) on every side.
+ * Returns how many images the sides hold.
+ */
+async function sampleHeldOut(
+  deps: ActivityDependencies,
+  input: RoundInput,
+  root: string,
+  unets: ReadonlyMap<EvaluationSide, string | null>,
+  progress: ProgressReporter,
+): Promise<number> {
+  const { prompts, seedsOf } = await heldOut(input);
+  const sampling = comparisonSampling(input);
+  const stored = new Set(await deps.store.list(`${root}/evaluation/`));
+  let evaluated = 0;
+  for (const [side, unet] of unets) {
+    const missing = (p: { promptIndex: number }) =>
+      seedsOf(p.promptIndex).some((_, s) => !stored.has(artifactKeys.evaluationImage(root, side, p.promptIndex, s)));
+    const todo = prompts.filter(missing);
+    evaluated += (prompts.length - todo.length) * input.evaluation.seedsPerPrompt;
+    if (todo.length === 0) continue;
+    const source = await generatorSource(deps, input.generator.base, unet);
+    await deps.runtime.withGenerator(source, async (generator) => {
+      for (const prompt of todo) {
+        progress.checkCancelled();
+        const started = performance.now();
+        const pngs = await samplePngs(generator, sampling, prompt, seedsOf(prompt.promptIndex), () => progress.report({ stage: 'evaluate', evaluated }));
+        deps.metrics.imageSeconds.record((performance.now() - started) / 1000 / Math.max(1, pngs.length), { stage: 'evaluate' });
+        for (const [s, png] of pngs.entries()) await deps.store.put(artifactKeys.evaluationImage(root, side, prompt.promptIndex, s), png);
+        evaluated += pngs.length;
+        progress.report({ stage: 'evaluate', evaluated });
+      }
+    });
+  }
+  return evaluated;
+}
+
+/** The references a round's tuned generator is compared with: the base, and the parent it sampled from when that is a tuned one. */
+const references = (parent: string | null): Map<EvaluationSide, string | null> =>
+  new Map<EvaluationSide, string | null>(
+    parent === null
+      ? [['base', null]]
+      : [
+          ['base', null],
+          ['parent', parent],
+        ],
+  );
+
+/**
+ * The held-out images of the references, which do not depend on the LoRA: a round samples them
+ * while its LoRA trains, on another GPU worker when it has one. The evaluation then finds them
+ * stored.
+ */
+export function createSampleReferences(deps: ActivityDependencies) {
+  return async function sampleReferences({ root, inputKey, parent }: ReferencesRequest): Promise<ReferencesResult> {
+    const input = await roundInput(deps, inputKey);
+    const images = await withProgress({ stage: 'evaluate', evaluated: 0 }, (progress) => sampleHeldOut(deps, input, root, references(parent), progress));
+    return { images };
+  };
+}
+
 /**
  * Held-out prompts × seeds, sampled from identical initial noise (same seeds) by the base, by
  * the parent the round sampled from when that is a tuned one, and by the tuned generator, and
- * scored by the judge's CLIP and detector. One generator is loaded at a time (all its images,
- * then the next); stored images and records are skipped on a retry. The manifest, with the
- * figures, is written last.
+ * scored by the judge's CLIP and detector. Stored images and records are skipped (the references'
+ * are usually there already); the manifest, with the figures, is written last.
  */
 export function createEvaluateRound(deps: ActivityDependencies) {
   return async function evaluateRound({ root, inputKey, lora, parent }: EvaluateRequest): Promise<EvaluateResult> {
@@ -94,30 +162,11 @@ export function createEvaluateRound(deps: ActivityDependencies) {
     if ((await deps.store.list(`${lora}unet/`)).length === 0)
       throw badData('MissingArtifact', `${lora}unet/: not found; the LoRA must be trained before evaluation`);
 
-    const prompts = (await loadPrompts(input.evaluation.prompts, 'evaluation.prompts')).map((p, promptIndex) => ({ ...p, promptIndex }));
-    const sampling = comparisonSampling(input);
-    const seedsOf = (i: number) => Array.from({ length: input.evaluation.seedsPerPrompt }, (_, s) => evaluationSeed(input.evaluation.seed, i, s));
-    const unets: Readonly<Record<EvaluationSide, string | null>> = { base: null, parent, tuned: lora };
-    const sides: EvaluationSide[] = parent === null ? ['base', 'tuned'] : ['base', 'parent', 'tuned'];
-    const stored = new Set(await deps.store.list(`${root}/evaluation/`));
-    let evaluated = 0;
-    const records = await withProgress({ stage: 'evaluate', evaluated }, async (progress) => {
-      for (const side of sides) {
-        const todo = prompts.filter((p) => seedsOf(p.promptIndex).some((_, s) => !stored.has(artifactKeys.evaluationImage(root, side, p.promptIndex, s))));
-        if (todo.length === 0) continue;
-        const source = await generatorSource(deps, input.generator.base, unets[side]);
-        await deps.runtime.withGenerator(source, async (generator) => {
-          for (const prompt of todo) {
-            progress.checkCancelled();
-            const started = performance.now();
-            const pngs = await samplePngs(generator, sampling, prompt, seedsOf(prompt.promptIndex), () => progress.report({ stage: 'evaluate', evaluated }));
-            deps.metrics.imageSeconds.record((performance.now() - started) / 1000 / Math.max(1, pngs.length), { stage: 'evaluate' });
-            for (const [s, png] of pngs.entries()) await deps.store.put(artifactKeys.evaluationImage(root, side, prompt.promptIndex, s), png);
-            evaluated += pngs.length;
-            progress.report({ stage: 'evaluate', evaluated });
-          }
-        });
-      }
+    const { prompts, seedsOf } = await heldOut(input);
+    const unets = references(parent).set('tuned', lora);
+    const sides = [...unets.keys()];
+    const records = await withProgress({ stage: 'evaluate', evaluated: 0 }, async (progress) => {
+      const evaluated = await sampleHeldOut(deps, input, root, unets, progress);
       const scored: EvaluationRecord[] = [];
       for (const prompt of prompts) {
         progress.checkCancelled();

@@ -6,7 +6,7 @@ import type { RoundInput } from '../config/round.js';
 import type { Activities } from '../contract/workers.js';
 import { createCurateDataset } from './curate.js';
 import type { ActivityDependencies } from './dependencies.js';
-import { createEvaluateRound } from './evaluate.js';
+import { createEvaluateRound, createSampleReferences } from './evaluate.js';
 import { asActivityFailure } from './failures.js';
 import { requireAllowedPaths } from './paths.js';
 import { createJudgeShard } from './judge.js';
@@ -68,6 +68,7 @@ export function createActivities(deps: ActivityDependencies): Activities {
     judgeShard: atBoundary(deps, 'judgeShard', createJudgeShard(deps)),
     curateDataset: atBoundary(deps, 'curateDataset', createCurateDataset(deps)),
     trainLora: atBoundary(deps, 'trainLora', createTrainLora(deps)),
+    sampleReferences: atBoundary(deps, 'sampleReferences', createSampleReferences(deps)),
     evaluateRound: atBoundary(deps, 'evaluateRound', createEvaluateRound(deps)),
     writeReport: atBoundary(deps, 'writeReport', createWriteReport(deps)),
     loadLine: atBoundary(deps, 'loadLine', lines.loadLine),

@@ -1,7 +1,7 @@
 /** The activities' pure parts: keys, seeds, evaluation figures, the report page. */
 import { describe, expect, it } from 'vitest';
 
-import { validateRoundInput } from '../config/round.js';
+import { roundInputWith } from '../test/activity.js';
 import { comparisonSampling, evaluationFigures } from './evaluate.js';
 import type { EvaluationRecord, PromptScores } from '../contract/records.js';
 import { artifactKeys, evaluationSeed, roundRoot, shardPromptIndices, trainingSeed } from '../contract/keys.js';
@@ -43,18 +43,11 @@ function record(
 }
 
 describe('comparisonSampling', () => {
-  const input = (evaluation: Record<string, unknown>) => {
-    const sampling = { guidanceScale: 1.5, scheduler: 'EulerAncestralDiscreteScheduler' };
-    const checked = validateRoundInput({
-      generator: { base: 'g' },
-      judge: { detector: 'd', clip: 'c' },
-      prompts: { file: 'p.txt' },
-      sampling,
+  const input = (evaluation: Record<string, unknown>) =>
+    roundInputWith({
+      sampling: { guidanceScale: 1.5, scheduler: 'EulerAncestralDiscreteScheduler' },
       evaluation: { prompts: { file: 'e.txt' }, ...evaluation },
     });
-    if (!checked.ok) throw new Error('bad test input');
-    return checked.value;
-  };
 
   it("samples the comparison at the round's guidance unless evaluation.guidanceScale is set", () => {
     expect(comparisonSampling(input({})).guidanceScale).toBe(1.5);
@@ -102,13 +95,7 @@ describe('report page', () => {
   });
 
   it('shows the headline and escapes what users wrote', () => {
-    const checked = validateRoundInput({
-      generator: { base: 'g' },
-      judge: { detector: 'd', clip: 'c' },
-      prompts: { file: 'p' },
-      evaluation: { prompts: { file: 'e' } },
-    });
-    if (!checked.ok) throw new Error('bad test input');
+    const input = roundInputWith();
     const scores: PromptScores[] = [
       {
         promptIndex: 0,
@@ -120,7 +107,7 @@ describe('report page', () => {
     const html = reportHtml(
       {
         run: { workflowId: 'wf', runId: 'run-2', resetFrom: 'run-1' },
-        input: checked.value,
+        input,
         gate: { passed: false, reasons: ['win rate against the parent 40.0%: not enough'] },
         scores,
         curation: { manifest: 'm', dataset: 'd/', kept: 1, included: 0, dropped: 0, perClass: { circle: { kept: 1, dropped: 0, reasons: {} } } },

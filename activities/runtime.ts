@@ -13,7 +13,7 @@ export class ModelRuntime {
 
   constructor(
     private readonly device: string,
-    private readonly threads?: number,
+    private readonly threads: number | null = null,
   ) {}
 
   async withGenerator<T>(source: GeneratorSource, use: (generator: Generator) => Promise<T>): Promise<T> {
@@ -21,14 +21,14 @@ export class ModelRuntime {
     return this.borrow(
       this.generators,
       id,
-      () => Generator.load(source, { device: this.device, threads: this.threads }),
+      () => Generator.load(source, { device: this.device, threads: this.threads ?? undefined }),
       (g) => g.release(),
       use,
     );
   }
 
   async withJudge<T>(settings: JudgeSettings, use: (judge: Judge) => Promise<T>): Promise<T> {
-    const config = judgeConfig(settings, this.device);
+    const config = judgeConfig(settings, this.device, this.threads);
     // The runtime's Judge has no release call: its sessions live as long as the worker process.
     return this.borrow(
       this.judges,
@@ -84,7 +84,7 @@ export class ModelRuntime {
 }
 
 /** The runtime's judge configuration from a round's judge settings (the runtime validates it again, naming fields). */
-export function judgeConfig(settings: JudgeSettings, device: string): JudgeConfig {
+export function judgeConfig(settings: JudgeSettings, device: string, threads: number | null = null): JudgeConfig {
   return validateJudgeConfig({
     detector: settings.detector,
     captioner: settings.captioner,
@@ -95,5 +95,6 @@ export function judgeConfig(settings: JudgeSettings, device: string): JudgeConfi
     synonyms: settings.synonyms,
     ...(settings.weights === null ? {} : { weights: settings.weights }),
     device,
+    threads,
   });
 }

@@ -47,6 +47,7 @@ beforeAll(async () => {
     runtime,
     trainer: { command: ['false'], cwd: '.', env: {}, stopGraceMs: 0 },
     device: 'cpu',
+    threads: 1,
     workDir: join(scratch, 'work'),
     allowedPaths: null,
     metrics: workerMetrics(),

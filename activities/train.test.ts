@@ -26,6 +26,7 @@ import { ModelRuntime } from './runtime.js';
 import { createTrainLora } from './train.js';
 import { artifactKeys, roundRoot } from '../contract/keys.js';
 import { trainerArguments, trainerEnvironment } from './trainer/arguments.js';
+import { readTrainerEvent } from './trainer/events.js';
 import type { StageProgress } from '../contract/progress.js';
 import { workerMetrics } from '../workers/dependencies.js';
 
@@ -51,6 +52,7 @@ async function setup(mode: string, images: readonly Buffer[] = [Buffer.from('png
     runtime: new ModelRuntime('cpu'),
     trainer: { command: [process.execPath, STANDIN], cwd: scratch, env: { STANDIN_MODE: mode }, stopGraceMs: 2000 },
     device: 'cpu',
+    threads: 1,
     workDir: join(scratch, 'work'),
     allowedPaths: null,
     metrics: workerMetrics(),
@@ -370,16 +372,36 @@ describe('trainLora', () => {
     },
   );
 
-  it('passes the LoRA settings, resumes from the latest checkpoint and pins the device', () => {
-    const args = trainerArguments(roundInput().lora, { generator: 'g', dataset: 'd', output: 'o' }, 'cuda:3');
+  it('runs the real trainer on the worker’s thread count (SELF_REWARD_THREADS), whatever its own default', { timeout: 300_000 }, async () => {
+    const { deps, root, store } = await setup('real', [
+      await sharp({ create: { width: 64, height: 64, channels: 3, background: '#c00' } })
+        .png()
+        .toBuffer(),
+    ]);
+    const input = roundInput({ maxSteps: 2, batchSize: 1 }, await testGenerator(join(deps.workDir, '..')));
+    // Three: not what torch would pick by itself on a machine of one, two or four cores.
+    const trainer = {
+      command: [PYTHON, '-m', 'loratrain', '--skip-onnx'],
+      cwd: join(REPO_ROOT, 'python'),
+      env: { PYTHONPATH: join(REPO_ROOT, 'python') },
+      stopGraceMs: 30_000,
+    };
+    const { outcome } = await trainRecording(createTrainLora({ ...deps, threads: 3, trainer }), input, root, store);
+    expect(outcome).toMatchObject({ steps: 2 });
+    expect(JSON.parse((await store.get(`${artifactKeys.lora(root)}metrics.json`)).toString())).toMatchObject({ threads: 3 });
+  });
+
+  it("passes the LoRA settings, resumes from the latest checkpoint, pins the device and sizes the trainer's threads", () => {
+    const args = trainerArguments(roundInput().lora, { generator: 'g', dataset: 'd', output: 'o' }, 'cuda:3', 6);
     expect(args.join(' ')).toContain('--rank 8');
     expect(args.join(' ')).toContain('--max-steps 3');
     expect(args.join(' ')).toContain('--lr-scheduler constant');
     expect(args.join(' ')).toContain('--resume-from latest');
     expect(args.join(' ')).toContain('--snr-gamma 0 --caption-dropout 0');
-    expect(args.join(' ')).toContain('--device cuda');
-    expect(trainerEnvironment('cuda:3', {})).toEqual({ CUDA_VISIBLE_DEVICES: '3' });
-    expect(trainerEnvironment('cpu', {})).toEqual({ CUDA_VISIBLE_DEVICES: '' });
+    expect(args.join(' ')).toContain('--device cuda --threads 6');
+    const threads = { OMP_NUM_THREADS: '6', MKL_NUM_THREADS: '6' };
+    expect(trainerEnvironment('cuda:3', 6, {})).toEqual({ ...threads, CUDA_VISIBLE_DEVICES: '3' });
+    expect(trainerEnvironment('cpu', 6, {})).toEqual({ ...threads, CUDA_VISIBLE_DEVICES: '' });
     // Only what a Python program needs of the worker's environment, never its credentials.
     const worker = {
       PATH: '/usr/bin',
@@ -389,7 +411,14 @@ describe('trainLora', () => {
       TEMPORAL_ADDRESS: 't:7233',
       AWS_SECRET_ACCESS_KEY: 'aws',
     };
-    expect(trainerEnvironment('cuda:1', worker)).toEqual({ PATH: '/usr/bin', HF_HOME: '/cache', OMP_NUM_THREADS: '2', CUDA_VISIBLE_DEVICES: '1' });
+    // The worker's thread count is the trainer's, whatever the worker's own OpenMP settings say.
+    expect(trainerEnvironment('cuda:1', 6, { ...worker, OMP_WAIT_POLICY: 'ACTIVE' })).toEqual({
+      PATH: '/usr/bin',
+      HF_HOME: '/cache',
+      OMP_WAIT_POLICY: 'ACTIVE',
+      ...threads,
+      CUDA_VISIBLE_DEVICES: '1',
+    });
   });
 });
 
@@ -425,3 +454,14 @@ function maxAbsDifference(a: Float32Array, b: Float32Array): number {
   for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i]! - b[i]!));
   return max;
 }
+
+describe('readTrainerEvent', () => {
+  it("reads the trainer's lines, a diverged loss sent as a string included, and nothing else", () => {
+    expect(readTrainerEvent('{"event": "step", "step": 3, "total": 9, "loss": 0.25, "elapsed": 1.0}')).toMatchObject({ event: 'step', step: 3, loss: 0.25 });
+    expect(readTrainerEvent('{"event": "step", "step": 4, "total": 9, "loss": "NaN", "elapsed": 1.1}')?.loss).toBeNaN();
+    expect(readTrainerEvent('{"event": "done", "final_loss": "Infinity", "elapsed": 2}')?.final_loss).toBe(Infinity);
+    expect(readTrainerEvent('Traceback (most recent call last):')).toBeNull();
+    expect(readTrainerEvent('[1, 2]')).toBeNull();
+    expect(readTrainerEvent('{"step": 3}')).toBeNull();
+  });
+});

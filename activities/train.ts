@@ -78,7 +78,7 @@ export function createTrainLora(deps: ActivityDependencies) {
         await restoreCheckpoint(deps, stored, output);
         log.info(`trainer resumes from the stored checkpoint of step ${stored.step}`);
       }
-      const args = trainerArguments(input.lora, { generator: input.generator.base, dataset, output }, deps.device);
+      const args = trainerArguments(input.lora, { generator: input.generator.base, dataset, output }, deps.device, deps.threads);
       const logFile = join(work, TRAINER_LOG);
       await rm(logFile, { force: true });
       const started = performance.now();

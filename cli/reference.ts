@@ -9,6 +9,8 @@ import { ENVIRONMENT } from '../config/environment.js';
 import { NIGHTLY_SCHEMA } from '../config/nightly.js';
 import { ROUND_SCHEMA } from '../config/round.js';
 import { docRows, fieldTable, markdownTable } from '../config/schema.js';
+import { LOG_FIELDS } from '../observability/logs.js';
+import { METRICS, type MetricSpec } from '../observability/metrics.js';
 
 /** Each table under the README heading it belongs to. */
 export const REFERENCE_TABLES: Readonly<Record<string, () => string>> = {
@@ -21,6 +23,21 @@ export const REFERENCE_TABLES: Readonly<Record<string, () => string>> = {
     markdownTable(
       ['variable', 'default', 'read by', 'meaning'],
       Object.entries(ENVIRONMENT).map(([name, v]) => [`\`${name}\``, v.default === null ? '—' : `\`${v.default}\``, v.readBy.join(', '), v.meaning]),
+    ),
+  '### Metrics': () =>
+    markdownTable(
+      ['metric', 'type', 'labels', 'meaning'],
+      Object.values(METRICS as Readonly<Record<string, MetricSpec>>).map((m) => [
+        `\`${m.name}\``,
+        m.instrument,
+        m.labels.map((label) => `\`${label}\``).join(', ') || '—',
+        `${m.meaning} (${m.unit})`,
+      ]),
+    ),
+  '### Logs': () =>
+    markdownTable(
+      ['field', 'meaning'],
+      Object.entries(LOG_FIELDS).map(([field, meaning]) => [`\`${field}\``, meaning]),
     ),
   '### Failure types': () =>
     markdownTable(

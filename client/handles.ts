@@ -1,8 +1,9 @@
 /** Typed handles on the plugin's workflows: rounds, campaigns, nights and model lines. */
 import type { WorkflowHandle } from '@temporalio/client';
+import type { LoadedDataConverter, Payload } from '@temporalio/common';
 
 import { lineQuery, promoteUpdate, rollbackUpdate, type LineEvent, type LineState } from '../contract/lines.js';
-import type { RoundProgress } from '../contract/progress.js';
+import { withLiveProgress, type RoundProgress, type StageProgress } from '../contract/progress.js';
 import {
   progressQuery,
   roundsQuery,
@@ -35,6 +36,15 @@ async function watch<T, P>(result: Promise<T>, read: () => Promise<P>, options: 
   return settled;
 }
 
+/** The first of some payloads, through the client's codecs and payload converter; undefined when there is none. */
+async function firstPayload(converter: LoadedDataConverter, payloads: readonly Payload[] | null | undefined): Promise<unknown> {
+  const first = payloads?.[0];
+  if (first === undefined) return undefined;
+  let decoded: Payload[] = [first];
+  for (const codec of [...converter.payloadCodecs].reverse()) decoded = await codec.decode(decoded);
+  return converter.payloadConverter.fromPayload(decoded[0]!);
+}
+
 export class RoundHandle {
   constructor(readonly workflow: WorkflowHandle<typeof selfRewardRound>) {}
 
@@ -42,8 +52,15 @@ export class RoundHandle {
     return this.workflow.workflowId;
   }
 
-  progress(): Promise<RoundProgress> {
-    return this.workflow.query(progressQuery);
+  /** What finished stages did (the round's query) with how far its running activities are (their heartbeats). */
+  async progress(): Promise<RoundProgress> {
+    const [settled, description] = await Promise.all([this.workflow.query(progressQuery), this.workflow.describe()]);
+    const { loadedDataConverter } = this.workflow.client.options;
+    const running = await Promise.all((description.raw.pendingActivities ?? []).map((a) => firstPayload(loadedDataConverter, a.heartbeatDetails?.payloads)));
+    return withLiveProgress(
+      settled,
+      running.filter((p): p is StageProgress => typeof p === 'object' && p !== null && 'stage' in p),
+    );
   }
 
   result(options: WatchOptions<RoundProgress> = {}): Promise<RoundResult> {

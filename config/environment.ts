@@ -53,7 +53,8 @@ export const ENVIRONMENT = {
   SELF_REWARD_THREADS: {
     default: null,
     readBy: ['workers'],
-    meaning: "CPU threads per model graph (unset: onnxruntime's choice)",
+    meaning:
+      "CPU threads for the worker's model work: each ONNX session's (sampler, judge) and the trainer's torch and OpenMP threads (unset: the cores the process may use); give workers that share a host a share of its cores each",
     rule: { pattern: /^[1-9]\d*$/, expected: 'a positive integer' },
   },
   SELF_REWARD_WORK_DIR: { default: '.work', readBy: ['workers'], meaning: 'local scratch: downloads, trainer output and checkpoints' },

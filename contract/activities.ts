@@ -63,6 +63,16 @@ export interface EvaluateRequest extends RoundRequest {
   readonly parent: string | null;
 }
 
+export interface ReferencesRequest extends RoundRequest {
+  /** The tuned UNet the round sampled from, a reference besides the base; null when that is the base. */
+  readonly parent: string | null;
+}
+
+export interface ReferencesResult {
+  /** Held-out images the references hold, sampled now or before. */
+  readonly images: number;
+}
+
 /** Which run a reset run replaced, for the report. */
 export interface RunIdentity {
   readonly workflowId: string;
@@ -166,6 +176,8 @@ export interface RoundActivities {
   judgeShard(request: JudgeRequest): Promise<JudgeShardResult>;
   curateDataset(request: CurateRequest): Promise<CurateResult>;
   trainLora(request: TrainRequest): Promise<TrainResult>;
+  /** The references' held-out images, sampled while the LoRA trains (they do not depend on it). */
+  sampleReferences(request: ReferencesRequest): Promise<ReferencesResult>;
   evaluateRound(request: EvaluateRequest): Promise<EvaluateResult>;
   writeReport(request: ReportRequest): Promise<ReportResult>;
 }

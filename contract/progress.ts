@@ -1,4 +1,8 @@
-/** What a running round tells those watching it: the `progress` query's answer and what activities report to it. */
+/**
+ * What a running round tells those watching it: the `progress` query answers with what finished
+ * stages and shards did; each running activity's heartbeat details say how far it is. A client
+ * merges the two (`withLiveProgress`), so live figures cost no event in the round's history.
+ */
 import type { ClassCounts } from './activities.js';
 
 export type Stage = 'prepare' | 'sample' | 'judge' | 'curate' | 'train' | 'evaluate' | 'report' | 'done';
@@ -15,7 +19,7 @@ export interface RoundProgress {
   readonly report: string | null;
 }
 
-/** What an activity tells its workflow while it runs (merged into the `progress` query). */
+/** What a running activity says of itself in its heartbeat details. */
 export interface StageProgress {
   readonly stage: string;
   readonly shard?: number;
@@ -25,4 +29,21 @@ export interface StageProgress {
   readonly trainerSteps?: number;
   readonly loss?: number;
   readonly evaluated?: number;
+}
+
+/**
+ * The round's progress with its running activities' figures added: images of shards still being
+ * sampled or judged, the trainer's step, the held-out images drawn so far.
+ */
+export function withLiveProgress(settled: RoundProgress, running: readonly StageProgress[]): RoundProgress {
+  const live = (stage: string, read: (p: StageProgress) => number | undefined) =>
+    running.filter((p) => p.stage === stage).reduce((n, p) => n + (read(p) ?? 0), 0);
+  const training = running.find((p) => p.stage === 'train' && p.trainerStep !== undefined);
+  const evaluating = running.find((p) => p.stage === 'evaluate' && p.evaluated !== undefined);
+  return {
+    ...settled,
+    images: { sampled: settled.images.sampled + live('sample', (p) => p.sampled), judged: settled.images.judged + live('judge', (p) => p.judged) },
+    trainer: training === undefined ? settled.trainer : { step: training.trainerStep!, steps: training.trainerSteps ?? 0, loss: training.loss ?? null },
+    evaluated: evaluating?.evaluated ?? settled.evaluated,
+  };
 }

@@ -21,6 +21,7 @@ export const ACTIVITY_ROLES = {
   sampleShard: 'gpu',
   judgeShard: 'gpu',
   trainLora: 'gpu',
+  sampleReferences: 'gpu',
   evaluateRound: 'gpu',
   curateDataset: 'cpu',
   writeReport: 'cpu',

@@ -7,7 +7,7 @@ import { defineQuery, defineSignal } from '@temporalio/workflow';
 import type { GateVerdict } from '../config/gate.js';
 import type { CurateResult, EvaluateResult, JudgeShardResult, ReportResult, SampleShardResult, TrainResult } from './activities.js';
 import type { LineEvent } from './lines.js';
-import type { RoundProgress, StageProgress } from './progress.js';
+import type { RoundProgress } from './progress.js';
 
 export interface RoundResult {
   readonly round: number;
@@ -59,8 +59,6 @@ export interface NightResult {
 
 /** A round's live figures (`selfreward status`, the Web UI's Queries tab). */
 export const progressQuery = defineQuery<RoundProgress>('progress');
-/** Activities report their progress to their round with it. */
-export const stageProgressSignal = defineSignal<[StageProgress]>('stageProgress');
 /** A campaign's rounds so far. */
 export const roundsQuery = defineQuery<readonly RoundFigures[]>('rounds');
 /** A campaign finishes the round it runs, then stops. */

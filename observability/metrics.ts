@@ -7,6 +7,8 @@
  */
 import type { MetricMeter, MetricTags } from '@temporalio/common';
 
+import { FAILURE_TYPES } from '../contract/failures.js';
+
 export type Instrument = 'counter' | 'histogram' | 'gauge';
 
 export interface MetricSpec {
@@ -200,4 +202,19 @@ export function createMetrics(meter: () => MetricMeter): SelfRewardMetrics {
     }),
   );
   return instruments as unknown as SelfRewardMetrics;
+}
+
+/** How a failed attempt is counted besides its failure type. */
+export const OTHER_FAILURES = ['Retryable', 'Cancelled'] as const;
+
+/**
+ * Starts the attempt and failure counters of these activities at 0, each failure type included:
+ * a series exists only once recorded, and `rate()` needs two samples, so without this a worker's
+ * first failure of a kind would not count.
+ */
+export function initializeCounters(metrics: SelfRewardMetrics, activities: readonly string[]): void {
+  for (const activity of activities) {
+    metrics.activityAttempts.record(0, { activity });
+    for (const type of [...Object.keys(FAILURE_TYPES), ...OTHER_FAILURES]) metrics.activityFailures.record(0, { activity, type });
+  }
 }

@@ -27,9 +27,8 @@ import type { TracingSettings } from '../config/tracing.js';
 /** What a worker adds to be traced (the plugin adds the workflow half, a module of the bundle, itself). */
 export interface WorkerTracing {
   /**
-   * For a Temporal `Client`, the command line's or the worker's own (with which activities signal
-   * progress and update model lines): the workflows it starts, signals, updates or cancels
-   * continue the caller's trace.
+   * For a Temporal `Client`, the command line's or the worker's own (with which activities update
+   * model lines): the workflows it starts, signals, updates or cancels continue the caller's trace.
    */
   readonly clientInterceptors: ClientInterceptors & { readonly workflow: WorkflowClientInterceptor[] };
   /** Each activity a span under the workflow's span that scheduled it; its log lines carry the trace and span ids. */

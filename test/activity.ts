@@ -1,9 +1,12 @@
 import type { MockActivityEnvironment } from '@temporalio/testing';
 
 import { inputDigest, storeRoundInput } from '../activities/input.js';
-import type { RoundInput } from '../config/round.js';
+import type { ActivityDependencies } from '../activities/dependencies.js';
+import { ModelRuntime } from '../activities/runtime.js';
+import { validateRoundInput, type RoundInput } from '../config/round.js';
 import type { PreparedRound, PrepareRequest, RoundRequest } from '../contract/activities.js';
 import type { ArtifactStore } from '../store/store.js';
+import { workerMetrics } from '../workers/dependencies.js';
 
 /** `env.run` with the activity's own return type (the SDK's signature cannot infer it). */
 export function runActivity<A, R>(env: MockActivityEnvironment, activity: (arg: A) => Promise<R>, arg: A): Promise<R> {
@@ -34,5 +37,32 @@ export function standInPreparation() {
       if (input === undefined) throw new Error(`no prepared input at ${inputKey}`);
       return input;
     },
+  };
+}
+
+/** A valid round input of placeholder paths and `overrides`, for activities that read its settings, not its files. */
+export function roundInputWith(overrides: Record<string, unknown> = {}): RoundInput {
+  const checked = validateRoundInput({
+    generator: { base: 'g' },
+    judge: { detector: 'd', clip: 'c' },
+    prompts: { file: 'p' },
+    evaluation: { prompts: { file: 'e' } },
+    ...overrides,
+  });
+  if (!checked.ok) throw new Error(`bad test input: ${JSON.stringify(checked.errors)}`);
+  return checked.value;
+}
+
+/** Dependencies for activities that use the store only: no model is loaded and no trainer runs. */
+export function storeOnlyDependencies(store: ArtifactStore): ActivityDependencies {
+  return {
+    store,
+    runtime: new ModelRuntime('cpu'),
+    trainer: { command: ['false'], cwd: '.', env: {}, stopGraceMs: 0 },
+    device: 'cpu',
+    threads: 1,
+    workDir: '.',
+    allowedPaths: null,
+    metrics: workerMetrics(),
   };
 }

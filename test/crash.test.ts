@@ -170,7 +170,8 @@ describe('a round whose workers are killed in its later stages', () => {
     worker = await startWorker('evaluating');
 
     // Evaluating: a held-out image is stored, the evaluation is not.
-    await until(async () => (await store.list(`${root}/evaluation/`)).length > 0, 600_000, 'first held-out image');
+    // The references' images are drawn while the LoRA trains; the tuned generator's, in the evaluation.
+    await until(async () => (await store.list(`${root}/evaluation/tuned/`)).length > 0, 600_000, "the tuned generator's first held-out image");
     await worker.kill();
     expect(await store.exists(artifactKeys.evaluateManifest(root))).toBe(false);
     worker = await startWorker('reporting');

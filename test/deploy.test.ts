@@ -219,7 +219,7 @@ describe('paths and images named by docker-compose.yml', () => {
 
   it('holds no default credential and publishes its ports on this machine only, unless told otherwise', () => {
     const text = readFileSync(COMPOSE_FILE, 'utf8');
-    for (const name of ['MINIO_ROOT_USER', 'MINIO_ROOT_PASSWORD', 'POSTGRES_PASSWORD']) {
+    for (const name of ['MINIO_ROOT_USER', 'MINIO_ROOT_PASSWORD', 'POSTGRES_PASSWORD', 'GRAFANA_ADMIN_PASSWORD']) {
       expect(text, name).not.toMatch(new RegExp(`\\$\\{${name}:-`));
       expect(text, name).toMatch(new RegExp(`\\$\\{${name}:\\?`));
     }

@@ -14,22 +14,28 @@ import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@t
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import { createLineActivities } from '../activities/lines.js';
-import { ModelRuntime } from '../activities/runtime.js';
 import { main } from '../cli/commands.js';
 import { SelfRewardClient } from '../client/index.js';
 import type { RoundInput } from '../config/round.js';
 import { SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
 import type { Comparison, EvaluateRequest, RoundActivities } from '../contract/activities.js';
 import { lineKeys } from '../contract/keys.js';
-import { LINE_WORKFLOW_TYPE, type LineEvent, type LineRecord } from '../contract/lines.js';
+import {
+  LINE_WORKFLOW_TYPE,
+  lineWorkflowId,
+  submitChallengerUpdate,
+  type Challenger,
+  type LineActivities,
+  type LineEvent,
+  type LineRecord,
+} from '../contract/lines.js';
 import { activitiesOf, TASK_QUEUES } from '../contract/workers.js';
 import { LocalFolderStore } from '../store/local.js';
 import { findJson } from '../store/store.js';
 import { WORKFLOWS_PATH } from '../workers/plugin.js';
 import { selfRewardLine } from '../workflows/index.js';
 import { requireBinary, TEMPORAL_CLI } from './servers.js';
-import { standInPreparation } from './activity.js';
-import { workerMetrics } from '../workers/dependencies.js';
+import { standInPreparation, storeOnlyDependencies } from './activity.js';
 
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
@@ -94,6 +100,7 @@ function standInRound(winRate: (input: RoundInput) => number, hold?: Gate): Stan
       return { shard, manifest: `${root}/samples/${shard}.json`, prompts: 1, images: 2, classes: ['circle'] };
     },
     judgeShard: async ({ root, shard }) => ({ shard, manifest: `${root}/scores/${shard}.json`, images: 2, detected: 1 }),
+    sampleReferences: async () => ({ images: 2 }),
     curateDataset: async ({ root, include }) => ({
       manifest: `${root}/dataset.json`,
       dataset: `${root}/dataset/`,
@@ -120,17 +127,9 @@ function standInRound(winRate: (input: RoundInput) => number, hold?: Gate): Stan
 }
 
 /** Workers with the workflows, the stand-in round and the real line activities (store, Temporal client). */
-async function withWorkers<T>(round: RoundActivities, run: () => Promise<T>): Promise<T> {
-  const deps = {
-    store,
-    runtime: new ModelRuntime('cpu'),
-    trainer: { command: ['false'], cwd: '.', env: {}, stopGraceMs: 0 },
-    device: 'cpu',
-    workDir: '.',
-    allowedPaths: null,
-    metrics: workerMetrics(),
-  };
-  const all = { ...round, ...createLineActivities(deps) };
+async function withWorkers<T>(round: RoundActivities, run: () => Promise<T>, lineOverrides: Partial<LineActivities> = {}): Promise<T> {
+  const deps = storeOnlyDependencies(store);
+  const all = { ...round, ...createLineActivities(deps), ...lineOverrides };
   const connection = env.nativeConnection;
   const cpu = await Worker.create({ connection, taskQueue: TASK_QUEUES.workflows, workflowBundle: bundle, activities: activitiesOf('cpu', all) });
   const gpu = await Worker.create({ connection, taskQueue: TASK_QUEUES.gpu, activities: activitiesOf('gpu', all) });
@@ -235,6 +234,64 @@ describe('a model line', () => {
     const rejected = [a.decision, b.decision].find((d) => d.verdict === 'rejected')!;
     expect(rejected.reasons.at(-1)).toBe('stale: the champion moved from version 1 to 2 while this night ran');
     expect((await storedLine(line))?.champion.version).toBe(2);
+  });
+
+  it('takes changes that wait together one at a time: of two challengers against the same champion, one is promoted, the other is stale', async () => {
+    const name = `queue-${randomUUID().slice(0, 8)}`;
+    const lineActivities = createLineActivities(storeOnlyDependencies(store));
+    const recording = new Gate();
+    // The first change's record waits, so that the next two queue up behind it and are woken together.
+    const recordLineEvent: LineActivities['recordLineEvent'] = async (request) => {
+      recording.reached += 1;
+      if (recording.reached === 1) await recording.release;
+      return lineActivities.recordLineEvent(request);
+    };
+    const better: Comparison = {
+      pairs: 40,
+      winRate: 0.7,
+      winRateInterval: [0.6, 0.8],
+      meanClipBase: 25,
+      meanClipTuned: 27,
+      signTestP: 0.01,
+      accuracyBase: 0.5,
+      accuracyTuned: 0.7,
+      perClass: {},
+    };
+    const challenger = (night: string): Challenger => ({
+      night,
+      round: `runs/${night}/round-001`,
+      lora: `runs/${night}/round-001/lora/`,
+      dataset: `runs/${night}/round-001/dataset/`,
+      againstChampion: better,
+      againstBase: better,
+      gate: { passed: true, reasons: ['passed'] },
+    });
+    const verdicts = await withWorkers(
+      standInRound(() => 0.5).activities,
+      async () => {
+        const line = await selfReward.createLine({ name, base: '/models/generator' });
+        const handle = env.client.workflow.getHandle(lineWorkflowId(name));
+        const submit = (night: string, againstVersion: number) =>
+          handle.executeUpdate(submitChallengerUpdate, { args: [{ challenger: challenger(night), againstVersion }] });
+        const first = submit('night-1', 1);
+        await until(async () => recording.reached === 1, 'the first change recording');
+        const later = [submit('night-2', 2), submit('night-3', 2)];
+        // Both are waiting on the line before the first change ends.
+        await new Promise((r) => setTimeout(r, 1000));
+        recording.open();
+        const events = await Promise.all([first, ...later]);
+        expect((await line.state()).champion.version).toBe(3);
+        return events.map((e) => [e.by, e.verdict]);
+      },
+      { recordLineEvent },
+    );
+    expect(verdicts[0]).toEqual(['night-1', 'promoted']);
+    expect(
+      verdicts
+        .slice(1)
+        .map((v) => v[1])
+        .sort(),
+    ).toEqual(['promoted', 'rejected']);
   });
 
   it('rolls back to an earlier champion exactly, promotes a recorded challenger by hand, and refuses what does not exist', async () => {

@@ -115,7 +115,7 @@ describe('nights of a model line on the real models', () => {
       const result = await retrain.result();
       const events = (await retrain.workflow.fetchHistory()).events ?? [];
       const scheduled = events.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType?.name] : []));
-      expect(scheduled).toEqual(['prepareRound', 'curateDataset', 'trainLora', 'evaluateRound', 'writeReport']);
+      expect(scheduled).toEqual(['prepareRound', 'curateDataset', 'trainLora', 'sampleReferences', 'evaluateRound', 'writeReport']);
       expect(result.samples).toEqual([]);
       expect(result.dataset).toMatchObject({ kept: earlier.dataset.kept, included: earlier.dataset.kept });
       expect(result.training.steps).toBe(3);

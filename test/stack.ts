@@ -39,6 +39,7 @@ export function testDependencies(scratch: string): ActivityDependencies {
       stopGraceMs: 30_000,
     },
     device: 'cpu',
+    threads: 1,
     workDir: join(scratch, 'work'),
     allowedPaths: null,
     metrics: workerMetrics(),

@@ -309,13 +309,16 @@ describe('a traced round', () => {
     expect(others).toEqual([]);
     expect(run?.service).toBe('selfreward-worker-all');
     // Each stage's activities, scheduled by the workflow and run under the span that scheduled them.
-    const stages = { prepareRound: 1, sampleShard: shards, judgeShard: shards, curateDataset: 1, trainLora: 1, evaluateRound: 1, writeReport: 1 };
+    const stages = { prepareRound: 1, sampleShard: shards, judgeShard: shards, curateDataset: 1, trainLora: 1, sampleReferences: 1, evaluateRound: 1, writeReport: 1 };
     for (const [activity, count] of Object.entries(stages)) {
       const scheduled = children(run!, `StartActivity:${activity}`);
       const ran = scheduled.flatMap((start) => children(start, `RunActivity:${activity}`));
       expect(new Set(ran.map((s) => s.attributes['temporalActivityId'])).size, activity).toBe(count);
       expect(ran.every((s) => s.service === 'selfreward-worker-all' && s.attributes['temporalWorkflowId'] === workflowId)).toBe(true);
     }
+
+    // Progress travels with heartbeats: no signal spans crowd the trace.
+    expect(spans.filter((s) => s.name.includes('Signal')).map((s) => s.name)).toEqual([]);
 
     // The trainer's phases, in order, under the training attempt that succeeded.
     const training = named('RunActivity:trainLora').find((s) => s.statusCode === 1)!;

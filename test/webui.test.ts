@@ -370,7 +370,12 @@ describe('resetting a finished round and the nightly schedules, with real worker
       expect(second.training.lora.startsWith(second.root)).toBe(true);
       expect(second.dataset.dataset).toBe(first.dataset.dataset);
       const scheduled = ((await env.client.workflow.getHandle(workflowId).fetchHistory()).events ?? []).filter((e) => e.activityTaskScheduledEventAttributes);
-      expect(scheduled.map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name).slice(-3)).toEqual(['trainLora', 'evaluateRound', 'writeReport']);
+      expect(scheduled.map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name).slice(-4)).toEqual([
+        'trainLora',
+        'sampleReferences',
+        'evaluateRound',
+        'writeReport',
+      ]);
       expect((await deps.store.get(oldLora)).equals(oldBytes)).toBe(true);
       expect(await deps.store.exists(`${second.training.lora}unet/model.onnx`)).toBe(true);
       expect((await deps.store.get(second.report.report)).toString()).toContain(`a reset of run <code>${first.root.split('/')[2]}</code>`);

@@ -1,5 +1,6 @@
-/** Worker processes for fault tests: the real all-in-one entry point as a child process, killed or stopped as a machine's worker would be. */
+/** Worker processes for fault tests and the dashboard snapshot: the real entry points as child processes, killed or stopped as a machine's worker would be. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -7,27 +8,37 @@ import { REPO_ROOT } from './servers.js';
 
 const running: WorkerProcess[] = [];
 
-/** An all-in-one worker process (`workers/all-in-one.ts`) with a work folder of its own (as if on another machine). */
+/** The entry point of each role: `all` runs both roles in one process, as the embedded default does. */
+const ENTRY_POINTS = { all: 'all-in-one.ts', cpu: 'cpu.ts', gpu: 'gpu.ts' } as const;
+
+/** A worker process (by default the all-in-one `workers/all-in-one.ts`) with a work folder of its own (as if on another machine). */
 export class WorkerProcess {
   readonly exited: Promise<number | null>;
+  /** Everything the worker wrote, stdout and stderr: `<work folder>.log`. */
+  readonly logFile: string;
   private readonly child: ChildProcess;
   private output = '';
 
   private constructor(
     readonly workDir: string,
     environment: Readonly<Record<string, string>>,
+    role: keyof typeof ENTRY_POINTS,
   ) {
-    this.child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'workers', 'all-in-one.ts')], {
+    this.child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'workers', ENTRY_POINTS[role])], {
       cwd: REPO_ROOT,
       env: { ...process.env, ...environment, SELF_REWARD_WORK_DIR: workDir, SELF_REWARD_THREADS: '1', OMP_NUM_THREADS: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    this.logFile = `${workDir}.log`;
+    const file = createWriteStream(this.logFile, { flags: 'a' });
+    this.child.stdout?.pipe(file, { end: false });
+    this.child.stderr?.pipe(file, { end: false });
     this.exited = new Promise((done) => this.child.once('exit', (code, signal) => done(code ?? (signal === null ? null : -1))));
   }
 
   /** Starts one and waits until it polls; `environment` holds TEMPORAL_ADDRESS and the store's settings. */
-  static async start(workDir: string, environment: Readonly<Record<string, string>>): Promise<WorkerProcess> {
-    const worker = new WorkerProcess(workDir, environment);
+  static async start(workDir: string, environment: Readonly<Record<string, string>>, role: keyof typeof ENTRY_POINTS = 'all'): Promise<WorkerProcess> {
+    const worker = new WorkerProcess(workDir, environment, role);
     running.push(worker);
     let seen = '';
     const polling = new Promise<void>((done) => {
@@ -37,7 +48,8 @@ export class WorkerProcess {
         // in one chunk.
         seen += chunk.toString();
         worker.output = (worker.output + chunk.toString()).slice(-20_000);
-        if (seen.includes("state: 'RUNNING'")) done();
+        // The text and the JSON log formats.
+        if (seen.includes("state: 'RUNNING'") || seen.includes('"state":"RUNNING"')) done();
         seen = seen.slice(-200);
       };
       worker.child.stdout?.on('data', watch);

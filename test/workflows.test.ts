@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { CancelledFailure, Context } from '@temporalio/activity';
+import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -111,6 +112,7 @@ function standIns(hold?: { readonly round: number; readonly reached: () => void;
       return { shard, manifest: `${root}/samples/${shard}.json`, prompts: 1, images: input.samplesPerPrompt, classes: ['circle'] };
     },
     judgeShard: async ({ root, shard }) => ({ shard, manifest: `${root}/scores/${shard}.json`, images: 1, detected: 1 }),
+    sampleReferences: async () => ({ images: 1 }),
     curateDataset: async ({ root }) => ({ manifest: `${root}/dataset.json`, dataset: `${root}/dataset/`, kept: 1, included: 0, dropped: 0, perClass: {} }),
     trainLora: async (request) => {
       const { root } = request;
@@ -186,6 +188,8 @@ async function withStandInWorkers<T>(activities: RoundActivities, run: () => Pro
     taskQueue: TASK_QUEUES.gpu,
     activities: activitiesOf('gpu', activities),
     maxConcurrentActivityTaskExecutions: 200,
+    // Cancellations reach an activity with its heartbeats' replies: soon, for the stand-ins.
+    maxHeartbeatThrottleInterval: '200ms',
   });
   return workflows.runUntil(gpu.runUntil(run));
 }
@@ -333,5 +337,84 @@ describe('a round at the limits of its input', () => {
     expect(requestBytes('sampleShard')).toBeLessThan(500);
     expect(requestBytes('judgeShard')).toBeLessThan(500);
     expect(events.length).toBeLessThan(10_000);
+  });
+});
+
+/**
+ * A stand-in for a long stage: heartbeats until cancelled, then takes `stoppingMs` to stop (as a
+ * trainer writes its checkpoint) and records when it had stopped.
+ */
+async function runUntilCancelled(stoppingMs: number, stopped: number[]): Promise<never> {
+  const context = Context.current();
+  while (!context.cancellationSignal.aborted) {
+    context.heartbeat();
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await new Promise((r) => setTimeout(r, stoppingMs));
+  stopped.push(Date.now());
+  throw new CancelledFailure('stopped');
+}
+
+describe('stages that run side by side', () => {
+  const input = { ...campaignRoundInput, activities: { heartbeatTimeoutSeconds: 15, maximumAttempts: 1 } };
+
+  it('a cancelled round ends only after the training has stopped, however soon the references stop', { timeout: 60_000 }, async () => {
+    const stopped: number[] = [];
+    let reached: () => void = () => undefined;
+    const training = new Promise<void>((r) => (reached = r));
+    const { activities } = standIns();
+    const slow: RoundActivities = {
+      ...activities,
+      trainLora: async () => {
+        reached();
+        return runUntilCancelled(3000, stopped);
+      },
+      sampleReferences: () => runUntilCancelled(0, []),
+    };
+    const { error, endedAt } = await withStandInWorkers(slow, async () => {
+      const handle = await env.client.workflow.start('selfRewardRound', {
+        taskQueue: TASK_QUEUES.workflows,
+        workflowId: `side-${randomUUID()}`,
+        args: [input],
+      });
+      await training;
+      await handle.cancel();
+      const error = await handle.result().catch((e: unknown) => e);
+      return { error, endedAt: Date.now() };
+    });
+    expect(error).toBeInstanceOf(WorkflowFailedError);
+    expect((error as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+    expect(stopped).toHaveLength(1);
+    expect(stopped[0]).toBeLessThanOrEqual(endedAt);
+  });
+
+  it('a shard that fails for good cancels the others, and the round fails with its failure once they have stopped', { timeout: 60_000 }, async () => {
+    const stopped: number[] = [];
+    const { activities } = standIns();
+    const failing: RoundActivities = {
+      ...activities,
+      sampleShard: async (request) => {
+        if (request.shard === 0) {
+          await new Promise((r) => setTimeout(r, 500));
+          throw ApplicationFailure.nonRetryable('shard 0: no such prompt file', 'InvalidInput');
+        }
+        return runUntilCancelled(2000, stopped);
+      },
+    };
+    const { error, endedAt } = await withStandInWorkers(failing, async () => {
+      const handle = await env.client.workflow.start('selfRewardRound', {
+        taskQueue: TASK_QUEUES.workflows,
+        workflowId: `side-${randomUUID()}`,
+        args: [{ ...input, shards: 3, samplesPerPrompt: 1, prompts: [1, 2, 3].map((n) => ({ className: 'circle', text: `${n} red circles` })) }],
+      });
+      const error = await handle.result().catch((e: unknown) => e);
+      return { error, endedAt: Date.now() };
+    });
+    expect(error).toBeInstanceOf(WorkflowFailedError);
+    const activityFailure = (error as WorkflowFailedError).cause;
+    expect(activityFailure).toBeInstanceOf(ActivityFailure);
+    expect((activityFailure as ActivityFailure).cause).toMatchObject({ type: 'InvalidInput', message: 'shard 0: no such prompt file' });
+    expect(stopped).toHaveLength(2);
+    expect(Math.max(...stopped)).toBeLessThanOrEqual(endedAt);
   });
 });

@@ -1,5 +1,6 @@
 /** What the activities need, from a worker's environment (each variable's meaning and default: config/environment.ts). */
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 
 import { Runtime } from '@temporalio/worker';
@@ -30,7 +31,7 @@ export function workerMetrics(): SelfRewardMetrics {
 export function dependenciesFromEnvironment(env: NodeJS.ProcessEnv = process.env): ActivityDependencies {
   const device = fromEnvironment(env, 'SELF_REWARD_DEVICE');
   const threadsText = fromEnvironment(env, 'SELF_REWARD_THREADS');
-  const threads = threadsText === undefined ? undefined : Number(threadsText);
+  const threads = threadsText === undefined ? availableParallelism() : Number(threadsText);
   const trainer =
     fromEnvironment(env, 'SELF_REWARD_TRAINER')
       ?.split(' ')
@@ -42,6 +43,7 @@ export function dependenciesFromEnvironment(env: NodeJS.ProcessEnv = process.env
     runtime: new ModelRuntime(device, threads),
     trainer: { command: trainer, cwd: python, env: { PYTHONPATH: python }, stopGraceMs: 60_000 },
     device,
+    threads,
     workDir: resolve(fromEnvironment(env, 'SELF_REWARD_WORK_DIR')),
     allowedPaths: fromEnvironment(env, 'SELF_REWARD_ALLOWED_PATHS')?.split(':') ?? null,
     metrics,

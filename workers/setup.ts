@@ -5,7 +5,8 @@ import type { ActivityDependencies } from '../activities/dependencies.js';
 import { EnvironmentError, fromEnvironment } from '../config/environment.js';
 import { temporalConnection } from '../config/temporalConnection.js';
 import { tracingFromEnvironment } from '../config/tracing.js';
-import { TASK_QUEUES, type WorkerRole } from '../contract/workers.js';
+import { ACTIVITY_ROLES, TASK_QUEUES, type WorkerRole } from '../contract/workers.js';
+import { initializeCounters } from '../observability/metrics.js';
 import { installTelemetry, type TelemetrySettings } from '../observability/runtime.js';
 import { startTracing, type WorkerTracing } from '../observability/tracing.js';
 import { dependenciesFromEnvironment } from './dependencies.js';
@@ -68,6 +69,10 @@ export async function runWorker(role: WorkerRole | 'all', env: NodeJS.ProcessEnv
   const shutdownGraceSeconds = await starting('worker settings', () => Number(fromEnvironment(env, 'SELF_REWARD_SHUTDOWN_GRACE_SECONDS')));
   await starting(`the artifact store ${deps.store.location}`, () => deps.store.prepare());
   await starting(telemetry.metricsAddress === null ? 'logging' : `the metrics endpoint ${telemetry.metricsAddress}`, () => installTelemetry(telemetry));
+  initializeCounters(
+    deps.metrics,
+    Object.entries(ACTIVITY_ROLES).flatMap(([activity, served]) => (role === 'all' || served === role ? [activity] : [])),
+  );
   const settings = await starting('Temporal connection settings', () => temporalConnection(env));
   const connection = await starting(`cannot connect to Temporal at ${settings.address} (check TEMPORAL_ADDRESS, TEMPORAL_TLS_*, TEMPORAL_API_KEY)`, () =>
     NativeConnection.connect(settings),

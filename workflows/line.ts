@@ -40,7 +40,9 @@ export async function selfRewardLine(identity: LineIdentity, carried?: LineState
 
   /** One change at a time, in arrival order: each reads the champion the previous one left. */
   async function exclusive<T>(change: (current: LineState) => Promise<T>): Promise<T> {
-    await condition(() => state !== undefined && !busy);
+    // One change of `busy` can wake several waiters at once: each checks again when it runs, and
+    // only the first to run finds the line free.
+    while (state === undefined || busy) await condition(() => state !== undefined && !busy);
     busy = true;
     try {
       return await change(state!);

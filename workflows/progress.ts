@@ -1,22 +1,22 @@
 /**
- * A round's live figures: what its `progress` query answers, kept by the round's stages and its
- * activities' reports; and what each finished stage did, as the workflow's current details (the
- * Web UI shows them on the round's page).
+ * A round's figures: what its `progress` query answers, kept from its stages' results (a client
+ * adds the running activities' heartbeat figures, `withLiveProgress`); and what each finished
+ * stage did, as the workflow's current details (the Web UI shows them on the round's page).
  */
 import { setCurrentDetails, setHandler } from '@temporalio/workflow';
 
 import type { GateVerdict } from '../config/gate.js';
 
 import type { ClassCounts, CurateResult, EvaluateResult, JudgeShardResult, PreparedRound, SampleShardResult, TrainResult } from '../contract/activities.js';
-import type { RoundProgress, Stage, StageProgress } from '../contract/progress.js';
-import { progressQuery, stageProgressSignal } from '../contract/workflows.js';
+import type { RoundProgress, Stage } from '../contract/progress.js';
+import { progressQuery } from '../contract/workflows.js';
 
 const sum = (values: Iterable<number>) => [...values].reduce((s, v) => s + v, 0);
 const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
 
 export class RoundProgressTracker {
   private stage: Stage = 'prepare';
-  /** Images sampled and judged per shard, as reported while the shard runs and when it ends. */
+  /** Images sampled and judged per finished shard. */
   private readonly sampled = new Map<number, number>();
   private readonly judged = new Map<number, number>();
   private readonly shardsSampled = new Set<number>();
@@ -36,9 +36,8 @@ export class RoundProgressTracker {
     private readonly shards: number,
   ) {}
 
-  /** Answers the `progress` query and takes the activities' reports from now on. */
+  /** Answers the `progress` query from now on. */
   listen(): void {
-    setHandler(stageProgressSignal, (update) => this.reported(update));
     setHandler(progressQuery, () => this.snapshot());
   }
 
@@ -50,9 +49,11 @@ export class RoundProgressTracker {
     this.did(`checked the input: ${prepared.prompts} training and ${prepared.heldOutPrompts} held-out prompts of ${prepared.classes.length} classes`);
   }
 
+  /** Shards are judged as they are sampled: the round's stage is `judge` once every shard is sampled. */
   shardSampled(result: SampleShardResult): void {
     this.sampled.set(result.shard, result.images);
     this.shardsSampled.add(result.shard);
+    if (this.shardsSampled.size === this.shards) this.stage = 'judge';
     this.promptsSampled += result.prompts;
     this.did(`sampled ${this.shardsSampled.size} of ${this.shards} shards: ${sum(this.sampled.values())} images of ${this.promptsSampled} prompts`, 'sample');
   }
@@ -78,6 +79,8 @@ export class RoundProgressTracker {
 
   evaluated(evaluation: EvaluateResult): void {
     this.winRate = evaluation.winRate;
+    // Each pair is one held-out image per generator: the base, the tuned one and any parent.
+    this.imagesEvaluated = evaluation.pairs * (evaluation.parent === null ? 2 : 3);
     const against = evaluation.parent === null ? '' : `; against its parent ${percent(evaluation.parent.winRate)}`;
     this.did(
       `evaluated: tuned beats base in ${percent(evaluation.winRate)} of ${evaluation.pairs} pairs [${percent(evaluation.winRateInterval[0])}, ${percent(evaluation.winRateInterval[1])}], accuracy ${percent(evaluation.accuracyBase)} -> ${percent(evaluation.accuracyTuned)}${against}`,
@@ -100,13 +103,6 @@ export class RoundProgressTracker {
     if (stage !== undefined && last !== undefined && last.stage === stage) last.line = line;
     else this.stagesDone.push({ stage, line });
     setCurrentDetails(this.stagesDone.map((done) => done.line).join('\n'));
-  }
-
-  private reported(update: StageProgress): void {
-    if (update.shard !== undefined && update.sampled !== undefined) this.sampled.set(update.shard, update.sampled);
-    if (update.shard !== undefined && update.judged !== undefined) this.judged.set(update.shard, update.judged);
-    if (update.trainerStep !== undefined) this.trainer = { step: update.trainerStep, steps: update.trainerSteps ?? 0, loss: update.loss ?? null };
-    if (update.evaluated !== undefined) this.imagesEvaluated = update.evaluated;
   }
 
   snapshot(): RoundProgress {

@@ -21,6 +21,7 @@ import { roundRoot } from '../contract/keys.js';
 import type { RoundResult } from '../contract/workflows.js';
 import type { ActivitySettings } from '../config/round.js';
 import { RoundProgressTracker } from './progress.js';
+import { together } from './together.js';
 
 /**
  * The stages' activity options: model stages are long, heartbeating, on the GPU queue; every
@@ -40,6 +41,7 @@ function roundActivities({ heartbeatTimeoutSeconds, maximumAttempts }: ActivityS
     prepareRound: light.prepareRound,
     sampleShard: models.sampleShard,
     judgeShard: models.judgeShard,
+    sampleReferences: models.sampleReferences,
     evaluateRound: models.evaluateRound,
     trainLora: training.trainLora,
     curateDataset: light.curateDataset,
@@ -74,25 +76,21 @@ export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
 
   progress.enter('sample');
   // A round that retrains an earlier dataset skips straight to curation, which copies it in.
+  // Each shard is judged as soon as it is sampled, so no GPU waits for the slowest shard.
   const shards = input.dataset === null ? Array.from({ length: input.shards }, (_, shard) => shard) : [];
-  const samples = await Promise.all(
-    shards.map(async (shard) => {
-      const summary = `sample shard ${shard + 1} of ${input.shards}: ${input.samplesPerPrompt} images per prompt`;
-      const result = await activities.sampleShard.executeWithOptions({ summary }, [{ ...request, shard }]);
-      progress.shardSampled(result);
-      return result;
+  const pipelines = await together(
+    shards.map((shard) => async () => {
+      const sampleSummary = `sample shard ${shard + 1} of ${input.shards}: ${input.samplesPerPrompt} images per prompt`;
+      const sampled = await activities.sampleShard.executeWithOptions({ summary: sampleSummary }, [{ ...request, shard }]);
+      progress.shardSampled(sampled);
+      const judgeSummary = `judge shard ${shard + 1} of ${input.shards}`;
+      const judged = await activities.judgeShard.executeWithOptions({ summary: judgeSummary }, [{ ...request, shard, samples: sampled.manifest }]);
+      progress.shardJudged(judged);
+      return { sampled, judged };
     }),
   );
-
-  progress.enter('judge');
-  const judged = await Promise.all(
-    samples.map(async ({ shard, manifest }) => {
-      const summary = `judge shard ${shard + 1} of ${input.shards}`;
-      const result = await activities.judgeShard.executeWithOptions({ summary }, [{ ...request, shard, samples: manifest }]);
-      progress.shardJudged(result);
-      return result;
-    }),
-  );
+  const samples = pipelines.map((p) => p.sampled);
+  const judged = pipelines.map((p) => p.judged);
 
   progress.enter('curate');
   const include = input.dataset === null ? input.includeDatasets : [input.dataset, ...input.includeDatasets];
@@ -103,14 +101,20 @@ export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
   progress.curated(dataset);
 
   progress.enter('train');
+  const parent = input.generator.tunedUnet;
   const steps = input.lora.maxSteps === null ? `${input.lora.epochs} epochs` : `${input.lora.maxSteps} steps`;
-  const training = await activities.trainLora.executeWithOptions({ summary: `train a rank-${input.lora.rank} LoRA on ${dataset.kept} images, ${steps}` }, [
-    { ...request, dataset: dataset.dataset },
+  // The references' held-out images do not depend on the LoRA: they are sampled while it trains.
+  const referencesSummary = `sample the held-out images of the base${parent === null ? '' : ' and the parent'} while the LoRA trains`;
+  const [training] = await together([
+    () =>
+      activities.trainLora.executeWithOptions({ summary: `train a rank-${input.lora.rank} LoRA on ${dataset.kept} images, ${steps}` }, [
+        { ...request, dataset: dataset.dataset },
+      ]),
+    () => activities.sampleReferences.executeWithOptions({ summary: referencesSummary }, [{ ...request, parent }]),
   ]);
   progress.trained(training);
 
   progress.enter('evaluate');
-  const parent = input.generator.tunedUnet;
   // Histories of earlier versions hold results without `parent`.
   const evaluateSummary = `evaluate the tuned generator against the base${parent === null ? '' : ' and its parent'} on held-out prompts`;
   const evaluation = await activities.evaluateRound

@@ -2,7 +2,7 @@
 import type { LoraSettings } from '../../config/round.js';
 
 /** The trainer's flags for a round's LoRA settings. `--resume-from latest` starts fresh when there is no checkpoint. */
-export function trainerArguments(lora: LoraSettings, paths: { generator: string; dataset: string; output: string }, device: string): string[] {
+export function trainerArguments(lora: LoraSettings, paths: { generator: string; dataset: string; output: string }, device: string, threads: number): string[] {
   const args = ['--generator', paths.generator, '--dataset', paths.dataset, '--output', paths.output];
   args.push(
     '--rank',
@@ -20,7 +20,7 @@ export function trainerArguments(lora: LoraSettings, paths: { generator: string;
   if (lora.resolution !== null) args.push('--resolution', String(lora.resolution));
   args.push('--snr-gamma', String(lora.snrGamma), '--caption-dropout', String(lora.captionDropout));
   args.push('--checkpoint-every', String(lora.checkpointEvery), '--resume-from', 'latest');
-  args.push('--device', device.startsWith('cuda') ? 'cuda' : 'cpu');
+  args.push('--device', device.startsWith('cuda') ? 'cuda' : 'cpu', '--threads', String(threads));
   return args;
 }
 
@@ -32,9 +32,14 @@ export function trainerArguments(lora: LoraSettings, paths: { generator: string;
 const INHERITED =
   /^(PATH|HOME|USER|LANG|LANGUAGE|LC_\w+|TZ|TMPDIR|TEMP|TMP|LD_LIBRARY_PATH|PYTHON\w*|VIRTUAL_ENV|OMP_\w+|MKL_\w+|OPENBLAS_\w+|KMP_\w+|CUDA_\w+|NVIDIA_\w+|CUBLAS_\w+|NCCL_\w+|TORCH_\w+|PYTORCH_\w+|HF_\w+|HUGGINGFACE_\w+|TRANSFORMERS_\w+|DIFFUSERS_\w+|XDG_CACHE_HOME)$/;
 
-/** The trainer's environment: the allowed part of the worker's, and only the worker's device, as cuda:0. */
-export function trainerEnvironment(device: string, worker: NodeJS.ProcessEnv = process.env): Record<string, string> {
+/** The trainer's environment: the allowed part of the worker's, only the worker's device (as cuda:0), and the worker's thread count for the numeric libraries. */
+export function trainerEnvironment(device: string, threads: number, worker: NodeJS.ProcessEnv = process.env): Record<string, string> {
   const inherited = Object.fromEntries(Object.entries(worker).filter((entry): entry is [string, string] => INHERITED.test(entry[0]) && entry[1] !== undefined));
   const index = /^cuda:(\d+)$/.exec(device)?.[1] ?? (device === 'cuda' ? '0' : null);
-  return { ...inherited, CUDA_VISIBLE_DEVICES: index ?? '' };
+  return {
+    ...inherited,
+    OMP_NUM_THREADS: String(threads),
+    MKL_NUM_THREADS: String(threads),
+    CUDA_VISIBLE_DEVICES: index ?? '',
+  };
 }

@@ -14,3 +14,20 @@ export interface TrainerEvent {
   /** Of a `stopped` event: the checkpoint written on the way out (or resumed from), if any. */
   readonly checkpoint?: string | null;
 }
+
+/**
+ * One line of the trainer's stdout as an event; null for a line that is not one. A loss JSON
+ * cannot hold (a diverged run's NaN) comes as a string and is read back as the number.
+ */
+export function readTrainerEvent(line: string): TrainerEvent | null {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(line);
+  } catch {
+    return null;
+  }
+  if (typeof parsed !== 'object' || parsed === null || typeof (parsed as { event?: unknown }).event !== 'string') return null;
+  const event = parsed as Record<string, unknown>;
+  for (const field of ['loss', 'final_loss']) if (typeof event[field] === 'string') event[field] = Number(event[field]);
+  return event as unknown as TrainerEvent;
+}

@@ -13,7 +13,7 @@ import type { StageProgress } from '../../contract/progress.js';
 import type { ActivityDependencies } from '../dependencies.js';
 import type { ProgressReporter } from '../progress.js';
 import { trainerEnvironment } from './arguments.js';
-import type { TrainerEvent } from './events.js';
+import { readTrainerEvent, type TrainerEvent } from './events.js';
 import { TrainerSpans } from './spans.js';
 
 /** The trainer's exit code for input the user must fix. */
@@ -82,7 +82,7 @@ export async function runTrainer(
   if (program === undefined) throw new Error('trainer command is empty');
   const child = spawn(program, [...prefix, ...args, '--stop-on-stdin-close'], {
     cwd: deps.trainer.cwd,
-    env: { ...trainerEnvironment(deps.device), ...deps.trainer.env },
+    env: { ...trainerEnvironment(deps.device, deps.threads), ...deps.trainer.env },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   if (child.pid !== undefined) await writeFile(join(output, PID_FILE), String(child.pid));
@@ -115,12 +115,8 @@ export async function runTrainer(
   let lastStep: { step: number; at: number } | null = null;
   let trainingSince: number | null = null;
   for await (const line of createInterface({ input: child.stdout })) {
-    let event: TrainerEvent;
-    try {
-      event = JSON.parse(line) as TrainerEvent;
-    } catch {
-      continue;
-    }
+    const event = readTrainerEvent(line);
+    if (event === null) continue;
     spans.record(event);
     if (event.event === 'error') failure = { kind: event.kind ?? null, message: event.message ?? null };
     if (event.event === 'checkpoint' && event.step !== undefined && event.path !== undefined) onCheckpoint(event.step, event.path);
@@ -143,7 +139,7 @@ export async function runTrainer(
     }
     last = event;
     if (event.step !== undefined && event.total !== undefined) shown = { stage: 'train', trainerStep: event.step, trainerSteps: event.total, loss: event.loss };
-    progress.report(shown, event.event === 'done');
+    progress.report(shown);
   }
   const code = await exited;
   spans.end(code);

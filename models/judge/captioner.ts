@@ -19,7 +19,7 @@ export function checkCaptionerFolder(folder: string): void {
 /** An image-to-text model (VisionEncoderDecoder); decoding follows the folder's generation_config.json. */
 export async function loadCaptioner(source: ModelSource): Promise<Captioner> {
   if (!isHubId(source)) checkCaptionerFolder(source.folder);
-  const options = loadOptions(source.device, source.allowRemoteModels);
+  const options = loadOptions(source.device, source.allowRemoteModels, source.threads);
   return onDevice(source.device, `captioner ${source.folder}`, async () => {
     const model = (await AutoModelForVision2Seq.from_pretrained(source.folder, options)) as unknown as Generator;
     const pixels = await imageProcessor(source.folder, options);

@@ -26,7 +26,7 @@ export function checkClipFolder(folder: string): void {
 /** CLIP's two towers with projection, run separately so images and prompts batch independently. */
 export async function loadClip(source: ModelSource): Promise<ClipEncoder> {
   if (!isHubId(source)) checkClipFolder(source.folder);
-  const options = loadOptions(source.device, source.allowRemoteModels);
+  const options = loadOptions(source.device, source.allowRemoteModels, source.threads);
   return onDevice(source.device, `CLIP ${source.folder}`, async () => {
     const vision = (await CLIPVisionModelWithProjection.from_pretrained(source.folder, options)) as unknown as Runnable;
     const text = (await CLIPTextModelWithProjection.from_pretrained(source.folder, options)) as unknown as Runnable;

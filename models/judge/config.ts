@@ -47,6 +47,8 @@ export interface JudgeConfig {
   /** Attribute words (colours) a caption must repeat when the prompt uses them. */
   readonly attributes: readonly string[];
   readonly device: Device;
+  /** CPU threads per model graph; null: onnxruntime's choice (every core). */
+  readonly threads: number | null;
   /** Off by default: models load only from local folders unless this opts in to hub downloads. */
   readonly allowRemoteModels: boolean;
 }
@@ -127,6 +129,7 @@ const JUDGE_CONFIG = object<JudgeConfig>(
     weights: WEIGHTS,
     attributes: list(word, { default: DEFAULT_ATTRIBUTES, meaning: 'attribute words a caption must repeat' }),
     device,
+    threads: nullable(integer({ min: 1, max: 1024, meaning: 'CPU threads per model graph' }), { type: 'integer or null' }),
     allowRemoteModels: boolean({ default: false, meaning: 'let model folders be hub ids' }),
   },
   { meaning: 'the judge configuration', required: true },

@@ -170,7 +170,7 @@ export const DETECTORS: Readonly<Record<string, DetectorFamily>> = {
 
 /** Reads the folder's config.json and files, then loads the detector its model type names. */
 export async function loadDetector(source: ModelSource): Promise<ClassDetector> {
-  const options = loadOptions(source.device, source.allowRemoteModels);
+  const options = loadOptions(source.device, source.allowRemoteModels, source.threads);
   if (isHubId(source)) {
     return onDevice(source.device, `detector ${source.folder}`, async () => {
       const { model_type } = (await AutoConfig.from_pretrained(source.folder, options)) as unknown as { model_type: string };

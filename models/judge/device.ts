@@ -9,15 +9,19 @@ export interface LoadOptions {
   readonly device: 'cpu' | 'cuda';
   readonly dtype: 'fp32';
   readonly local_files_only: boolean;
-  readonly session_options?: { readonly executionProviders: ReadonlyArray<{ readonly name: 'cuda'; readonly deviceId: number }> };
+  readonly session_options?: {
+    readonly executionProviders?: ReadonlyArray<{ readonly name: 'cuda'; readonly deviceId: number }>;
+    readonly intraOpNumThreads?: number;
+  };
 }
 
-export function loadOptions(device: Device, allowRemoteModels: boolean): LoadOptions {
+/** `threads`: intra-op threads per graph on the CPU (onnxruntime's choice, every core, when null). */
+export function loadOptions(device: Device, allowRemoteModels: boolean, threads: number | null = null): LoadOptions {
   // Per-call `local_files_only` rather than the global `env.allowRemoteModels`, so one judge's
   // opt-in to downloads does not change what other models in the same process may do.
   const common = { dtype: 'fp32', local_files_only: !allowRemoteModels } as const;
   const provider = parseDevice(device);
-  if (provider.name === 'cpu') return { device: 'cpu', ...common };
+  if (provider.name === 'cpu') return { device: 'cpu', ...common, ...(threads === null ? {} : { session_options: { intraOpNumThreads: threads } }) };
   return { device: 'cuda', ...common, session_options: { executionProviders: [{ name: 'cuda', deviceId: provider.deviceId }] } };
 }
 

@@ -21,7 +21,7 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const PACK = join(ROOT, 'packs', 'shapes');
 const DETECTOR = process.env['JUDGE_PARITY_DETECTOR'] ?? join(PACK, 'detector');
 const HAS_DETECTOR = existsSync(join(DETECTOR, 'config.json'));
-const source = (folder: string) => ({ folder, device: 'cpu' as const, allowRemoteModels: false });
+const source = (folder: string) => ({ folder, device: 'cpu' as const, allowRemoteModels: false, threads: 1 });
 
 /** A flat 64x64 image: enough to run the models, whatever they make of it. */
 function flat(r: number, g: number, b: number): RawImage {
@@ -73,7 +73,7 @@ describe('bad input', () => {
     const folder = join(scratch, 'detr-cuda');
     await cp(join(PACK, 'clip'), folder, { recursive: true });
     await writeFile(join(folder, 'config.json'), JSON.stringify({ model_type: 'detr' }));
-    await expect(loadDetector({ folder, device: 'cuda:0', allowRemoteModels: false })).rejects.toThrow(ModelLayoutError);
+    await expect(loadDetector({ folder, device: 'cuda:0', allowRemoteModels: false, threads: null })).rejects.toThrow(ModelLayoutError);
   });
 
   it('refuses a class that is not a label of a closed-vocabulary detector', async () => {

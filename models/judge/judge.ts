@@ -71,7 +71,7 @@ export class Judge {
   }
 
   static async load(config: JudgeConfig): Promise<Judge> {
-    const source = (folder: string) => ({ folder, device: config.device, allowRemoteModels: config.allowRemoteModels });
+    const source = (folder: string) => ({ folder, device: config.device, allowRemoteModels: config.allowRemoteModels, threads: config.threads });
     return new Judge(
       config,
       await loadDetector(source(config.detector)),

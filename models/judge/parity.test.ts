@@ -37,7 +37,7 @@ interface Reference {
   clip: { image_embeds: number[][]; text_embeds: number[][] };
 }
 
-const source = (folder: string) => ({ folder, device: 'cpu' as const, allowRemoteModels: false });
+const source = (folder: string) => ({ folder, device: 'cpu' as const, allowRemoteModels: false, threads: null });
 
 describe.skipIf(!existsSync(PYTHON))('judge parity with transformers (Python)', () => {
   let out = '';

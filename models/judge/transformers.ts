@@ -33,6 +33,8 @@ export interface ModelSource {
   readonly folder: string;
   readonly device: Device;
   readonly allowRemoteModels: boolean;
+  /** CPU threads per graph; null: onnxruntime's choice. */
+  readonly threads: number | null;
 }
 
 /** With downloads allowed and no such local folder, the name is a hub id and the hub supplies the layout. */

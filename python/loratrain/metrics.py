@@ -12,6 +12,8 @@ from .plan import Plan
 def write_metrics(args, plan: Plan, device, losses: list[float], wall: float, wall_total: float, onnx_result) -> dict:
     """metrics.json; `final_loss` averages the last epoch's steps, since one
     step's loss mostly reflects its random timesteps."""
+    import torch
+
     tail = losses[-plan.steps_per_epoch :]
     metrics = {
         "steps": plan.total,
@@ -33,6 +35,7 @@ def write_metrics(args, plan: Plan, device, losses: list[float], wall: float, wa
         "caption_dropout": args.caption_dropout,
         "mixed_precision": args.mixed_precision,
         "device": str(device),
+        "threads": torch.get_num_threads(),
         "dataset_size": len(plan.examples),
         "dataset_digest": plan.recipe["dataset_digest"],
         "seed": args.seed,

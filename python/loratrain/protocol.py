@@ -40,6 +40,7 @@ Protocol (the product runs this as a child process):
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import sys
@@ -69,6 +70,11 @@ class Stopped(Exception):
     """A stop requested before training began: there is no new state to save."""
 
 
+def _non_finite(value: float) -> str:
+    """A number JSON cannot hold, spelled as JavaScript's Number() reads it back."""
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+
+
 class Events:
     """JSON lines on the real stdout, each with `elapsed` seconds since the trainer
     started. File descriptor 1 itself is pointed at stderr, so anything a library
@@ -87,8 +93,11 @@ class Events:
         return time.perf_counter() - self.started
 
     def emit(self, event: str, **fields) -> None:
+        # JSON has no NaN or infinity: a diverged loss goes as the string "NaN" (or "Infinity"),
+        # which the reader turns back into a number, rather than as a line it cannot parse.
+        finite = {k: (_non_finite(v) if isinstance(v, float) and not math.isfinite(v) else v) for k, v in fields.items()}
         try:
-            self._out.write(json.dumps({"event": event, **fields, "elapsed": round(self.elapsed(), 3)}) + "\n")
+            self._out.write(json.dumps({"event": event, **finite, "elapsed": round(self.elapsed(), 3)}) + "\n")
         except BrokenPipeError:
             self.unwatched(stderr_too=False)
 

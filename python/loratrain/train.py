@@ -169,6 +169,8 @@ def train_step(args, plan: Plan, step: int, trainee: Trainee, cache: Cache, nois
 def train(args: argparse.Namespace, events: Events, stop: StopRequest) -> int:
     plan = plan_run(args)
     device = pick_device(args)
+    import torch
+
     saved = load_checkpoint(plan.checkpoint, device) if plan.checkpoint else None
     args.output.mkdir(parents=True, exist_ok=True)
     losses: list[float] = plan.resumed.get("losses", [])
@@ -183,6 +185,7 @@ def train(args: argparse.Namespace, events: Events, stop: StopRequest) -> int:
         resolution=plan.resolution,
         prediction_type=plan.prediction_type,
         device=str(device),
+        threads=torch.get_num_threads(),
         resumed_from=str(plan.checkpoint) if plan.checkpoint else None,
     )
 

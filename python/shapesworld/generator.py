@@ -494,6 +494,22 @@ def _pipeline(vae: AutoencoderKL, text_encoder: CLIPTextModel, tokenizer: CLIPTo
     return pipeline
 
 
+def _balance(unet, vae, text_encoder, tokenizer, detector: Detector, latents, specs, *, balance: Balance, batch: int, seed: int):
+    """`balance_unet` with the pipeline it samples through built from these parts."""
+    return balance_unet(
+        unet,
+        lambda u: _pipeline(vae, text_encoder, tokenizer, u),
+        detector,
+        latents,
+        specs,
+        text_encoder,
+        tokenizer,
+        balance=balance,
+        batch=batch,
+        seed=seed,
+    )
+
+
 def balance_generator(
     folder: Path, detector: Detector, *, balance: Balance = Balance(), batch: int = 64, seed: int = 0, cache_dir: Path | None = None
 ) -> dict[str, object]:
@@ -506,18 +522,7 @@ def balance_generator(
     vae = AutoencoderKL.from_pretrained(folder / "vae").eval()
     unet = UNet2DConditionModel.from_pretrained(folder / "unet").eval()
     latents = encode_pool(vae, pool.images) * vae.config.scaling_factor
-    unet, figures = balance_unet(
-        unet,
-        lambda u: _pipeline(vae, text_encoder, tokenizer, u),
-        detector,
-        latents,
-        pool.specs,
-        text_encoder,
-        tokenizer,
-        balance=balance,
-        batch=batch,
-        seed=seed,
-    )
+    unet, figures = _balance(unet, vae, text_encoder, tokenizer, detector, latents, pool.specs, balance=balance, batch=batch, seed=seed)
     unet.save_pretrained(folder / "unet")
     export_generator(folder, parts=("unet",))
     return figures
@@ -575,18 +580,7 @@ def train_generator(
         confusion_rate=CONFUSION_RATE,
         polish_confusion_rate=POLISH_CONFUSION,
     )
-    unet, balance_figures = balance_unet(
-        unet,
-        lambda u: _pipeline(vae, text_encoder, tokenizer, u),
-        detector,
-        latents,
-        pool.specs,
-        text_encoder,
-        tokenizer,
-        balance=balance,
-        batch=batch,
-        seed=seed,
-    )
+    unet, balance_figures = _balance(unet, vae, text_encoder, tokenizer, detector, latents, pool.specs, balance=balance, batch=batch, seed=seed)
     figures.update(balance_figures)
     _pipeline(vae, text_encoder, tokenizer, unet).save_pretrained(out)
     export_generator(out, parts=("text_encoder", "unet", "vae_decoder", "vae_encoder"))

@@ -490,3 +490,12 @@ def test_cosine_run_decays_its_rate_and_refuses_a_resume_of_another_length(tiny_
         *TRAIN_ARGS[2:], "--max-steps", str(STEPS + 2), "--lr-scheduler", "cosine", "--resume-from", str(checkpoint),
     )  # fmt: skip
     _expect_bad_input(longer, "--lr-scheduler cosine needs the checkpoint's 6 steps, this run has 8")
+
+
+def test_events_carry_a_diverged_loss_as_a_string_json_can_hold():
+    code = "from loratrain.protocol import Events; e = Events(); e.emit('step', step=4, loss=float('nan')); e.emit('done', final_loss=float('-inf'))"
+    env = {**os.environ, "PYTHONPATH": str(PYTHON_DIR)}
+    done = subprocess.run([sys.executable, "-c", code], cwd=PYTHON_DIR, env=env, capture_output=True, text=True, timeout=60, check=True)
+    step, end = (json.loads(line) for line in done.stdout.splitlines())
+    assert step["loss"] == "NaN" and step["step"] == 4
+    assert end["final_loss"] == "-Infinity"

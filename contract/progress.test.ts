@@ -1,0 +1,40 @@
+import { describe, expect, it } from 'vitest';
+
+import { withLiveProgress, type RoundProgress } from './progress.js';
+
+const settled: RoundProgress = {
+  round: 2,
+  stage: 'sample',
+  shards: { total: 3, sampled: 1, judged: 0 },
+  images: { sampled: 16, judged: 0 },
+  perClass: {},
+  trainer: null,
+  evaluated: 0,
+  winRate: null,
+  report: null,
+};
+
+describe('withLiveProgress', () => {
+  it("adds the running shards' images to the finished shards' ones", () => {
+    const live = withLiveProgress(settled, [
+      { stage: 'sample', shard: 1, sampled: 5 },
+      { stage: 'sample', shard: 2, sampled: 3 },
+    ]);
+    expect(live.images).toEqual({ sampled: 24, judged: 0 });
+    expect(live.shards).toEqual(settled.shards);
+  });
+
+  it("takes the trainer's step and the held-out images drawn from their running activities", () => {
+    const training = withLiveProgress({ ...settled, stage: 'train' }, [{ stage: 'train', trainerStep: 40, trainerSteps: 200, loss: 0.12 }]);
+    expect(training.trainer).toEqual({ step: 40, steps: 200, loss: 0.12 });
+    const evaluating = withLiveProgress({ ...settled, stage: 'evaluate', trainer: { step: 200, steps: 200, loss: 0.1 } }, [
+      { stage: 'evaluate', evaluated: 12 },
+    ]);
+    expect(evaluating).toMatchObject({ evaluated: 12, trainer: { step: 200, steps: 200, loss: 0.1 } });
+  });
+
+  it('keeps the settled figures when nothing runs, or a running activity has said nothing yet', () => {
+    expect(withLiveProgress(settled, [])).toEqual(settled);
+    expect(withLiveProgress({ ...settled, stage: 'train' }, [{ stage: 'train' }])).toEqual({ ...settled, stage: 'train' });
+  });
+});
