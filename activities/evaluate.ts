@@ -1,8 +1,17 @@
 import type { RoundInput, SamplingSettings } from '../config/round.js';
-import type { ClassAccuracyFigures, Comparison, EvaluateRequest, EvaluateResult, ReferencesRequest, ReferencesResult } from '../contract/activities.js';
+import {
+  currentEvaluation,
+  type ClassAccuracyFigures,
+  type Comparison,
+  type EvaluateRequest,
+  type EvaluateResult,
+  type RecordedEvaluation,
+  type ReferencesRequest,
+  type ReferencesResult,
+} from '../contract/activities.js';
 import { artifactKeys, evaluationSeed, type EvaluationSide } from '../contract/keys.js';
-import type { EvaluationRecord } from '../contract/records.js';
-import { bootstrapInterval, perClassAccuracy, signTest, winRate, type Pair } from '../models/evaluation/stats.js';
+import type { EvaluationRecord, PromptDiversity } from '../contract/records.js';
+import { bootstrapInterval, meanDifference, meanPairwiseCosineDistance, perClassAccuracy, signTest, winRate, type Pair } from '../models/evaluation/stats.js';
 import { decodeImage } from '../models/judge/index.js';
 import { findJson, putJson } from '../store/store.js';
 import type { ActivityDependencies } from './dependencies.js';
@@ -20,18 +29,48 @@ export function comparisonSampling(input: RoundInput): SamplingSettings {
   return { ...sampling, guidanceScale: evaluation.guidanceScale ?? sampling.guidanceScale, scheduler: evaluation.scheduler ?? sampling.scheduler };
 }
 
-/** The tuned generator against one reference, from the per-prompt records: paired CLIP win rate with its bootstrap interval, detector accuracy. */
+/**
+ * The mean diversity of the reference's and the tuned generator's images over the held-out
+ * prompts, when every record holds both (records of earlier versions do not; one seed per
+ * prompt gives none), and the change from the reference's.
+ */
+function diversityFigures(records: readonly EvaluationRecord[], reference: 'base' | 'parent') {
+  const perPrompt = records.map((r) => {
+    const base = reference === 'base' ? r.diversity?.base : r.diversity?.parent;
+    const tuned = r.diversity?.tuned;
+    return base === undefined || base === null || tuned === undefined ? null : { base, tuned };
+  });
+  const complete = perPrompt.filter((d) => d !== null);
+  if (complete.length === 0 || complete.length < records.length) return { diversityBase: null, diversityTuned: null, diversityChange: null };
+  const diversityBase = mean(complete.map((d) => d.base));
+  const diversityTuned = mean(complete.map((d) => d.tuned));
+  return { diversityBase, diversityTuned, diversityChange: diversityBase > 0 ? diversityTuned / diversityBase - 1 : null };
+}
+
+/**
+ * The tuned generator against one reference, from the per-prompt records: paired CLIP win rate
+ * and detector accuracy gain, each with a bootstrap interval over prompts; diversity.
+ */
 function comparison(records: readonly EvaluationRecord[], reference: 'base' | 'parent', threshold: number, resamples: number): Comparison {
   const scores = (r: EvaluationRecord) => (reference === 'base' ? r.base : (r.parent ?? []));
   const pairs: Pair[] = records.flatMap((r) =>
     r.seeds.map((seed, s) => ({ prompt: String(r.promptIndex), seed, base: scores(r)[s]!.clip, tuned: r.tuned[s]!.clip })),
   );
   const outcomes = records.flatMap((r) =>
-    r.seeds.map((_, s) => ({ className: r.className, base: scores(r)[s]!.detection >= threshold, tuned: r.tuned[s]!.detection >= threshold })),
+    r.seeds.map((seed, s) => ({
+      prompt: String(r.promptIndex),
+      seed,
+      className: r.className,
+      base: scores(r)[s]!.detection >= threshold,
+      tuned: r.tuned[s]!.detection >= threshold,
+    })),
   );
+  // Detected or not as 1 or 0: the mean of tuned minus base is the accuracy gain.
+  const detections: Pair[] = outcomes.map((o) => ({ prompt: o.prompt, seed: o.seed, base: Number(o.base), tuned: Number(o.tuned) }));
   const perClass: Record<string, ClassAccuracyFigures> = {};
   for (const [className, a] of perClassAccuracy(outcomes)) perClass[className] = { pairs: a.pairs, base: a.base, tuned: a.tuned };
   const interval = bootstrapInterval(pairs, winRate, { resamples, seed: 0 });
+  const gainInterval = bootstrapInterval(detections, meanDifference, { resamples, seed: 0 });
   return {
     pairs: pairs.length,
     winRate: winRate(pairs),
@@ -41,6 +80,8 @@ function comparison(records: readonly EvaluationRecord[], reference: 'base' | 'p
     signTestP: signTest(pairs),
     accuracyBase: mean(outcomes.map((o) => Number(o.base))),
     accuracyTuned: mean(outcomes.map((o) => Number(o.tuned))),
+    accuracyGainInterval: [gainInterval[0], gainInterval[1]],
+    ...diversityFigures(records, reference),
     perClass,
   };
 }
@@ -64,15 +105,21 @@ async function scoreHeldOutPrompt(
       const keys = seeds.map((_, s) => artifactKeys.evaluationImage(root, side, prompt.promptIndex, s));
       const images = await Promise.all(keys.map(async (k) => decodeImage(await deps.store.get(k), k)));
       const verdict = await judge.judge(prompt.text, prompt.className, images);
-      return verdict.judgements.map((j, s) => ({ key: keys[s]!, clip: j.clip?.score100 ?? 0, detection: j.detection.confidence }));
+      const embeddings = verdict.judgements.map((j) => j.clip?.embedding ?? null);
+      return {
+        scores: verdict.judgements.map((j, s) => ({ key: keys[s]!, clip: j.clip?.score100 ?? 0, detection: j.detection.confidence })),
+        // The embeddings are not stored: the record keeps only the prompt's diversity.
+        diversity: embeddings.every((e) => e !== null) ? meanPairwiseCosineDistance(embeddings) : null,
+      };
     };
-    const record: EvaluationRecord = {
-      ...prompt,
-      seeds,
-      base: await score('base'),
-      parent: sides.includes('parent') ? await score('parent') : null,
-      tuned: await score('tuned'),
-    };
+    const base = await score('base');
+    const parent = sides.includes('parent') ? await score('parent') : null;
+    const tuned = await score('tuned');
+    const diversity: PromptDiversity | null =
+      base.diversity === null || tuned.diversity === null || (parent !== null && parent.diversity === null)
+        ? null
+        : { base: base.diversity, parent: parent?.diversity ?? null, tuned: tuned.diversity };
+    const record: EvaluationRecord = { ...prompt, seeds, base: base.scores, parent: parent?.scores ?? null, tuned: tuned.scores, diversity };
     await putJson(deps.store, artifactKeys.evaluationRecord(root, prompt.promptIndex), record);
     return record;
   });
@@ -157,8 +204,9 @@ export function createEvaluateRound(deps: ActivityDependencies) {
   return async function evaluateRound({ root, inputKey, lora, parent }: EvaluateRequest): Promise<EvaluateResult> {
     const input = await roundInput(deps, inputKey);
     const manifestKey = artifactKeys.evaluateManifest(root);
-    const existing = await findJson<EvaluateResult>(deps.store, manifestKey);
-    if (existing) return existing;
+    // A manifest an earlier version wrote lacks the later figures: they read as null.
+    const existing = await findJson<RecordedEvaluation>(deps.store, manifestKey);
+    if (existing) return currentEvaluation(existing);
     if ((await deps.store.list(`${lora}unet/`)).length === 0)
       throw badData('MissingArtifact', `${lora}unet/: not found; the LoRA must be trained before evaluation`);
 

@@ -3,13 +3,18 @@
  * from (its parent: a model line's champion). Its settings' schema and the verdict, a pure
  * function of the evaluation's figures; rounds report it, model lines promote by it.
  */
-import { number, object, type Schema } from './schema.js';
+import { nullable, number, object, type Schema } from './schema.js';
 
 export interface GateSettings {
   /** The low end of the paired CLIP win rate's 95% interval against the parent must be above this. */
   readonly minWinRateLow: number;
   /** Detector class accuracy may fall below the parent's by at most this (0: not at all). */
   readonly maxAccuracyDrop: number;
+  /**
+   * The tuned generator's diversity may fall below the parent's by at most this fraction (0.05:
+   * 5%); null: not checked. Diversity needs two or more held-out seeds per prompt.
+   */
+  readonly maxDiversityLoss: number | null;
 }
 
 export const GATE_SCHEMA: Schema<GateSettings> = object<GateSettings>(
@@ -21,9 +26,21 @@ export const GATE_SCHEMA: Schema<GateSettings> = object<GateSettings>(
       meaning: "the paired CLIP win rate's 95% interval against the parent must start above this (0.5: better beyond noise)",
     }),
     maxAccuracyDrop: number({ min: 0, max: 1, default: 0, meaning: "detector class accuracy may fall below the parent's by at most this" }),
+    maxDiversityLoss: nullable(number({ min: 0, max: 1, meaning: 'a fraction of the diversity' }), {
+      type: 'number in [0, 1] or null',
+      meaning:
+        "the tuned generator's image diversity (mean pairwise CLIP distance across a held-out prompt's seeds) may fall below the parent's by at most this fraction (0.05: 5%); null: not checked. Needs `evaluation.seedsPerPrompt` ≥ 2",
+    }),
   },
   { meaning: 'the promotion gate' },
 );
+
+/** What a gate with a diversity bound needs of the evaluation (a refusal, or null): two or more seeds per held-out prompt. */
+export function diversityBoundRefusal(gate: GateSettings | null, seedsPerPrompt: number): string | null {
+  return gate !== null && gate.maxDiversityLoss !== null && seedsPerPrompt < 2
+    ? `null, or \`evaluation.seedsPerPrompt\` of 2 or more (diversity compares a held-out prompt's images with each other; it is ${seedsPerPrompt})`
+    : null;
+}
 
 /** What the gate reads of a comparison against the parent (the evaluation's `Comparison`). */
 export interface GateFigures {
@@ -33,6 +50,10 @@ export interface GateFigures {
   /** The parent's detector accuracy. */
   readonly accuracyBase: number;
   readonly accuracyTuned: number;
+  /** The parent's diversity and the tuned generator's (null when not measured). */
+  readonly diversityBase: number | null;
+  readonly diversityTuned: number | null;
+  readonly diversityChange: number | null;
 }
 
 export interface GateVerdict {
@@ -52,8 +73,9 @@ export function gateVerdict(gate: GateSettings, againstParent: GateFigures, pare
   const winHolds = low > gate.minWinRateLow;
   const drop = againstParent.accuracyBase - againstParent.accuracyTuned;
   const accuracyHolds = drop <= gate.maxAccuracyDrop + 1e-12;
+  const diversity = gate.maxDiversityLoss === null ? null : diversityRule(gate.maxDiversityLoss, againstParent, parentName);
   return {
-    passed: winHolds && accuracyHolds,
+    passed: winHolds && accuracyHolds && (diversity?.holds ?? true),
     reasons: [
       `win rate against ${parentName} ${percent(againstParent.winRate)} [${percent(low)}, ${percent(high)}] over ${againstParent.pairs} pairs: ` +
         (winHolds ? `its interval starts above ${percent(gate.minWinRateLow)}` : `its interval does not start above ${percent(gate.minWinRateLow)}`),
@@ -61,6 +83,30 @@ export function gateVerdict(gate: GateSettings, againstParent: GateFigures, pare
         (accuracyHolds
           ? `within the allowed drop of ${percent(gate.maxAccuracyDrop)}`
           : `a drop of ${percent(drop)}, more than the allowed ${percent(gate.maxAccuracyDrop)}`),
+      ...(diversity === null ? [] : [diversity.reason]),
     ],
+  };
+}
+
+/** The diversity rule: a loss of at most `maxLoss` of the parent's diversity; unmeasured diversity does not pass a rule that asks for it. */
+function diversityRule(maxLoss: number, f: GateFigures, parentName: string): { holds: boolean; reason: string } {
+  const { diversityBase: base, diversityTuned: tuned, diversityChange: change } = f;
+  if (base === null || tuned === null || change === null)
+    return {
+      holds: false,
+      reason: `diversity against ${parentName}: not measured (it needs two or more held-out seeds per prompt), so its bound of ${percent(maxLoss)} cannot hold`,
+    };
+  const loss = -change;
+  const holds = loss <= maxLoss + 1e-12;
+  const head = `diversity ${base.toFixed(4)} -> ${tuned.toFixed(4)} against ${parentName}'s: `;
+  return {
+    holds,
+    reason:
+      head +
+      (loss <= 0
+        ? `no loss (${percent(change)})`
+        : holds
+          ? `a loss of ${percent(loss)}, within the allowed ${percent(maxLoss)}`
+          : `a loss of ${percent(loss)}, more than the allowed ${percent(maxLoss)}`),
   };
 }

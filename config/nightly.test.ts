@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 
 import { gateVerdict } from './gate.js';
 import { nightRound, validateNightlyInput, type NightlyInput } from './nightly.js';
+import { validateRoundInput } from './round.js';
 import { describeErrors } from './schema.js';
 
 const round = {
@@ -55,18 +56,57 @@ describe("a night's round", () => {
 });
 
 describe('the gate', () => {
-  const figures = { pairs: 100, winRate: 0.6, winRateInterval: [0.52, 0.68] as const, accuracyBase: 0.5, accuracyTuned: 0.55 };
+  const diversity = { diversityBase: 0.4, diversityTuned: 0.38, diversityChange: 0.38 / 0.4 - 1 };
+  const figures = { pairs: 100, winRate: 0.6, winRateInterval: [0.52, 0.68] as const, accuracyBase: 0.5, accuracyTuned: 0.55, ...diversity };
+  const gate = { minWinRateLow: 0.5, maxAccuracyDrop: 0, maxDiversityLoss: null };
 
   it('passes only when the interval starts above the bound and accuracy holds, giving a reason per rule', () => {
-    const pass = gateVerdict({ minWinRateLow: 0.5, maxAccuracyDrop: 0 }, figures, 'the champion');
+    const pass = gateVerdict(gate, figures, 'the champion');
     expect(pass.passed).toBe(true);
     expect(pass.reasons).toEqual([
       'win rate against the champion 60.0% [52.0%, 68.0%] over 100 pairs: its interval starts above 50.0%',
       "detector accuracy 55.0% against the champion's 50.0%: within the allowed drop of 0.0%",
     ]);
-    expect(gateVerdict({ minWinRateLow: 0.55, maxAccuracyDrop: 0 }, figures, 'the champion').passed).toBe(false);
-    const worse = gateVerdict({ minWinRateLow: 0.5, maxAccuracyDrop: 0.02 }, { ...figures, accuracyTuned: 0.45 }, 'the champion');
+    expect(gateVerdict({ ...gate, minWinRateLow: 0.55 }, figures, 'the champion').passed).toBe(false);
+    const worse = gateVerdict({ ...gate, maxAccuracyDrop: 0.02 }, { ...figures, accuracyTuned: 0.45 }, 'the champion');
     expect(worse.passed).toBe(false);
     expect(worse.reasons[1]).toBe("detector accuracy 45.0% against the champion's 50.0%: a drop of 5.0%, more than the allowed 2.0%");
+  });
+
+  it('bounds the loss of diversity when asked to: a 5% loss passes a 5% bound and fails a 4% one', () => {
+    // 0.38 against 0.4 is a loss of exactly 5%, which floating point puts a hair above 0.05.
+    const within = gateVerdict({ ...gate, maxDiversityLoss: 0.05 }, figures, 'the champion');
+    expect(within.passed).toBe(true);
+    expect(within.reasons).toHaveLength(3);
+    expect(within.reasons[2]).toBe("diversity 0.4000 -> 0.3800 against the champion's: a loss of 5.0%, within the allowed 5.0%");
+    const beyond = gateVerdict({ ...gate, maxDiversityLoss: 0.04 }, figures, 'the champion');
+    expect(beyond.passed).toBe(false);
+    expect(beyond.reasons[2]).toBe("diversity 0.4000 -> 0.3800 against the champion's: a loss of 5.0%, more than the allowed 4.0%");
+    const more = { ...figures, diversityTuned: 0.5, diversityChange: 0.25 };
+    expect(gateVerdict({ ...gate, maxDiversityLoss: 0 }, more, 'the champion').reasons[2]).toBe(
+      "diversity 0.4000 -> 0.5000 against the champion's: no loss (25.0%)",
+    );
+  });
+
+  it('does not pass a diversity bound it cannot check, and without a bound neither reads nor reports diversity', () => {
+    const unmeasured = { ...figures, diversityBase: null, diversityTuned: null, diversityChange: null };
+    const verdict = gateVerdict({ ...gate, maxDiversityLoss: 0.05 }, unmeasured, 'the champion');
+    expect(verdict.passed).toBe(false);
+    expect(verdict.reasons[2]).toMatch(/^diversity against the champion: not measured/);
+    const unbounded = gateVerdict(gate, unmeasured, 'the champion');
+    expect(unbounded.passed).toBe(true);
+    expect(unbounded.reasons).toHaveLength(2);
+  });
+
+  it('reads the bound from the input, null by default, and refuses one that one seed per prompt cannot check', () => {
+    expect(nightly({ line: 'a', round }).gate.maxDiversityLoss).toBeNull();
+    expect(nightly({ line: 'a', round, gate: { maxDiversityLoss: 0.05 } }).gate.maxDiversityLoss).toBe(0.05);
+    expect(() => nightly({ line: 'a', round, gate: { maxDiversityLoss: 1.5 } })).toThrow(/gate\.maxDiversityLoss.*\[0, 1\]/);
+    const oneSeed = { ...round, evaluation: { ...round.evaluation, seedsPerPrompt: 1 } };
+    expect(() => nightly({ line: 'a', round: oneSeed, gate: { maxDiversityLoss: 0.05 } })).toThrow(/gate\.maxDiversityLoss.*seedsPerPrompt/);
+    expect(nightly({ line: 'a', round: oneSeed }).gate.maxDiversityLoss).toBeNull();
+    const checked = validateRoundInput({ ...oneSeed, gate: { maxDiversityLoss: 0.05 } });
+    expect(checked.ok).toBe(false);
+    expect(checked.ok ? '' : describeErrors(checked.errors)).toMatch(/gate\.maxDiversityLoss.*seedsPerPrompt/);
   });
 });

@@ -8,7 +8,7 @@
  */
 import { JUDGE_SETTINGS, type Weights } from '../models/judge/config.js';
 import { SCHEDULER_CLASS_NAMES, type SchedulerClassName } from '../models/schedulers/names.js';
-import { GATE_SCHEMA, type GateSettings } from './gate.js';
+import { diversityBoundRefusal, GATE_SCHEMA, type GateSettings } from './gate.js';
 import { promptSource, type PromptSource } from './prompts.js';
 import { boolean, integer, list, nullable, number, object, oneOf, refine, string, text, validateInput, type Schema, type Validation } from './schema.js';
 
@@ -137,7 +137,7 @@ const scheduler = (meaning: string) => nullable(oneOf(SCHEDULER_CLASS_NAMES, { m
 /** A prefix of the store, as activities' results name them (`runs/.../dataset/`). */
 const artifactPrefix = (meaning: string) => string({ meaning, type: 'artifact prefix' });
 
-export const ROUND_SCHEMA: Schema<RoundInput> = refine(
+const ROUND_FIELDS: Schema<RoundInput> = refine(
   object<RoundInput>(
     {
       round: integer({ min: 1, default: 1, meaning: "the round's number (a campaign numbers its rounds)" }),
@@ -286,6 +286,11 @@ export const ROUND_SCHEMA: Schema<RoundInput> = refine(
     round.prompts === null && round.dataset === null ? { field: 'prompts', expected: 'a prompt source (it may be left out only when `dataset` is set)' } : null,
   { evenWithErrors: true },
 );
+
+export const ROUND_SCHEMA: Schema<RoundInput> = refine(ROUND_FIELDS, (round) => {
+  const refusal = diversityBoundRefusal(round.gate, round.evaluation.seedsPerPrompt);
+  return refusal === null ? null : { field: 'gate.maxDiversityLoss', expected: refusal };
+});
 
 export function validateRoundInput(input: unknown): Validation<RoundInput> {
   return validateInput(ROUND_SCHEMA, input);

@@ -154,6 +154,20 @@ export interface Comparison {
   readonly signTestP: number;
   readonly accuracyBase: number;
   readonly accuracyTuned: number;
+  /**
+   * 95% interval of `accuracyTuned - accuracyBase` by a paired bootstrap over held-out prompts
+   * (a prompt's seeds stay together); null only in results of earlier versions.
+   */
+  readonly accuracyGainInterval: readonly [number, number] | null;
+  /**
+   * Diversity of the reference's and the tuned generator's images: the mean over held-out
+   * prompts of the mean pairwise cosine distance (1 − cos) of the CLIP image embeddings of a
+   * prompt's images across seeds. Null with one seed per prompt, and for records of earlier versions.
+   */
+  readonly diversityBase: number | null;
+  readonly diversityTuned: number | null;
+  /** `diversityTuned / diversityBase - 1`: negative when the tuned generator's images vary less; null when either is null or the base's is 0. */
+  readonly diversityChange: number | null;
   readonly perClass: Readonly<Record<string, ClassAccuracyFigures>>;
 }
 
@@ -161,6 +175,27 @@ export interface Comparison {
 export interface EvaluateResult extends Comparison {
   readonly manifest: string;
   readonly parent: Comparison | null;
+}
+
+/** The figures a result recorded by an earlier version may lack (a workflow history, a stored `evaluation.json`). */
+type LaterFigures = 'accuracyGainInterval' | 'diversityBase' | 'diversityTuned' | 'diversityChange';
+export type RecordedComparison = Omit<Comparison, LaterFigures> & Partial<Pick<Comparison, LaterFigures>>;
+export type RecordedEvaluation = RecordedComparison & { readonly manifest: string; readonly parent?: RecordedComparison | null };
+
+function currentComparison(c: RecordedComparison): Comparison {
+  return {
+    ...c,
+    accuracyGainInterval: c.accuracyGainInterval ?? null,
+    diversityBase: c.diversityBase ?? null,
+    diversityTuned: c.diversityTuned ?? null,
+    diversityChange: c.diversityChange ?? null,
+  };
+}
+
+/** An evaluation result of any version as this one reads it: what an earlier version did not compute is null. */
+export function currentEvaluation(e: RecordedEvaluation): EvaluateResult {
+  const { parent, ...own } = e;
+  return { ...currentComparison(own), manifest: e.manifest, parent: parent === undefined || parent === null ? null : currentComparison(parent) };
 }
 
 export interface ReportResult {

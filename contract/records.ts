@@ -54,6 +54,16 @@ export interface EvaluationScore {
   readonly detection: number;
 }
 
+/**
+ * How different one held-out prompt's images are from each other, per generator: the mean
+ * pairwise cosine distance (1 − cos) of their CLIP image embeddings across the seeds.
+ */
+export interface PromptDiversity {
+  readonly base: number;
+  readonly parent: number | null;
+  readonly tuned: number;
+}
+
 /** Scores of one held-out prompt's images, base and tuned, seed by seed. */
 export interface EvaluationRecord {
   readonly promptIndex: number;
@@ -64,4 +74,9 @@ export interface EvaluationRecord {
   /** The parent's images (the tuned UNet the round sampled from), when that is not the base. */
   readonly parent: readonly EvaluationScore[] | null;
   readonly tuned: readonly EvaluationScore[];
+  /**
+   * The prompt's diversity per generator; null with one seed per prompt (no pair of images to
+   * compare). Records written by earlier versions lack it: their rounds' diversity figures are null.
+   */
+  readonly diversity?: PromptDiversity | null;
 }

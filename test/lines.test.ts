@@ -88,6 +88,10 @@ function standInRound(winRate: (input: RoundInput) => number, hold?: Gate): Stan
     signTestP: 0.01,
     accuracyBase: 0.5,
     accuracyTuned: 0.5 + (w - 0.5),
+    accuracyGainInterval: [w - 0.55, w - 0.45],
+    diversityBase: 0.3,
+    diversityTuned: 0.3,
+    diversityChange: 0,
     perClass: {},
   });
   const { prepareRound, inputOf } = standInPreparation();
@@ -255,6 +259,10 @@ describe('a model line', () => {
       signTestP: 0.01,
       accuracyBase: 0.5,
       accuracyTuned: 0.7,
+      accuracyGainInterval: [0.1, 0.3],
+      diversityBase: 0.3,
+      diversityTuned: 0.29,
+      diversityChange: 0.29 / 0.3 - 1,
       perClass: {},
     };
     const challenger = (night: string): Challenger => ({

@@ -135,6 +135,10 @@ function standIns(hold?: { readonly round: number; readonly reached: () => void;
         signTestP: 0.5,
         accuracyBase: 0.3,
         accuracyTuned: 0.3 + input.round / 100,
+        accuracyGainInterval: [-0.1, 0.1 + input.round / 100],
+        diversityBase: 0.3,
+        diversityTuned: 0.3 - input.round / 100,
+        diversityChange: (0.3 - input.round / 100) / 0.3 - 1,
         perClass: {},
         parent: null,
       };

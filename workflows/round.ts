@@ -14,7 +14,7 @@ import { gateVerdict } from '../config/gate.js';
 import { validateRoundInput } from '../config/round.js';
 import { describeErrors } from '../config/schema.js';
 import { classesAttribute, SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
-import type { RoundActivities } from '../contract/activities.js';
+import { currentEvaluation, type RoundActivities } from '../contract/activities.js';
 import { TASK_QUEUES } from '../contract/workers.js';
 import { NON_RETRYABLE_FAILURES } from '../contract/failures.js';
 import { roundRoot } from '../contract/keys.js';
@@ -115,11 +115,11 @@ export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
   progress.trained(training);
 
   progress.enter('evaluate');
-  // Histories of earlier versions hold results without `parent`.
+  // Histories of earlier versions hold results without `parent`, the accuracy gain's interval or diversity.
   const evaluateSummary = `evaluate the tuned generator against the base${parent === null ? '' : ' and its parent'} on held-out prompts`;
   const evaluation = await activities.evaluateRound
     .executeWithOptions({ summary: evaluateSummary }, [{ ...request, lora: training.lora, parent }])
-    .then((e) => ({ ...e, parent: e.parent ?? null }));
+    .then(currentEvaluation);
   progress.evaluated(evaluation);
   upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.winRate, value: evaluation.winRate }]);
   const gate = input.gate === null ? null : gateVerdict(input.gate, evaluation.parent ?? evaluation, parent === null ? 'the base' : 'the parent');
@@ -137,7 +137,18 @@ export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
     meanClipTuned: evaluation.meanClipTuned,
     accuracyBase: evaluation.accuracyBase,
     accuracyTuned: evaluation.accuracyTuned,
-    ...(evaluation.parent === null ? {} : { parentWinRate: evaluation.parent.winRate, parentWinRateInterval: evaluation.parent.winRateInterval }),
+    accuracyGainInterval: evaluation.accuracyGainInterval,
+    diversityBase: evaluation.diversityBase,
+    diversityTuned: evaluation.diversityTuned,
+    diversityChange: evaluation.diversityChange,
+    ...(evaluation.parent === null
+      ? {}
+      : {
+          parentWinRate: evaluation.parent.winRate,
+          parentWinRateInterval: evaluation.parent.winRateInterval,
+          parentAccuracyGainInterval: evaluation.parent.accuracyGainInterval,
+          parentDiversityChange: evaluation.parent.diversityChange,
+        }),
     ...(gate === null ? {} : { gatePassed: gate.passed, gateReasons: gate.reasons }),
     ...(run.resetFrom === null ? {} : { resetFrom: run.resetFrom }),
     kept: dataset.kept,

@@ -3,6 +3,7 @@
  * the same initial latents, so the pair, not the image, is the unit of comparison, and the
  * prompt is the unit of resampling (a prompt's seeds are not independent).
  */
+import { cosine } from '../judge/scores.js';
 import { mulberry32, randomIndex } from './prng.js';
 
 export interface Pair {
@@ -90,6 +91,22 @@ export function signTest(pairs: readonly Pair[]): number {
   const n = wins + losses;
   if (n === 0) return 1;
   return Math.min(1, 2 * binomialCdfHalf(Math.min(wins, losses), n));
+}
+
+/**
+ * How different a set of images is: the mean over its unordered pairs of the cosine distance
+ * (1 − cos) between their embeddings. Null for fewer than two embeddings (no pair to compare).
+ */
+export function meanPairwiseCosineDistance(embeddings: readonly Float32Array[]): number | null {
+  if (embeddings.length < 2) return null;
+  let sum = 0;
+  let pairs = 0;
+  for (let i = 0; i < embeddings.length; i++)
+    for (let j = i + 1; j < embeddings.length; j++) {
+      sum += 1 - cosine(embeddings[i]!, embeddings[j]!);
+      pairs += 1;
+    }
+  return sum / pairs;
 }
 
 export interface DetectionOutcome {

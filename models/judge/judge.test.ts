@@ -122,6 +122,8 @@ describe.skipIf(!HAS_DETECTOR)(`judge on the shapes pack (${HAS_DETECTOR ? DETEC
       expect(j.detection.statedCount).toBe(2);
       expect(typeof j.caption?.caption).toBe('string');
       expect(j.clip?.score100).toBeCloseTo(100 * Math.max(j.clip?.cosine ?? 0, 0), 6);
+      // The image embedding comes unit length, so the evaluation can compare images by it.
+      expect(Math.hypot(...(j.clip?.embedding ?? []))).toBeCloseTo(1, 5);
       expect(j.combined).toBeGreaterThanOrEqual(0);
       expect(j.combined).toBeLessThanOrEqual(1);
     }

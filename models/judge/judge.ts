@@ -17,6 +17,7 @@ import {
   cosine,
   select,
   summariseDetection,
+  unitVector,
   type CaptionCheck,
   type Detection,
 } from './scores.js';
@@ -26,7 +27,11 @@ export interface Judgement {
   readonly caption: CaptionCheck | null;
   /** Checklist points (0-3) from the caption; 0 without a captioner. */
   readonly checklist: number;
-  readonly clip: { readonly cosine: number; readonly score100: number; readonly hessel: number } | null;
+  /**
+   * Image–prompt agreement, and the image's CLIP embedding scaled to unit length (what the
+   * evaluation's diversity compares images of one prompt with).
+   */
+  readonly clip: { readonly cosine: number; readonly score100: number; readonly hessel: number; readonly embedding: Float32Array } | null;
   readonly combined: number;
 }
 
@@ -90,24 +95,28 @@ export class Judge {
     const captioner = this.captioner;
     const captions = captioner === null ? null : await batched(images, batchSize, (batch) => captioner.caption(batch));
     const clip = this.clip;
-    const cosines =
+    const clipped =
       clip === null
         ? null
         : await (async () => {
             const [text] = await clip.texts([prompt]);
             const embeddings = await batched(images, batchSize, (batch) => clip.images(batch));
-            return embeddings.map((e) => cosine(e, text!));
+            return embeddings.map((e) => ({ cosine: cosine(e, text!), embedding: unitVector(e) }));
           })();
 
     const judgements = images.map((_, i): Judgement => {
       const detection = summariseDetection(candidates[i]!, prompt, className, synonyms, threshold, iouThreshold);
       const caption = captions === null ? null : checkCaption(captions[i]!, prompt, className, synonyms, attributes);
-      const clipCosine = cosines === null ? null : cosines[i]!;
+      const image = clipped === null ? null : clipped[i]!;
+      const clipCosine = image === null ? null : image.cosine;
       return {
         detection,
         caption,
         checklist: caption === null ? 0 : checklist(caption),
-        clip: clipCosine === null ? null : { cosine: clipCosine, score100: clipScore100(clipCosine), hessel: clipScoreHessel(clipCosine) },
+        clip:
+          image === null
+            ? null
+            : { cosine: image.cosine, score100: clipScore100(image.cosine), hessel: clipScoreHessel(image.cosine), embedding: image.embedding },
         combined: combinedScore({ detection, caption, clipCosine }, weights),
       };
     });

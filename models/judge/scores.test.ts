@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { instances, iou, type Candidate } from './boxes.js';
 import { DEFAULT_WEIGHTS } from './config.js';
-import { checkCaption, checklist, clipScore100, clipScoreHessel, combinedScore, cosine, rank, select, summariseDetection } from './scores.js';
+import { checkCaption, checklist, clipScore100, clipScoreHessel, combinedScore, cosine, rank, select, summariseDetection, unitVector } from './scores.js';
 
 const at = (score: number, xmin: number, ymin: number, size = 10): Candidate => ({
   score,
@@ -66,6 +66,11 @@ describe('CLIP scores', () => {
     expect(clipScoreHessel(0.31)).toBeCloseTo(0.775, 12);
     expect(clipScore100(-0.2)).toBe(0);
     expect(clipScoreHessel(-0.2)).toBe(0);
+  });
+
+  it('scales a vector to unit length, leaving a zero vector zero', () => {
+    expect(Array.from(unitVector(new Float32Array([3, 4])))).toEqual([Math.fround(0.6), Math.fround(0.8)]);
+    expect(Array.from(unitVector(new Float32Array([0, 0])))).toEqual([0, 0]);
   });
 
   it('computes cosine independent of scale', () => {

@@ -70,6 +70,14 @@ export function checklist(check: CaptionCheck): number {
 
 export const CHECKLIST_POINTS = 3;
 
+/** `v` scaled to unit length (a zero vector stays zero). */
+export function unitVector(v: Float32Array): Float32Array {
+  let squares = 0;
+  for (const x of v) squares += x * x;
+  const norm = Math.sqrt(squares);
+  return norm > 0 ? v.map((x) => x / norm) : new Float32Array(v.length);
+}
+
 export function cosine(a: Float32Array, b: Float32Array): number {
   let dot = 0;
   let aa = 0;
