@@ -2,8 +2,9 @@
 import { describe, expect, it } from 'vitest';
 
 import { roundInputWith } from '../test/activity.js';
+import { currentEvaluation } from '../contract/activities.js';
 import { comparisonSampling, evaluationFigures } from './evaluate.js';
-import type { EvaluationRecord, PromptScores } from '../contract/records.js';
+import type { EvaluationRecord, PromptDiversity, PromptScores } from '../contract/records.js';
 import { artifactKeys, evaluationSeed, roundRoot, shardPromptIndices, trainingSeed } from '../contract/keys.js';
 import { histogramSvg, reportHtml } from './reportPage.js';
 
@@ -30,8 +31,10 @@ function record(
   tuned: number[],
   detected: boolean[],
   parent: number[] | null = null,
+  diversity?: PromptDiversity | null,
 ): EvaluationRecord {
   return {
+    ...(diversity === undefined ? {} : { diversity }),
     promptIndex,
     className,
     text: `prompt ${promptIndex}`,
@@ -86,6 +89,76 @@ describe('evaluationFigures', () => {
   });
 });
 
+describe('evaluationFigures: the accuracy gain interval', () => {
+  // One seed each: prompt 0 gains (missed by the base, found by the tuned), prompt 1 does not (found by both).
+  const records = [record(0, 'circle', [1], [1], [false]), record(1, 'circle', [1], [1], [true])];
+
+  it('bootstraps the gain over prompts: resamples gain 0, 0.5 or 1, so the 95% interval spans [0, 1]', () => {
+    const figures = evaluationFigures(records, 0.5, 2000);
+    expect(figures.accuracyTuned - figures.accuracyBase).toBe(0.5);
+    expect(figures.accuracyGainInterval).toEqual([0, 1]);
+  });
+
+  it("keeps a prompt's seeds together: one prompt gives a degenerate interval at its gain", () => {
+    const figures = evaluationFigures([record(0, 'circle', [1, 1], [1, 1], [false, true])], 0.5, 500);
+    expect(figures.accuracyGainInterval).toEqual([0.5, 0.5]);
+  });
+
+  it('is computed against the parent as well', () => {
+    // The parent finds the class in every image, as the tuned generator does: no gain.
+    const figures = evaluationFigures([record(0, 'circle', [1], [1], [false], [1]), record(1, 'circle', [1], [1], [true], [1])], 0.5, 500);
+    expect(figures.parent?.accuracyGainInterval).toEqual([0, 0]);
+  });
+});
+
+describe('evaluationFigures: diversity', () => {
+  const withDiversity = (promptIndex: number, diversity: PromptDiversity | null | undefined, parent: number[] | null = null) =>
+    record(promptIndex, 'circle', [20, 30], [25, 30], [true, true], parent, diversity);
+
+  it("averages the prompts' diversities and gives the change, tuned over base less 1", () => {
+    const figures = evaluationFigures(
+      [withDiversity(0, { base: 0.6, parent: null, tuned: 0.5 }), withDiversity(1, { base: 0.4, parent: null, tuned: 0.3 })],
+      0.5,
+      100,
+    );
+    expect(figures.diversityBase).toBeCloseTo(0.5, 12);
+    expect(figures.diversityTuned).toBeCloseTo(0.4, 12);
+    expect(figures.diversityChange).toBeCloseTo(-0.2, 12);
+    expect(figures.parent).toBeNull();
+  });
+
+  it("compares with the parent's diversity against the parent", () => {
+    const figures = evaluationFigures([withDiversity(0, { base: 0.6, parent: 0.25, tuned: 0.5 }, [20, 20])], 0.5, 100);
+    expect(figures.diversityChange).toBeCloseTo(0.5 / 0.6 - 1, 12);
+    expect(figures.parent).toMatchObject({ diversityBase: 0.25, diversityTuned: 0.5, diversityChange: 1 });
+  });
+
+  it('is null with one seed per prompt, for records of earlier versions (even some), and when the base has none', () => {
+    const none = { diversityBase: null, diversityTuned: null, diversityChange: null };
+    expect(evaluationFigures([withDiversity(0, null)], 0.5, 100)).toMatchObject(none);
+    expect(evaluationFigures([withDiversity(0, undefined)], 0.5, 100)).toMatchObject(none);
+    expect(evaluationFigures([withDiversity(0, { base: 0.6, parent: null, tuned: 0.5 }), withDiversity(1, undefined)], 0.5, 100)).toMatchObject(none);
+    expect(evaluationFigures([withDiversity(0, { base: 0, parent: null, tuned: 0.5 })], 0.5, 100)).toMatchObject({
+      diversityBase: 0,
+      diversityTuned: 0.5,
+      diversityChange: null,
+    });
+  });
+
+  it('reads an evaluation.json of an earlier version with the later figures null', () => {
+    const {
+      accuracyGainInterval: _g,
+      diversityBase: _b,
+      diversityTuned: _t,
+      diversityChange: _c,
+      ...old
+    } = evaluationFigures([withDiversity(0, undefined)], 0.5, 100);
+    const read = currentEvaluation({ manifest: 'm', ...old });
+    expect(read).toMatchObject({ manifest: 'm', accuracyGainInterval: null, diversityBase: null, diversityTuned: null, diversityChange: null, parent: null });
+    expect(read.winRate).toBe(old.winRate);
+  });
+});
+
 describe('report page', () => {
   it('bins values into a histogram', () => {
     const svg = histogramSvg([0, 0.05, 0.95, 1], 'detection');
@@ -125,5 +198,8 @@ describe('report page', () => {
     expect(html).toContain('a reset of run <code>run-1</code>');
     expect(html).toContain('Promotion gate: not passed');
     expect(html).toContain('win rate against the parent 40.0%: not enough');
+    // One seed per prompt: a gain with a (degenerate) interval, and no diversity.
+    expect(html).toContain('Accuracy gain +0.0 points (95% interval +0.0 to +0.0)');
+    expect(html).toContain('Diversity: not measured (it needs two or more held-out seeds per prompt).');
   });
 });

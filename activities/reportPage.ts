@@ -1,7 +1,7 @@
 /** The round report as one self-contained HTML page (images inlined), from the round's records. Pure. */
 import type { GateVerdict } from '../config/gate.js';
 import type { RoundInput } from '../config/round.js';
-import type { CurateResult, EvaluateResult, RunIdentity, TrainResult } from '../contract/activities.js';
+import type { Comparison, CurateResult, EvaluateResult, RunIdentity, TrainResult } from '../contract/activities.js';
 import type { EvaluationRecord, PromptScores } from '../contract/records.js';
 
 export interface ReportData {
@@ -20,6 +20,19 @@ export interface ReportData {
 const escape = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const fixed = (x: number, digits = 3) => x.toFixed(digits);
 const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+const points = (x: number) => `${x >= 0 ? '+' : ''}${(100 * x).toFixed(1)}`;
+
+/** The detector accuracy gain with its interval, and diversity, of one comparison; `reference` names the `...Base` side. */
+function gainAndDiversity(c: Comparison, reference: string): string {
+  const gain = c.accuracyTuned - c.accuracyBase;
+  const interval = c.accuracyGainInterval === null ? '' : ` (95% interval ${points(c.accuracyGainInterval[0])} to ${points(c.accuracyGainInterval[1])})`;
+  const diversity =
+    c.diversityBase === null || c.diversityTuned === null
+      ? 'Diversity: not measured (it needs two or more held-out seeds per prompt).'
+      : `Diversity (mean pairwise CLIP image distance across a prompt's seeds): ${reference} ${fixed(c.diversityBase, 4)}, tuned ${fixed(c.diversityTuned, 4)}${c.diversityChange === null ? '' : ` (${points(c.diversityChange)}%)`}.`;
+  return `Accuracy gain ${points(gain)} points${interval}. ${diversity}`;
+}
 
 function img(data: ReportData, key: string, title: string): string {
   const bytes = data.images.get(key);
@@ -76,7 +89,7 @@ export function reportHtml(data: ReportData, count: number): string {
   const parentLine =
     parent === null
       ? ''
-      : `<p>Against its parent (the generator this round sampled from, <code>${escape(input.generator.tunedUnet ?? '')}</code>): tuned wins ${percent(parent.winRate)} of ${parent.pairs} pairs (95% interval ${percent(parent.winRateInterval[0])} – ${percent(parent.winRateInterval[1])}); detector accuracy parent ${percent(parent.accuracyBase)}, tuned ${percent(parent.accuracyTuned)}.</p>`;
+      : `<p>Against its parent (the generator this round sampled from, <code>${escape(input.generator.tunedUnet ?? '')}</code>): tuned wins ${percent(parent.winRate)} of ${parent.pairs} pairs (95% interval ${percent(parent.winRateInterval[0])} – ${percent(parent.winRateInterval[1])}); detector accuracy parent ${percent(parent.accuracyBase)}, tuned ${percent(parent.accuracyTuned)}. ${escape(gainAndDiversity(parent, 'parent'))}</p>`;
   const gateSection =
     gate === null
       ? ''
@@ -104,7 +117,7 @@ svg rect{fill:#4a7}figure{display:inline-block;margin:0 2em 0 0}.headline{font-s
 <h1>Self-reward round ${input.round}</h1>
 ${runLine}
 <p class="headline">Tuned beats base in <b>${percent(evaluation.winRate)}</b> of ${evaluation.pairs} paired samples (95% interval ${percent(evaluation.winRateInterval[0])} – ${percent(evaluation.winRateInterval[1])}, sign test p = ${evaluation.signTestP.toPrecision(3)}).</p>
-<p>Mean CLIP score: base ${fixed(evaluation.meanClipBase, 2)}, tuned ${fixed(evaluation.meanClipTuned, 2)}. Detector class accuracy: base ${percent(evaluation.accuracyBase)}, tuned ${percent(evaluation.accuracyTuned)}.</p>
+<p>Mean CLIP score: base ${fixed(evaluation.meanClipBase, 2)}, tuned ${fixed(evaluation.meanClipTuned, 2)}. Detector class accuracy: base ${percent(evaluation.accuracyBase)}, tuned ${percent(evaluation.accuracyTuned)}. ${escape(gainAndDiversity(evaluation, 'base'))}</p>
 ${parentLine}${gateSection}
 <p>Dataset: ${datasetSource}${included}. LoRA: ${training.steps} steps, final loss ${training.finalLoss === null ? '–' : fixed(training.finalLoss, 4)}.</p>
 <h2>Per class</h2><table><tr><th>class</th><th>images kept</th><th>prompts dropped</th><th>drop reasons</th><th>accuracy base</th><th>accuracy tuned</th></tr>${classRows}</table>

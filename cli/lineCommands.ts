@@ -5,17 +5,18 @@ import { ScheduleNotFoundError, type ScheduleDescription, type ScheduleOverlapPo
 
 import { OVERLAP_POLICIES, type NightlyScheduleOptions } from '../client/index.js';
 import { LINE_NAME } from '../config/nightly.js';
-import type { Comparison } from '../contract/activities.js';
+import type { RecordedComparison } from '../contract/activities.js';
 import type { LineEvent, LineState } from '../contract/lines.js';
 import { selfRewardNightly } from '../workflows/index.js';
 import { CONFIG_OPTIONS, connectClient, endLiveLine, liveLine, printInput, sources, type Command, type Values } from './command.js';
 import { ConfigError, loadNightlyConfig } from './config.js';
-import { progressLine } from './progress.js';
+import { accuracyGainText, diversityText, progressLine } from './progress.js';
 
 const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
 
-function figures(c: Comparison): string {
-  return `win rate ${percent(c.winRate)} [${percent(c.winRateInterval[0])}, ${percent(c.winRateInterval[1])}], detector accuracy ${percent(c.accuracyBase)} -> ${percent(c.accuracyTuned)}`;
+/** A line's stored events and champion may come from earlier versions, without the later figures. */
+function figures(c: RecordedComparison): string {
+  return `win rate ${percent(c.winRate)} [${percent(c.winRateInterval[0])}, ${percent(c.winRateInterval[1])}], detector accuracy ${percent(c.accuracyBase)} -> ${percent(c.accuracyTuned)} (gain ${accuracyGainText(c)}), ${diversityText(c)}`;
 }
 
 export function eventLine(e: LineEvent): string {

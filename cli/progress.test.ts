@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { bar, campaignLine, progressLine } from './progress.js';
+import { accuracyGainText, bar, campaignLine, diversityText, progressLine } from './progress.js';
 import type { RoundProgress } from '../contract/progress.js';
 
 const base: RoundProgress = {
@@ -36,5 +36,31 @@ describe('progress lines', () => {
 
   it('sums up a campaign', () => {
     expect(campaignLine([])).toBe('campaign: first round running');
+  });
+});
+
+describe('evaluation figures in the result', () => {
+  const comparison = {
+    pairs: 8,
+    winRate: 0.625,
+    winRateInterval: [0.5, 0.75] as const,
+    meanClipBase: 25,
+    meanClipTuned: 26,
+    signTestP: 0.3,
+    accuracyBase: 0.5,
+    accuracyTuned: 0.625,
+    perClass: {},
+  };
+
+  it('gives the accuracy gain in points with its interval, and diversity with its change', () => {
+    const c = { ...comparison, accuracyGainInterval: [-0.125, 0.375] as const, diversityBase: 0.3, diversityTuned: 0.27, diversityChange: 0.27 / 0.3 - 1 };
+    expect(accuracyGainText(c)).toBe('+12.5 points (95% interval -12.5 to +37.5)');
+    expect(diversityText(c)).toBe('diversity 0.3000 -> 0.2700 (-10.0%)');
+  });
+
+  it('reads results of earlier versions, which have neither, and says why diversity is missing', () => {
+    expect(accuracyGainText(comparison)).toBe('+12.5 points');
+    expect(diversityText(comparison)).toBe('diversity not measured (it needs two or more held-out seeds per prompt)');
+    expect(diversityText({ ...comparison, diversityBase: null, diversityTuned: null, diversityChange: null })).toMatch(/not measured/);
   });
 });

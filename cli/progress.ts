@@ -1,3 +1,4 @@
+import type { RecordedComparison } from '../contract/activities.js';
 import type { RoundFigures, RoundResult } from '../contract/workflows.js';
 import type { RoundProgress } from '../contract/progress.js';
 /** One-line renderings of a round's `progress` query and its result, for the terminal. Pure. */
@@ -8,6 +9,23 @@ export function bar(fraction: number, width = 20): string {
 }
 
 const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
+const signed = (x: number, digits = 1) => `${x >= 0 ? '+' : ''}${x.toFixed(digits)}`;
+
+/** The detector accuracy gain in percentage points, with its 95% interval when the result has one (earlier versions' do not). */
+export function accuracyGainText(c: RecordedComparison): string {
+  const gain = `${signed(100 * (c.accuracyTuned - c.accuracyBase))} points`;
+  const interval = c.accuracyGainInterval ?? null;
+  return interval === null ? gain : `${gain} (95% interval ${signed(100 * interval[0])} to ${signed(100 * interval[1])})`;
+}
+
+/** Diversity of the reference's and the tuned generator's images, and its change; why it is missing when it is. */
+export function diversityText(c: RecordedComparison): string {
+  const base = c.diversityBase ?? null;
+  const tuned = c.diversityTuned ?? null;
+  if (base === null || tuned === null) return 'diversity not measured (it needs two or more held-out seeds per prompt)';
+  const change = c.diversityChange ?? null;
+  return `diversity ${base.toFixed(4)} -> ${tuned.toFixed(4)}${change === null ? '' : ` (${signed(100 * change)}%)`}`;
+}
 
 export function progressLine(p: RoundProgress): string {
   const head = `round ${p.round} ${p.stage.padEnd(8)}`;
@@ -41,7 +59,13 @@ export function roundSummary(result: RoundResult): string {
     .join(', ');
   return [
     `Round ${result.round}: tuned beats base in ${percent(e.winRate)} of ${e.pairs} pairs (95% interval ${percent(e.winRateInterval[0])}-${percent(e.winRateInterval[1])}, sign test p = ${e.signTestP.toPrecision(3)})`,
-    `  mean CLIP score: base ${e.meanClipBase.toFixed(2)}, tuned ${e.meanClipTuned.toFixed(2)}; detector accuracy: base ${percent(e.accuracyBase)}, tuned ${percent(e.accuracyTuned)}`,
+    `  mean CLIP score: base ${e.meanClipBase.toFixed(2)}, tuned ${e.meanClipTuned.toFixed(2)}; detector accuracy: base ${percent(e.accuracyBase)}, tuned ${percent(e.accuracyTuned)}, gain ${accuracyGainText(e)}`,
+    `  image ${diversityText(e)}`,
+    ...(e.parent === null
+      ? []
+      : [
+          `  against its parent: tuned wins ${percent(e.parent.winRate)} (95% interval ${percent(e.parent.winRateInterval[0])}-${percent(e.parent.winRateInterval[1])}); accuracy gain ${accuracyGainText(e.parent)}; ${diversityText(e.parent)}`,
+        ]),
     `  dataset: ${result.dataset.kept} images kept, ${result.dataset.dropped} prompts dropped (${classes}); LoRA: ${result.training.steps} steps, final loss ${result.training.finalLoss?.toFixed(4) ?? '-'}`,
     `  report: ${result.report.location}`,
   ].join('\n');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { mulberry32 } from './prng.js';
-import { bootstrapInterval, meanDifference, percentile, perClassAccuracy, signTest, winRate, type Pair } from './stats.js';
+import { bootstrapInterval, meanDifference, meanPairwiseCosineDistance, percentile, perClassAccuracy, signTest, winRate, type Pair } from './stats.js';
 
 const pair = (prompt: string, seed: number, base: number, tuned: number): Pair => ({ prompt, seed, base, tuned });
 
@@ -68,6 +68,22 @@ describe('bootstrap', () => {
     expect(Math.min(...draws)).toBeGreaterThanOrEqual(0);
     expect(Math.max(...draws)).toBeLessThan(1);
     expect(draws.reduce((s, v) => s + v, 0) / draws.length).toBeCloseTo(0.5, 1);
+  });
+});
+
+describe('diversity', () => {
+  const v = (...xs: number[]) => new Float32Array(xs);
+
+  it("averages 1 - cos over every unordered pair, whatever the vectors' lengths", () => {
+    // (1,0)-(0,1): 1; each against (1,1): 1 - 1/√2.
+    expect(meanPairwiseCosineDistance([v(1, 0), v(0, 3), v(2, 2)])).toBeCloseTo((3 - Math.SQRT2) / 3, 7);
+    expect(meanPairwiseCosineDistance([v(1, 2), v(2, 4)])).toBeCloseTo(0, 7);
+    expect(meanPairwiseCosineDistance([v(1, 0), v(-1, 0)])).toBe(2);
+  });
+
+  it('is null with fewer than two images: no pair to compare', () => {
+    expect(meanPairwiseCosineDistance([v(1, 0)])).toBeNull();
+    expect(meanPairwiseCosineDistance([])).toBeNull();
   });
 });
 
