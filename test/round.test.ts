@@ -23,7 +23,8 @@ import { localTemporal, recordHistory, testDependencies, withRoundWorkers } from
 import { testDetector, tinyRoundInput } from './models.js';
 import { chooseImages } from '../activities/selection.js';
 import { artifactKeys, roundRoot } from '../contract/keys.js';
-import type { PromptScores } from '../contract/records.js';
+import type { EvaluateResult } from '../contract/activities.js';
+import type { EvaluationRecord, PromptScores } from '../contract/records.js';
 import { TASK_QUEUES } from '../contract/workers.js';
 import type { CampaignResult, RoundFigures, RoundResult } from '../contract/workflows.js';
 import type { RoundProgress } from '../contract/progress.js';
@@ -51,7 +52,9 @@ describe('selfRewardRound', () => {
   it('runs sample, judge, curate, train, evaluate and report, and shows its figures', async () => {
     const workflowId = `round-${randomUUID()}`;
     const { result, progress, description } = await withWorkers(async () => {
-      const handle = await env.client.workflow.start('selfRewardRound', { taskQueue: TASK_QUEUES.workflows, workflowId, args: [roundInput] });
+      // A gate with a diversity bound: the verdict is only reported, the figures it reads are checked below.
+      const gated = { ...roundInput, gate: { minWinRateLow: 0, maxDiversityLoss: 0.5 } };
+      const handle = await env.client.workflow.start('selfRewardRound', { taskQueue: TASK_QUEUES.workflows, workflowId, args: [gated] });
       const result = (await handle.result()) as RoundResult;
       await recordHistory(env, workflowId);
       return { result, progress: await handle.query<RoundProgress>('progress'), description: await handle.describe() };
@@ -63,8 +66,24 @@ describe('selfRewardRound', () => {
     expect(result.training.steps).toBe(2);
     expect(result.evaluation.pairs).toBe(2);
     expect(result.evaluation.winRateInterval[0]).toBeLessThanOrEqual(result.evaluation.winRate);
+    // The new figures, in the stored evaluation.json as in the result: one prompt, two seeds.
+    const stored = await getJson<EvaluateResult>(deps.store, result.evaluation.manifest);
+    expect(stored).toEqual(result.evaluation);
+    const gain = stored.accuracyTuned - stored.accuracyBase;
+    expect(stored.accuracyGainInterval).toEqual([expect.closeTo(gain, 12), expect.closeTo(gain, 12)]);
+    for (const figure of [stored.diversityBase, stored.diversityTuned, stored.diversityChange]) expect(typeof figure).toBe('number');
+    expect(stored.diversityBase).toBeGreaterThan(0);
+    expect(stored.diversityChange).toBeCloseTo(stored.diversityTuned! / stored.diversityBase! - 1, 12);
+    const record = await getJson<EvaluationRecord>(deps.store, artifactKeys.evaluationRecord(result.root, 0));
+    expect(record.diversity).toMatchObject({ base: stored.diversityBase, parent: null, tuned: stored.diversityTuned });
+    expect(result.gate?.reasons).toHaveLength(3);
+    expect(result.gate?.reasons[2]).toMatch(/^diversity \d\.\d{4} -> \d\.\d{4} against the base's: /);
+    console.log('round evaluation figures', JSON.stringify({ ...stored, perClass: undefined, manifest: undefined }), result.gate?.reasons[2]);
     expect(await deps.store.exists(result.report.report)).toBe(true);
-    expect((await deps.store.get(result.report.report)).toString()).toContain('Tuned beats base in');
+    const report = (await deps.store.get(result.report.report)).toString();
+    expect(report).toContain('Tuned beats base in');
+    expect(report).toMatch(/Accuracy gain [+-]\d+\.\d points \(95% interval/);
+    expect(report).toContain('Diversity (mean pairwise CLIP image distance');
     expect(await deps.store.list(`${result.training.lora}unet/`)).toContain(`${result.training.lora}unet/model.onnx`);
 
     // Every dataset image passed the rule and sits beside the prompt it was sampled for.
@@ -94,6 +113,12 @@ describe('selfRewardRound', () => {
     expect(description.typedSearchAttributes.get(SEARCH_ATTRIBUTES.winRate)).toBeCloseTo(result.evaluation.winRate);
     expect(description.typedSearchAttributes.get(SEARCH_ATTRIBUTES.classes)).toEqual(['circle', 'square', 'triangle']);
     expect(description.memo).toMatchObject({ winRate: result.evaluation.winRate, kept: result.dataset.kept, report: result.report.location });
+    expect(description.memo).toMatchObject({
+      accuracyGainInterval: stored.accuracyGainInterval,
+      diversityBase: stored.diversityBase,
+      diversityTuned: stored.diversityTuned,
+      diversityChange: stored.diversityChange,
+    });
   });
 });
 
