@@ -78,7 +78,6 @@ describe('selfRewardRound', () => {
     expect(record.diversity).toMatchObject({ base: stored.diversityBase, parent: null, tuned: stored.diversityTuned });
     expect(result.gate?.reasons).toHaveLength(3);
     expect(result.gate?.reasons[2]).toMatch(/^diversity \d\.\d{4} -> \d\.\d{4} against the base's: /);
-    console.log('round evaluation figures', JSON.stringify({ ...stored, perClass: undefined, manifest: undefined }), result.gate?.reasons[2]);
     expect(await deps.store.exists(result.report.report)).toBe(true);
     const report = (await deps.store.get(result.report.report)).toString();
     expect(report).toContain('Tuned beats base in');
