@@ -258,7 +258,12 @@ const ROUND_FIELDS: Schema<RoundInput> = refine(
           scheduler: scheduler(
             'scheduler of the base-vs-tuned comparison; null: `sampling.scheduler`. Set it to the one the model is used with when the training pool is sampled with another (an ancestral one)',
           ),
-          bootstrapResamples: integer({ min: 100, max: 1_000_000, default: 2000, meaning: "bootstrap resamples of the win rate's and the accuracy gain's confidence intervals" }),
+          bootstrapResamples: integer({
+            min: 100,
+            max: 1_000_000,
+            default: 2000,
+            meaning: "bootstrap resamples of the win rate's and the accuracy gain's confidence intervals",
+          }),
           allowOverlap: boolean({
             default: false,
             meaning: 'allow held-out prompts that are also training prompts (refused by default: a comparison on prompts the LoRA trained on overstates it)',
