@@ -309,7 +309,16 @@ describe('a traced round', () => {
     expect(others).toEqual([]);
     expect(run?.service).toBe('selfreward-worker-all');
     // Each stage's activities, scheduled by the workflow and run under the span that scheduled them.
-    const stages = { prepareRound: 1, sampleShard: shards, judgeShard: shards, curateDataset: 1, trainLora: 1, sampleReferences: 1, evaluateRound: 1, writeReport: 1 };
+    const stages = {
+      prepareRound: 1,
+      sampleShard: shards,
+      judgeShard: shards,
+      curateDataset: 1,
+      trainLora: 1,
+      sampleReferences: 1,
+      evaluateRound: 1,
+      writeReport: 1,
+    };
     for (const [activity, count] of Object.entries(stages)) {
       const scheduled = children(run!, `StartActivity:${activity}`);
       const ran = scheduled.flatMap((start) => children(start, `RunActivity:${activity}`));
