@@ -18,7 +18,7 @@ export async function loadReviewPairs(store: ArtifactStore, root: string): Promi
   const recordKeys = await store.list(`${root}/evaluation/pairs/`);
   const records = await Promise.all(recordKeys.map((key) => getJson<EvaluationRecord>(store, key)));
   const pairs = reviewPairs(root, records);
-  if (pairs.length === 0) throw new ConfigError(`${store.locate(`${root}/evaluation/pairs/`)}: no evaluation records with base and tuned images`);
+  if (pairs.length === 0) throw new ConfigError(`${store.location}: no evaluation records with base and tuned images under ${root}/evaluation/pairs/`);
   return pairs;
 }
 
