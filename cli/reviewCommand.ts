@@ -23,7 +23,8 @@ async function finishedRoundRoot(client: SelfRewardClient, id: string): Promise<
   const { kind, status } = await client.describe(id);
   if (kind !== 'round') {
     const hint = kind === 'nightly' ? `; a night's round is ${id}-round` : '';
-    throw new ConfigError(`${id} is ${kind === null ? 'not one of the plugin’s workflows' : `a ${kind}`}, not a round: give a round's workflow id${hint}`);
+    const what = kind === null ? 'not a workflow of this plugin' : `a ${kind}`;
+    throw new ConfigError(`${id} is ${what}, not a round: give a round's workflow id${hint}`);
   }
   if (status !== 'COMPLETED') throw new ConfigError(`round ${id} has not completed (${status}): only a finished round has its evaluation to review`);
   return (await client.round(id).result()).root;
@@ -38,8 +39,10 @@ function openStore(): ArtifactStore {
 }
 
 function port(value: Values[string]): number {
-  const n = Number(value ?? 0);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new ConfigError(`--port: expected an integer in [0, 65535], got ${JSON.stringify(value)}`);
+  if (value === undefined) return 0;
+  const n = Number(value);
+  if (typeof value !== 'string' || !/^\d+$/.test(value) || n > 65535)
+    throw new ConfigError(`--port: expected an integer in [0, 65535], got ${JSON.stringify(value)}`);
   return n;
 }
 
@@ -61,6 +64,8 @@ export const REVIEW_COMMAND: Command = {
   async run(values, [id]) {
     const rootOption = values['root'] as string | undefined;
     if (rootOption === undefined && (id === undefined || id === '')) throw new ConfigError("give the round's workflow id (or --root)");
+    const host = (values['host'] as string | undefined) ?? '127.0.0.1';
+    const listenPort = port(values['port']);
     const root = rootOption ?? (await finishedRoundRoot(await connectClient(), id!));
     const round = roundOfRoot(root);
     if (round === null) throw new ConfigError(`--root: expected a round's folder, runs/<id>/<run>/round-<r>, got ${JSON.stringify(root)}`);
@@ -83,10 +88,12 @@ export const REVIEW_COMMAND: Command = {
       round,
       pairs,
       votes,
-      host: (values['host'] as string | undefined) ?? '127.0.0.1',
-      port: port(values['port']),
+      host,
+      port: listenPort,
       onVote: () => updater.request(),
       onError: (error) => console.error(`selfreward review: ${String(error)}`),
+    }).catch((error: Error) => {
+      throw new ConfigError(`--host/--port: cannot listen on ${host} port ${listenPort} (${error.message})`);
     });
     console.log(`blind review of round ${round}: ${pairs.length} pairs at ${server.url} (Ctrl-C to stop)`);
     console.log(humanSummary(await votes.figures()));

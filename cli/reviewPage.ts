@@ -76,7 +76,8 @@ async function vote(choice) {
   }
 }
 
-for (const choice of ['left', 'same', 'right']) $(choice).addEventListener('click', () => vote(choice));
+// The button lets go of the focus, so a later Space or Enter does not cast the same answer again.
+for (const choice of ['left', 'same', 'right']) $(choice).addEventListener('click', (event) => { event.currentTarget.blur(); vote(choice); });
 const KEYS = { ArrowLeft: 'left', a: 'left', A: 'left', ArrowDown: 'same', s: 'same', S: 'same', ArrowRight: 'right', d: 'right', D: 'right' };
 document.addEventListener('keydown', (event) => {
   const choice = KEYS[event.key];

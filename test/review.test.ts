@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -190,6 +191,19 @@ describe('selfreward review', () => {
       expect(error.mock.calls.at(-1)?.[0]).toBe(`selfreward review: --root: expected a round's folder, runs/<id>/<run>/round-<r>, got "runs/other"`);
       expect(await main(['review'])).toBe(2);
       expect(error.mock.calls.at(-1)?.[0]).toBe("selfreward review: give the round's workflow id (or --root)");
+      expect(await main(['review', '--root', fixture.root, '--port', 'any'])).toBe(2);
+      expect(error.mock.calls.at(-1)?.[0]).toBe('selfreward review: --port: expected an integer in [0, 65535], got "any"');
+      const taken = createServer();
+      await new Promise<void>((listening) => taken.listen(0, '127.0.0.1', listening));
+      const { port } = taken.address() as AddressInfo;
+      try {
+        expect(await main(['review', '--root', fixture.root, '--port', String(port)])).toBe(2);
+        expect(error.mock.calls.at(-1)?.[0]).toMatch(
+          new RegExp(`^selfreward review: --host/--port: cannot listen on 127\\.0\\.0\\.1 port ${port} \\(.*EADDRINUSE`),
+        );
+      } finally {
+        taken.close();
+      }
     } finally {
       vi.unstubAllEnvs();
       log.mockRestore();
