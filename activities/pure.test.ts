@@ -6,7 +6,7 @@ import { currentEvaluation } from '../contract/activities.js';
 import { comparisonSampling, evaluationFigures } from './evaluate.js';
 import type { EvaluationRecord, PromptDiversity, PromptScores } from '../contract/records.js';
 import { artifactKeys, evaluationSeed, roundRoot, shardPromptIndices, trainingSeed } from '../contract/keys.js';
-import { histogramSvg, reportHtml } from './reportPage.js';
+import { histogramSvg, humanReviewSection, reportHtml, withHumanReviewSection } from './reportPage.js';
 
 describe('artifact keys', () => {
   it('derive from the workflow id, run, round and shard only, whatever the id holds', () => {
@@ -201,5 +201,28 @@ describe('report page', () => {
     // One seed per prompt: a gain with a (degenerate) interval, and no diversity.
     expect(html).toContain('Accuracy gain +0.0 points (95% interval +0.0 to +0.0)');
     expect(html).toContain('Diversity: not measured (it needs two or more held-out seeds per prompt).');
+    expect(html).toContain(humanReviewSection(null));
+  });
+});
+
+describe("the report's human-review section", () => {
+  const figures = { votes: 10, tuned: 5, base: 2, same: 3, winRate: 0.65, winRateInterval: [0.4, 0.85] as const };
+
+  it('says how to collect votes until there are some, then shows their figures', () => {
+    expect(humanReviewSection(null)).toContain('No votes yet');
+    const section = humanReviewSection(figures);
+    expect(section).toContain('People prefer tuned in <b>65.0%</b> of 10 votes (95% interval 40.0% – 85.0%)');
+    expect(section).toContain('Tuned 5, base 2, same 3');
+  });
+
+  it('replaces the section and leaves the rest of the page as it was', () => {
+    const page = `<html><body><h1>r</h1>${humanReviewSection(null)}<h2>Configuration</h2></body></html>`;
+    const updated = withHumanReviewSection(page, humanReviewSection(figures));
+    expect(updated).toBe(`<html><body><h1>r</h1>${humanReviewSection(figures)}<h2>Configuration</h2></body></html>`);
+    expect(withHumanReviewSection(updated, humanReviewSection(figures))).toBe(updated);
+  });
+
+  it('is added before the end of a report written without one', () => {
+    expect(withHumanReviewSection('<body><p>x</p></body>', '<h2>Human review</h2>')).toBe('<body><p>x</p><h2>Human review</h2>\n</body>');
   });
 });

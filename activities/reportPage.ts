@@ -3,6 +3,7 @@ import type { GateVerdict } from '../config/gate.js';
 import type { RoundInput } from '../config/round.js';
 import type { Comparison, CurateResult, EvaluateResult, RunIdentity, TrainResult } from '../contract/activities.js';
 import type { EvaluationRecord, PromptScores } from '../contract/records.js';
+import type { HumanFigures } from '../models/evaluation/humanVotes.js';
 
 export interface ReportData {
   readonly run: RunIdentity;
@@ -69,6 +70,29 @@ function rankedImages(scores: readonly PromptScores[]) {
   return scores.flatMap((prompt) => prompt.images.map((image) => ({ prompt, image }))).sort((a, b) => b.image.combined - a.image.combined);
 }
 
+/** The human-review section sits between these, so `selfreward review` can replace it as votes arrive. */
+const HUMAN_REVIEW_START = '<!-- human-review -->';
+const HUMAN_REVIEW_END = '<!-- /human-review -->';
+
+/** People's verdict on the blind pairs: the win rate of their votes, or how to collect some. */
+export function humanReviewSection(figures: HumanFigures | null): string {
+  const body =
+    figures === null
+      ? "<p>No votes yet. <code>selfreward review</code> with this round's workflow id serves a blind A/B page of the held-out pairs; the figures of its votes show here.</p>"
+      : `<p class="headline">People prefer tuned in <b>${percent(figures.winRate)}</b> of ${figures.votes} votes (95% interval ${percent(figures.winRateInterval[0])} – ${percent(figures.winRateInterval[1])}).</p>` +
+        `<p>Tuned ${figures.tuned}, base ${figures.base}, same ${figures.same}; a "same" counts as half a win, and the interval resamples votes. Blind pairs from <code>selfreward review</code>.</p>`;
+  return `${HUMAN_REVIEW_START}<h2>Human review</h2>${body}${HUMAN_REVIEW_END}`;
+}
+
+/** The report with its human-review section replaced by `section` (added before the end of the page when it has none). */
+export function withHumanReviewSection(html: string, section: string): string {
+  const start = html.indexOf(HUMAN_REVIEW_START);
+  const end = html.indexOf(HUMAN_REVIEW_END, start);
+  if (start >= 0 && end >= 0) return html.slice(0, start) + section + html.slice(end + HUMAN_REVIEW_END.length);
+  const close = html.lastIndexOf('</body>');
+  return close < 0 ? html + section : html.slice(0, close) + section + '\n' + html.slice(close);
+}
+
 export function reportHtml(data: ReportData, count: number): string {
   const { input, curation, training, evaluation } = data;
   const all = data.scores.flatMap((p) => p.images);
@@ -119,6 +143,7 @@ ${runLine}
 <p class="headline">Tuned beats base in <b>${percent(evaluation.winRate)}</b> of ${evaluation.pairs} paired samples (95% interval ${percent(evaluation.winRateInterval[0])} – ${percent(evaluation.winRateInterval[1])}, sign test p = ${evaluation.signTestP.toPrecision(3)}).</p>
 <p>Mean CLIP score: base ${fixed(evaluation.meanClipBase, 2)}, tuned ${fixed(evaluation.meanClipTuned, 2)}. Detector class accuracy: base ${percent(evaluation.accuracyBase)}, tuned ${percent(evaluation.accuracyTuned)}. ${escape(gainAndDiversity(evaluation, 'base'))}</p>
 ${parentLine}${gateSection}
+${humanReviewSection(null)}
 <p>Dataset: ${datasetSource}${included}. LoRA: ${training.steps} steps, final loss ${training.finalLoss === null ? '–' : fixed(training.finalLoss, 4)}.</p>
 <h2>Per class</h2><table><tr><th>class</th><th>images kept</th><th>prompts dropped</th><th>drop reasons</th><th>accuracy base</th><th>accuracy tuned</th></tr>${classRows}</table>
 <h2>Scores of the sampled images</h2>${histogramSvg(

@@ -13,7 +13,7 @@ import { REPO_ROOT } from '../test/servers.js';
 import { waitForPort } from './servers.js';
 import { validateCampaignInput } from '../config/campaign.js';
 
-const COMMANDS = ['stack', 'worker', 'round', 'campaign', 'schema', 'status', 'result', 'cancel', 'report'];
+const COMMANDS = ['stack', 'worker', 'round', 'campaign', 'schema', 'status', 'result', 'cancel', 'report', 'review'];
 
 function captured(): { out: () => string; err: () => string; restore: () => void } {
   const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
@@ -138,7 +138,11 @@ describe('on the local stack', () => {
   it('says when a workflow does not exist', async () => {
     const io = captured();
     expect(await main(['status', 'no-such-round'])).toBe(2);
-    expect(io.err()).toMatch(/selfreward status: .*no-such-round/);
+    expect(await main(['review', 'no-such-round'])).toBe(2);
+    const errors = io.err().split('\n');
+    expect(errors[0]).toMatch(/^selfreward status: .*no-such-round/);
+    expect(errors[1]).toMatch(/^selfreward review: .*no-such-round/);
+    expect(errors).toHaveLength(2);
     io.restore();
   });
 });

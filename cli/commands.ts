@@ -19,6 +19,7 @@ import { CONFIG_OPTIONS, connectClient, endLiveLine, endTracing, liveLine, print
 import { ConfigError, loadCampaignConfig, loadRoundConfig } from './config.js';
 import { LINE_COMMANDS } from './lineCommands.js';
 import { campaignLine, progressLine, roundSummary } from './progress.js';
+import { REVIEW_COMMAND } from './reviewCommand.js';
 import { startS3Server, startTemporal, type RunningServer } from './servers.js';
 
 const COMMANDS: Record<string, Command> = {
@@ -164,6 +165,7 @@ const COMMANDS: Record<string, Command> = {
       if (values['open']) spawn(process.platform === 'darwin' ? 'open' : 'xdg-open', [progress.report], { stdio: 'ignore', detached: true }).unref();
     },
   },
+  review: REVIEW_COMMAND,
 };
 
 /** Errors a user causes and fixes: one line naming the flag, file, field or variable, and exit code 2. */

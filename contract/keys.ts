@@ -56,6 +56,10 @@ export const artifactKeys = {
   evaluationRecord: (root: string, promptIndex: number) => `${root}/evaluation/pairs/${pad(promptIndex, 5)}.json`,
   evaluateManifest: (root: string) => `${root}/evaluation.json`,
   report: (root: string) => `${root}/report.html`,
+  /** People's votes on the round's blind base-versus-tuned pairs (`selfreward review`), one object per vote, never overwritten. */
+  reviewVotes: (root: string) => `${root}/review/votes/`,
+  /** A vote under a name of its own (its time and a random part), so concurrent reviewers never write the same key. */
+  reviewVote: (root: string, name: string) => `${root}/review/votes/${name}.json`,
 } as const;
 
 /** Prompt i belongs to shard i mod shards: shards stay balanced and a prompt's images stay together. */

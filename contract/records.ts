@@ -4,6 +4,9 @@
  * written last and lists what it publishes.
  */
 import type { PromptLine } from '../config/prompts.js';
+import type { HumanChoice } from '../models/evaluation/humanVotes.js';
+
+export type { HumanChoice };
 
 /** One sampled image as the sample manifest lists it. */
 export interface SampledImage {
@@ -79,4 +82,17 @@ export interface EvaluationRecord {
    * compare). Records written by earlier versions lack it: their rounds' diversity figures are null.
    */
   readonly diversity?: PromptDiversity | null;
+}
+
+/** One person's vote on one blind pair of held-out images (base and tuned, same prompt and seed). */
+export interface HumanVote {
+  /** The pair's number on the review page. */
+  readonly pair: number;
+  readonly promptIndex: number;
+  readonly seed: number;
+  /** Which generator's image the page showed on the left, to study position bias later. */
+  readonly left: 'base' | 'tuned';
+  readonly choice: HumanChoice;
+  /** ISO 8601 time the vote was recorded. */
+  readonly at: string;
 }

@@ -1,7 +1,7 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 
-import { crc32, encodePng, pngChunk, pngChunks, readText, textChunk } from './png.js';
+import { crc32, encodePng, pixelsOnly, pngChunk, pngChunks, readText, textChunk } from './png.js';
 
 describe('crc32', () => {
   it('matches the PNG specification’s check values', () => {
@@ -43,5 +43,27 @@ describe('encodePng', () => {
     for (const chunk of pngChunks(png)) {
       expect(png.readUInt32BE(chunk.end - 4)).toBe(crc32(png.subarray(chunk.start + 4, chunk.end - 4)));
     }
+  });
+});
+
+describe('pixelsOnly', () => {
+  it('drops the text entries and keeps the pixels', async () => {
+    const data = Uint8Array.from({ length: 4 * 2 * 3 }, (_, i) => (i * 37) % 256);
+    const png = await encodePng({ width: 4, height: 2, data }, { generator: '/models/base + unet runs/x/lora/', prompt: 'a circle' });
+    const bare = pixelsOnly(png);
+    expect(readText(bare)).toEqual({});
+    expect(bare.includes(Buffer.from('lora'))).toBe(false);
+    const drawing = ['IHDR', 'PLTE', 'tRNS', 'IDAT', 'IEND'];
+    expect(pngChunks(bare).map((c) => c.type)).toEqual(
+      pngChunks(png)
+        .map((c) => c.type)
+        .filter((t) => drawing.includes(t)),
+    );
+    const decoded = await sharp(bare).raw().toBuffer({ resolveWithObject: true });
+    expect(new Uint8Array(decoded.data)).toEqual(data);
+  });
+
+  it('refuses what is not a PNG', () => {
+    expect(() => pixelsOnly(Buffer.from('GIF89a'))).toThrow(/not a PNG/);
   });
 });

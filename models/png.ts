@@ -99,3 +99,16 @@ export async function encodePng(image: RgbImage, text: Readonly<Record<string, s
     .toBuffer();
   return withText(png, text);
 }
+
+/** The chunks that draw the image: its header, palette, transparency, pixels and end. */
+const DRAWING_CHUNKS = new Set(['IHDR', 'PLTE', 'tRNS', 'IDAT', 'IEND']);
+
+/**
+ * The same image with every other chunk dropped: text entries (a sampled image names its
+ * generator and prompt there), colour profiles, times. What is left shows exactly what the
+ * pixels show, for a viewer who must not learn where an image came from.
+ */
+export function pixelsOnly(png: Buffer): Buffer {
+  const kept = pngChunks(png).filter((c) => DRAWING_CHUNKS.has(c.type));
+  return Buffer.concat([PNG_SIGNATURE, ...kept.map((c) => png.subarray(c.start, c.end))]);
+}

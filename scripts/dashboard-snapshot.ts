@@ -23,13 +23,12 @@
  * intervals); windows written as durations (`[1d]`) are used as written.
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 
 import { Client, Connection } from '@temporalio/client';
-import { chromium } from 'playwright-core';
 import { parse as parseYaml } from 'yaml';
 
 import { loadRoundConfig } from '../cli/config.js';
@@ -37,6 +36,7 @@ import { startTemporal } from '../cli/servers.js';
 import { SelfRewardClient } from '../client/index.js';
 import type { RoundProgress } from '../contract/progress.js';
 import { PACKAGE_ROOT } from '../config/paths.js';
+import { launchChromium, requireChromium } from '../test/browser.js';
 import { freePort } from '../test/servers.js';
 import { WorkerProcess } from '../test/workerProcess.js';
 import { readDashboard, type Panel } from './dashboard.js';
@@ -58,17 +58,6 @@ const MEASURED = { samplesPerPrompt: 4, shards: 4, maxSteps: 300, seedsPerPrompt
 const IDLE_SCRAPES = 2;
 const AFTER_SCRAPES = 4;
 const PAGE_WIDTH = 1600;
-const CHROMIUM = '/usr/bin/chromium';
-/** As test/webui.test.ts: without these, chromium's background traffic stalls on a closed network. */
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 interface Target {
   readonly instance: string;
@@ -152,7 +141,7 @@ async function whileScraping<T>(scrapeOnce: () => Promise<void>, round: Promise<
 }
 
 async function main(out: string): Promise<void> {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: run scripts/setup-browser.sh first`);
+  requireChromium();
   const dashboard = readDashboard();
   const job = workerJob();
   const scratch = await mkdtemp(join(tmpdir(), 'dashboard-snapshot-'));
@@ -210,7 +199,7 @@ async function main(out: string): Promise<void> {
         `One round on the shapes pack (${seconds.toFixed(0)} s; two smaller rounds ran before it), a CPU worker and two GPU workers (on CPU) on two cores, ` +
         `scraped every ${SCRAPE_SECONDS} s; drawn from the dashboard's own queries by scripts/dashboard-snapshot.ts. Times UTC.`,
     });
-    const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage({ viewport: { width: PAGE_WIDTH, height: 900 } });
       await page.setContent(html);

@@ -5,7 +5,6 @@
  * way the UI shows a running round, its search attributes and its memo.
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,23 +27,9 @@ import { testGenerator } from '../models/testing/python.js';
 import { testDetector, tinyRoundInput } from './models.js';
 import { testDependencies, withRoundWorkers } from './stack.js';
 import { freePort, REPO_ROOT, requireBinary, TEMPORAL_CLI } from './servers.js';
+import { CHROMIUM, CHROMIUM_ARGS, requireChromium } from './browser.js';
 import { TASK_QUEUES } from '../contract/workers.js';
 
-/** scripts/setup-browser.sh installs it; playwright's own browser builds are not downloaded. */
-const CHROMIUM = '/usr/bin/chromium';
-/**
- * The build machines are closed networks: without these, chromium's own background traffic
- * (updates, sync, field trials) is refused and slows or stalls page loads.
- */
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 /** Page loads take tens of seconds on a busy two-core machine. */
 const UI_TIMEOUT_MS = 120_000;
 
@@ -69,7 +54,7 @@ async function waitForUi(url: string): Promise<void> {
 }
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: run scripts/setup-browser.sh first`);
+  requireChromium();
   scratch = await mkdtemp(join(tmpdir(), 'webui-'));
   const uiPort = await freePort();
   env = await TestWorkflowEnvironment.createLocal({
