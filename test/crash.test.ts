@@ -41,6 +41,19 @@ beforeAll(async () => {
   roundInput = tinyRoundInput(generator, detector, {
     sampling: { steps: 4 },
     lora: { maxSteps: 20, batchSize: 2, checkpointEvery: 4 },
+    // Enough held-out prompts that the evaluation is still running when the kill after its first image lands.
+    evaluation: {
+      prompts: [
+        { className: 'circle', text: 'two yellow circles on a white background' },
+        { className: 'square', text: 'one red square on a white background' },
+        { className: 'triangle', text: 'three blue triangles on a white background' },
+        { className: 'circle', text: 'one green circle on a white background' },
+        { className: 'square', text: 'two orange squares on a white background' },
+        { className: 'triangle', text: 'one purple triangle on a white background' },
+      ],
+      seedsPerPrompt: 2,
+      bootstrapResamples: 100,
+    },
     // The shortest the schema allows: a dead worker's activity is retried 15 s after its last heartbeat.
     activities: { heartbeatTimeoutSeconds: 15, maximumAttempts: 5 },
   });
