@@ -31,11 +31,7 @@ describe('verdict changes', () => {
   });
 
   it('count each class by name and list its fixes and regressions, largest confidence change first', () => {
-    const records = [
-      record(0, 'square', [0.1, 0.9], [0.9, 0.8]),
-      record(1, 'circle', [0.1, 0.4, 0.9], [0.6, 0.95, 0.2]),
-      record(2, 'circle', [0.2], [0.1]),
-    ];
+    const records = [record(0, 'square', [0.1, 0.9], [0.9, 0.8]), record(1, 'circle', [0.1, 0.4, 0.9], [0.6, 0.95, 0.2]), record(2, 'circle', [0.2], [0.1])];
     const changes = verdictChanges(records, 0.5);
     expect(changes.map((c) => c.className)).toEqual(['circle', 'square']);
     const [circle, square] = changes;
