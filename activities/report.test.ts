@@ -1,12 +1,13 @@
 /** The report's links, loss curve and size, and the activity that writes it into a local store. */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { downloadReport } from '../cli/reportCopy.js';
 import { updateReportReview } from '../cli/reviewStore.js';
 import type { EvaluateResult } from '../contract/activities.js';
 import { artifactKeys, evaluationSeed, roundRoot } from '../contract/keys.js';
@@ -17,9 +18,10 @@ import { S3Store } from '../store/s3.js';
 import { putJson } from '../store/store.js';
 import { roundInputWith, storedInput, storeOnlyDependencies } from '../test/activity.js';
 import { evaluationFigures } from './evaluate.js';
+import { escapeHtml } from './html.js';
 import { createWriteReport } from './report.js';
 import { lossCurveSvg, LOSS_CURVE_POINTS } from './reportCharts.js';
-import { relativeUrl } from './reportLinks.js';
+import { linkedKeys, relativeUrl } from './reportLinks.js';
 import { humanReviewSection } from './reportPage.js';
 import { lossCurve } from './trainerMetrics.js';
 
@@ -29,6 +31,13 @@ describe('links from the report', () => {
     expect(relativeUrl('runs/wf/run-2/round-001/report.html', 'runs/wf/run-1/round-001/samples/a.png')).toBe('../../run-1/round-001/samples/a.png');
     expect(relativeUrl('runs/a%20b/r/report.html', 'runs/a%20b/x #?.png')).toBe('../x%20%23%3F.png');
     expect(relativeUrl('report.html', 'runs/a%2Fb/k.png')).toBe('runs/a%252Fb/k.png');
+  });
+
+  it("lead back to the keys they link, from the page's escaped HTML", () => {
+    const page = 'runs/a%20b/run-2/round-001/report.html';
+    const targets = ['runs/a%20b/run-2/round-001/evaluation/base/00000-000.png', "runs/a%20b/run-1/round-001/it's #1.png"];
+    const html = targets.map((t) => `<img src="${escapeHtml(relativeUrl(page, t))}" alt="x">`).join('') + '<img src="data:image/png;base64,iVBORw==">';
+    expect(linkedKeys(page, html)).toEqual([...targets].sort());
   });
 
   it('reach the artifact from the page as both stores locate them', () => {
@@ -144,6 +153,13 @@ describe('writeReport', () => {
     expect(html.length).toBeLessThan(png.length);
     const page = pathToFileURL(result.location);
     for (const src of new Set(sources)) expect((await stat(fileURLToPath(new URL(src, page)))).isFile()).toBe(true);
+    // A copy out of the store (`selfreward report --download`) brings the images its links need, and only those.
+    const copy = await downloadReport(store, root, join(folder, 'copy'));
+    expect(copy).toBe(join(folder, 'copy', ...result.report.split('/')));
+    const copied = pathToFileURL(copy);
+    for (const src of new Set(sources)) expect((await stat(fileURLToPath(new URL(src, copied)))).isFile()).toBe(true);
+    const files = await readdir(join(folder, 'copy'), { recursive: true, withFileTypes: true });
+    expect(files.filter((f) => f.isFile())).toHaveLength(new Set(sources).size + 1);
     // Every class shows in the grid, and the verdict table counts each class's pairs.
     for (const c of classes) expect(html).toContain(`class ${c} · seed`);
     expect(html).toContain('<tr><td>circle</td><td>8</td><td>8</td><td>0</td><td>0</td><td>0</td><td>+8</td></tr>');

@@ -17,3 +17,24 @@ export function relativeUrl(page: string, target: string): string {
   while (common < folder.length && common < path.length - 1 && folder[common] === path[common]) common++;
   return [...folder.slice(common).map(() => '..'), ...path.slice(common).map(encodeURIComponent)].join('/');
 }
+
+/** The page's `src="..."` attribute values, as the page escaped them (`escapeHtml` writes `&#NN;`). */
+const SOURCES = /<img [^>]*?src="([^"]*)"/g;
+
+/**
+ * The keys of the artifacts the page stored at key `page` shows as images: its relative links
+ * resolved against the page's own key, the inverse of `relativeUrl`. What a copy of the report
+ * needs beside it for its images to show.
+ */
+export function linkedKeys(page: string, html: string): string[] {
+  const base = `http://store/${page.split('/').map(encodeURIComponent).join('/')}`;
+  const keys = new Set<string>();
+  for (const [, escaped] of html.matchAll(SOURCES)) {
+    const src = escaped!.replace(/&#(\d+);/g, (_, code: string) => String.fromCharCode(Number(code)));
+    const url = new URL(src, base);
+    // Only links into the store: an absolute or data: URL is not an artifact.
+    if (url.origin !== 'http://store') continue;
+    keys.add(url.pathname.slice(1).split('/').map(decodeURIComponent).join('/'));
+  }
+  return [...keys].sort();
+}
