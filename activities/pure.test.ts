@@ -6,7 +6,8 @@ import { currentEvaluation } from '../contract/activities.js';
 import { comparisonSampling, evaluationFigures } from './evaluate.js';
 import type { EvaluationRecord, PromptDiversity, PromptScores } from '../contract/records.js';
 import { artifactKeys, evaluationSeed, roundRoot, shardPromptIndices, trainingSeed } from '../contract/keys.js';
-import { histogramSvg, humanReviewSection, reportHtml, withHumanReviewSection } from './reportPage.js';
+import { histogramSvg } from './reportCharts.js';
+import { humanReviewSection, reportHtml, withHumanReviewSection } from './reportPage.js';
 
 describe('artifact keys', () => {
   it('derive from the workflow id, run, round and shard only, whatever the id holds', () => {
@@ -179,22 +180,25 @@ describe('report page', () => {
     ];
     const html = reportHtml(
       {
+        page: 'r/report.html',
         run: { workflowId: 'wf', runId: 'run-2', resetFrom: 'run-1' },
         input,
         gate: { passed: false, reasons: ['win rate against the parent 40.0%: not enough'] },
         scores,
         curation: { manifest: 'm', dataset: 'd/', kept: 1, included: 0, dropped: 0, perClass: { circle: { kept: 1, dropped: 0, reasons: {} } } },
         training: { manifest: 'm', lora: 'l/', steps: 10, finalLoss: 0.1 },
+        lossCurve: { losses: [0.3, 0.2, 0.1] },
         evaluation: { manifest: 'm', ...evaluationFigures([record(0, 'circle', [20], [25], [true])], 0.5, 100) },
         evaluationRecords: [record(0, 'circle', [20], [25], [true])],
-        images: new Map([['k0', Uint8Array.of(137, 80, 78, 71)]]),
       },
       8,
     );
     expect(html).toContain('Tuned beats base in <b>100.0%</b> of 1 paired samples');
     expect(html).toContain('a &#60;b&#62;red&#60;/b&#62; circle');
     expect(html).not.toContain('<b>red</b>');
-    expect(html).toContain('data:image/png;base64,iVBORw==');
+    // Images are links relative to the page, never inlined.
+    expect(html).toContain('<img src="../k0"');
+    expect(html).not.toContain('data:image');
     expect(html).toContain('a reset of run <code>run-1</code>');
     expect(html).toContain('Promotion gate: not passed');
     expect(html).toContain('win rate against the parent 40.0%: not enough');

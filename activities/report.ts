@@ -1,13 +1,14 @@
 import type { ReportRequest, ReportResult } from '../contract/activities.js';
 import { artifactKeys } from '../contract/keys.js';
 import type { EvaluationRecord, JudgeManifest, PromptScores } from '../contract/records.js';
-import { findJson, getJson } from '../store/store.js';
+import { ArtifactNotFoundError, findJson, getJson, type ArtifactStore } from '../store/store.js';
 import type { ActivityDependencies } from './dependencies.js';
 import { badData } from './failures.js';
-import { reportHtml, reportImageKeys } from './reportPage.js';
+import { reportHtml } from './reportPage.js';
+import { lossCurve } from './trainerMetrics.js';
 import { roundInput } from './input.js';
 
-/** Best, worst and side-by-side images shown per section. */
+/** Best and worst samples, and base-versus-tuned pairs in the grid, shown per section. */
 const SHOWN = 8;
 
 async function required<T>(deps: ActivityDependencies, key: string, stage: string): Promise<T> {
@@ -16,7 +17,21 @@ async function required<T>(deps: ActivityDependencies, key: string, stage: strin
   return value;
 }
 
-/** Writes the round's report, one self-contained HTML file, as a single (atomic) artifact. */
+/** The object's text, or null when it has not been published. */
+async function findText(store: ArtifactStore, key: string): Promise<string | null> {
+  try {
+    return (await store.get(key)).toString('utf8');
+  } catch (error) {
+    if (error instanceof ArtifactNotFoundError) return null;
+    throw error;
+  }
+}
+
+/**
+ * Writes the round's report, one HTML file, as a single (atomic) artifact. Its images are not
+ * copied or inlined: the page links to the round's stored PNGs by relative URL (`reportLinks.ts`),
+ * which resolves the same in the local folder and in the S3 bucket.
+ */
 export function createWriteReport(deps: ActivityDependencies) {
   return async function writeReport({ root, inputKey, run, judged, dataset, training, evaluation, gate }: ReportRequest): Promise<ReportResult> {
     const input = await roundInput(deps, inputKey);
@@ -28,9 +43,11 @@ export function createWriteReport(deps: ActivityDependencies) {
         for (const record of manifest.records) scores.push(await getJson<PromptScores>(deps.store, record));
       }
       const records = await Promise.all((await deps.store.list(`${root}/evaluation/pairs/`)).map((k) => getJson<EvaluationRecord>(deps.store, k)));
-      const images = new Map<string, Uint8Array>();
-      for (const image of reportImageKeys(scores, records, SHOWN)) images.set(image, await deps.store.get(image));
-      const html = reportHtml({ run, input, scores, curation: dataset, training, evaluation, gate, evaluationRecords: records, images }, SHOWN);
+      const losses = lossCurve(await findText(deps.store, `${training.lora}metrics.json`));
+      const html = reportHtml(
+        { page: key, run, input, scores, curation: dataset, training, lossCurve: losses, evaluation, gate, evaluationRecords: records },
+        SHOWN,
+      );
       await deps.store.put(key, html);
     }
     return { report: key, location: deps.store.locate(key) };

@@ -1,24 +1,36 @@
-/** The round report as one self-contained HTML page (images inlined), from the round's records. Pure. */
+/**
+ * The round report as one HTML page, from the round's records. Its images are relative links to
+ * the PNGs the round stored beside it, not inlined, so the page stays small however large the
+ * images. Pure.
+ */
 import type { GateVerdict } from '../config/gate.js';
 import type { RoundInput } from '../config/round.js';
 import type { Comparison, CurateResult, EvaluateResult, RunIdentity, TrainResult } from '../contract/activities.js';
 import type { EvaluationRecord, PromptScores } from '../contract/records.js';
 import type { HumanFigures } from '../models/evaluation/humanVotes.js';
+import { escapeHtml as escape } from './html.js';
+import { histogramSvg, lossCurveSvg } from './reportCharts.js';
+import { relativeUrl } from './reportLinks.js';
+import { spreadPairs, verdictChanges, type HeldOutPair } from './reportPairs.js';
+import type { LossCurve } from './trainerMetrics.js';
 
 export interface ReportData {
+  /** The report's own key: images are linked relative to it. */
+  readonly page: string;
   readonly run: RunIdentity;
   readonly input: RoundInput;
   readonly gate: GateVerdict | null;
   readonly scores: readonly PromptScores[];
   readonly curation: CurateResult;
   readonly training: TrainResult;
+  readonly lossCurve: LossCurve;
   readonly evaluation: EvaluateResult;
   readonly evaluationRecords: readonly EvaluationRecord[];
-  /** PNG bytes by artifact key, for the images the page shows. */
-  readonly images: ReadonlyMap<string, Uint8Array>;
 }
 
-const escape = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+/** Example pairs shown per class of each kind of verdict change (fixes, regressions). */
+export const EXAMPLES_PER_CHANGE = 3;
+
 const fixed = (x: number, digits = 3) => x.toFixed(digits);
 const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
 
@@ -36,38 +48,58 @@ function gainAndDiversity(c: Comparison, reference: string): string {
 }
 
 function img(data: ReportData, key: string, title: string): string {
-  const bytes = data.images.get(key);
-  if (!bytes) return `<span class="missing">${escape(key)}</span>`;
-  return `<img src="data:image/png;base64,${Buffer.from(bytes).toString('base64')}" title="${escape(title)}" alt="${escape(title)}">`;
-}
-
-/** A histogram of values in [0, 1] as inline SVG, ten bins. */
-export function histogramSvg(values: readonly number[], label: string): string {
-  const bins = new Array<number>(10).fill(0);
-  for (const v of values) bins[Math.min(9, Math.max(0, Math.floor(v * 10)))]! += 1;
-  const top = Math.max(1, ...bins);
-  const bars = bins
-    .map(
-      (n, i) =>
-        `<rect x="${i * 22}" y="${100 - (90 * n) / top}" width="20" height="${(90 * n) / top}"><title>${(i / 10).toFixed(1)}-${((i + 1) / 10).toFixed(1)}: ${n}</title></rect>`,
-    )
-    .join('');
-  return `<figure><svg viewBox="0 0 220 100" width="220" height="100" role="img" aria-label="${escape(label)}">${bars}</svg><figcaption>${escape(label)} (0 to 1, ${values.length} images)</figcaption></figure>`;
-}
-
-/** The images the report shows: best and worst judged samples and every evaluation pair it lists. */
-export function reportImageKeys(scores: readonly PromptScores[], records: readonly EvaluationRecord[], count: number): string[] {
-  const ranked = rankedImages(scores);
-  const picked = [...ranked.slice(0, count), ...ranked.slice(-count)].map((r) => r.image.key);
-  const pairs = records
-    .slice(0, count)
-    .flatMap((r) => [r.base[0]?.key, r.tuned[0]?.key])
-    .filter((k): k is string => k !== undefined);
-  return [...new Set([...picked, ...pairs])];
+  return `<img src="${escape(relativeUrl(data.page, key))}" loading="lazy" title="${escape(title)}" alt="${escape(title)}">`;
 }
 
 function rankedImages(scores: readonly PromptScores[]) {
   return scores.flatMap((prompt) => prompt.images.map((image) => ({ prompt, image }))).sort((a, b) => b.image.combined - a.image.combined);
+}
+
+/** A held-out pair side by side, base left, with the prompt and both sides' detection and CLIP figures. */
+function pairCard(data: ReportData, p: HeldOutPair): string {
+  return (
+    `<div class="card pair">${img(data, p.base.key, `base, seed ${p.seed}`)}${img(data, p.tuned.key, `tuned, seed ${p.seed}`)}<p>${escape(p.text)}</p>` +
+    `<p class="small">class ${escape(p.className)} · seed ${p.seed} · detection ${fixed(p.base.detection, 2)} → ${fixed(p.tuned.detection, 2)} · CLIP ${fixed(p.base.clip, 2)} → ${fixed(p.tuned.clip, 2)}</p></div>`
+  );
+}
+
+/**
+ * Per class, the pairs whose detector verdict the round flipped, counted and with examples. The
+ * verdicts are the curation judge's detector, which the loop trains the generator to please.
+ */
+function changesSection(data: ReportData): string {
+  const threshold = data.input.judge.threshold;
+  const classes = verdictChanges(data.evaluationRecords, threshold);
+  const rows = classes
+    .map((c) => {
+      const pairs = c.fixes.length + c.regressions.length + c.unchangedRight + c.unchangedWrong;
+      const net = c.fixes.length - c.regressions.length;
+      return `<tr><td>${escape(c.className)}</td><td>${pairs}</td><td>${c.fixes.length}</td><td>${c.regressions.length}</td><td>${c.unchangedRight}</td><td>${c.unchangedWrong}</td><td>${net > 0 ? '+' : ''}${net}</td></tr>`;
+    })
+    .join('');
+  const examples = (kind: string, pairs: readonly HeldOutPair[]) =>
+    pairs.length === 0
+      ? ''
+      : `<h4>${kind} (${pairs.length}${pairs.length > EXAMPLES_PER_CHANGE ? `, the ${EXAMPLES_PER_CHANGE} largest confidence changes shown` : ''})</h4><div class="cards">${pairs
+          .slice(0, EXAMPLES_PER_CHANGE)
+          .map((p) => pairCard(data, p))
+          .join('')}</div>`;
+  const perClass = classes
+    .filter((c) => c.fixes.length + c.regressions.length > 0)
+    .map((c) => `<h3>${escape(c.className)}</h3>${examples('Fixes', c.fixes)}${examples('Regressions', c.regressions)}`)
+    .join('');
+  return (
+    `<h2>What the round fixed and broke</h2>` +
+    `<p>A pair is one held-out prompt and seed, base and tuned drawn from the same initial noise. A <b>fix</b> is a pair whose base image the detector misses the class in (confidence below the judge's threshold ${threshold}) and whose tuned image it finds it in; a <b>regression</b> is the reverse. ` +
+    `These verdicts are the curation judge's own detector, the one this loop trains the generator to please, so they show what the round changed in the judge's eyes, not an independent check: look at the images.</p>` +
+    `<table><tr><th>class</th><th>pairs</th><th>fixes</th><th>regressions</th><th>unchanged right</th><th>unchanged wrong</th><th>net</th></tr>${rows}</table>` +
+    (perClass === '' ? '<p>No pair changed its verdict.</p>' : perClass)
+  );
+}
+
+function trainingSection(data: ReportData): string {
+  const curve = data.lossCurve;
+  return `<h2>Training loss</h2>${'losses' in curve ? lossCurveSvg(curve.losses) : `<p>No loss curve: ${escape(curve.unavailable)}.</p>`}`;
 }
 
 /** The human-review section sits between these, so `selfreward review` can replace it as votes arrive. */
@@ -93,6 +125,7 @@ export function withHumanReviewSection(html: string, section: string): string {
   return close < 0 ? html + section : html.slice(0, close) + section + '\n' + html.slice(close);
 }
 
+/** The page; `count` is how many best and worst samples and grid pairs it shows. */
 export function reportHtml(data: ReportData, count: number): string {
   const { input, curation, training, evaluation } = data;
   const all = data.scores.flatMap((p) => p.images);
@@ -126,17 +159,13 @@ export function reportHtml(data: ReportData, count: number): string {
       ? `${curation.kept} images kept, up to ${input.selection.perPrompt} per prompt; ${curation.dropped} prompts dropped (rule “${input.selection.rule}”, detection threshold ${input.judge.threshold})`
       : `${curation.kept} images of the curated dataset <code>${escape(input.dataset)}</code>, trained again with this round's settings`;
   const included = curation.included > 0 && input.dataset === null ? `, ${curation.included} of them from earlier rounds' datasets` : '';
-  const pairs = data.evaluationRecords
-    .slice(0, count)
-    .map(
-      (r) =>
-        `<div class="card pair">${img(data, r.base[0]?.key ?? '', 'base')}${img(data, r.tuned[0]?.key ?? '', 'tuned')}<p>${escape(r.text)}</p><p class="small">CLIP base ${fixed(r.base[0]?.clip ?? 0, 2)} · tuned ${fixed(r.tuned[0]?.clip ?? 0, 2)} (seed ${r.seeds[0]})</p></div>`,
-    )
+  const grid = spreadPairs(data.evaluationRecords, count)
+    .map((p) => pairCard(data, p))
     .join('');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Self-reward round ${input.round}: ${escape(run.workflowId)}</title>
 <style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}
-.cards{display:flex;flex-wrap:wrap;gap:12px}.card{width:200px}.card img{width:96px;image-rendering:pixelated;margin-right:4px}.small{color:#555;font-size:12px}
+.cards{display:flex;flex-wrap:wrap;gap:12px}.card{width:200px}.card img{width:96px;image-rendering:pixelated;margin-right:4px}.pair{width:260px}.pair img{width:128px;margin-right:2px}.small{color:#555;font-size:12px}
 svg rect{fill:#4a7}figure{display:inline-block;margin:0 2em 0 0}.headline{font-size:20px}</style></head><body>
 <h1>Self-reward round ${input.round}</h1>
 ${runLine}
@@ -146,6 +175,9 @@ ${parentLine}${gateSection}
 ${humanReviewSection(null)}
 <p>Dataset: ${datasetSource}${included}. LoRA: ${training.steps} steps, final loss ${training.finalLoss === null ? '–' : fixed(training.finalLoss, 4)}.</p>
 <h2>Per class</h2><table><tr><th>class</th><th>images kept</th><th>prompts dropped</th><th>drop reasons</th><th>accuracy base</th><th>accuracy tuned</th></tr>${classRows}</table>
+${changesSection(data)}
+<h2>Base (left) vs tuned (right), same initial noise, across classes</h2><div class="cards">${grid}</div>
+${trainingSection(data)}
 <h2>Scores of the sampled images</h2>${histogramSvg(
     all.map((i) => i.detection),
     'detection confidence',
@@ -155,7 +187,6 @@ ${humanReviewSection(null)}
   )}
 <h2>Best samples</h2><div class="cards">${ranked.slice(0, count).map(card).join('')}</div>
 <h2>Worst samples</h2><div class="cards">${ranked.slice(-count).reverse().map(card).join('')}</div>
-<h2>Base (left) vs tuned (right), same initial noise</h2><div class="cards">${pairs}</div>
 <h2>Configuration</h2><pre>${escape(JSON.stringify(input, null, 2))}</pre>
 </body></html>
 `;

@@ -3,7 +3,9 @@ import { SelfRewardClient } from '../client/index.js';
 import { PACKAGE_ROOT } from '../config/paths.js';
 import { tracingFromEnvironment } from '../config/tracing.js';
 import { startTracing, type Tracing } from '../observability/tracing.js';
-import { PRESETS } from './config.js';
+import { storeFromEnvironment } from '../store/config.js';
+import type { ArtifactStore } from '../store/store.js';
+import { ConfigError, PRESETS } from './config.js';
 
 /** The values parseArgs gives a command. */
 export type Values = Record<string, string | boolean | undefined>;
@@ -40,6 +42,15 @@ export async function connectClient(): Promise<SelfRewardClient> {
     tracing = settings === null ? null : startTracing(settings, (message) => console.error(`selfreward: ${message}`));
   }
   return SelfRewardClient.connect(tracing === null ? {} : { interceptors: tracing.clientInterceptors });
+}
+
+/** The artifact store of SELF_REWARD_STORE, for commands that read a round's artifacts themselves; a bad setting is a user's error. */
+export function openStore(): ArtifactStore {
+  try {
+    return storeFromEnvironment();
+  } catch (error) {
+    throw new ConfigError((error as Error).message);
+  }
 }
 
 /** Exports the command's spans: the process may end as soon as the command does. */

@@ -15,10 +15,11 @@ import { CAMPAIGN_SCHEMA } from '../config/campaign.js';
 import { ROUND_SCHEMA } from '../config/round.js';
 import { jsonSchemaDocument } from '../config/schema.js';
 import { runWorker, WorkerStartError } from '../workers/setup.js';
-import { CONFIG_OPTIONS, connectClient, endLiveLine, endTracing, liveLine, printInput, sources, type Command, type Options } from './command.js';
+import { CONFIG_OPTIONS, connectClient, endLiveLine, endTracing, liveLine, openStore, printInput, sources, type Command, type Options } from './command.js';
 import { ConfigError, loadCampaignConfig, loadRoundConfig } from './config.js';
 import { LINE_COMMANDS } from './lineCommands.js';
 import { campaignLine, progressLine, roundSummary } from './progress.js';
+import { downloadReport } from './reportCopy.js';
 import { REVIEW_COMMAND } from './reviewCommand.js';
 import { startS3Server, startTemporal, type RunningServer } from './servers.js';
 
@@ -155,14 +156,24 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   report: {
-    summary: "where a finished round's HTML report is; --open opens it",
-    usage: 'selfreward report ID [--open]',
-    options: { open: { type: 'boolean', description: 'open it with the desktop opener (xdg-open / open)' } },
+    summary: "where a finished round's HTML report is; --open opens it, --download copies it with its images",
+    usage: 'selfreward report ID [--open] [--download DIR]',
+    options: {
+      open: { type: 'boolean', description: 'open it with the desktop opener (xdg-open / open)' },
+      download: {
+        type: 'string',
+        description: "copy the report and the images it shows out of the store (SELF_REWARD_STORE) into DIR, at their keys' paths, and print the copy's path",
+      },
+    },
+    details: ['The report links its images (PNGs of the round in the store) by relative path; a copy made with --download keeps them beside it.'],
     async run(values, [id]) {
-      const progress = await (await connectClient()).round(requireId(id)).progress();
+      const round = (await connectClient()).round(requireId(id));
+      const progress = await round.progress();
       if (progress.report === null) throw new ConfigError(`${id} has no report yet (stage: ${progress.stage})`);
-      console.log(progress.report);
-      if (values['open']) spawn(process.platform === 'darwin' ? 'open' : 'xdg-open', [progress.report], { stdio: 'ignore', detached: true }).unref();
+      const folder = values['download'] as string | undefined;
+      const report = folder === undefined ? progress.report : await downloadReport(openStore(), (await round.result()).root, resolve(folder));
+      console.log(report);
+      if (values['open']) spawn(process.platform === 'darwin' ? 'open' : 'xdg-open', [report], { stdio: 'ignore', detached: true }).unref();
     },
   },
   review: REVIEW_COMMAND,

@@ -2,9 +2,7 @@
 import type { SelfRewardClient } from '../client/index.js';
 import { roundOfRoot } from '../contract/keys.js';
 import type { HumanFigures } from '../models/evaluation/humanVotes.js';
-import { storeFromEnvironment } from '../store/config.js';
-import type { ArtifactStore } from '../store/store.js';
-import { connectClient, type Command, type Values } from './command.js';
+import { connectClient, openStore, type Command, type Values } from './command.js';
 import { ConfigError } from './config.js';
 import { startReviewServer } from './reviewServer.js';
 import { loadReviewPairs, ReportReviewUpdater, updateReportReview, VoteReader } from './reviewStore.js';
@@ -28,14 +26,6 @@ async function finishedRoundRoot(client: SelfRewardClient, id: string): Promise<
   }
   if (status !== 'COMPLETED') throw new ConfigError(`round ${id} has not completed (${status}): only a finished round has its evaluation to review`);
   return (await client.round(id).result()).root;
-}
-
-function openStore(): ArtifactStore {
-  try {
-    return storeFromEnvironment();
-  } catch (error) {
-    throw new ConfigError((error as Error).message);
-  }
 }
 
 function port(value: Values[string]): number {

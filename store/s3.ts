@@ -7,6 +7,23 @@ import { Client } from 'minio';
 
 import { ArtifactKeyError, ArtifactNotFoundError, checkKey, checkPrefix, StoreAccessError, StoreUnavailableError, type ArtifactStore } from './store.js';
 
+const CONTENT_TYPES: Readonly<Record<string, string>> = {
+  html: 'text/html; charset=utf-8',
+  json: 'application/json',
+  png: 'image/png',
+  txt: 'text/plain; charset=utf-8',
+  log: 'text/plain; charset=utf-8',
+};
+
+/**
+ * The type an object is served with, from its key's extension: a browser shows a report or an
+ * image opened from its link only when the server says what it is.
+ */
+export function contentTypeOf(key: string): string {
+  const extension = /\.([a-z0-9]+)$/i.exec(key)?.[1]?.toLowerCase() ?? '';
+  return CONTENT_TYPES[extension] ?? 'application/octet-stream';
+}
+
 export interface S3Settings {
   /** `http://host:port` or `https://host`. */
   readonly endpoint: string;
@@ -78,7 +95,8 @@ export class S3Store implements ArtifactStore {
   }
 
   locate(key: string): string {
-    return `${this.settings.endpoint.replace(/\/$/, '')}/${this.settings.bucket}/${this.object(key)}`;
+    const path = this.object(key).split('/').map(encodeURIComponent).join('/');
+    return `${this.settings.endpoint.replace(/\/$/, '')}/${this.settings.bucket}/${path}`;
   }
 
   async prepare(): Promise<void> {
@@ -88,11 +106,11 @@ export class S3Store implements ArtifactStore {
 
   async put(key: string, body: Uint8Array | string): Promise<void> {
     const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-    await this.s3(() => this.client.putObject(this.settings.bucket, this.object(key), bytes, bytes.length));
+    await this.s3(() => this.client.putObject(this.settings.bucket, this.object(key), bytes, bytes.length, { 'Content-Type': contentTypeOf(key) }));
   }
 
   async putFile(key: string, path: string): Promise<void> {
-    await this.s3(() => this.client.fPutObject(this.settings.bucket, this.object(key), path));
+    await this.s3(() => this.client.fPutObject(this.settings.bucket, this.object(key), path, { 'Content-Type': contentTypeOf(key) }));
   }
 
   async get(key: string): Promise<Buffer> {

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startS3Server, type S3Server } from '../test/servers.js';
 import { storeFromEnvironment } from './config.js';
 import { LocalFolderStore } from './local.js';
-import { S3Store } from './s3.js';
+import { contentTypeOf, S3Store } from './s3.js';
 import { ArtifactKeyError, ArtifactNotFoundError, checkKey, findJson, putJson, StoreAccessError, StoreUnavailableError, type ArtifactStore } from './store.js';
 
 function contract(name: string, open: () => Promise<ArtifactStore>): void {
@@ -151,6 +151,29 @@ describe('S3 store on a real S3 server', () => {
     await store.prepare();
     await store.prepare();
     return store;
+  });
+});
+
+describe('S3 objects as a browser opens them', () => {
+  const store = new S3Store({
+    endpoint: 'http://s3.example:9000/',
+    bucket: 'artifacts',
+    accessKey: 'a',
+    secretKey: 's',
+    region: 'us-east-1',
+    prefix: 'team a/',
+  });
+
+  it('are served with the type their extension names', () => {
+    expect(contentTypeOf('runs/x/report.html')).toBe('text/html; charset=utf-8');
+    expect(contentTypeOf('runs/x/evaluation/base/0000-00.PNG')).toBe('image/png');
+    expect(contentTypeOf('runs/x/evaluation.json')).toBe('application/json');
+    expect(contentTypeOf('runs/x/lora/unet/model.onnx')).toBe('application/octet-stream');
+    expect(contentTypeOf('runs/x/no-extension')).toBe('application/octet-stream');
+  });
+
+  it('are located by a URL whose path segments are encoded, the separators kept', () => {
+    expect(store.locate('runs/id 50%/run-1/report.html')).toBe('http://s3.example:9000/artifacts/team%20a/runs/id%2050%25/run-1/report.html');
   });
 });
 

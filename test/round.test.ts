@@ -4,9 +4,11 @@
  * local Temporal dev server. Tiny sizes keep it to about a minute on two cores.
  */
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import { readdir, readFile } from 'node:fs/promises';
 
@@ -83,6 +85,13 @@ describe('selfRewardRound', () => {
     expect(report).toContain('Tuned beats base in');
     expect(report).toMatch(/Accuracy gain [+-]\d+\.\d points \(95% interval/);
     expect(report).toContain('Diversity (mean pairwise CLIP image distance');
+    // What changed, and the trainer's loss curve from its metrics.json; images are links that resolve in the store.
+    expect(report).toContain('What the round fixed and broke');
+    expect(report).toMatch(/training loss per step \(2 steps; first /);
+    expect(report).not.toContain('data:image');
+    const sources = [...report.matchAll(/<img src="([^"]+)"/g)].map((m) => m[1]!);
+    expect(sources.length).toBeGreaterThan(0);
+    for (const src of sources) expect(existsSync(fileURLToPath(new URL(src, pathToFileURL(result.report.location))))).toBe(true);
     expect(await deps.store.list(`${result.training.lora}unet/`)).toContain(`${result.training.lora}unet/model.onnx`);
 
     // Every dataset image passed the rule and sits beside the prompt it was sampled for.
