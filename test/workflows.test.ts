@@ -422,3 +422,38 @@ describe('stages that run side by side', () => {
     expect(Math.max(...stopped)).toBeLessThanOrEqual(endedAt);
   });
 });
+
+describe("a round's details", () => {
+  it('keep one line for sampling and one for judging when the shards alternate between them', { timeout: 60_000 }, async () => {
+    const { activities } = standIns();
+    let firstJudged: () => void = () => undefined;
+    const judgedFirst = new Promise<void>((r) => (firstJudged = r));
+    // Shard 1 is sampled only once shard 0 is judged: the stages' lines alternate sampled, judged, sampled, judged.
+    const alternating: RoundActivities = {
+      ...activities,
+      sampleShard: async (request) => {
+        if (request.shard === 1) await judgedFirst;
+        return activities.sampleShard(request);
+      },
+      judgeShard: async (request) => {
+        const judged = await activities.judgeShard(request);
+        if (request.shard === 0) setTimeout(firstJudged, 500);
+        return judged;
+      },
+    };
+    const input = { ...campaignRoundInput, shards: 2, prompts: [1, 2].map((n) => ({ className: 'circle', text: `${n} red circles` })) };
+    const details = await withStandInWorkers(alternating, async () => {
+      const handle = await env.client.workflow.start('selfRewardRound', {
+        taskQueue: TASK_QUEUES.workflows,
+        workflowId: `details-${randomUUID()}`,
+        args: [input],
+      });
+      await handle.result();
+      const { currentDetails } = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+      return (currentDetails ?? '').split('\n');
+    });
+    expect(details).toHaveLength(7);
+    expect(details[1]).toMatch(/^sampled 2 of 2 shards/);
+    expect(details[2]).toMatch(/^judged 2 of 2 shards/);
+  });
+});

@@ -102,10 +102,14 @@ export class RoundProgressTracker {
     this.did(`report: ${report}`);
   }
 
-  /** Records what a stage did; a stage of many shards keeps one line, rewritten as each shard ends, so the details stay short however many shards a round has. */
+  /**
+   * Records what a stage did; a stage of many shards keeps one line, rewritten as each shard ends
+   * (sampling and judging alternate, shard by shard), so the details stay short however many
+   * shards a round has.
+   */
   private did(line: string, stage?: Stage): void {
-    const last = this.stagesDone.at(-1);
-    if (stage !== undefined && last !== undefined && last.stage === stage) last.line = line;
+    const earlier = stage === undefined ? undefined : this.stagesDone.find((done) => done.stage === stage);
+    if (earlier !== undefined) earlier.line = line;
     else this.stagesDone.push({ stage, line });
     setCurrentDetails(this.stagesDone.map((done) => done.line).join('\n'));
   }
