@@ -95,7 +95,7 @@ describe('selfRewardRound', () => {
     for (const row of rows) {
       const promptIndex = row['prompt_index'] as number;
       const record = await getJson<PromptScores>(deps.store, artifactKeys.scoreRecord(result.root, promptIndex % 2, promptIndex));
-      const [best] = chooseImages(record.images, { rule: 'paper', minCombined: 0, perPrompt: 1 }, 0) as number[];
+      const [best] = chooseImages(record.images, { rule: 'paper', minCombined: 0, perPrompt: 1, requireCount: false }, 0) as number[];
       expect(record.images[best!]?.key).toBe(row['source']);
       const png = await deps.store.get(`${result.dataset.dataset}${String(row['file_name'])}`);
       expect(png.equals(await deps.store.get(String(row['source'])))).toBe(true);
