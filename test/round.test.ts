@@ -76,6 +76,14 @@ describe('selfRewardRound', () => {
     expect(stored.diversityChange).toBeCloseTo(stored.diversityTuned! / stored.diversityBase! - 1, 12);
     const record = await getJson<EvaluationRecord>(deps.store, artifactKeys.evaluationRecord(result.root, 0));
     expect(record.diversity).toMatchObject({ base: stored.diversityBase, parent: null, tuned: stored.diversityTuned });
+    // Counting: the held-out prompt states two circles; the record keeps that and each image's instance count.
+    expect(record.statedCount).toBe(2);
+    for (const side of [record.base, record.tuned]) for (const score of side) expect(Number.isInteger(score.instances)).toBe(true);
+    const hits = (side: EvaluationRecord['base']) => side.filter((s) => s.instances === 2).length / side.length;
+    expect(stored.countAccuracyBase).toBe(hits(record.base));
+    expect(stored.countAccuracyTuned).toBe(hits(record.tuned));
+    const countGain = stored.countAccuracyTuned! - stored.countAccuracyBase!;
+    expect(stored.countGainInterval).toEqual([expect.closeTo(countGain, 12), expect.closeTo(countGain, 12)]);
     expect(result.gate?.reasons).toHaveLength(3);
     expect(result.gate?.reasons[2]).toMatch(/^diversity \d\.\d{4} -> \d\.\d{4} against the base's: /);
     expect(await deps.store.exists(result.report.report)).toBe(true);
@@ -83,6 +91,7 @@ describe('selfRewardRound', () => {
     expect(report).toContain('Tuned beats base in');
     expect(report).toMatch(/Accuracy gain [+-]\d+\.\d points \(95% interval/);
     expect(report).toContain('Diversity (mean pairwise CLIP image distance');
+    expect(report).toContain('Counting accuracy (detector&#39;s instance count is the prompt&#39;s): base');
     expect(await deps.store.list(`${result.training.lora}unet/`)).toContain(`${result.training.lora}unet/model.onnx`);
 
     // Every dataset image passed the rule and sits beside the prompt it was sampled for.
@@ -117,6 +126,9 @@ describe('selfRewardRound', () => {
       diversityBase: stored.diversityBase,
       diversityTuned: stored.diversityTuned,
       diversityChange: stored.diversityChange,
+      countAccuracyBase: stored.countAccuracyBase,
+      countAccuracyTuned: stored.countAccuracyTuned,
+      countGainInterval: stored.countGainInterval,
     });
   });
 });
