@@ -73,7 +73,12 @@ describe('selection rule', () => {
     const image = (key: string, countMatches: boolean | null): ImageScore => ({ ...score(key, 0.8, 3), countMatches });
     const prompt = (promptIndex: number, images: ImageScore[]): PromptScores => ({ promptIndex, className: 'circle', text: `p${promptIndex}`, images });
     const result = curate(
-      [prompt(0, [image('a', false), image('b', false)]), prompt(1, [image('c', false), image('d', true)]), prompt(2, [image('e', null)]), prompt(3, [score('f', 0.1, 0)])],
+      [
+        prompt(0, [image('a', false), image('b', false)]),
+        prompt(1, [image('c', false), image('d', true)]),
+        prompt(2, [image('e', null)]),
+        prompt(3, [score('f', 0.1, 0)]),
+      ],
       { ...paper, requireCount: true },
       0.5,
     );

@@ -143,7 +143,12 @@ async function scoreHeldOutPrompt(
       const verdict = await judge.judge(prompt.text, prompt.className, images);
       const embeddings = verdict.judgements.map((j) => j.clip?.embedding ?? null);
       return {
-        scores: verdict.judgements.map((j, s) => ({ key: keys[s]!, clip: j.clip?.score100 ?? 0, detection: j.detection.confidence, instances: j.detection.instances })),
+        scores: verdict.judgements.map((j, s) => ({
+          key: keys[s]!,
+          clip: j.clip?.score100 ?? 0,
+          detection: j.detection.confidence,
+          instances: j.detection.instances,
+        })),
         // The prompt's, so the same for every image.
         statedCount: verdict.judgements[0]?.detection.statedCount ?? null,
         // The embeddings are not stored: the record keeps only the prompt's diversity.
@@ -157,7 +162,15 @@ async function scoreHeldOutPrompt(
       base.diversity === null || tuned.diversity === null || (parent !== null && parent.diversity === null)
         ? null
         : { base: base.diversity, parent: parent?.diversity ?? null, tuned: tuned.diversity };
-    const record: EvaluationRecord = { ...prompt, seeds, statedCount: tuned.statedCount, base: base.scores, parent: parent?.scores ?? null, tuned: tuned.scores, diversity };
+    const record: EvaluationRecord = {
+      ...prompt,
+      seeds,
+      statedCount: tuned.statedCount,
+      base: base.scores,
+      parent: parent?.scores ?? null,
+      tuned: tuned.scores,
+      diversity,
+    };
     await putJson(deps.store, artifactKeys.evaluationRecord(root, prompt.promptIndex), record);
     return record;
   });

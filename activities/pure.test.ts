@@ -162,7 +162,14 @@ describe('evaluationFigures: diversity', () => {
 describe('evaluationFigures: counting accuracy', () => {
   /** A held-out prompt stating `stated` (or no) count, with the detector's instance count per seed and side. */
   const counted = (promptIndex: number, stated: number | null, base: number[], tuned: number[], parent: number[] | null = null): EvaluationRecord => {
-    const r = record(promptIndex, 'circle', base.map(() => 20), tuned.map(() => 20), base.map(() => true), parent?.map(() => 20) ?? null);
+    const r = record(
+      promptIndex,
+      'circle',
+      base.map(() => 20),
+      tuned.map(() => 20),
+      base.map(() => true),
+      parent?.map(() => 20) ?? null,
+    );
     const withInstances = (scores: readonly EvaluationScore[], instances: number[]) => scores.map((score, s) => ({ ...score, instances: instances[s]! }));
     return {
       ...r,

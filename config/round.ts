@@ -180,7 +180,7 @@ const ROUND_FIELDS: Schema<RoundInput> = refine(
           requireCount: boolean({
             default: false,
             meaning:
-              "keep only images whose detector instance count (at `judge.threshold`, `judge.iouThreshold`) equals the count the prompt states; a prompt that states none is unaffected",
+              'keep only images whose detector instance count (at `judge.threshold`, `judge.iouThreshold`) equals the count the prompt states; a prompt that states none is unaffected',
           }),
         },
         { meaning: 'which judged images a prompt keeps' },

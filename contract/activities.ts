@@ -189,13 +189,7 @@ export interface EvaluateResult extends Comparison {
 
 /** The figures a result recorded by an earlier version may lack (a workflow history, a stored `evaluation.json`). */
 type LaterFigures =
-  | 'accuracyGainInterval'
-  | 'diversityBase'
-  | 'diversityTuned'
-  | 'diversityChange'
-  | 'countAccuracyBase'
-  | 'countAccuracyTuned'
-  | 'countGainInterval';
+  'accuracyGainInterval' | 'diversityBase' | 'diversityTuned' | 'diversityChange' | 'countAccuracyBase' | 'countAccuracyTuned' | 'countGainInterval';
 export type RecordedComparison = Omit<Comparison, LaterFigures> & Partial<Pick<Comparison, LaterFigures>>;
 export type RecordedEvaluation = RecordedComparison & { readonly manifest: string; readonly parent?: RecordedComparison | null };
 
