@@ -58,7 +58,7 @@ describe('selection rule', () => {
     expect(chooseImages(images, { ...paper, requireCount: true, perPrompt: 8 }, 0.5)).toEqual([2, 0]);
     // d has the count but is not detected: the rule does not pass it, so the count cannot keep it.
     const wrong = [counted('a', 0.9, 1, false), counted('b', 0.8, 3, false), counted('d', 0.4, 3, true)];
-    expect(chooseImages(wrong, { ...paper, requireCount: true }, 0.5)).toBe('detector count differs from the stated count in all 2 images that pass the rule');
+    expect(chooseImages(wrong, { ...paper, requireCount: true }, 0.5)).toBe('detector count differs from the stated count in every image that passes the rule');
     // The combined rule the same way.
     expect(chooseImages(images, { ...combined, requireCount: true, perPrompt: 2 }, 0.5)).toEqual([0, 2]);
     // A prompt that states no count is unaffected.
@@ -87,7 +87,7 @@ describe('selection rule', () => {
       circle: {
         kept: 2,
         dropped: 2,
-        reasons: { 'detector count differs from the stated count in all 2 images that pass the rule': 1, 'class not detected at 0.5 in any of 1 images': 1 },
+        reasons: { 'detector count differs from the stated count in every image that passes the rule': 1, 'class not detected at 0.5 in any of 1 images': 1 },
       },
     });
   });

@@ -51,7 +51,7 @@ export function chooseImages(images: readonly ImageScore[], selection: Selection
   if (typeof order === 'string') return order;
   // Inputs stored by earlier versions lack the option: it reads as off.
   const counted = selection.requireCount === true ? order.filter((i) => images[i]!.countMatches !== false) : order;
-  if (counted.length === 0) return `detector count differs from the stated count in all ${order.length} images that pass the rule`;
+  if (counted.length === 0) return 'detector count differs from the stated count in every image that passes the rule';
   return counted.slice(0, selection.perPrompt);
 }
 
