@@ -272,7 +272,7 @@ const ROUND_FIELDS: Schema<RoundInput> = refine(
             min: 100,
             max: 1_000_000,
             default: 2000,
-            meaning: "bootstrap resamples of the confidence intervals of the win rate, the accuracy gain and the counting accuracy gain",
+            meaning: 'bootstrap resamples of the confidence intervals of the win rate, the accuracy gain and the counting accuracy gain',
           }),
           allowOverlap: boolean({
             default: false,
