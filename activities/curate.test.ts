@@ -19,7 +19,8 @@ function score(key: string, detection: number, checklist: number, combined = det
   return { key, seed: 0, detection, instances: detection >= 0.5 ? 1 : 0, countMatches: null, caption: `caption of ${key}`, checklist, clip: 30, combined };
 }
 
-const paper = { rule: 'paper', minCombined: 0, perPrompt: 1 } as const;
+const paper = { rule: 'paper', minCombined: 0, perPrompt: 1, requireCount: false } as const;
+const combined = { rule: 'combined', minCombined: 0, perPrompt: 1, requireCount: false } as const;
 
 describe('selection rule', () => {
   it("keeps the paper's choice: top checklist tier among detected images, then highest detection", () => {
@@ -33,15 +34,62 @@ describe('selection rule', () => {
 
   it('keeps the highest combined score above the minimum with the combined rule', () => {
     const images = [score('a', 0.9, 0, 0.3), score('b', 0.1, 0, 0.8)];
-    expect(chooseImages(images, { rule: 'combined', minCombined: 0.5, perPrompt: 1 }, 0.5)).toEqual([1]);
-    expect(chooseImages(images, { rule: 'combined', minCombined: 0.2, perPrompt: 5 }, 0.5)).toEqual([1, 0]);
-    expect(chooseImages(images, { rule: 'combined', minCombined: 0.9, perPrompt: 1 }, 0.5)).toBe('no image reached combined score 0.9');
+    expect(chooseImages(images, { ...combined, minCombined: 0.5 }, 0.5)).toEqual([1]);
+    expect(chooseImages(images, { ...combined, minCombined: 0.2, perPrompt: 5 }, 0.5)).toEqual([1, 0]);
+    expect(chooseImages(images, { ...combined, minCombined: 0.9 }, 0.5)).toBe('no image reached combined score 0.9');
   });
 
   it('keeps up to perPrompt images in rank order, only those that pass the rule', () => {
     const images = [score('a', 0.9, 1), score('b', 0.6, 3), score('c', 0.7, 3), score('d', 0.4, 3)];
     expect(chooseImages(images, { ...paper, perPrompt: 2 }, 0.5)).toEqual([2, 1]);
     expect(chooseImages(images, { ...paper, perPrompt: 8 }, 0.5)).toEqual([2, 1, 0]);
+  });
+
+  it('with requireCount, passes over images whose instance count differs from the stated count', () => {
+    const counted = (key: string, detection: number, checklist: number, countMatches: boolean | null, combinedScore = detection): ImageScore => ({
+      ...score(key, detection, checklist, combinedScore),
+      statedCount: countMatches === null ? null : 3,
+      countMatches,
+    });
+    // b is the paper's choice but draws the wrong number; c is next and draws three.
+    const images = [counted('a', 0.9, 1, true), counted('b', 0.8, 3, false), counted('c', 0.7, 3, true), counted('d', 0.4, 3, true)];
+    expect(chooseImages(images, paper, 0.5)).toEqual([1]);
+    expect(chooseImages(images, { ...paper, requireCount: true }, 0.5)).toEqual([2]);
+    expect(chooseImages(images, { ...paper, requireCount: true, perPrompt: 8 }, 0.5)).toEqual([2, 0]);
+    // d has the count but is not detected: the rule does not pass it, so the count cannot keep it.
+    const wrong = [counted('a', 0.9, 1, false), counted('b', 0.8, 3, false), counted('d', 0.4, 3, true)];
+    expect(chooseImages(wrong, { ...paper, requireCount: true }, 0.5)).toBe('detector count differs from the stated count in every image that passes the rule');
+    // The combined rule the same way.
+    expect(chooseImages(images, { ...combined, requireCount: true, perPrompt: 2 }, 0.5)).toEqual([0, 2]);
+    // A prompt that states no count is unaffected.
+    const uncounted = [counted('a', 0.9, 1, null), counted('b', 0.8, 3, null)];
+    expect(chooseImages(uncounted, { ...paper, requireCount: true }, 0.5)).toEqual(chooseImages(uncounted, paper, 0.5));
+    // An input stored before the option existed lacks it: off.
+    const { requireCount: _, ...older } = paper;
+    expect(chooseImages(images, older as typeof paper, 0.5)).toEqual([1]);
+  });
+
+  it('counts prompts dropped for the count among the reasons', () => {
+    const image = (key: string, countMatches: boolean | null): ImageScore => ({ ...score(key, 0.8, 3), countMatches });
+    const prompt = (promptIndex: number, images: ImageScore[]): PromptScores => ({ promptIndex, className: 'circle', text: `p${promptIndex}`, images });
+    const result = curate(
+      [
+        prompt(0, [image('a', false), image('b', false)]),
+        prompt(1, [image('c', false), image('d', true)]),
+        prompt(2, [image('e', null)]),
+        prompt(3, [score('f', 0.1, 0)]),
+      ],
+      { ...paper, requireCount: true },
+      0.5,
+    );
+    expect(result.kept.map((k) => k.image.key)).toEqual(['d', 'e']);
+    expect(result.perClass).toEqual({
+      circle: {
+        kept: 2,
+        dropped: 2,
+        reasons: { 'detector count differs from the stated count in every image that passes the rule': 1, 'class not detected at 0.5 in any of 1 images': 1 },
+      },
+    });
   });
 
   it('counts kept and dropped prompts per class with reasons', () => {

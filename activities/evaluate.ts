@@ -48,8 +48,43 @@ function diversityFigures(records: readonly EvaluationRecord[], reference: 'base
 }
 
 /**
- * The tuned generator against one reference, from the per-prompt records: paired CLIP win rate
- * and detector accuracy gain, each with a bootstrap interval over prompts; diversity.
+ * A paired accuracy from hits (1) and misses (0): the reference's and the tuned generator's share
+ * of hits, and the 95% bootstrap interval over prompts of the gain (the mean of tuned minus base).
+ */
+function pairedAccuracy(hits: readonly Pair[], resamples: number): { base: number; tuned: number; gainInterval: [number, number] } {
+  const interval = bootstrapInterval(hits, meanDifference, { resamples, seed: 0 });
+  return { base: mean(hits.map((h) => h.base)), tuned: mean(hits.map((h) => h.tuned)), gainInterval: [interval[0], interval[1]] };
+}
+
+/**
+ * Counting accuracy against one reference: over the images of held-out prompts that state a
+ * count, whether the detector's instance count equals it. Null when no prompt states a count, or
+ * when a record (of an earlier version) lacks the stated count or an image's instance count.
+ */
+function countFigures(records: readonly EvaluationRecord[], reference: 'base' | 'parent', resamples: number) {
+  const none = { countAccuracyBase: null, countAccuracyTuned: null, countGainInterval: null };
+  const scores = (r: EvaluationRecord) => (reference === 'base' ? r.base : (r.parent ?? []));
+  const complete = records.every((r) => r.statedCount !== undefined && [...scores(r), ...r.tuned].every((s) => s.instances !== undefined));
+  if (!complete) return none;
+  const hits: Pair[] = records.flatMap((r) =>
+    r.statedCount === null || r.statedCount === undefined
+      ? []
+      : r.seeds.map((seed, s) => ({
+          prompt: String(r.promptIndex),
+          seed,
+          base: Number(scores(r)[s]!.instances === r.statedCount),
+          tuned: Number(r.tuned[s]!.instances === r.statedCount),
+        })),
+  );
+  if (hits.length === 0) return none;
+  const counting = pairedAccuracy(hits, resamples);
+  return { countAccuracyBase: counting.base, countAccuracyTuned: counting.tuned, countGainInterval: counting.gainInterval };
+}
+
+/**
+ * The tuned generator against one reference, from the per-prompt records: paired CLIP win rate,
+ * detector accuracy gain and counting accuracy gain, each with a bootstrap interval over prompts;
+ * diversity.
  */
 function comparison(records: readonly EvaluationRecord[], reference: 'base' | 'parent', threshold: number, resamples: number): Comparison {
   const scores = (r: EvaluationRecord) => (reference === 'base' ? r.base : (r.parent ?? []));
@@ -70,7 +105,7 @@ function comparison(records: readonly EvaluationRecord[], reference: 'base' | 'p
   const perClass: Record<string, ClassAccuracyFigures> = {};
   for (const [className, a] of perClassAccuracy(outcomes)) perClass[className] = { pairs: a.pairs, base: a.base, tuned: a.tuned };
   const interval = bootstrapInterval(pairs, winRate, { resamples, seed: 0 });
-  const gainInterval = bootstrapInterval(detections, meanDifference, { resamples, seed: 0 });
+  const accuracy = pairedAccuracy(detections, resamples);
   return {
     pairs: pairs.length,
     winRate: winRate(pairs),
@@ -78,10 +113,11 @@ function comparison(records: readonly EvaluationRecord[], reference: 'base' | 'p
     meanClipBase: mean(pairs.map((p) => p.base)),
     meanClipTuned: mean(pairs.map((p) => p.tuned)),
     signTestP: signTest(pairs),
-    accuracyBase: mean(outcomes.map((o) => Number(o.base))),
-    accuracyTuned: mean(outcomes.map((o) => Number(o.tuned))),
-    accuracyGainInterval: [gainInterval[0], gainInterval[1]],
+    accuracyBase: accuracy.base,
+    accuracyTuned: accuracy.tuned,
+    accuracyGainInterval: accuracy.gainInterval,
     ...diversityFigures(records, reference),
+    ...countFigures(records, reference, resamples),
     perClass,
   };
 }
@@ -107,7 +143,14 @@ async function scoreHeldOutPrompt(
       const verdict = await judge.judge(prompt.text, prompt.className, images);
       const embeddings = verdict.judgements.map((j) => j.clip?.embedding ?? null);
       return {
-        scores: verdict.judgements.map((j, s) => ({ key: keys[s]!, clip: j.clip?.score100 ?? 0, detection: j.detection.confidence })),
+        scores: verdict.judgements.map((j, s) => ({
+          key: keys[s]!,
+          clip: j.clip?.score100 ?? 0,
+          detection: j.detection.confidence,
+          instances: j.detection.instances,
+        })),
+        // The prompt's, so the same for every image.
+        statedCount: verdict.judgements[0]?.detection.statedCount ?? null,
         // The embeddings are not stored: the record keeps only the prompt's diversity.
         diversity: embeddings.every((e) => e !== null) ? meanPairwiseCosineDistance(embeddings) : null,
       };
@@ -119,7 +162,15 @@ async function scoreHeldOutPrompt(
       base.diversity === null || tuned.diversity === null || (parent !== null && parent.diversity === null)
         ? null
         : { base: base.diversity, parent: parent?.diversity ?? null, tuned: tuned.diversity };
-    const record: EvaluationRecord = { ...prompt, seeds, base: base.scores, parent: parent?.scores ?? null, tuned: tuned.scores, diversity };
+    const record: EvaluationRecord = {
+      ...prompt,
+      seeds,
+      statedCount: tuned.statedCount,
+      base: base.scores,
+      parent: parent?.scores ?? null,
+      tuned: tuned.scores,
+      diversity,
+    };
     await putJson(deps.store, artifactKeys.evaluationRecord(root, prompt.promptIndex), record);
     return record;
   });

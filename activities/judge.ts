@@ -31,6 +31,7 @@ async function scorePrompt(
       seed: images[i]!.seed,
       detection: j.detection.confidence,
       instances: j.detection.instances,
+      statedCount: j.detection.statedCount,
       countMatches: j.detection.countMatches,
       caption: j.caption?.caption ?? null,
       checklist: j.checklist,

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { roundInputWith } from '../test/activity.js';
 import { currentEvaluation } from '../contract/activities.js';
 import { comparisonSampling, evaluationFigures } from './evaluate.js';
-import type { EvaluationRecord, PromptDiversity, PromptScores } from '../contract/records.js';
+import type { EvaluationRecord, EvaluationScore, PromptDiversity, PromptScores } from '../contract/records.js';
 import { artifactKeys, evaluationSeed, roundRoot, shardPromptIndices, trainingSeed } from '../contract/keys.js';
 import { histogramSvg } from './reportCharts.js';
 import { humanReviewSection, reportHtml, withHumanReviewSection } from './reportPage.js';
@@ -157,6 +157,72 @@ describe('evaluationFigures: diversity', () => {
     const read = currentEvaluation({ manifest: 'm', ...old });
     expect(read).toMatchObject({ manifest: 'm', accuracyGainInterval: null, diversityBase: null, diversityTuned: null, diversityChange: null, parent: null });
     expect(read.winRate).toBe(old.winRate);
+  });
+});
+
+describe('evaluationFigures: counting accuracy', () => {
+  /** A held-out prompt stating `stated` (or no) count, with the detector's instance count per seed and side. */
+  const counted = (promptIndex: number, stated: number | null, base: number[], tuned: number[], parent: number[] | null = null): EvaluationRecord => {
+    const r = record(
+      promptIndex,
+      'circle',
+      base.map(() => 20),
+      tuned.map(() => 20),
+      base.map(() => true),
+      parent?.map(() => 20) ?? null,
+    );
+    const withInstances = (scores: readonly EvaluationScore[], instances: number[]) => scores.map((score, s) => ({ ...score, instances: instances[s]! }));
+    return {
+      ...r,
+      statedCount: stated,
+      base: withInstances(r.base, base),
+      tuned: withInstances(r.tuned, tuned),
+      parent: r.parent === null || parent === null ? null : withInstances(r.parent, parent),
+    };
+  };
+
+  it('is the share of images whose instance count is the stated one, over prompts that state a count', () => {
+    // Stated 3: the base counts right in 1 of 4 images, the tuned in 3 of 4; prompt 2 states no count and is left out.
+    const records = [counted(0, 3, [3, 2], [3, 3]), counted(1, 3, [1, 1], [3, 1]), counted(2, null, [5, 5], [1, 1])];
+    const figures = evaluationFigures(records, 0.5, 500);
+    expect(figures.countAccuracyBase).toBe(0.25);
+    expect(figures.countAccuracyTuned).toBe(0.75);
+    // Each counted prompt gains 0.5 (one seed of its two): every resample gains 0.5.
+    expect(figures.countGainInterval).toEqual([0.5, 0.5]);
+    expect(figures.pairs).toBe(6);
+  });
+
+  it('bootstraps the gain over prompts as the accuracy gain: resamples gain 0, 0.5 or 1', () => {
+    // One seed each: prompt 0 gains (2 instances -> 1), prompt 1 does not (right on both sides).
+    const figures = evaluationFigures([counted(0, 1, [2], [1]), counted(1, 1, [1], [1])], 0.5, 2000);
+    expect([figures.countAccuracyBase, figures.countAccuracyTuned]).toEqual([0.5, 1]);
+    expect(figures.countGainInterval).toEqual([0, 1]);
+    // The same hits as detections give the same interval: one computation for both.
+    const detections = evaluationFigures([record(0, 'circle', [1], [1], [false]), record(1, 'circle', [1], [1], [true])], 0.5, 2000);
+    expect(figures.countGainInterval).toEqual(detections.accuracyGainInterval);
+  });
+
+  it('is computed against the parent as well', () => {
+    // Stated 2: the parent counts prompt 0 right and the tuned prompt 1, the base neither.
+    const figures = evaluationFigures([counted(0, 2, [0], [1], [2]), counted(1, 2, [0], [2], [0])], 0.5, 2000);
+    expect(figures).toMatchObject({ countAccuracyBase: 0, countAccuracyTuned: 0.5 });
+    expect(figures.parent).toMatchObject({ countAccuracyBase: 0.5, countAccuracyTuned: 0.5 });
+    // Resamples gain -1 (prompt 0 twice, a quarter of them), 0 or +1 (a quarter).
+    expect(figures.parent?.countGainInterval).toEqual([-1, 1]);
+  });
+
+  it('is null when no held-out prompt states a count, and for records of earlier versions (even some)', () => {
+    const none = { countAccuracyBase: null, countAccuracyTuned: null, countGainInterval: null };
+    expect(evaluationFigures([counted(0, null, [1], [1])], 0.5, 100)).toMatchObject(none);
+    const older = record(1, 'circle', [20], [20], [true]);
+    expect(evaluationFigures([counted(0, 1, [1], [1]), older], 0.5, 100)).toMatchObject(none);
+    const { instances: _, ...unCounted } = counted(0, 1, [1], [1]).tuned[0]!;
+    expect(evaluationFigures([{ ...counted(0, 1, [1], [1]), tuned: [unCounted] }], 0.5, 100)).toMatchObject(none);
+  });
+
+  it('reads results of earlier versions with the counting figures null', () => {
+    const { countAccuracyBase: _b, countAccuracyTuned: _t, countGainInterval: _g, ...old } = evaluationFigures([counted(0, 1, [1], [1])], 0.5, 100);
+    expect(currentEvaluation({ manifest: 'm', ...old })).toMatchObject({ countAccuracyBase: null, countAccuracyTuned: null, countGainInterval: null });
   });
 });
 

@@ -44,7 +44,11 @@ function gainAndDiversity(c: Comparison, reference: string): string {
     c.diversityBase === null || c.diversityTuned === null
       ? 'Diversity: not measured (it needs two or more held-out seeds per prompt).'
       : `Diversity (mean pairwise CLIP image distance across a prompt's seeds): ${reference} ${fixed(c.diversityBase, 4)}, tuned ${fixed(c.diversityTuned, 4)}${c.diversityChange === null ? '' : ` (${points(c.diversityChange)}%)`}.`;
-  return `Accuracy gain ${points(gain)} points${interval}. ${diversity}`;
+  const counting =
+    c.countAccuracyBase === null || c.countAccuracyTuned === null
+      ? ''
+      : ` Counting accuracy (detector's instance count is the prompt's): ${reference} ${percent(c.countAccuracyBase)}, tuned ${percent(c.countAccuracyTuned)}${c.countGainInterval === null ? '' : ` (gain 95% interval ${points(c.countGainInterval[0])} to ${points(c.countGainInterval[1])} points)`}.`;
+  return `Accuracy gain ${points(gain)} points${interval}. ${diversity}${counting}`;
 }
 
 function img(data: ReportData, key: string, title: string): string {

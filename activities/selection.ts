@@ -22,22 +22,37 @@ export interface Curation {
   readonly perClass: Record<string, ClassCounts>;
 }
 
-/** Indices of the images a prompt keeps, best first (at most `selection.perPrompt`), or the reason it keeps none. */
-export function chooseImages(images: readonly ImageScore[], selection: SelectionSettings, threshold: number): number[] | string {
-  if (images.length === 0) return 'no images';
+/** The images a rule passes, best first, or the reason none passes. */
+function ranked(images: readonly ImageScore[], selection: SelectionSettings, threshold: number): number[] | string {
   if (selection.rule === 'paper') {
-    const ranked = rank(
+    const order = rank(
       images.map((i) => ({ checklist: i.checklist, confidence: i.detection })),
       threshold,
     );
-    return ranked.length > 0 ? ranked.slice(0, selection.perPrompt) : `class not detected at ${threshold} in any of ${images.length} images`;
+    return order.length > 0 ? order : `class not detected at ${threshold} in any of ${images.length} images`;
   }
-  const ranked = images
+  const order = images
     .map((image, i) => ({ image, i }))
     .filter(({ image }) => image.combined >= selection.minCombined)
     .sort((x, y) => y.image.combined - x.image.combined || x.i - y.i)
     .map(({ i }) => i);
-  return ranked.length > 0 ? ranked.slice(0, selection.perPrompt) : `no image reached combined score ${selection.minCombined}`;
+  return order.length > 0 ? order : `no image reached combined score ${selection.minCombined}`;
+}
+
+/**
+ * Indices of the images a prompt keeps, best first (at most `selection.perPrompt`), or the reason
+ * it keeps none. With `selection.requireCount`, an image whose detector instance count differs
+ * from the prompt's stated count is passed over (the judge's `countMatches` is false; it is null
+ * when the prompt states no count, and such images stay).
+ */
+export function chooseImages(images: readonly ImageScore[], selection: SelectionSettings, threshold: number): number[] | string {
+  if (images.length === 0) return 'no images';
+  const order = ranked(images, selection, threshold);
+  if (typeof order === 'string') return order;
+  // Inputs stored by earlier versions lack the option: it reads as off.
+  const counted = selection.requireCount === true ? order.filter((i) => images[i]!.countMatches !== false) : order;
+  if (counted.length === 0) return 'detector count differs from the stated count in every image that passes the rule';
+  return counted.slice(0, selection.perPrompt);
 }
 
 /** The kept images in prompt order, best first within a prompt; per class, images kept and prompts dropped with reasons. */

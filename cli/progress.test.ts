@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { accuracyGainText, bar, campaignLine, diversityText, progressLine } from './progress.js';
+import { accuracyGainText, bar, campaignLine, countingText, diversityText, progressLine } from './progress.js';
 import type { RoundProgress } from '../contract/progress.js';
 
 const base: RoundProgress = {
@@ -62,5 +62,12 @@ describe('evaluation figures in the result', () => {
     expect(accuracyGainText(comparison)).toBe('+12.5 points');
     expect(diversityText(comparison)).toBe('diversity not measured (it needs two or more held-out seeds per prompt)');
     expect(diversityText({ ...comparison, diversityBase: null, diversityTuned: null, diversityChange: null })).toMatch(/not measured/);
+  });
+
+  it('gives counting accuracy base to tuned with the gain in points and its interval, or why it is missing', () => {
+    const c = { ...comparison, countAccuracyBase: 0.25, countAccuracyTuned: 0.5, countGainInterval: [0, 0.5] as const };
+    expect(countingText(c)).toBe('counting accuracy 25.0% -> 50.0%, gain +25.0 points (95% interval +0.0 to +50.0)');
+    expect(countingText(comparison)).toMatch(/^counting not measured/);
+    expect(countingText({ ...comparison, countAccuracyBase: null, countAccuracyTuned: null, countGainInterval: null })).toMatch(/^counting not measured/);
   });
 });

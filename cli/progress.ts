@@ -27,6 +27,16 @@ export function diversityText(c: RecordedComparison): string {
   return `diversity ${base.toFixed(4)} -> ${tuned.toFixed(4)}${change === null ? '' : ` (${signed(100 * change)}%)`}`;
 }
 
+/** Counting accuracy of the reference and the tuned generator, with the gain's 95% interval; why it is missing when it is. */
+export function countingText(c: RecordedComparison): string {
+  const base = c.countAccuracyBase ?? null;
+  const tuned = c.countAccuracyTuned ?? null;
+  if (base === null || tuned === null) return 'counting not measured (no held-out prompt states a count, or the round predates it)';
+  const gain = `${signed(100 * (tuned - base))} points`;
+  const interval = c.countGainInterval ?? null;
+  return `counting accuracy ${percent(base)} -> ${percent(tuned)}, gain ${interval === null ? gain : `${gain} (95% interval ${signed(100 * interval[0])} to ${signed(100 * interval[1])})`}`;
+}
+
 export function progressLine(p: RoundProgress): string {
   const head = `round ${p.round} ${p.stage.padEnd(8)}`;
   switch (p.stage) {
@@ -61,10 +71,11 @@ export function roundSummary(result: RoundResult): string {
     `Round ${result.round}: tuned beats base in ${percent(e.winRate)} of ${e.pairs} pairs (95% interval ${percent(e.winRateInterval[0])}-${percent(e.winRateInterval[1])}, sign test p = ${e.signTestP.toPrecision(3)})`,
     `  mean CLIP score: base ${e.meanClipBase.toFixed(2)}, tuned ${e.meanClipTuned.toFixed(2)}; detector accuracy: base ${percent(e.accuracyBase)}, tuned ${percent(e.accuracyTuned)}, gain ${accuracyGainText(e)}`,
     `  image ${diversityText(e)}`,
+    `  ${countingText(e)}`,
     ...(e.parent === null
       ? []
       : [
-          `  against its parent: tuned wins ${percent(e.parent.winRate)} (95% interval ${percent(e.parent.winRateInterval[0])}-${percent(e.parent.winRateInterval[1])}); accuracy gain ${accuracyGainText(e.parent)}; ${diversityText(e.parent)}`,
+          `  against its parent: tuned wins ${percent(e.parent.winRate)} (95% interval ${percent(e.parent.winRateInterval[0])}-${percent(e.parent.winRateInterval[1])}); accuracy gain ${accuracyGainText(e.parent)}; ${diversityText(e.parent)}; ${countingText(e.parent)}`,
         ]),
     `  dataset: ${result.dataset.kept} images kept, ${result.dataset.dropped} prompts dropped (${classes}); LoRA: ${result.training.steps} steps, final loss ${result.training.finalLoss?.toFixed(4) ?? '-'}`,
     `  report: ${result.report.location}`,

@@ -43,6 +43,11 @@ export interface SelectionSettings {
   readonly minCombined: number;
   /** Images kept per prompt, best first; all must pass the rule. The paper keeps 1. */
   readonly perPrompt: number;
+  /**
+   * Keep only images whose detector instance count equals the count the prompt states (a prompt
+   * that states none is unaffected).
+   */
+  readonly requireCount: boolean;
 }
 
 export interface SamplingSettings {
@@ -172,6 +177,11 @@ const ROUND_FIELDS: Schema<RoundInput> = refine(
           }),
           minCombined: number({ min: 0, max: 1, default: 0, meaning: 'with `combined`: images below this score are never kept' }),
           perPrompt: integer({ min: 1, max: 1000, default: 1, meaning: 'images kept per prompt, best first by the rule, each passing it; the paper keeps 1' }),
+          requireCount: boolean({
+            default: false,
+            meaning:
+              'keep only images whose detector instance count (at `judge.threshold`, `judge.iouThreshold`) equals the count the prompt states; a prompt that states none is unaffected',
+          }),
         },
         { meaning: 'which judged images a prompt keeps' },
       ),
@@ -262,7 +272,7 @@ const ROUND_FIELDS: Schema<RoundInput> = refine(
             min: 100,
             max: 1_000_000,
             default: 2000,
-            meaning: "bootstrap resamples of the win rate's and the accuracy gain's confidence intervals",
+            meaning: 'bootstrap resamples of the confidence intervals of the win rate, the accuracy gain and the counting accuracy gain',
           }),
           allowOverlap: boolean({
             default: false,

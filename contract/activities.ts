@@ -168,6 +168,16 @@ export interface Comparison {
   readonly diversityTuned: number | null;
   /** `diversityTuned / diversityBase - 1`: negative when the tuned generator's images vary less; null when either is null or the base's is 0. */
   readonly diversityChange: number | null;
+  /**
+   * Counting accuracy: the share of held-out images whose detector instance count (at
+   * `judge.threshold`, `judge.iouThreshold`) equals the count their prompt states, over the
+   * images of prompts that state one. Null when no held-out prompt states a count, and for
+   * records of earlier versions.
+   */
+  readonly countAccuracyBase: number | null;
+  readonly countAccuracyTuned: number | null;
+  /** 95% interval of `countAccuracyTuned - countAccuracyBase`, the same paired bootstrap over prompts as `accuracyGainInterval`; null when they are. */
+  readonly countGainInterval: readonly [number, number] | null;
   readonly perClass: Readonly<Record<string, ClassAccuracyFigures>>;
 }
 
@@ -178,7 +188,8 @@ export interface EvaluateResult extends Comparison {
 }
 
 /** The figures a result recorded by an earlier version may lack (a workflow history, a stored `evaluation.json`). */
-type LaterFigures = 'accuracyGainInterval' | 'diversityBase' | 'diversityTuned' | 'diversityChange';
+type LaterFigures =
+  'accuracyGainInterval' | 'diversityBase' | 'diversityTuned' | 'diversityChange' | 'countAccuracyBase' | 'countAccuracyTuned' | 'countGainInterval';
 export type RecordedComparison = Omit<Comparison, LaterFigures> & Partial<Pick<Comparison, LaterFigures>>;
 export type RecordedEvaluation = RecordedComparison & { readonly manifest: string; readonly parent?: RecordedComparison | null };
 
@@ -189,6 +200,9 @@ function currentComparison(c: RecordedComparison): Comparison {
     diversityBase: c.diversityBase ?? null,
     diversityTuned: c.diversityTuned ?? null,
     diversityChange: c.diversityChange ?? null,
+    countAccuracyBase: c.countAccuracyBase ?? null,
+    countAccuracyTuned: c.countAccuracyTuned ?? null,
+    countGainInterval: c.countGainInterval ?? null,
   };
 }
 

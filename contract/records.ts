@@ -32,7 +32,11 @@ export interface ImageScore {
   readonly key: string;
   readonly seed: number;
   readonly detection: number;
+  /** The detector's deduplicated instances of the prompt's class (at `judge.threshold`, `judge.iouThreshold`). */
   readonly instances: number;
+  /** The count of the class the prompt states; null when it states none. Records of earlier versions lack it. */
+  readonly statedCount?: number | null;
+  /** Whether `instances` equals the stated count; null when the prompt states none. */
   readonly countMatches: boolean | null;
   readonly caption: string | null;
   readonly checklist: number;
@@ -55,6 +59,8 @@ export interface EvaluationScore {
   readonly key: string;
   readonly clip: number;
   readonly detection: number;
+  /** The detector's deduplicated instances of the prompt's class; records of earlier versions lack it. */
+  readonly instances?: number;
 }
 
 /**
@@ -73,6 +79,11 @@ export interface EvaluationRecord {
   readonly className: string;
   readonly text: string;
   readonly seeds: readonly number[];
+  /**
+   * The count of the class the prompt states (as the judge reads it), or null when it states
+   * none. Records written by earlier versions lack it: their rounds' counting figures are null.
+   */
+  readonly statedCount?: number | null;
   readonly base: readonly EvaluationScore[];
   /** The parent's images (the tuned UNet the round sampled from), when that is not the base. */
   readonly parent: readonly EvaluationScore[] | null;

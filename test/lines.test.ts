@@ -92,6 +92,9 @@ function standInRound(winRate: (input: RoundInput) => number, hold?: Gate): Stan
     diversityBase: 0.3,
     diversityTuned: 0.3,
     diversityChange: 0,
+    countAccuracyBase: null,
+    countAccuracyTuned: null,
+    countGainInterval: null,
     perClass: {},
   });
   const { prepareRound, inputOf } = standInPreparation();
@@ -263,6 +266,9 @@ describe('a model line', () => {
       diversityBase: 0.3,
       diversityTuned: 0.29,
       diversityChange: 0.29 / 0.3 - 1,
+      countAccuracyBase: null,
+      countAccuracyTuned: null,
+      countGainInterval: null,
       perClass: {},
     };
     const challenger = (night: string): Challenger => ({

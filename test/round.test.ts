@@ -78,6 +78,14 @@ describe('selfRewardRound', () => {
     expect(stored.diversityChange).toBeCloseTo(stored.diversityTuned! / stored.diversityBase! - 1, 12);
     const record = await getJson<EvaluationRecord>(deps.store, artifactKeys.evaluationRecord(result.root, 0));
     expect(record.diversity).toMatchObject({ base: stored.diversityBase, parent: null, tuned: stored.diversityTuned });
+    // Counting: the held-out prompt states two circles; the record keeps that and each image's instance count.
+    expect(record.statedCount).toBe(2);
+    for (const side of [record.base, record.tuned]) for (const score of side) expect(Number.isInteger(score.instances)).toBe(true);
+    const hits = (side: EvaluationRecord['base']) => side.filter((s) => s.instances === 2).length / side.length;
+    expect(stored.countAccuracyBase).toBe(hits(record.base));
+    expect(stored.countAccuracyTuned).toBe(hits(record.tuned));
+    const countGain = stored.countAccuracyTuned! - stored.countAccuracyBase!;
+    expect(stored.countGainInterval).toEqual([expect.closeTo(countGain, 12), expect.closeTo(countGain, 12)]);
     expect(result.gate?.reasons).toHaveLength(3);
     expect(result.gate?.reasons[2]).toMatch(/^diversity \d\.\d{4} -> \d\.\d{4} against the base's: /);
     expect(await deps.store.exists(result.report.report)).toBe(true);
@@ -85,6 +93,7 @@ describe('selfRewardRound', () => {
     expect(report).toContain('Tuned beats base in');
     expect(report).toMatch(/Accuracy gain [+-]\d+\.\d points \(95% interval/);
     expect(report).toContain('Diversity (mean pairwise CLIP image distance');
+    expect(report).toContain('Counting accuracy (detector&#39;s instance count is the prompt&#39;s): base');
     // What changed, and the trainer's loss curve from its metrics.json; images are links that resolve in the store.
     expect(report).toContain('What the round fixed and broke');
     expect(report).toMatch(/training loss per step \(2 steps; first /);
@@ -104,7 +113,7 @@ describe('selfRewardRound', () => {
     for (const row of rows) {
       const promptIndex = row['prompt_index'] as number;
       const record = await getJson<PromptScores>(deps.store, artifactKeys.scoreRecord(result.root, promptIndex % 2, promptIndex));
-      const [best] = chooseImages(record.images, { rule: 'paper', minCombined: 0, perPrompt: 1 }, 0) as number[];
+      const [best] = chooseImages(record.images, { rule: 'paper', minCombined: 0, perPrompt: 1, requireCount: false }, 0) as number[];
       expect(record.images[best!]?.key).toBe(row['source']);
       const png = await deps.store.get(`${result.dataset.dataset}${String(row['file_name'])}`);
       expect(png.equals(await deps.store.get(String(row['source'])))).toBe(true);
@@ -126,6 +135,9 @@ describe('selfRewardRound', () => {
       diversityBase: stored.diversityBase,
       diversityTuned: stored.diversityTuned,
       diversityChange: stored.diversityChange,
+      countAccuracyBase: stored.countAccuracyBase,
+      countAccuracyTuned: stored.countAccuracyTuned,
+      countGainInterval: stored.countGainInterval,
     });
   });
 });

@@ -139,6 +139,9 @@ function standIns(hold?: { readonly round: number; readonly reached: () => void;
         diversityBase: 0.3,
         diversityTuned: 0.3 - input.round / 100,
         diversityChange: (0.3 - input.round / 100) / 0.3 - 1,
+        countAccuracyBase: 0.4,
+        countAccuracyTuned: 0.4 + input.round / 100,
+        countGainInterval: [-0.1, 0.1 + input.round / 100],
         perClass: {},
         parent: null,
       };

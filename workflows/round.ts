@@ -115,7 +115,7 @@ export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
   progress.trained(training);
 
   progress.enter('evaluate');
-  // Histories of earlier versions hold results without `parent`, the accuracy gain's interval or diversity.
+  // Histories of earlier versions hold results without `parent`, the accuracy gain's interval, diversity or counting.
   const evaluateSummary = `evaluate the tuned generator against the base${parent === null ? '' : ' and its parent'} on held-out prompts`;
   const evaluation = await activities.evaluateRound
     .executeWithOptions({ summary: evaluateSummary }, [{ ...request, lora: training.lora, parent }])
@@ -141,6 +141,9 @@ export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
     diversityBase: evaluation.diversityBase,
     diversityTuned: evaluation.diversityTuned,
     diversityChange: evaluation.diversityChange,
+    countAccuracyBase: evaluation.countAccuracyBase,
+    countAccuracyTuned: evaluation.countAccuracyTuned,
+    countGainInterval: evaluation.countGainInterval,
     ...(evaluation.parent === null
       ? {}
       : {
@@ -148,6 +151,7 @@ export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
           parentWinRateInterval: evaluation.parent.winRateInterval,
           parentAccuracyGainInterval: evaluation.parent.accuracyGainInterval,
           parentDiversityChange: evaluation.parent.diversityChange,
+          parentCountGainInterval: evaluation.parent.countGainInterval,
         }),
     ...(gate === null ? {} : { gatePassed: gate.passed, gateReasons: gate.reasons }),
     ...(run.resetFrom === null ? {} : { resetFrom: run.resetFrom }),

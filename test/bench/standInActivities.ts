@@ -58,7 +58,15 @@ export function standInActivities(d: StandInDurations): RoundActivities {
     evaluateRound: async ({ root }) => {
       await work(d.evaluate);
       const figures = { pairs: 16, winRate: 0.6, winRateInterval: [0.5, 0.7] as const, meanClipBase: 25, meanClipTuned: 26, signTestP: 0.1, accuracyBase: 0.5 };
-      const later = { accuracyGainInterval: [0, 0.2] as const, diversityBase: 0.3, diversityTuned: 0.3, diversityChange: 0 };
+      const later = {
+        accuracyGainInterval: [0, 0.2] as const,
+        diversityBase: 0.3,
+        diversityTuned: 0.3,
+        diversityChange: 0,
+        countAccuracyBase: null,
+        countAccuracyTuned: null,
+        countGainInterval: null,
+      };
       return { manifest: `${root}/evaluation.json`, ...figures, accuracyTuned: 0.6, ...later, perClass: {}, parent: null };
     },
     writeReport: async ({ root }) => {
