@@ -1,4 +1,5 @@
 import type { PreparedRound, PrepareRequest } from '../contract/activities.js';
+import type { RoundInput } from '../config/round.js';
 import { artifactKeys } from '../contract/keys.js';
 import { readGeneratorGeometry, resolveGeneratorFiles } from '../models/generator.js';
 import { Judge } from '../models/judge/index.js';
@@ -15,15 +16,28 @@ async function requireArtifacts(deps: ActivityDependencies, field: string, prefi
 }
 
 /**
+ * What the round's input asks of the worker's device that it cannot give, or null: fp16 training
+ * needs CUDA (the trainer would refuse it only after sampling, judging and curating).
+ */
+export function deviceRefusal(input: RoundInput, device: string): string | null {
+  if (input.lora.mixedPrecision === 'fp16' && !device.startsWith('cuda')) {
+    return `lora.mixedPrecision: "fp16" needs a CUDA worker, and this worker's device is ${device}; use "bf16" or "no" on the CPU, or run the round on GPU workers`;
+  }
+  return null;
+}
+
+/**
  * The check before sampling: everything about a round that can be known before hours of model
  * work is checked here, on a worker (the files are the workers'), and fails the round at once
- * naming the field or file. Prompt files parse; held-out prompts are not training prompts
+ * naming the field or file. The worker's device can train as asked (fp16 needs CUDA); prompt files parse; held-out prompts are not training prompts
  * (unless allowed); the generator's and the judge's folders have their files and a supported
  * detector, which can be asked about every class; the image size suits the generator; the tuned UNet and earlier datasets are in the store. Then the input is stored, and
  * every later stage is handed its key.
  */
 export function createPrepareRound(deps: ActivityDependencies) {
   return async function prepareRound({ root, input }: PrepareRequest): Promise<PreparedRound> {
+    const refusal = deviceRefusal(input, deps.device);
+    if (refusal !== null) throw badData('InvalidInput', refusal);
     const training = input.prompts === null ? [] : await loadPrompts(input.prompts, 'prompts');
     const heldOut = await loadPrompts(input.evaluation.prompts, 'evaluation.prompts');
     if (!input.evaluation.allowOverlap) {

@@ -9,12 +9,13 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { validateRoundInput, type RoundInput } from '../config/round.js';
-import { readText } from '../models/png.js';
+import { pixelsOnly, readText } from '../models/png.js';
 import { testGenerator } from '../models/testing/python.js';
 import { LocalFolderStore } from '../store/local.js';
 import { runActivity, storedInput } from '../test/activity.js';
 import type { ActivityDependencies } from './dependencies.js';
 import { ModelRuntime } from './runtime.js';
+import { samplePngs, seedBatches } from './sampling.js';
 import { createActivities } from './index.js';
 import { artifactKeys, roundRoot } from '../contract/keys.js';
 import type { StageProgress } from '../contract/progress.js';
@@ -120,5 +121,37 @@ describe('sampleShard', () => {
     expect(error).toBeInstanceOf(CancelledFailure);
     expect(await deps.store.exists(artifactKeys.sampleManifest(root, 0))).toBe(false);
     expect(await deps.store.list(artifactKeys.sampleFolder(root, 0))).toHaveLength(2);
+  });
+});
+
+describe('sampling.batchSize', () => {
+  it('splits seeds into runs of at most the batch size, or one run when null', () => {
+    expect(seedBatches([1, 2, 3, 4, 5], 2)).toEqual([[1, 2], [3, 4], [5]]);
+    expect(seedBatches([1, 2, 3], null)).toEqual([[1, 2, 3]]);
+    expect(seedBatches([1, 2, 3], 10)).toEqual([[1, 2, 3]]);
+    expect(seedBatches([], null)).toEqual([]);
+  });
+
+  it('gives the same images, pixels and text, whatever the batch size', async () => {
+    const prompt = { className: 'circle', text: 'one red circle on a white background' };
+    const seeds = [11, 12, 13];
+    const [together, single, pairs] = await runtime.withGenerator({ base: input.generator.base }, async (generator) => {
+      const steps: number[] = [];
+      const run = async (batchSize: number | null) => {
+        let count = 0;
+        const pngs = await samplePngs(generator, { ...input.sampling, batchSize }, prompt, seeds, () => (count += 1));
+        steps.push(count);
+        return pngs;
+      };
+      const result = [await run(null), await run(1), await run(2)];
+      // One step callback per denoising step and batch.
+      expect(steps).toEqual([2, 6, 4]);
+      return result;
+    });
+    expect(together).toHaveLength(3);
+    expect(single.map(pixelsOnly)).toEqual(together.map(pixelsOnly));
+    expect(pairs.map(pixelsOnly)).toEqual(together.map(pixelsOnly));
+    expect(single.map(readText)).toEqual(together.map(readText));
+    expect(readText(single[2]!).seed).toBe('13');
   });
 });

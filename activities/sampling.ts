@@ -20,9 +20,19 @@ async function imageSize(generator: Generator, settings: SamplingSettings): Prom
   return { width: settings.width || size, height: settings.height || size };
 }
 
+/** `seeds` in runs of at most `batchSize` (null: one run of them all). */
+export function seedBatches(seeds: readonly number[], batchSize: number | null): number[][] {
+  const size = batchSize === null ? Math.max(1, seeds.length) : batchSize;
+  const batches: number[][] = [];
+  for (let start = 0; start < seeds.length; start += size) batches.push(seeds.slice(start, start + size));
+  return batches;
+}
+
 /**
  * PNGs of one prompt at the given seeds, each carrying its generation parameters and class in
- * text chunks. `onStep` lets a long denoising loop heartbeat.
+ * text chunks, denoised `settings.batchSize` at a time (all at once when null). Each image's
+ * noise comes from its own seed, so the batch size changes memory and speed, not the images.
+ * `onStep` lets a long denoising loop heartbeat.
  */
 export async function samplePngs(
   generator: Generator,
@@ -32,18 +42,23 @@ export async function samplePngs(
   onStep: () => void,
 ): Promise<Buffer[]> {
   const scheduler = settings.scheduler;
-  const request: SampleRequest = {
-    prompts: seeds.map(() => prompt.text),
-    negativePrompt: settings.negativePrompt,
-    seeds,
-    steps: settings.steps,
-    guidanceScale: settings.guidanceScale,
-    ...(await imageSize(generator, settings)),
-    ...(scheduler === null ? {} : { scheduler: { className: scheduler } }),
-    onStep,
-  };
-  const result = await sample(generator, request);
-  return Promise.all(result.images.map((image, i) => encodePng(image, { ...generationText(generator, request, result, i), class: prompt.className })));
+  const size = await imageSize(generator, settings);
+  const pngs: Buffer[] = [];
+  for (const batch of seedBatches(seeds, settings.batchSize ?? null)) {
+    const request: SampleRequest = {
+      prompts: batch.map(() => prompt.text),
+      negativePrompt: settings.negativePrompt,
+      seeds: batch,
+      steps: settings.steps,
+      guidanceScale: settings.guidanceScale,
+      ...size,
+      ...(scheduler === null ? {} : { scheduler: { className: scheduler } }),
+      onStep,
+    };
+    const result = await sample(generator, request);
+    pngs.push(...(await Promise.all(result.images.map((image, i) => encodePng(image, { ...generationText(generator, request, result, i), class: prompt.className })))));
+  }
+  return pngs;
 }
 
 /**

@@ -391,6 +391,27 @@ describe('trainLora', () => {
     expect(JSON.parse((await store.get(`${artifactKeys.lora(root)}metrics.json`)).toString())).toMatchObject({ threads: 3 });
   });
 
+  it('trains with bf16 and gradient checkpointing when the input asks for them (the real trainer, 2 steps)', { timeout: 300_000 }, async () => {
+    const { deps, root, store } = await setup('real', [
+      await sharp({ create: { width: 64, height: 64, channels: 3, background: '#0c0' } })
+        .png()
+        .toBuffer(),
+    ]);
+    const input = roundInput({ maxSteps: 2, batchSize: 1, mixedPrecision: 'bf16', gradientCheckpointing: true }, await testGenerator(join(deps.workDir, '..')));
+    const trainer = {
+      command: [PYTHON, '-m', 'loratrain', '--skip-onnx'],
+      cwd: join(REPO_ROOT, 'python'),
+      env: { PYTHONPATH: join(REPO_ROOT, 'python'), OMP_NUM_THREADS: '1' },
+      stopGraceMs: 30_000,
+    };
+    const { outcome } = await trainRecording(createTrainLora({ ...deps, trainer }), input, root, store);
+    expect(outcome).toMatchObject({ steps: 2 });
+    const metrics = JSON.parse((await store.get(`${artifactKeys.lora(root)}metrics.json`)).toString()) as { mixed_precision: string; loss_curve: number[] };
+    expect(metrics.mixed_precision).toBe('bf16');
+    expect(metrics.loss_curve).toHaveLength(2);
+    metrics.loss_curve.forEach((loss) => expect(Number.isFinite(loss)).toBe(true));
+  });
+
   it("passes the LoRA settings, resumes from the latest checkpoint, pins the device and sizes the trainer's threads", () => {
     const args = trainerArguments(roundInput().lora, { generator: 'g', dataset: 'd', output: 'o' }, 'cuda:3', 6);
     expect(args.join(' ')).toContain('--rank 8');
@@ -399,6 +420,11 @@ describe('trainLora', () => {
     expect(args.join(' ')).toContain('--resume-from latest');
     expect(args.join(' ')).toContain('--snr-gamma 0 --caption-dropout 0');
     expect(args.join(' ')).toContain('--device cuda --threads 6');
+    // The precision is always passed (the trainer's default is the input's default); checkpointing only when asked for.
+    expect(args.join(' ')).toContain('--mixed-precision no');
+    expect(args).not.toContain('--gradient-checkpointing');
+    const gpu = trainerArguments(roundInput({ maxSteps: 3, mixedPrecision: 'bf16', gradientCheckpointing: true }).lora, { generator: 'g', dataset: 'd', output: 'o' }, 'cuda:0', 6);
+    expect(gpu.join(' ')).toContain('--mixed-precision bf16 --gradient-checkpointing');
     const threads = { OMP_NUM_THREADS: '6', MKL_NUM_THREADS: '6' };
     expect(trainerEnvironment('cuda:3', 6, {})).toEqual({ ...threads, CUDA_VISIBLE_DEVICES: '3' });
     expect(trainerEnvironment('cpu', 6, {})).toEqual({ ...threads, CUDA_VISIBLE_DEVICES: '' });

@@ -35,6 +35,7 @@ export interface JudgeSettings {
 
 export type SelectionRule = 'paper' | 'combined';
 export type LrScheduler = 'constant' | 'cosine';
+export type MixedPrecision = 'no' | 'fp16' | 'bf16';
 
 export interface SelectionSettings {
   /** `paper`: top checklist tier, then highest detection; `combined`: highest combined score. */
@@ -61,6 +62,11 @@ export interface SamplingSettings {
   readonly scheduler: SchedulerClassName | null;
   /** Image k of training prompt i has seed `seed + i * samplesPerPrompt + k`. */
   readonly seed: number;
+  /**
+   * Images denoised together (one UNet batch); null: all of a prompt's images at once. Each
+   * image's noise comes from its own seed, so the images are the same whatever the batch size.
+   */
+  readonly batchSize: number | null;
 }
 
 export interface LoraSettings {
@@ -81,6 +87,10 @@ export interface LoraSettings {
   readonly snrGamma: number;
   /** Probability of training on the empty caption, which keeps guidance's unconditional branch in step. */
   readonly captionDropout: number;
+  /** Frozen weights and the forward pass in this dtype (LoRA weights stay fp32); `fp16` needs a CUDA worker. */
+  readonly mixedPrecision: MixedPrecision;
+  /** Recompute the UNet's activations in the backward pass: less memory, more compute. */
+  readonly gradientCheckpointing: boolean;
 }
 
 export interface EvaluationSettings {
@@ -217,6 +227,11 @@ const ROUND_FIELDS: Schema<RoundInput> = refine(
           negativePrompt: text({ default: '', meaning: 'negative prompt' }),
           scheduler: scheduler(`${SCHEDULER_CLASS_NAMES.map((n) => `\`${n}\``).join(', ')}; null: the generator's own`),
           seed: seed(0, 'image k of training prompt i has seed `seed + i * samplesPerPrompt + k`'),
+          batchSize: nullable(integer({ min: 1, max: 1000, meaning: 'images per UNet batch' }), {
+            type: 'integer 1–1000 or null',
+            meaning:
+              "images denoised together in one UNet batch (GPU memory grows with it); null: all of a prompt's images at once. The images are the same whatever it is (each one's noise comes from its own seed); the evaluation's sampling uses it too",
+          }),
         },
         { meaning: 'how the training pool is sampled' },
       ),
@@ -251,6 +266,15 @@ const ROUND_FIELDS: Schema<RoundInput> = refine(
             default: 0,
             expected: 'a probability in [0, 0.99]',
             meaning: "probability that a training example uses the empty caption, so guidance's unconditional branch moves with the conditional one",
+          }),
+          mixedPrecision: oneOf(['no', 'fp16', 'bf16'], {
+            default: 'no',
+            meaning:
+              'frozen weights and the forward pass in this dtype, LoRA weights staying fp32: `no` (fp32), `bf16` (GPUs from Ampere on, and CPUs), `fp16` (CUDA workers only, with a loss scaler)',
+          }),
+          gradientCheckpointing: boolean({
+            default: false,
+            meaning: "recompute the UNet's activations in the backward pass: much less GPU memory for about a third more training time",
           }),
         },
         { meaning: "the LoRA trainer's recipe" },

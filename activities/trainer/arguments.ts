@@ -19,6 +19,8 @@ export function trainerArguments(lora: LoraSettings, paths: { generator: string;
   args.push(...(lora.maxSteps === null ? ['--epochs', String(lora.epochs)] : ['--max-steps', String(lora.maxSteps)]));
   if (lora.resolution !== null) args.push('--resolution', String(lora.resolution));
   args.push('--snr-gamma', String(lora.snrGamma), '--caption-dropout', String(lora.captionDropout));
+  args.push('--mixed-precision', lora.mixedPrecision);
+  if (lora.gradientCheckpointing) args.push('--gradient-checkpointing');
   args.push('--checkpoint-every', String(lora.checkpointEvery), '--resume-from', 'latest');
   args.push('--device', device.startsWith('cuda') ? 'cuda' : 'cpu', '--threads', String(threads));
   return args;
