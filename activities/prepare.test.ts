@@ -45,8 +45,14 @@ describe('the check before sampling: the training precision against the workerâ€
       allowedPaths: null,
       metrics: workerMetrics(),
     };
-    const error = await createPrepareRound(deps)({ root: roundRoot('wf/1', 'run-1', 1), input: roundInput({ mixedPrecision: 'fp16' }) }).catch((e: unknown) => e);
+    const error = await createPrepareRound(deps)({ root: roundRoot('wf/1', 'run-1', 1), input: roundInput({ mixedPrecision: 'fp16' }) }).catch(
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(ApplicationFailure);
-    expect(error).toMatchObject({ type: 'InvalidInput', nonRetryable: true, message: expect.stringMatching(/^lora\.mixedPrecision: "fp16" needs a CUDA worker/) });
+    expect(error).toMatchObject({
+      type: 'InvalidInput',
+      nonRetryable: true,
+      message: expect.stringMatching(/^lora\.mixedPrecision: "fp16" needs a CUDA worker/),
+    });
   });
 });

@@ -56,7 +56,9 @@ export async function samplePngs(
       onStep,
     };
     const result = await sample(generator, request);
-    pngs.push(...(await Promise.all(result.images.map((image, i) => encodePng(image, { ...generationText(generator, request, result, i), class: prompt.className })))));
+    pngs.push(
+      ...(await Promise.all(result.images.map((image, i) => encodePng(image, { ...generationText(generator, request, result, i), class: prompt.className })))),
+    );
   }
   return pngs;
 }

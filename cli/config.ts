@@ -38,6 +38,8 @@ const PACK_LORA_FIELDS: Readonly<Record<string, string>> = {
   resolution: 'resolution',
   snr_gamma: 'snrGamma',
   caption_dropout: 'captionDropout',
+  mixed_precision: 'mixedPrecision',
+  gradient_checkpointing: 'gradientCheckpointing',
 };
 
 interface PackManifest {
