@@ -26,7 +26,8 @@ describe('validateRoundInput', () => {
     expect(round.sampling).toMatchObject({ steps: 20, guidanceScale: 7.5, negativePrompt: '' });
     expect(round.selection.rule).toBe('paper');
     expect(round.judge).toMatchObject({ detector: 'packs/shapes/detector', captioner: null, threshold: 0.5 });
-    expect(round.lora).toMatchObject({ rank: 4, learningRate: 1e-4, maxSteps: null });
+    expect(round.lora).toMatchObject({ rank: 4, learningRate: 1e-4, maxSteps: null, mixedPrecision: 'no', gradientCheckpointing: false });
+    expect(round.sampling.batchSize).toBeNull();
     expect(round.evaluation).toMatchObject({ seedsPerPrompt: 4, seed: 500_000, guidanceScale: null, scheduler: null });
     expect(round.sampling.scheduler).toBeNull();
     expect(round.selection.perPrompt).toBe(1);
@@ -38,9 +39,9 @@ describe('validateRoundInput', () => {
     const result = validateRoundInput({
       ...minimal,
       samplesPerPrompt: 0,
-      sampling: { steps: 2.5, guidanceScale: 'high', scheduler: 'DDPMScheduler' },
+      sampling: { steps: 2.5, guidanceScale: 'high', scheduler: 'DDPMScheduler', batchSize: 0 },
       judge: { detector: '', clip: 'packs/shapes/clip', threshold: 2 },
-      lora: { learningRate: 0, lrScheduler: 'linear', rnak: 8, captionDropout: 1 },
+      lora: { learningRate: 0, lrScheduler: 'linear', rnak: 8, captionDropout: 1, mixedPrecision: 'fp8', gradientCheckpointing: 'yes' },
       selection: { rule: 'best', perPrompt: 0 },
       activities: { heartbeatTimeoutSeconds: 5 },
     });
@@ -51,6 +52,7 @@ describe('validateRoundInput', () => {
       samplesPerPrompt: 'an integer in [1, 1000]',
       'sampling.steps': 'an integer in [1, 1000]',
       'sampling.guidanceScale': 'a number in [0, 100]',
+      'sampling.batchSize': 'null or an integer in [1, 1000]',
       'sampling.scheduler': 'null or one of "DDIMScheduler", "EulerDiscreteScheduler", "EulerAncestralDiscreteScheduler", "DPMSolverMultistepScheduler"',
       'selection.rule': 'one of "paper", "combined"',
       'selection.perPrompt': 'an integer in [1, 1000]',
@@ -59,6 +61,8 @@ describe('validateRoundInput', () => {
       'lora.learningRate': 'a number in (0, 1]',
       'lora.lrScheduler': 'one of "constant", "cosine"',
       'lora.captionDropout': 'a probability in [0, 0.99]',
+      'lora.mixedPrecision': 'one of "no", "fp16", "bf16"',
+      'lora.gradientCheckpointing': 'true or false',
       'lora.rnak': expect.stringContaining('no such field') as unknown as string,
       'activities.heartbeatTimeoutSeconds': 'an integer in [15, 3600]',
     });
