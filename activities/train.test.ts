@@ -406,8 +406,13 @@ describe('trainLora', () => {
     };
     const { outcome } = await trainRecording(createTrainLora({ ...deps, trainer }), input, root, store);
     expect(outcome).toMatchObject({ steps: 2 });
-    const metrics = JSON.parse((await store.get(`${artifactKeys.lora(root)}metrics.json`)).toString()) as { mixed_precision: string; loss_curve: number[] };
+    const metrics = JSON.parse((await store.get(`${artifactKeys.lora(root)}metrics.json`)).toString()) as {
+      mixed_precision: string;
+      gradient_checkpointing: boolean;
+      loss_curve: number[];
+    };
     expect(metrics.mixed_precision).toBe('bf16');
+    expect(metrics.gradient_checkpointing).toBe(true);
     expect(metrics.loss_curve).toHaveLength(2);
     metrics.loss_curve.forEach((loss) => expect(Number.isFinite(loss)).toBe(true));
   });

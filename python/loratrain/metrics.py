@@ -9,7 +9,7 @@ import sys
 from .plan import Plan
 
 
-def write_metrics(args, plan: Plan, device, losses: list[float], wall: float, wall_total: float, onnx_result) -> dict:
+def write_metrics(args, plan: Plan, device, losses: list[float], wall: float, wall_total: float, onnx_result, gradient_checkpointing: bool) -> dict:
     """metrics.json; `final_loss` averages the last epoch's steps, since one
     step's loss mostly reflects its random timesteps."""
     import torch
@@ -34,6 +34,7 @@ def write_metrics(args, plan: Plan, device, losses: list[float], wall: float, wa
         "snr_gamma": args.snr_gamma,
         "caption_dropout": args.caption_dropout,
         "mixed_precision": args.mixed_precision,
+        "gradient_checkpointing": gradient_checkpointing,
         "device": str(device),
         "threads": torch.get_num_threads(),
         "dataset_size": len(plan.examples),

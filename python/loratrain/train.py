@@ -249,6 +249,8 @@ def train(args: argparse.Namespace, events: Events, stop: StopRequest) -> int:
     # A stop during the export lets it finish.
     if stop.signum is not None and not args.skip_onnx:
         return stopped()
+    # What the UNet really ran with, not the flag that asked for it.
+    gradient_checkpointing = trainee.unet.is_gradient_checkpointing
     del trainee, cache
     onnx_result = None
     if not args.skip_onnx:
@@ -257,7 +259,7 @@ def train(args: argparse.Namespace, events: Events, stop: StopRequest) -> int:
         events.emit("onnx", **onnx_result.as_json())
 
     wall = events.elapsed()
-    metrics = write_metrics(args, plan, device, losses, wall, previous_time + wall, onnx_result)
+    metrics = write_metrics(args, plan, device, losses, wall, previous_time + wall, onnx_result, gradient_checkpointing)
     events.emit(
         "done",
         step=plan.total,
