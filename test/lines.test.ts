@@ -430,6 +430,8 @@ describe('nightly schedules, made through the command line', () => {
         const start = new Date(end.getTime() - 3 * 3600_000 + 60_000);
         expect(await main(['schedule', 'backfill', schedule.scheduleId, '--start', start.toISOString(), '--end', end.toISOString()])).toBe(0);
         await until(async () => ((await storedLine(line))?.nights ?? 0) >= 3, 'three backfilled nights', 60_000);
+        // The line is stored before the third night hears back from it: the workers stay until that night has ended.
+        await until(async () => (await schedule.describe()).info.runningActions.length === 0, 'no night running', 60_000);
       });
       expect((await storedLine(line))?.champion.version).toBe(4);
     } finally {
