@@ -41,6 +41,21 @@ beforeAll(async () => {
   roundInput = tinyRoundInput(generator, detector, {
     sampling: { steps: 4 },
     lora: { maxSteps: 20, batchSize: 2, checkpointEvery: 4 },
+    // Six training prompts a shard (one score record each), so judging is still running when the kill after its first record lands.
+    prompts: [
+      { className: 'circle', text: 'one red circle on a white background' },
+      { className: 'square', text: 'two blue squares on a black background' },
+      { className: 'triangle', text: 'one green triangle on a grey background' },
+      { className: 'circle', text: 'two purple circles on a black background' },
+      { className: 'square', text: 'one orange square on a white background' },
+      { className: 'triangle', text: 'three yellow triangles on a black background' },
+      { className: 'circle', text: 'three green circles on a grey background' },
+      { className: 'square', text: 'three red squares on a grey background' },
+      { className: 'triangle', text: 'two blue triangles on a white background' },
+      { className: 'circle', text: 'one yellow circle on a black background' },
+      { className: 'square', text: 'two green squares on a white background' },
+      { className: 'triangle', text: 'one orange triangle on a grey background' },
+    ],
     // Enough held-out prompts that the evaluation is still running when the kill after its first image lands.
     evaluation: {
       prompts: [
