@@ -5,25 +5,12 @@ import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
 
-import { validateRoundInput, type RoundInput } from '../config/round.js';
 import { roundRoot } from '../contract/keys.js';
 import { LocalFolderStore } from '../store/local.js';
-import { workerMetrics } from '../workers/dependencies.js';
-import type { ActivityDependencies } from './dependencies.js';
+import { roundInputWith, storeOnlyDependencies } from '../test/activity.js';
 import { createPrepareRound, deviceRefusal } from './prepare.js';
-import { ModelRuntime } from './runtime.js';
 
-function roundInput(lora: Record<string, unknown>): RoundInput {
-  const result = validateRoundInput({
-    generator: { base: '/models/generator' },
-    judge: { detector: '/models/detector', clip: '/models/clip' },
-    prompts: [{ className: 'circle', text: 'a red circle' }],
-    evaluation: { prompts: [{ className: 'circle', text: 'a blue circle' }] },
-    lora,
-  });
-  if (!result.ok) throw new Error('bad test input');
-  return result.value;
-}
+const roundInput = (lora: Record<string, unknown>) => roundInputWith({ lora });
 
 describe('the check before sampling: the training precision against the workerâ€™s device', () => {
   it('refuses fp16 on a CPU worker, naming lora.mixedPrecision, and accepts bf16 and no there, and fp16 on CUDA', () => {
@@ -34,20 +21,11 @@ describe('the check before sampling: the training precision against the workerâ€
   });
 
   it('fails the round at once, before reading any file, when a CPU worker is asked for fp16', async () => {
-    const scratch = await mkdtemp(join(tmpdir(), 'prepare-activity-'));
-    const deps: ActivityDependencies = {
-      store: new LocalFolderStore(join(scratch, 'store')),
-      runtime: new ModelRuntime('cpu'),
-      trainer: { command: ['false'], cwd: '.', env: {}, stopGraceMs: 0 },
-      device: 'cpu',
-      threads: 1,
-      workDir: join(scratch, 'work'),
-      allowedPaths: null,
-      metrics: workerMetrics(),
-    };
-    const error = await createPrepareRound(deps)({ root: roundRoot('wf/1', 'run-1', 1), input: roundInput({ mixedPrecision: 'fp16' }) }).catch(
-      (e: unknown) => e,
-    );
+    const store = new LocalFolderStore(join(await mkdtemp(join(tmpdir(), 'prepare-activity-')), 'store'));
+    const error = await createPrepareRound(storeOnlyDependencies(store))({
+      root: roundRoot('wf/1', 'run-1', 1),
+      input: roundInput({ mixedPrecision: 'fp16' }),
+    }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ApplicationFailure);
     expect(error).toMatchObject({
       type: 'InvalidInput',
