@@ -133,16 +133,17 @@ const COMMANDS: Record<string, Command> = {
   },
   result: {
     summary: "wait for a round and print its figures (a campaign's: its rounds)",
-    usage: 'selfreward result ID',
-    options: {},
-    async run(_values, [id]) {
+    usage: 'selfreward result ID [--json]',
+    options: { json: { type: 'boolean', description: "the whole result as JSON (a round's RoundResult, a campaign's CampaignResult), for scripts" } },
+    async run(values, [id]) {
       const selfReward = await connectClient();
       const { kind } = await selfReward.describe(requireId(id));
       if (kind === 'campaign') {
         const result = await selfReward.campaign(requireId(id)).result();
-        console.log(`${campaignLine(result.rounds)}; stopped: ${result.stopReason}`);
+        console.log(values['json'] ? JSON.stringify(result, null, 2) : `${campaignLine(result.rounds)}; stopped: ${result.stopReason}`);
       } else {
-        console.log(roundSummary(await selfReward.round(requireId(id)).result()));
+        const result = await selfReward.round(requireId(id)).result();
+        console.log(values['json'] ? JSON.stringify(result, null, 2) : roundSummary(result));
       }
     },
   },

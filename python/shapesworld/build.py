@@ -29,7 +29,7 @@ BUILD_DIR = PACK_DIR.parents[1] / "build"
 FIGURES = BUILD_DIR / "figures"
 CACHE = BUILD_DIR / "cache"
 
-# The judge's and trainer's defaults for this pack, read by the proof and the product.
+# The judge's and trainer's defaults for this pack, read by the product through pack.json.
 # The detection threshold is the detector stage's pick (on held-out validation scenes).
 JUDGE_DEFAULTS = {"rule": "paper", "per_prompt": 8}
 # Keys are the trainer's flags (`--max-steps` ...), so pack.json passes straight through.
@@ -74,33 +74,26 @@ def stage_captioner() -> dict[str, object]:
 def stage_generator() -> dict[str, object]:
     from .detector import read_threshold
     from .generator import train_generator
-    from .proof import Detector
+    from .rates import Detector
 
     # The detector, at the threshold the judge uses, measures the class balance.
     detector = Detector(PACK_DIR / "detector", read_threshold(PACK_DIR / "detector"))
     return train_generator(_fresh(PACK_DIR / "generator"), PACK_DIR / "clip", detector, cache_dir=CACHE)
 
 
-def stage_proof() -> dict[str, object]:
-    from .proof import run
+def stage_round() -> dict[str, object]:
+    from .loop import run_round
 
-    judge = json.loads((PACK_DIR / "pack.json").read_text())["judge"]
-    return run(
-        PACK_DIR,
-        _fresh(BUILD_DIR / "proof"),
-        n_per_prompt=8,
-        per_prompt=int(JUDGE_DEFAULTS["per_prompt"]),
-        eval_seeds=4,
-        threshold=float(judge["detection_threshold"]),
-        lora=LORA_DEFAULTS,
-    )
+    return run_round(BUILD_DIR / "pack-round-result.json")
 
 
 def stage_pack() -> dict[str, object]:
     # Figures of stages not rerun this time are kept from the current pack.json.
     current = PACK_DIR / "pack.json"
     figures = json.loads(current.read_text())["figures"] if current.exists() else {}
-    figures.update({p.stem: json.loads(p.read_text()) for p in sorted(FIGURES.glob("*.json"))})
+    # Only the figures of this build's stages are carried over.
+    figures = {stage: values for stage, values in figures.items() if stage in STAGES}
+    figures.update({p.stem: json.loads(p.read_text()) for p in sorted(FIGURES.glob("*.json")) if p.stem in STAGES})
     prompt_files = write_prompts(PACK_DIR)
     judge = {"detection_threshold": figures["detector"]["threshold"], **JUDGE_DEFAULTS}
     write_manifest(PACK_DIR, manifest(figures, prompt_files, judge, LORA_DEFAULTS))
@@ -108,17 +101,17 @@ def stage_pack() -> dict[str, object]:
     return {}
 
 
-# The proof needs a complete pack.json (thresholds, LoRA defaults), so `pack` runs before
-# it and again after it to record its figures.
+# The product's round reads the pack through pack.json (thresholds, loop and LoRA defaults), so
+# `pack` runs before it and again after it to record its figures.
 STAGES: dict[str, Callable[[], dict[str, object]]] = {
     "clip": stage_clip,
     "detector": stage_detector,
     "captioner": stage_captioner,
     "generator": stage_generator,
     "pack": stage_pack,
-    "proof": stage_proof,
+    "round": stage_round,
 }
-ORDER = ["clip", "detector", "captioner", "generator", "pack", "proof", "pack"]
+ORDER = ["clip", "detector", "captioner", "generator", "pack", "round", "pack"]
 
 
 def main() -> None:

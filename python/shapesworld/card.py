@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from .generator import CONFUSION_RATE, POLISH_CONFUSION
+from .pack import POOL_GUIDANCE, POOL_SCHEDULER
 from .world import BACKGROUNDS, CLASSES, COLOURS
 
 
@@ -36,12 +37,12 @@ def _threads(figures: dict[str, dict[str, object]]) -> str:
     return " and ".join(counts) or "an unrecorded number of"
 
 
-def _standing(proof: dict[str, object]) -> str:
-    """Which of the proof's two targets this pack meets, from its figures."""
-    win, gain = proof.get("clip_win_rate"), proof.get("detector_accuracy_gain")
-    win_low, gain_low = (proof.get(k, [0.0])[0] for k in ("clip_win_rate_ci95", "detector_accuracy_gain_ci95"))  # type: ignore[index]
+def _standing(loop: dict[str, object]) -> str:
+    """Which of the loop's two targets this pack meets, from the product's round."""
+    win, gain = loop.get("clip_win_rate"), loop.get("detector_accuracy_gain")
+    win_low, gain_low = (loop.get(k, [0.0])[0] for k in ("clip_win_rate_ci95", "detector_accuracy_gain_ci95"))  # type: ignore[index]
     if not isinstance(win, float) or not isinstance(gain, float):
-        return "The proof has not been run."
+        return "The product's round has not been run on this pack."
     if win_low <= 0.5 or gain_low <= 0:
         return "The loop does not improve this pack's generator beyond noise: an interval includes no improvement."
     targets = (("the win-rate target (65%)", win >= 0.65), ("the accuracy target (+15 points)", gain >= 0.15))
@@ -56,7 +57,7 @@ def _standing(proof: dict[str, object]) -> str:
 
 def render(figures: dict[str, dict[str, object]], judge: dict[str, object], lora: dict[str, object]) -> str:
     f = lambda stage, key: _fig(figures, stage, key)  # noqa: E731
-    proof = figures.get("proof", {})
+    loop = figures.get("round", {})
     minutes = sum(float(figures.get(s, {}).get("stage_seconds", 0)) for s in ("clip", "detector", "captioner", "generator")) / 60
     return f"""# Model card: the shapes pack
 
@@ -137,9 +138,8 @@ confusion of the last, and the rates after it:
 |---|---|
 | VAE reconstruction PSNR, first decoder / retrained decoder (held-out scenes) | {f("generator", "decoder_psnr_db_before")} / {f("generator", "decoder_psnr_db")} dB |
 | VAE scaling factor | {f("generator", "scaling_factor")} |
-| detector finds the requested class (train prompts, 8 samples each, default sampling) | {f("proof", "base_detection_rate_train")} |
-| best-of-8 finds a correct sample | {f("proof", "best_of_n_success")} |
-| detector finds the requested class in the loop's pool (guidance {f("proof", "pool_guidance")}, {proof.get("pool_scheduler")}) | {f("proof", "pool_detection_rate")} |
+| best-of-{loop.get("samples_per_prompt")} finds a sample the detector accepts (the product's round, training prompts) | {f("round", "best_of_n_success")} |
+| detector finds the requested class in the loop's pool (guidance {POOL_GUIDANCE:g}, {POOL_SCHEDULER}) | {f("round", "pool_detection_rate")} |
 | UNet loss after the first / refining / polishing cycle | {f("generator", "unet_final_loss")} / {f("generator", "refine_final_loss")} / {f("generator", "polish_final_loss")} |
 | training time (s) | {f("generator", "stage_seconds")} |
 
@@ -174,32 +174,41 @@ judge uses its class decision.
 | exact caption | {f("captioner", "exact")} |
 | training time (s) | {f("captioner", "stage_seconds")} |
 
-## Proof that the loop works here (`python -m shapesworld.proof`)
-Base generator, N = 8 samples per training prompt at guidance {f("proof", "pool_guidance")} with
-{proof.get("pool_scheduler")} (the comparison below samples at 7.5 with DDIM; see Limits for why the
-pool is sampled otherwise), the detector (threshold
-{judge.get("detection_threshold")}) and the captioner's checklist (class, colour, count named) judge each,
+## The loop on this pack: the product's round (`./scripts/pack-round.sh`)
+One `selfRewardRound` with the shapes preset, run by the product itself: a Temporal
+worker, the TypeScript sampler and judge, the project's trainer as a child process
+(the build's `round` stage). The base generator samples {loop.get("samples_per_prompt")} images per training prompt
+at guidance {POOL_GUIDANCE:g} with {POOL_SCHEDULER} (the comparison below samples at 7.5 with
+DDIM; see Limits for why the pool is sampled otherwise); the detector (threshold
+{judge.get("detection_threshold")}) and the captioner's checklist (class, colour, count named) judge each image;
 the paper's rule ranks each prompt's images (top checklist tier, then highest detection
 confidence; only detected images; prompts whose class is never detected are dropped)
-and the best {judge.get("per_prompt")} are kept, LoRA (rank {lora.get("rank")}, lr {lora.get("learning_rate")} {lora.get("lr_scheduler", "constant")}, {lora.get("max_steps")} steps,
-batch {lora.get("batch_size")}, caption dropout {lora.get("caption_dropout", 0)}) with the project's trainer, then base vs tuned on the held-out prompts, 4 seeds each, identical initial
-latents.
+and keeps up to {judge.get("per_prompt")}; LoRA (rank {lora.get("rank")}, lr {lora.get("learning_rate")} {lora.get("lr_scheduler", "constant")}, {lora.get("max_steps")} steps,
+batch {lora.get("batch_size")}, caption dropout {lora.get("caption_dropout", 0)}); then base vs tuned on the held-out prompts, 4 seeds each,
+identical initial latents. Intervals are 95% paired bootstraps over prompts.
 
 | figure | value |
 |---|---|
-| dataset kept | {f("proof", "dataset_size")} images for {f("proof", "train_prompts")} prompts |
-| paired CLIP win rate, tuned vs base | {f("proof", "clip_win_rate")} |
-| its 95% bootstrap interval (over prompts) | {f("proof", "clip_win_rate_ci95")} |
-| mean CLIPScore base / tuned | {f("proof", "mean_clip_base")} / {f("proof", "mean_clip_tuned")} |
-| detector class accuracy base / tuned | {f("proof", "detector_accuracy_base")} / {f("proof", "detector_accuracy_tuned")} |
-| accuracy gain and its 95% bootstrap interval | {f("proof", "detector_accuracy_gain")} {f("proof", "detector_accuracy_gain_ci95")} |
-| LoRA training time (s) | {f("proof", "lora_seconds")} |
+| dataset kept | {f("round", "dataset_size")} images for {f("round", "train_prompts")} prompts ({f("round", "dropped_prompts")} dropped) |
+| paired CLIP win rate, tuned vs base | {f("round", "clip_win_rate")} {f("round", "clip_win_rate_ci95")} |
+| mean CLIPScore base / tuned | {f("round", "mean_clip_base")} / {f("round", "mean_clip_tuned")} |
+| detector class accuracy base / tuned | {f("round", "detector_accuracy_base")} / {f("round", "detector_accuracy_tuned")} |
+| class accuracy gain | {f("round", "detector_accuracy_gain")} {f("round", "detector_accuracy_gain_ci95")} |
+| counting accuracy base / tuned (detector instances = stated count) | {f("round", "count_accuracy_base")} / {f("round", "count_accuracy_tuned")}, gain {f("round", "count_accuracy_gain_ci95")} |
+| per-prompt diversity base / tuned (CLIP image embeddings) | {f("round", "diversity_base")} / {f("round", "diversity_tuned")} ({f("round", "diversity_change")}) |
+| LoRA steps, final loss | {f("round", "lora_steps")}, {f("round", "lora_final_loss")} |
 
 ## Limits
-- **Where the loop stands.** {_standing(proof)} With this pack's loop settings (up to 8 kept images per
-  prompt, the pool sampled at guidance {f("proof", "pool_guidance")} with {proof.get("pool_scheduler")}, caption dropout {lora.get("caption_dropout", 0)})
-  the tuned generator wins {f("proof", "clip_win_rate")} of pairs {f("proof", "clip_win_rate_ci95")}, and its class accuracy
-  rises by {f("proof", "detector_accuracy_gain")} {f("proof", "detector_accuracy_gain_ci95")} (percentage points).
+- **Where the loop stands.** {_standing(loop)} With this pack's loop settings (up to {judge.get("per_prompt")} kept images per
+  prompt, the pool sampled at guidance {POOL_GUIDANCE:g} with {POOL_SCHEDULER}, caption dropout {lora.get("caption_dropout", 0)})
+  the product's round wins {f("round", "clip_win_rate")} of pairs {f("round", "clip_win_rate_ci95")}, and its class accuracy
+  rises by {f("round", "detector_accuracy_gain")} {f("round", "detector_accuracy_gain_ci95")} (percentage points).
+- **Where the settings' figures come from.** The measurements below were made with the
+  builder's former Python re-implementation of the loop ("the proof": its own sampling,
+  a simpler judge, the same trainer), since replaced by the product's round; its last
+  figures on this pack were a 71.7% win rate [66.1, 76.9] and +16.7 points [9.7, 23.3]
+  of class accuracy, against the product's round above. Screening now runs the product
+  (`npx tsx scripts/screen.ts`, README).
 - **How the loop's settings were chosen.** Everything in this bullet was measured on
   the pack's earlier generators (before balancing, which drew the class in about 52%
   of samples, triangles far more often than circles), so the figures are not this
@@ -257,10 +266,10 @@ latents.
     57.5%; caption dropout 0.3 instead of 0.5, 64.4% and 67.5%. On the full proof
     (90 prompts) the DDIM pool at 1.0 gave +8.9 points [2.8, 15.0] and a 50.0% win
     rate [42.8, 57.5]; the ancestral pool with caption dropout 0.5 gave +12.8
-    [7.2, 18.3] and 62.5% [56.1, 68.9]; with 0.3, the figures in the proof table.
+    [7.2, 18.3] and 62.5% [56.1, 68.9]; with 0.3, the proof's last figures (above).
   - One round's accuracy gain moves by a few points with the trainer's seed
     alone, so settings are screened on a validation split of the training
-    prompts (`python -m shapesworld.screen`: the pool from 135 training prompts,
+    prompts (the proof's screen: the pool from 135 training prompts,
     45 validation prompts, base accuracy 52.2% over 8 seeds each), never on the
     held-out prompts above. Accuracy gain / win rate, mean of trainer seeds 0-2:
     600 steps at a constant rate +14.7 / 60.7% (per seed +17.2, +16.1, +10.8);
@@ -319,7 +328,7 @@ latents.
     noun (singular and plural apart) the rates swung by up to 0.35 between rounds
     at nearly the same confusion and ended at 37% against a 42% target, so the
     unit stayed the class. This pack was then rebuilt from nothing with a 50%
-    target and meets both loop targets (the proof table). How much of its gain is
+    target and met both loop targets in the proof (above). How much of its gain is
     the balancing and how much the rebuild's other changes (deterministic
     tokenizers, longer CLIP and detector training, a new draw of every model) was
     not separated.

@@ -36,7 +36,7 @@ from loratrain.train import min_snr_weights
 from .data import scene_pool
 from .detector import read_threshold
 from .prompts import split
-from .proof import Detector, class_rates
+from .rates import Detector, class_rates
 from .text import CLIP_MAX_LENGTH
 from .world import CLASSES, IMAGE_SIZE, SceneSpec
 
@@ -401,7 +401,8 @@ class Balance:
     rounds: int = 3
     steps: int = 600
     seeds_per_prompt: int = 4
-    # Seeds apart from the proof's (1000 k + i, 500 000 + ...) and the screen's (700 000 + ...).
+    # Seeds apart from the loop's: its pool (`sampling.seed` 0 + ...), its held-out comparison
+    # (`evaluation.seed` 500 000 + ...) and the screen's validation comparison (700 000 + ...).
     first_seed: int = 900_000
 
 

@@ -12,11 +12,20 @@ import json
 from pathlib import Path
 
 from .prompts import split, write_prompt_file
-from .proof import POOL_GUIDANCE, POOL_SCHEDULER, SCHEDULER
+from .rates import SCHEDULER
 from .text import CLIP_MAX_LENGTH, GPT2_VOCAB_SIZE
 from .world import BACKGROUNDS, CLASSES, COLOURS, COUNT_WORDS, IMAGE_SIZE
 
 PACK_DIR = Path(__file__).resolve().parents[2] / "packs" / "shapes"
+# The loop samples its training pool without guidance (the conditional branch alone): a LoRA
+# fitted to guided samples has learnt the guidance once, and the comparison's guidance applies
+# it again, so colours saturate and shapes drift. Lower pool guidance measured better at every
+# step down from 7.5 to 1.0 (figures in the model card's Limits).
+POOL_GUIDANCE = 1.0
+# Unguided DDIM (deterministic) draws soft, washed-out images; an ancestral sampler, which adds
+# fresh noise each step, draws the model's distribution more faithfully, so the pool teaches
+# crisper shapes (figures in the model card's Limits).
+POOL_SCHEDULER = "EulerAncestralDiscreteScheduler"
 TEXT_DIM = 64
 LATENT = 4
 

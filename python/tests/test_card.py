@@ -3,28 +3,28 @@
 from shapesworld.card import _fig, _standing
 
 FIGURES = {
-    "proof": {"pool_guidance": 1.0, "clip_win_rate": 0.5, "detector_accuracy_gain_ci95": [0.0278, 0.15], "lora_seconds": 116.7},
+    "round": {"pool_guidance": 1.0, "clip_win_rate": 0.5, "detector_accuracy_gain_ci95": [0.0278, 0.15], "lora_seconds": 116.7},
     "generator": {"unet_final_loss": 0.0185, "scaling_factor": 0.4255},
 }
 
 
 def test_guidance_prints_as_a_number_not_a_rate():
-    assert _fig(FIGURES, "proof", "pool_guidance") == "1"
+    assert _fig(FIGURES, "round", "pool_guidance") == "1"
 
 
 def test_rates_and_intervals_print_as_percentages():
-    assert _fig(FIGURES, "proof", "clip_win_rate") == "50.0%"
-    assert _fig(FIGURES, "proof", "detector_accuracy_gain_ci95") == "[2.8%, 15.0%]"
+    assert _fig(FIGURES, "round", "clip_win_rate") == "50.0%"
+    assert _fig(FIGURES, "round", "detector_accuracy_gain_ci95") == "[2.8%, 15.0%]"
 
 
 def test_losses_factors_and_times_print_as_numbers():
     assert _fig(FIGURES, "generator", "unet_final_loss") == "0.0185"
     assert _fig(FIGURES, "generator", "scaling_factor") == "0.4255"
-    assert _fig(FIGURES, "proof", "lora_seconds") == "116.7"
+    assert _fig(FIGURES, "round", "lora_seconds") == "116.7"
 
 
 def test_a_missing_figure_says_so():
-    assert _fig(FIGURES, "proof", "clip_win_rate_ci95") == "not measured"
+    assert _fig(FIGURES, "round", "clip_win_rate_ci95") == "not measured"
 
 
 def test_standing_names_the_targets_met_and_missed():
@@ -34,4 +34,4 @@ def test_standing_names_the_targets_met_and_missed():
     assert "misses the win-rate target (65%) and the accuracy target" in _standing({**base, "clip_win_rate": 0.6, "detector_accuracy_gain": 0.1})
     noisy = {"clip_win_rate": 0.68, "detector_accuracy_gain": 0.16, "clip_win_rate_ci95": [0.49, 0.8], "detector_accuracy_gain_ci95": [0.05, 0.2]}
     assert "does not improve" in _standing(noisy)
-    assert _standing({}) == "The proof has not been run."
+    assert _standing({}) == "The product's round has not been run on this pack."

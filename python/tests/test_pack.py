@@ -156,26 +156,18 @@ def test_detector_meets_its_target():
 
 
 def test_generator_detection_rate_is_in_the_target_band():
-    assert 0.40 <= FIGURES["proof"]["base_detection_rate_train"] <= 0.75
+    # The balancing cycles' last measurement: per class, how often the detector finds it.
+    rates = FIGURES["generator"]["balance_history"][-1]["rates"]
+    assert 0.40 <= sum(rates.values()) / len(rates) <= 0.75
 
 
-def test_best_of_8_finds_the_class_for_nine_prompts_in_ten():
-    assert FIGURES["proof"]["best_of_n_success"] >= 0.90
+def test_best_of_n_finds_the_class_for_nine_prompts_in_ten():
+    assert FIGURES["round"]["best_of_n_success"] >= 0.90
 
 
-def test_tuned_generator_beats_the_base_beyond_noise():
-    # One round on the judged best of its own samples makes the generator better on
-    # held-out prompts: both 95% intervals exclude no improvement.
-    p = FIGURES["proof"]
+def test_the_products_round_improves_the_generator_beyond_noise():
+    # One round of the product on the judged best of its own samples makes the generator
+    # better on held-out prompts: both 95% intervals exclude no improvement.
+    p = FIGURES["round"]
     assert p["clip_win_rate_ci95"][0] > 0.5
     assert p["detector_accuracy_gain_ci95"][0] > 0
-
-
-def test_tuned_generator_wins_on_held_out_prompts():
-    p = FIGURES["proof"]
-    assert p["clip_win_rate"] >= 0.65 and p["clip_win_rate_ci95"][0] > 0.5
-
-
-def test_tuned_generator_shows_the_class_more_often():
-    p = FIGURES["proof"]
-    assert p["detector_accuracy_gain"] >= 0.15 and p["detector_accuracy_gain_ci95"][0] > 0

@@ -1,5 +1,4 @@
-"""The proof's sampler (an image depends on its seed alone, with or without step noise)
-and its paired comparison."""
+"""The builder's sampler for measuring class rates: an image depends on its seed alone."""
 
 from __future__ import annotations
 
@@ -8,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shapesworld.proof import POOL_SCHEDULER, SCHEDULER, Scored, compare, sample
+from shapesworld.pack import POOL_SCHEDULER
+from shapesworld.rates import SCHEDULER, sample
 
 
 @pytest.fixture(scope="module")
@@ -37,17 +37,3 @@ def test_the_pool_scheduler_draws_fresh_noise_each_step(pipeline):  # type: igno
     deterministic = sample(pipeline, ["a red circle"], [11], 1.0, SCHEDULER)
     ancestral = sample(pipeline, ["a red circle"], [11], 1.0, POOL_SCHEDULER)
     assert np.abs(pixels(deterministic[0]) - pixels(ancestral[0])).mean() > 1
-
-
-def test_comparison_pairs_images_by_place_and_counts_a_tie_as_half_a_win():
-    # Two prompts x two seeds; tuned wins pair 0, ties pair 1, loses pair 2, wins pair 3.
-    base = Scored(clip=np.array([20.0, 30.0, 30.0, 10.0]), hit=np.array([0.0, 1.0, 1.0, 0.0]))
-    tuned = Scored(clip=np.array([25.0, 30.0, 20.0, 12.0]), hit=np.array([1.0, 1.0, 0.0, 1.0]))
-    figures = compare(base, tuned, seeds_per_prompt=2)
-    assert figures["eval_prompts"] == 2 and figures["eval_pairs"] == 4
-    assert figures["clip_win_rate"] == 0.625
-    assert figures["detector_accuracy_base"] == 0.5 and figures["detector_accuracy_tuned"] == 0.75
-    assert figures["detector_accuracy_gain"] == 0.25
-    # Resampling is over prompts: prompt 0 gains 0.5 a pair, prompt 1 nothing, so the
-    # interval spans a sample of prompt 1 alone to a sample of prompt 0 alone.
-    assert figures["detector_accuracy_gain_ci95"] == [0.0, 0.5]
