@@ -38,7 +38,8 @@ const { values } = parseArgs({
 async function neighbour(threads: number): Promise<never> {
   const generator = await Generator.load({ base: GENERATOR }, { threads });
   const prompts = ['two red circles on a white background', 'a blue star on a black background'];
-  for (let seed = 0; ; seed += prompts.length) await sample(generator, { prompts, seeds: prompts.map((_, i) => seed + i), steps: 20, guidanceScale: 7.5, width: 64, height: 64 });
+  for (let seed = 0; ; seed += prompts.length)
+    await sample(generator, { prompts, seeds: prompts.map((_, i) => seed + i), steps: 20, guidanceScale: 7.5, width: 64, height: 64 });
 }
 
 /** A small imagefolder dataset: 32 samples of the pack's generator and their prompts. */
@@ -46,7 +47,12 @@ async function dataset(folder: string): Promise<void> {
   await mkdir(folder, { recursive: true });
   const generator = await Generator.load({ base: GENERATOR }, { threads: 1 });
   try {
-    const texts = ['a red circle on a white background', 'two blue squares on a black background', 'three green stars on a gray background', 'a yellow cross on a white background'];
+    const texts = [
+      'a red circle on a white background',
+      'two blue squares on a black background',
+      'three green stars on a gray background',
+      'a yellow cross on a white background',
+    ];
     const lines: string[] = [];
     for (const [t, text] of texts.entries()) {
       const seeds = Array.from({ length: 8 }, (_, s) => 100 * t + s);
@@ -100,13 +106,22 @@ try {
   await dataset(data);
   const run = async (name: string, threads: number, busy: boolean) => {
     const load = busy
-      ? spawn(process.execPath, [...process.execArgv, import.meta.filename, '--neighbour', '--neighbour-threads', String(neighbourThreads)], { stdio: 'inherit' })
+      ? spawn(process.execPath, [...process.execArgv, import.meta.filename, '--neighbour', '--neighbour-threads', String(neighbourThreads)], {
+          stdio: 'inherit',
+        })
       : null;
     try {
       // The neighbour loads its models first, so the trainer meets it already sampling.
       if (load) await new Promise((resolve) => setTimeout(resolve, 5000));
       const secondsPerStep = await train(data, join(scratch, name), steps, threads);
-      const figures = { run: name, trainerThreads: threads, neighbourThreads: busy ? neighbourThreads : 0, cores, steps, secondsPerStep: Number(secondsPerStep.toFixed(4)) };
+      const figures = {
+        run: name,
+        trainerThreads: threads,
+        neighbourThreads: busy ? neighbourThreads : 0,
+        cores,
+        steps,
+        secondsPerStep: Number(secondsPerStep.toFixed(4)),
+      };
       console.log(JSON.stringify(figures));
       return secondsPerStep;
     } finally {
@@ -116,7 +131,9 @@ try {
   const alone = await run('alone', cores, false);
   const oversubscribed = await run('beside a neighbour, every core', cores, true);
   const fitted = await run('beside a neighbour, the cores it leaves', Math.max(1, cores - neighbourThreads), true);
-  console.log(`slowdown beside a busy neighbour: ${(oversubscribed / alone).toFixed(2)}x with every core, ${(fitted / alone).toFixed(2)}x with the cores it leaves`);
+  console.log(
+    `slowdown beside a busy neighbour: ${(oversubscribed / alone).toFixed(2)}x with every core, ${(fitted / alone).toFixed(2)}x with the cores it leaves`,
+  );
 } finally {
   await rm(scratch, { recursive: true, force: true });
 }
