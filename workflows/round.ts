@@ -213,6 +213,7 @@ export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
         }),
     ...(gate === null ? {} : { gatePassed: gate.passed, gateReasons: gate.reasons }),
     ...(run.resetFrom === null ? {} : { resetFrom: run.resetFrom }),
+    ...(training.seeds === undefined ? {} : { loraSeeds: training.seeds }),
     kept: dataset.kept,
     dropped: dataset.dropped,
     report: report.location,
