@@ -566,3 +566,46 @@ describe('several LoRAs from one dataset (`lora.seeds`)', () => {
     expect(details).toMatch(/^kept the LoRA of trainer seed 12 of 3; validation accuracy gain \+5\.0 to \+20\.0 points/m);
   });
 });
+
+describe('several LoRAs that fail', () => {
+  it(
+    'a LoRA whose training fails for good stops the others and the base validation, and fails the round once they have stopped',
+    { timeout: 60_000 },
+    async () => {
+      const stopped: number[] = [];
+      const { activities } = standIns();
+      const failing: RoundActivities = {
+        ...activities,
+        trainLora: async ({ seed }) => {
+          if (seed === 1) {
+            await new Promise((r) => setTimeout(r, 500));
+            throw ApplicationFailure.nonRetryable('the trainer refused its input', 'BadTrainingInput');
+          }
+          return runUntilCancelled(1000, stopped);
+        },
+        sampleValidationBase: () => runUntilCancelled(0, stopped),
+      };
+      const input = {
+        ...campaignRoundInput,
+        prompts: [1, 2, 3].map((n) => ({ className: 'circle', text: `${n} red circles` })),
+        lora: { seeds: 2 },
+        activities: { heartbeatTimeoutSeconds: 15, maximumAttempts: 1 },
+      };
+      const { error, endedAt } = await withStandInWorkers(failing, async () => {
+        const handle = await env.client.workflow.start('selfRewardRound', {
+          taskQueue: TASK_QUEUES.workflows,
+          workflowId: `seeds-${randomUUID()}`,
+          args: [input],
+        });
+        const error = await handle.result().catch((e: unknown) => e);
+        return { error, endedAt: Date.now() };
+      });
+      expect(error).toBeInstanceOf(WorkflowFailedError);
+      const activityFailure = (error as WorkflowFailedError).cause;
+      expect((activityFailure as ActivityFailure).cause).toMatchObject({ type: 'BadTrainingInput' });
+      // The other LoRA's training and the base's validation sampling.
+      expect(stopped).toHaveLength(2);
+      expect(Math.max(...stopped)).toBeLessThanOrEqual(endedAt);
+    },
+  );
+});
