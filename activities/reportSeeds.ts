@@ -20,7 +20,9 @@ export function seedsSection(training: TrainResult, curation: CurateResult): str
     )
     .join('');
   const gain = seeds.accuracyGain;
-  const withheld = curation.withheld === undefined ? '' : ` (${curation.withheld.images} of their images left out of the dataset)`;
+  // A round that retrains a dataset curated with the same split finds nothing more to leave out.
+  const withheld =
+    curation.withheld === undefined || curation.withheld.images === 0 ? '' : ` (${curation.withheld.images} of their images left out of the dataset)`;
   const base = seeds.perSeed[0]?.accuracyBase;
   return `<h2>LoRAs by trainer seed</h2>
 <p>${seeds.perSeed.length} LoRAs were trained side by side from the same dataset, one per trainer seed, and compared on ${seeds.validationPrompts} training prompts withheld from their training${escape(withheld)}, ${seeds.validationPairs} images per side with fresh seeds, scored by the curation judge${base === undefined ? '' : ` (base accuracy ${percent(base)})`}. The round kept the LoRA of trainer seed <b>${seeds.kept}</b> (highest validation accuracy, then win rate against the base, then lowest seed); only it was evaluated on the held-out prompts above.</p>
