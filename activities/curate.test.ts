@@ -13,6 +13,7 @@ import { createCurateDataset } from './curate.js';
 import type { ActivityDependencies } from './dependencies.js';
 import { chooseImages, curate } from './selection.js';
 import { artifactKeys, roundRoot } from '../contract/keys.js';
+import { validationSplit } from '../contract/seeds.js';
 import type { ImageScore, PromptScores } from '../contract/records.js';
 
 function score(key: string, detection: number, checklist: number, combined = detection): ImageScore {
@@ -186,6 +187,44 @@ describe('curateDataset', () => {
       ['included-00-00002-001.png', 'a green triangle', result.dataset],
     ]);
     expect((await store.get(`${combined.dataset}included-00-00000-001.png`)).toString()).toBe('pixels of s/0-1');
+  });
+
+  it("with several LoRAs, leaves the validation prompts out, an included dataset's images of their text too", async () => {
+    const { store, deps } = await storeDependencies();
+    const texts = ['one red circle', 'two blue squares', 'a green triangle', 'three red stars', 'a blue cross'];
+    const prompts = texts.map((text) => ({ className: text.split(' ').at(-1)!.replace(/s$/, ''), text }));
+    const input = roundInputWith({ prompts, shards: 1, lora: { seeds: 2 } });
+    const [withheld] = validationSplit(5, input.lora.validationShare, input.lora.validationSeed) as [number];
+    const root = roundRoot('curate-seeds', 'r', 1);
+    for (const [i, p] of prompts.entries()) {
+      const images = [score(`s/${i}-0`, 0.9, 3), score(`s/${i}-1`, 0.8, 3)];
+      for (const image of images) await store.put(image.key, `pixels of ${image.key}`);
+      await putJson(store, artifactKeys.scoreRecord(root, 0, i), { promptIndex: i, ...p, images });
+    }
+    await putJson(store, artifactKeys.judgeManifest(root, 0), { shard: 0, records: prompts.map((_, i) => artifactKeys.scoreRecord(root, 0, i)) });
+    // An earlier night's dataset holds an image of the withheld prompt and one of another.
+    const other = (withheld + 1) % 5;
+    const earlier = 'runs/earlier/r/round-001/dataset/';
+    await store.put(`${earlier}a.png`, 'a');
+    await store.put(`${earlier}b.png`, 'b');
+    await store.put(
+      `${earlier}metadata.jsonl`,
+      [texts[withheld], texts[other]].map((text, i) => JSON.stringify({ file_name: `${'ab'[i]}.png`, text })).join('\n'),
+    );
+
+    const request = { root, inputKey: await storedInput(deps.store, root, input), judged: [artifactKeys.judgeManifest(root, 0)], include: [earlier] };
+    const result = await runActivity(new MockActivityEnvironment(), createCurateDataset(deps), request);
+    expect(result).toMatchObject({ kept: 5, included: 1, dropped: 0, withheld: { prompts: 1, images: 3 } });
+    const rows = (await store.get(artifactKeys.datasetMetadata(root))).toString().trim().split('\n');
+    const rowTexts = rows.map((l) => (JSON.parse(l) as { text: string }).text);
+    expect(rowTexts).not.toContain(texts[withheld]);
+    expect(rowTexts.sort()).toEqual(
+      texts
+        .filter((_, i) => i !== withheld)
+        .concat([texts[other]!])
+        .sort(),
+    );
+    expect(await store.exists(`${artifactKeys.dataset(root)}included-00-a.png`)).toBe(false);
   });
 
   it('refuses to include something that is not a curated dataset, naming it', async () => {

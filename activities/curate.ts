@@ -7,6 +7,7 @@ import { badData } from './failures.js';
 import { withProgress } from './progress.js';
 import { curate, metadataRow } from './selection.js';
 import { roundInput } from './input.js';
+import { validationPrompts } from './validate.js';
 
 /** One row of an imagefolder dataset's metadata.jsonl: the image's file name, its caption and what curation kept of it. */
 interface MetadataRow {
@@ -17,9 +18,16 @@ interface MetadataRow {
 
 /**
  * Copies an earlier round's curated dataset into this one: each image under a name of its own
- * (`included-<i>-<name>`), each metadata row with that name and where it came from.
+ * (`included-<i>-<name>`), each metadata row with that name and where it came from. Rows whose
+ * caption is a withheld validation prompt's are left out, image and all.
  */
-async function includeDataset(deps: ActivityDependencies, root: string, index: number, prefix: string): Promise<{ rows: string[]; classes: string[] }> {
+async function includeDataset(
+  deps: ActivityDependencies,
+  root: string,
+  index: number,
+  prefix: string,
+  withheld: ReadonlySet<string>,
+): Promise<{ rows: string[]; classes: string[]; left: number }> {
   const folder = prefix.endsWith('/') ? prefix : `${prefix}/`;
   const metadataKey = `${folder}metadata.jsonl`;
   const text = await deps.store.get(metadataKey).then(
@@ -30,6 +38,7 @@ async function includeDataset(deps: ActivityDependencies, root: string, index: n
   );
   const rows: string[] = [];
   const classes: string[] = [];
+  let left = 0;
   for (const [i, line] of text.split('\n').entries()) {
     if (line.trim() === '') continue;
     let row: MetadataRow;
@@ -41,12 +50,16 @@ async function includeDataset(deps: ActivityDependencies, root: string, index: n
     if (typeof row.file_name !== 'string' || row.file_name.includes('/') || row.file_name.startsWith('.')) {
       throw badData('BadArtifact', `${metadataKey}:${i + 1}: expected "file_name" of an image in the dataset's folder`);
     }
+    if (typeof row['text'] === 'string' && withheld.has(row['text'])) {
+      left += 1;
+      continue;
+    }
     const key = artifactKeys.includedImage(root, index, row.file_name);
     await deps.store.put(key, await deps.store.get(`${folder}${row.file_name}`));
     rows.push(JSON.stringify({ ...row, file_name: key.slice(key.lastIndexOf('/') + 1), included_from: folder }));
     if (typeof row.class === 'string') classes.push(row.class);
   }
-  return { rows, classes };
+  return { rows, classes, left };
 }
 
 /**
@@ -66,11 +79,20 @@ export function createCurateDataset(deps: ActivityDependencies) {
       return result;
     }
 
+    // Several LoRAs are chosen between on training prompts none of them trains on: by text, so an
+    // included dataset's images of the same prompt (a model line's earlier nights) stay out too.
+    const validation = await validationPrompts(input);
+    const withheld = new Set((validation ?? []).map((p) => p.text));
+    let imagesWithheld = 0;
     const records: PromptScores[] = [];
     for (const key of judged) {
       const manifest = await findJson<JudgeManifest>(deps.store, key);
       if (!manifest) throw badData('MissingArtifact', `${key}: not found; every shard must be judged before curation`);
-      for (const record of manifest.records) records.push(await getJson<PromptScores>(deps.store, record));
+      for (const recordKey of manifest.records) {
+        const record = await getJson<PromptScores>(deps.store, recordKey);
+        if (withheld.has(record.text)) imagesWithheld += record.images.length;
+        else records.push(record);
+      }
     }
     const curation = curate(records, input.selection, input.judge.threshold);
     if (curation.kept.length === 0 && include.length === 0) {
@@ -91,7 +113,8 @@ export function createCurateDataset(deps: ActivityDependencies) {
       }
       for (const [index, prefix] of include.entries()) {
         progress.checkCancelled();
-        const earlier = await includeDataset(deps, root, index, prefix);
+        const earlier = await includeDataset(deps, root, index, prefix, withheld);
+        imagesWithheld += earlier.left;
         rows.push(...earlier.rows);
         included += earlier.rows.length;
         for (const name of earlier.classes) {
@@ -108,6 +131,7 @@ export function createCurateDataset(deps: ActivityDependencies) {
       included,
       dropped: curation.dropped.length,
       perClass: Object.fromEntries(perClass),
+      ...(validation === null ? {} : { withheld: { prompts: validation.length, images: imagesWithheld } }),
     };
     await putJson(deps.store, manifestKey, {
       ...result,

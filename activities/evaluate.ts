@@ -128,17 +128,34 @@ export function evaluationFigures(records: readonly EvaluationRecord[], threshol
   return { ...comparison(records, 'base', threshold, resamples), parent: hasParent ? comparison(records, 'parent', threshold, resamples) : null };
 }
 
-async function scoreHeldOutPrompt(
+/**
+ * Prompts a comparison samples, each at its seeds on every side, and where its images and
+ * per-prompt records are kept: the held-out prompts of the evaluation, or the validation split of
+ * the training prompts on which several LoRAs are compared (`validate.ts`).
+ */
+export interface ComparisonSet {
+  readonly prompts: readonly { promptIndex: number; className: string; text: string }[];
+  readonly seedsOf: (promptIndex: number) => number[];
+  /** The prefix every image key of the set starts with (listed once to find what is stored). */
+  readonly folder: string;
+  readonly image: (side: EvaluationSide, promptIndex: number, s: number) => string;
+  readonly record: (promptIndex: number) => string;
+  /** The stage its heartbeats and image timings name. */
+  readonly stage: 'evaluate' | 'validate';
+}
+
+/** Scores a prompt's stored images on each side with the judge and stores its record. */
+export async function scoreComparisonPrompt(
   deps: ActivityDependencies,
   input: RoundInput,
-  root: string,
+  set: ComparisonSet,
   sides: readonly EvaluationSide[],
   prompt: { promptIndex: number; className: string; text: string },
-  seeds: readonly number[],
 ): Promise<EvaluationRecord> {
+  const seeds = set.seedsOf(prompt.promptIndex);
   return deps.runtime.withJudge(input.judge, async (judge) => {
     const score = async (side: EvaluationSide) => {
-      const keys = seeds.map((_, s) => artifactKeys.evaluationImage(root, side, prompt.promptIndex, s));
+      const keys = seeds.map((_, s) => set.image(side, prompt.promptIndex, s));
       const images = await Promise.all(keys.map(async (k) => decodeImage(await deps.store.get(k), k)));
       const verdict = await judge.judge(prompt.text, prompt.className, images);
       const embeddings = verdict.judgements.map((j) => j.clip?.embedding ?? null);
@@ -171,37 +188,43 @@ async function scoreHeldOutPrompt(
       tuned: tuned.scores,
       diversity,
     };
-    await putJson(deps.store, artifactKeys.evaluationRecord(root, prompt.promptIndex), record);
+    await putJson(deps.store, set.record(prompt.promptIndex), record);
     return record;
   });
 }
 
-/** A round's held-out prompts, with their indices and seeds. */
-async function heldOut(input: RoundInput) {
+/** A round's held-out prompts, with their indices and seeds, and the evaluation's keys. */
+async function heldOut(input: RoundInput, root: string): Promise<ComparisonSet> {
   const prompts = (await loadPrompts(input.evaluation.prompts, 'evaluation.prompts')).map((p, promptIndex) => ({ ...p, promptIndex }));
   const seedsOf = (i: number) => Array.from({ length: input.evaluation.seedsPerPrompt }, (_, s) => evaluationSeed(input.evaluation.seed, i, s));
-  return { prompts, seedsOf };
+  return {
+    prompts,
+    seedsOf,
+    folder: `${root}/evaluation/`,
+    image: (side, promptIndex, s) => artifactKeys.evaluationImage(root, side, promptIndex, s),
+    record: (promptIndex) => artifactKeys.evaluationRecord(root, promptIndex),
+    stage: 'evaluate',
+  };
 }
 
 /**
- * Samples the held-out images of `sides` that are not stored yet, one generator at a time (all
- * its images, then the next), from identical initial noise (the same seeds) on every side.
- * Returns how many images the sides hold.
+ * Samples the images of `sides` that are not stored yet (held-out, or validation), one generator
+ * at a time (all its images, then the next), from identical initial noise (the same seeds) on
+ * every side. Returns how many images the sides hold.
  */
-async function sampleHeldOut(
+export async function sampleComparison(
   deps: ActivityDependencies,
   input: RoundInput,
-  root: string,
+  set: ComparisonSet,
   unets: ReadonlyMap<EvaluationSide, string | null>,
   progress: ProgressReporter,
 ): Promise<number> {
-  const { prompts, seedsOf } = await heldOut(input);
+  const { prompts, seedsOf, stage } = set;
   const sampling = comparisonSampling(input);
-  const stored = new Set(await deps.store.list(`${root}/evaluation/`));
+  const stored = new Set(await deps.store.list(set.folder));
   let evaluated = 0;
   for (const [side, unet] of unets) {
-    const missing = (p: { promptIndex: number }) =>
-      seedsOf(p.promptIndex).some((_, s) => !stored.has(artifactKeys.evaluationImage(root, side, p.promptIndex, s)));
+    const missing = (p: { promptIndex: number }) => seedsOf(p.promptIndex).some((_, s) => !stored.has(set.image(side, p.promptIndex, s)));
     const todo = prompts.filter(missing);
     evaluated += (prompts.length - todo.length) * input.evaluation.seedsPerPrompt;
     if (todo.length === 0) continue;
@@ -210,15 +233,38 @@ async function sampleHeldOut(
       for (const prompt of todo) {
         progress.checkCancelled();
         const started = performance.now();
-        const pngs = await samplePngs(generator, sampling, prompt, seedsOf(prompt.promptIndex), () => progress.report({ stage: 'evaluate', evaluated }));
-        deps.metrics.imageSeconds.record((performance.now() - started) / 1000 / Math.max(1, pngs.length), { stage: 'evaluate' });
-        for (const [s, png] of pngs.entries()) await deps.store.put(artifactKeys.evaluationImage(root, side, prompt.promptIndex, s), png);
+        const pngs = await samplePngs(generator, sampling, prompt, seedsOf(prompt.promptIndex), () => progress.report({ stage, evaluated }));
+        deps.metrics.imageSeconds.record((performance.now() - started) / 1000 / Math.max(1, pngs.length), { stage });
+        for (const [s, png] of pngs.entries()) await deps.store.put(set.image(side, prompt.promptIndex, s), png);
         evaluated += pngs.length;
-        progress.report({ stage: 'evaluate', evaluated });
+        progress.report({ stage, evaluated });
       }
     });
   }
   return evaluated;
+}
+
+/**
+ * Samples what `unets` lack of the set, then scores each prompt whose record is not stored yet;
+ * the records of every prompt, in order.
+ */
+export async function compareSides(
+  deps: ActivityDependencies,
+  input: RoundInput,
+  set: ComparisonSet,
+  unets: ReadonlyMap<EvaluationSide, string | null>,
+  progress: ProgressReporter,
+): Promise<EvaluationRecord[]> {
+  const evaluated = await sampleComparison(deps, input, set, unets, progress);
+  const sides = [...unets.keys()];
+  const scored: EvaluationRecord[] = [];
+  for (const prompt of set.prompts) {
+    progress.checkCancelled();
+    const found = await findJson<EvaluationRecord>(deps.store, set.record(prompt.promptIndex));
+    scored.push(found ?? (await scoreComparisonPrompt(deps, input, set, sides, prompt)));
+    progress.report({ stage: set.stage, evaluated });
+  }
+  return scored;
 }
 
 /** The references a round's tuned generator is compared with: the base, and the parent it sampled from when that is a tuned one. */
@@ -240,7 +286,8 @@ const references = (parent: string | null): Map<EvaluationSide, string | null> =
 export function createSampleReferences(deps: ActivityDependencies) {
   return async function sampleReferences({ root, inputKey, parent }: ReferencesRequest): Promise<ReferencesResult> {
     const input = await roundInput(deps, inputKey);
-    const images = await withProgress({ stage: 'evaluate', evaluated: 0 }, (progress) => sampleHeldOut(deps, input, root, references(parent), progress));
+    const set = await heldOut(input, root);
+    const images = await withProgress({ stage: 'evaluate', evaluated: 0 }, (progress) => sampleComparison(deps, input, set, references(parent), progress));
     return { images };
   };
 }
@@ -261,20 +308,9 @@ export function createEvaluateRound(deps: ActivityDependencies) {
     if ((await deps.store.list(`${lora}unet/`)).length === 0)
       throw badData('MissingArtifact', `${lora}unet/: not found; the LoRA must be trained before evaluation`);
 
-    const { prompts, seedsOf } = await heldOut(input);
+    const set = await heldOut(input, root);
     const unets = references(parent).set('tuned', lora);
-    const sides = [...unets.keys()];
-    const records = await withProgress({ stage: 'evaluate', evaluated: 0 }, async (progress) => {
-      const evaluated = await sampleHeldOut(deps, input, root, unets, progress);
-      const scored: EvaluationRecord[] = [];
-      for (const prompt of prompts) {
-        progress.checkCancelled();
-        const found = await findJson<EvaluationRecord>(deps.store, artifactKeys.evaluationRecord(root, prompt.promptIndex));
-        scored.push(found ?? (await scoreHeldOutPrompt(deps, input, root, sides, prompt, seedsOf(prompt.promptIndex))));
-        progress.report({ stage: 'evaluate', evaluated });
-      }
-      return scored;
-    });
+    const records = await withProgress({ stage: 'evaluate', evaluated: 0 }, (progress) => compareSides(deps, input, set, unets, progress));
     const result: EvaluateResult = { manifest: manifestKey, ...evaluationFigures(records, input.judge.threshold, input.evaluation.bootstrapResamples) };
     await putJson(deps.store, manifestKey, result);
     deps.metrics.evaluationWinRate.record(result.winRate, {});

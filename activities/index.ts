@@ -15,6 +15,7 @@ import { createPrepareRound } from './prepare.js';
 import { createWriteReport } from './report.js';
 import { createSampleShard } from './sample.js';
 import { createTrainLora } from './train.js';
+import { createSampleValidationBase, createValidateLora } from './validate.js';
 
 /** What a failed attempt counts as: its failure type, a cancellation, or a fault a retry may get past. */
 function failureKind(failure: unknown): string {
@@ -70,6 +71,8 @@ export function createActivities(deps: ActivityDependencies): Activities {
     trainLora: atBoundary(deps, 'trainLora', createTrainLora(deps)),
     sampleReferences: atBoundary(deps, 'sampleReferences', createSampleReferences(deps)),
     evaluateRound: atBoundary(deps, 'evaluateRound', createEvaluateRound(deps)),
+    sampleValidationBase: atBoundary(deps, 'sampleValidationBase', createSampleValidationBase(deps)),
+    validateLora: atBoundary(deps, 'validateLora', createValidateLora(deps)),
     writeReport: atBoundary(deps, 'writeReport', createWriteReport(deps)),
     loadLine: atBoundary(deps, 'loadLine', lines.loadLine),
     recordLineEvent: atBoundary(deps, 'recordLineEvent', lines.recordLineEvent),

@@ -7,6 +7,7 @@ import type { ActivityDependencies } from './dependencies.js';
 import { badData } from './failures.js';
 import { storeRoundInput } from './input.js';
 import { loadPrompts } from './prompts.js';
+import { validationPrompts } from './validate.js';
 import { judgeConfig } from './runtime.js';
 
 /** The store prefixes a round reads (a tuned UNet, earlier datasets) must hold what they promise. */
@@ -50,6 +51,8 @@ export function createPrepareRound(deps: ActivityDependencies) {
         );
       }
     }
+    // Several LoRAs need training prompts to withhold for choosing between them.
+    await validationPrompts(input);
     const { sizeMultiple } = await readGeneratorGeometry(await resolveGeneratorFiles({ base: input.generator.base }));
     for (const side of ['width', 'height'] as const) {
       const value = input.sampling[side];

@@ -1,7 +1,7 @@
 import type { ReportRequest, ReportResult } from '../contract/activities.js';
 import { artifactKeys } from '../contract/keys.js';
 import type { EvaluationRecord, JudgeManifest, PromptScores } from '../contract/records.js';
-import { ArtifactNotFoundError, findJson, getJson, type ArtifactStore } from '../store/store.js';
+import { findJson, findText, getJson } from '../store/store.js';
 import type { ActivityDependencies } from './dependencies.js';
 import { badData } from './failures.js';
 import { reportHtml } from './reportPage.js';
@@ -15,16 +15,6 @@ async function required<T>(deps: ActivityDependencies, key: string, stage: strin
   const value = await findJson<T>(deps.store, key);
   if (value === null) throw badData('MissingArtifact', `${key}: not found; the ${stage} stage must finish before the report`);
   return value;
-}
-
-/** The object's text, or null when it has not been published. */
-async function findText(store: ArtifactStore, key: string): Promise<string | null> {
-  try {
-    return (await store.get(key)).toString('utf8');
-  } catch (error) {
-    if (error instanceof ArtifactNotFoundError) return null;
-    throw error;
-  }
 }
 
 /**

@@ -12,6 +12,7 @@ import { escapeHtml as escape } from './html.js';
 import { histogramSvg, lossCurveSvg } from './reportCharts.js';
 import { relativeUrl } from './reportLinks.js';
 import { spreadPairs, verdictChanges, type HeldOutPair } from './reportPairs.js';
+import { seedsSection } from './reportSeeds.js';
 import type { LossCurve } from './trainerMetrics.js';
 
 export interface ReportData {
@@ -177,6 +178,7 @@ ${runLine}
 <p>Mean CLIP score: base ${fixed(evaluation.meanClipBase, 2)}, tuned ${fixed(evaluation.meanClipTuned, 2)}. Detector class accuracy: base ${percent(evaluation.accuracyBase)}, tuned ${percent(evaluation.accuracyTuned)}. ${escape(gainAndDiversity(evaluation, 'base'))}</p>
 ${parentLine}${gateSection}
 <p>Dataset: ${datasetSource}${included}. LoRA: ${training.steps} steps, final loss ${training.finalLoss === null ? '–' : fixed(training.finalLoss, 4)}.</p>
+${seedsSection(training, curation)}
 ${humanReviewSection(null)}
 <h2>Per class</h2><table><tr><th>class</th><th>images kept</th><th>prompts dropped</th><th>drop reasons</th><th>accuracy base</th><th>accuracy tuned</th></tr>${classRows}</table>
 ${changesSection(data)}

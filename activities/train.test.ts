@@ -24,7 +24,7 @@ import { runActivity, storedInput } from '../test/activity.js';
 import type { ActivityDependencies } from './dependencies.js';
 import { ModelRuntime } from './runtime.js';
 import { createTrainLora } from './train.js';
-import { artifactKeys, roundRoot } from '../contract/keys.js';
+import { artifactKeys, roundRoot, trainingRoot } from '../contract/keys.js';
 import { trainerArguments, trainerEnvironment } from './trainer/arguments.js';
 import { readTrainerEvent } from './trainer/events.js';
 import type { StageProgress } from '../contract/progress.js';
@@ -143,6 +143,23 @@ describe('trainLora', () => {
       await runActivity(again, train, { root, inputKey: await storedInput(store, root, roundInput()), dataset: artifactKeys.dataset(root) }),
     ).toMatchObject(result);
     expect(started).toEqual([]);
+  });
+
+  it('trains one of several LoRAs with its own trainer seed, in its own folder and under its own keys', async () => {
+    const { deps, root, store, train } = await setup('finish');
+    const inputKey = await storedInput(store, root, roundInput({ maxSteps: 3, seed: 10, seeds: 2 }));
+    const request = { root, inputKey, dataset: artifactKeys.dataset(root) };
+    const results = [];
+    for (const seed of [10, 11]) results.push(await runActivity(new MockActivityEnvironment(), train, { ...request, seed }));
+    for (const [i, seed] of [10, 11].entries()) {
+      const at = trainingRoot(root, seed);
+      expect(results[i]).toMatchObject({ manifest: artifactKeys.trainManifest(at), lora: artifactKeys.lora(at), seed });
+      expect(await store.list(`${artifactKeys.lora(at)}unet/`)).toEqual([`${artifactKeys.lora(at)}unet/model.onnx`]);
+      const args = JSON.parse(await readFile(join(deps.workDir, ...at.split('/'), 'train', 'output', 'args.json'), 'utf8')) as string[];
+      expect(args[args.indexOf('--seed') + 1]).toBe(String(seed));
+    }
+    // The round's own keys stay free: a round of one LoRA would find nothing there.
+    expect(await store.exists(artifactKeys.trainManifest(root))).toBe(false);
   });
 
   it("gives the trainer none of the worker's own environment, its credentials least of all", async () => {

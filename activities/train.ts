@@ -6,7 +6,7 @@ import { CancelledFailure } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 
 import type { TrainRequest, TrainResult } from '../contract/activities.js';
-import { artifactKeys } from '../contract/keys.js';
+import { artifactKeys, trainingRoot } from '../contract/keys.js';
 import { findJson, putJson } from '../store/store.js';
 import type { ActivityDependencies } from './dependencies.js';
 import { badData } from './failures.js';
@@ -51,8 +51,11 @@ const TRAINER_LOG = 'trainer.log';
  * changes what round r samples, and so what it learns from.
  */
 export function createTrainLora(deps: ActivityDependencies) {
-  return async function trainLora({ root, inputKey, dataset: datasetPrefix }: TrainRequest): Promise<TrainResult> {
+  return async function trainLora({ root: roundFolder, inputKey, dataset: datasetPrefix, seed }: TrainRequest): Promise<TrainResult> {
     const input = await roundInput(deps, inputKey);
+    // One of several LoRAs trains with its own seed under keys of its own; a round's one LoRA under the round's.
+    const root = trainingRoot(roundFolder, seed ?? null);
+    const lora = seed === undefined ? input.lora : { ...input.lora, seed };
     const manifestKey = artifactKeys.trainManifest(root);
     const existing = await findJson<TrainResult>(deps.store, manifestKey);
     if (existing) {
@@ -78,7 +81,7 @@ export function createTrainLora(deps: ActivityDependencies) {
         await restoreCheckpoint(deps, stored, output);
         log.info(`trainer resumes from the stored checkpoint of step ${stored.step}`);
       }
-      const args = trainerArguments(input.lora, { generator: input.generator.base, dataset, output }, deps.device, deps.threads);
+      const args = trainerArguments(lora, { generator: input.generator.base, dataset, output }, deps.device, deps.threads);
       const logFile = join(work, TRAINER_LOG);
       await rm(logFile, { force: true });
       const started = performance.now();
@@ -115,10 +118,16 @@ export function createTrainLora(deps: ActivityDependencies) {
       if (run.code === EXIT_BAD_INPUT) throw badData('BadTrainingInput', said || 'the trainer refused its input');
       if (run.code !== 0) throw ApplicationFailure.retryable(`trainer exited with ${run.code}: ${said}`, 'TrainerFailed');
 
-      const lora = artifactKeys.lora(root);
+      const loraKey = artifactKeys.lora(root);
       const files = [...outputFiles(output), TRAINER_LOG];
-      for (const file of files) await deps.store.putFile(`${lora}${file}`, file === TRAINER_LOG ? logFile : join(output, ...file.split('/')));
-      const result: TrainResult = { manifest: manifestKey, lora, steps: run.last.step ?? 0, finalLoss: run.last.final_loss ?? null };
+      for (const file of files) await deps.store.putFile(`${loraKey}${file}`, file === TRAINER_LOG ? logFile : join(output, ...file.split('/')));
+      const result: TrainResult = {
+        manifest: manifestKey,
+        lora: loraKey,
+        steps: run.last.step ?? 0,
+        finalLoss: run.last.final_loss ?? null,
+        ...(seed === undefined ? {} : { seed }),
+      };
       await putJson(deps.store, manifestKey, { ...result, files });
       await removeStoredCheckpoints(deps, root, null);
       await ended('trained');

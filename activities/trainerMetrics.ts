@@ -18,3 +18,18 @@ export function lossCurve(metrics: string | null): LossCurve {
     return { unavailable: 'metrics.json holds no per-step losses (a trainer older than its loss_curve field, or a run of no steps)' };
   return { losses: curve as number[] };
 }
+
+/**
+ * The trainer's final loss in a `metrics.json`'s text (its `final_loss`: the mean of the last
+ * epoch's steps, steadier than the last step's); null when there is no file, no such number, or
+ * the text is not JSON.
+ */
+export function finalLoss(metrics: string | null): number | null {
+  if (metrics === null) return null;
+  try {
+    const value = (JSON.parse(metrics) as { final_loss?: unknown } | null)?.final_loss;
+    return typeof value === 'number' && Number.isFinite(value) ? value : null;
+  } catch {
+    return null;
+  }
+}

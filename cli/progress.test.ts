@@ -27,6 +27,9 @@ describe('progress lines', () => {
     expect(progressLine({ ...base, stage: 'judge', images: { sampled: 40, judged: 10 } })).toContain('10/40 images judged');
     expect(progressLine({ ...base, stage: 'train', trainer: { step: 3, steps: 12, loss: 0.12345 } })).toContain('step 3/12, loss 0.1235');
     expect(progressLine({ ...base, stage: 'train' })).toContain('starting the trainer');
+    expect(progressLine({ ...base, stage: 'validate', loras: { total: 3, trained: 3, validated: 1, kept: null } })).toBe(
+      'round 2 validate [#######.............] 1/3 LoRAs validated on the withheld training prompts',
+    );
     // Rounds keep up to selection.perPrompt images a prompt, not always one.
     expect(progressLine({ ...base, stage: 'curate', images: { sampled: 40, judged: 40 } })).toBe(
       "round 2 curate   keeping each prompt's best images of 40 judged",

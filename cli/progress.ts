@@ -53,6 +53,10 @@ export function progressLine(p: RoundProgress): string {
       if (t === null || t.steps === 0) return `${head} starting the trainer`;
       return `${head} ${bar(t.step / t.steps)} step ${t.step}/${t.steps}${t.loss === null ? '' : `, loss ${t.loss.toFixed(4)}`}`;
     }
+    case 'validate': {
+      const l = p.loras;
+      return `${head} ${l === undefined ? '' : `${bar(l.validated / l.total)} ${l.validated}/${l.total} LoRAs validated on the withheld training prompts`}`;
+    }
     case 'evaluate':
       return `${head} ${p.evaluated} held-out images sampled`;
     case 'report':
@@ -60,6 +64,20 @@ export function progressLine(p: RoundProgress): string {
     default:
       return `${head} ${p.winRate === null ? '' : `win rate ${percent(p.winRate)}`}`;
   }
+}
+
+/** A round of several LoRAs: each one's validation figures, the kept one marked, and the spread of their gains. */
+function seedsLines(result: RoundResult): string[] {
+  const seeds = result.training.seeds;
+  if (seeds === undefined) return [];
+  const g = seeds.accuracyGain;
+  return [
+    `  ${seeds.perSeed.length} LoRAs by trainer seed, on ${seeds.validationPrompts} withheld training prompts (${seeds.validationPairs} images each): kept seed ${seeds.kept}; validation accuracy gain ${signed(100 * g.min)} to ${signed(100 * g.max)} points, mean ${signed(100 * g.mean)}, sd ${(100 * g.sd).toFixed(1)}`,
+    ...seeds.perSeed.map(
+      (s) =>
+        `    seed ${s.seed}${s.kept ? ' (kept)' : ''}: accuracy ${percent(s.accuracy)} (${signed(100 * s.accuracyGain)} points), win rate ${percent(s.winRate)}, final loss ${s.finalLoss?.toFixed(4) ?? '-'}`,
+    ),
+  ];
 }
 
 export function roundSummary(result: RoundResult): string {
@@ -78,6 +96,7 @@ export function roundSummary(result: RoundResult): string {
           `  against its parent: tuned wins ${percent(e.parent.winRate)} (95% interval ${percent(e.parent.winRateInterval[0])}-${percent(e.parent.winRateInterval[1])}); accuracy gain ${accuracyGainText(e.parent)}; ${diversityText(e.parent)}; ${countingText(e.parent)}`,
         ]),
     `  dataset: ${result.dataset.kept} images kept, ${result.dataset.dropped} prompts dropped (${classes}); LoRA: ${result.training.steps} steps, final loss ${result.training.finalLoss?.toFixed(4) ?? '-'}`,
+    ...seedsLines(result),
     `  report: ${result.report.location}`,
   ].join('\n');
 }

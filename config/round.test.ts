@@ -69,6 +69,23 @@ describe('validateRoundInput', () => {
     expect(describeErrors(result.errors)).toContain('sampling.steps: expected an integer in [1, 1000], got 2.5');
   });
 
+  it('trains one LoRA unless `lora.seeds` asks for more, and bounds how many', () => {
+    expect(valid(minimal).lora).toMatchObject({ seeds: 1, validationShare: 0.2, validationSeed: 700_000 });
+    expect(valid({ ...minimal, lora: { seeds: 4, validationShare: 0.25 } }).lora).toMatchObject({ seeds: 4, validationShare: 0.25 });
+    const result = validateRoundInput({ ...minimal, lora: { seeds: 17, validationShare: 0 } });
+    expect(result.ok).toBe(false);
+    const message = result.ok ? '' : describeErrors(result.errors);
+    expect(message).toContain('lora.seeds: expected an integer in [1, 16], got 17');
+    expect(message).toContain('lora.validationShare: expected a number in (0, 0.9], got 0');
+  });
+
+  it('refuses several LoRAs for a round that only retrains a dataset: it has no training prompts to validate on', () => {
+    const retrain = { ...minimal, prompts: null, dataset: 'runs/x/y/round-001/dataset/' };
+    expect(valid(retrain).lora.seeds).toBe(1);
+    const result = validateRoundInput({ ...retrain, lora: { seeds: 2 } });
+    expect(result.ok ? '' : describeErrors(result.errors)).toContain('lora.seeds: expected 1 when `prompts` is null');
+  });
+
   it('requires the generator, the judge and the held-out prompts', () => {
     const result = validateRoundInput({});
     expect(result.ok).toBe(false);

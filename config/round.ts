@@ -91,6 +91,16 @@ export interface LoraSettings {
   readonly mixedPrecision: MixedPrecision;
   /** Recompute the UNet's activations in the backward pass: less memory, more compute. */
   readonly gradientCheckpointing: boolean;
+  /**
+   * LoRAs trained side by side from the one curated dataset, trainer seeds `seed`, `seed + 1`, ...;
+   * with more than one, the one that scores best on a validation split of the training prompts is
+   * kept and evaluated. 1: one LoRA, as a round always trained.
+   */
+  readonly seeds: number;
+  /** With `seeds` > 1: the share of the training prompts withheld from training to choose the LoRA on (at least one prompt). */
+  readonly validationShare: number;
+  /** With `seeds` > 1: the split's seed, and image s of validation prompt i has seed `validationSeed + 100 * i + s`. */
+  readonly validationSeed: number;
 }
 
 export interface EvaluationSettings {
@@ -144,6 +154,9 @@ export interface RoundInput {
 }
 
 export const SEED_MAX = 2 ** 32 - 1;
+
+/** The most LoRAs a round trains side by side (`lora.seeds`): each holds a GPU worker for the whole training. */
+export const LORA_SEEDS_MAX = 16;
 
 const seed = (defaultSeed: number, meaning: string) => integer({ min: 0, max: SEED_MAX, default: defaultSeed, type: 'integer 0–2³²−1', meaning });
 
@@ -276,6 +289,26 @@ const ROUND_FIELDS: Schema<RoundInput> = refine(
             default: false,
             meaning: "recompute the UNet's activations in the backward pass: much less GPU memory for about a third more training time",
           }),
+          seeds: integer({
+            min: 1,
+            max: LORA_SEEDS_MAX,
+            default: 1,
+            meaning:
+              "LoRAs trained side by side (one per GPU worker) from the one curated dataset, with trainer seeds `seed`, `seed + 1`, ...; above 1, a validation split of the training prompts is withheld from their training, each LoRA and the base sample it (`evaluation.seedsPerPrompt` images per prompt) and the one with the best validation class accuracy (then win rate against the base, then lowest seed) is the round's tuned generator; the result's `training.seeds` has each one's figures and their spread",
+          }),
+          validationShare: number({
+            min: 0,
+            max: 0.9,
+            exclusiveMin: true,
+            default: 0.2,
+            expected: 'a number in (0, 0.9]',
+            meaning:
+              'with `seeds` > 1: the share of the training prompts withheld from training for the validation (rounded, at least one prompt); never the held-out prompts',
+          }),
+          validationSeed: seed(
+            700_000,
+            "with `seeds` > 1: the validation split's seed; image s of validation prompt i has seed `validationSeed + 100 * i + s` (keep it apart from `evaluation.seed`)",
+          ),
         },
         { meaning: "the LoRA trainer's recipe" },
       ),
@@ -326,10 +359,17 @@ const ROUND_FIELDS: Schema<RoundInput> = refine(
   { evenWithErrors: true },
 );
 
-export const ROUND_SCHEMA: Schema<RoundInput> = refine(ROUND_FIELDS, (round) => {
+const GATED_FIELDS: Schema<RoundInput> = refine(ROUND_FIELDS, (round) => {
   const refusal = diversityBoundRefusal(round.gate, round.evaluation.seedsPerPrompt);
   return refusal === null ? null : { field: 'gate.maxDiversityLoss', expected: refusal };
 });
+
+// The validation split is drawn from this round's training prompts: a round that only retrains a dataset has none.
+export const ROUND_SCHEMA: Schema<RoundInput> = refine(GATED_FIELDS, (round) =>
+  round.lora.seeds > 1 && round.prompts === null
+    ? { field: 'lora.seeds', expected: '1 when `prompts` is null (the validation split is drawn from the training prompts)' }
+    : null,
+);
 
 export function validateRoundInput(input: unknown): Validation<RoundInput> {
   return validateInput(ROUND_SCHEMA, input);

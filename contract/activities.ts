@@ -54,6 +54,12 @@ export interface CurateRequest extends RoundRequest {
 export interface TrainRequest extends RoundRequest {
   /** The curated dataset's prefix. */
   readonly dataset: string;
+  /**
+   * The trainer seed of one of several LoRAs trained side by side (`lora.seeds` > 1): it replaces
+   * `lora.seed`, and the LoRA and its checkpoints live under their own keys (`trainingRoot`).
+   * Absent for a round's one LoRA, which keeps the keys it always had.
+   */
+  readonly seed?: number;
 }
 
 export interface EvaluateRequest extends RoundRequest {
@@ -128,6 +134,12 @@ export interface CurateResult {
   /** Prompts that kept no image. */
   readonly dropped: number;
   readonly perClass: Readonly<Record<string, ClassCounts>>;
+  /**
+   * With `lora.seeds` > 1: the training prompts withheld for validation (none of their images,
+   * nor an included dataset's image of the same text, is in the dataset) and the images that left
+   * out. Absent otherwise.
+   */
+  readonly withheld?: { readonly prompts: number; readonly images: number };
 }
 
 export interface TrainResult {
@@ -136,6 +148,64 @@ export interface TrainResult {
   readonly lora: string;
   readonly steps: number;
   readonly finalLoss: number | null;
+  /** The trainer seed of one of several LoRAs (`TrainRequest.seed`); absent for a round's one LoRA. */
+  readonly seed?: number;
+  /**
+   * In a round's result, with `lora.seeds` > 1: every LoRA's validation figures, which one was
+   * kept (this result is the kept one's training) and their spread. Absent with one LoRA.
+   */
+  readonly seeds?: LoraSeedsFigures;
+}
+
+/** One LoRA of several on the validation split: sampled by it and by the base with the same seeds, scored by the curation judge. */
+export interface ValidateRequest extends RoundRequest {
+  /** The LoRA's prefix (`TrainResult.lora`). */
+  readonly lora: string;
+  /** Its trainer seed: its validation images and records are kept under it. */
+  readonly seed: number;
+}
+
+export interface ValidationResult {
+  readonly manifest: string;
+  readonly seed: number;
+  readonly lora: string;
+  /** Validation prompts, and images per side (prompts × `evaluation.seedsPerPrompt`). */
+  readonly prompts: number;
+  readonly pairs: number;
+  /** Share of the validation images the detector finds the prompt's class in (at `judge.threshold`), for the base and for this LoRA. */
+  readonly accuracyBase: number;
+  readonly accuracyTuned: number;
+  /** Paired CLIP win rate of this LoRA against the base on the validation images. */
+  readonly winRate: number;
+  /** The trainer's final loss as its metrics.json gives it (the last epoch's mean); null when it gives none. */
+  readonly finalLoss: number | null;
+}
+
+/** One LoRA's line in `LoraSeedsFigures`. */
+export interface LoraSeedFigures {
+  readonly seed: number;
+  readonly lora: string;
+  /** Its validation manifest (`validation/seed-<s>.json`), with the full comparison. */
+  readonly validation: string;
+  readonly accuracyBase: number;
+  readonly accuracy: number;
+  /** `accuracy - accuracyBase`. */
+  readonly accuracyGain: number;
+  readonly winRate: number;
+  readonly finalLoss: number | null;
+  readonly kept: boolean;
+}
+
+/** Several LoRAs trained from one dataset with different trainer seeds, measured on the validation split. */
+export interface LoraSeedsFigures {
+  /** The kept LoRA's trainer seed. */
+  readonly kept: number;
+  readonly validationPrompts: number;
+  readonly validationPairs: number;
+  /** By trainer seed. */
+  readonly perSeed: readonly LoraSeedFigures[];
+  /** Spread of the validation accuracy gains (fractions): how much the trainer seed alone moves the round's result. */
+  readonly accuracyGain: { readonly min: number; readonly max: number; readonly mean: number; readonly sd: number };
 }
 
 export interface ClassAccuracyFigures {
@@ -228,5 +298,9 @@ export interface RoundActivities {
   /** The references' held-out images, sampled while the LoRA trains (they do not depend on it). */
   sampleReferences(request: ReferencesRequest): Promise<ReferencesResult>;
   evaluateRound(request: EvaluateRequest): Promise<EvaluateResult>;
+  /** The base's validation images (`lora.seeds` > 1), sampled once while the LoRAs train. */
+  sampleValidationBase(request: RoundRequest): Promise<ReferencesResult>;
+  /** One LoRA of several on the validation split, against the base. */
+  validateLora(request: ValidateRequest): Promise<ValidationResult>;
   writeReport(request: ReportRequest): Promise<ReportResult>;
 }

@@ -23,6 +23,20 @@ export function roundOfRoot(root: string): number | null {
 /** The generators a round's evaluation samples: the base, the parent it sampled from (when tuned), the tuned one. */
 export type EvaluationSide = 'base' | 'parent' | 'tuned';
 
+/**
+ * Where a LoRA, its manifest and its trainer's checkpoints live: the round's folder for a round's
+ * one LoRA (the keys it always had), `seeds/seed-<s>` under it for each of several LoRAs
+ * (`lora.seeds` > 1), by trainer seed.
+ */
+export function trainingRoot(root: string, trainerSeed: number | null): string {
+  return trainerSeed === null ? root : `${root}/seeds/seed-${pad(trainerSeed, 10)}`;
+}
+
+/** Whose validation images: the base's (sampled once), or the LoRA of a trainer seed. */
+export type ValidationSide = 'base' | { readonly seed: number };
+
+const validationFolder = (root: string, seed: number) => `${root}/validation/seed-${pad(seed, 10)}`;
+
 const shardFolder = (root: string, stage: string, shard: number) => `${root}/${stage}/shard-${pad(shard, 3)}`;
 
 export const artifactKeys = {
@@ -55,6 +69,13 @@ export const artifactKeys = {
   evaluationImage: (root: string, side: EvaluationSide, promptIndex: number, s: number) => `${root}/evaluation/${side}/${pad(promptIndex, 5)}-${pad(s, 3)}.png`,
   evaluationRecord: (root: string, promptIndex: number) => `${root}/evaluation/pairs/${pad(promptIndex, 5)}.json`,
   evaluateManifest: (root: string) => `${root}/evaluation.json`,
+  /** Validation images of the base and of each LoRA (`lora.seeds` > 1), of training prompts withheld from training. */
+  validationFolder: (root: string) => `${root}/validation/`,
+  validationImage: (root: string, side: ValidationSide, promptIndex: number, s: number) =>
+    `${side === 'base' ? `${root}/validation/base` : `${validationFolder(root, side.seed)}/tuned`}/${pad(promptIndex, 5)}-${pad(s, 3)}.png`,
+  /** A validation prompt's scores, base and the LoRA of a trainer seed, in the evaluation's record format. */
+  validationRecord: (root: string, seed: number, promptIndex: number) => `${validationFolder(root, seed)}/pairs/${pad(promptIndex, 5)}.json`,
+  validationManifest: (root: string, seed: number) => `${validationFolder(root, seed)}.json`,
   report: (root: string) => `${root}/report.html`,
   /** People's votes on the round's blind base-versus-tuned pairs (`selfreward review`), one object per vote, never overwritten. */
   reviewVotes: (root: string) => `${root}/review/votes/`,
@@ -74,6 +95,11 @@ export function trainingSeed(baseSeed: number, samplesPerPrompt: number, promptI
 }
 
 export function evaluationSeed(baseSeed: number, promptIndex: number, s: number): number {
+  return baseSeed + 100 * promptIndex + s;
+}
+
+/** Seed s of validation prompt i (a training prompt withheld from training): apart from the training pool's and the held-out seeds by `lora.validationSeed`. */
+export function validationSeed(baseSeed: number, promptIndex: number, s: number): number {
   return baseSeed + 100 * promptIndex + s;
 }
 

@@ -5,7 +5,7 @@
  */
 import type { ClassCounts } from './activities.js';
 
-export type Stage = 'prepare' | 'sample' | 'judge' | 'curate' | 'train' | 'evaluate' | 'report' | 'done';
+export type Stage = 'prepare' | 'sample' | 'judge' | 'curate' | 'train' | 'validate' | 'evaluate' | 'report' | 'done';
 
 export interface RoundProgress {
   readonly round: number;
@@ -14,6 +14,11 @@ export interface RoundProgress {
   readonly images: { readonly sampled: number; readonly judged: number };
   readonly perClass: Readonly<Record<string, ClassCounts>>;
   readonly trainer: { readonly step: number; readonly steps: number; readonly loss: number | null } | null;
+  /**
+   * With `lora.seeds` > 1: the LoRAs the round trains side by side, how many are trained and
+   * validated, and the trainer seed of the one kept once all are. Absent for a round of one LoRA.
+   */
+  readonly loras?: { readonly total: number; readonly trained: number; readonly validated: number; readonly kept: number | null };
   readonly evaluated: number;
   readonly winRate: number | null;
   readonly report: string | null;

@@ -23,6 +23,8 @@ export const ACTIVITY_ROLES = {
   trainLora: 'gpu',
   sampleReferences: 'gpu',
   evaluateRound: 'gpu',
+  sampleValidationBase: 'gpu',
+  validateLora: 'gpu',
   curateDataset: 'cpu',
   writeReport: 'cpu',
   loadLine: 'cpu',

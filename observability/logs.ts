@@ -18,7 +18,7 @@ export const LOG_FIELDS = {
   activityType: 'the activity: sampleShard, trainLora, ... (SDK)',
   attempt: 'the attempt, from 1 (SDK)',
   round: "the round's number, for a round's stages",
-  stage: 'the stage: prepare, sample, judge, curate, train, evaluate, report, or line',
+  stage: 'the stage: prepare, sample, judge, curate, train, validate, evaluate, report, or line',
   shard: 'the shard, for sample and judge',
 } as const;
 
@@ -30,6 +30,8 @@ const STAGES: { readonly [K in keyof Activities]: Stage | 'line' } = {
   trainLora: 'train',
   sampleReferences: 'evaluate',
   evaluateRound: 'evaluate',
+  sampleValidationBase: 'validate',
+  validateLora: 'validate',
   writeReport: 'report',
   loadLine: 'line',
   recordLineEvent: 'line',

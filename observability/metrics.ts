@@ -60,7 +60,7 @@ export const METRICS = {
     instrument: 'histogram',
     labels: ['stage'],
     unit: 'seconds',
-    meaning: 'model time per image: `sample` and `evaluate` (sampling), `judge`',
+    meaning: 'model time per image: `sample`, `validate` and `evaluate` (sampling), `judge`',
     buckets: SECONDS_PER_IMAGE,
   },
   trainerSteps: { name: 'selfreward_trainer_steps_total', instrument: 'counter', labels: [], unit: 'steps', meaning: 'LoRA training steps taken' },

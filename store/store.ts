@@ -86,6 +86,16 @@ export async function putJson(store: ArtifactStore, key: string, value: unknown)
 }
 
 /** The object as JSON, or null when it has not been published. */
+/** The object's text, or null when it has not been published. */
+export async function findText(store: ArtifactStore, key: string): Promise<string | null> {
+  try {
+    return (await store.get(key)).toString('utf8');
+  } catch (error) {
+    if (error instanceof ArtifactNotFoundError) return null;
+    throw error;
+  }
+}
+
 export async function findJson<T>(store: ArtifactStore, key: string): Promise<T | null> {
   try {
     return await getJson<T>(store, key);

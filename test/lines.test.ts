@@ -108,6 +108,19 @@ function standInRound(winRate: (input: RoundInput) => number, hold?: Gate): Stan
     },
     judgeShard: async ({ root, shard }) => ({ shard, manifest: `${root}/scores/${shard}.json`, images: 2, detected: 1 }),
     sampleReferences: async () => ({ images: 2 }),
+    // The lines' rounds train one LoRA: they never validate.
+    sampleValidationBase: async () => ({ images: 0 }),
+    validateLora: async ({ root, lora, seed }) => ({
+      manifest: `${root}/validation/seed-${seed}.json`,
+      seed,
+      lora,
+      prompts: 1,
+      pairs: 1,
+      accuracyBase: 0.5,
+      accuracyTuned: 0.5,
+      winRate: 0.5,
+      finalLoss: 0.1,
+    }),
     curateDataset: async ({ root, include }) => ({
       manifest: `${root}/dataset.json`,
       dataset: `${root}/dataset/`,

@@ -24,7 +24,8 @@ import { getJson } from '../store/store.js';
 import { localTemporal, recordHistory, testDependencies, withRoundWorkers } from './stack.js';
 import { testDetector, tinyRoundInput } from './models.js';
 import { chooseImages } from '../activities/selection.js';
-import { artifactKeys, roundRoot } from '../contract/keys.js';
+import { artifactKeys, roundRoot, trainingRoot, validationSeed } from '../contract/keys.js';
+import { validationSplit } from '../contract/seeds.js';
 import type { EvaluateResult } from '../contract/activities.js';
 import type { EvaluationRecord, PromptScores } from '../contract/records.js';
 import { TASK_QUEUES } from '../contract/workers.js';
@@ -51,6 +52,47 @@ afterAll(async () => {
 const withWorkers = <T>(run: () => Promise<T>): Promise<T> => withRoundWorkers(env, deps, run);
 
 describe('selfRewardRound', () => {
+  it('trains two LoRAs with their own seeds (`lora.seeds`), validates them on a withheld training prompt and evaluates the kept one', async () => {
+    const workflowId = `seeds-${randomUUID()}`;
+    const input = { ...roundInput, lora: { ...(roundInput['lora'] as object), seeds: 2 } };
+    const result = await withWorkers(
+      async () => (await env.client.workflow.execute('selfRewardRound', { taskQueue: TASK_QUEUES.workflows, workflowId, args: [input] })) as RoundResult,
+    );
+
+    // One of the three training prompts (0.2 of them, rounded, at least one) is withheld: its two images are not in the dataset.
+    const [withheld] = validationSplit(3, 0.2, 700_000) as [number];
+    const withheldText = (roundInput['prompts'] as { text: string }[])[withheld]!.text;
+    expect(result.dataset.withheld).toEqual({ prompts: 1, images: 2 });
+    const rows = (await deps.store.get(artifactKeys.datasetMetadata(result.root))).toString().trim().split('\n');
+    expect(rows).toHaveLength(result.dataset.kept);
+    expect(rows.map((r) => (JSON.parse(r) as { text: string }).text)).not.toContain(withheldText);
+
+    const seeds = result.training.seeds!;
+    const loras = [0, 1].map((seed) => `${trainingRoot(result.root, seed)}/lora/`);
+    expect(seeds.perSeed.map((s) => [s.seed, s.lora])).toEqual([
+      [0, loras[0]],
+      [1, loras[1]],
+    ]);
+    for (const lora of loras) expect(await deps.store.list(`${lora}unet/`)).toContain(`${lora}unet/model.onnx`);
+    for (const s of seeds.perSeed) {
+      expect(typeof s.finalLoss).toBe('number');
+      const record = await getJson<EvaluationRecord>(deps.store, artifactKeys.validationRecord(result.root, s.seed, withheld));
+      expect(record.seeds).toEqual([0, 1].map((i) => validationSeed(700_000, withheld, i)));
+      expect(record.base.map((b) => b.key)).toEqual([0, 1].map((i) => artifactKeys.validationImage(result.root, 'base', withheld, i)));
+      expect(s.accuracyGain).toBeCloseTo(s.accuracy - s.accuracyBase, 12);
+    }
+    const kept = seeds.perSeed.find((s) => s.kept)!;
+    expect(kept.seed).toBe(seeds.kept);
+    expect(result.training.lora).toBe(kept.lora);
+    // Only the kept LoRA is evaluated: the held-out tuned images name it.
+    const tuned = readText(await deps.store.get(artifactKeys.evaluationImage(result.root, 'tuned', 0, 0)));
+    expect(tuned['generator']).toContain(kept.lora);
+    expect(result.evaluation.pairs).toBe(2);
+    const report = (await deps.store.get(result.report.report)).toString();
+    expect(report).toContain('LoRAs by trainer seed');
+    expect(report).toContain('Validation accuracy gain across the seeds');
+  }, 240_000);
+
   it('runs sample, judge, curate, train, evaluate and report, and shows its figures', async () => {
     const workflowId = `round-${randomUUID()}`;
     const { result, progress, description } = await withWorkers(async () => {

@@ -22,6 +22,7 @@ import { selfRewardPlugin, WORKFLOWS_PATH } from '../workers/plugin.js';
 import { requireBinary, TEMPORAL_CLI } from './servers.js';
 import { type RoundActivities } from '../contract/activities.js';
 import { activitiesOf, TASK_QUEUES } from '../contract/workers.js';
+import { trainingRoot } from '../contract/keys.js';
 import type { RoundProgress } from '../contract/progress.js';
 import type { CampaignResult, RoundFigures, RoundResult } from '../contract/workflows.js';
 import { standInPreparation } from './activity.js';
@@ -113,6 +114,18 @@ function standIns(hold?: { readonly round: number; readonly reached: () => void;
     },
     judgeShard: async ({ root, shard }) => ({ shard, manifest: `${root}/scores/${shard}.json`, images: 1, detected: 1 }),
     sampleReferences: async () => ({ images: 1 }),
+    sampleValidationBase: async () => ({ images: 1 }),
+    validateLora: async ({ root, lora, seed }) => ({
+      manifest: `${root}/validation/seed-${seed}.json`,
+      seed,
+      lora,
+      prompts: 1,
+      pairs: 1,
+      accuracyBase: 0.5,
+      accuracyTuned: 0.5,
+      winRate: 0.5,
+      finalLoss: 0.1,
+    }),
     curateDataset: async ({ root }) => ({ manifest: `${root}/dataset.json`, dataset: `${root}/dataset/`, kept: 1, included: 0, dropped: 0, perClass: {} }),
     trainLora: async (request) => {
       const { root } = request;
@@ -459,4 +472,140 @@ describe("a round's details", () => {
     expect(details[1]).toMatch(/^sampled 2 of 2 shards/);
     expect(details[2]).toMatch(/^judged 2 of 2 shards/);
   });
+});
+
+describe('several LoRAs from one dataset (`lora.seeds`)', () => {
+  it('trains them side by side with their own seeds and keys, validates each, and evaluates only the kept one', { timeout: 60_000 }, async () => {
+    const { activities } = standIns();
+    const trained: { seed: number | undefined; dataset: string }[] = [];
+    let started = 0;
+    let allStarted: () => void = () => undefined;
+    const together = new Promise<void>((r) => (allStarted = r));
+    const validated: string[] = [];
+    const evaluated: string[] = [];
+    let baseSampled = 0;
+    // Validation accuracy by trainer seed: 11 and 12 tie, 12 wins on the win rate.
+    const figures: Record<number, { accuracyTuned: number; winRate: number }> = {
+      10: { accuracyTuned: 0.55, winRate: 0.7 },
+      11: { accuracyTuned: 0.7, winRate: 0.5 },
+      12: { accuracyTuned: 0.7, winRate: 0.6 },
+    };
+    const several: RoundActivities = {
+      ...activities,
+      trainLora: async ({ root, dataset, seed }) => {
+        trained.push({ seed, dataset });
+        // Each training waits for all three to have started: they only finish if they run side by side.
+        if (++started === 3) allStarted();
+        await together;
+        const at = trainingRoot(root, seed ?? null);
+        return { manifest: `${at}/lora.json`, lora: `${at}/lora/`, steps: 1, finalLoss: 0.1 + (seed ?? 0) / 1000, ...(seed === undefined ? {} : { seed }) };
+      },
+      sampleValidationBase: async () => {
+        baseSampled += 1;
+        return { images: 2 };
+      },
+      validateLora: async ({ root, lora, seed }) => {
+        validated.push(lora);
+        return {
+          manifest: `${root}/validation/seed-${seed}.json`,
+          seed,
+          lora,
+          prompts: 1,
+          pairs: 2,
+          accuracyBase: 0.5,
+          ...figures[seed]!,
+          finalLoss: 0.1 + seed / 1000,
+        };
+      },
+      evaluateRound: async (request) => {
+        evaluated.push(request.lora);
+        return activities.evaluateRound(request);
+      },
+    };
+    const input = {
+      ...campaignRoundInput,
+      prompts: [1, 2, 3, 4, 5].map((n) => ({ className: 'circle', text: `${n} red circles` })),
+      lora: { seeds: 3, seed: 10 },
+    };
+    const { result, progress, details } = await withStandInWorkers(several, async () => {
+      const handle = await env.client.workflow.start('selfRewardRound', {
+        taskQueue: TASK_QUEUES.workflows,
+        workflowId: `seeds-${randomUUID()}`,
+        args: [input],
+      });
+      const result = (await handle.result()) as RoundResult;
+      const { currentDetails } = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+      return { result, progress: await handle.query<RoundProgress>('progress'), details: currentDetails ?? '' };
+    });
+
+    expect(trained.map((t) => t.seed).sort()).toEqual([10, 11, 12]);
+    expect(new Set(trained.map((t) => t.dataset))).toEqual(new Set([result.dataset.dataset]));
+    const keys = [10, 11, 12].map((seed) => `${trainingRoot(result.root, seed)}/lora/`);
+    expect(new Set(keys).size).toBe(3);
+    expect([...validated].sort()).toEqual(keys);
+    expect(baseSampled).toBe(1);
+    expect(evaluated).toEqual([keys[2]]);
+    expect(result.training).toMatchObject({ lora: keys[2], seed: 12 });
+    const seeds = result.training.seeds!;
+    expect(seeds.kept).toBe(12);
+    expect(seeds.perSeed.map((s) => [s.seed, s.lora, s.accuracy, s.winRate, s.kept])).toEqual([
+      [10, keys[0], 0.55, 0.7, false],
+      [11, keys[1], 0.7, 0.5, false],
+      [12, keys[2], 0.7, 0.6, true],
+    ]);
+    expect(seeds.perSeed.map((s) => s.finalLoss)).toEqual([0.11, 0.111, 0.112]);
+    expect(seeds.accuracyGain.min).toBeCloseTo(0.05, 12);
+    expect(seeds.accuracyGain.max).toBeCloseTo(0.2, 12);
+    expect(seeds.accuracyGain.mean).toBeCloseTo(0.15, 12);
+    expect(seeds.accuracyGain.sd).toBeCloseTo(Math.sqrt(0.0075), 12);
+    expect(progress.loras).toEqual({ total: 3, trained: 3, validated: 3, kept: 12 });
+    expect(details).toMatch(/^trained 3 of 3 LoRAs, 1 steps each$/m);
+    expect(details).toMatch(
+      /^validated 3 of 3 LoRAs on 1 withheld training prompts: accuracy seed 10 55\.0%, seed 11 70\.0%, seed 12 70\.0% \(base 50\.0%\)$/m,
+    );
+    expect(details).toMatch(/^kept the LoRA of trainer seed 12 of 3; validation accuracy gain \+5\.0 to \+20\.0 points/m);
+  });
+});
+
+describe('several LoRAs that fail', () => {
+  it(
+    'a LoRA whose training fails for good stops the others and the base validation, and fails the round once they have stopped',
+    { timeout: 60_000 },
+    async () => {
+      const stopped: number[] = [];
+      const { activities } = standIns();
+      const failing: RoundActivities = {
+        ...activities,
+        trainLora: async ({ seed }) => {
+          if (seed === 1) {
+            await new Promise((r) => setTimeout(r, 500));
+            throw ApplicationFailure.nonRetryable('the trainer refused its input', 'BadTrainingInput');
+          }
+          return runUntilCancelled(1000, stopped);
+        },
+        sampleValidationBase: () => runUntilCancelled(0, stopped),
+      };
+      const input = {
+        ...campaignRoundInput,
+        prompts: [1, 2, 3].map((n) => ({ className: 'circle', text: `${n} red circles` })),
+        lora: { seeds: 2 },
+        activities: { heartbeatTimeoutSeconds: 15, maximumAttempts: 1 },
+      };
+      const { error, endedAt } = await withStandInWorkers(failing, async () => {
+        const handle = await env.client.workflow.start('selfRewardRound', {
+          taskQueue: TASK_QUEUES.workflows,
+          workflowId: `seeds-${randomUUID()}`,
+          args: [input],
+        });
+        const error = await handle.result().catch((e: unknown) => e);
+        return { error, endedAt: Date.now() };
+      });
+      expect(error).toBeInstanceOf(WorkflowFailedError);
+      const activityFailure = (error as WorkflowFailedError).cause;
+      expect((activityFailure as ActivityFailure).cause).toMatchObject({ type: 'BadTrainingInput' });
+      // The other LoRA's training and the base's validation sampling.
+      expect(stopped).toHaveLength(2);
+      expect(Math.max(...stopped)).toBeLessThanOrEqual(endedAt);
+    },
+  );
 });

@@ -7,7 +7,16 @@ import { setCurrentDetails, setHandler } from '@temporalio/workflow';
 
 import type { GateVerdict } from '../config/gate.js';
 
-import type { ClassCounts, CurateResult, EvaluateResult, JudgeShardResult, PreparedRound, SampleShardResult, TrainResult } from '../contract/activities.js';
+import type {
+  ClassCounts,
+  CurateResult,
+  EvaluateResult,
+  JudgeShardResult,
+  PreparedRound,
+  SampleShardResult,
+  TrainResult,
+  ValidationResult,
+} from '../contract/activities.js';
 import type { RoundProgress, Stage } from '../contract/progress.js';
 import { progressQuery } from '../contract/workflows.js';
 
@@ -28,12 +37,18 @@ export class RoundProgressTracker {
   private report: string | null = null;
   private promptsSampled = 0;
   private detected = 0;
+  /** With several LoRAs: trainer seeds trained, and validated with their validation accuracy. */
+  private readonly lorasTrained = new Set<number>();
+  private readonly lorasValidated = new Map<number, ValidationResult>();
+  private loraKept: number | null = null;
   /** One line per finished stage. */
   private readonly stagesDone: { readonly stage: Stage | undefined; line: string }[] = [];
 
   constructor(
     private readonly round: number,
     private readonly shards: number,
+    /** `lora.seeds`: LoRAs trained side by side. */
+    private readonly loras = 1,
   ) {}
 
   /** Answers the `progress` query from now on. */
@@ -72,9 +87,37 @@ export class RoundProgressTracker {
     );
   }
 
+  /** One of several LoRAs is trained: the round's stage is `validate` once every one is (each is validated as soon as it is trained). */
+  seedTrained(training: TrainResult): void {
+    if (training.seed !== undefined) this.lorasTrained.add(training.seed);
+    if (this.lorasTrained.size === this.loras) this.stage = 'validate';
+    this.trainer = { step: training.steps, steps: training.steps, loss: training.finalLoss };
+    this.did(`trained ${this.lorasTrained.size} of ${this.loras} LoRAs, ${training.steps} steps each`, 'train');
+  }
+
+  seedValidated(validation: ValidationResult): void {
+    this.lorasValidated.set(validation.seed, validation);
+    const accuracies = [...this.lorasValidated.values()].sort((a, b) => a.seed - b.seed).map((v) => `seed ${v.seed} ${percent(v.accuracyTuned)}`);
+    const base = percent(validation.accuracyBase);
+    this.did(
+      `validated ${this.lorasValidated.size} of ${this.loras} LoRAs on ${validation.prompts} withheld training prompts: accuracy ${accuracies.join(', ')} (base ${base})`,
+      'validate',
+    );
+  }
+
   trained(training: TrainResult): void {
     this.trainer = { step: training.steps, steps: training.steps, loss: training.finalLoss };
-    this.did(`trained ${training.steps} steps, final loss ${training.finalLoss === null ? '-' : training.finalLoss.toFixed(4)}`);
+    const seeds = training.seeds;
+    if (seeds === undefined) {
+      this.did(`trained ${training.steps} steps, final loss ${training.finalLoss === null ? '-' : training.finalLoss.toFixed(4)}`);
+      return;
+    }
+    this.loraKept = seeds.kept;
+    const points = (x: number) => `${x >= 0 ? '+' : ''}${(100 * x).toFixed(1)}`;
+    const gain = seeds.accuracyGain;
+    this.did(
+      `kept the LoRA of trainer seed ${seeds.kept} of ${seeds.perSeed.length}; validation accuracy gain ${points(gain.min)} to ${points(gain.max)} points (mean ${points(gain.mean)}, sd ${(100 * gain.sd).toFixed(1)})`,
+    );
   }
 
   evaluated(evaluation: EvaluateResult): void {
@@ -123,6 +166,7 @@ export class RoundProgressTracker {
       images: { sampled: sum(this.sampled.values()), judged: sum(this.judged.values()) },
       perClass: this.perClass,
       trainer: this.trainer,
+      ...(this.loras === 1 ? {} : { loras: { total: this.loras, trained: this.lorasTrained.size, validated: this.lorasValidated.size, kept: this.loraKept } }),
       evaluated: this.imagesEvaluated,
       winRate: this.winRate,
       report: this.report,

@@ -14,10 +14,12 @@ import { gateVerdict } from '../config/gate.js';
 import { validateRoundInput } from '../config/round.js';
 import { describeErrors } from '../config/schema.js';
 import { classesAttribute, SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
-import { currentEvaluation, type RoundActivities } from '../contract/activities.js';
+import { currentEvaluation, type RoundActivities, type RoundRequest, type TrainResult } from '../contract/activities.js';
+import type { RoundInput } from '../config/round.js';
 import { TASK_QUEUES } from '../contract/workers.js';
 import { NON_RETRYABLE_FAILURES } from '../contract/failures.js';
 import { roundRoot } from '../contract/keys.js';
+import { loraSeedsFigures, trainerSeeds } from '../contract/seeds.js';
 import type { RoundResult } from '../contract/workflows.js';
 import type { ActivitySettings } from '../config/round.js';
 import { RoundProgressTracker } from './progress.js';
@@ -43,10 +45,59 @@ function roundActivities({ heartbeatTimeoutSeconds, maximumAttempts }: ActivityS
     judgeShard: models.judgeShard,
     sampleReferences: models.sampleReferences,
     evaluateRound: models.evaluateRound,
+    sampleValidationBase: models.sampleValidationBase,
+    validateLora: models.validateLora,
     trainLora: training.trainLora,
     curateDataset: light.curateDataset,
     writeReport: light.writeReport,
   };
+}
+
+/**
+ * `lora.seeds` LoRAs from the one dataset, side by side (each a GPU worker's), each with its own
+ * trainer seed and keys; each is validated on the withheld training prompts as soon as it is
+ * trained, against the base's validation images, sampled once meanwhile (as are the references'
+ * held-out images). Returns the kept LoRA's training with every LoRA's figures.
+ */
+async function trainSeveral(
+  activities: ActivityInterfaceFor<RoundActivities>,
+  progress: RoundProgressTracker,
+  input: RoundInput,
+  request: RoundRequest,
+  dataset: string,
+  what: string,
+  sampleReferences: () => Promise<unknown>,
+): Promise<TrainResult> {
+  const seeds = trainerSeeds(input.lora);
+  // Started once, by the first stage that needs it; every LoRA's validation waits for it, so none samples the base itself.
+  let validationBase: Promise<unknown> | null = null;
+  const sampleValidationBase = () =>
+    (validationBase ??= activities.sampleValidationBase.executeWithOptions({ summary: 'sample the validation images of the base while the LoRAs train' }, [
+      request,
+    ]));
+  const [validated] = await together([
+    () =>
+      together(
+        seeds.map((seed) => async () => {
+          const trained = await activities.trainLora.executeWithOptions(
+            { summary: `train LoRA ${seed - input.lora.seed + 1} of ${seeds.length} (trainer seed ${seed}), rank ${input.lora.rank}, ${what}` },
+            [{ ...request, dataset, seed }],
+          );
+          progress.seedTrained(trained);
+          await sampleValidationBase();
+          const validation = await activities.validateLora.executeWithOptions({ summary: `validate the LoRA of trainer seed ${seed} against the base` }, [
+            { ...request, lora: trained.lora, seed },
+          ]);
+          progress.seedValidated(validation);
+          return { trained, validation };
+        }),
+      ),
+    sampleValidationBase,
+    sampleReferences,
+  ]);
+  const figures = loraSeedsFigures(validated.map((v) => v.validation));
+  const kept = validated.find((v) => v.validation.seed === figures.kept)!.trained;
+  return { ...kept, seeds: figures };
 }
 
 export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
@@ -64,7 +115,7 @@ export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
   const { workflowId, runId, originalExecutionRunId } = workflowInfo();
   // Keys carry the run: a reset run re-executes the stages after its reset point into fresh keys.
   const root = roundRoot(workflowId, runId, input.round);
-  const progress = new RoundProgressTracker(input.round, input.dataset === null ? input.shards : 0);
+  const progress = new RoundProgressTracker(input.round, input.dataset === null ? input.shards : 0, input.lora.seeds);
   progress.listen();
   upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.round, value: input.round }]);
 
@@ -105,13 +156,20 @@ export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
   const steps = input.lora.maxSteps === null ? `${input.lora.epochs} epochs` : `${input.lora.maxSteps} steps`;
   // The references' held-out images do not depend on the LoRA: they are sampled while it trains.
   const referencesSummary = `sample the held-out images of the base${parent === null ? '' : ' and the parent'} while the LoRA trains`;
-  const [training] = await together([
-    () =>
-      activities.trainLora.executeWithOptions({ summary: `train a rank-${input.lora.rank} LoRA on ${dataset.kept} images, ${steps}` }, [
-        { ...request, dataset: dataset.dataset },
-      ]),
-    () => activities.sampleReferences.executeWithOptions({ summary: referencesSummary }, [{ ...request, parent }]),
-  ]);
+  const sampleReferences = () => activities.sampleReferences.executeWithOptions({ summary: referencesSummary }, [{ ...request, parent }]);
+  // One LoRA runs the commands a round always ran (recorded histories replay); several are chosen between.
+  const training =
+    input.lora.seeds === 1
+      ? (
+          await together([
+            () =>
+              activities.trainLora.executeWithOptions({ summary: `train a rank-${input.lora.rank} LoRA on ${dataset.kept} images, ${steps}` }, [
+                { ...request, dataset: dataset.dataset },
+              ]),
+            sampleReferences,
+          ])
+        )[0]
+      : await trainSeveral(activities, progress, input, request, dataset.dataset, `on ${dataset.kept} images, ${steps}`, sampleReferences);
   progress.trained(training);
 
   progress.enter('evaluate');
@@ -155,6 +213,7 @@ export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
         }),
     ...(gate === null ? {} : { gatePassed: gate.passed, gateReasons: gate.reasons }),
     ...(run.resetFrom === null ? {} : { resetFrom: run.resetFrom }),
+    ...(training.seeds === undefined ? {} : { loraSeeds: training.seeds }),
     kept: dataset.kept,
     dropped: dataset.dropped,
     report: report.location,
