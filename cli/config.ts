@@ -127,6 +127,8 @@ export interface ConfigSources {
   readonly preset?: string;
   /** The repository folder presets resolve packs in. */
   readonly root: string;
+  /** Fields over the file's and the preset's (a script's variant of a round). */
+  readonly override?: unknown;
 }
 
 function presetConfig(preset: string, root: string): unknown {
@@ -151,7 +153,8 @@ function requireSource({ file, preset }: ConfigSources): void {
 export function loadRoundConfig(sources: ConfigSources): RoundInput {
   requireSource(sources);
   const preset = sources.preset === undefined ? {} : presetConfig(sources.preset, sources.root);
-  const checked = validateRoundInput(mergeConfig(preset, sources.file === undefined ? undefined : fileConfig(sources.file)));
+  const fromFile = mergeConfig(preset, sources.file === undefined ? undefined : fileConfig(sources.file));
+  const checked = validateRoundInput(mergeConfig(fromFile, sources.override));
   if (!checked.ok) throw new ConfigError(`round configuration: ${describeErrors(checked.errors)}`);
   return checked.value;
 }

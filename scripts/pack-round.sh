@@ -8,6 +8,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 [ $# -ge 1 ] || { echo "usage: $0 RESULT.json [selfreward round options]" >&2; exit 2; }
 out="$(realpath -m "$1")"
 shift
+"$root/scripts/setup-python.sh"
 "$root/scripts/setup-servers.sh"
 "$root/scripts/setup-node.sh"
 cd "$root"
