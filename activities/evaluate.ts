@@ -10,9 +10,9 @@ import {
   type ReferencesResult,
 } from '../contract/activities.js';
 import { artifactKeys, evaluationSeed, type EvaluationSide } from '../contract/keys.js';
-import type { EvaluationRecord, PromptDiversity } from '../contract/records.js';
-import { bootstrapInterval, meanDifference, meanPairwiseCosineDistance, perClassAccuracy, signTest, winRate, type Pair } from '../models/evaluation/stats.js';
-import { decodeImage } from '../models/judge/index.js';
+import type { EvaluationRecord, PromptDiversity, PromptRefereeVerdicts, RefereeScore } from '../contract/records.js';
+import { bootstrapInterval, meanPairwiseCosineDistance, pairedAccuracy, perClassAccuracy, signTest, winRate, type Pair } from '../models/evaluation/stats.js';
+import { decodeImage, promptAttributes } from '../models/judge/index.js';
 import { findJson, putJson } from '../store/store.js';
 import type { ActivityDependencies } from './dependencies.js';
 import { badData } from './failures.js';
@@ -20,6 +20,7 @@ import { withProgress, type ProgressReporter } from './progress.js';
 import { loadPrompts } from './prompts.js';
 import { generatorSource, samplePngs } from './sampling.js';
 import { roundInput } from './input.js';
+import { refereeFigures } from './refereeFigures.js';
 
 const mean = (values: readonly number[]) => values.reduce((s, v) => s + v, 0) / values.length;
 
@@ -45,15 +46,6 @@ function diversityFigures(records: readonly EvaluationRecord[], reference: 'base
   const diversityBase = mean(complete.map((d) => d.base));
   const diversityTuned = mean(complete.map((d) => d.tuned));
   return { diversityBase, diversityTuned, diversityChange: diversityBase > 0 ? diversityTuned / diversityBase - 1 : null };
-}
-
-/**
- * A paired accuracy from hits (1) and misses (0): the reference's and the tuned generator's share
- * of hits, and the 95% bootstrap interval over prompts of the gain (the mean of tuned minus base).
- */
-function pairedAccuracy(hits: readonly Pair[], resamples: number): { base: number; tuned: number; gainInterval: [number, number] } {
-  const interval = bootstrapInterval(hits, meanDifference, { resamples, seed: 0 });
-  return { base: mean(hits.map((h) => h.base)), tuned: mean(hits.map((h) => h.tuned)), gainInterval: [interval[0], interval[1]] };
 }
 
 /**
@@ -119,6 +111,7 @@ function comparison(records: readonly EvaluationRecord[], reference: 'base' | 'p
     ...diversityFigures(records, reference),
     ...countFigures(records, reference, resamples),
     perClass,
+    referee: refereeFigures(records, reference, resamples),
   };
 }
 
@@ -126,6 +119,43 @@ function comparison(records: readonly EvaluationRecord[], reference: 'base' | 'p
 export function evaluationFigures(records: readonly EvaluationRecord[], threshold: number, resamples: number): Omit<EvaluateResult, 'manifest'> {
   const hasParent = records.length > 0 && records.every((r) => r.parent !== null);
   return { ...comparison(records, 'base', threshold, resamples), parent: hasParent ? comparison(records, 'parent', threshold, resamples) : null };
+}
+
+/** The held-out images of one prompt on one side, decoded, with their keys. */
+async function heldOutImages(deps: ActivityDependencies, root: string, side: EvaluationSide, promptIndex: number, seeds: readonly number[]) {
+  const keys = seeds.map((_, s) => artifactKeys.evaluationImage(root, side, promptIndex, s));
+  const images = await Promise.all(keys.map(async (k) => decodeImage(await deps.store.get(k), k)));
+  return { keys, images };
+}
+
+/**
+ * The referee's verdicts on a prompt's images per side, each beside whether the curation judge
+ * accepted the image (its detection at `judge.threshold`, as the detector accuracy counts it).
+ */
+async function refereeHeldOutPrompt(
+  deps: ActivityDependencies,
+  input: RoundInput,
+  root: string,
+  sides: readonly EvaluationSide[],
+  prompt: { promptIndex: number; className: string; text: string },
+  seeds: readonly number[],
+  judged: Readonly<Record<EvaluationSide, readonly { readonly detection: number }[] | null>>,
+): Promise<PromptRefereeVerdicts | null> {
+  const settings = input.evaluation.referee;
+  if (settings === null) return null;
+  return deps.runtime.withReferee(settings, async (referee) => {
+    const verdicts = async (side: EvaluationSide): Promise<RefereeScore[]> => {
+      const { images } = await heldOutImages(deps, root, side, prompt.promptIndex, seeds);
+      const found = await referee.referee(prompt.text, prompt.className, images);
+      return found.map((v, s) => ({ ...v, judgeAccepted: judged[side]![s]!.detection >= input.judge.threshold }));
+    };
+    const synonyms = settings.synonyms[prompt.className.toLowerCase()] ?? [];
+    const wanted = promptAttributes(prompt.text, prompt.className, synonyms, settings.colours, settings.backgrounds);
+    const base = await verdicts('base');
+    const parent = sides.includes('parent') ? await verdicts('parent') : null;
+    const tuned = await verdicts('tuned');
+    return { colour: wanted.colour, background: wanted.background, base, parent, tuned };
+  });
 }
 
 async function scoreHeldOutPrompt(
@@ -136,10 +166,9 @@ async function scoreHeldOutPrompt(
   prompt: { promptIndex: number; className: string; text: string },
   seeds: readonly number[],
 ): Promise<EvaluationRecord> {
-  return deps.runtime.withJudge(input.judge, async (judge) => {
+  const judged = await deps.runtime.withJudge(input.judge, async (judge) => {
     const score = async (side: EvaluationSide) => {
-      const keys = seeds.map((_, s) => artifactKeys.evaluationImage(root, side, prompt.promptIndex, s));
-      const images = await Promise.all(keys.map(async (k) => decodeImage(await deps.store.get(k), k)));
+      const { keys, images } = await heldOutImages(deps, root, side, prompt.promptIndex, seeds);
       const verdict = await judge.judge(prompt.text, prompt.className, images);
       const embeddings = verdict.judgements.map((j) => j.clip?.embedding ?? null);
       return {
@@ -158,22 +187,31 @@ async function scoreHeldOutPrompt(
     const base = await score('base');
     const parent = sides.includes('parent') ? await score('parent') : null;
     const tuned = await score('tuned');
-    const diversity: PromptDiversity | null =
-      base.diversity === null || tuned.diversity === null || (parent !== null && parent.diversity === null)
-        ? null
-        : { base: base.diversity, parent: parent?.diversity ?? null, tuned: tuned.diversity };
-    const record: EvaluationRecord = {
-      ...prompt,
-      seeds,
-      statedCount: tuned.statedCount,
-      base: base.scores,
-      parent: parent?.scores ?? null,
-      tuned: tuned.scores,
-      diversity,
-    };
-    await putJson(deps.store, artifactKeys.evaluationRecord(root, prompt.promptIndex), record);
-    return record;
+    return { base, parent, tuned };
   });
+  const { base, parent, tuned } = judged;
+  const diversity: PromptDiversity | null =
+    base.diversity === null || tuned.diversity === null || (parent !== null && parent.diversity === null)
+      ? null
+      : { base: base.diversity, parent: parent?.diversity ?? null, tuned: tuned.diversity };
+  // After the judge, not inside it: the referee's models are loaded beside the judge's, not in place of them.
+  const referee = await refereeHeldOutPrompt(deps, input, root, sides, prompt, seeds, {
+    base: base.scores,
+    parent: parent?.scores ?? null,
+    tuned: tuned.scores,
+  });
+  const record: EvaluationRecord = {
+    ...prompt,
+    seeds,
+    statedCount: tuned.statedCount,
+    base: base.scores,
+    parent: parent?.scores ?? null,
+    tuned: tuned.scores,
+    diversity,
+    referee,
+  };
+  await putJson(deps.store, artifactKeys.evaluationRecord(root, prompt.promptIndex), record);
+  return record;
 }
 
 /** A round's held-out prompts, with their indices and seeds. */
