@@ -197,6 +197,32 @@ export interface RefereeFigures {
   readonly flaggedClasses: readonly string[];
 }
 
+/** One row of the GenEval-style table, as the memo holds it. */
+export interface RefereeTableRow {
+  readonly metric: string;
+  readonly base: number;
+  readonly tuned: number;
+  readonly gain: number;
+  readonly gainInterval: readonly [number, number];
+}
+
+/** The GenEval-style table in a fixed order (checks no held-out prompt asks for are left out), and the flagged classes: what a round's memo shows. */
+export function refereeTable(r: RefereeFigures): { readonly table: readonly RefereeTableRow[]; readonly flaggedClasses: readonly string[] } {
+  const rows: ReadonlyArray<readonly [string, PairedShare | null]> = [
+    ['objectPresent', r.objectPresent],
+    ['counting', r.counting],
+    ['colour', r.colour],
+    ['background', r.background],
+    ['allCorrectImages', r.allCorrectImages],
+    ['allCorrectPrompts', r.allCorrectPrompts],
+    ['judgeAccepted', r.judgeAccepted],
+  ];
+  return {
+    table: rows.flatMap(([metric, s]) => (s === null ? [] : [{ metric, base: s.base, tuned: s.tuned, gain: s.gain, gainInterval: s.gainInterval }])),
+    flaggedClasses: r.flaggedClasses,
+  };
+}
+
 /** The tuned generator against a reference on held-out prompts, paired by seed; the `...Base` figures are the reference's. */
 export interface Comparison {
   readonly pairs: number;
