@@ -106,6 +106,11 @@ export interface RefereeThresholds {
   readonly iouThreshold: number;
 }
 
+/** GenEval's per-image rule: the class present and every check the prompt asks for (not null) right. */
+export function allCorrect(present: boolean, checks: readonly (boolean | null)[]): boolean {
+  return present && checks.every((c) => c !== false);
+}
+
 export function refereeVerdict(f: RefereeFindings, t: RefereeThresholds): RefereeVerdict {
   const presence = f.candidates.reduce((best, c) => Math.max(best, c.score), 0);
   const present = f.candidates.some((c) => c.score >= t.presenceThreshold);
@@ -115,6 +120,15 @@ export function refereeVerdict(f: RefereeFindings, t: RefereeThresholds): Refere
   const colourCorrect = f.wanted.colour === null ? null : present && colour === f.wanted.colour;
   const background = f.wanted.background === null ? null : f.pickedBackground;
   const backgroundCorrect = f.wanted.background === null ? null : background === f.wanted.background;
-  const allCorrect = present && countCorrect !== false && colourCorrect !== false && backgroundCorrect !== false;
-  return { presence, present, instances: counted, countCorrect, colour, colourCorrect, background, backgroundCorrect, allCorrect };
+  return {
+    presence,
+    present,
+    instances: counted,
+    countCorrect,
+    colour,
+    colourCorrect,
+    background,
+    backgroundCorrect,
+    allCorrect: allCorrect(present, [countCorrect, colourCorrect, backgroundCorrect]),
+  };
 }
