@@ -286,7 +286,7 @@ export function createSampleReferences(deps: ActivityDependencies) {
 /**
  * Held-out prompts × seeds, sampled from identical initial noise (same seeds) by the base, by
  * the parent the round sampled from when that is a tuned one, and by the tuned generator, and
- * scored by the judge's CLIP and detector. Stored images and records are skipped (the references'
+ * scored by the judge's CLIP and detector, and by the referee when the round names one. Stored images and records are skipped (the references'
  * are usually there already); the manifest, with the figures, is written last.
  */
 export function createEvaluateRound(deps: ActivityDependencies) {
