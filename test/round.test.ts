@@ -34,6 +34,8 @@ import type { RoundProgress } from '../contract/progress.js';
 let env: TestWorkflowEnvironment;
 let deps: ActivityDependencies;
 let roundInput: Record<string, unknown>;
+/** The tiny round's evaluation graded by a referee, with the pack grammar's colours and backgrounds. */
+let refereed: Record<string, unknown>;
 
 beforeAll(async () => {
   const scratch = await mkdtemp(join(tmpdir(), 'round-'));
@@ -41,6 +43,15 @@ beforeAll(async () => {
   env = await localTemporal();
   deps = testDependencies(scratch);
   roundInput = tinyRoundInput(generator, detector, { sampling: { steps: 2 }, lora: { maxSteps: 2, batchSize: 2, checkpointEvery: 1 } });
+  refereed = {
+    ...(roundInput['evaluation'] as Record<string, unknown>),
+    referee: {
+      detector: testReferee().detector,
+      clip: join(PACK, 'clip'),
+      colours: ['red', 'green', 'blue', 'yellow', 'purple', 'orange'],
+      backgrounds: ['white', 'black', 'gray'],
+    },
+  };
 });
 
 afterAll(async () => {
@@ -55,17 +66,8 @@ describe('selfRewardRound', () => {
     const workflowId = `round-${randomUUID()}`;
     const { result, progress, description } = await withWorkers(async () => {
       // A gate with a diversity bound: the verdict is only reported, the figures it reads are checked below.
-      // A referee grades the evaluation, with the pack grammar's colours and backgrounds.
-      const evaluation = {
-        ...(roundInput['evaluation'] as Record<string, unknown>),
-        referee: {
-          detector: testReferee().detector,
-          clip: join(PACK, 'clip'),
-          colours: ['red', 'green', 'blue', 'yellow', 'purple', 'orange'],
-          backgrounds: ['white', 'black', 'gray'],
-        },
-      };
-      const gated = { ...roundInput, evaluation, gate: { minWinRateLow: 0, maxDiversityLoss: 0.5 } };
+      // A referee grades the evaluation.
+      const gated = { ...roundInput, evaluation: refereed, gate: { minWinRateLow: 0, maxDiversityLoss: 0.5 } };
       const handle = await env.client.workflow.start('selfRewardRound', { taskQueue: TASK_QUEUES.workflows, workflowId, args: [gated] });
       const result = (await handle.result()) as RoundResult;
       await recordHistory(env, workflowId);
@@ -248,7 +250,8 @@ describe('selfRewardCampaign', () => {
       const handle = await env.client.workflow.start('selfRewardCampaign', {
         taskQueue: TASK_QUEUES.workflows,
         workflowId,
-        args: [{ round: roundInput, rounds: 3, patience: 3 }],
+        // A referee grades every round: the second round's evaluation has a parent, graded by it too.
+        args: [{ round: { ...roundInput, evaluation: refereed }, rounds: 3, patience: 3 }],
       });
       await until(async () => ((await handle.query<RoundFigures[]>('rounds')).length === 1 ? true : null), 180_000);
       await handle.signal('stopAfterCurrentRound');
@@ -266,5 +269,15 @@ describe('selfRewardCampaign', () => {
     const generator = readText(await deps.store.get(secondRoundImage ?? 'missing'))['generator'];
     expect(generator).toContain(`+ unet`);
     expect(generator).toContain(result.rounds[0]!.lora.replace(/\/$/, ''));
+    // The referee's verdicts and figures against the parent: its images are judged like the base's.
+    const second = await getJson<EvaluateResult>(deps.store, artifactKeys.evaluateManifest(secondRoot));
+    const record = await getJson<EvaluationRecord>(deps.store, artifactKeys.evaluationRecord(secondRoot, 0));
+    expect(record.referee?.parent).toHaveLength(2);
+    expect(second.parent?.referee?.objectPresent).toMatchObject({
+      n: 2,
+      base: record.referee!.parent!.filter((v) => v.present).length / 2,
+      tuned: record.referee!.tuned.filter((v) => v.present).length / 2,
+    });
+    expect(second.referee?.objectPresent.n).toBe(2);
   });
 });
