@@ -1,4 +1,4 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -77,6 +77,21 @@ describe('configuration files', () => {
     // A pack with a referee but no grammar: GenEval's colours, no background check.
     const bare = validateRoundInput({ ...packPreset('/p', null, true), judge: { detector: 'd', clip: 'c' } });
     expect(bare.ok && bare.value.evaluation.referee).toMatchObject({ colours: GENEVAL_COLOURS, backgrounds: [] });
+  });
+
+  it('--preset shapes sets the referee once the pack has a referee/ folder', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'cli-preset-'));
+    const pack = join(root, 'packs', 'shapes');
+    await mkdir(join(pack, 'referee'), { recursive: true });
+    await writeFile(join(pack, 'pack.json'), JSON.stringify({ grammar: { colours: ['red'], backgrounds: ['white'] } }));
+    expect(loadRoundConfig({ preset: 'shapes', root }).evaluation.referee).toBeNull();
+    await writeFile(join(pack, 'referee', 'config.json'), '{}');
+    expect(loadRoundConfig({ preset: 'shapes', root }).evaluation.referee).toMatchObject({
+      detector: join(pack, 'referee'),
+      clip: join(pack, 'clip'),
+      colours: ['red'],
+      backgrounds: ['white'],
+    });
   });
 
   it('reads a campaign file and its rounds override', async () => {
