@@ -128,6 +128,8 @@ async function heldOutImages(deps: ActivityDependencies, root: string, side: Eva
   return { keys, images };
 }
 
+type HeldOutImages = Awaited<ReturnType<typeof heldOutImages>>;
+
 /**
  * The referee's verdicts on a prompt's images per side, each beside whether the curation judge
  * accepted the image (its detection at `judge.threshold`, as the detector accuracy counts it).
@@ -135,18 +137,16 @@ async function heldOutImages(deps: ActivityDependencies, root: string, side: Eva
 async function refereeHeldOutPrompt(
   deps: ActivityDependencies,
   input: RoundInput,
-  root: string,
   sides: readonly EvaluationSide[],
   prompt: { promptIndex: number; className: string; text: string },
-  seeds: readonly number[],
+  read: ReadonlyMap<EvaluationSide, HeldOutImages>,
   judged: Readonly<Record<EvaluationSide, readonly { readonly detection: number }[] | null>>,
 ): Promise<PromptRefereeVerdicts | null> {
   const settings = input.evaluation.referee;
   if (settings === null) return null;
   return deps.runtime.withReferee(settings, async (referee) => {
     const verdicts = async (side: EvaluationSide): Promise<RefereeScore[]> => {
-      const { images } = await heldOutImages(deps, root, side, prompt.promptIndex, seeds);
-      const found = await referee.referee(prompt.text, prompt.className, images);
+      const found = await referee.referee(prompt.text, prompt.className, read.get(side)!.images);
       return found.map((v, s) => ({ ...v, judgeAccepted: judged[side]![s]!.detection >= input.judge.threshold }));
     };
     const synonyms = settings.synonyms[prompt.className.toLowerCase()] ?? [];
@@ -166,9 +166,12 @@ async function scoreHeldOutPrompt(
   prompt: { promptIndex: number; className: string; text: string },
   seeds: readonly number[],
 ): Promise<EvaluationRecord> {
+  // Decoded once: the judge and the referee read the same images.
+  const read = new Map<EvaluationSide, HeldOutImages>();
+  for (const side of sides) read.set(side, await heldOutImages(deps, root, side, prompt.promptIndex, seeds));
   const judged = await deps.runtime.withJudge(input.judge, async (judge) => {
     const score = async (side: EvaluationSide) => {
-      const { keys, images } = await heldOutImages(deps, root, side, prompt.promptIndex, seeds);
+      const { keys, images } = read.get(side)!;
       const verdict = await judge.judge(prompt.text, prompt.className, images);
       const embeddings = verdict.judgements.map((j) => j.clip?.embedding ?? null);
       return {
@@ -195,7 +198,7 @@ async function scoreHeldOutPrompt(
       ? null
       : { base: base.diversity, parent: parent?.diversity ?? null, tuned: tuned.diversity };
   // After the judge, not inside it: the referee's models are loaded beside the judge's, not in place of them.
-  const referee = await refereeHeldOutPrompt(deps, input, root, sides, prompt, seeds, {
+  const referee = await refereeHeldOutPrompt(deps, input, sides, prompt, read, {
     base: base.scores,
     parent: parent?.scores ?? null,
     tuned: tuned.scores,
