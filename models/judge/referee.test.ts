@@ -88,11 +88,12 @@ describe.skipIf(!READY)(`the referee on the shapes pack (${DETECTOR})`, () => {
       expect(BACKGROUNDS).toContain(v.background);
       if (v.present) expect(COLOURS).toContain(v.colour);
     }
-    // Chance: a sixth for colour, a third for background. Measured with the pack's OWL-ViT and CLIP
-    // on these 16 scenes: present 15, background 16, colour 7 (the small CLIP leans to "green" on
-    // crops of 13-26 pixels), so the colour bound is about twice chance, not GenEval's 0.85.
+    // Chance: a sixth for colour, a third for background. Measured on these 16 scenes, present /
+    // background / colour: the pack's OWL-ViT 15 / 16 / 7, its YOLOS referee (first build) 14 / 16 / 5.
+    // The colour check is the small CLIP's on crops of 13-26 pixels, and it leans to "green": the
+    // bound is above chance, far from GenEval's 0.85 with CLIP ViT-L/14 on real photos.
     expect(rate((v) => v.present)).toBeGreaterThanOrEqual(0.75);
-    expect(rate((v) => v.colourCorrect === true)).toBeGreaterThanOrEqual(0.3);
+    expect(rate((v) => v.colourCorrect === true)).toBeGreaterThanOrEqual(0.25);
     expect(rate((v) => v.backgroundCorrect === true)).toBeGreaterThanOrEqual(0.8);
     // The verdict on an image with the class is the same as the check's rule says.
     for (const v of verdicts) expect(v.allCorrect).toBe(v.present && v.countCorrect === true && v.colourCorrect === true && v.backgroundCorrect === true);
