@@ -197,6 +197,8 @@ describe('writeReport', () => {
       '<tr class="flagged"><td>circle ⚑</td><td>8</td><td>0.0%</td><td>100.0%</td><td>+100.0 [+100.0, +100.0]</td><td>+100.0</td><td>+0.0</td></tr>',
     );
     expect(html).toContain('<b>Flagged: circle</b>');
+    // The images to look at: the flagged class's tuned images the judge accepts and the referee rejects.
+    expect(html).toContain('<h4>circle: tuned images the judge accepts and the referee rejects (up to 3)</h4>');
     // The judge would count every circle a fix; the referee finds none, on either side.
     expect(html).toContain('What the round fixed and broke (by the referee)');
     expect(html).toContain('<tr><td>circle</td><td>8</td><td>0</td><td>0</td><td>0</td><td>8</td><td>0</td></tr>');

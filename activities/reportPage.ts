@@ -11,7 +11,8 @@ import type { HumanFigures } from '../models/evaluation/humanVotes.js';
 import { escapeHtml as escape } from './html.js';
 import { histogramSvg, lossCurveSvg } from './reportCharts.js';
 import { relativeUrl } from './reportLinks.js';
-import { spreadPairs, verdictChanges, type HeldOutPair } from './reportPairs.js';
+import { hacked } from './refereeFigures.js';
+import { heldOutPairs, spreadPairs, verdictChanges, type HeldOutPair } from './reportPairs.js';
 import type { LossCurve } from './trainerMetrics.js';
 
 export interface ReportData {
@@ -108,10 +109,25 @@ function refereeSection(data: ReportData, r: RefereeFigures, reference: string):
         `<tr${h.flagged ? ' class="flagged"' : ''}><td>${escape(cls)}${h.flagged ? ' ⚑' : ''}</td><td>${h.images}</td><td>${percent(h.base)}</td><td>${percent(h.tuned)}</td><td>${points(h.change)} [${points(h.changeInterval[0])}, ${points(h.changeInterval[1])}]</td><td>${points(h.judgeGain)}</td><td>${points(h.refereeGain)}</td></tr>`,
     )
     .join('');
+  // The flagged classes' tuned images the judge accepts and the referee rejects, where the reference's was not: the images to look at.
+  const suspects = (cls: string) =>
+    heldOutPairs(data.evaluationRecords)
+      .filter((p) => p.className === cls && p.referee !== null && hacked(p.referee.tuned) && !hacked(p.referee.base))
+      .slice(0, EXAMPLES_PER_CHANGE);
   const flagged =
     r.flaggedClasses.length === 0
       ? '<p>No class flagged: no class’s accepted-but-absent share rose beyond noise.</p>'
-      : `<p class="flagged"><b>Flagged: ${r.flaggedClasses.map(escape).join(', ')}</b> — the curation judge accepts more of these classes’ images that the referee finds no class in than it did for ${reference}, beyond noise: the generator may be pleasing the judge rather than drawing the class. Look at those images.</p>`;
+      : `<p class="flagged"><b>Flagged: ${r.flaggedClasses.map(escape).join(', ')}</b> — the curation judge accepts more of these classes’ images that the referee finds no class in than it did for ${reference}, beyond noise: the generator may be pleasing the judge rather than drawing the class. Look at those images.</p>` +
+        (reference === 'base'
+          ? r.flaggedClasses
+              .map((cls) => {
+                const pairs = suspects(cls);
+                return pairs.length === 0
+                  ? ''
+                  : `<h4>${escape(cls)}: tuned images the judge accepts and the referee rejects (up to ${EXAMPLES_PER_CHANGE})</h4><div class="cards">${pairs.map((p) => pairCard(data, p)).join('')}</div>`;
+              })
+              .join('')
+          : '');
   return (
     `<h3>Against ${reference}: GenEval-style figures by the referee</h3>` +
     `<p>The referee is a judge that never chose a training image${settings}. Gains are in points with their 95% paired bootstrap interval over prompts.</p>` +
