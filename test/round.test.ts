@@ -20,6 +20,9 @@ import type { ActivityDependencies } from '../activities/dependencies.js';
 import { SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
 import { readText } from '../models/png.js';
 import { testGenerator } from '../models/testing/python.js';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createEvaluateRound } from '../activities/evaluate.js';
+import { runActivity } from './activity.js';
 import { getJson } from '../store/store.js';
 import { localTemporal, recordHistory, testDependencies, withRoundWorkers } from './stack.js';
 import { PACK, testDetector, testReferee, tinyRoundInput } from './models.js';
@@ -140,6 +143,15 @@ describe('selfRewardRound', () => {
     expect(Object.keys(referee.hacking)).toEqual(['circle']);
     expect(referee.hacking['circle']).toMatchObject({ images: 2, base: 1 - referee.objectPresent.base, tuned: 1 - referee.objectPresent.tuned, judgeGain: 0 });
     expect(referee.flaggedClasses).toEqual([]);
+    // A resumed evaluation (its manifest lost, its records kept) rebuilds the same figures from the records alone.
+    await deps.store.delete(result.evaluation.manifest);
+    const resumed = await runActivity(new MockActivityEnvironment(), createEvaluateRound(deps), {
+      root: result.root,
+      inputKey: artifactKeys.input(result.root),
+      lora: result.training.lora,
+      parent: null,
+    });
+    expect(resumed).toEqual(stored);
     expect(result.gate?.reasons).toHaveLength(3);
     expect(result.gate?.reasons[2]).toMatch(/^diversity \d\.\d{4} -> \d\.\d{4} against the base's: /);
     expect(await deps.store.exists(result.report.report)).toBe(true);
