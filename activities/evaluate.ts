@@ -146,7 +146,7 @@ async function refereeHeldOutPrompt(
   if (settings === null) return null;
   return deps.runtime.withReferee(settings, async (referee) => {
     const verdicts = async (side: EvaluationSide): Promise<RefereeScore[]> => {
-      const found = await referee.referee(prompt.text, prompt.className, read.get(side)!.images);
+      const found = await referee.grade(prompt.text, prompt.className, read.get(side)!.images);
       return found.map((v, s) => ({ ...v, judgeAccepted: judged[side]![s]!.detection >= input.judge.threshold }));
     };
     const synonyms = settings.synonyms[prompt.className.toLowerCase()] ?? [];
@@ -289,8 +289,9 @@ export function createSampleReferences(deps: ActivityDependencies) {
 /**
  * Held-out prompts × seeds, sampled from identical initial noise (same seeds) by the base, by
  * the parent the round sampled from when that is a tuned one, and by the tuned generator, and
- * scored by the judge's CLIP and detector, and by the referee when the round names one. Stored images and records are skipped (the references'
- * are usually there already); the manifest, with the figures, is written last.
+ * scored by the judge's CLIP and detector, and by the referee when the round names one. Stored
+ * images and records are skipped (the references' are usually there already); the manifest, with
+ * the figures, is written last.
  */
 export function createEvaluateRound(deps: ActivityDependencies) {
   return async function evaluateRound({ root, inputKey, lora, parent }: EvaluateRequest): Promise<EvaluateResult> {

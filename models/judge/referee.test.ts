@@ -72,7 +72,7 @@ describe.skipIf(!READY)(`the referee on the shapes pack (${DETECTOR})`, () => {
     );
     for (const [i, spec] of specs.entries()) {
       const image = await decodeImage(await readFile(join(scratch, `${i}.png`)), `${i}.png`);
-      verdicts.push(...(await referee.referee(spec.caption, spec.cls, [image])));
+      verdicts.push(...(await referee.grade(spec.caption, spec.cls, [image])));
     }
   }, 300_000);
 

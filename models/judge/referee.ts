@@ -56,7 +56,7 @@ export class Referee {
   }
 
   /** The referee's verdict on each image of one prompt of `className`. */
-  async referee(prompt: string, className: string, images: readonly RawImage[]): Promise<RefereeVerdict[]> {
+  async grade(prompt: string, className: string, images: readonly RawImage[]): Promise<RefereeVerdict[]> {
     if (prompt.trim() === '') throw new ModelInputError('referee: prompt must be a non-empty string');
     const { batchSize, colours, backgrounds } = this.config;
     const synonyms = this.config.synonyms[className.toLowerCase()] ?? [];
@@ -65,7 +65,7 @@ export class Referee {
     const candidates = await inBatches(images, batchSize, (batch) => this.detector.candidates(batch, className, synonyms));
 
     // Colour: CLIP on the crop of the class's best box, among the vocabulary's colours.
-    let pickedColours: Array<string | null> = images.map(() => null);
+    const pickedColours: Array<string | null> = images.map(() => null);
     if (wanted.colour !== null) {
       const boxes = candidates.map((c) => bestBox(c, this.config.presenceThreshold));
       const texts = await this.clip.texts(colours.map((c) => colourQuery(c, className)));
@@ -83,7 +83,6 @@ export class Referee {
       );
       const present = cropped.flatMap((c, i) => (c === null ? [] : [{ c, i }]));
       const embeddings = await inBatches(present, batchSize, (batch) => this.clip.images(batch.map((p) => p.c)));
-      pickedColours = images.map(() => null);
       present.forEach((p, k) => (pickedColours[p.i] = zeroShot(embeddings[k]!, texts, colours)));
     }
 
