@@ -10,9 +10,9 @@ import {
   type ReferencesResult,
 } from '../contract/activities.js';
 import { artifactKeys, evaluationSeed, type EvaluationSide } from '../contract/keys.js';
-import type { EvaluationRecord, PromptDiversity } from '../contract/records.js';
-import { bootstrapInterval, meanDifference, meanPairwiseCosineDistance, perClassAccuracy, signTest, winRate, type Pair } from '../models/evaluation/stats.js';
-import { decodeImage } from '../models/judge/index.js';
+import type { EvaluationRecord, PromptDiversity, PromptRefereeVerdicts, RefereeScore } from '../contract/records.js';
+import { bootstrapInterval, meanPairwiseCosineDistance, pairedAccuracy, perClassAccuracy, signTest, winRate, type Pair } from '../models/evaluation/stats.js';
+import { decodeImage, promptAttributes } from '../models/judge/index.js';
 import { findJson, putJson } from '../store/store.js';
 import type { ActivityDependencies } from './dependencies.js';
 import { badData } from './failures.js';
@@ -20,6 +20,7 @@ import { withProgress, type ProgressReporter } from './progress.js';
 import { loadPrompts } from './prompts.js';
 import { generatorSource, samplePngs } from './sampling.js';
 import { roundInput } from './input.js';
+import { refereeFigures } from './refereeFigures.js';
 
 const mean = (values: readonly number[]) => values.reduce((s, v) => s + v, 0) / values.length;
 
@@ -45,15 +46,6 @@ function diversityFigures(records: readonly EvaluationRecord[], reference: 'base
   const diversityBase = mean(complete.map((d) => d.base));
   const diversityTuned = mean(complete.map((d) => d.tuned));
   return { diversityBase, diversityTuned, diversityChange: diversityBase > 0 ? diversityTuned / diversityBase - 1 : null };
-}
-
-/**
- * A paired accuracy from hits (1) and misses (0): the reference's and the tuned generator's share
- * of hits, and the 95% bootstrap interval over prompts of the gain (the mean of tuned minus base).
- */
-function pairedAccuracy(hits: readonly Pair[], resamples: number): { base: number; tuned: number; gainInterval: [number, number] } {
-  const interval = bootstrapInterval(hits, meanDifference, { resamples, seed: 0 });
-  return { base: mean(hits.map((h) => h.base)), tuned: mean(hits.map((h) => h.tuned)), gainInterval: [interval[0], interval[1]] };
 }
 
 /**
@@ -119,6 +111,7 @@ function comparison(records: readonly EvaluationRecord[], reference: 'base' | 'p
     ...diversityFigures(records, reference),
     ...countFigures(records, reference, resamples),
     perClass,
+    referee: refereeFigures(records, reference, resamples),
   };
 }
 
@@ -144,7 +137,48 @@ export interface ComparisonSet {
   readonly stage: 'evaluate' | 'validate';
 }
 
-/** Scores a prompt's stored images on each side with the judge and stores its record. */
+/** The stored images of one prompt on one side, decoded, with their keys. */
+async function comparisonImages(deps: ActivityDependencies, set: ComparisonSet, side: EvaluationSide, promptIndex: number) {
+  const keys = set.seedsOf(promptIndex).map((_, s) => set.image(side, promptIndex, s));
+  const images = await Promise.all(keys.map(async (k) => decodeImage(await deps.store.get(k), k)));
+  return { keys, images };
+}
+
+type ComparisonImages = Awaited<ReturnType<typeof comparisonImages>>;
+
+/**
+ * The referee's verdicts on a prompt's images per side, each beside whether the curation judge
+ * accepted the image (its detection at `judge.threshold`, as the detector accuracy counts it).
+ */
+async function refereeHeldOutPrompt(
+  deps: ActivityDependencies,
+  input: RoundInput,
+  sides: readonly EvaluationSide[],
+  prompt: { promptIndex: number; className: string; text: string },
+  read: ReadonlyMap<EvaluationSide, ComparisonImages>,
+  judged: Readonly<Record<EvaluationSide, readonly { readonly detection: number }[] | null>>,
+): Promise<PromptRefereeVerdicts | null> {
+  const settings = input.evaluation.referee;
+  if (settings === null) return null;
+  return deps.runtime.withReferee(settings, async (referee) => {
+    const verdicts = async (side: EvaluationSide): Promise<RefereeScore[]> => {
+      const found = await referee.grade(prompt.text, prompt.className, read.get(side)!.images);
+      return found.map((v, s) => ({ ...v, judgeAccepted: judged[side]![s]!.detection >= input.judge.threshold }));
+    };
+    const synonyms = settings.synonyms[prompt.className.toLowerCase()] ?? [];
+    const wanted = promptAttributes(prompt.text, prompt.className, synonyms, settings.colours, settings.backgrounds);
+    const base = await verdicts('base');
+    const parent = sides.includes('parent') ? await verdicts('parent') : null;
+    const tuned = await verdicts('tuned');
+    return { colour: wanted.colour, background: wanted.background, base, parent, tuned };
+  });
+}
+
+/**
+ * Scores a prompt's stored images on each side with the judge and, on the held-out prompts, the
+ * referee, and stores its record. The validation split that chooses among several LoRAs is scored
+ * by the judge alone: a referee that chose would be optimised against.
+ */
 export async function scoreComparisonPrompt(
   deps: ActivityDependencies,
   input: RoundInput,
@@ -153,10 +187,12 @@ export async function scoreComparisonPrompt(
   prompt: { promptIndex: number; className: string; text: string },
 ): Promise<EvaluationRecord> {
   const seeds = set.seedsOf(prompt.promptIndex);
-  return deps.runtime.withJudge(input.judge, async (judge) => {
+  // Decoded once: the judge and the referee read the same images.
+  const read = new Map<EvaluationSide, ComparisonImages>();
+  for (const side of sides) read.set(side, await comparisonImages(deps, set, side, prompt.promptIndex));
+  const judged = await deps.runtime.withJudge(input.judge, async (judge) => {
     const score = async (side: EvaluationSide) => {
-      const keys = seeds.map((_, s) => set.image(side, prompt.promptIndex, s));
-      const images = await Promise.all(keys.map(async (k) => decodeImage(await deps.store.get(k), k)));
+      const { keys, images } = read.get(side)!;
       const verdict = await judge.judge(prompt.text, prompt.className, images);
       const embeddings = verdict.judgements.map((j) => j.clip?.embedding ?? null);
       return {
@@ -175,22 +211,30 @@ export async function scoreComparisonPrompt(
     const base = await score('base');
     const parent = sides.includes('parent') ? await score('parent') : null;
     const tuned = await score('tuned');
-    const diversity: PromptDiversity | null =
-      base.diversity === null || tuned.diversity === null || (parent !== null && parent.diversity === null)
-        ? null
-        : { base: base.diversity, parent: parent?.diversity ?? null, tuned: tuned.diversity };
-    const record: EvaluationRecord = {
-      ...prompt,
-      seeds,
-      statedCount: tuned.statedCount,
-      base: base.scores,
-      parent: parent?.scores ?? null,
-      tuned: tuned.scores,
-      diversity,
-    };
-    await putJson(deps.store, set.record(prompt.promptIndex), record);
-    return record;
+    return { base, parent, tuned };
   });
+  const { base, parent, tuned } = judged;
+  const diversity: PromptDiversity | null =
+    base.diversity === null || tuned.diversity === null || (parent !== null && parent.diversity === null)
+      ? null
+      : { base: base.diversity, parent: parent?.diversity ?? null, tuned: tuned.diversity };
+  // After the judge, not inside it: the referee's models are loaded beside the judge's, not in place of them.
+  const referee =
+    set.stage === 'evaluate'
+      ? await refereeHeldOutPrompt(deps, input, sides, prompt, read, { base: base.scores, parent: parent?.scores ?? null, tuned: tuned.scores })
+      : null;
+  const record: EvaluationRecord = {
+    ...prompt,
+    seeds,
+    statedCount: tuned.statedCount,
+    base: base.scores,
+    parent: parent?.scores ?? null,
+    tuned: tuned.scores,
+    diversity,
+    referee,
+  };
+  await putJson(deps.store, set.record(prompt.promptIndex), record);
+  return record;
 }
 
 /** A round's held-out prompts, with their indices and seeds, and the evaluation's keys. */
@@ -295,8 +339,9 @@ export function createSampleReferences(deps: ActivityDependencies) {
 /**
  * Held-out prompts × seeds, sampled from identical initial noise (same seeds) by the base, by
  * the parent the round sampled from when that is a tuned one, and by the tuned generator, and
- * scored by the judge's CLIP and detector. Stored images and records are skipped (the references'
- * are usually there already); the manifest, with the figures, is written last.
+ * scored by the judge's CLIP and detector, and by the referee when the round names one. Stored
+ * images and records are skipped (the references' are usually there already); the manifest, with
+ * the figures, is written last.
  */
 export function createEvaluateRound(deps: ActivityDependencies) {
   return async function evaluateRound({ root, inputKey, lora, parent }: EvaluateRequest): Promise<EvaluateResult> {

@@ -2,13 +2,13 @@ import type { PreparedRound, PrepareRequest } from '../contract/activities.js';
 import type { RoundInput } from '../config/round.js';
 import { artifactKeys } from '../contract/keys.js';
 import { readGeneratorGeometry, resolveGeneratorFiles } from '../models/generator.js';
-import { Judge } from '../models/judge/index.js';
+import { Judge, Referee } from '../models/judge/index.js';
 import type { ActivityDependencies } from './dependencies.js';
 import { badData } from './failures.js';
 import { storeRoundInput } from './input.js';
 import { loadPrompts } from './prompts.js';
 import { validationPrompts } from './validate.js';
-import { judgeConfig } from './runtime.js';
+import { judgeConfig, refereeConfig } from './runtime.js';
 
 /** The store prefixes a round reads (a tuned UNet, earlier datasets) must hold what they promise. */
 async function requireArtifacts(deps: ActivityDependencies, field: string, prefix: string, file: string): Promise<void> {
@@ -31,7 +31,7 @@ export function deviceRefusal(input: RoundInput, device: string): string | null 
  * The check before sampling: everything about a round that can be known before hours of model
  * work is checked here, on a worker (the files are the workers'), and fails the round at once
  * naming the field or file. The worker's device can train as asked (fp16 needs CUDA); prompt files parse; held-out prompts are not training prompts
- * (unless allowed); the generator's and the judge's folders have their files and a supported
+ * (unless allowed); the generator's, the judge's and the referee's folders have their files and a supported
  * detector, which can be asked about every class; the image size suits the generator; the tuned UNet and earlier datasets are in the store. Then the input is stored, and
  * every later stage is handed its key.
  */
@@ -67,6 +67,12 @@ export function createPrepareRound(deps: ActivityDependencies) {
     Judge.checkFolders(judge);
     const classes = [...new Set([...training, ...heldOut].map((p) => p.className))].sort();
     Judge.checkClasses(judge, classes);
+    if (input.evaluation.referee !== null) {
+      // The referee grades the held-out prompts only; its errors name `evaluation.referee.detector` (or `.clip`).
+      const referee = refereeConfig(input.evaluation.referee, deps.device);
+      Referee.checkFolders(referee);
+      Referee.checkClasses(referee, [...new Set(heldOut.map((p) => p.className))].sort());
+    }
     if (input.generator.tunedUnet !== null) await requireArtifacts(deps, 'generator.tunedUnet', input.generator.tunedUnet, 'unet/model.onnx');
     if (input.dataset !== null) await requireArtifacts(deps, 'dataset', input.dataset, 'metadata.jsonl');
     for (const [i, prefix] of input.includeDatasets.entries()) await requireArtifacts(deps, `includeDatasets.${i}`, prefix, 'metadata.jsonl');

@@ -226,6 +226,16 @@ describe('evaluationFigures: counting accuracy', () => {
   });
 });
 
+describe('evaluationFigures: the referee', () => {
+  it('is null without a referee, and reads results of earlier versions, against the base and the parent, with it null', () => {
+    const figures = evaluationFigures([record(0, 'circle', [20], [20], [true])], 0.5, 100);
+    expect(figures.referee).toBeNull();
+    const { referee: _, ...old } = figures;
+    const parent = { ...old };
+    expect(currentEvaluation({ manifest: 'm', ...old, parent })).toMatchObject({ referee: null, parent: { referee: null } });
+  });
+});
+
 describe('report page', () => {
   it('bins values into a histogram', () => {
     const svg = histogramSvg([0, 0.05, 0.95, 1], 'detection');

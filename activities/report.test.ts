@@ -11,7 +11,7 @@ import { downloadReport } from '../cli/reportCopy.js';
 import { updateReportReview } from '../cli/reviewStore.js';
 import type { EvaluateResult } from '../contract/activities.js';
 import { artifactKeys, evaluationSeed, roundRoot } from '../contract/keys.js';
-import type { EvaluationRecord } from '../contract/records.js';
+import type { EvaluationRecord, RefereeScore } from '../contract/records.js';
 import { encodePng } from '../models/png.js';
 import { LocalFolderStore } from '../store/local.js';
 import { S3Store } from '../store/s3.js';
@@ -80,9 +80,10 @@ describe('writeReport', () => {
   const seeds = 2;
 
   /** A round of 64 held-out pairs (8 classes, 4 prompts each, 2 seeds) with 512 px PNGs, evaluated but not yet reported. */
-  async function evaluatedRound(workflowId: string, metrics: unknown) {
+  async function evaluatedRound(workflowId: string, metrics: unknown, refereed = false) {
     const root = roundRoot(workflowId, 'run-1', 1);
-    const input = roundInputWith({ evaluation: { prompts: { file: 'e' }, seedsPerPrompt: seeds } });
+    const referee = refereed ? { referee: { detector: 'r', clip: 'c' } } : {};
+    const input = roundInputWith({ evaluation: { prompts: { file: 'e' }, seedsPerPrompt: seeds, ...referee } });
     // Noise in one corner keeps each PNG tens of kilobytes, as a sampled image is.
     const pixels = new Uint8Array(512 * 512 * 3);
     for (let y = 0; y < 128; y++) pixels.set(randomBytes(128 * 3), y * 512 * 3);
@@ -101,14 +102,27 @@ describe('writeReport', () => {
         );
       const seedList = Array.from({ length: seeds }, (_, s) => evaluationSeed(input.evaluation.seed, promptIndex, s));
       const className = classes[promptIndex % classes.length]!;
+      const base = await side('base');
+      const tuned = await side('tuned');
+      // The referee agrees with the judge, except that it finds no circle in any tuned image the judge accepts: hacking.
+      const verdicts = (scores: typeof base, hacked: boolean): RefereeScore[] =>
+        scores.map((score) => {
+          const judgeAccepted = score.detection >= input.judge.threshold;
+          const present = judgeAccepted && !hacked;
+          const none = { countCorrect: null, colour: null, colourCorrect: null, background: null, backgroundCorrect: null };
+          return { presence: present ? 0.8 : 0.1, present, instances: Number(present), ...none, allCorrect: present, judgeAccepted };
+        });
       const record: EvaluationRecord = {
         promptIndex,
         className,
         text: `a <i>${className}</i> & co`,
         seeds: seedList,
-        base: await side('base'),
+        base,
         parent: null,
-        tuned: await side('tuned'),
+        tuned,
+        ...(refereed
+          ? { referee: { colour: null, background: null, base: verdicts(base, false), parent: null, tuned: verdicts(tuned, className === 'circle') } }
+          : {}),
       };
       await putJson(store, artifactKeys.evaluationRecord(root, promptIndex), record);
       records.push(record);
@@ -165,6 +179,30 @@ describe('writeReport', () => {
     expect(html).toContain('a &#60;i&#62;circle&#60;/i&#62; &#38; co');
     expect(html).not.toContain('<i>circle</i>');
     expect(html).toContain('3 steps; first 0.300, last 0.250');
+  });
+
+  it("with a referee, shows its GenEval-style table, flags the class it rejects where the judge accepts, and counts fixes by the referee's verdict", async () => {
+    const { request } = await evaluatedRound('refereed round', null, true);
+    const referee = request.evaluation.referee!;
+    expect(referee.flaggedClasses).toEqual(['circle']);
+    expect(referee.hacking['circle']).toMatchObject({ images: 8, base: 0, tuned: 1, changeInterval: [1, 1], flagged: true, judgeGain: 1, refereeGain: 0 });
+    const { report } = await createWriteReport(storeOnlyDependencies(store))(request);
+    const html = (await store.get(report)).toString('utf8');
+    expect(html).toContain('Against base: GenEval-style figures by the referee');
+    expect(html).toMatch(
+      /<tr><td>object present \(referee\)<\/td><td>\d+\.\d%<\/td><td>\d+\.\d%<\/td><td>[+-]\d+\.\d \[[+-]\d+\.\d, [+-]\d+\.\d\]<\/td><td>64 images<\/td><\/tr>/,
+    );
+    expect(html).toContain('<tr><td>counting (referee)</td><td colspan="3">not asked by any held-out prompt</td><td>0</td></tr>');
+    expect(html).toContain(
+      '<tr class="flagged"><td>circle ⚑</td><td>8</td><td>0.0%</td><td>100.0%</td><td>+100.0 [+100.0, +100.0]</td><td>+100.0</td><td>+0.0</td></tr>',
+    );
+    expect(html).toContain('<b>Flagged: circle</b>');
+    // The images to look at: the flagged class's tuned images the judge accepts and the referee rejects.
+    expect(html).toContain('<h4>circle: tuned images the judge accepts and the referee rejects (up to 3)</h4>');
+    // The judge would count every circle a fix; the referee finds none, on either side.
+    expect(html).toContain('What the round fixed and broke (by the referee)');
+    expect(html).toContain('<tr><td>circle</td><td>8</td><td>0</td><td>0</td><td>0</td><td>8</td><td>0</td></tr>');
+    expect(html).toContain("These verdicts are the referee's");
   });
 
   it("says when the round's LoRA has no loss curve, and keeps a human-review section that selfreward review rewrites", async () => {

@@ -5,13 +5,14 @@
  */
 import type { GateVerdict } from '../config/gate.js';
 import type { RoundInput } from '../config/round.js';
-import type { Comparison, CurateResult, EvaluateResult, RunIdentity, TrainResult } from '../contract/activities.js';
+import type { Comparison, CurateResult, EvaluateResult, PairedShare, RefereeFigures, RunIdentity, TrainResult } from '../contract/activities.js';
 import type { EvaluationRecord, PromptScores } from '../contract/records.js';
 import type { HumanFigures } from '../models/evaluation/humanVotes.js';
 import { escapeHtml as escape } from './html.js';
 import { histogramSvg, lossCurveSvg } from './reportCharts.js';
 import { relativeUrl } from './reportLinks.js';
-import { spreadPairs, verdictChanges, type HeldOutPair } from './reportPairs.js';
+import { hacked } from './refereeFigures.js';
+import { heldOutPairs, spreadPairs, verdictChanges, type HeldOutPair } from './reportPairs.js';
 import { seedsSection } from './reportSeeds.js';
 import type { LossCurve } from './trainerMetrics.js';
 
@@ -64,17 +65,97 @@ function rankedImages(scores: readonly PromptScores[]) {
 function pairCard(data: ReportData, p: HeldOutPair): string {
   return (
     `<div class="card pair">${img(data, p.base.key, `base, seed ${p.seed}`)}${img(data, p.tuned.key, `tuned, seed ${p.seed}`)}<p>${escape(p.text)}</p>` +
-    `<p class="small">class ${escape(p.className)} · seed ${p.seed} · detection ${fixed(p.base.detection, 2)} → ${fixed(p.tuned.detection, 2)} · CLIP ${fixed(p.base.clip, 2)} → ${fixed(p.tuned.clip, 2)}</p></div>`
+    `<p class="small">class ${escape(p.className)} · seed ${p.seed} · detection ${fixed(p.base.detection, 2)} → ${fixed(p.tuned.detection, 2)}${
+      p.referee === null ? '' : ` · referee ${fixed(p.referee.base.presence, 2)} → ${fixed(p.referee.tuned.presence, 2)}`
+    } · CLIP ${fixed(p.base.clip, 2)} → ${fixed(p.tuned.clip, 2)}</p></div>`
   );
 }
 
+/** A share's row of the GenEval-style table: metric, reference, tuned, gain with its interval. */
+function shareRow(metric: string, share: PairedShare | null, n: string): string {
+  if (share === null) return `<tr><td>${escape(metric)}</td><td colspan="3">not asked by any held-out prompt</td><td>0</td></tr>`;
+  return `<tr><td>${escape(metric)}</td><td>${percent(share.base)}</td><td>${percent(share.tuned)}</td><td>${points(share.gain)} [${points(share.gainInterval[0])}, ${points(share.gainInterval[1])}]</td><td>${share.n} ${n}</td></tr>`;
+}
+
+/** The GenEval-style rows of a referee's figures, in the order the table shows them. */
+export function refereeRows(r: RefereeFigures): ReadonlyArray<readonly [string, PairedShare | null, string]> {
+  return [
+    ['object present (referee)', r.objectPresent, 'images'],
+    ['counting (referee)', r.counting, 'images'],
+    ['colour (referee)', r.colour, 'images'],
+    ['background (referee)', r.background, 'images'],
+    ['all correct, per image', r.allCorrectImages, 'images'],
+    ['all correct, per prompt', r.allCorrectPrompts, 'prompts'],
+    ['accepted by the curation judge', r.judgeAccepted, 'images'],
+  ];
+}
+
 /**
- * Per class, the pairs whose detector verdict the round flipped, counted and with examples. The
- * verdicts are the curation judge's detector, which the loop trains the generator to please.
+ * The referee's GenEval-style table against one reference, and the hacking check: per class, the
+ * share of images the curation judge accepts and the referee finds no class in. A flagged class
+ * (the share rose beyond noise) is highlighted.
+ */
+function refereeSection(data: ReportData, r: RefereeFigures, reference: string): string {
+  const referee = data.input.evaluation.referee;
+  const settings =
+    referee === null
+      ? ''
+      : ` (detector <code>${escape(referee.detector)}</code>, present at ${referee.presenceThreshold}, counted at ${referee.countThreshold}; colour and background by CLIP <code>${escape(referee.clip)}</code>)`;
+  const rows = refereeRows(r)
+    .map(([metric, share, n]) => shareRow(metric, share, n))
+    .join('');
+  const hacking = Object.entries(r.hacking)
+    .map(
+      ([cls, h]) =>
+        `<tr${h.flagged ? ' class="flagged"' : ''}><td>${escape(cls)}${h.flagged ? ' ⚑' : ''}</td><td>${h.images}</td><td>${percent(h.base)}</td><td>${percent(h.tuned)}</td><td>${points(h.change)} [${points(h.changeInterval[0])}, ${points(h.changeInterval[1])}]</td><td>${points(h.judgeGain)}</td><td>${points(h.refereeGain)}</td></tr>`,
+    )
+    .join('');
+  // The flagged classes' tuned images the judge accepts and the referee rejects, where the reference's was not: the images to look at.
+  const suspects = (cls: string) =>
+    heldOutPairs(data.evaluationRecords)
+      .filter((p) => p.className === cls && p.referee !== null && hacked(p.referee.tuned) && !hacked(p.referee.base))
+      .slice(0, EXAMPLES_PER_CHANGE);
+  const flagged =
+    r.flaggedClasses.length === 0
+      ? '<p>No class flagged: no class’s accepted-but-absent share rose beyond noise.</p>'
+      : `<p class="flagged"><b>Flagged: ${r.flaggedClasses.map(escape).join(', ')}</b> — the curation judge accepts more of these classes’ images that the referee finds no class in than it did for ${reference}, beyond noise: the generator may be pleasing the judge rather than drawing the class. Look at those images.</p>` +
+        (reference === 'base'
+          ? r.flaggedClasses
+              .map((cls) => {
+                const pairs = suspects(cls);
+                return pairs.length === 0
+                  ? ''
+                  : `<h4>${escape(cls)}: tuned images the judge accepts and the referee rejects (up to ${EXAMPLES_PER_CHANGE})</h4><div class="cards">${pairs.map((p) => pairCard(data, p)).join('')}</div>`;
+              })
+              .join('')
+          : '');
+  return (
+    `<h3>Against ${reference}: GenEval-style figures by the referee</h3>` +
+    `<p>The referee is a judge that never chose a training image${settings}. Gains are in points with their 95% paired bootstrap interval over prompts.</p>` +
+    `<table><tr><th>metric</th><th>${reference}</th><th>tuned</th><th>gain [95% interval]</th><th>over</th></tr>${rows}</table>` +
+    `<h3>Against ${reference}: hacking check</h3>` +
+    `<p>Per class, the share of images the curation judge accepts (detection ≥ ${data.input.judge.threshold}) and the referee finds no class in; a class is flagged when the interval of its change starts above 0. Beside it the judge's and the referee's accuracy gains on the class.</p>` +
+    `<table><tr><th>class</th><th>images</th><th>${reference}</th><th>tuned</th><th>change [95% interval]</th><th>judge gain</th><th>referee gain</th></tr>${hacking}</table>${flagged}`
+  );
+}
+
+/** The referee's sections, against the base and the parent; empty without a referee. */
+function refereeSections(data: ReportData): string {
+  const { evaluation } = data;
+  if (evaluation.referee === null) return '';
+  const parent = evaluation.parent?.referee ?? null;
+  return `<h2>Referee</h2>${refereeSection(data, evaluation.referee, 'base')}${parent === null ? '' : refereeSection(data, parent, 'parent')}`;
+}
+
+/**
+ * Per class, the pairs whose verdict the round flipped, counted and with examples. With a referee
+ * the verdicts are its object-present check; without one they are the curation judge's detector,
+ * which the loop trains the generator to please.
  */
 function changesSection(data: ReportData): string {
   const threshold = data.input.judge.threshold;
-  const classes = verdictChanges(data.evaluationRecords, threshold);
+  const byReferee = data.evaluation.referee !== null;
+  const classes = verdictChanges(data.evaluationRecords, byReferee ? 'referee' : threshold);
   const rows = classes
     .map((c) => {
       const pairs = c.fixes.length + c.regressions.length + c.unchangedRight + c.unchangedWrong;
@@ -93,10 +174,14 @@ function changesSection(data: ReportData): string {
     .filter((c) => c.fixes.length + c.regressions.length > 0)
     .map((c) => `<h3>${escape(c.className)}</h3>${examples('Fixes', c.fixes)}${examples('Regressions', c.regressions)}`)
     .join('');
+  const whose = byReferee
+    ? `A <b>fix</b> is a pair whose base image the referee finds no class in (confidence below its presence threshold ${data.input.evaluation.referee?.presenceThreshold ?? ''}) and whose tuned image it finds the class in; a <b>regression</b> is the reverse. ` +
+      `These verdicts are the referee's, a judge that chose no training image, so they are a check independent of the curation judge the loop trains the generator to please.`
+    : `A <b>fix</b> is a pair whose base image the detector misses the class in (confidence below the judge's threshold ${threshold}) and whose tuned image it finds it in; a <b>regression</b> is the reverse. ` +
+      `These verdicts are the curation judge's own detector, the one this loop trains the generator to please, so they show what the round changed in the judge's eyes, not an independent check: look at the images.`;
   return (
-    `<h2>What the round fixed and broke</h2>` +
-    `<p>A pair is one held-out prompt and seed, base and tuned drawn from the same initial noise. A <b>fix</b> is a pair whose base image the detector misses the class in (confidence below the judge's threshold ${threshold}) and whose tuned image it finds it in; a <b>regression</b> is the reverse. ` +
-    `These verdicts are the curation judge's own detector, the one this loop trains the generator to please, so they show what the round changed in the judge's eyes, not an independent check: look at the images.</p>` +
+    `<h2>What the round fixed and broke${byReferee ? ' (by the referee)' : ''}</h2>` +
+    `<p>A pair is one held-out prompt and seed, base and tuned drawn from the same initial noise. ${whose}</p>` +
     `<table><tr><th>class</th><th>pairs</th><th>fixes</th><th>regressions</th><th>unchanged right</th><th>unchanged wrong</th><th>net</th></tr>${rows}</table>` +
     (perClass === '' ? '<p>No pair changed its verdict.</p>' : perClass)
   );
@@ -171,12 +256,12 @@ export function reportHtml(data: ReportData, count: number): string {
 <html lang="en"><head><meta charset="utf-8"><title>Self-reward round ${input.round}: ${escape(run.workflowId)}</title>
 <style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}
 .cards{display:flex;flex-wrap:wrap;gap:12px}.card{width:200px}.card img{width:96px;image-rendering:pixelated;margin-right:4px}.pair{width:260px}.pair img{width:128px;margin-right:2px}.small{color:#555;font-size:12px}
-svg rect{fill:#4a7}figure{display:inline-block;margin:0 2em 0 0}.headline{font-size:20px}</style></head><body>
+svg rect{fill:#4a7}tr.flagged td,p.flagged{background:#fdd}figure{display:inline-block;margin:0 2em 0 0}.headline{font-size:20px}</style></head><body>
 <h1>Self-reward round ${input.round}</h1>
 ${runLine}
 <p class="headline">Tuned beats base in <b>${percent(evaluation.winRate)}</b> of ${evaluation.pairs} paired samples (95% interval ${percent(evaluation.winRateInterval[0])} – ${percent(evaluation.winRateInterval[1])}, sign test p = ${evaluation.signTestP.toPrecision(3)}).</p>
 <p>Mean CLIP score: base ${fixed(evaluation.meanClipBase, 2)}, tuned ${fixed(evaluation.meanClipTuned, 2)}. Detector class accuracy: base ${percent(evaluation.accuracyBase)}, tuned ${percent(evaluation.accuracyTuned)}. ${escape(gainAndDiversity(evaluation, 'base'))}</p>
-${parentLine}${gateSection}
+${parentLine}${refereeSections(data)}${gateSection}
 <p>Dataset: ${datasetSource}${included}. LoRA: ${training.steps} steps, final loss ${training.finalLoss === null ? '–' : fixed(training.finalLoss, 4)}.</p>
 ${seedsSection(training, curation)}
 ${humanReviewSection(null)}

@@ -55,6 +55,40 @@ describe('verdict changes', () => {
     }
   });
 
+  it("follow the referee's object-present check when asked, ranking by its confidence change", () => {
+    const verdict = (present: boolean, presence: number) => ({
+      presence,
+      present,
+      instances: Number(present),
+      countCorrect: null,
+      colour: null,
+      colourCorrect: null,
+      background: null,
+      backgroundCorrect: null,
+      allCorrect: present,
+      judgeAccepted: true,
+    });
+    // The judge sees three fixes; the referee sees one fix, one regression, one pair right on both sides.
+    const judged = record(0, 'circle', [0.1, 0.1, 0.1], [0.9, 0.9, 0.9]);
+    const refereed: EvaluationRecord = {
+      ...judged,
+      referee: {
+        colour: null,
+        background: null,
+        base: [verdict(false, 0.1), verdict(true, 0.9), verdict(true, 0.5)],
+        parent: null,
+        tuned: [verdict(true, 0.6), verdict(false, 0.2), verdict(true, 0.7)],
+      },
+    };
+    expect(verdictChanges([refereed], 0.5)[0]!.fixes).toHaveLength(3);
+    const [circle] = verdictChanges([refereed], 'referee');
+    expect(ids(circle!.fixes)).toEqual(['circle:0/0']);
+    expect(ids(circle!.regressions)).toEqual(['circle:0/1']);
+    expect([circle!.unchangedRight, circle!.unchangedWrong]).toEqual([1, 0]);
+    // A record without the referee's verdicts has nothing the referee found.
+    expect(verdictChanges([judged], 'referee')[0]!.unchangedWrong).toBe(3);
+  });
+
   it('skip a seed whose images are not both recorded', () => {
     const partial: EvaluationRecord = { ...record(0, 'a', [0.1, 0.1], [0.9, 0.9]), tuned: record(0, 'a', [0.1], [0.9]).tuned };
     expect(verdictChanges([partial], 0.5)[0]!.fixes).toHaveLength(1);

@@ -1,8 +1,9 @@
 /**
- * Which held-out pairs the report shows: per class, the pairs whose detector verdict the round
- * flipped (fixes and regressions), and a base-versus-tuned grid spread over the classes. Pure.
+ * Which held-out pairs the report shows: per class, the pairs whose verdict the round flipped
+ * (fixes and regressions: the curation judge's detector, or the referee's when the round has one),
+ * and a base-versus-tuned grid spread over the classes. Pure.
  */
-import type { EvaluationRecord, EvaluationScore } from '../contract/records.js';
+import type { EvaluationRecord, EvaluationScore, RefereeScore } from '../contract/records.js';
 
 /** One held-out pair: a prompt's base and tuned images drawn from the same seed. */
 export interface HeldOutPair {
@@ -12,10 +13,27 @@ export interface HeldOutPair {
   readonly seed: number;
   readonly base: EvaluationScore;
   readonly tuned: EvaluationScore;
+  /** The referee's verdicts on the two images; null when the record has none. */
+  readonly referee: { readonly base: RefereeScore; readonly tuned: RefereeScore } | null;
 }
 
-/** The detector's verdict on a pair: wrong on base and right on tuned is a fix, the reverse a regression. */
+/** The verdict on a pair: wrong on base and right on tuned is a fix, the reverse a regression. */
 export type VerdictChange = 'fix' | 'regression' | 'right' | 'wrong';
+
+/**
+ * Whose verdict: a number is the curation judge's threshold (its detector's confidence at or above
+ * it); `referee` is the referee's object-present check, which no training image was chosen by.
+ */
+export type VerdictSource = number | 'referee';
+
+/** Whether the class was found in one side's image, and how confidently, by `source`. */
+function verdictOf(pair: HeldOutPair, side: 'base' | 'tuned', source: VerdictSource): { found: boolean; confidence: number } {
+  if (source === 'referee') {
+    const v = pair.referee?.[side];
+    return { found: v?.present ?? false, confidence: v?.presence ?? 0 };
+  }
+  return { found: pair[side].detection >= source, confidence: pair[side].detection };
+}
 
 export interface ClassVerdictChanges {
   readonly className: string;
@@ -36,31 +54,38 @@ export function heldOutPairs(records: readonly EvaluationRecord[]): HeldOutPair[
       r.seeds.flatMap((seed, s) => {
         const base = r.base[s];
         const tuned = r.tuned[s];
-        return base === undefined || tuned === undefined ? [] : [{ promptIndex: r.promptIndex, className: r.className, text: r.text, seed, base, tuned }];
+        const refereeBase = r.referee?.base[s];
+        const refereeTuned = r.referee?.tuned[s];
+        const referee = refereeBase === undefined || refereeTuned === undefined ? null : { base: refereeBase, tuned: refereeTuned };
+        return base === undefined || tuned === undefined
+          ? []
+          : [{ promptIndex: r.promptIndex, className: r.className, text: r.text, seed, base, tuned, referee }];
       }),
     );
 }
 
-/** Detected at or above the judge's threshold: the same rule as the evaluation's detector accuracy. */
-export function verdictChange(pair: HeldOutPair, threshold: number): VerdictChange {
-  const base = pair.base.detection >= threshold;
-  const tuned = pair.tuned.detection >= threshold;
+/** Found by `source` on each side: with the judge, detected at or above its threshold (the evaluation's detector accuracy). */
+export function verdictChange(pair: HeldOutPair, source: VerdictSource): VerdictChange {
+  const base = verdictOf(pair, 'base', source).found;
+  const tuned = verdictOf(pair, 'tuned', source).found;
   if (base === tuned) return base ? 'right' : 'wrong';
   return tuned ? 'fix' : 'regression';
 }
 
-const byChange = (a: HeldOutPair, b: HeldOutPair) =>
-  Math.abs(b.tuned.detection - b.base.detection) - Math.abs(a.tuned.detection - a.base.detection) || a.promptIndex - b.promptIndex || a.seed - b.seed;
+const confidenceChange = (p: HeldOutPair, source: VerdictSource) =>
+  Math.abs(verdictOf(p, 'tuned', source).confidence - verdictOf(p, 'base', source).confidence);
+const byChange = (source: VerdictSource) => (a: HeldOutPair, b: HeldOutPair) =>
+  confidenceChange(b, source) - confidenceChange(a, source) || a.promptIndex - b.promptIndex || a.seed - b.seed;
 
 const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
-/** Per class (by name), the pairs the round fixed and broke and how many it left right or wrong. */
-export function verdictChanges(records: readonly EvaluationRecord[], threshold: number): ClassVerdictChanges[] {
+/** Per class (by name), the pairs the round fixed and broke in `source`'s eyes, and how many it left right or wrong. */
+export function verdictChanges(records: readonly EvaluationRecord[], source: VerdictSource): ClassVerdictChanges[] {
   const classes = new Map<string, { fixes: HeldOutPair[]; regressions: HeldOutPair[]; right: number; wrong: number }>();
   for (const pair of heldOutPairs(records)) {
     let c = classes.get(pair.className);
     if (c === undefined) classes.set(pair.className, (c = { fixes: [], regressions: [], right: 0, wrong: 0 }));
-    const change = verdictChange(pair, threshold);
+    const change = verdictChange(pair, source);
     if (change === 'fix') c.fixes.push(pair);
     else if (change === 'regression') c.regressions.push(pair);
     else c[change] += 1;
@@ -69,8 +94,8 @@ export function verdictChanges(records: readonly EvaluationRecord[], threshold: 
     .sort(([a], [b]) => byName(a, b))
     .map(([className, c]) => ({
       className,
-      fixes: c.fixes.sort(byChange),
-      regressions: c.regressions.sort(byChange),
+      fixes: c.fixes.sort(byChange(source)),
+      regressions: c.regressions.sort(byChange(source)),
       unchangedRight: c.right,
       unchangedWrong: c.wrong,
     }));

@@ -1,6 +1,6 @@
 import { Generator, type GeneratorSource } from '../models/generator.js';
-import { Judge, validateJudgeConfig, type JudgeConfig } from '../models/judge/index.js';
-import type { JudgeSettings } from '../config/round.js';
+import { Judge, Referee, validateJudgeConfig, validateRefereeConfig, type JudgeConfig, type RefereeConfig } from '../models/judge/index.js';
+import type { JudgeSettings, RefereeSettings } from '../config/round.js';
 
 /**
  * Loaded models, shared by the activities of one worker process. Loading a real generator takes
@@ -10,6 +10,8 @@ import type { JudgeSettings } from '../config/round.js';
 export class ModelRuntime {
   private readonly generators = new Map<string, { model: Promise<Generator>; users: number }>();
   private readonly judges = new Map<string, { model: Promise<Judge>; users: number }>();
+  // Its own pool: an evaluation uses the judge and the referee prompt by prompt, and one pool would reload each in turn.
+  private readonly referees = new Map<string, { model: Promise<Referee>; users: number }>();
 
   constructor(
     private readonly device: string,
@@ -34,6 +36,17 @@ export class ModelRuntime {
       this.judges,
       JSON.stringify(config),
       () => Judge.load(config),
+      async () => undefined,
+      use,
+    );
+  }
+
+  async withReferee<T>(settings: RefereeSettings, use: (referee: Referee) => Promise<T>): Promise<T> {
+    const config = refereeConfig(settings, this.device, this.threads);
+    return this.borrow(
+      this.referees,
+      JSON.stringify(config),
+      () => Referee.load(config),
       async () => undefined,
       use,
     );
@@ -72,6 +85,7 @@ export class ModelRuntime {
     const generators = [...this.generators.values()];
     this.generators.clear();
     this.judges.clear();
+    this.referees.clear();
     await Promise.all(
       generators.map((g) =>
         g.model.then(
@@ -97,4 +111,9 @@ export function judgeConfig(settings: JudgeSettings, device: string, threads: nu
     device,
     threads,
   });
+}
+
+/** The runtime's referee configuration from a round's `evaluation.referee` (validated again, naming fields). */
+export function refereeConfig(settings: RefereeSettings, device: string, threads: number | null = null): RefereeConfig {
+  return validateRefereeConfig({ ...settings, device, threads });
 }

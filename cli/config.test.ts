@@ -1,9 +1,11 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
+import { validateRoundInput } from '../config/round.js';
+import { GENEVAL_COLOURS } from '../models/judge/config.js';
 import { ConfigError, loadCampaignConfig, loadRoundConfig, mergeConfig, packPreset, parseConfigText } from './config.js';
 
 const minimal = {
@@ -61,6 +63,35 @@ describe('configuration files', () => {
     expect(plain['evaluation']).toEqual({ prompts: { file: '/p/prompts/eval.txt' } });
     expect(() => packPreset('/p', { lora: { warmup: 3 } })).toThrow(/lora.warmup is not a trainer setting/);
     expect(mergeConfig(preset, { lora: { rank: 4 }, shards: 3 })).toMatchObject({ lora: { rank: 4, maxSteps: 300 }, shards: 3 });
+  });
+
+  it("sets the referee of a pack that has one, with its grammar's colours and backgrounds, and leaves it null otherwise", () => {
+    const manifest = { grammar: { colours: ['red', 'green'], backgrounds: ['white', 'gray'] } };
+    const refereed = packPreset('/packs/shapes', manifest, true);
+    expect(refereed['evaluation']).toMatchObject({
+      referee: { detector: '/packs/shapes/referee', clip: '/packs/shapes/clip', colours: ['red', 'green'], backgrounds: ['white', 'gray'] },
+    });
+    const checked = validateRoundInput({ ...refereed, judge: { detector: 'd', clip: 'c' } });
+    expect(checked.ok && checked.value.evaluation.referee).toMatchObject({ presenceThreshold: 0.3, countThreshold: 0.9, colours: ['red', 'green'] });
+    expect(packPreset('/packs/shapes', manifest)['evaluation']).not.toHaveProperty('referee');
+    // A pack with a referee but no grammar: GenEval's colours, no background check.
+    const bare = validateRoundInput({ ...packPreset('/p', null, true), judge: { detector: 'd', clip: 'c' } });
+    expect(bare.ok && bare.value.evaluation.referee).toMatchObject({ colours: GENEVAL_COLOURS, backgrounds: [] });
+  });
+
+  it('--preset shapes sets the referee once the pack has a referee/ folder', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'cli-preset-'));
+    const pack = join(root, 'packs', 'shapes');
+    await mkdir(join(pack, 'referee'), { recursive: true });
+    await writeFile(join(pack, 'pack.json'), JSON.stringify({ grammar: { colours: ['red'], backgrounds: ['white'] } }));
+    expect(loadRoundConfig({ preset: 'shapes', root }).evaluation.referee).toBeNull();
+    await writeFile(join(pack, 'referee', 'config.json'), '{}');
+    expect(loadRoundConfig({ preset: 'shapes', root }).evaluation.referee).toMatchObject({
+      detector: join(pack, 'referee'),
+      clip: join(pack, 'clip'),
+      colours: ['red'],
+      backgrounds: ['white'],
+    });
   });
 
   it('reads a campaign file and its rounds override', async () => {

@@ -54,14 +54,17 @@ interface PackManifest {
     readonly height?: number;
   };
   readonly judge?: { readonly detection_threshold?: number; readonly rule?: string; readonly per_prompt?: number };
+  readonly grammar?: { readonly colours?: readonly string[]; readonly backgrounds?: readonly string[] };
   readonly lora?: Readonly<Record<string, unknown>>;
 }
 
 /**
  * A round input for a model pack folder (generator/, detector/, captioner/, clip/, prompts/):
- * the pack's own sampling, judge and trainer defaults from its pack.json when it has one.
+ * the pack's own sampling, judge and trainer defaults from its pack.json when it has one. With
+ * `referee` (the pack has a referee/ detector), the evaluation is also graded by it and the
+ * pack's CLIP, among the colours and backgrounds of the pack's prompt grammar.
  */
-export function packPreset(pack: string, manifest: PackManifest | null): Record<string, unknown> {
+export function packPreset(pack: string, manifest: PackManifest | null, referee = false): Record<string, unknown> {
   const at = (path: string) => join(pack, path);
   const lora: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(manifest?.lora ?? {})) {
@@ -98,6 +101,16 @@ export function packPreset(pack: string, manifest: PackManifest | null): Record<
       prompts: { file: at(manifest?.prompts?.eval ?? 'prompts/eval.txt') },
       ...(sampling?.pool_guidance_scale === undefined || sampling.guidance_scale === undefined ? {} : { guidanceScale: sampling.guidance_scale }),
       ...(sampling?.pool_scheduler === undefined || sampling.scheduler === undefined ? {} : { scheduler: sampling.scheduler }),
+      ...(referee
+        ? {
+            referee: {
+              detector: at('referee'),
+              clip: at('clip'),
+              ...(manifest?.grammar?.colours === undefined ? {} : { colours: manifest.grammar.colours }),
+              ...(manifest?.grammar?.backgrounds === undefined ? {} : { backgrounds: manifest.grammar.backgrounds }),
+            },
+          }
+        : {}),
     },
   };
 }
@@ -136,7 +149,8 @@ function presetConfig(preset: string, root: string): unknown {
   const pack = resolve(root, 'packs', preset);
   const manifestPath = join(pack, 'pack.json');
   const manifest = existsSync(manifestPath) ? (parseConfigText(readFileSync(manifestPath, 'utf8'), manifestPath) as PackManifest) : null;
-  return packPreset(pack, manifest);
+  // The referee is trained apart from the pack's other models: a pack without one evaluates with its judge alone.
+  return packPreset(pack, manifest, existsSync(join(pack, 'referee', 'config.json')));
 }
 
 function fileConfig(file: string): unknown {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { accuracyGainText, bar, campaignLine, countingText, diversityText, progressLine } from './progress.js';
+import { accuracyGainText, bar, campaignLine, countingText, diversityText, progressLine, refereeText } from './progress.js';
 import type { RoundProgress } from '../contract/progress.js';
 
 const base: RoundProgress = {
@@ -72,5 +72,26 @@ describe('evaluation figures in the result', () => {
     expect(countingText(c)).toBe('counting accuracy 25.0% -> 50.0%, gain +25.0 points (95% interval +0.0 to +50.0)');
     expect(countingText(comparison)).toMatch(/^counting not measured/);
     expect(countingText({ ...comparison, countAccuracyBase: null, countAccuracyTuned: null, countGainInterval: null })).toMatch(/^counting not measured/);
+  });
+
+  it("gives the referee's headline and the flagged classes, and nothing without a referee", () => {
+    const share = (base: number, tuned: number) => ({ n: 8, base, tuned, gain: tuned - base, gainInterval: [0, 0.5] as const });
+    const referee = {
+      objectPresent: share(0.5, 0.75),
+      counting: null,
+      colour: null,
+      background: null,
+      allCorrectImages: share(0.25, 0.5),
+      allCorrectPrompts: share(0.25, 0.5),
+      judgeAccepted: share(0.5, 1),
+      hacking: {},
+      flaggedClasses: ['circle', 'star'],
+    };
+    expect(refereeText({ ...comparison, referee })).toBe(
+      'referee: all correct per prompt 25.0% -> 50.0% (gain 95% interval +0.0 to +50.0); object present 50.0% -> 75.0% (gain 95% interval +0.0 to +50.0); FLAGGED (judge accepts, referee rejects, more than before): circle, star',
+    );
+    expect(refereeText({ ...comparison, referee: { ...referee, flaggedClasses: [] } })).toMatch(/; no class flagged$/);
+    expect(refereeText(comparison)).toBeNull();
+    expect(refereeText({ ...comparison, referee: null })).toBeNull();
   });
 });

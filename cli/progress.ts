@@ -1,4 +1,4 @@
-import type { RecordedComparison } from '../contract/activities.js';
+import type { PairedShare, RecordedComparison } from '../contract/activities.js';
 import type { RoundFigures, RoundResult } from '../contract/workflows.js';
 import type { RoundProgress } from '../contract/progress.js';
 /** One-line renderings of a round's `progress` query and its result, for the terminal. Pure. */
@@ -35,6 +35,17 @@ export function countingText(c: RecordedComparison): string {
   const gain = `${signed(100 * (tuned - base))} points`;
   const interval = c.countGainInterval ?? null;
   return `counting accuracy ${percent(base)} -> ${percent(tuned)}, gain ${interval === null ? gain : `${gain} (95% interval ${signed(100 * interval[0])} to ${signed(100 * interval[1])})`}`;
+}
+
+/** The referee's GenEval-style headline (all correct per prompt, object present) and the classes its hacking check flags; null without a referee. */
+export function refereeText(c: RecordedComparison): string | null {
+  const r = c.referee ?? null;
+  if (r === null) return null;
+  const share = (name: string, s: PairedShare) =>
+    `${name} ${percent(s.base)} -> ${percent(s.tuned)} (gain 95% interval ${signed(100 * s.gainInterval[0])} to ${signed(100 * s.gainInterval[1])})`;
+  const flagged =
+    r.flaggedClasses.length === 0 ? 'no class flagged' : `FLAGGED (judge accepts, referee rejects, more than before): ${r.flaggedClasses.join(', ')}`;
+  return `referee: ${share('all correct per prompt', r.allCorrectPrompts)}; ${share('object present', r.objectPresent)}; ${flagged}`;
 }
 
 export function progressLine(p: RoundProgress): string {
@@ -90,6 +101,7 @@ export function roundSummary(result: RoundResult): string {
     `  mean CLIP score: base ${e.meanClipBase.toFixed(2)}, tuned ${e.meanClipTuned.toFixed(2)}; detector accuracy: base ${percent(e.accuracyBase)}, tuned ${percent(e.accuracyTuned)}, gain ${accuracyGainText(e)}`,
     `  image ${diversityText(e)}`,
     `  ${countingText(e)}`,
+    ...(refereeText(e) === null ? [] : [`  ${refereeText(e)}`]),
     ...(e.parent === null
       ? []
       : [

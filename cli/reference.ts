@@ -7,7 +7,7 @@ import { FAILURE_TYPES } from '../contract/failures.js';
 import { CAMPAIGN_SCHEMA } from '../config/campaign.js';
 import { ENVIRONMENT } from '../config/environment.js';
 import { NIGHTLY_SCHEMA } from '../config/nightly.js';
-import { ROUND_SCHEMA } from '../config/round.js';
+import { REFEREE_SCHEMA, ROUND_SCHEMA } from '../config/round.js';
 import { docRows, fieldTable, markdownTable } from '../config/schema.js';
 import { LOG_FIELDS } from '../observability/logs.js';
 import { METRICS, type MetricSpec } from '../observability/metrics.js';
@@ -16,6 +16,8 @@ import { METRICS, type MetricSpec } from '../observability/metrics.js';
 export const REFERENCE_TABLES: Readonly<Record<string, () => string>> = {
   '### Round input': () => fieldTable(docRows(ROUND_SCHEMA)),
   // The first round is one field here: its own fields are the round table.
+  // `evaluation.referee` is one row of the round table; its own fields are here.
+  '### Referee': () => fieldTable(docRows(REFEREE_SCHEMA, 'evaluation.referee')),
   '### Campaign input': () => fieldTable(docRows(CAMPAIGN_SCHEMA, '', (path) => path === 'round')),
   // The night's round is one field here too.
   '### Nightly input': () => fieldTable(docRows(NIGHTLY_SCHEMA, '', (path) => path === 'round')),

@@ -35,6 +35,28 @@ describe('validateRoundInput', () => {
     expect(round.activities).toEqual({ heartbeatTimeoutSeconds: 60, maximumAttempts: 5 });
   });
 
+  it("has no referee unless asked, and fills a referee's GenEval defaults, naming its bad fields", () => {
+    expect(valid(minimal).evaluation.referee).toBeNull();
+    const referee = valid({ ...minimal, evaluation: { ...minimal.evaluation, referee: { detector: 'r', clip: 'c' } } }).evaluation.referee;
+    expect(referee).toEqual({
+      detector: 'r',
+      clip: 'c',
+      presenceThreshold: 0.3,
+      countThreshold: 0.9,
+      iouThreshold: 0.5,
+      batchSize: 8,
+      synonyms: {},
+      colours: ['red', 'orange', 'yellow', 'green', 'blue', 'purple', 'pink', 'brown', 'black', 'white'],
+      backgrounds: [],
+    });
+    const bad = validateRoundInput({ ...minimal, evaluation: { ...minimal.evaluation, referee: { clip: 'c', presenceThreshold: 2, colours: 'red' } } });
+    expect(bad.ok).toBe(false);
+    const message = bad.ok ? '' : describeErrors(bad.errors);
+    expect(message).toContain('evaluation.referee.detector');
+    expect(message).toContain('evaluation.referee.presenceThreshold');
+    expect(message).toContain('evaluation.referee.colours');
+  });
+
   it('names every bad field with the expected value', () => {
     const result = validateRoundInput({
       ...minimal,

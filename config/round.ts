@@ -6,7 +6,7 @@
  * `validateRoundInput` fills defaults and returns every problem at once, each naming the field
  * (a JSON path such as `sampling.steps`) and what it must be, so a user fixes a file in one go.
  */
-import { JUDGE_SETTINGS, type Weights } from '../models/judge/config.js';
+import { JUDGE_SETTINGS, REFEREE_SETTINGS, type RefereeSettings, type Weights } from '../models/judge/config.js';
 import { SCHEDULER_CLASS_NAMES, type SchedulerClassName } from '../models/schedulers/names.js';
 import { diversityBoundRefusal, GATE_SCHEMA, type GateSettings } from './gate.js';
 import { promptSource, type PromptSource } from './prompts.js';
@@ -32,6 +32,8 @@ export interface JudgeSettings {
   /** null: the judge's default weights. */
   readonly weights: Weights | null;
 }
+
+export type { RefereeSettings };
 
 export type SelectionRule = 'paper' | 'combined';
 export type LrScheduler = 'constant' | 'cosine';
@@ -121,6 +123,11 @@ export interface EvaluationSettings {
   readonly bootstrapResamples: number;
   /** Held-out prompts that are also training prompts are refused unless this is set. */
   readonly allowOverlap: boolean;
+  /**
+   * A judge that only grades the evaluation (GenEval-style checks), never curates; null: the
+   * evaluation is graded by the curation judge alone.
+   */
+  readonly referee: RefereeSettings | null;
 }
 
 export interface ActivitySettings {
@@ -164,6 +171,9 @@ const scheduler = (meaning: string) => nullable(oneOf(SCHEDULER_CLASS_NAMES, { m
 
 /** A prefix of the store, as activities' results name them (`runs/.../dataset/`). */
 const artifactPrefix = (meaning: string) => string({ meaning, type: 'artifact prefix' });
+
+/** `evaluation.referee`'s fields; the README documents them in their own table. */
+export const REFEREE_SCHEMA: Schema<RefereeSettings> = object<RefereeSettings>(REFEREE_SETTINGS, { meaning: 'the referee', required: true });
 
 const ROUND_FIELDS: Schema<RoundInput> = refine(
   object<RoundInput>(
@@ -334,6 +344,11 @@ const ROUND_FIELDS: Schema<RoundInput> = refine(
           allowOverlap: boolean({
             default: false,
             meaning: 'allow held-out prompts that are also training prompts (refused by default: a comparison on prompts the LoRA trained on overstates it)',
+          }),
+          referee: nullable(REFEREE_SCHEMA, {
+            type: 'referee or null',
+            meaning:
+              'a second judge that grades the held-out images GenEval-style (object present, count, colour, background) and is never used to curate, so reward hacking of the curation judge shows; its fields are in the referee table. Null: the curation judge alone grades',
           }),
         },
         { meaning: 'the base-vs-tuned comparison on held-out prompts', required: true },

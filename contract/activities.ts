@@ -214,6 +214,85 @@ export interface ClassAccuracyFigures {
   readonly tuned: number;
 }
 
+/** A paired share of hits (1) over held-out images or prompts: the reference's, the tuned generator's, and the gain's bootstrap interval. */
+export interface PairedShare {
+  /** Images (or prompts) the share is over. */
+  readonly n: number;
+  readonly base: number;
+  readonly tuned: number;
+  /** `tuned - base`. */
+  readonly gain: number;
+  /** 95% interval of the gain, the same paired bootstrap over prompts (same draws) as the other intervals. */
+  readonly gainInterval: readonly [number, number];
+}
+
+/** One class's reward-hacking check: images the curation judge accepts and the referee finds no class in. */
+export interface ClassHacking {
+  readonly images: number;
+  /** Share of the class's images the judge accepts and the referee rejects, reference and tuned. */
+  readonly base: number;
+  readonly tuned: number;
+  readonly change: number;
+  /** 95% bootstrap interval of `change` over the class's prompts. */
+  readonly changeInterval: readonly [number, number];
+  /** The share rose beyond noise: the interval's low end is above 0. */
+  readonly flagged: boolean;
+  /** The curation judge's accuracy gain on the class, and the referee's (object present). */
+  readonly judgeGain: number;
+  readonly refereeGain: number;
+}
+
+/**
+ * GenEval-style figures from the referee (`evaluation.referee`), a judge that never curated.
+ * A check that no held-out prompt asks for (no stated count, colour or background) is null.
+ */
+export interface RefereeFigures {
+  /** The referee found the prompt's class (at `presenceThreshold`). */
+  readonly objectPresent: PairedShare;
+  /** The referee's instance count (at `countThreshold`) is the prompt's, over images of prompts that state one. */
+  readonly counting: PairedShare | null;
+  /** CLIP's colour for the object's crop is the prompt's, over images of prompts that name one. */
+  readonly colour: PairedShare | null;
+  /** CLIP's background for the image is the prompt's, over images of prompts that name one. */
+  readonly background: PairedShare | null;
+  /** Every check that applies to the image is right. */
+  readonly allCorrectImages: PairedShare;
+  /** Every image of the prompt (all its seeds) is all-correct: GenEval's per-prompt score. */
+  readonly allCorrectPrompts: PairedShare;
+  /** The curation judge's accuracy, as `accuracyBase`/`accuracyTuned`, beside the referee's for comparison. */
+  readonly judgeAccepted: PairedShare;
+  /** Per class (by name), the hacking check. */
+  readonly hacking: Readonly<Record<string, ClassHacking>>;
+  /** Classes whose accepted-but-absent share rose beyond noise, by name. */
+  readonly flaggedClasses: readonly string[];
+}
+
+/** One row of the GenEval-style table, as the memo holds it. */
+export interface RefereeTableRow {
+  readonly metric: string;
+  readonly base: number;
+  readonly tuned: number;
+  readonly gain: number;
+  readonly gainInterval: readonly [number, number];
+}
+
+/** The GenEval-style table in a fixed order (checks no held-out prompt asks for are left out), and the flagged classes: what a round's memo shows. */
+export function refereeTable(r: RefereeFigures): { readonly table: readonly RefereeTableRow[]; readonly flaggedClasses: readonly string[] } {
+  const rows: ReadonlyArray<readonly [string, PairedShare | null]> = [
+    ['objectPresent', r.objectPresent],
+    ['counting', r.counting],
+    ['colour', r.colour],
+    ['background', r.background],
+    ['allCorrectImages', r.allCorrectImages],
+    ['allCorrectPrompts', r.allCorrectPrompts],
+    ['judgeAccepted', r.judgeAccepted],
+  ];
+  return {
+    table: rows.flatMap(([metric, s]) => (s === null ? [] : [{ metric, base: s.base, tuned: s.tuned, gain: s.gain, gainInterval: s.gainInterval }])),
+    flaggedClasses: r.flaggedClasses,
+  };
+}
+
 /** The tuned generator against a reference on held-out prompts, paired by seed; the `...Base` figures are the reference's. */
 export interface Comparison {
   readonly pairs: number;
@@ -249,6 +328,11 @@ export interface Comparison {
   /** 95% interval of `countAccuracyTuned - countAccuracyBase`, the same paired bootstrap over prompts as `accuracyGainInterval`; null when they are. */
   readonly countGainInterval: readonly [number, number] | null;
   readonly perClass: Readonly<Record<string, ClassAccuracyFigures>>;
+  /**
+   * The referee's figures; null without a referee, and when a record (of an earlier version)
+   * lacks its verdicts.
+   */
+  readonly referee: RefereeFigures | null;
 }
 
 /** Against the base generator, and against the parent the round sampled from when that is a tuned one. */
@@ -259,7 +343,14 @@ export interface EvaluateResult extends Comparison {
 
 /** The figures a result recorded by an earlier version may lack (a workflow history, a stored `evaluation.json`). */
 type LaterFigures =
-  'accuracyGainInterval' | 'diversityBase' | 'diversityTuned' | 'diversityChange' | 'countAccuracyBase' | 'countAccuracyTuned' | 'countGainInterval';
+  | 'accuracyGainInterval'
+  | 'diversityBase'
+  | 'diversityTuned'
+  | 'diversityChange'
+  | 'countAccuracyBase'
+  | 'countAccuracyTuned'
+  | 'countGainInterval'
+  | 'referee';
 export type RecordedComparison = Omit<Comparison, LaterFigures> & Partial<Pick<Comparison, LaterFigures>>;
 export type RecordedEvaluation = RecordedComparison & { readonly manifest: string; readonly parent?: RecordedComparison | null };
 
@@ -273,6 +364,7 @@ function currentComparison(c: RecordedComparison): Comparison {
     countAccuracyBase: c.countAccuracyBase ?? null,
     countAccuracyTuned: c.countAccuracyTuned ?? null,
     countGainInterval: c.countGainInterval ?? null,
+    referee: c.referee ?? null,
   };
 }
 

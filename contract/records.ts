@@ -5,6 +5,7 @@
  */
 import type { PromptLine } from '../config/prompts.js';
 import type { HumanChoice } from '../models/evaluation/humanVotes.js';
+import type { RefereeVerdict } from '../models/judge/refereeChecks.js';
 
 export type { HumanChoice };
 
@@ -73,6 +74,22 @@ export interface PromptDiversity {
   readonly tuned: number;
 }
 
+/** The referee's verdict on one held-out image, with the curation judge's on the same image beside it. */
+export interface RefereeScore extends RefereeVerdict {
+  /** The curation judge's detector found the class at `judge.threshold` (its `detection >= threshold`). */
+  readonly judgeAccepted: boolean;
+}
+
+/** The referee's verdicts on one held-out prompt's images, per generator, seed by seed. */
+export interface PromptRefereeVerdicts {
+  /** The colour and background the prompt names from the referee's vocabularies; null where it names none. */
+  readonly colour: string | null;
+  readonly background: string | null;
+  readonly base: readonly RefereeScore[];
+  readonly parent: readonly RefereeScore[] | null;
+  readonly tuned: readonly RefereeScore[];
+}
+
 /** Scores of one held-out prompt's images, base and tuned, seed by seed. */
 export interface EvaluationRecord {
   readonly promptIndex: number;
@@ -93,6 +110,11 @@ export interface EvaluationRecord {
    * compare). Records written by earlier versions lack it: their rounds' diversity figures are null.
    */
   readonly diversity?: PromptDiversity | null;
+  /**
+   * The referee's verdicts (`evaluation.referee`); null without a referee. Records written by
+   * earlier versions lack it: their rounds' referee figures are null.
+   */
+  readonly referee?: PromptRefereeVerdicts | null;
 }
 
 /** One person's vote on one blind pair of held-out images (base and tuned, same prompt and seed). */

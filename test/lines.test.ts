@@ -96,6 +96,7 @@ function standInRound(winRate: (input: RoundInput) => number, hold?: Gate): Stan
     countAccuracyTuned: null,
     countGainInterval: null,
     perClass: {},
+    referee: null,
   });
   const { prepareRound, inputOf } = standInPreparation();
   const activities: RoundActivities = {
@@ -283,6 +284,7 @@ describe('a model line', () => {
       countAccuracyTuned: null,
       countGainInterval: null,
       perClass: {},
+      referee: null,
     };
     const challenger = (night: string): Challenger => ({
       night,

@@ -60,3 +60,14 @@ export function tinyRoundInput(generator: string, detector: string, overrides: R
     ...overrides,
   };
 }
+
+/**
+ * The referee for integration tests: the pack's own referee (a closed-vocabulary detector trained
+ * apart from the judge) when it is built, else the pack's OWL-ViT detector, which the referee
+ * takes as readily (any family in the registry): the machinery is the same, only the
+ * independence from the judge is lost.
+ */
+export function testReferee(): { readonly detector: string; readonly independent: boolean } {
+  const referee = join(PACK, 'referee');
+  return existsSync(join(referee, 'onnx', 'model.onnx')) ? { detector: referee, independent: true } : { detector: join(PACK, 'detector'), independent: false };
+}

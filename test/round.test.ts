@@ -20,14 +20,17 @@ import type { ActivityDependencies } from '../activities/dependencies.js';
 import { SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
 import { readText } from '../models/png.js';
 import { testGenerator } from '../models/testing/python.js';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createEvaluateRound } from '../activities/evaluate.js';
+import { runActivity } from './activity.js';
 import { getJson } from '../store/store.js';
 import { localTemporal, recordHistory, testDependencies, withRoundWorkers } from './stack.js';
-import { testDetector, tinyRoundInput } from './models.js';
+import { PACK, testDetector, testReferee, tinyRoundInput } from './models.js';
 import { chooseImages } from '../activities/selection.js';
 import { artifactKeys, roundRoot, trainingRoot, validationSeed } from '../contract/keys.js';
 import { validationSplit } from '../contract/seeds.js';
 import type { EvaluateResult } from '../contract/activities.js';
-import type { EvaluationRecord, PromptScores } from '../contract/records.js';
+import type { EvaluationRecord, PromptScores, RefereeScore } from '../contract/records.js';
 import { TASK_QUEUES } from '../contract/workers.js';
 import type { CampaignResult, RoundFigures, RoundResult } from '../contract/workflows.js';
 import type { RoundProgress } from '../contract/progress.js';
@@ -35,6 +38,8 @@ import type { RoundProgress } from '../contract/progress.js';
 let env: TestWorkflowEnvironment;
 let deps: ActivityDependencies;
 let roundInput: Record<string, unknown>;
+/** The tiny round's evaluation graded by a referee, with the pack grammar's colours and backgrounds. */
+let refereed: Record<string, unknown>;
 
 beforeAll(async () => {
   const scratch = await mkdtemp(join(tmpdir(), 'round-'));
@@ -42,6 +47,15 @@ beforeAll(async () => {
   env = await localTemporal();
   deps = testDependencies(scratch);
   roundInput = tinyRoundInput(generator, detector, { sampling: { steps: 2 }, lora: { maxSteps: 2, batchSize: 2, checkpointEvery: 1 } });
+  refereed = {
+    ...(roundInput['evaluation'] as Record<string, unknown>),
+    referee: {
+      detector: testReferee().detector,
+      clip: join(PACK, 'clip'),
+      colours: ['red', 'green', 'blue', 'yellow', 'purple', 'orange'],
+      backgrounds: ['white', 'black', 'gray'],
+    },
+  };
 });
 
 afterAll(async () => {
@@ -97,7 +111,8 @@ describe('selfRewardRound', () => {
     const workflowId = `round-${randomUUID()}`;
     const { result, progress, description } = await withWorkers(async () => {
       // A gate with a diversity bound: the verdict is only reported, the figures it reads are checked below.
-      const gated = { ...roundInput, gate: { minWinRateLow: 0, maxDiversityLoss: 0.5 } };
+      // A referee grades the evaluation.
+      const gated = { ...roundInput, evaluation: refereed, gate: { minWinRateLow: 0, maxDiversityLoss: 0.5 } };
       const handle = await env.client.workflow.start('selfRewardRound', { taskQueue: TASK_QUEUES.workflows, workflowId, args: [gated] });
       const result = (await handle.result()) as RoundResult;
       await recordHistory(env, workflowId);
@@ -128,6 +143,57 @@ describe('selfRewardRound', () => {
     expect(stored.countAccuracyTuned).toBe(hits(record.tuned));
     const countGain = stored.countAccuracyTuned! - stored.countAccuracyBase!;
     expect(stored.countGainInterval).toEqual([expect.closeTo(countGain, 12), expect.closeTo(countGain, 12)]);
+    // The referee's verdicts: the prompt asks for two yellow circles on a white background, so every check applies.
+    expect(record.referee).toMatchObject({ colour: 'yellow', background: 'white', parent: null });
+    for (const side of [record.referee!.base, record.referee!.tuned]) {
+      expect(side).toHaveLength(2);
+      for (const v of side) {
+        // The judge's threshold is 0 here: it accepts every image.
+        expect(v.judgeAccepted).toBe(true);
+        expect(v.presence).toBeGreaterThanOrEqual(0);
+        expect(v.presence).toBeLessThanOrEqual(1);
+        expect(v.present).toBe(v.presence >= 0.3);
+        expect(v.countCorrect).toBe(v.instances === 2);
+        expect(typeof v.colourCorrect).toBe('boolean');
+        expect(v.colour === null ? !v.present : ['red', 'green', 'blue', 'yellow', 'purple', 'orange'].includes(v.colour)).toBe(true);
+        expect(['white', 'black', 'gray']).toContain(v.background);
+        expect(v.backgroundCorrect).toBe(v.background === 'white');
+        expect(v.allCorrect).toBe(v.present && v.countCorrect === true && v.colourCorrect === true && v.backgroundCorrect === true);
+      }
+    }
+    const referee = stored.referee!;
+    const share = (side: readonly RefereeScore[], check: (v: RefereeScore) => boolean) => side.filter(check).length / side.length;
+    expect(referee.objectPresent).toMatchObject({
+      n: 2,
+      base: share(record.referee!.base, (v) => v.present),
+      tuned: share(record.referee!.tuned, (v) => v.present),
+    });
+    for (const figure of [
+      referee.objectPresent,
+      referee.counting!,
+      referee.colour!,
+      referee.background!,
+      referee.allCorrectImages,
+      referee.allCorrectPrompts,
+    ]) {
+      for (const x of [figure.base, figure.tuned]) expect(x >= 0 && x <= 1).toBe(true);
+      // One prompt: every resample is that prompt, so the interval is the gain itself.
+      expect(figure.gainInterval).toEqual([expect.closeTo(figure.gain, 12), expect.closeTo(figure.gain, 12)]);
+    }
+    expect(referee.allCorrectPrompts.n).toBe(1);
+    expect(referee.judgeAccepted).toMatchObject({ base: 1, tuned: 1 });
+    expect(Object.keys(referee.hacking)).toEqual(['circle']);
+    expect(referee.hacking['circle']).toMatchObject({ images: 2, base: 1 - referee.objectPresent.base, tuned: 1 - referee.objectPresent.tuned, judgeGain: 0 });
+    expect(referee.flaggedClasses).toEqual([]);
+    // A resumed evaluation (its manifest lost, its records kept) rebuilds the same figures from the records alone.
+    await deps.store.delete(result.evaluation.manifest);
+    const resumed = await runActivity(new MockActivityEnvironment(), createEvaluateRound(deps), {
+      root: result.root,
+      inputKey: artifactKeys.input(result.root),
+      lora: result.training.lora,
+      parent: null,
+    });
+    expect(resumed).toEqual(stored);
     expect(result.gate?.reasons).toHaveLength(3);
     expect(result.gate?.reasons[2]).toMatch(/^diversity \d\.\d{4} -> \d\.\d{4} against the base's: /);
     expect(await deps.store.exists(result.report.report)).toBe(true);
@@ -137,7 +203,9 @@ describe('selfRewardRound', () => {
     expect(report).toContain('Diversity (mean pairwise CLIP image distance');
     expect(report).toContain('Counting accuracy (detector&#39;s instance count is the prompt&#39;s): base');
     // What changed, and the trainer's loss curve from its metrics.json; images are links that resolve in the store.
-    expect(report).toContain('What the round fixed and broke');
+    expect(report).toContain('What the round fixed and broke (by the referee)');
+    expect(report).toContain('Against base: GenEval-style figures by the referee');
+    expect(report).toContain('<tr><td>circle</td><td>2</td>');
     expect(report).toMatch(/training loss per step \(2 steps; first /);
     expect(report).not.toContain('data:image');
     const sources = [...report.matchAll(/<img src="([^"]+)"/g)].map((m) => m[1]!);
@@ -180,6 +248,10 @@ describe('selfRewardRound', () => {
       countAccuracyBase: stored.countAccuracyBase,
       countAccuracyTuned: stored.countAccuracyTuned,
       countGainInterval: stored.countGainInterval,
+      referee: {
+        table: expect.arrayContaining([expect.objectContaining({ metric: 'allCorrectPrompts', base: referee.allCorrectPrompts.base })]),
+        flaggedClasses: [],
+      },
     });
   });
 });
@@ -232,7 +304,8 @@ describe('selfRewardCampaign', () => {
       const handle = await env.client.workflow.start('selfRewardCampaign', {
         taskQueue: TASK_QUEUES.workflows,
         workflowId,
-        args: [{ round: roundInput, rounds: 3, patience: 3 }],
+        // A referee grades every round: the second round's evaluation has a parent, graded by it too.
+        args: [{ round: { ...roundInput, evaluation: refereed }, rounds: 3, patience: 3 }],
       });
       await until(async () => ((await handle.query<RoundFigures[]>('rounds')).length === 1 ? true : null), 180_000);
       await handle.signal('stopAfterCurrentRound');
@@ -250,5 +323,15 @@ describe('selfRewardCampaign', () => {
     const generator = readText(await deps.store.get(secondRoundImage ?? 'missing'))['generator'];
     expect(generator).toContain(`+ unet`);
     expect(generator).toContain(result.rounds[0]!.lora.replace(/\/$/, ''));
+    // The referee's verdicts and figures against the parent: its images are judged like the base's.
+    const second = await getJson<EvaluateResult>(deps.store, artifactKeys.evaluateManifest(secondRoot));
+    const record = await getJson<EvaluationRecord>(deps.store, artifactKeys.evaluationRecord(secondRoot, 0));
+    expect(record.referee?.parent).toHaveLength(2);
+    expect(second.parent?.referee?.objectPresent).toMatchObject({
+      n: 2,
+      base: record.referee!.parent!.filter((v) => v.present).length / 2,
+      tuned: record.referee!.tuned.filter((v) => v.present).length / 2,
+    });
+    expect(second.referee?.objectPresent.n).toBe(2);
   });
 });

@@ -156,6 +156,7 @@ function standIns(hold?: { readonly round: number; readonly reached: () => void;
         countAccuracyTuned: 0.4 + input.round / 100,
         countGainInterval: [-0.1, 0.1 + input.round / 100],
         perClass: {},
+        referee: null,
         parent: null,
       };
     },

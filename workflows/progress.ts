@@ -126,12 +126,16 @@ export class RoundProgressTracker {
     this.imagesEvaluated = evaluation.pairs * (evaluation.parent === null ? 2 : 3);
     const against = evaluation.parent === null ? '' : `; against its parent ${percent(evaluation.parent.winRate)}`;
     const gain = evaluation.accuracyGainInterval;
-    const { diversityBase, diversityTuned, countAccuracyBase, countAccuracyTuned } = evaluation;
+    const { diversityBase, diversityTuned, countAccuracyBase, countAccuracyTuned, referee } = evaluation;
     this.did(
       `evaluated: tuned beats base in ${percent(evaluation.winRate)} of ${evaluation.pairs} pairs [${percent(evaluation.winRateInterval[0])}, ${percent(evaluation.winRateInterval[1])}], accuracy ${percent(evaluation.accuracyBase)} -> ${percent(evaluation.accuracyTuned)}` +
         (gain === null ? '' : ` (gain [${percent(gain[0])}, ${percent(gain[1])}])`) +
         (diversityBase === null || diversityTuned === null ? '' : `, diversity ${diversityBase.toFixed(4)} -> ${diversityTuned.toFixed(4)}`) +
         (countAccuracyBase === null || countAccuracyTuned === null ? '' : `, counting ${percent(countAccuracyBase)} -> ${percent(countAccuracyTuned)}`) +
+        (referee === null
+          ? ''
+          : `, referee all correct per prompt ${percent(referee.allCorrectPrompts.base)} -> ${percent(referee.allCorrectPrompts.tuned)}` +
+            (referee.flaggedClasses.length === 0 ? '' : ` (hacking flagged: ${referee.flaggedClasses.join(', ')})`)) +
         against,
     );
   }

@@ -14,7 +14,7 @@ import { gateVerdict } from '../config/gate.js';
 import { validateRoundInput } from '../config/round.js';
 import { describeErrors } from '../config/schema.js';
 import { classesAttribute, SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
-import { currentEvaluation, type RoundActivities, type RoundRequest, type TrainResult } from '../contract/activities.js';
+import { currentEvaluation, refereeTable, type RoundActivities, type RoundRequest, type TrainResult } from '../contract/activities.js';
 import type { RoundInput } from '../config/round.js';
 import { TASK_QUEUES } from '../contract/workers.js';
 import { NON_RETRYABLE_FAILURES } from '../contract/failures.js';
@@ -202,6 +202,8 @@ export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
     countAccuracyBase: evaluation.countAccuracyBase,
     countAccuracyTuned: evaluation.countAccuracyTuned,
     countGainInterval: evaluation.countGainInterval,
+    // The referee's GenEval-style table and the classes its hacking check flags; null without a referee.
+    referee: evaluation.referee === null ? null : refereeTable(evaluation.referee),
     ...(evaluation.parent === null
       ? {}
       : {
@@ -210,6 +212,7 @@ export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
           parentAccuracyGainInterval: evaluation.parent.accuracyGainInterval,
           parentDiversityChange: evaluation.parent.diversityChange,
           parentCountGainInterval: evaluation.parent.countGainInterval,
+          parentReferee: evaluation.parent.referee === null ? null : refereeTable(evaluation.parent.referee),
         }),
     ...(gate === null ? {} : { gatePassed: gate.passed, gateReasons: gate.reasons }),
     ...(run.resetFrom === null ? {} : { resetFrom: run.resetFrom }),

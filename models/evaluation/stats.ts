@@ -71,6 +71,16 @@ export function bootstrapInterval(
   return [percentile(stats, tail), percentile(stats, 100 - tail)];
 }
 
+/**
+ * A paired accuracy from hits (1) and misses (0): the reference's and the tuned generator's share
+ * of hits, and the 95% bootstrap interval over prompts of the gain (the mean of tuned minus base).
+ * Every interval of an evaluation uses seed 0, so they share their draws.
+ */
+export function pairedAccuracy(hits: readonly Pair[], resamples: number): { base: number; tuned: number; gainInterval: [number, number] } {
+  const interval = bootstrapInterval(hits, meanDifference, { resamples, seed: 0 });
+  return { base: mean(hits.map((h) => h.base)), tuned: mean(hits.map((h) => h.tuned)), gainInterval: [interval[0], interval[1]] };
+}
+
 function logChoose(n: number, k: number): number {
   let sum = 0;
   for (let i = 1; i <= k; i++) sum += Math.log(n - k + i) - Math.log(i);

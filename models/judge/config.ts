@@ -81,7 +81,7 @@ export const WEIGHTS: Schema<Weights> = refine(
 );
 
 /** A word as captions are compared: trimmed, lower case. */
-const word = custom<string>({
+export const word = custom<string>({
   doc: { type: 'word', required: true, meaning: 'a word' },
   read(value, at, errors) {
     if (typeof value === 'string' && value.trim() !== '') return value.trim().toLowerCase();
@@ -134,6 +134,83 @@ const JUDGE_CONFIG = object<JudgeConfig>(
   },
   { meaning: 'the judge configuration', required: true },
 );
+
+/** GenEval's colour vocabulary: the colours its colour task asks for and its CLIP picks among. */
+export const GENEVAL_COLOURS: readonly string[] = ['red', 'orange', 'yellow', 'green', 'blue', 'purple', 'pink', 'brown', 'black', 'white'];
+
+/**
+ * The referee: a second judge that only grades the evaluation, never picks training images, so
+ * a generator that learns to please the curation judge without drawing the class shows. Its
+ * checks follow GenEval: object presence at a low confidence, counting at a high one, colour by
+ * CLIP zero-shot on the object's crop.
+ */
+export interface RefereeSettings {
+  /** A detector folder of any family in the registry; GenEval's is a closed-vocabulary one. */
+  readonly detector: string;
+  /** A CLIP folder for the colour and background zero-shot checks. */
+  readonly clip: string;
+  /** Confidence at which the referee finds the prompt's class in an image (GenEval: 0.3). */
+  readonly presenceThreshold: number;
+  /** Confidence at which a detection counts as an instance (GenEval: 0.9). */
+  readonly countThreshold: number;
+  readonly iouThreshold: number;
+  readonly batchSize: number;
+  /** Other names of a class, for the prompt's parsing and a closed vocabulary's labels. */
+  readonly synonyms: Readonly<Record<string, readonly string[]>>;
+  /** The colours a prompt may ask for, and CLIP picks among. */
+  readonly colours: readonly string[];
+  /** The backgrounds a prompt may name ("on a white background"), and CLIP picks among; empty: no background check. */
+  readonly backgrounds: readonly string[];
+}
+
+export interface RefereeConfig extends RefereeSettings {
+  readonly device: Device;
+  readonly threads: number | null;
+}
+
+/** The referee's settings, as a round's `evaluation.referee` holds them. */
+export const REFEREE_SETTINGS = {
+  detector: string({
+    type: 'path',
+    meaning: "the referee's object detector, any family the judge supports (GenEval uses a closed-vocabulary one: DETR, YOLOS, ...); never used to curate",
+  }),
+  clip: string({ type: 'path', meaning: "CLIP model for the colour (on the object's crop) and background (whole image) zero-shot checks" }),
+  presenceThreshold: number({ min: 0, max: 1, default: 0.3, meaning: "detection confidence at which the referee finds the prompt's class (GenEval: 0.3)" }),
+  countThreshold: number({ min: 0, max: 1, default: 0.9, meaning: 'detection confidence at which a detection counts as an instance (GenEval: 0.9)' }),
+  iouThreshold: number({ min: 0, max: 1, default: 0.5, meaning: 'box overlap at which two detections are one instance (counting)' }),
+  batchSize: integer({ min: 1, max: 1024, default: 8, meaning: 'images per referee batch' }),
+  synonyms: record(list(word, { meaning: 'other words for the class' }), {
+    default: {},
+    keyMeaning: 'class name',
+    key: (name) => name.toLowerCase(),
+    type: 'object: class → list of words',
+    meaning: "other words that name a class: the prompt's plural or a closed-vocabulary detector's label",
+  }),
+  colours: list(word, {
+    default: GENEVAL_COLOURS,
+    meaning: 'colour words a prompt may ask for; the colour check\'s CLIP picks among them ("a photo of a {colour} {class}"). Default: GenEval\'s ten',
+  }),
+  backgrounds: list(word, {
+    default: [],
+    meaning: 'background words a prompt may name ("on a white background"); CLIP picks among them on the whole image. Empty: no background check',
+  }),
+} as const;
+
+const REFEREE_CONFIG = object<RefereeConfig>(
+  {
+    ...REFEREE_SETTINGS,
+    device,
+    threads: nullable(integer({ min: 1, max: 1024, meaning: 'CPU threads per model graph' }), { type: 'integer or null' }),
+  },
+  { meaning: 'the referee configuration', required: true },
+);
+
+/** Fills defaults and checks every field of the referee's configuration, naming fields as `evaluation.referee` does. */
+export function validateRefereeConfig(input: unknown): RefereeConfig {
+  const checked = validate(REFEREE_CONFIG, input);
+  if (!checked.ok) throw new JudgeConfigError(`evaluation.referee: ${describeErrors(checked.errors)}`);
+  return checked.value;
+}
 
 /** Fills defaults and checks every field; unknown fields are errors so typos do not pass silently. */
 export function validateJudgeConfig(input: unknown): JudgeConfig {

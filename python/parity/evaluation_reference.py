@@ -8,7 +8,13 @@ whether the detector found the class in each) and writes, as JSON on stdout:
 - the detector accuracy gain (tuned minus base) and its percentile bootstrap interval over
   prompts: each resample draws as many prompts as there are, with replacement, by mulberry32
   from the seed as the TypeScript does, keeps every seed of a drawn prompt, and the interval's
-  ends are numpy's percentiles of the resampled gains.
+  ends are numpy's percentiles of the resampled gains;
+- from the referee's checks per image (present, and count / colour / background right or not
+  asked), with whether the curation judge accepted it: the all-correct share per image and per
+  prompt (a prompt all-correct when every seed's image is), the object-present share, each with
+  the same bootstrap interval of its gain; and per class the share of images the judge accepts
+  and the referee finds no class in, its change and the change's interval over the class's
+  prompts, flagged when that interval starts above 0.
 
 Usage: python -m parity.evaluation_reference CASE.json
 """
@@ -54,6 +60,11 @@ def mean_pairwise_cosine_distance(embeddings: list[list[float]]) -> float | None
 def bootstrap_gain(prompts: list[dict], resamples: int, seed: int, level: float) -> list[float]:
     """Percentile interval of mean(tuned - base) over all seeds of prompts drawn with replacement."""
     diffs = [np.asarray(p["detected"]["tuned"], dtype=float) - np.asarray(p["detected"]["base"], dtype=float) for p in prompts]
+    return bootstrap_diffs(diffs, resamples, seed, level)
+
+
+def bootstrap_diffs(diffs: list[np.ndarray], resamples: int, seed: int, level: float) -> list[float]:
+    """Percentile interval of the mean of the drawn groups' differences, groups (prompts) drawn with replacement."""
     draw = mulberry32(seed)
     stats = []
     for _ in range(resamples):
@@ -61,6 +72,50 @@ def bootstrap_gain(prompts: list[dict], resamples: int, seed: int, level: float)
         stats.append(float(np.mean(np.concatenate(picked))))
     tail = (1 - level) / 2 * 100
     return [float(np.percentile(stats, tail)), float(np.percentile(stats, 100 - tail))]
+
+
+def all_correct(image: dict) -> bool:
+    """GenEval's rule: the class present and every check the prompt asks for (not None) right."""
+    return bool(image["present"]) and all(image[k] is not False for k in ("countCorrect", "colourCorrect", "backgroundCorrect"))
+
+
+def referee_figures(prompts: list[dict], resamples: int, seed: int) -> dict:
+    def hits(check) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+        per_prompt = [{side: np.asarray([float(check(image)) for image in p["referee"][side]]) for side in ("base", "tuned")} for p in prompts]
+        base = np.concatenate([h["base"] for h in per_prompt])
+        tuned = np.concatenate([h["tuned"] for h in per_prompt])
+        return base, tuned, [h["tuned"] - h["base"] for h in per_prompt]
+
+    def share(check) -> dict:
+        base, tuned, diffs = hits(check)
+        return {"base": float(base.mean()), "tuned": float(tuned.mean()), "gainInterval": bootstrap_diffs(diffs, resamples, seed, 0.95)}
+
+    # One outcome per prompt: all of its images all-correct.
+    prompt_base = np.asarray([float(all(all_correct(i) for i in p["referee"]["base"])) for p in prompts])
+    prompt_tuned = np.asarray([float(all(all_correct(i) for i in p["referee"]["tuned"])) for p in prompts])
+    per_prompt = {
+        "base": float(prompt_base.mean()),
+        "tuned": float(prompt_tuned.mean()),
+        "gainInterval": bootstrap_diffs([np.asarray([t - b]) for b, t in zip(prompt_base, prompt_tuned)], resamples, seed, 0.95),
+    }
+
+    hacking = {}
+    for class_name in sorted({p["className"] for p in prompts}):
+        members = [p for p in prompts if p["className"] == class_name]
+        hacked = {
+            side: [np.asarray([float(i["judgeAccepted"] and not i["present"]) for i in p["referee"][side]]) for p in members] for side in ("base", "tuned")
+        }
+        base = float(np.concatenate(hacked["base"]).mean())
+        tuned = float(np.concatenate(hacked["tuned"]).mean())
+        interval = bootstrap_diffs([t - b for b, t in zip(hacked["base"], hacked["tuned"])], resamples, seed, 0.95)
+        hacking[class_name] = {"base": base, "tuned": tuned, "change": tuned - base, "changeInterval": interval, "flagged": interval[0] > 0}
+
+    return {
+        "objectPresent": share(lambda i: i["present"]),
+        "allCorrectImages": share(all_correct),
+        "allCorrectPrompts": per_prompt,
+        "hacking": hacking,
+    }
 
 
 def main() -> None:
@@ -79,6 +134,7 @@ def main() -> None:
             "diversityChange": tuned / base - 1,
             "accuracyGain": float(np.mean(detected["tuned"]) - np.mean(detected["base"])),
             "accuracyGainInterval": bootstrap_gain(prompts, case["resamples"], case["seed"], 0.95),
+            "referee": referee_figures(prompts, case["resamples"], case["seed"]),
         },
         sys.stdout,
     )

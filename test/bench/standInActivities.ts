@@ -79,6 +79,7 @@ export function standInActivities(d: StandInDurations): RoundActivities {
         countAccuracyBase: null,
         countAccuracyTuned: null,
         countGainInterval: null,
+        referee: null,
       };
       return { manifest: `${root}/evaluation.json`, ...figures, accuracyTuned: 0.6, ...later, perClass: {}, parent: null };
     },
