@@ -169,7 +169,7 @@ def build(out: Path, *, seed: int = 0, export: bool = True, fp16: bool = False, 
     )
     pipeline.save_pretrained(str(out))
     del pipeline, parts
-    summary: dict = {"folder": str(out), "seed": seed, "parameters": counts, "build_seconds": round(time.perf_counter() - started, 1)}
+    summary: dict = {"folder": str(out.resolve()), "seed": seed, "parameters": counts, "build_seconds": round(time.perf_counter() - started, 1)}
     if export:
         results = export_generator(out, fp16=fp16, device=device, check=check)
         summary["fp16"] = fp16
