@@ -29,7 +29,9 @@
 #
 # Settings (environment): SD21_OUT (build/sd21-gpu), SD21_SIZE (512), SD21_STEPS (20),
 # SD21_BATCHES ("1 4"), SD21_RUNS (2 timed calls after the warm-up), SD21_GUIDANCE (7.5),
-# SD21_PRECISIONS ("fp32 fp16"), CUDA_VISIBLE_DEVICES (the GPU; device 0 of those visible).
+# SD21_PRECISIONS ("fp32 fp16"), SD21_BUDGET_S (480: no new timed run starts after this many
+# seconds from the start, build and export included; the skipped ones are named),
+# CUDA_VISIBLE_DEVICES (the GPU; device 0 of those visible).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -41,6 +43,7 @@ batches="${SD21_BATCHES:-1 4}"
 runs="${SD21_RUNS:-2}"
 guidance="${SD21_GUIDANCE:-7.5}"
 precisions="${SD21_PRECISIONS:-fp32 fp16}"
+budget="${SD21_BUDGET_S:-480}"
 python="$root/.venv/bin/python"
 ort_cuda_glob="node_modules/onnxruntime-node/bin/napi-v*/linux/x64/libonnxruntime_providers_cuda.so"
 
@@ -89,6 +92,7 @@ plan
 mkdir -p "$out"
 results="$out/results.jsonl"
 : > "$results"
+rm -f "$out/skipped.txt"
 started_all=$SECONDS
 
 # --- 1. fp32 folder and graphs. ---
@@ -118,6 +122,10 @@ ls -l "$out"/*/unet/model.onnx* || true
 measure() {
   local side="$1" precision="$2" batch="$3"
   shift 3
+  if [ $((SECONDS - started_all)) -ge "$budget" ]; then
+    echo "skipped: $side $precision batch $batch (past SD21_BUDGET_S=$budget s)" | tee -a "$out/skipped.txt"
+    return 0
+  fi
   local base peak_file log pid status
   base="$(gpu_memory_used)"
   peak_file="$(mktemp)"
@@ -143,7 +151,7 @@ measure() {
     cat "$log" >&2
     fail "$side $precision batch $batch failed (exit $status)"
   fi
-  "$python" - "$side" "$precision" "$batch" "$(($(cat "$peak_file") - base))" "$(tail -1 "$log")" >> "$results" <<'PY'
+  "$python" - "$side" "$precision" "$batch" "$(($(cat "$peak_file") - base))" "$(grep "^{" "$log" | tail -1)" >> "$results" <<'PY'
 import json, sys
 side, precision, batch, peak, line = sys.argv[1:]
 record = json.loads(line)
@@ -168,6 +176,7 @@ done
 
 echo
 echo "${size}x${size}, $steps steps, guidance $guidance; $(nvidia-smi --query-gpu=name --format=csv,noheader -i "$gpu_index"); total $((SECONDS - started_all)) s"
+[ ! -f "$out/skipped.txt" ] || echo "not run for want of time: $(wc -l < "$out/skipped.txt") run(s), listed in $out/skipped.txt"
 "$python" - "$results" <<'PY'
 import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
