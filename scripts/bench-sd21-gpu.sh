@@ -107,8 +107,9 @@ fi
 if [[ " $precisions " == *" fp16 "* ]] && [ ! -f "$out/fp16/unet/model.onnx" ]; then
   rm -rf "$out/fp16"
   cp -al "$out/fp32" "$out/fp16"
-  # New files replace the links; the fp32 folder's graphs are left as they are.
-  rm -f "$out"/fp16/{unet,vae_decoder}/model.onnx*
+  # Unlink what the export writes (it would write through a hard link into the fp32 folder);
+  # the weights it only reads stay shared.
+  rm -f "$out"/fp16/{unet,vae_decoder}/model.onnx* "$out"/fp16/vae_decoder/config.json
   t=$SECONDS
   (cd python && "$python" -m loratrain.export_onnx --generator "$root/$out/fp16" --parts unet vae_decoder --fp16 --device cuda)
   echo "exported fp16 UNet and VAE decoder in $((SECONDS - t)) s"
