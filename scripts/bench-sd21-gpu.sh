@@ -76,7 +76,6 @@ fi
 [ -d node_modules/onnxruntime-node ] || fail "no node_modules: run ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci"
 command -v nvidia-smi >/dev/null 2>&1 || fail "nvidia-smi not found: this benchmark needs a CUDA GPU and its driver"
 nvidia-smi -L 2>/dev/null | grep -q '^GPU' || fail "nvidia-smi lists no GPU"
-# shellcheck disable=SC2086 # the glob is meant to expand
 compgen -G "$ort_cuda_glob" >/dev/null ||
   fail "onnxruntime-node has no CUDA provider ($ort_cuda_glob): reinstall with ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci"
 "$python" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' ||
