@@ -4,7 +4,11 @@
  * prompts, STEPS steps, classifier-free guidance, VAE decode — each after one warm-up
  * call, as images per second and their ratio. Both sides get the same CPU threads.
  * Options: --generator DIR (default: the shapes pack's, else a random-weight one of its
- * architecture) --batch N --steps N --guidance G --size PX --runs N --threads T.
+ * architecture) --batch N --steps N --guidance G --size PX --runs N --threads T
+ * --side both|typescript|diffusers (one side alone, for a process of its own whose peak
+ * memory is that side's) --device cpu|cuda[:N] (both sides) --dtype float32|float16 (diffusers'
+ * weights; ours computes in whatever the ONNX graphs hold) --json (one JSON line a side: seconds
+ * per image, load seconds, peak resident memory).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -24,8 +28,14 @@ const { values } = parseArgs({
     size: { type: 'string', default: '64' },
     runs: { type: 'string', default: '3' },
     threads: { type: 'string', default: '1' },
+    side: { type: 'string', default: 'both' },
+    device: { type: 'string', default: 'cpu' },
+    dtype: { type: 'string', default: 'float32' },
+    json: { type: 'boolean', default: false },
   },
 });
+const side = values.side;
+if (side !== 'both' && side !== 'typescript' && side !== 'diffusers') throw new Error(`--side must be both, typescript or diffusers, got ${side}`);
 const batch = Number(values.batch);
 const steps = Number(values.steps);
 const guidanceScale = Number(values.guidance);
@@ -36,7 +46,7 @@ const threads = Number(values.threads);
 const scratch = await mkdtemp(join(tmpdir(), 'bench-sampler-'));
 try {
   const folder = values.generator ? resolve(values.generator) : await testGenerator(scratch);
-  const pythonOut = await runPythonModule('parity.sampler_bench', [
+  const pythonArgs = [
     '--generator',
     folder,
     '--batch',
@@ -51,26 +61,60 @@ try {
     String(runs),
     '--threads',
     String(threads),
-  ]);
-  const python = JSON.parse(pythonOut.trim().split('\n').at(-1) ?? '') as { images: number; images_per_second: number };
+    '--device',
+    values.device,
+    '--dtype',
+    values.dtype,
+  ];
+  let python: { images: number; images_per_second: number } | undefined;
+  if (side !== 'typescript') {
+    const pythonOut = await runPythonModule('parity.sampler_bench', pythonArgs);
+    python = JSON.parse(pythonOut.trim().split('\n').at(-1) ?? '') as { images: number; images_per_second: number };
+    if (values.json) console.log(JSON.stringify({ side: 'diffusers', ...python }));
+  }
+  const tsRate = side === 'diffusers' ? undefined : await timeTypescript(folder);
+  if (!values.json) {
+    console.log(`generator: ${folder}`);
+    console.log(`work: ${runs} runs x ${batch} images, ${steps} steps, guidance ${guidanceScale}, ${size}x${size}, ${threads} CPU thread(s) each side`);
+    if (tsRate !== undefined) console.log(`TypeScript sampler (onnxruntime-node): ${tsRate.toFixed(2)} images/s`);
+    if (python) console.log(`diffusers pipeline (PyTorch):          ${python.images_per_second.toFixed(2)} images/s`);
+    if (tsRate !== undefined && python) console.log(`ratio TypeScript / diffusers:          ${(tsRate / python.images_per_second).toFixed(2)}`);
+  }
+} finally {
+  await rm(scratch, { recursive: true, force: true });
+}
 
-  const generator = await Generator.load({ base: folder }, { threads });
+/** Our sampler on `folder`: images per second after a warm-up call (with --json, one line of figures). */
+async function timeTypescript(folder: string): Promise<number> {
+  const loading = performance.now();
+  const generator = await Generator.load({ base: folder }, { threads, device: values.device });
+  const loadSeconds = (performance.now() - loading) / 1000;
   try {
     const prompts = Array.from({ length: batch }, (_, i) => `${i + 1} red circles`);
     const call = (seed: number) => sample(generator, { prompts, seeds: prompts.map((_, i) => seed + i), steps, guidanceScale, width: size, height: size });
     await call(0);
     const started = performance.now();
     for (let run = 0; run < runs; run++) await call(1000 * (run + 1));
-    const tsRate = (runs * batch) / ((performance.now() - started) / 1000);
-
-    console.log(`generator: ${folder}`);
-    console.log(`work: ${runs} runs x ${batch} images, ${steps} steps, guidance ${guidanceScale}, ${size}x${size}, ${threads} CPU thread(s) each side`);
-    console.log(`TypeScript sampler (onnxruntime-node): ${tsRate.toFixed(2)} images/s`);
-    console.log(`diffusers pipeline (PyTorch):          ${python.images_per_second.toFixed(2)} images/s`);
-    console.log(`ratio TypeScript / diffusers:          ${(tsRate / python.images_per_second).toFixed(2)}`);
+    const seconds = (performance.now() - started) / 1000;
+    const images = runs * batch;
+    if (values.json) {
+      console.log(
+        JSON.stringify({
+          side: 'typescript',
+          images,
+          seconds,
+          images_per_second: images / seconds,
+          seconds_per_image: seconds / images,
+          load_seconds: loadSeconds,
+          // maxRSS is in kilobytes: the process's peak resident set, weights and activations included.
+          peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+          threads,
+          device: values.device,
+        }),
+      );
+    }
+    return images / seconds;
   } finally {
     await generator.release();
   }
-} finally {
-  await rm(scratch, { recursive: true, force: true });
 }
