@@ -58,10 +58,10 @@ SIDECAR = "shapesworld_referee.json"
 ONNX_OPSET = 17
 
 MODEL = dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=2, intermediate_size=256, patch_size=8, num_detection_tokens=10)
-DEFAULT_STEPS = 2500
-BATCH_SIZE = 64
+DEFAULT_STEPS = 3000
+BATCH_SIZE = 48
 POOL_SIZE = 12_000
-LEARNING_RATE = 1e-3
+LEARNING_RATE = 1.5e-3
 WARMUP_STEPS = 150
 WEIGHT_DECAY = 0.05
 # DETR's weights: class cost/loss 1 (no-object down-weighted to 0.1), L1 5, GIoU 2.
@@ -69,6 +69,7 @@ COST = dict(cls=1.0, l1=5.0, giou=2.0)
 EOS_WEIGHT = 0.1
 IMAGE_WEIGHT = 1.0
 PATCH_WEIGHT = 1.0
+PATCH_BOXES = True
 
 
 # --------------------------------------------------------------------------- model
@@ -270,6 +271,7 @@ def set_loss(
     valid: torch.Tensor,
     cls: torch.Tensor,
     patch_logits: torch.Tensor | None = None,
+    patch_boxes: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     b, t, k = logits.shape
     token = match(logits.detach(), pred_boxes.detach(), boxes, valid, cls)
@@ -292,7 +294,7 @@ def set_loss(
     # shapes the classes' logits relative to each other only, never against "no object".
     image = F.cross_entropy(torch.logsumexp(logits[..., :-1], dim=1), cls)
     total = ce + COST["l1"] * l1 + COST["giou"] * giou_loss + IMAGE_WEIGHT * image
-    out = dict(total=total, ce=ce, l1=l1, giou=giou_loss, image=image)
+    out: dict[str, torch.Tensor] = dict(total=total, ce=ce, l1=l1, giou=giou_loss, image=image)
     if patch_logits is not None:
         # And per patch, through the same class head: the class of the object that covers
         # it, or "no object". A ViT has no convolution's locality; a label for every patch
@@ -302,7 +304,23 @@ def set_loss(
         inside = object_patches(boxes, valid, grid)
         target = torch.where(inside, cls.view(b, 1), k - 1)
         out["patch"] = F.cross_entropy(patch_logits.reshape(-1, k), target.reshape(-1))
-        out["total"] = total + PATCH_WEIGHT * out["patch"]
+        out["total"] = out["total"] + PATCH_WEIGHT * out["patch"]
+    if patch_boxes is not None:
+        # Likewise for boxes, through the same box head: a patch inside an object gives
+        # that object's box (the nearest centre where objects' boxes overlap).
+        grid = round(patch_boxes.shape[1] ** 0.5)
+        c = (torch.arange(grid, dtype=boxes.dtype) + 0.5) / grid
+        py, px = torch.meshgrid(c, c, indexing="ij")
+        centres = torch.stack([px.reshape(-1), py.reshape(-1)], -1)  # (P, 2)
+        true = _cxcywh(boxes)  # (B, 3, 4)
+        dist = (true[..., None, :2] - centres).abs().sum(-1).masked_fill(~valid.unsqueeze(-1), 1e9)  # (B, 3, P)
+        owner = true[torch.arange(b).view(b, 1), dist.argmin(1)]  # (B, P, 4)
+        inside = object_patches(boxes, valid, grid)
+        pred = patch_boxes[inside]
+        owned = owner[inside]
+        n_in = max(1, int(inside.sum()))
+        out["patch_box"] = (pred - owned).abs().sum() / n_in + (1 - torch.diagonal(giou(_xyxy(pred), _xyxy(owned)))).sum() / n_in
+        out["total"] = out["total"] + PATCH_WEIGHT * out["patch_box"]
     return out
 
 
@@ -348,7 +366,15 @@ def train_referee(
         x, boxes = augment(pool.images[idx], pool.boxes[idx], g, _strength(step, steps))
         out = model(pixel_values=normalise(x))
         patches = out.last_hidden_state[:, 1 : -model.config.num_detection_tokens]
-        losses = set_loss(out.logits, out.pred_boxes, boxes, pool.valid[idx], pool.cls[idx], model.class_labels_classifier(patches))
+        losses = set_loss(
+            out.logits,
+            out.pred_boxes,
+            boxes,
+            pool.valid[idx],
+            pool.cls[idx],
+            model.class_labels_classifier(patches),
+            model.bbox_predictor(patches).sigmoid() if PATCH_BOXES else None,
+        )
         opt.zero_grad(set_to_none=True)
         losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -441,6 +467,21 @@ def save_folder(model, out_dir: Path) -> None:
             )
     finally:
         model.set_attn_implementation(previous)
+    fix_output_dims(path, model.config.num_detection_tokens, model.config.num_labels + 1)
+
+
+def fix_output_dims(path: Path, tokens: int, entries: int) -> None:
+    """The tracer leaves the token count symbolic (it cannot prove it fixed); it is the
+    config's num_detection_tokens, and the logits' last dimension the classes + "no object"."""
+    import onnx
+
+    graph = onnx.load(str(path))
+    for output in graph.graph.output:
+        dims = output.type.tensor_type.shape.dim
+        for i, value in ((1, tokens), (2, entries if output.name == "logits" else 4)):
+            dims[i].ClearField("dim_param")
+            dims[i].dim_value = value
+    onnx.save(graph, str(path))
 
 
 def check_export(model, out_dir: Path, images: torch.Tensor) -> float:
