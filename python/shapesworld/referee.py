@@ -57,11 +57,11 @@ IMAGE_STD = (0.5, 0.5, 0.5)
 SIDECAR = "shapesworld_referee.json"
 ONNX_OPSET = 17
 
-MODEL = dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=2, intermediate_size=256, patch_size=8, num_detection_tokens=10)
-DEFAULT_STEPS = 3000
-BATCH_SIZE = 48
+MODEL = dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=2, intermediate_size=256, patch_size=16, num_detection_tokens=10)
+DEFAULT_STEPS = 4000
+BATCH_SIZE = 64
 POOL_SIZE = 12_000
-LEARNING_RATE = 1.5e-3
+LEARNING_RATE = 2e-3
 WARMUP_STEPS = 150
 WEIGHT_DECAY = 0.05
 # DETR's weights: class cost/loss 1 (no-object down-weighted to 0.1), L1 5, GIoU 2.
