@@ -58,7 +58,7 @@ SIDECAR = "shapesworld_referee.json"
 ONNX_OPSET = 17
 
 MODEL = dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=2, intermediate_size=256, patch_size=16, num_detection_tokens=10)
-DEFAULT_STEPS = 8000
+DEFAULT_STEPS = 12000
 BATCH_SIZE = 64
 POOL_SIZE = 12_000
 LEARNING_RATE = 2e-3
