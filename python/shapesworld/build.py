@@ -65,6 +65,17 @@ def stage_detector() -> dict[str, object]:
     }
 
 
+def stage_referee() -> dict[str, object]:
+    # Evaluation only: trained from scratch on its own scenes, it depends on no other stage.
+    from .referee import SIDECAR, evaluate_referee, summary, train_referee
+
+    folder = _fresh(PACK_DIR / "referee")
+    training = train_referee(folder, threads=torch.get_num_threads(), cache_dir=CACHE)
+    figures = summary(training, evaluate_referee(folder), evaluate_referee(folder, degraded=True))
+    (folder / SIDECAR).write_text(json.dumps(figures, indent=2) + "\n")
+    return figures
+
+
 def stage_captioner() -> dict[str, object]:
     from .captioner import train_captioner
 
@@ -106,12 +117,13 @@ def stage_pack() -> dict[str, object]:
 STAGES: dict[str, Callable[[], dict[str, object]]] = {
     "clip": stage_clip,
     "detector": stage_detector,
+    "referee": stage_referee,
     "captioner": stage_captioner,
     "generator": stage_generator,
     "pack": stage_pack,
     "round": stage_round,
 }
-ORDER = ["clip", "detector", "captioner", "generator", "pack", "round", "pack"]
+ORDER = ["clip", "detector", "referee", "captioner", "generator", "pack", "round", "pack"]
 
 
 def main() -> None:

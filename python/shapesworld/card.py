@@ -55,6 +55,61 @@ def _standing(loop: dict[str, object]) -> str:
     return f"The loop improves this pack's generator beyond noise; it meets {met[0]}, not {missed[0]}."
 
 
+def _referee(figures: dict[str, dict[str, object]]) -> str:
+    referee = figures.get("referee", {})
+    f = lambda key: _fig(figures, "referee", key)  # noqa: E731
+    training = referee.get("training", {})
+    training = training if isinstance(training, dict) else {}
+    return f"""## referee/ — YOLOS (transformers.js layout, object-detection)
+For evaluation only, never for curation. The loop curates with the detector above;
+scoring its results with that detector alone would let it grade its own homework.
+The referee is independent of it: another architecture (`YolosForObjectDetection`,
+a plain ViT whose {training.get("parameters", "?")} parameters include 10 detection tokens, each predicting one
+object of the 5 classes or "no object"; closed vocabulary, labels in `config.json`),
+trained from scratch (not from this pack's CLIP) on {training.get("pool", "?")} scenes rendered from seeds
+no other model trains or is measured on, with its own augmentation (colour cast and
+jitter, blur, blobby edges, lost resolution, noise) so that it is fair on generated
+images. Loss: DETR's set loss (one-to-one Hungarian matching of objects to tokens,
+cross-entropy with "no object" down-weighted, L1 + GIoU on boxes), and, since a
+from-scratch ViT otherwise sits at the class prior for hundreds of steps, the same
+class and box heads applied to every patch token (the covering object's class and
+box, or "no object") plus an image-level class term. It loads through
+`AutoModelForObjectDetection` and `post_process_object_detection` (softmax; a token
+whose most probable entry is "no object" gives no detection).
+
+GenEval's conventions: a class is present when a detection of it scores at least
+{referee.get("presence_threshold", 0.3)}; objects are counted at {referee.get("count_threshold", 0.9)}, after dropping boxes that overlap a
+higher-scored one at IoU > 0.5. Held-out renders ({_held_out_n(referee)} scenes), and the same scenes
+degraded as in training (colour cast, blur, noise):
+
+| figure | renders | degraded |
+|---|---|---|
+| class accuracy (top detection's class) | {f("class_accuracy")} | {f("degraded_class_accuracy")} |
+| class recall at {referee.get("presence_threshold", 0.3)} (mean over classes) | {f("class_recall")} | {f("degraded_class_recall")} |
+| class precision at {referee.get("presence_threshold", 0.3)} | {f("class_precision")} | {f("degraded_class_precision")} |
+| count accuracy at {referee.get("count_threshold", 0.9)} | {f("count_accuracy")} | {f("degraded_count_accuracy")} |
+| mAP@0.5 | {f("map50")} | {f("degraded_map50")} |
+
+{_referee_aim(referee)}Training: {training.get("steps", "?")} steps at batch {training.get("batch_size", "?")}, {f("train_seconds")} s on {training.get("threads", "?")} thread(s)
+(`stage_seconds` {f("stage_seconds")}, evaluation included)."""
+
+
+def _referee_aim(referee: dict[str, object]) -> str:
+    accuracy = referee.get("class_accuracy")
+    if not isinstance(accuracy, float) or accuracy >= 0.95:
+        return ""
+    return (
+        f"Short of the 95% class accuracy it is meant to reach ({100 * accuracy:.1f}%): at this training\n"
+        "length the from-scratch ViT is still learning the shapes; read its figures as a second,\n"
+        "independent opinion, not as ground truth.\n\n"
+    )
+
+
+def _held_out_n(referee: dict[str, object]) -> str:
+    held = referee.get("held_out")
+    return str(held.get("n", "?")) if isinstance(held, dict) else "?"
+
+
 def render(figures: dict[str, dict[str, object]], judge: dict[str, object], lora: dict[str, object]) -> str:
     f = lambda stage, key: _fig(figures, stage, key)  # noqa: E731
     loop = figures.get("round", {})
@@ -163,6 +218,8 @@ judge uses its class decision.
 | class precision at that threshold | {f("detector", "class_precision")} |
 | count accuracy | {f("detector", "count_accuracy")} |
 | training time (s) | {f("detector", "stage_seconds")} |
+
+{_referee(figures)}
 
 ## captioner/ — VisionEncoderDecoder, ViT + GPT-2 (transformers.js layout, image-to-text)
 

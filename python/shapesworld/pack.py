@@ -28,6 +28,7 @@ POOL_GUIDANCE = 1.0
 POOL_SCHEDULER = "EulerAncestralDiscreteScheduler"
 TEXT_DIM = 64
 LATENT = 4
+REFEREE_TOKENS = 10  # the referee's detection tokens (referee.MODEL)
 
 Interface = dict[str, dict[str, tuple[str, list[int | str]]]]
 
@@ -91,6 +92,18 @@ INTERFACES: dict[str, dict[str, Interface]] = {
                 "pred_boxes": ("float32", ["batch_size", 64, 4]),
                 "text_embeds": ("float32", ["batch_size", "num_queries", TEXT_DIM]),
                 "image_embeds": ("float32", ["batch_size", 8, 8, 64]),
+            },
+        },
+    },
+    # The referee: a closed-vocabulary YOLOS, as transformers.js's AutoModelForObjectDetection
+    # feeds it (pixel_values alone; no pixel_mask without padding) and reads it (logits over
+    # the classes and "no object", cx-cy-w-h boxes in [0, 1], one per detection token).
+    "referee": {
+        "onnx/model.onnx": {
+            "inputs": {"pixel_values": ("float32", ["batch_size", 3, IMAGE_SIZE, IMAGE_SIZE])},
+            "outputs": {
+                "logits": ("float32", ["batch_size", REFEREE_TOKENS, len(CLASSES) + 1]),
+                "pred_boxes": ("float32", ["batch_size", REFEREE_TOKENS, 4]),
             },
         },
     },
@@ -162,6 +175,14 @@ def manifest(figures: dict[str, dict[str, object]], prompt_files: dict[str, str]
                 "layout": "transformers.js",
                 "architecture": "OwlViTForObjectDetection",
                 "onnx": interfaces("detector"),
+            },
+            "referee": {
+                "role": "object-detection",
+                "path": "referee",
+                "layout": "transformers.js",
+                "architecture": "YolosForObjectDetection",
+                "use": "evaluation only, never curation",
+                "onnx": interfaces("referee"),
             },
             "captioner": {
                 "role": "image-to-text",
