@@ -110,6 +110,42 @@ def _held_out_n(referee: dict[str, object]) -> str:
     return str(held.get("n", "?")) if isinstance(held, dict) else "?"
 
 
+REFEREE_ROWS = (
+    ("objectPresent", "object present"),
+    ("counting", "counting"),
+    ("colour", "colour (CLIP on the object's crop)"),
+    ("background", "background"),
+    ("allCorrectImages", "all correct, per image"),
+    ("allCorrectPrompts", "all correct, per prompt (every seed)"),
+    ("judgeAccepted", "the curation judge's detector accepts (for comparison)"),
+)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _referee_section(loop: dict[str, object]) -> str:
+    """The referee's GenEval-style table and hacking check from the product's round."""
+    referee = loop.get("referee")
+    if not isinstance(referee, dict):
+        return "The round ran without a referee."
+    rows = ["| check | base | tuned | gain [95% interval] |", "|---|---|---|---|"]
+    for key, name in REFEREE_ROWS:
+        c = referee.get(key)
+        if isinstance(c, dict):
+            low, high = c["gain_ci95"]
+            rows.append(f"| {name} | {_pct(c['base'])} | {_pct(c['tuned'])} | {100 * c['gain']:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}] |")
+    hacking = ["| class | accepted by the judge, absent for the referee: base → tuned | judge's gain | referee's gain | flagged |", "|---|---|---|---|---|"]
+    for cls, h in referee.get("hacking", {}).items():
+        hacking.append(
+            f"| {cls} | {_pct(h['base'])} → {_pct(h['tuned'])} | {100 * h['judge_gain']:+.1f} | {100 * h['referee_gain']:+.1f} | {'yes' if h['flagged'] else 'no'} |"
+        )
+    flagged = referee.get("flagged_classes") or []
+    verdict = f"Flagged (the share rose beyond noise): {', '.join(flagged)}." if flagged else "No class is flagged."
+    return "\n".join(rows) + "\n\nThe hacking check, per class:\n\n" + "\n".join(hacking) + f"\n\n{verdict}"
+
+
 def render(figures: dict[str, dict[str, object]], judge: dict[str, object], lora: dict[str, object]) -> str:
     f = lambda stage, key: _fig(figures, stage, key)  # noqa: E731
     loop = figures.get("round", {})
@@ -254,6 +290,10 @@ identical initial latents. Intervals are 95% paired bootstraps over prompts.
 | counting accuracy base / tuned (detector instances = stated count) | {f("round", "count_accuracy_base")} / {f("round", "count_accuracy_tuned")}, gain {f("round", "count_accuracy_gain_ci95")} |
 | per-prompt diversity base / tuned (CLIP image embeddings) | {f("round", "diversity_base")} / {f("round", "diversity_tuned")} ({f("round", "diversity_change")}) |
 | LoRA steps, final loss | {f("round", "lora_steps")}, {f("round", "lora_final_loss")} |
+
+Graded by the referee (`referee/`, which never curates), GenEval's checks on the same held-out images:
+
+{_referee_section(loop)}
 
 ## Limits
 - **Where the loop stands.** {_standing(loop)} With this pack's loop settings (up to {judge.get("per_prompt")} kept images per

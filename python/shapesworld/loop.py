@@ -47,7 +47,26 @@ def round_figures(result: dict) -> dict[str, object]:  # type: ignore[type-arg]
         "diversity_change": evaluation.get("diversityChange"),
         "report": result["report"]["location"],
     }
-    return {k: round(v, 4) if isinstance(v, float) else [round(x, 4) for x in v] if isinstance(v, list) else v for k, v in figures.items()}
+    rounded = {k: round(v, 4) if isinstance(v, float) else [round(x, 4) for x in v] if isinstance(v, list) else v for k, v in figures.items()}
+    referee = evaluation.get("referee")
+    return {**rounded, "referee": None if referee is None else referee_figures(referee)}
+
+
+REFEREE_CHECKS = ("objectPresent", "counting", "colour", "background", "allCorrectImages", "allCorrectPrompts", "judgeAccepted")
+
+
+def referee_figures(referee: dict) -> dict[str, object]:  # type: ignore[type-arg]
+    """The referee's GenEval-style checks (base, tuned, gain and its interval) and the hacking check's flagged classes."""
+    checks = {}
+    for check in REFEREE_CHECKS:
+        share = referee.get(check)
+        if share is None:
+            checks[check] = None
+            continue
+        checks[check] = {k: round(share[k], 4) for k in ("base", "tuned", "gain")} | {"gain_ci95": [round(x, 4) for x in share["gainInterval"]]}
+    renamed = {"base": "base", "tuned": "tuned", "judgeGain": "judge_gain", "refereeGain": "referee_gain"}
+    hacking = {cls: {new: round(h[old], 4) for old, new in renamed.items()} | {"flagged": h["flagged"]} for cls, h in referee.get("hacking", {}).items()}
+    return {**checks, "hacking": hacking, "flagged_classes": list(referee.get("flaggedClasses", []))}
 
 
 def run_round(result_file: Path) -> dict[str, object]:

@@ -52,3 +52,26 @@ def test_figures_an_earlier_round_lacks_read_as_none():
     evaluation = {k: v for k, v in RESULT["evaluation"].items() if not k.startswith(("count", "diversity"))}  # type: ignore[union-attr]
     f = round_figures({**RESULT, "evaluation": evaluation})
     assert f["count_accuracy_base"] is None and f["diversity_change"] is None
+
+
+def test_the_referees_checks_and_hacking_check_come_through():
+    share = {"n": 40, "base": 0.5, "tuned": 0.6, "gain": 0.1, "gainInterval": [0.02, 0.18]}
+    referee = {
+        "objectPresent": share,
+        "counting": None,
+        "colour": share,
+        "background": share,
+        "allCorrectImages": share,
+        "allCorrectPrompts": share,
+        "judgeAccepted": share,
+        "hacking": {
+            "star": {"images": 8, "base": 0.1, "tuned": 0.3, "change": 0.2, "changeInterval": [0.05, 0.4], "flagged": True, "judgeGain": 0.3, "refereeGain": 0.05}
+        },
+        "flaggedClasses": ["star"],
+    }
+    f = round_figures({**RESULT, "evaluation": {**RESULT["evaluation"], "referee": referee}})["referee"]
+    assert f["objectPresent"] == {"base": 0.5, "tuned": 0.6, "gain": 0.1, "gain_ci95": [0.02, 0.18]}  # type: ignore[index]
+    assert f["counting"] is None  # type: ignore[index]
+    assert f["hacking"]["star"] == {"base": 0.1, "tuned": 0.3, "judge_gain": 0.3, "referee_gain": 0.05, "flagged": True}  # type: ignore[index]
+    assert f["flagged_classes"] == ["star"]  # type: ignore[index]
+    assert round_figures(RESULT)["referee"] is None
