@@ -65,13 +65,13 @@ def test_the_referees_checks_and_hacking_check_come_through():
         "allCorrectPrompts": share,
         "judgeAccepted": share,
         "hacking": {
-            "star": {"images": 8, "base": 0.1, "tuned": 0.3, "change": 0.2, "changeInterval": [0.05, 0.4], "flagged": True, "judgeGain": 0.3, "refereeGain": 0.05}
+            "star": {"images": 8, "base": 0.1, "tuned": 0.3, "change": 0.2, "changeInterval": [0.1, 0.3], "flagged": True, "judgeGain": 0.3, "refereeGain": 0.1}
         },
         "flaggedClasses": ["star"],
     }
     f = round_figures({**RESULT, "evaluation": {**RESULT["evaluation"], "referee": referee}})["referee"]
     assert f["objectPresent"] == {"base": 0.5, "tuned": 0.6, "gain": 0.1, "gain_ci95": [0.02, 0.18]}  # type: ignore[index]
     assert f["counting"] is None  # type: ignore[index]
-    assert f["hacking"]["star"] == {"base": 0.1, "tuned": 0.3, "judge_gain": 0.3, "referee_gain": 0.05, "flagged": True}  # type: ignore[index]
+    assert f["hacking"]["star"] == {"base": 0.1, "tuned": 0.3, "judge_gain": 0.3, "referee_gain": 0.1, "flagged": True}  # type: ignore[index]
     assert f["flagged_classes"] == ["star"]  # type: ignore[index]
     assert round_figures(RESULT)["referee"] is None
