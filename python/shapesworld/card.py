@@ -14,7 +14,7 @@ def _fig(figures: dict[str, dict[str, object]], stage: str, key: str) -> str:
     if value is None:
         return "not measured"
     # Losses, scale factors, guidance and mAP are plain numbers; rates, accuracies and gains read as percentages.
-    if isinstance(value, float) and ("loss" in key or "factor" in key or "guidance" in key or "map" in key):
+    if isinstance(value, float) and ("loss" in key or "factor" in key or "guidance" in key or "map" in key or key in ("diversity_base", "diversity_tuned")):
         return f"{value:.4g}"
     if isinstance(value, float) and -1 <= value <= 1 and "seconds" not in key:
         return f"{100 * value:.1f}%"
@@ -287,8 +287,9 @@ identical initial latents. Intervals are 95% paired bootstraps over prompts.
 | mean CLIPScore base / tuned | {f("round", "mean_clip_base")} / {f("round", "mean_clip_tuned")} |
 | detector class accuracy base / tuned | {f("round", "detector_accuracy_base")} / {f("round", "detector_accuracy_tuned")} |
 | class accuracy gain | {f("round", "detector_accuracy_gain")} {f("round", "detector_accuracy_gain_ci95")} |
-| counting accuracy base / tuned (detector instances = stated count) | {f("round", "count_accuracy_base")} / {f("round", "count_accuracy_tuned")}, gain {f("round", "count_accuracy_gain_ci95")} |
-| per-prompt diversity base / tuned (CLIP image embeddings) | {f("round", "diversity_base")} / {f("round", "diversity_tuned")} ({f("round", "diversity_change")}) |
+| counting accuracy base / tuned (detector instances = stated count) | {f("round", "count_accuracy_base")} / {f("round", "count_accuracy_tuned")} |
+| counting accuracy gain | {f("round", "count_accuracy_gain")} {f("round", "count_accuracy_gain_ci95")} |
+| per-prompt diversity base / tuned (mean pairwise CLIP image-embedding distance), change | {f("round", "diversity_base")} / {f("round", "diversity_tuned")}, {f("round", "diversity_change")} |
 | LoRA steps, final loss | {f("round", "lora_steps")}, {f("round", "lora_final_loss")} |
 
 Graded by the referee (`referee/`, which never curates), GenEval's checks on the same held-out images:

@@ -41,11 +41,11 @@ def round_figures(result: dict) -> dict[str, object]:  # type: ignore[type-arg]
         "detector_accuracy_gain_ci95": list(evaluation["accuracyGainInterval"]),
         "count_accuracy_base": evaluation.get("countAccuracyBase"),
         "count_accuracy_tuned": evaluation.get("countAccuracyTuned"),
+        "count_accuracy_gain": None if evaluation.get("countAccuracyBase") is None else evaluation["countAccuracyTuned"] - evaluation["countAccuracyBase"],
         "count_accuracy_gain_ci95": evaluation.get("countGainInterval"),
         "diversity_base": evaluation.get("diversityBase"),
         "diversity_tuned": evaluation.get("diversityTuned"),
         "diversity_change": evaluation.get("diversityChange"),
-        "report": result["report"]["location"],
     }
     rounded = {k: round(v, 4) if isinstance(v, float) else [round(x, 4) for x in v] if isinstance(v, list) else v for k, v in figures.items()}
     referee = evaluation.get("referee")

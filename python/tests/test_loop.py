@@ -27,7 +27,6 @@ RESULT = {
         "diversityTuned": 0.16,
         "diversityChange": -0.0588235,
     },
-    "report": {"location": "file:///store/runs/x/report/index.html"},
 }
 
 
