@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
+from .boxes import cxcywh, object_patches, warmup_cosine, xyxy
 from .world import CLASSES, IMAGE_SIZE, PLURALS, Scene, scenes
 
 # Scene seeds (see world.scenes: scene i of seed s is random_scene(s * 1_000_003 + i)).
@@ -263,27 +263,7 @@ def neighbourhood(centre: torch.Tensor, valid: torch.Tensor, grid: int) -> torch
     return near & valid.unsqueeze(-1)
 
 
-def object_patches(boxes: torch.Tensor, valid: torch.Tensor, grid: int) -> torch.Tensor:
-    """(B, P) mask of the patches whose centre lies inside one of the image's boxes."""
-    c = (torch.arange(grid, dtype=boxes.dtype) + 0.5) / grid
-    py, px = torch.meshgrid(c, c, indexing="ij")
-    px, py = px.reshape(1, 1, -1), py.reshape(1, 1, -1)
-    x0, y0, x1, y1 = (boxes[..., k : k + 1] for k in range(4))
-    hit = (px >= x0) & (px <= x1) & (py >= y0) & (py <= y1) & valid.unsqueeze(-1)
-    return hit.any(dim=1)
-
-
 # ---------------------------------------------------------------------------- loss
-
-
-def _xyxy(b: torch.Tensor) -> torch.Tensor:
-    cx, cy, w, h = b.unbind(-1)
-    return torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=-1)
-
-
-def _cxcywh(b: torch.Tensor) -> torch.Tensor:
-    x0, y0, x1, y1 = b.unbind(-1)
-    return torch.stack([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0], dim=-1)
 
 
 def paired_giou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -332,9 +312,9 @@ def match(
     prob = (prob * same).sum(-1) / same.sum(-1)  # (B, P): the object's class, mean over phrasings
     a, g = FOCAL_ALPHA, FOCAL_GAMMA
     cost_cls = a * (1 - prob) ** g * -torch.log(prob + 1e-8) - (1 - a) * prob**g * -torch.log(1 - prob + 1e-8)
-    true = _cxcywh(boxes)  # (B, 3, 4)
+    true = cxcywh(boxes)  # (B, 3, 4)
     cost_l1 = (pred_boxes.unsqueeze(1) - true.unsqueeze(2)).abs().sum(-1)  # (B, 3, P)
-    cost_giou = -_pairwise_giou(_xyxy(true), _xyxy(pred_boxes))  # (B, 3, P)
+    cost_giou = -_pairwise_giou(xyxy(true), xyxy(pred_boxes))  # (B, 3, P)
     # Only patches next to (or at) the one the centre rule names may be matched: the
     # model's own costs then choose among a few neighbours, so the matching is stable
     # from the first step (plain DETR matching is what makes DETR slow to converge).
@@ -401,8 +381,8 @@ def detection_loss(
     true = torch.cat([boxes[valid], boxes[nb_b, nb_o]])  # xyxy
     weight = torch.cat([torch.ones(int(valid.sum())), torch.full((len(nb_b),), NEIGHBOUR_BOX_WEIGHT)])
     weight = weight / weight.sum()
-    l1 = ((pred - _cxcywh(true)).abs().sum(-1) * weight).sum()
-    giou = ((1 - paired_giou(_xyxy(pred), true)) * weight).sum()
+    l1 = ((pred - cxcywh(true)).abs().sum(-1) * weight).sum()
+    giou = ((1 - paired_giou(xyxy(pred), true)) * weight).sum()
     # The judge's question, "is there a <class> in this image?", is answered by the
     # best patch's score. Train that directly: per image and query, BCE on the highest
     # patch logit. It pushes down the one wrong-class patch that would fire (which the
@@ -529,13 +509,6 @@ def pick_threshold(scores: np.ndarray, boxes: np.ndarray, img_cls: np.ndarray, c
 # ---------------------------------------------------------------------------- train
 
 
-def _lr(step: int, steps: int) -> float:
-    if step < WARMUP_STEPS:
-        return LEARNING_RATE * (step + 1) / WARMUP_STEPS
-    t = (step - WARMUP_STEPS) / max(1, steps - WARMUP_STEPS)
-    return LEARNING_RATE * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t)))
-
-
 def _aug_strength(step: int, steps: int) -> float:
     """Degradations ramp from a quarter to full strength over the first half of training."""
     return min(1.0, 0.25 + 0.75 * step / max(1, steps // 2))
@@ -550,7 +523,7 @@ def _predict_torch(model, tokenizer, images: torch.Tensor, batch: int = 100) -> 
     for i in range(0, len(images), batch):
         logits, pred = _detect(model, q, normalise(images[i : i + batch].float() / 255.0))
         scores.append(torch.sigmoid(logits).numpy())
-        boxes.append(_xyxy(pred).numpy())
+        boxes.append(xyxy(pred).numpy())
     return np.concatenate(scores), np.concatenate(boxes)
 
 
@@ -594,7 +567,7 @@ def train_detector(out_dir: Path, clip_dir: Path, *, steps: int = DEFAULT_STEPS,
     running: dict[str, float] = {}
     for step in range(steps):
         for group in opt.param_groups:
-            group["lr"] = _lr(step, steps) * group["scale"]
+            group["lr"] = warmup_cosine(step, steps, LEARNING_RATE, WARMUP_STEPS) * group["scale"]
         idx = torch.randint(0, len(pool), (BATCH_SIZE,), generator=g)
         x, boxes = augment(pool.images[idx], pool.boxes[idx], g, _aug_strength(step, steps))
         q = _text_embeds(model, enc["input_ids"], enc["attention_mask"])
@@ -770,7 +743,7 @@ def _onnx_predict(model_dir: Path, images: list, labels: list[str], batch: int =
             },
         )
         scores.append(1 / (1 + np.exp(-logits)))
-        boxes.append(_xyxy(torch.from_numpy(pred)).numpy())
+        boxes.append(xyxy(torch.from_numpy(pred)).numpy())
     return np.concatenate(scores), np.concatenate(boxes)
 
 

@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
+from .boxes import cxcywh, object_patches, warmup_cosine, xyxy
 from .world import CLASSES, IMAGE_SIZE, Scene, scenes
 
 # Scene seeds (world.scenes: scene i of seed s is random_scene(s * 1_000_003 + i)).
@@ -215,16 +216,6 @@ def normalise(x: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------- loss
 
 
-def _xyxy(b: torch.Tensor) -> torch.Tensor:
-    cx, cy, w, h = b.unbind(-1)
-    return torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=-1)
-
-
-def _cxcywh(b: torch.Tensor) -> torch.Tensor:
-    x0, y0, x1, y1 = b.unbind(-1)
-    return torch.stack([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0], dim=-1)
-
-
 def giou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Generalised IoU of every xyxy box of a (..., N, 4) with every one of b (..., M, 4)."""
     a, b = a.unsqueeze(-2), b.unsqueeze(-3)
@@ -241,11 +232,11 @@ def match(logits: torch.Tensor, pred_boxes: torch.Tensor, boxes: torch.Tensor, v
     """(B, 3) detection token matched to each object (-1 where there is none): the
     one-to-one assignment of least cost, cost = -p(class) + 5 L1 + 2 (-GIoU)."""
     prob = logits.softmax(-1)[torch.arange(len(cls)), :, cls]  # (B, T): the image's class
-    true = _cxcywh(boxes)  # (B, 3, 4)
+    true = cxcywh(boxes)  # (B, 3, 4)
     cost = (
         -COST["cls"] * prob.unsqueeze(1)
         + COST["l1"] * (true.unsqueeze(2) - pred_boxes.unsqueeze(1)).abs().sum(-1)
-        - COST["giou"] * giou(boxes, _xyxy(pred_boxes))
+        - COST["giou"] * giou(boxes, xyxy(pred_boxes))
     ).numpy()  # (B, 3, T)
     out = torch.full(valid.shape, -1, dtype=torch.long)
     for i in range(len(cls)):
@@ -253,15 +244,6 @@ def match(logits: torch.Tensor, pred_boxes: torch.Tensor, boxes: torch.Tensor, v
         r, c = linear_sum_assignment(cost[i, rows])
         out[i, rows[r]] = torch.from_numpy(c).long()
     return out
-
-
-def object_patches(boxes: torch.Tensor, valid: torch.Tensor, grid: int) -> torch.Tensor:
-    """(B, grid * grid) mask, row-major like the patch tokens: patches whose centre lies in a box."""
-    c = (torch.arange(grid, dtype=boxes.dtype) + 0.5) / grid
-    py, px = torch.meshgrid(c, c, indexing="ij")
-    px, py = px.reshape(1, 1, -1), py.reshape(1, 1, -1)
-    x0, y0, x1, y1 = (boxes[..., k : k + 1] for k in range(4))
-    return ((px >= x0) & (px <= x1) & (py >= y0) & (py <= y1) & valid.unsqueeze(-1)).any(1)
 
 
 def set_loss(
@@ -284,8 +266,8 @@ def set_loss(
     ce = F.cross_entropy(logits.reshape(-1, k), target.reshape(-1), weight=weight)
     n = max(1, int(valid.sum()))
     pred = pred_boxes[bi, ti]
-    l1 = (pred - _cxcywh(boxes[valid])).abs().sum() / n
-    g = torch.diagonal(giou(_xyxy(pred), boxes[valid]))
+    l1 = (pred - cxcywh(boxes[valid])).abs().sum() / n
+    g = torch.diagonal(giou(xyxy(pred), boxes[valid]))
     giou_loss = (1 - g).sum() / n
     # An image-level signal besides: the 5 class logits, pooled over the tokens
     # (log-sum-exp), name the image's class. Every image then teaches the class choice,
@@ -312,26 +294,19 @@ def set_loss(
         c = (torch.arange(grid, dtype=boxes.dtype) + 0.5) / grid
         py, px = torch.meshgrid(c, c, indexing="ij")
         centres = torch.stack([px.reshape(-1), py.reshape(-1)], -1)  # (P, 2)
-        true = _cxcywh(boxes)  # (B, 3, 4)
+        true = cxcywh(boxes)  # (B, 3, 4)
         dist = (true[..., None, :2] - centres).abs().sum(-1).masked_fill(~valid.unsqueeze(-1), 1e9)  # (B, 3, P)
         owner = true[torch.arange(b).view(b, 1), dist.argmin(1)]  # (B, P, 4)
         inside = object_patches(boxes, valid, grid)
         pred = patch_boxes[inside]
         owned = owner[inside]
         n_in = max(1, int(inside.sum()))
-        out["patch_box"] = (pred - owned).abs().sum() / n_in + (1 - torch.diagonal(giou(_xyxy(pred), _xyxy(owned)))).sum() / n_in
+        out["patch_box"] = (pred - owned).abs().sum() / n_in + (1 - torch.diagonal(giou(xyxy(pred), xyxy(owned)))).sum() / n_in
         out["total"] = out["total"] + PATCH_WEIGHT * out["patch_box"]
     return out
 
 
 # ---------------------------------------------------------------------------- train
-
-
-def _lr(step: int, steps: int) -> float:
-    if step < WARMUP_STEPS:
-        return LEARNING_RATE * (step + 1) / WARMUP_STEPS
-    progress = (step - WARMUP_STEPS) / max(1, steps - WARMUP_STEPS)
-    return LEARNING_RATE * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * progress)))
 
 
 def _strength(step: int, steps: int) -> float:
@@ -361,7 +336,7 @@ def train_referee(
     t_train = time.time()
     for step in range(steps):
         for group in opt.param_groups:
-            group["lr"] = _lr(step, steps)
+            group["lr"] = warmup_cosine(step, steps, LEARNING_RATE, WARMUP_STEPS)
         idx = torch.randint(0, len(pool), (BATCH_SIZE,), generator=g)
         x, boxes = augment(pool.images[idx], pool.boxes[idx], g, _strength(step, steps))
         out = model(pixel_values=normalise(x))
@@ -536,7 +511,7 @@ def detections(logits: np.ndarray, pred_boxes: np.ndarray) -> tuple[np.ndarray, 
     best = p.argmax(-1)
     score = np.take_along_axis(p, best[..., None], -1)[..., 0]
     real = best != p.shape[-1] - 1
-    return np.where(real, best, -1), np.where(real, score, 0.0), _xyxy(torch.from_numpy(pred_boxes)).numpy()
+    return np.where(real, best, -1), np.where(real, score, 0.0), xyxy(torch.from_numpy(pred_boxes)).numpy()
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -1,5 +1,4 @@
-"""Pure rules of the shapes world: the generator's caption confusion and its balancing, the paper's
-selection rule and the bootstrap interval used by the proof."""
+"""Pure rules of the shapes world: the generator's caption confusion and its balancing."""
 
 from collections import Counter
 
@@ -7,7 +6,6 @@ import numpy as np
 import pytest
 
 from shapesworld.generator import CONFUSION_BOUNDS, CONFUSION_RATE, POLISH_CONFUSION, RESPONSE_GAIN, ConfusedBatches, confuser, rebalance, uniform
-from shapesworld.proof import Judgement, bootstrap, rank
 from shapesworld.world import CLASSES, SceneSpec
 
 
@@ -60,37 +58,3 @@ def test_rebalance_confuses_an_overdrawn_class_more_and_an_underdrawn_one_less()
     assert moved["triangle"] == pytest.approx(odds / (1 + odds), abs=1e-4)
     # A class never drawn is pushed hard but stays within bounds.
     assert moved["cross"] == CONFUSION_BOUNDS[0]
-
-
-def _j(detection: float, checklist: int) -> Judgement:
-    return Judgement(detection=detection, instances=int(detection > 0.3), caption="", checklist=checklist)
-
-
-def test_rank_prefers_top_checklist_then_detection_then_order():
-    judgements = [_j(0.9, 1), _j(0.5, 3), _j(0.7, 3), _j(0.2, 3), _j(0.9, 1)]
-    assert rank(judgements, threshold=0.3) == [2, 1, 0, 4]
-
-
-def test_rank_ignores_undetected_images_even_with_a_perfect_caption():
-    assert rank([_j(0.1, 3), _j(0.4, 0)], threshold=0.3) == [1]
-
-
-def test_rank_drops_a_prompt_whose_class_is_never_detected():
-    assert rank([_j(0.1, 3), _j(0.29, 2)], threshold=0.3) == []
-
-
-def test_bootstrap_interval_covers_the_mean_and_shrinks_with_more_prompts():
-    rng = np.random.default_rng(1)
-    small_groups = np.repeat(np.arange(10), 4)
-    big_groups = np.repeat(np.arange(200), 4)
-    small = bootstrap(small_groups, rng.random(40), np.mean)
-    big = bootstrap(big_groups, rng.random(800), np.mean)
-    assert small[0] < 0.5 < small[1] and big[0] < 0.5 < big[1]
-    assert big[1] - big[0] < small[1] - small[0]
-
-
-def test_bootstrap_of_a_sure_improvement_excludes_zero():
-    groups = np.repeat(np.arange(50), 4)
-    gain = np.where(np.arange(200) % 4 == 0, 0.0, 1.0)
-    low, high = bootstrap(groups, gain, np.mean)
-    assert low > 0 and high <= 1

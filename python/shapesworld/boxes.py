@@ -1,0 +1,39 @@
+"""Box geometry and the learning-rate schedule the pack's two detectors share (the curation
+detector and the referee train apart, from their own scenes and seeds; only this arithmetic is
+common). Boxes are normalised to [0, 1]."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def xyxy(b: torch.Tensor) -> torch.Tensor:
+    """(cx, cy, w, h) -> (x0, y0, x1, y1)."""
+    cx, cy, w, h = b.unbind(-1)
+    return torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=-1)
+
+
+def cxcywh(b: torch.Tensor) -> torch.Tensor:
+    """(x0, y0, x1, y1) -> (cx, cy, w, h)."""
+    x0, y0, x1, y1 = b.unbind(-1)
+    return torch.stack([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0], dim=-1)
+
+
+def object_patches(boxes: torch.Tensor, valid: torch.Tensor, grid: int) -> torch.Tensor:
+    """(B, grid * grid) mask, row-major like the patch tokens: the patches whose centre lies
+    inside one of the image's (valid) xyxy boxes."""
+    c = (torch.arange(grid, dtype=boxes.dtype) + 0.5) / grid
+    py, px = torch.meshgrid(c, c, indexing="ij")
+    px, py = px.reshape(1, 1, -1), py.reshape(1, 1, -1)
+    x0, y0, x1, y1 = (boxes[..., k : k + 1] for k in range(4))
+    return ((px >= x0) & (px <= x1) & (py >= y0) & (py <= y1) & valid.unsqueeze(-1)).any(dim=1)
+
+
+def warmup_cosine(step: int, steps: int, peak: float, warmup: int) -> float:
+    """Linear warmup to `peak`, then a cosine decay to 2% of it at `steps`."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return peak * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
