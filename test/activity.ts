@@ -4,7 +4,7 @@ import { inputDigest, storeRoundInput } from '../activities/input.js';
 import type { ActivityDependencies } from '../activities/dependencies.js';
 import { ModelRuntime } from '../activities/runtime.js';
 import { validateRoundInput, type RoundInput } from '../config/round.js';
-import type { PreparedRound, PrepareRequest, RoundRequest } from '../contract/activities.js';
+import type { PreparedRound, PrepareRequest, RoundRequest, ValidateRequest, ValidationResult } from '../contract/activities.js';
 import type { ArtifactStore } from '../store/store.js';
 import { workerMetrics } from '../workers/dependencies.js';
 
@@ -37,6 +37,21 @@ export function standInPreparation() {
       if (input === undefined) throw new Error(`no prepared input at ${inputKey}`);
       return input;
     },
+  };
+}
+
+/** A stand-in for one LoRA's validation, for tests whose rounds train one LoRA (they never validate) or do not look at its figures. */
+export async function standInValidation({ root, lora, seed }: ValidateRequest): Promise<ValidationResult> {
+  return {
+    manifest: `${root}/validation/seed-${seed}.json`,
+    seed,
+    lora,
+    prompts: 1,
+    pairs: 1,
+    accuracyBase: 0.5,
+    accuracyTuned: 0.5,
+    winRate: 0.5,
+    finalLoss: 0.1,
   };
 }
 

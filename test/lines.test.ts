@@ -35,7 +35,7 @@ import { findJson } from '../store/store.js';
 import { WORKFLOWS_PATH } from '../workers/plugin.js';
 import { selfRewardLine } from '../workflows/index.js';
 import { requireBinary, TEMPORAL_CLI } from './servers.js';
-import { standInPreparation, storeOnlyDependencies } from './activity.js';
+import { standInPreparation, standInValidation, storeOnlyDependencies } from './activity.js';
 
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
@@ -111,17 +111,7 @@ function standInRound(winRate: (input: RoundInput) => number, hold?: Gate): Stan
     sampleReferences: async () => ({ images: 2 }),
     // The lines' rounds train one LoRA: they never validate.
     sampleValidationBase: async () => ({ images: 0 }),
-    validateLora: async ({ root, lora, seed }) => ({
-      manifest: `${root}/validation/seed-${seed}.json`,
-      seed,
-      lora,
-      prompts: 1,
-      pairs: 1,
-      accuracyBase: 0.5,
-      accuracyTuned: 0.5,
-      winRate: 0.5,
-      finalLoss: 0.1,
-    }),
+    validateLora: standInValidation,
     curateDataset: async ({ root, include }) => ({
       manifest: `${root}/dataset.json`,
       dataset: `${root}/dataset/`,

@@ -25,7 +25,7 @@ import { activitiesOf, TASK_QUEUES } from '../contract/workers.js';
 import { trainingRoot } from '../contract/keys.js';
 import type { RoundProgress } from '../contract/progress.js';
 import type { CampaignResult, RoundFigures, RoundResult } from '../contract/workflows.js';
-import { standInPreparation } from './activity.js';
+import { standInPreparation, standInValidation } from './activity.js';
 
 let env: TestWorkflowEnvironment;
 
@@ -115,17 +115,7 @@ function standIns(hold?: { readonly round: number; readonly reached: () => void;
     judgeShard: async ({ root, shard }) => ({ shard, manifest: `${root}/scores/${shard}.json`, images: 1, detected: 1 }),
     sampleReferences: async () => ({ images: 1 }),
     sampleValidationBase: async () => ({ images: 1 }),
-    validateLora: async ({ root, lora, seed }) => ({
-      manifest: `${root}/validation/seed-${seed}.json`,
-      seed,
-      lora,
-      prompts: 1,
-      pairs: 1,
-      accuracyBase: 0.5,
-      accuracyTuned: 0.5,
-      winRate: 0.5,
-      finalLoss: 0.1,
-    }),
+    validateLora: standInValidation,
     curateDataset: async ({ root }) => ({ manifest: `${root}/dataset.json`, dataset: `${root}/dataset/`, kept: 1, included: 0, dropped: 0, perClass: {} }),
     trainLora: async (request) => {
       const { root } = request;

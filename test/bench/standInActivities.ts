@@ -6,6 +6,7 @@
 import { Context } from '@temporalio/activity';
 
 import type { RoundActivities } from '../../contract/activities.js';
+import { standInValidation } from '../activity.js';
 
 /** Seconds each activity takes. */
 export interface StandInDurations {
@@ -57,17 +58,7 @@ export function standInActivities(d: StandInDurations): RoundActivities {
     },
     // Rounds of one LoRA (all the benchmark runs) never validate.
     sampleValidationBase: async () => ({ images: 0 }),
-    validateLora: async ({ root, lora, seed }) => ({
-      manifest: `${root}/validation/seed-${seed}.json`,
-      seed,
-      lora,
-      prompts: 1,
-      pairs: 1,
-      accuracyBase: 0.5,
-      accuracyTuned: 0.5,
-      winRate: 0.5,
-      finalLoss: 0.1,
-    }),
+    validateLora: standInValidation,
     evaluateRound: async ({ root }) => {
       await work(d.evaluate);
       const figures = { pairs: 16, winRate: 0.6, winRateInterval: [0.5, 0.7] as const, meanClipBase: 25, meanClipTuned: 26, signTestP: 0.1, accuracyBase: 0.5 };
