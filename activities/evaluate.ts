@@ -344,7 +344,7 @@ export function createSampleReferences(deps: ActivityDependencies) {
  * the figures, is written last.
  */
 export function createEvaluateRound(deps: ActivityDependencies) {
-  return async function evaluateRound({ root, inputKey, lora, parent }: EvaluateRequest): Promise<EvaluateResult> {
+  return async function evaluateRound({ root, inputKey, lora, parent, seeds }: EvaluateRequest): Promise<EvaluateResult> {
     const input = await roundInput(deps, inputKey);
     const manifestKey = artifactKeys.evaluateManifest(root);
     // A manifest an earlier version wrote lacks the later figures: they read as null.
@@ -356,7 +356,11 @@ export function createEvaluateRound(deps: ActivityDependencies) {
     const set = await heldOut(input, root);
     const unets = references(parent).set('tuned', lora);
     const records = await withProgress({ stage: 'evaluate', evaluated: 0 }, (progress) => compareSides(deps, input, set, unets, progress));
-    const result: EvaluateResult = { manifest: manifestKey, ...evaluationFigures(records, input.judge.threshold, input.evaluation.bootstrapResamples) };
+    const result: EvaluateResult = {
+      manifest: manifestKey,
+      ...evaluationFigures(records, input.judge.threshold, input.evaluation.bootstrapResamples),
+      ...(seeds === undefined ? {} : { seeds }),
+    };
     await putJson(deps.store, manifestKey, result);
     deps.metrics.evaluationWinRate.record(result.winRate, {});
     deps.metrics.evaluationAccuracy.record(result.accuracyBase, { side: 'base' });

@@ -67,6 +67,8 @@ export interface EvaluateRequest extends RoundRequest {
   readonly lora: string;
   /** The tuned UNet the round sampled from (its parent), compared against as well as the base; null when that is the base. */
   readonly parent: string | null;
+  /** With several LoRAs (`lora.seeds`), their validation figures and spread: `evaluation.json` keeps them beside the kept one's figures. */
+  readonly seeds?: LoraSeedsFigures;
 }
 
 export interface ReferencesRequest extends RoundRequest {
@@ -339,6 +341,8 @@ export interface Comparison {
 export interface EvaluateResult extends Comparison {
   readonly manifest: string;
   readonly parent: Comparison | null;
+  /** The round's LoRAs when it trained several (`lora.seeds`): each one's validation figures and their spread. */
+  readonly seeds?: LoraSeedsFigures;
 }
 
 /** The figures a result recorded by an earlier version may lack (a workflow history, a stored `evaluation.json`). */

@@ -102,6 +102,8 @@ describe('selfRewardRound', () => {
     const tuned = readText(await deps.store.get(artifactKeys.evaluationImage(result.root, 'tuned', 0, 0)));
     expect(tuned['generator']).toContain(kept.lora);
     expect(result.evaluation.pairs).toBe(2);
+    // evaluation.json keeps the LoRAs' figures beside the kept one's.
+    expect((await getJson<EvaluateResult>(deps.store, result.evaluation.manifest)).seeds).toEqual(seeds);
     const report = (await deps.store.get(result.report.report)).toString();
     expect(report).toContain('LoRAs by trainer seed');
     expect(report).toContain('Validation accuracy gain across the seeds');

@@ -474,6 +474,7 @@ describe('several LoRAs from one dataset (`lora.seeds`)', () => {
     const together = new Promise<void>((r) => (allStarted = r));
     const validated: string[] = [];
     const evaluated: string[] = [];
+    const evaluatedSeeds: Array<number | null> = [];
     let baseSampled = 0;
     // Validation accuracy by trainer seed: 11 and 12 tie, 12 wins on the win rate.
     const figures: Record<number, { accuracyTuned: number; winRate: number }> = {
@@ -510,6 +511,7 @@ describe('several LoRAs from one dataset (`lora.seeds`)', () => {
       },
       evaluateRound: async (request) => {
         evaluated.push(request.lora);
+        evaluatedSeeds.push(request.seeds?.kept ?? null);
         return activities.evaluateRound(request);
       },
     };
@@ -536,6 +538,8 @@ describe('several LoRAs from one dataset (`lora.seeds`)', () => {
     expect([...validated].sort()).toEqual(keys);
     expect(baseSampled).toBe(1);
     expect(evaluated).toEqual([keys[2]]);
+    // The evaluation is handed the LoRAs' figures, so evaluation.json keeps them.
+    expect(evaluatedSeeds).toEqual([12]);
     expect(result.training).toMatchObject({ lora: keys[2], seed: 12 });
     const seeds = result.training.seeds!;
     expect(seeds.kept).toBe(12);

@@ -176,7 +176,9 @@ export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
   // Histories of earlier versions hold results without `parent`, the accuracy gain's interval, diversity or counting.
   const evaluateSummary = `evaluate the tuned generator against the base${parent === null ? '' : ' and its parent'} on held-out prompts`;
   const evaluation = await activities.evaluateRound
-    .executeWithOptions({ summary: evaluateSummary }, [{ ...request, lora: training.lora, parent }])
+    .executeWithOptions({ summary: evaluateSummary }, [
+      { ...request, lora: training.lora, parent, ...(training.seeds === undefined ? {} : { seeds: training.seeds }) },
+    ])
     .then(currentEvaluation);
   progress.evaluated(evaluation);
   upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.winRate, value: evaluation.winRate }]);
