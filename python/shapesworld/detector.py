@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
-from .boxes import cxcywh, object_patches, warmup_cosine, xyxy
+from .detection_training import cxcywh, gaussian_blur, object_patches, warmup_cosine, xyxy
 from .world import CLASSES, IMAGE_SIZE, PLURALS, Scene, scenes
 
 # Scene seeds (see world.scenes: scene i of seed s is random_scene(s * 1_000_003 + i)).
@@ -52,6 +52,9 @@ QUERY_TEMPLATES = ("{c}", "{p}", "a {c}", "a photo of a {c}")
 # CLIP's normalisation, which OWL-ViT's image processor uses by default.
 IMAGE_MEAN = (0.48145466, 0.4578275, 0.40821073)
 IMAGE_STD = (0.26862954, 0.26130258, 0.27577711)
+
+# Pixels each side of the augmentation blur's kernel.
+BLUR_RADIUS = 3
 
 
 # 800 steps met the judge's 95% precision target on one machine (96.0%) and missed it on
@@ -173,21 +176,6 @@ class Pool:
         return len(self.cls)
 
 
-def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """Per-image Gaussian blur (sigma 0 leaves an image unchanged), as one grouped conv."""
-    b, c, h, w = x.shape
-    r = 3
-    t = torch.arange(-r, r + 1, dtype=x.dtype)
-    s = sigma.clamp(min=1e-3).view(b, 1)
-    k = torch.exp(-(t.view(1, -1) ** 2) / (2 * s**2))
-    k = k / k.sum(dim=1, keepdim=True)
-    k = k.repeat_interleave(c, dim=0)  # (b*c, 2r+1)
-    y = F.pad(x.reshape(1, b * c, h, w), (r, r, r, r), mode="replicate")
-    y = F.conv2d(y, k.view(b * c, 1, 1, -1), groups=b * c)
-    y = F.conv2d(y, k.view(b * c, 1, -1, 1), groups=b * c)
-    return y.view(b, c, h, w)
-
-
 def augment(images: torch.Tensor, boxes: torch.Tensor, g: torch.Generator, strength: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 images (B,3,H,W) -> float in [0,1], photometrically degraded; boxes follow flips.
 
@@ -221,7 +209,7 @@ def augment(images: torch.Tensor, boxes: torch.Tensor, g: torch.Generator, stren
 
     # Softness like a small diffusion model's output: blur, or lose resolution.
     sigma = u(0.3, 1.6).view(b) * coin(0.6 * k).view(b)
-    x = _gaussian_blur(x, sigma)
+    x = gaussian_blur(x, sigma, BLUR_RADIUS)
     if torch.rand(1, generator=g).item() < 0.3 * k:
         side = int(torch.randint(24, 48, (1,), generator=g).item())
         pick = coin(0.5)

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
-from .boxes import cxcywh, object_patches, warmup_cosine, xyxy
+from .detection_training import cxcywh, gaussian_blur, object_patches, warmup_cosine, xyxy
 from .world import CLASSES, IMAGE_SIZE, Scene, scenes
 
 # Scene seeds (world.scenes: scene i of seed s is random_scene(s * 1_000_003 + i)).
@@ -71,6 +71,9 @@ EOS_WEIGHT = 0.1
 IMAGE_WEIGHT = 1.0
 PATCH_WEIGHT = 1.0
 PATCH_BOXES = True
+
+# Pixels each side of the augmentation blur's kernel (wide enough for its sigma 4 blobs).
+BLUR_RADIUS = 4
 
 
 # --------------------------------------------------------------------------- model
@@ -142,19 +145,6 @@ class Pool:
         return len(self.cls)
 
 
-def _blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """Separable Gaussian blur with one sigma per image (0 leaves it unchanged)."""
-    b, c, h, w = x.shape
-    r = 4
-    t = torch.arange(-r, r + 1, dtype=x.dtype)
-    k = torch.exp(-(t.view(1, -1) ** 2) / (2 * sigma.clamp(min=1e-3).view(b, 1) ** 2))
-    k = (k / k.sum(1, keepdim=True)).repeat_interleave(c, 0)
-    y = F.pad(x.reshape(1, b * c, h, w), (r, r, r, r), mode="replicate")
-    y = F.conv2d(y, k.view(b * c, 1, 1, -1), groups=b * c)
-    y = F.conv2d(y, k.view(b * c, 1, -1, 1), groups=b * c)
-    return y.view(b, c, h, w)
-
-
 def degrade(x: torch.Tensor, g: torch.Generator, strength: float = 1.0) -> torch.Tensor:
     """Photometric degradation of float images in [0, 1] (B, 3, H, W), like a small
     diffusion model's output: colours cast and shifted, edges soft or blobby, detail
@@ -181,10 +171,10 @@ def degrade(x: torch.Tensor, g: torch.Generator, strength: float = 1.0) -> torch
     # Softness: blur; blobby edges (blur, then sharpen the edge back with a steep
     # contrast around mid-level, which rounds corners); lost resolution.
     sigma = u(0.4, 1.8).view(b) * coin(0.7 * k).view(b)
-    x = _blur(x, sigma)
+    x = gaussian_blur(x, sigma, BLUR_RADIUS)
     blob = coin(0.25 * k)
-    soft = _blur(x, torch.full((b,), 1.5))
-    local = _blur(x, torch.full((b,), 4.0))
+    soft = gaussian_blur(x, torch.full((b,), 1.5), BLUR_RADIUS)
+    local = gaussian_blur(x, torch.full((b,), 4.0), BLUR_RADIUS)
     rounded = (local + (soft - local) * 1.8).clamp(0, 1)
     x = blob * rounded + (1 - blob) * x
     if torch.rand(1, generator=g).item() < 0.3 * k:

@@ -1,12 +1,13 @@
-"""Box geometry and the learning-rate schedule the pack's two detectors share (the curation
-detector and the referee train apart, from their own scenes and seeds; only this arithmetic is
-common). Boxes are normalised to [0, 1]."""
+"""Training arithmetic the pack's two detectors share: box geometry, a blur for augmentation and
+the learning-rate schedule. The curation detector and the referee train apart, from their own
+scenes and seeds; only this arithmetic is common. Boxes are normalised to [0, 1]."""
 
 from __future__ import annotations
 
 import math
 
 import torch
+import torch.nn.functional as F
 
 
 def xyxy(b: torch.Tensor) -> torch.Tensor:
@@ -37,3 +38,16 @@ def warmup_cosine(step: int, steps: int, peak: float, warmup: int) -> float:
         return peak * (step + 1) / warmup
     progress = (step - warmup) / max(1, steps - warmup)
     return peak * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, radius: int) -> torch.Tensor:
+    """Separable Gaussian blur of a (B, C, H, W) batch with one sigma per image (0 leaves an
+    image unchanged), as two grouped convolutions."""
+    b, c, h, w = x.shape
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype)
+    k = torch.exp(-(t.view(1, -1) ** 2) / (2 * sigma.clamp(min=1e-3).view(b, 1) ** 2))
+    k = (k / k.sum(dim=1, keepdim=True)).repeat_interleave(c, dim=0)  # (b*c, 2r+1)
+    y = F.pad(x.reshape(1, b * c, h, w), (radius, radius, radius, radius), mode="replicate")
+    y = F.conv2d(y, k.view(b * c, 1, 1, -1), groups=b * c)
+    y = F.conv2d(y, k.view(b * c, 1, -1, 1), groups=b * c)
+    return y.view(b, c, h, w)
