@@ -1,5 +1,5 @@
-"""Training arithmetic the pack's two detectors share: box geometry, a blur for augmentation and
-the learning-rate schedule. The curation detector and the referee train apart, from their own
+"""Training arithmetic the pack's two detectors share: box geometry, a flip and a blur for
+augmentation, and the learning-rate schedule. The curation detector and the referee train apart, from their own
 scenes and seeds; only this arithmetic is common. Boxes are normalised to [0, 1]."""
 
 from __future__ import annotations
@@ -20,6 +20,30 @@ def cxcywh(b: torch.Tensor) -> torch.Tensor:
     """(x0, y0, x1, y1) -> (cx, cy, w, h)."""
     x0, y0, x1, y1 = b.unbind(-1)
     return torch.stack([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0], dim=-1)
+
+
+def pairwise_giou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Generalised IoU of every xyxy box of a (..., N, 4) with every one of b (..., M, 4): (..., N, M)."""
+    a, b = a.unsqueeze(-2), b.unsqueeze(-3)
+    area_a = (a[..., 2] - a[..., 0]).clamp(min=0) * (a[..., 3] - a[..., 1]).clamp(min=0)
+    area_b = (b[..., 2] - b[..., 0]).clamp(min=0) * (b[..., 3] - b[..., 1]).clamp(min=0)
+    inter = (torch.min(a[..., 2:], b[..., 2:]) - torch.max(a[..., :2], b[..., :2])).clamp(min=0).prod(-1)
+    union = area_a + area_b - inter
+    hull = (torch.max(a[..., 2:], b[..., 2:]) - torch.min(a[..., :2], b[..., :2])).clamp(min=0).prod(-1)
+    return inter / union.clamp(min=1e-9) - (hull - union) / hull.clamp(min=1e-9)
+
+
+def random_hflip(x: torch.Tensor, boxes: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flips each image of a (B, C, H, W) batch left to right with probability 1/2, and its xyxy
+    boxes (B, N, 4) with it."""
+    b = x.shape[0]
+    flip = torch.rand(b, generator=g) < 0.5
+    x = torch.where(flip.view(b, 1, 1, 1), x.flip(-1), x)
+    boxes = boxes.clone()
+    x0, x1 = boxes[..., 0].clone(), boxes[..., 2].clone()
+    boxes[..., 0] = torch.where(flip.view(b, 1), 1 - x1, x0)
+    boxes[..., 2] = torch.where(flip.view(b, 1), 1 - x0, x1)
+    return x, boxes
 
 
 def object_patches(boxes: torch.Tensor, valid: torch.Tensor, grid: int) -> torch.Tensor:

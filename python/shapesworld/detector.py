@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
-from .detection_training import cxcywh, gaussian_blur, object_patches, warmup_cosine, xyxy
+from .detection_training import cxcywh, gaussian_blur, object_patches, pairwise_giou, random_hflip, warmup_cosine, xyxy
 from .world import CLASSES, IMAGE_SIZE, PLURALS, Scene, scenes
 
 # Scene seeds (see world.scenes: scene i of seed s is random_scene(s * 1_000_003 + i)).
@@ -191,12 +191,7 @@ def augment(images: torch.Tensor, boxes: torch.Tensor, g: torch.Generator, stren
     def coin(p: float) -> torch.Tensor:
         return (torch.rand(b, 1, 1, 1, generator=g) < p).float()
 
-    flip = torch.rand(b, generator=g) < 0.5
-    x = torch.where(flip.view(b, 1, 1, 1), x.flip(-1), x)
-    boxes = boxes.clone()
-    x0, x1 = boxes[..., 0].clone(), boxes[..., 2].clone()
-    boxes[..., 0] = torch.where(flip.view(b, 1), 1 - x1, x0)
-    boxes[..., 2] = torch.where(flip.view(b, 1), 1 - x0, x1)
+    x, boxes = random_hflip(x, boxes, g)
 
     # Colour: brightness, contrast, saturation, and a small per-channel cast.
     x = x * u(1 - 0.25 * k, 1 + 0.25 * k)
@@ -302,7 +297,7 @@ def match(
     cost_cls = a * (1 - prob) ** g * -torch.log(prob + 1e-8) - (1 - a) * prob**g * -torch.log(1 - prob + 1e-8)
     true = cxcywh(boxes)  # (B, 3, 4)
     cost_l1 = (pred_boxes.unsqueeze(1) - true.unsqueeze(2)).abs().sum(-1)  # (B, 3, P)
-    cost_giou = -_pairwise_giou(xyxy(true), xyxy(pred_boxes))  # (B, 3, P)
+    cost_giou = -pairwise_giou(xyxy(true), xyxy(pred_boxes))  # (B, 3, P)
     # Only patches next to (or at) the one the centre rule names may be matched: the
     # model's own costs then choose among a few neighbours, so the matching is stable
     # from the first step (plain DETR matching is what makes DETR slow to converge).
@@ -316,17 +311,6 @@ def match(
         r, c = linear_sum_assignment(cost[i, rows])
         out[i, rows[r]] = torch.from_numpy(c).long()
     return out
-
-
-def _pairwise_giou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """GIoU of every box in a (B, N, 4) with every box in b (B, M, 4), both xyxy."""
-    a, b = a.unsqueeze(2), b.unsqueeze(1)
-    area_a = (a[..., 2] - a[..., 0]).clamp(min=0) * (a[..., 3] - a[..., 1]).clamp(min=0)
-    area_b = (b[..., 2] - b[..., 0]).clamp(min=0) * (b[..., 3] - b[..., 1]).clamp(min=0)
-    inter = (torch.min(a[..., 2:], b[..., 2:]) - torch.max(a[..., :2], b[..., :2])).clamp(min=0).prod(-1)
-    union = area_a + area_b - inter
-    hull = (torch.max(a[..., 2:], b[..., 2:]) - torch.min(a[..., :2], b[..., :2])).clamp(min=0).prod(-1)
-    return inter / union.clamp(min=1e-9) - (hull - union) / hull.clamp(min=1e-9)
 
 
 def detection_loss(

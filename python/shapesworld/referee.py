@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
-from .detection_training import cxcywh, gaussian_blur, object_patches, warmup_cosine, xyxy
+from .detection_training import cxcywh, gaussian_blur, object_patches, pairwise_giou, random_hflip, warmup_cosine, xyxy
 from .world import CLASSES, IMAGE_SIZE, Scene, scenes
 
 # Scene seeds (world.scenes: scene i of seed s is random_scene(s * 1_000_003 + i)).
@@ -189,13 +189,7 @@ def degrade(x: torch.Tensor, g: torch.Generator, strength: float = 1.0) -> torch
 def augment(images: torch.Tensor, boxes: torch.Tensor, g: torch.Generator, strength: float) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 images -> degraded float images in [0, 1]; boxes follow the horizontal flip."""
     x = images.float() / 255.0
-    b = x.shape[0]
-    flip = torch.rand(b, generator=g) < 0.5
-    x = torch.where(flip.view(b, 1, 1, 1), x.flip(-1), x)
-    boxes = boxes.clone()
-    x0, x1 = boxes[..., 0].clone(), boxes[..., 2].clone()
-    boxes[..., 0] = torch.where(flip.view(b, 1), 1 - x1, x0)
-    boxes[..., 2] = torch.where(flip.view(b, 1), 1 - x0, x1)
+    x, boxes = random_hflip(x, boxes, g)
     return degrade(x, g, strength), boxes
 
 
@@ -204,17 +198,6 @@ def normalise(x: torch.Tensor) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------- loss
-
-
-def giou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Generalised IoU of every xyxy box of a (..., N, 4) with every one of b (..., M, 4)."""
-    a, b = a.unsqueeze(-2), b.unsqueeze(-3)
-    area_a = (a[..., 2] - a[..., 0]).clamp(min=0) * (a[..., 3] - a[..., 1]).clamp(min=0)
-    area_b = (b[..., 2] - b[..., 0]).clamp(min=0) * (b[..., 3] - b[..., 1]).clamp(min=0)
-    inter = (torch.min(a[..., 2:], b[..., 2:]) - torch.max(a[..., :2], b[..., :2])).clamp(min=0).prod(-1)
-    union = area_a + area_b - inter
-    hull = (torch.max(a[..., 2:], b[..., 2:]) - torch.min(a[..., :2], b[..., :2])).clamp(min=0).prod(-1)
-    return inter / union.clamp(min=1e-9) - (hull - union) / hull.clamp(min=1e-9)
 
 
 @torch.no_grad()
@@ -226,7 +209,7 @@ def match(logits: torch.Tensor, pred_boxes: torch.Tensor, boxes: torch.Tensor, v
     cost = (
         -COST["cls"] * prob.unsqueeze(1)
         + COST["l1"] * (true.unsqueeze(2) - pred_boxes.unsqueeze(1)).abs().sum(-1)
-        - COST["giou"] * giou(boxes, xyxy(pred_boxes))
+        - COST["giou"] * pairwise_giou(boxes, xyxy(pred_boxes))
     ).numpy()  # (B, 3, T)
     out = torch.full(valid.shape, -1, dtype=torch.long)
     for i in range(len(cls)):
@@ -257,7 +240,7 @@ def set_loss(
     n = max(1, int(valid.sum()))
     pred = pred_boxes[bi, ti]
     l1 = (pred - cxcywh(boxes[valid])).abs().sum() / n
-    g = torch.diagonal(giou(xyxy(pred), boxes[valid]))
+    g = torch.diagonal(pairwise_giou(xyxy(pred), boxes[valid]))
     giou_loss = (1 - g).sum() / n
     # An image-level signal besides: the 5 class logits, pooled over the tokens
     # (log-sum-exp), name the image's class. Every image then teaches the class choice,
@@ -291,7 +274,7 @@ def set_loss(
         pred = patch_boxes[inside]
         owned = owner[inside]
         n_in = max(1, int(inside.sum()))
-        out["patch_box"] = (pred - owned).abs().sum() / n_in + (1 - torch.diagonal(giou(xyxy(pred), xyxy(owned)))).sum() / n_in
+        out["patch_box"] = (pred - owned).abs().sum() / n_in + (1 - torch.diagonal(pairwise_giou(xyxy(pred), xyxy(owned)))).sum() / n_in
         out["total"] = out["total"] + PATCH_WEIGHT * out["patch_box"]
     return out
 
