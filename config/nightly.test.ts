@@ -57,8 +57,8 @@ describe("a night's round", () => {
 
 describe('the gate', () => {
   const diversity = { diversityBase: 0.4, diversityTuned: 0.38, diversityChange: 0.38 / 0.4 - 1 };
-  const figures = { pairs: 100, winRate: 0.6, winRateInterval: [0.52, 0.68] as const, accuracyBase: 0.5, accuracyTuned: 0.55, ...diversity };
-  const gate = { minWinRateLow: 0.5, maxAccuracyDrop: 0, maxDiversityLoss: null };
+  const figures = { pairs: 100, winRate: 0.6, winRateInterval: [0.52, 0.68] as const, accuracyBase: 0.5, accuracyTuned: 0.55, ...diversity, referee: null };
+  const gate = { minWinRateLow: 0.5, maxAccuracyDrop: 0, maxDiversityLoss: null, maxRefereeDrop: null, refuseHacking: false };
 
   it('passes only when the interval starts above the bound and accuracy holds, giving a reason per rule', () => {
     const pass = gateVerdict(gate, figures, 'the champion');
@@ -96,6 +96,33 @@ describe('the gate', () => {
     const unbounded = gateVerdict(gate, unmeasured, 'the champion');
     expect(unbounded.passed).toBe(true);
     expect(unbounded.reasons).toHaveLength(2);
+  });
+
+  it("bounds the referee's object-present drop and refuses a flagged class when asked to, and passes neither rule unmeasured", () => {
+    const refereed = { ...figures, referee: { objectPresent: { base: 0.65, tuned: 0.62 }, flaggedClasses: [] } };
+    const drop = gateVerdict({ ...gate, maxRefereeDrop: 0.02 }, refereed, 'the champion');
+    expect(drop.passed).toBe(false);
+    expect(drop.reasons[2]).toBe("referee object present 62.0% against the champion's 65.0%: a drop of 3.0%, more than the allowed 2.0%");
+    expect(gateVerdict({ ...gate, maxRefereeDrop: 0.03 }, refereed, 'the champion').passed).toBe(true);
+    const clean = gateVerdict({ ...gate, refuseHacking: true }, refereed, 'the champion');
+    expect(clean.passed).toBe(true);
+    expect(clean.reasons[2]).toBe('hacking check against the champion: no class flagged');
+    const hacked = gateVerdict({ ...gate, refuseHacking: true }, { ...refereed, referee: { ...refereed.referee, flaggedClasses: ['cross', 'star'] } }, 'the champion');
+    expect(hacked.passed).toBe(false);
+    expect(hacked.reasons[2]).toMatch(/^hacking check against the champion flags cross, star:/);
+    const both = gateVerdict({ ...gate, maxRefereeDrop: 0.05, refuseHacking: true }, figures, 'the champion');
+    expect(both.passed).toBe(false);
+    expect(both.reasons.slice(2)).toEqual([
+      'referee against the champion: not measured (it needs `evaluation.referee`), so its bound cannot hold',
+      'hacking check against the champion: not measured (it needs `evaluation.referee`), so it cannot pass',
+    ]);
+  });
+
+  it("refuses the referee's rules in an input without a referee, naming the field", () => {
+    expect(() => nightly({ line: 'a', round, gate: { refuseHacking: true } })).toThrow(/gate\.refuseHacking.*evaluation\.referee/);
+    expect(() => nightly({ line: 'a', round, gate: { maxRefereeDrop: 0 } })).toThrow(/gate\.maxRefereeDrop.*evaluation\.referee/);
+    const refereed = { ...round, evaluation: { ...round.evaluation, referee: { detector: '/models/detr', clip: '/models/clip' } } };
+    expect(nightly({ line: 'a', round: refereed, gate: { refuseHacking: true, maxRefereeDrop: 0 } }).gate).toMatchObject({ refuseHacking: true, maxRefereeDrop: 0 });
   });
 
   it('reads the bound from the input, null by default, and refuses one that one seed per prompt cannot check', () => {

@@ -3,7 +3,7 @@
  * that turns it and the line's champion into the night's round. Free of Node imports: workflow
  * code uses them.
  */
-import { diversityBoundRefusal, GATE_SCHEMA, type GateSettings } from './gate.js';
+import { GATE_SCHEMA, gateRefusal, type GateSettings } from './gate.js';
 import { ROUND_SCHEMA, SEED_MAX, type RoundInput } from './round.js';
 import { boolean, matching, object, refine, validateInput, type Schema, type Validation } from './schema.js';
 
@@ -41,10 +41,7 @@ const NIGHTLY_FIELDS: Schema<NightlyInput> = object<NightlyInput>(
   { meaning: 'a night of a model line', required: true },
 );
 
-export const NIGHTLY_SCHEMA: Schema<NightlyInput> = refine(NIGHTLY_FIELDS, (nightly) => {
-  const refusal = diversityBoundRefusal(nightly.gate, nightly.round.evaluation.seedsPerPrompt);
-  return refusal === null ? null : { field: 'gate.maxDiversityLoss', expected: refusal };
-});
+export const NIGHTLY_SCHEMA: Schema<NightlyInput> = refine(NIGHTLY_FIELDS, (nightly) => gateRefusal(nightly.gate, nightly.round.evaluation));
 
 export function validateNightlyInput(input: unknown): Validation<NightlyInput> {
   return validateInput(NIGHTLY_SCHEMA, input);

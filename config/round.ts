@@ -8,7 +8,7 @@
  */
 import { JUDGE_SETTINGS, REFEREE_SETTINGS, type RefereeSettings, type Weights } from '../models/judge/config.js';
 import { SCHEDULER_CLASS_NAMES, type SchedulerClassName } from '../models/schedulers/names.js';
-import { diversityBoundRefusal, GATE_SCHEMA, type GateSettings } from './gate.js';
+import { GATE_SCHEMA, gateRefusal, type GateSettings } from './gate.js';
 import { promptSource, type PromptSource } from './prompts.js';
 import { boolean, integer, list, nullable, number, object, oneOf, refine, string, text, validateInput, type Schema, type Validation } from './schema.js';
 
@@ -374,10 +374,7 @@ const ROUND_FIELDS: Schema<RoundInput> = refine(
   { evenWithErrors: true },
 );
 
-const GATED_FIELDS: Schema<RoundInput> = refine(ROUND_FIELDS, (round) => {
-  const refusal = diversityBoundRefusal(round.gate, round.evaluation.seedsPerPrompt);
-  return refusal === null ? null : { field: 'gate.maxDiversityLoss', expected: refusal };
-});
+const GATED_FIELDS: Schema<RoundInput> = refine(ROUND_FIELDS, (round) => gateRefusal(round.gate, round.evaluation));
 
 // The validation split is drawn from this round's training prompts: a round that only retrains a dataset has none.
 export const ROUND_SCHEMA: Schema<RoundInput> = refine(GATED_FIELDS, (round) =>

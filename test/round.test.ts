@@ -112,9 +112,9 @@ describe('selfRewardRound', () => {
   it('runs sample, judge, curate, train, evaluate and report, and shows its figures', async () => {
     const workflowId = `round-${randomUUID()}`;
     const { result, progress, description } = await withWorkers(async () => {
-      // A gate with a diversity bound: the verdict is only reported, the figures it reads are checked below.
+      // A gate with a diversity bound and the referee's rules: the verdict is only reported, the figures it reads are checked below.
       // A referee grades the evaluation.
-      const gated = { ...roundInput, evaluation: refereed, gate: { minWinRateLow: 0, maxDiversityLoss: 0.5 } };
+      const gated = { ...roundInput, evaluation: refereed, gate: { minWinRateLow: 0, maxDiversityLoss: 0.5, maxRefereeDrop: 1, refuseHacking: true } };
       const handle = await env.client.workflow.start('selfRewardRound', { taskQueue: TASK_QUEUES.workflows, workflowId, args: [gated] });
       const result = (await handle.result()) as RoundResult;
       await recordHistory(env, workflowId);
@@ -196,8 +196,14 @@ describe('selfRewardRound', () => {
       parent: null,
     });
     expect(resumed).toEqual(stored);
-    expect(result.gate?.reasons).toHaveLength(3);
+    expect(result.gate?.reasons).toHaveLength(5);
     expect(result.gate?.reasons[2]).toMatch(/^diversity \d\.\d{4} -> \d\.\d{4} against the base's: /);
+    expect(result.gate?.reasons[3]).toMatch(/^referee object present \d+\.\d% against the base's \d+\.\d%: within the allowed drop of 100\.0%$/);
+    expect(result.gate?.reasons[4]).toBe(
+      stored.referee!.flaggedClasses.length === 0
+        ? 'hacking check against the base: no class flagged'
+        : `hacking check against the base flags ${stored.referee!.flaggedClasses.join(', ')}: the curation judge accepts more of their images that the referee rejects, beyond noise`,
+    );
     expect(await deps.store.exists(result.report.report)).toBe(true);
     const report = (await deps.store.get(result.report.report)).toString();
     expect(report).toContain('Tuned beats base in');
