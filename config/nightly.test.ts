@@ -107,7 +107,11 @@ describe('the gate', () => {
     const clean = gateVerdict({ ...gate, refuseHacking: true }, refereed, 'the champion');
     expect(clean.passed).toBe(true);
     expect(clean.reasons[2]).toBe('hacking check against the champion: no class flagged');
-    const hacked = gateVerdict({ ...gate, refuseHacking: true }, { ...refereed, referee: { ...refereed.referee, flaggedClasses: ['cross', 'star'] } }, 'the champion');
+    const hacked = gateVerdict(
+      { ...gate, refuseHacking: true },
+      { ...refereed, referee: { ...refereed.referee, flaggedClasses: ['cross', 'star'] } },
+      'the champion',
+    );
     expect(hacked.passed).toBe(false);
     expect(hacked.reasons[2]).toMatch(/^hacking check against the champion flags cross, star:/);
     const both = gateVerdict({ ...gate, maxRefereeDrop: 0.05, refuseHacking: true }, figures, 'the champion');
@@ -122,7 +126,10 @@ describe('the gate', () => {
     expect(() => nightly({ line: 'a', round, gate: { refuseHacking: true } })).toThrow(/gate\.refuseHacking.*evaluation\.referee/);
     expect(() => nightly({ line: 'a', round, gate: { maxRefereeDrop: 0 } })).toThrow(/gate\.maxRefereeDrop.*evaluation\.referee/);
     const refereed = { ...round, evaluation: { ...round.evaluation, referee: { detector: '/models/detr', clip: '/models/clip' } } };
-    expect(nightly({ line: 'a', round: refereed, gate: { refuseHacking: true, maxRefereeDrop: 0 } }).gate).toMatchObject({ refuseHacking: true, maxRefereeDrop: 0 });
+    expect(nightly({ line: 'a', round: refereed, gate: { refuseHacking: true, maxRefereeDrop: 0 } }).gate).toMatchObject({
+      refuseHacking: true,
+      maxRefereeDrop: 0,
+    });
   });
 
   it('reads the bound from the input, null by default, and refuses one that one seed per prompt cannot check', () => {
