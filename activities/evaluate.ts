@@ -1,6 +1,7 @@
 import type { RoundInput, SamplingSettings } from '../config/round.js';
 import {
   currentEvaluation,
+  refereeTable,
   type ClassAccuracyFigures,
   type Comparison,
   type EvaluateRequest,
@@ -365,6 +366,14 @@ export function createEvaluateRound(deps: ActivityDependencies) {
     deps.metrics.evaluationWinRate.record(result.winRate, {});
     deps.metrics.evaluationAccuracy.record(result.accuracyBase, { side: 'base' });
     deps.metrics.evaluationAccuracy.record(result.accuracyTuned, { side: 'tuned' });
+    if (result.referee !== null) {
+      // The judge's accuracy is `evaluationAccuracy` already.
+      for (const row of refereeTable(result.referee).table.filter((r) => r.metric !== 'judgeAccepted')) {
+        deps.metrics.evaluationReferee.record(row.base, { check: row.metric, side: 'base' });
+        deps.metrics.evaluationReferee.record(row.tuned, { check: row.metric, side: 'tuned' });
+      }
+      deps.metrics.evaluationFlaggedClasses.record(result.referee.flaggedClasses.length, {});
+    }
     return result;
   };
 }

@@ -95,6 +95,21 @@ export const METRICS = {
     unit: 'ratio',
     meaning: "the latest evaluated round's detector class accuracy, `side` `base` or `tuned`",
   },
+  evaluationReferee: {
+    name: 'selfreward_evaluation_referee',
+    instrument: 'gauge',
+    labels: ['check', 'side'],
+    unit: 'ratio',
+    meaning:
+      "the latest evaluated round's referee figures (with `evaluation.referee`), `check` `objectPresent`, `counting`, `colour`, `background`, `allCorrectImages` or `allCorrectPrompts`, `side` `base` or `tuned`",
+  },
+  evaluationFlaggedClasses: {
+    name: 'selfreward_evaluation_flagged_classes',
+    instrument: 'gauge',
+    labels: [],
+    unit: 'classes',
+    meaning: "the latest evaluated round's classes that the referee's hacking check flags against the base (with `evaluation.referee`)",
+  },
   lineChallengerWinRate: {
     name: 'selfreward_line_challenger_win_rate',
     instrument: 'gauge',

@@ -71,3 +71,16 @@ export function testReferee(): { readonly detector: string; readonly independent
   const referee = join(PACK, 'referee');
   return existsSync(join(referee, 'onnx', 'model.onnx')) ? { detector: referee, independent: true } : { detector: join(PACK, 'detector'), independent: false };
 }
+
+/** A round input's evaluation graded by `testReferee()` and the pack's CLIP, among the pack grammar's colours and backgrounds. */
+export function refereedEvaluation(roundInput: Record<string, unknown>): Record<string, unknown> {
+  return {
+    ...(roundInput['evaluation'] as Record<string, unknown>),
+    referee: {
+      detector: testReferee().detector,
+      clip: join(PACK, 'clip'),
+      colours: ['red', 'green', 'blue', 'yellow', 'purple', 'orange'],
+      backgrounds: ['white', 'black', 'gray'],
+    },
+  };
+}

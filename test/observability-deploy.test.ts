@@ -279,7 +279,14 @@ describe('metrics the dashboard and the alert rules query', () => {
 
   it('include the alerts an operator needs, each saying what to look at', () => {
     const queried = new Set(alerts.flatMap((a) => selectors(parse(a.expr)).map((s) => s.selector.name)));
-    for (const name of ['up', METRICS.activityFailures.name, METRICS.evaluationWinRate.name, METRICS.lineVerdicts.name, METRICS.trainerLoss.name]) {
+    for (const name of [
+      'up',
+      METRICS.activityFailures.name,
+      METRICS.evaluationWinRate.name,
+      METRICS.evaluationFlaggedClasses.name,
+      METRICS.lineVerdicts.name,
+      METRICS.trainerLoss.name,
+    ]) {
       expect(queried, name).toContain(name);
     }
     for (const { name, rule } of alerts) {

@@ -22,7 +22,7 @@ import { LOG_FIELDS } from '../observability/logs.js';
 import { METRICS, SDK_METRICS, type MetricSpec } from '../observability/metrics.js';
 import { LocalFolderStore } from '../store/local.js';
 import { getJson } from '../store/store.js';
-import { testDetector, tinyRoundInput } from './models.js';
+import { refereedEvaluation, testDetector, tinyRoundInput } from './models.js';
 import { freePort } from './servers.js';
 import { until, WorkerProcess } from './workerProcess.js';
 
@@ -76,7 +76,8 @@ beforeAll(async () => {
   const client = new SelfRewardClient(new Client({ connection: await Connection.connect({ address: `127.0.0.1:${port}` }) }));
   workflowId = `observed-${randomUUID()}`;
   // Training long enough (seconds) for its heartbeats, sent at most every 5 s, to show steps.
-  const input = tinyRoundInput(generator, detector, { sampling: { steps: 3 }, lora: { maxSteps: 400, batchSize: 2 } });
+  const tiny = tinyRoundInput(generator, detector, { sampling: { steps: 3 }, lora: { maxSteps: 400, batchSize: 2 } });
+  const input = { ...tiny, evaluation: refereedEvaluation(tiny) };
   const round = await client.startRound(input, { workflowId });
   result = await round.result({ onProgress: (p) => watched.push(p), intervalMs: 100 });
   history = (await round.workflow.fetchHistory()).events ?? [];
@@ -116,6 +117,11 @@ describe("a worker's metrics endpoint after a round", () => {
     expect(total(samples, METRICS.trainerLoss.name)).toBeGreaterThan(0);
     expect(total(samples, METRICS.evaluationWinRate.name)).toBeCloseTo(result.evaluation.winRate, 9);
     expect(total(samples, METRICS.evaluationAccuracy.name, { side: 'tuned' })).toBeCloseTo(result.evaluation.accuracyTuned, 9);
+    const referee = result.evaluation.referee!;
+    expect(total(samples, METRICS.evaluationReferee.name, { check: 'objectPresent', side: 'tuned' })).toBeCloseTo(referee.objectPresent.tuned, 9);
+    expect(total(samples, METRICS.evaluationReferee.name, { check: 'counting', side: 'base' })).toBeCloseTo(referee.counting!.base, 9);
+    expect(total(samples, METRICS.evaluationReferee.name, { check: 'judgeAccepted' })).toBe(0);
+    expect(total(samples, METRICS.evaluationFlaggedClasses.name)).toBe(referee.flaggedClasses.length);
     for (const activity of ['prepareRound', 'curateDataset', 'trainLora', 'sampleReferences', 'evaluateRound', 'writeReport']) {
       expect(total(samples, METRICS.activityAttempts.name, { activity }), activity).toBe(1);
     }

@@ -25,7 +25,7 @@ import { createEvaluateRound } from '../activities/evaluate.js';
 import { runActivity } from './activity.js';
 import { getJson } from '../store/store.js';
 import { localTemporal, recordHistory, testDependencies, withRoundWorkers } from './stack.js';
-import { PACK, testDetector, testReferee, tinyRoundInput } from './models.js';
+import { refereedEvaluation, testDetector, tinyRoundInput } from './models.js';
 import { chooseImages } from '../activities/selection.js';
 import { artifactKeys, roundRoot, trainingRoot, validationSeed } from '../contract/keys.js';
 import { validationSplit } from '../contract/seeds.js';
@@ -47,15 +47,7 @@ beforeAll(async () => {
   env = await localTemporal();
   deps = testDependencies(scratch);
   roundInput = tinyRoundInput(generator, detector, { sampling: { steps: 2 }, lora: { maxSteps: 2, batchSize: 2, checkpointEvery: 1 } });
-  refereed = {
-    ...(roundInput['evaluation'] as Record<string, unknown>),
-    referee: {
-      detector: testReferee().detector,
-      clip: join(PACK, 'clip'),
-      colours: ['red', 'green', 'blue', 'yellow', 'purple', 'orange'],
-      backgrounds: ['white', 'black', 'gray'],
-    },
-  };
+  refereed = refereedEvaluation(roundInput);
 });
 
 afterAll(async () => {
