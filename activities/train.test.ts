@@ -445,13 +445,14 @@ describe('trainLora', () => {
     // The precision is always passed (the trainer's default is the input's default); checkpointing only when asked for.
     expect(args.join(' ')).toContain('--mixed-precision no');
     expect(args).not.toContain('--gradient-checkpointing');
+    expect(args.join(' ')).toContain('--export-precision fp32');
     const gpu = trainerArguments(
-      roundInput({ maxSteps: 3, mixedPrecision: 'bf16', gradientCheckpointing: true }).lora,
+      roundInput({ maxSteps: 3, mixedPrecision: 'bf16', gradientCheckpointing: true, exportPrecision: 'fp16' }).lora,
       { generator: 'g', dataset: 'd', output: 'o' },
       'cuda:0',
       6,
     );
-    expect(gpu.join(' ')).toContain('--mixed-precision bf16 --gradient-checkpointing');
+    expect(gpu.join(' ')).toContain('--mixed-precision bf16 --gradient-checkpointing --export-precision fp16');
     const threads = { OMP_NUM_THREADS: '6', MKL_NUM_THREADS: '6' };
     expect(trainerEnvironment('cuda:3', 6, {})).toEqual({ ...threads, CUDA_VISIBLE_DEVICES: '3' });
     expect(trainerEnvironment('cpu', 6, {})).toEqual({ ...threads, CUDA_VISIBLE_DEVICES: '' });

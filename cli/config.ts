@@ -40,6 +40,7 @@ const PACK_LORA_FIELDS: Readonly<Record<string, string>> = {
   caption_dropout: 'captionDropout',
   mixed_precision: 'mixedPrecision',
   gradient_checkpointing: 'gradientCheckpointing',
+  export_precision: 'exportPrecision',
 };
 
 interface PackManifest {

@@ -26,7 +26,14 @@ describe('validateRoundInput', () => {
     expect(round.sampling).toMatchObject({ steps: 20, guidanceScale: 7.5, negativePrompt: '' });
     expect(round.selection.rule).toBe('paper');
     expect(round.judge).toMatchObject({ detector: 'packs/shapes/detector', captioner: null, threshold: 0.5 });
-    expect(round.lora).toMatchObject({ rank: 4, learningRate: 1e-4, maxSteps: null, mixedPrecision: 'no', gradientCheckpointing: false });
+    expect(round.lora).toMatchObject({
+      rank: 4,
+      learningRate: 1e-4,
+      maxSteps: null,
+      mixedPrecision: 'no',
+      gradientCheckpointing: false,
+      exportPrecision: 'fp32',
+    });
     expect(round.sampling.batchSize).toBeNull();
     expect(round.evaluation).toMatchObject({ seedsPerPrompt: 4, seed: 500_000, guidanceScale: null, scheduler: null });
     expect(round.sampling.scheduler).toBeNull();
@@ -63,7 +70,15 @@ describe('validateRoundInput', () => {
       samplesPerPrompt: 0,
       sampling: { steps: 2.5, guidanceScale: 'high', scheduler: 'DDPMScheduler', batchSize: 0 },
       judge: { detector: '', clip: 'packs/shapes/clip', threshold: 2 },
-      lora: { learningRate: 0, lrScheduler: 'linear', rnak: 8, captionDropout: 1, mixedPrecision: 'fp8', gradientCheckpointing: 'yes' },
+      lora: {
+        learningRate: 0,
+        lrScheduler: 'linear',
+        rnak: 8,
+        captionDropout: 1,
+        mixedPrecision: 'fp8',
+        gradientCheckpointing: 'yes',
+        exportPrecision: 'half',
+      },
       selection: { rule: 'best', perPrompt: 0 },
       activities: { heartbeatTimeoutSeconds: 5 },
     });
@@ -85,6 +100,7 @@ describe('validateRoundInput', () => {
       'lora.captionDropout': 'a probability in [0, 0.99]',
       'lora.mixedPrecision': 'one of "no", "fp16", "bf16"',
       'lora.gradientCheckpointing': 'true or false',
+      'lora.exportPrecision': 'one of "fp32", "fp16"',
       'lora.rnak': expect.stringContaining('no such field') as unknown as string,
       'activities.heartbeatTimeoutSeconds': 'an integer in [15, 3600]',
     });

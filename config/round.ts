@@ -38,6 +38,7 @@ export type { RefereeSettings };
 export type SelectionRule = 'paper' | 'combined';
 export type LrScheduler = 'constant' | 'cosine';
 export type MixedPrecision = 'no' | 'fp16' | 'bf16';
+export type ExportPrecision = 'fp32' | 'fp16';
 
 export interface SelectionSettings {
   /** `paper`: top checklist tier, then highest detection; `combined`: highest combined score. */
@@ -93,6 +94,11 @@ export interface LoraSettings {
   readonly mixedPrecision: MixedPrecision;
   /** Recompute the UNet's activations in the backward pass: less memory, more compute. */
   readonly gradientCheckpointing: boolean;
+  /**
+   * Weights and compute of the fused `unet/model.onnx` the round writes: `fp16` halves it for
+   * CUDA workers, attention scores and softmax staying fp32. Its inputs and outputs are float32 either way.
+   */
+  readonly exportPrecision: ExportPrecision;
   /**
    * LoRAs trained side by side from the one curated dataset, trainer seeds `seed`, `seed + 1`, ...;
    * with more than one, the one that scores best on a validation split of the training prompts is
@@ -298,6 +304,11 @@ const ROUND_FIELDS: Schema<RoundInput> = refine(
           gradientCheckpointing: boolean({
             default: false,
             meaning: "recompute the UNet's activations in the backward pass: much less GPU memory for about a third more training time",
+          }),
+          exportPrecision: oneOf(['fp32', 'fp16'], {
+            default: 'fp32',
+            meaning:
+              'weights and compute of the tuned UNet the round exports (`unet/model.onnx`, LoRA fused): `fp16` halves its size and suits CUDA workers, attention scores and softmax staying fp32 (SD 2.x overflows there in fp16, drawing black images); inputs and outputs are float32 either way. On a CPU worker fp16 runs slower than fp32 and a full-size UNet takes very long to export',
           }),
           seeds: integer({
             min: 1,

@@ -84,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-every", type=int, default=1, metavar="N", help="emit a step event every N steps (default: %(default)s)")
     p.add_argument("--skip-onnx", action="store_true", help="do not export unet/model.onnx")
     p.add_argument(
+        "--export-precision",
+        choices=("fp32", "fp16"),
+        default="fp32",
+        help="weights and compute of unet/model.onnx: fp16 halves it for onnxruntime's CUDA provider, attention scores and "
+        "softmax staying fp32 (SD 2.x overflows there in fp16); inputs and outputs are float32 either way. fp16 is traced "
+        "on the GPU when training runs on one; on a CPU, a full-size UNet takes very long (default: %(default)s)",
+    )
+    p.add_argument(
         "--stop-on-stdin-close",
         action="store_true",
         help="stop as on SIGTERM when stdin reaches end of file: a parent that keeps a pipe to it open stops the trainer by dying",

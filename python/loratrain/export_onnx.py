@@ -34,8 +34,11 @@ weights in one `model.onnx_data` file beside `model.onnx`; keep the two together
 `--fp16` (for GPU users) makes the UNet and VAE graphs compute in float16, traced
 from diffusers' own half-precision models (which keep the timestep embedding in
 float32), while inputs and outputs stay float32 as above, so a sampler needs no
-change. It halves their size and suits onnxruntime's CUDA provider; on CPU they
-run, but slower than fp32. The text encoder, run once per prompt, stays fp32.
+change. Attention scores and their softmax stay float32 in every attention block:
+in float16 they overflow in SD 2.x's UNet (its config's `upcast_attention`), and
+onnxruntime's CUDA provider then draws black images. It halves the files' size and
+suits that provider; on CPU they run, but slower than fp32. The text encoder, run
+once per prompt, stays fp32.
 
 Before putting each file in place, the exporter runs it in onnxruntime on a random
 input of another batch size and spatial size than the one traced, compares with

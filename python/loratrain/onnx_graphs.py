@@ -46,6 +46,8 @@ class ExportSpec:
 class ExportResult:
     part: str
     path: Path
+    # The graph's weights and compute, `fp32` or `fp16`; its inputs and outputs are float32 either way.
+    precision: str
     external_data: bool
     max_abs_diff: dict[str, float]
     seconds: float
@@ -54,6 +56,7 @@ class ExportResult:
         return {
             "part": self.part,
             "path": str(self.path),
+            "precision": self.precision,
             "external_data": self.external_data,
             "max_abs_diff": self.max_abs_diff,
             "seconds": round(self.seconds, 2),
@@ -102,12 +105,30 @@ class _VaeEncoder(torch.nn.Module):
         return moments[:, : self.vae.config.latent_channels]
 
 
+def _attention_in_float32(module: torch.nn.Module) -> None:
+    """Makes every diffusers attention block in `module` compute its scores (query times
+    key) and their softmax in float32, the probabilities going back to float16 before
+    they weigh the values. In float16 those scores overflow in SD 2.x's UNet, which is why
+    its config sets `upcast_attention`; an overflow is NaN in the graph and a black image.
+    The default processor, PyTorch's fused attention, ignores the upcast flags and traces
+    to a float16 Softmax; diffusers' plain `AttnProcessor` honours them."""
+    from diffusers.models.attention_processor import Attention, AttnProcessor
+
+    for block in module.modules():
+        if isinstance(block, Attention):
+            block.upcast_attention = True
+            block.upcast_softmax = True
+            block.set_processor(AttnProcessor())
+
+
 class _Float16(torch.nn.Module):
-    """A graph wrapper turned half-precision inside, float32 at its edges.
-    `timestep` stays float32: diffusers computes its sinusoidal embedding in float32."""
+    """A graph wrapper turned half-precision inside, float32 at its edges and in attention
+    (see `_attention_in_float32`). `timestep` stays float32: diffusers computes its
+    sinusoidal embedding in float32."""
 
     def __init__(self, inner: torch.nn.Module, names: Sequence[str]):
         super().__init__()
+        _attention_in_float32(inner)
         self.inner = inner.half()
         self.names = list(names)
 
@@ -336,15 +357,24 @@ def export_spec(part: str, spec: ExportSpec, path: Path, *, external_data: bool 
         elif data.exists():
             data.unlink()
         os.replace(staged, path)
-    return ExportResult(part, path, external, diffs, time.perf_counter() - start)
+    precision = "fp16" if next(spec.module.parameters()).dtype == torch.float16 else "fp32"
+    return ExportResult(part, path, precision, external, diffs, time.perf_counter() - start)
 
 
-def export_unet(unet: torch.nn.Module, out_dir: Path, sequence_length: int, **kwargs) -> ExportResult:
-    """Export a UNet (e.g. one with a LoRA fused in) to `out_dir/model.onnx`, with its
-    config.json beside it."""
+def export_unet(unet: torch.nn.Module, out_dir: Path, sequence_length: int, *, fp16: bool = False, **kwargs) -> ExportResult:
+    """Export a float32 UNet (e.g. one with a LoRA fused in) to `out_dir/model.onnx`, as a
+    float16 graph with `fp16` (see `half_precision`), with its config.json beside it."""
     out_dir.mkdir(parents=True, exist_ok=True)
     unet.save_config(str(out_dir))
-    return export_spec("unet", unet_spec(unet, sequence_length), out_dir / "model.onnx", **kwargs)
+    spec = unet_spec(unet, sequence_length)
+    return export_spec("unet", half_precision(spec) if fp16 else spec, out_dir / "model.onnx", **kwargs)
+
+
+def exact_cuda_float32() -> None:
+    """Turns off TF32 on CUDA: its convolutions and matmuls would differ from the graph by
+    more than the check after export allows."""
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
 
 
 def sequence_length(generator: Path) -> int:
@@ -368,9 +398,7 @@ def export_generator(
     from transformers import CLIPTextModel
 
     if device.startswith("cuda"):
-        # TF32 convolutions would differ from the graph by more than the check allows.
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cuda.matmul.allow_tf32 = False
+        exact_cuda_float32()
     results = []
     for part in parts:
         if part == "text_encoder":

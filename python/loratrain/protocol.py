@@ -6,7 +6,7 @@ Protocol (the product runs this as a child process):
 - stdout carries only JSON lines, each with `event` and `elapsed` (seconds since
   start): `start` (step, total, dataset_size, ...), `phase` (load, cache, train,
   save, export), `step` (step, total, loss, lr), `checkpoint` (step, path), `onnx`
-  (path, max_abs_diff), `done` (final_loss, lora, unet_onnx), `stopped` (signal,
+  (path, precision, max_abs_diff), `done` (final_loss, lora, unet_onnx), `stopped` (signal,
   step, checkpoint, exit_code), `error` (kind, message). Everything else, library
   output included, goes to stderr.
 - exit codes: 0 done; 2 bad input (one line on stderr naming the file, line or
@@ -29,7 +29,8 @@ Protocol (the product runs this as a child process):
 - --output receives `pytorch_lora_weights.safetensors` (diffusers keys, loadable
   with `StableDiffusionPipeline.load_lora_weights`), `unet/model.onnx` +
   `unet/config.json` (the UNet with the LoRA fused: a tuned generator is the base
-  folder with this unet/ in place of its own), `metrics.json`, and
+  folder with this unet/ in place of its own; fp32 or fp16 inside as
+  --export-precision says, float32 inputs and outputs either way), `metrics.json`, and
   `checkpoints/step-NNNNNNNN/`: `pytorch_lora_weights.safetensors`, `optimizer.pt`
   (AdamW and fp16 grad-scaler state) and `state.json` (step, epoch, position in
   epoch, loss history, recipe). Checkpoints are written atomically; the newest

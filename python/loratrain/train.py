@@ -255,7 +255,7 @@ def train(args: argparse.Namespace, events: Events, stop: StopRequest) -> int:
     onnx_result = None
     if not args.skip_onnx:
         events.emit("phase", phase="export")
-        onnx_result = export_fused_unet(args.generator, weights, args.output / "unet")
+        onnx_result = export_fused_unet(args.generator, weights, args.output / "unet", args.export_precision == "fp16", device)
         events.emit("onnx", **onnx_result.as_json())
 
     wall = events.elapsed()
@@ -272,20 +272,26 @@ def train(args: argparse.Namespace, events: Events, stop: StopRequest) -> int:
     return EXIT_OK
 
 
-def export_fused_unet(generator: Path, weights: Path, out_dir: Path):
-    """Fuse the saved LoRA into a fresh fp32 copy of the base UNet and export it; the
-    fused graph is built from the very file users load, not from training state."""
+def export_fused_unet(generator: Path, weights: Path, out_dir: Path, fp16: bool, device):
+    """Fuse the saved LoRA into a fresh fp32 copy of the base UNet and export it, as an
+    fp16 graph with `fp16`; the fused graph is built from the very file users load, not
+    from training state. An fp16 graph is traced on `device` when that is a GPU, since
+    PyTorch's float16 kernels on the CPU took over 25 minutes on SD 2.1's UNet
+    (docs/scale.md); otherwise on the CPU."""
     import torch
     from diffusers import UNet2DConditionModel
     from safetensors.torch import load_file
 
-    from .onnx_graphs import export_unet, sequence_length
+    from .onnx_graphs import exact_cuda_float32, export_unet, sequence_length
 
     unet = UNet2DConditionModel.from_pretrained(str(generator / "unet"), torch_dtype=torch.float32)
     unet.load_lora_adapter(load_file(str(weights)), prefix="unet", adapter_name="trained")
     unet.fuse_lora()
     unet.unload_lora()
-    return export_unet(unet, out_dir, sequence_length(generator))
+    if fp16 and device.type == "cuda":
+        exact_cuda_float32()
+        unet.to(device)
+    return export_unet(unet, out_dir, sequence_length(generator), fp16=fp16)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -423,6 +423,7 @@ def test_resume_with_another_recipe_exits_2(trained, tiny_generator, tiny_datase
 
 
 def test_fp16_graphs_keep_float32_inputs_and_outputs(tiny_generator, tmp_path):
+    import onnx
     from diffusers import UNet2DConditionModel
 
     from loratrain.onnx_graphs import export_spec, half_precision, unet_spec
@@ -438,7 +439,9 @@ def test_fp16_graphs_keep_float32_inputs_and_outputs(tiny_generator, tmp_path):
         "encoder_hidden_states": "tensor(float)",
     }
     assert [o.type for o in session.get_outputs()] == ["tensor(float)"]
-    assert path.stat().st_size < 0.6 * (tiny_generator / "unet" / "diffusion_pytorch_model.safetensors").stat().st_size
+    # The weights halve; the nodes (about a fifth of this tiny graph's file) do not.
+    weights = sum(len(t.raw_data) for t in onnx.load(str(path)).graph.initializer)
+    assert weights < 0.55 * (tiny_generator / "unet" / "diffusion_pytorch_model.safetensors").stat().st_size
 
 
 def test_min_snr_weights_cap_the_easy_timesteps_only():
