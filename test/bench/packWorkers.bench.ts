@@ -6,9 +6,9 @@
  * It prints per W the wall time, the activities' summed run times (started to completed, from
  * the history), each stage's wall time, the history's size and wall(W) / wall(1).
  * Options: --workers 1,2 --threads N (per GPU worker; default floor(cores / W)) --override JSON
- * (fields over the preset's, merged as `selfreward round --override` merges them, e.g.
- * '{"lora":{"maxSteps":20},"samplesPerPrompt":2}'). Without `shards` in the override a round
- * gets max(the preset's shards, 2 W), so every GPU worker has shards to take.
+ * (fields merged over the preset's key by key, e.g. '{"lora":{"maxSteps":20},"samplesPerPrompt":2}').
+ * Without `shards` in the override a round gets max(the preset's shards, 2 W), so every GPU worker
+ * has shards to take.
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -108,13 +108,15 @@ const seconds = (value: number | null) => (value === null ? '-' : value.toFixed(
 
 const sample = roundInput(1);
 console.log(
-  `pack workers: the shapes preset${values.override === '{}' ? '' : ` with ${values.override}`}: ${promptCount(sample.prompts)} training prompts × ${sample.samplesPerPrompt} images, ` +
+  `pack workers: the shapes preset${values.override === '{}' ? '' : ' with --override'}: ${promptCount(sample.prompts)} training prompts × ${sample.samplesPerPrompt} images, ` +
     `${sample.sampling.steps} steps; LoRA ${sample.lora.maxSteps === null ? `${sample.lora.epochs} epochs` : `${sample.lora.maxSteps} steps`}; ` +
-    `${promptCount(sample.evaluation.prompts)} held-out prompts × ${sample.evaluation.seedsPerPrompt} seeds`,
+    `${promptCount(sample.evaluation.prompts)} held-out prompts × ${sample.evaluation.seedsPerPrompt} seeds each`,
 );
 console.log(
-  `host: ${cores} cores. Every worker and the dev server share them, and so does anything else running: compare wall times only from runs on an otherwise idle host (see the load averages).`,
+  `host: ${cores} cores, shared by every worker and the dev server and by anything else running: wall times mean little unless the host is otherwise idle (see the load averages).`,
 );
+if (values.threads === undefined)
+  console.log('threads per GPU worker: floor(cores / W), so they change with W; --threads N holds them fixed, to compare the workers alone.');
 const table = new Table([
   'workers',
   'threads',
@@ -136,7 +138,7 @@ for (const w of workerCounts) {
   const loadBefore = loadavg()[0]!;
   const { wall, events } = await measure(w, input, threads);
   const loadAfter = loadavg()[0]!;
-  if (w === 1) wallOfOne = wall;
+  if (w === 1) wallOfOne ??= wall;
   const runs = activityRuns(events);
   const size = historySize(events);
   table.printRow([
