@@ -26,7 +26,8 @@ export class WorkerProcess {
   ) {
     this.child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'workers', ENTRY_POINTS[role])], {
       cwd: REPO_ROOT,
-      env: { ...process.env, ...environment, SELF_REWARD_WORK_DIR: workDir, SELF_REWARD_THREADS: '1', OMP_NUM_THREADS: '1' },
+      // One thread unless `environment` says otherwise: test workers share the host's cores.
+      env: { ...process.env, SELF_REWARD_THREADS: '1', OMP_NUM_THREADS: '1', ...environment, SELF_REWARD_WORK_DIR: workDir },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.logFile = `${workDir}.log`;
@@ -36,7 +37,7 @@ export class WorkerProcess {
     this.exited = new Promise((done) => this.child.once('exit', (code, signal) => done(code ?? (signal === null ? null : -1))));
   }
 
-  /** Starts one and waits until it polls; `environment` holds TEMPORAL_ADDRESS and the store's settings. */
+  /** Starts one and waits until it polls; `environment` holds TEMPORAL_ADDRESS and the store's settings (and SELF_REWARD_THREADS, OMP_NUM_THREADS to give it more than one thread). */
   static async start(workDir: string, environment: Readonly<Record<string, string>>, role: keyof typeof ENTRY_POINTS = 'all'): Promise<WorkerProcess> {
     const worker = new WorkerProcess(workDir, environment, role);
     running.push(worker);

@@ -11,8 +11,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -20,11 +18,11 @@ import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker';
 
-import { startTemporal } from '../../cli/servers.js';
 import { SelfRewardClient } from '../../client/index.js';
 import { ACTIVITY_ROLES, activitiesOf, TASK_QUEUES } from '../../contract/workers.js';
 import { WORKFLOWS_PATH } from '../../workers/plugin.js';
-import { freePort, REPO_ROOT } from '../servers.js';
+import { REPO_ROOT } from '../servers.js';
+import { activityRuns, historySize, startBenchServer, Table } from './harness.js';
 import { standInActivities, type StandInDurations } from './standInActivities.js';
 
 const { values } = parseArgs({
@@ -73,10 +71,8 @@ async function startGpuWorker(address: string): Promise<ChildProcess> {
 
 const GPU_ACTIVITIES = new Set(Object.entries(ACTIVITY_ROLES).flatMap(([name, role]) => (role === 'gpu' ? [name] : [])));
 
-const scratch = await mkdtemp(join(tmpdir(), 'bench-fanout-'));
-const port = await freePort();
-const server = await startTemporal({ stateDir: scratch, port, uiPort: null });
-const address = `127.0.0.1:${port}`;
+const server = await startBenchServer('bench-fanout-');
+const { address } = server;
 try {
   const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { info() {}, warn() {}, error() {}, debug() {}, trace() {}, log() {} } });
   const native = await NativeConnection.connect({ address });
@@ -91,7 +87,8 @@ try {
   console.log(
     `fan-out: ${shards} shards, sample ${durations.sample} s + judge ${durations.judge} s each, train ${durations.train} s beside references ${durations.references} s, evaluate ${durations.evaluate} s`,
   );
-  console.log('workers  wall s  ideal s  efficiency  queue latency ms  events  history KB');
+  const table = new Table(['workers', 'wall s', 'ideal s', 'efficiency', 'queue latency ms', 'events', 'history KB']);
+  table.printHeader();
   for (const w of workerCounts) {
     const gpus = await Promise.all(Array.from({ length: w }, () => startGpuWorker(address)));
     const cpu = await Worker.create({
@@ -108,26 +105,27 @@ try {
         const wall = (performance.now() - started) / 1000;
         return { wall, events: (await round.workflow.fetchHistory()).events ?? [] };
       });
-      const time = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) => Number(t?.seconds ?? 0) * 1000 + (t?.nanos ?? 0) / 1e6;
-      const scheduled = new Map(
-        events.flatMap((e) =>
-          e.activityTaskScheduledEventAttributes
-            ? [[Number(e.eventId), { at: time(e.eventTime), type: e.activityTaskScheduledEventAttributes.activityType?.name ?? '' }]]
-            : [],
-        ),
-      );
-      const starts = events.flatMap((e) => {
-        const from = e.activityTaskStartedEventAttributes ? scheduled.get(Number(e.activityTaskStartedEventAttributes.scheduledEventId)) : undefined;
-        return from === undefined ? [] : [{ type: from.type, wait: time(e.eventTime) - from.at }];
-      });
+      const runs = activityRuns(events);
       // Latency where a worker was free: the CPU worker's activities and the first wave of shards
       // (later shards wait for a GPU worker, which the ideal counts).
-      const free = [...starts.filter((s) => !GPU_ACTIVITIES.has(s.type)), ...starts.filter((s) => s.type === 'sampleShard').slice(0, w)];
-      const latency = free.reduce((sum, s) => sum + s.wait, 0) / free.length;
-      const bytes = Buffer.byteLength(JSON.stringify(events));
-      console.log(
-        `${String(w).padStart(7)}  ${wall.toFixed(1).padStart(6)}  ${ideal(w).toFixed(1).padStart(7)}  ${(ideal(w) / wall).toFixed(3).padStart(10)}  ${latency.toFixed(0).padStart(16)}  ${String(events.length).padStart(6)}  ${(bytes / 1024).toFixed(0).padStart(10)}`,
-      );
+      const free = [
+        ...runs.filter((r) => !GPU_ACTIVITIES.has(r.type)),
+        ...runs
+          .filter((r) => r.type === 'sampleShard')
+          .sort((a, b) => a.started - b.started)
+          .slice(0, w),
+      ];
+      const latency = free.reduce((sum, r) => sum + (r.started - r.scheduled), 0) / free.length;
+      const size = historySize(events);
+      table.printRow([
+        String(w),
+        wall.toFixed(1),
+        ideal(w).toFixed(1),
+        (ideal(w) / wall).toFixed(3),
+        latency.toFixed(0),
+        String(size.events),
+        (size.bytes / 1024).toFixed(0),
+      ]);
     } finally {
       for (const gpu of gpus) gpu.kill('SIGTERM');
       await Promise.all(gpus.map((gpu) => new Promise((done) => gpu.once('exit', done))));
@@ -136,5 +134,4 @@ try {
   await native.close();
 } finally {
   await server.stop();
-  await rm(scratch, { recursive: true, force: true });
 }
