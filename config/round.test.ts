@@ -32,7 +32,7 @@ describe('validateRoundInput', () => {
     expect(round.sampling.scheduler).toBeNull();
     expect(round.selection.perPrompt).toBe(1);
     expect(round.generator.tunedUnet).toBeNull();
-    expect(round.activities).toEqual({ heartbeatTimeoutSeconds: 60, maximumAttempts: 5 });
+    expect(round.activities).toEqual({ heartbeatTimeoutSeconds: 60, maximumAttempts: 5, judgeScheduleToStartSeconds: 30 });
   });
 
   it("has no referee unless asked, and fills a referee's GenEval defaults, naming its bad fields", () => {
@@ -65,7 +65,7 @@ describe('validateRoundInput', () => {
       judge: { detector: '', clip: 'packs/shapes/clip', threshold: 2 },
       lora: { learningRate: 0, lrScheduler: 'linear', rnak: 8, captionDropout: 1, mixedPrecision: 'fp8', gradientCheckpointing: 'yes' },
       selection: { rule: 'best', perPrompt: 0 },
-      activities: { heartbeatTimeoutSeconds: 5 },
+      activities: { heartbeatTimeoutSeconds: 5, judgeScheduleToStartSeconds: 0 },
     });
     expect(result.ok).toBe(false);
     if (result.ok) return;
@@ -87,6 +87,7 @@ describe('validateRoundInput', () => {
       'lora.gradientCheckpointing': 'true or false',
       'lora.rnak': expect.stringContaining('no such field') as unknown as string,
       'activities.heartbeatTimeoutSeconds': 'an integer in [15, 3600]',
+      'activities.judgeScheduleToStartSeconds': 'an integer in [1, 3600]',
     });
     expect(describeErrors(result.errors)).toContain('sampling.steps: expected an integer in [1, 1000], got 2.5');
   });
