@@ -666,7 +666,12 @@ describe("a shard's judge on the GPU worker that sampled it", () => {
 
   async function workflowWorker(activities: RoundActivities): Promise<Worker> {
     bundle ??= await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH });
-    return Worker.create({ connection: env.nativeConnection, taskQueue: TASK_QUEUES.workflows, workflowBundle: bundle, activities: activitiesOf('cpu', activities) });
+    return Worker.create({
+      connection: env.nativeConnection,
+      taskQueue: TASK_QUEUES.workflows,
+      workflowBundle: bundle,
+      activities: activitiesOf('cpu', activities),
+    });
   }
 
   /** The queue each judgeShard task of the run was scheduled on, in order. */
@@ -685,7 +690,11 @@ describe("a shard's judge on the GPU worker that sampled it", () => {
     const workflows = await workflowWorker(activities);
     const input = { ...campaignRoundInput, shards: 4, prompts: [1, 2, 3, 4].map((n) => ({ className: 'circle', text: `${n} red circles` })) };
     const { result, queues } = await workflows.runUntil(async () => {
-      const handle = await env.client.workflow.start('selfRewardRound', { taskQueue: TASK_QUEUES.workflows, workflowId: `judge-here-${randomUUID()}`, args: [input] });
+      const handle = await env.client.workflow.start('selfRewardRound', {
+        taskQueue: TASK_QUEUES.workflows,
+        workflowId: `judge-here-${randomUUID()}`,
+        args: [input],
+      });
       const done = handle.result();
       await Promise.all([a.run(done), b.run(done)]);
       return { result: (await done) as RoundResult, queues: await judgeQueues(handle) };
@@ -737,7 +746,11 @@ describe('a GPU worker set up by the plugin', () => {
     const other = selfRewardPlugin({ role, dependencies: dependenciesFromEnvironment({ SELF_REWARD_STORE: join(scratch, 'store') }) });
     expect(plugin.workerQueue).toMatch(new RegExp(`^${TASK_QUEUES.gpu}@`));
     expect(other.workerQueue).not.toBe(plugin.workerQueue);
-    const worker = await Worker.create({ connection: env.nativeConnection, taskQueue: role === 'gpu' ? TASK_QUEUES.gpu : TASK_QUEUES.workflows, plugins: [plugin] });
+    const worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue: role === 'gpu' ? TASK_QUEUES.gpu : TASK_QUEUES.workflows,
+      plugins: [plugin],
+    });
     const pollers = await worker.runUntil(async () => {
       for (;;) {
         const { pollers } = await env.client.workflowService.describeTaskQueue({

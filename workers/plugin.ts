@@ -113,7 +113,9 @@ export class SelfRewardPlugin extends SimplePlugin {
     const queues = this.settings.role === 'all' ? [TASK_QUEUES.gpu, this.workerQueue] : [this.workerQueue];
     const companions = await Promise.all(
       queues.map((taskQueue) =>
-        Worker.create(roleOptions('gpu', this.activities, { connection, namespace, taskQueue, shutdownGraceTime: shutdownGraceTimeMs }, this.settings.tracing, taskQueue)),
+        Worker.create(
+          roleOptions('gpu', this.activities, { connection, namespace, taskQueue, shutdownGraceTime: shutdownGraceTimeMs }, this.settings.tracing, taskQueue),
+        ),
       ),
     );
     // Any worker stopping stops the others: the process serves all its queues or none.
