@@ -690,14 +690,13 @@ describe("a shard's judge on the GPU worker that sampled it", () => {
     const workflows = await workflowWorker(activities);
     const input = { ...campaignRoundInput, shards: 4, prompts: [1, 2, 3, 4].map((n) => ({ className: 'circle', text: `${n} red circles` })) };
     const { result, queues } = await workflows.runUntil(async () => {
-      const handle = await env.client.workflow.start('selfRewardRound', {
-        taskQueue: TASK_QUEUES.workflows,
-        workflowId: `judge-here-${randomUUID()}`,
-        args: [input],
-      });
+      const workflowId = `judge-here-${randomUUID()}`;
+      const handle = await env.client.workflow.start('selfRewardRound', { taskQueue: TASK_QUEUES.workflows, workflowId, args: [input] });
       const done = handle.result();
       await Promise.all([a.run(done), b.run(done)]);
-      return { result: (await done) as RoundResult, queues: await judgeQueues(handle) };
+      const result = (await done) as RoundResult;
+      await recordHistory(env, workflowId);
+      return { result, queues: await judgeQueues(handle) };
     });
     expect(result.judged.map((j) => j.shard)).toEqual([0, 1, 2, 3]);
     // Both workers sampled, and every shard was judged by the one that sampled it, from that worker's queue.
