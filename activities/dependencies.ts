@@ -1,6 +1,7 @@
 import type { SelfRewardMetrics } from '../observability/metrics.js';
 import type { ArtifactStore } from '../store/store.js';
 import type { ModelRuntime } from './runtime.js';
+import type { SampleCache } from './sampleCache.js';
 
 /** The Python LoRA trainer as a command line: `[program, ...args]` to which the trainer's flags are appended. */
 export interface TrainerCommand {
@@ -26,4 +27,11 @@ export interface ActivityDependencies {
   readonly allowedPaths: readonly string[] | null;
   /** Where the activities record what they did (`observability/metrics.ts`). */
   readonly metrics: SelfRewardMetrics;
+  /** The images this worker sampled, kept for their judge (SELF_REWARD_SAMPLE_CACHE_MB); absent: the judge reads the store. */
+  readonly sampleCache?: SampleCache;
+  /**
+   * The task queue this worker alone polls (the plugin sets it): a shard's sampling result names
+   * it, so the shard's judge is scheduled where its images are cached.
+   */
+  readonly workerQueue?: string;
 }

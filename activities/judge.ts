@@ -8,6 +8,7 @@ import type { ActivityDependencies } from './dependencies.js';
 import { badData } from './failures.js';
 import { withProgress } from './progress.js';
 import { roundInput } from './input.js';
+import { readSampled } from './sampleCache.js';
 
 function detectedCount(records: readonly PromptScores[], threshold: number): number {
   return records.reduce((n, r) => n + r.images.filter((i) => i.detection >= threshold).length, 0);
@@ -22,7 +23,7 @@ async function scorePrompt(
   recordKey: string,
 ): Promise<PromptScores> {
   return deps.runtime.withJudge(settings, async (judge) => {
-    const decoded = await Promise.all(images.map(async (image) => decodeImage(await deps.store.get(image.key), image.key)));
+    const decoded = await Promise.all(images.map((image) => readSampled(deps.sampleCache, deps.store, image.key, (bytes) => decodeImage(bytes, image.key))));
     const started = performance.now();
     const verdict = await judge.judge(prompt.text, prompt.className, decoded);
     deps.metrics.imageSeconds.record((performance.now() - started) / 1000 / Math.max(1, images.length), { stage: 'judge' });
@@ -50,7 +51,8 @@ async function scorePrompt(
 /**
  * Judges one shard's images prompt by prompt (the judge compares a prompt's images with its
  * class), writing one score record per prompt with a score per image. A retry skips prompts
- * whose record exists. The manifest is written last.
+ * whose record exists. The manifest is written last. Images come from this worker's sample cache
+ * when it sampled them, else from the store; once judged, they leave the cache.
  */
 export function createJudgeShard(deps: ActivityDependencies) {
   return async function judgeShard({ root, inputKey, shard, samples: samplesKey }: JudgeRequest): Promise<JudgeShardResult> {
@@ -82,6 +84,7 @@ export function createJudgeShard(deps: ActivityDependencies) {
       shard,
       records: records.map((r) => artifactKeys.scoreRecord(root, shard, r.promptIndex)),
     } satisfies JudgeManifest);
+    await deps.sampleCache?.delete(samples.images.map((image) => image.key));
     return { shard, manifest: manifestKey, images: judged, detected: detectedCount(records, threshold) };
   };
 }

@@ -15,6 +15,7 @@ import { LocalFolderStore } from '../store/local.js';
 import { runActivity, storedInput } from '../test/activity.js';
 import type { ActivityDependencies } from './dependencies.js';
 import { ModelRuntime } from './runtime.js';
+import { SampleCache } from './sampleCache.js';
 import { samplePngs, seedBatches } from './sampling.js';
 import { createActivities } from './index.js';
 import { artifactKeys, roundRoot } from '../contract/keys.js';
@@ -95,6 +96,23 @@ describe('sampleShard', () => {
     const none = recorder(again);
     expect(await runActivity(again, sampleShard, { root, inputKey, shard: 0 })).toEqual(first);
     expect(none).toEqual([]);
+  });
+
+  it("keeps each image it samples in the worker's cache, the store's bytes, and names the worker's own queue", async () => {
+    const sampleCache = new SampleCache(join(deps.workDir, 'samples'), 1 << 20);
+    const { sampleShard } = createActivities({ ...deps, sampleCache, workerQueue: 'self-reward-gpu@test' });
+    const root = roundRoot('sample-cache', 'run-1', 1);
+    const result = await runActivity(new MockActivityEnvironment(), sampleShard, { root, inputKey: await storedInput(deps.store, root, input), shard: 1 });
+    expect(result).toMatchObject({ shard: 1, images: 2, workerQueue: 'self-reward-gpu@test' });
+    for (const k of [0, 1]) {
+      const key = artifactKeys.sampledImage(root, 1, 1, k);
+      expect(await sampleCache.get(key)).toEqual(await deps.store.get(key));
+    }
+    // Without a queue of its own (a worker not set up by the plugin), the result names none.
+    const { sampleShard: plain } = createActivities(deps);
+    expect(
+      await runActivity(new MockActivityEnvironment(), plain, { root, inputKey: await storedInput(deps.store, root, input), shard: 1 }),
+    ).not.toHaveProperty('workerQueue');
   });
 
   it('fails without retry when the generator folder is not a generator', async () => {

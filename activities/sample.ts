@@ -9,27 +9,30 @@ import { loadPrompts } from './prompts.js';
 import { generatorSource, samplePngs } from './sampling.js';
 import { roundInput } from './input.js';
 
-function summary(root: string, manifest: SampleManifest): SampleShardResult {
+function summary(root: string, manifest: SampleManifest, workerQueue: string | undefined): SampleShardResult {
   return {
     shard: manifest.shard,
     manifest: artifactKeys.sampleManifest(root, manifest.shard),
     prompts: manifest.prompts.length,
     images: manifest.images.length,
     classes: [...new Set(manifest.prompts.map((p) => p.className))],
+    ...(workerQueue === undefined ? {} : { workerQueue }),
   };
 }
 
 /**
  * Samples `samplesPerPrompt` images for each training prompt of one shard. Each image is stored
  * as soon as it exists, with one heartbeat per image; a retry skips the images already stored,
- * so it resumes after the last one. The manifest is written last.
+ * so it resumes after the last one. The manifest is written last. Each image is also kept in the
+ * worker's sample cache, and the result names the worker's own queue, where the shard's judge
+ * finds them.
  */
 export function createSampleShard(deps: ActivityDependencies) {
   return async function sampleShard({ root, inputKey, shard }: ShardRequest): Promise<SampleShardResult> {
     const input = await roundInput(deps, inputKey);
     const manifestKey = artifactKeys.sampleManifest(root, shard);
     const existing = await findJson<SampleManifest>(deps.store, manifestKey);
-    if (existing) return summary(root, existing);
+    if (existing) return summary(root, existing, deps.workerQueue);
 
     if (input.prompts === null) throw badData('InvalidInput', 'prompts: a round that samples needs its training prompts');
     const prompts = await loadPrompts(input.prompts, 'prompts');
@@ -65,6 +68,8 @@ export function createSampleShard(deps: ActivityDependencies) {
             deps.metrics.imagesSampled.record(missing.length, { class: prompt.className });
             for (const [i, image] of missing.entries()) {
               await deps.store.put(image.key, pngs[i]!);
+              // Only once the store holds them: the cached bytes are then the published ones.
+              await deps.sampleCache?.put(image.key, pngs[i]!);
               sampled += 1;
               progress.report({ stage: 'sample', shard, sampled });
             }
@@ -74,6 +79,6 @@ export function createSampleShard(deps: ActivityDependencies) {
     }
     const manifest: SampleManifest = { shard, prompts: mine, images };
     await putJson(deps.store, manifestKey, manifest);
-    return summary(root, manifest);
+    return summary(root, manifest, deps.workerQueue);
   };
 }

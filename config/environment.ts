@@ -58,6 +58,13 @@ export const ENVIRONMENT = {
     rule: { pattern: /^[1-9]\d*$/, expected: 'a positive integer' },
   },
   SELF_REWARD_WORK_DIR: { default: '.work', readBy: ['workers'], meaning: 'local scratch: downloads, trainer output and checkpoints' },
+  SELF_REWARD_SAMPLE_CACHE_MB: {
+    default: '1024',
+    readBy: ['workers'],
+    meaning:
+      "megabytes of a GPU worker's own sampled images kept in `<work dir>/samples`, so a shard's judge, run on the worker that sampled it, reads them from disk instead of the store (a shard's images go once it is judged there, the oldest first when over the size); 0: none kept",
+    rule: { pattern: /^\d+$/, expected: 'a whole number of megabytes' },
+  },
   SELF_REWARD_ALLOWED_PATHS: {
     default: null,
     readBy: ['workers'],

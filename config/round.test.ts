@@ -39,7 +39,7 @@ describe('validateRoundInput', () => {
     expect(round.sampling.scheduler).toBeNull();
     expect(round.selection.perPrompt).toBe(1);
     expect(round.generator.tunedUnet).toBeNull();
-    expect(round.activities).toEqual({ heartbeatTimeoutSeconds: 60, maximumAttempts: 5 });
+    expect(round.activities).toEqual({ heartbeatTimeoutSeconds: 60, maximumAttempts: 5, judgeScheduleToStartSeconds: 30 });
   });
 
   it("has no referee unless asked, and fills a referee's GenEval defaults, naming its bad fields", () => {
@@ -80,7 +80,7 @@ describe('validateRoundInput', () => {
         exportPrecision: 'half',
       },
       selection: { rule: 'best', perPrompt: 0 },
-      activities: { heartbeatTimeoutSeconds: 5 },
+      activities: { heartbeatTimeoutSeconds: 5, judgeScheduleToStartSeconds: 0 },
     });
     expect(result.ok).toBe(false);
     if (result.ok) return;
@@ -103,6 +103,7 @@ describe('validateRoundInput', () => {
       'lora.exportPrecision': 'one of "fp32", "fp16"',
       'lora.rnak': expect.stringContaining('no such field') as unknown as string,
       'activities.heartbeatTimeoutSeconds': 'an integer in [15, 3600]',
+      'activities.judgeScheduleToStartSeconds': 'an integer in [1, 3600]',
     });
     expect(describeErrors(result.errors)).toContain('sampling.steps: expected an integer in [1, 1000], got 2.5');
   });

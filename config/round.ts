@@ -141,6 +141,11 @@ export interface ActivitySettings {
   readonly heartbeatTimeoutSeconds: number;
   /** Attempts per activity before the round fails (bad data fails at once). */
   readonly maximumAttempts: number;
+  /**
+   * How long a shard's judge waits on the queue of the worker that sampled it (whose cache holds
+   * the images) before it goes to the shared GPU queue: that worker is gone, or still busy.
+   */
+  readonly judgeScheduleToStartSeconds: number;
 }
 
 export interface RoundInput {
@@ -374,6 +379,13 @@ const ROUND_FIELDS: Schema<RoundInput> = refine(
             meaning: "an attempt silent this long is retried: how soon a dead worker's work moves on",
           }),
           maximumAttempts: integer({ min: 1, max: 100, default: 5, meaning: 'attempts per activity before the round fails (bad data fails at once)' }),
+          judgeScheduleToStartSeconds: integer({
+            min: 1,
+            max: 3600,
+            default: 30,
+            meaning:
+              "how long a shard's judge waits for the GPU worker that sampled the shard (its images are in that worker's cache) to take it; then, the worker being gone or busy, any GPU worker judges it from the store",
+          }),
         },
         { meaning: 'retries and timeouts of the stages' },
       ),

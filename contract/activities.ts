@@ -106,6 +106,12 @@ export interface SampleShardResult {
   readonly images: number;
   /** The classes of the shard's prompts. */
   readonly classes: readonly string[];
+  /**
+   * The task queue only the worker that sampled the shard polls: its cache holds the images, so
+   * the shard's judge is scheduled there first. Absent from workers without one and from the
+   * results of earlier versions.
+   */
+  readonly workerQueue?: string;
 }
 
 export interface JudgeShardResult {

@@ -2,7 +2,8 @@
  * Determinism guard: the workflows must replay the committed histories of earlier runs. A
  * change that would break running workflows fails here; record new histories on purpose with
  * `RECORD_HISTORIES=1 npx vitest run test/round` when a change is meant to be incompatible
- * (and version it with patched()).
+ * (and version it with patched()). `test/workflows` records the rounds whose shards are judged
+ * on the worker that sampled them, and the one whose judge falls back to the shared queue.
  */
 import { readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';

@@ -115,6 +115,16 @@ describe('selfRewardRound', () => {
 
     expect(result.samples.map((s) => s.images)).toEqual([4, 2]);
     expect(result.judged.map((j) => j.images)).toEqual([4, 2]);
+    // Each shard was judged on the GPU worker that sampled it, from its own queue, and its images left that worker's cache once judged.
+    const [workerQueue] = new Set(result.samples.map((s) => s.workerQueue));
+    expect(workerQueue).toMatch(new RegExp(`^${TASK_QUEUES.gpu}@`));
+    const { events } = await env.client.workflow.getHandle(workflowId).fetchHistory();
+    const judges = (events ?? []).flatMap((e) =>
+      e.activityTaskScheduledEventAttributes?.activityType?.name === 'judgeShard' ? [e.activityTaskScheduledEventAttributes] : [],
+    );
+    expect(judges.map((j) => j.taskQueue?.name)).toEqual([workerQueue, workerQueue]);
+    expect((events ?? []).filter((e) => e.activityTaskTimedOutEventAttributes)).toEqual([]);
+    expect(await readdir(deps.sampleCache!.folder)).toEqual([]);
     expect(result.dataset.kept + result.dataset.dropped).toBe(3);
     expect(result.training.steps).toBe(2);
     expect(result.evaluation.pairs).toBe(2);

@@ -9,6 +9,7 @@ import { Worker } from '@temporalio/worker';
 
 import type { ActivityDependencies } from '../activities/dependencies.js';
 import { ModelRuntime } from '../activities/runtime.js';
+import { SampleCache } from '../activities/sampleCache.js';
 import { SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
 import { PYTHON } from '../models/testing/python.js';
 import { LocalFolderStore } from '../store/local.js';
@@ -27,7 +28,10 @@ export function localTemporal(ui?: { readonly uiPort: number }): Promise<TestWor
   });
 }
 
-/** Activity dependencies in `scratch`: a local store, one thread per model graph, the project's trainer on one thread. */
+/**
+ * Activity dependencies in `scratch`: a local store, one thread per model graph, the project's
+ * trainer on one thread, and a sample cache in the work folder as a worker's environment gives.
+ */
 export function testDependencies(scratch: string): ActivityDependencies {
   return {
     store: new LocalFolderStore(join(scratch, 'store')),
@@ -43,6 +47,7 @@ export function testDependencies(scratch: string): ActivityDependencies {
     workDir: join(scratch, 'work'),
     allowedPaths: null,
     metrics: workerMetrics(),
+    sampleCache: new SampleCache(join(scratch, 'work', 'samples'), 64 << 20),
   };
 }
 

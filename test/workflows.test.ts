@@ -12,7 +12,7 @@ import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { CancelledFailure, Context } from '@temporalio/activity';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { RoundInput } from '../config/round.js';
@@ -26,6 +26,7 @@ import { trainingRoot } from '../contract/keys.js';
 import type { RoundProgress } from '../contract/progress.js';
 import type { CampaignResult, RoundFigures, RoundResult } from '../contract/workflows.js';
 import { standInPreparation, standInValidation } from './activity.js';
+import { recordHistory } from './stack.js';
 
 let env: TestWorkflowEnvironment;
 
@@ -603,4 +604,164 @@ describe('several LoRAs that fail', () => {
       expect(Math.max(...stopped)).toBeLessThanOrEqual(endedAt);
     },
   );
+});
+
+describe("a shard's judge on the GPU worker that sampled it", () => {
+  /** Who sampled and who judged each shard, and on which queue the judge was taken. */
+  interface Seen {
+    readonly sampledBy: Map<number, string>;
+    readonly judges: { readonly shard: number; readonly worker: string; readonly queue: string }[];
+  }
+
+  /**
+   * A stand-in GPU worker as the plugin sets one up: one worker on the shared GPU queue and one
+   * on a queue of its own, which its shards' results name. It has a connection of its own, as a
+   * worker process has (one connection holds one worker per queue). With `gone`, its own queue's
+   * worker stops once a shard is sampled and before the result is returned, and so does it then.
+   */
+  async function standInGpuWorker(name: string, activities: RoundActivities, seen: Seen, gone = false) {
+    const queue = `${TASK_QUEUES.gpu}@${name}`;
+    let stopOwn: () => void = () => undefined;
+    const ownStopping = new Promise<void>((r) => (stopOwn = r));
+    let ownRun: Promise<void> = Promise.resolve();
+    const served: RoundActivities = {
+      ...activities,
+      sampleShard: async (request) => {
+        // Long enough that another free worker takes the next shard.
+        await new Promise((r) => setTimeout(r, 300));
+        seen.sampledBy.set(request.shard, name);
+        const sampled = await activities.sampleShard(request);
+        if (gone) {
+          stopOwn();
+          await ownRun;
+        }
+        return { ...sampled, workerQueue: queue };
+      },
+      judgeShard: async (request) => {
+        seen.judges.push({ shard: request.shard, worker: name, queue: Context.current().info.taskQueue });
+        return activities.judgeShard(request);
+      },
+    };
+    const connection = await NativeConnection.connect({ address: env.address });
+    const [shared, own] = await Promise.all(
+      [TASK_QUEUES.gpu, queue].map((taskQueue) =>
+        Worker.create({ connection, taskQueue, activities: activitiesOf('gpu', served), maxConcurrentActivityTaskExecutions: 1 }),
+      ),
+    );
+    return {
+      queue,
+      /** Serves until `until` settles; with `gone`, until its first shard is sampled. */
+      run: async (until: Promise<unknown> = ownStopping): Promise<void> => {
+        const stop = gone ? ownStopping : until.then(() => undefined);
+        ownRun = own!.runUntil(stop);
+        try {
+          await shared!.runUntil(gone ? ownRun : stop);
+        } finally {
+          await ownRun.catch(() => undefined);
+          await connection.close();
+        }
+      },
+    };
+  }
+
+  async function workflowWorker(activities: RoundActivities): Promise<Worker> {
+    bundle ??= await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH });
+    return Worker.create({
+      connection: env.nativeConnection,
+      taskQueue: TASK_QUEUES.workflows,
+      workflowBundle: bundle,
+      activities: activitiesOf('cpu', activities),
+    });
+  }
+
+  /** The queue each judgeShard task of the run was scheduled on, in order. */
+  async function judgeQueues(handle: WorkflowHandle): Promise<string[]> {
+    const { events } = await handle.fetchHistory();
+    return (events ?? []).flatMap((e) => {
+      const scheduled = e.activityTaskScheduledEventAttributes;
+      return scheduled?.activityType?.name === 'judgeShard' ? [scheduled.taskQueue!.name!] : [];
+    });
+  }
+
+  it('is taken by that worker from its own queue', { timeout: 60_000 }, async () => {
+    const { activities } = standIns();
+    const seen: Seen = { sampledBy: new Map(), judges: [] };
+    const [a, b] = await Promise.all([standInGpuWorker('a', activities, seen), standInGpuWorker('b', activities, seen)]);
+    const workflows = await workflowWorker(activities);
+    const input = { ...campaignRoundInput, shards: 4, prompts: [1, 2, 3, 4].map((n) => ({ className: 'circle', text: `${n} red circles` })) };
+    const { result, queues } = await workflows.runUntil(async () => {
+      const workflowId = `judge-here-${randomUUID()}`;
+      const handle = await env.client.workflow.start('selfRewardRound', { taskQueue: TASK_QUEUES.workflows, workflowId, args: [input] });
+      const done = handle.result();
+      await Promise.all([a.run(done), b.run(done)]);
+      const result = (await done) as RoundResult;
+      await recordHistory(env, workflowId);
+      return { result, queues: await judgeQueues(handle) };
+    });
+    expect(result.judged.map((j) => j.shard)).toEqual([0, 1, 2, 3]);
+    // Both workers sampled, and every shard was judged by the one that sampled it, from that worker's queue.
+    expect(new Set(seen.sampledBy.values())).toEqual(new Set(['a', 'b']));
+    const queueOf = { a: a.queue, b: b.queue } as Record<string, string>;
+    expect(seen.judges.sort((x, y) => x.shard - y.shard)).toEqual(
+      [0, 1, 2, 3].map((shard) => ({ shard, worker: seen.sampledBy.get(shard), queue: queueOf[seen.sampledBy.get(shard)!] })),
+    );
+    expect(queues.sort()).toEqual([0, 1, 2, 3].map((shard) => queueOf[seen.sampledBy.get(shard)!]).sort());
+    expect(result.samples.map((s) => s.workerQueue).sort()).toEqual([...queues].sort());
+  });
+
+  it('goes to the shared GPU queue when that worker is gone, and the round completes', { timeout: 60_000 }, async () => {
+    const { activities } = standIns();
+    const seen: Seen = { sampledBy: new Map(), judges: [] };
+    const a = await standInGpuWorker('gone', activities, seen, true);
+    const b = await standInGpuWorker('other', activities, seen);
+    const workflows = await workflowWorker(activities);
+    const workflowId = `judge-elsewhere-${randomUUID()}`;
+    const input = { ...campaignRoundInput, activities: { judgeScheduleToStartSeconds: 1 } };
+    const { result, queues } = await workflows.runUntil(async () => {
+      const handle = await env.client.workflow.start('selfRewardRound', { taskQueue: TASK_QUEUES.workflows, workflowId, args: [input] });
+      // The only GPU worker samples the shard and is gone before its judge is scheduled; another starts then.
+      await a.run();
+      expect(seen.sampledBy.get(0)).toBe('gone');
+      const done = handle.result();
+      await b.run(done);
+      const result = (await done) as RoundResult;
+      await recordHistory(env, workflowId);
+      return { result, queues: await judgeQueues(handle) };
+    });
+    expect(result.samples[0]!.workerQueue).toBe(a.queue);
+    expect(queues).toEqual([a.queue, TASK_QUEUES.gpu]);
+    expect(seen.judges).toEqual([{ shard: 0, worker: 'other', queue: TASK_QUEUES.gpu }]);
+    expect(result.report.report).toContain('report.html');
+  });
+});
+
+describe('a GPU worker set up by the plugin', () => {
+  it.each(['gpu', 'all'] as const)('role %s also polls a GPU queue of its own', { timeout: 60_000 }, async (role) => {
+    const scratch = await mkdtemp(join(tmpdir(), 'plugin-queue-'));
+    const plugin = selfRewardPlugin({
+      role,
+      dependencies: dependenciesFromEnvironment({ SELF_REWARD_STORE: join(scratch, 'store'), SELF_REWARD_WORK_DIR: join(scratch, 'work') }),
+    });
+    const other = selfRewardPlugin({ role, dependencies: dependenciesFromEnvironment({ SELF_REWARD_STORE: join(scratch, 'store') }) });
+    expect(plugin.workerQueue).toMatch(new RegExp(`^${TASK_QUEUES.gpu}@`));
+    expect(other.workerQueue).not.toBe(plugin.workerQueue);
+    const worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue: role === 'gpu' ? TASK_QUEUES.gpu : TASK_QUEUES.workflows,
+      plugins: [plugin],
+    });
+    const pollers = await worker.runUntil(async () => {
+      for (;;) {
+        const { pollers } = await env.client.workflowService.describeTaskQueue({
+          namespace: 'default',
+          taskQueue: { name: plugin.workerQueue! },
+          // TASK_QUEUE_TYPE_ACTIVITY of the API's TaskQueueType.
+          taskQueueType: 2,
+        });
+        if ((pollers ?? []).length > 0) return pollers!;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    });
+    expect(pollers).toHaveLength(1);
+  });
 });

@@ -7,6 +7,7 @@ import { Runtime } from '@temporalio/worker';
 
 import type { ActivityDependencies } from '../activities/dependencies.js';
 import { ModelRuntime } from '../activities/runtime.js';
+import { SampleCache } from '../activities/sampleCache.js';
 import { fromEnvironment } from '../config/environment.js';
 import { PACKAGE_ROOT, VENV_BIN } from '../config/paths.js';
 import { createMetrics, type SelfRewardMetrics } from '../observability/metrics.js';
@@ -26,7 +27,8 @@ export function workerMetrics(): SelfRewardMetrics {
 
 /**
  * Activity dependencies from the environment: SELF_REWARD_DEVICE, SELF_REWARD_WORK_DIR,
- * SELF_REWARD_TRAINER, SELF_REWARD_THREADS and the store's settings (see store/config.ts).
+ * SELF_REWARD_TRAINER, SELF_REWARD_THREADS, SELF_REWARD_SAMPLE_CACHE_MB and the store's settings
+ * (see store/config.ts).
  */
 export function dependenciesFromEnvironment(env: NodeJS.ProcessEnv = process.env): ActivityDependencies {
   const device = fromEnvironment(env, 'SELF_REWARD_DEVICE');
@@ -38,14 +40,17 @@ export function dependenciesFromEnvironment(env: NodeJS.ProcessEnv = process.env
       .filter((part) => part !== '') ?? defaultTrainer();
   const python = join(PACKAGE_ROOT, 'python');
   const metrics = workerMetrics();
+  const workDir = resolve(fromEnvironment(env, 'SELF_REWARD_WORK_DIR'));
+  const cacheBytes = Number(fromEnvironment(env, 'SELF_REWARD_SAMPLE_CACHE_MB')) * 2 ** 20;
   return {
     store: new MeteredStore(storeFromEnvironment(env), metrics),
     runtime: new ModelRuntime(device, threads),
     trainer: { command: trainer, cwd: python, env: { PYTHONPATH: python }, stopGraceMs: 60_000 },
     device,
     threads,
-    workDir: resolve(fromEnvironment(env, 'SELF_REWARD_WORK_DIR')),
+    workDir,
     allowedPaths: fromEnvironment(env, 'SELF_REWARD_ALLOWED_PATHS')?.split(':') ?? null,
     metrics,
+    ...(cacheBytes === 0 ? {} : { sampleCache: new SampleCache(join(workDir, 'samples'), cacheBytes) }),
   };
 }

@@ -4,10 +4,13 @@
  *
  *   cpu  the workflows and the light activities (curate, report) on the `self-reward` queue
  *   gpu  the model activities (sample, judge, train, evaluate) on `self-reward-gpu`, one at a
- *        time: each GPU worker owns one device
- *   all  both in one process: the worker takes the cpu role, and a companion worker on the same
- *        connection takes the gpu role for as long as it runs
+ *        time: each GPU worker owns one device. A companion worker on the same connection
+ *        serves them on a queue of this worker's own (`workerQueue`), where the workflow
+ *        schedules the judge of a shard this worker sampled: its images are in this worker's cache
+ *   all  both in one process: the worker takes the cpu role, and companion workers on the same
+ *        connection take the gpu role (both its queues) for as long as it runs
  */
+import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 
 import type { ClientInterceptors } from '@temporalio/client';
@@ -66,22 +69,38 @@ function roleInterceptors(role: WorkerRole, own: WorkerInterceptors | undefined,
     : { ...own, activity, client, workflowModules: [...(own?.workflowModules ?? []), WORKFLOW_TRACING_PATH] };
 }
 
-/** A role's worker options, over the user's own (theirs win where they set one, except the queue the role is bound to). */
-function roleOptions(role: WorkerRole, activities: Activities, options: WorkerOptions, tracing: WorkerTracing | undefined): WorkerOptions {
+/**
+ * A role's worker options, over the user's own (theirs win where they set one, except the queue
+ * the role is bound to: the shared queue of the role, or for the gpu role the worker's own).
+ */
+function roleOptions(
+  role: WorkerRole,
+  activities: Activities,
+  options: WorkerOptions,
+  tracing: WorkerTracing | undefined,
+  gpuQueue: string = TASK_QUEUES.gpu,
+): WorkerOptions {
   const withDefaults = { ...SHARED, ...options, interceptors: roleInterceptors(role, options.interceptors, tracing) };
   const own = activitiesOf(role, activities);
   const sinks = tracing === undefined ? {} : { sinks: { ...options.sinks, ...tracing.sinks } };
   return role === 'gpu'
-    ? { ...withDefaults, taskQueue: TASK_QUEUES.gpu, activities: { ...options.activities, ...own }, maxConcurrentActivityTaskExecutions: 1 }
+    ? { ...withDefaults, taskQueue: gpuQueue, activities: { ...options.activities, ...own }, maxConcurrentActivityTaskExecutions: 1 }
     : { ...withDefaults, taskQueue: TASK_QUEUES.workflows, activities: { ...options.activities, ...own }, workflowsPath: WORKFLOWS_PATH, ...sinks };
 }
 
 export class SelfRewardPlugin extends SimplePlugin {
   private readonly activities: Activities;
+  /**
+   * The GPU queue only this worker polls; null for the cpu role. Unique per plugin, hence per
+   * worker and device (a host's GPU workers may all see their device as cuda:0).
+   */
+  readonly workerQueue: string | null;
 
   constructor(private readonly settings: SelfRewardPluginOptions) {
     super({ name: 'self-reward-images' });
-    this.activities = createActivities(settings.dependencies ?? dependenciesFromEnvironment());
+    this.workerQueue = settings.role === 'cpu' ? null : `${TASK_QUEUES.gpu}@${randomUUID()}`;
+    const dependencies = settings.dependencies ?? dependenciesFromEnvironment();
+    this.activities = createActivities(this.workerQueue === null ? dependencies : { ...dependencies, workerQueue: this.workerQueue });
   }
 
   override configureWorker(options: WorkerOptions): WorkerOptions {
@@ -89,20 +108,27 @@ export class SelfRewardPlugin extends SimplePlugin {
   }
 
   override async runWorker(worker: Worker, next: (worker: Worker) => Promise<void>): Promise<void> {
-    if (this.settings.role !== 'all') return super.runWorker(worker, next);
+    if (this.workerQueue === null) return super.runWorker(worker, next);
     const { connection, namespace, shutdownGraceTimeMs } = worker.options;
-    const gpu = await Worker.create(
-      roleOptions('gpu', this.activities, { connection, namespace, taskQueue: TASK_QUEUES.gpu, shutdownGraceTime: shutdownGraceTimeMs }, this.settings.tracing),
+    const queues = this.settings.role === 'all' ? [TASK_QUEUES.gpu, this.workerQueue] : [this.workerQueue];
+    const companions = await Promise.all(
+      queues.map((taskQueue) =>
+        Worker.create(
+          roleOptions('gpu', this.activities, { connection, namespace, taskQueue, shutdownGraceTime: shutdownGraceTimeMs }, this.settings.tracing, taskQueue),
+        ),
+      ),
     );
-    // Either worker stopping stops the other: the process serves both roles or neither.
-    const gpuRun = gpu.run().finally(() => {
-      if (worker.getState() === 'RUNNING') worker.shutdown();
-    });
+    // Any worker stopping stops the others: the process serves all its queues or none.
+    const runs = companions.map((companion) =>
+      companion.run().finally(() => {
+        if (worker.getState() === 'RUNNING') worker.shutdown();
+      }),
+    );
     try {
       await super.runWorker(worker, next);
     } finally {
-      if (gpu.getState() === 'RUNNING') gpu.shutdown();
-      await gpuRun;
+      for (const companion of companions) if (companion.getState() === 'RUNNING') companion.shutdown();
+      await Promise.all(runs);
     }
   }
 }

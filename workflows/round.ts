@@ -1,8 +1,11 @@
 /** `selfRewardRound`: sample, judge, curate, train, evaluate, report; orchestration only, every stage is an activity. */
 import {
   ActivityCancellationType,
+  ActivityFailure,
   ApplicationFailure,
+  patched,
   proxyActivities,
+  TimeoutFailure,
   upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
@@ -14,7 +17,16 @@ import { gateVerdict } from '../config/gate.js';
 import { validateRoundInput } from '../config/round.js';
 import { describeErrors } from '../config/schema.js';
 import { classesAttribute, SEARCH_ATTRIBUTES } from '../config/searchAttributes.js';
-import { currentEvaluation, refereeTable, type RoundActivities, type RoundRequest, type TrainResult } from '../contract/activities.js';
+import {
+  currentEvaluation,
+  refereeTable,
+  type JudgeRequest,
+  type JudgeShardResult,
+  type RoundActivities,
+  type RoundRequest,
+  type SampleShardResult,
+  type TrainResult,
+} from '../contract/activities.js';
 import type { RoundInput } from '../config/round.js';
 import { TASK_QUEUES } from '../contract/workers.js';
 import { NON_RETRYABLE_FAILURES } from '../contract/failures.js';
@@ -51,6 +63,35 @@ function roundActivities({ heartbeatTimeoutSeconds, maximumAttempts }: ActivityS
     curateDataset: light.curateDataset,
     writeReport: light.writeReport,
   };
+}
+
+/** Rounds from this version on judge a shard on the worker that sampled it first; recorded histories judged every shard on the shared queue. */
+const JUDGE_ON_SAMPLING_WORKER = 'judge-on-sampling-worker';
+
+/**
+ * Judges a shard on the worker that sampled it, whose cache holds its images, when that worker
+ * takes the task within `judgeScheduleToStartSeconds`; when it does not (it is gone, or busy
+ * judging another shard), any GPU worker judges it, reading the images from the store.
+ */
+async function judgeSampled(
+  activities: ActivityInterfaceFor<RoundActivities>,
+  settings: ActivitySettings,
+  request: JudgeRequest,
+  sampled: SampleShardResult,
+  summary: string,
+): Promise<JudgeShardResult> {
+  const queue = sampled.workerQueue;
+  if (queue === undefined || !patched(JUDGE_ON_SAMPLING_WORKER)) return activities.judgeShard.executeWithOptions({ summary }, [request]);
+  try {
+    return await activities.judgeShard.executeWithOptions(
+      { summary: `${summary} on the worker that sampled it`, taskQueue: queue, scheduleToStartTimeout: `${settings.judgeScheduleToStartSeconds}s` },
+      [request],
+    );
+  } catch (error) {
+    const notTaken = error instanceof ActivityFailure && error.cause instanceof TimeoutFailure && error.cause.timeoutType === 'SCHEDULE_TO_START';
+    if (!notTaken) throw error;
+    return activities.judgeShard.executeWithOptions({ summary: `${summary} (the worker that sampled it did not take it)` }, [request]);
+  }
 }
 
 /**
@@ -135,7 +176,7 @@ export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
       const sampled = await activities.sampleShard.executeWithOptions({ summary: sampleSummary }, [{ ...request, shard }]);
       progress.shardSampled(sampled);
       const judgeSummary = `judge shard ${shard + 1} of ${input.shards}`;
-      const judged = await activities.judgeShard.executeWithOptions({ summary: judgeSummary }, [{ ...request, shard, samples: sampled.manifest }]);
+      const judged = await judgeSampled(activities, input.activities, { ...request, shard, samples: sampled.manifest }, sampled, judgeSummary);
       progress.shardJudged(judged);
       return { sampled, judged };
     }),

@@ -1,0 +1,87 @@
+/**
+ * The images a GPU worker sampled, kept in its work folder: a shard's judge, scheduled on the
+ * worker that sampled it, reads them from disk instead of downloading them from the store again.
+ * Bounded: a shard's images go once it is judged here, and the oldest go first whenever the
+ * folder holds more than its size (a shard judged elsewhere leaves its images behind).
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import type { ArtifactStore } from '../store/store.js';
+
+export class SampleCache {
+  constructor(
+    readonly folder: string,
+    readonly maxBytes: number,
+  ) {}
+
+  /** One file per store key; hashed, since keys hold slashes and may be long. */
+  private path(key: string): string {
+    return join(this.folder, `${createHash('sha256').update(key).digest('hex')}.png`);
+  }
+
+  /**
+   * Keeps an image the store has accepted under `key`: published keys never change, so the cached
+   * bytes are the store's. A file is renamed into place whole, so a reader never sees part of
+   * one. A cache that cannot write only costs the judge a download, so nothing here throws.
+   */
+  async put(key: string, bytes: Buffer): Promise<void> {
+    if (bytes.length > this.maxBytes) return;
+    const target = this.path(key);
+    const partial = `${target}.${randomUUID()}.partial`;
+    try {
+      await mkdir(this.folder, { recursive: true });
+      await writeFile(partial, bytes);
+      await rename(partial, target);
+      await this.trim();
+    } catch {
+      await rm(partial, { force: true }).catch(() => undefined);
+    }
+  }
+
+  /** The image's bytes, or null when this worker does not hold them (or cannot read them). */
+  async get(key: string): Promise<Buffer | null> {
+    return readFile(this.path(key)).catch(() => null);
+  }
+
+  async delete(keys: readonly string[]): Promise<void> {
+    await Promise.all(keys.map((key) => rm(this.path(key), { force: true }).catch(() => undefined)));
+  }
+
+  /** Removes the oldest files until the folder holds at most `maxBytes`; every file counts, so workers sharing the folder share the bound. */
+  private async trim(): Promise<void> {
+    const names = await readdir(this.folder);
+    const files = (
+      await Promise.all(
+        names.map(async (name) => {
+          const info = await stat(join(this.folder, name)).catch(() => null);
+          return info === null ? [] : [{ name, size: info.size, modified: info.mtimeMs }];
+        }),
+      )
+    ).flat();
+    let total = files.reduce((sum, f) => sum + f.size, 0);
+    for (const file of files.sort((a, b) => a.modified - b.modified)) {
+      if (total <= this.maxBytes) break;
+      await rm(join(this.folder, file.name), { force: true });
+      total -= file.size;
+    }
+  }
+}
+
+/**
+ * A sampled image, as `read` makes it of its bytes: this worker's cached copy when it holds one
+ * that reads, else the store's. A damaged cached file is read from the store, which holds the
+ * published bytes.
+ */
+export async function readSampled<T>(cache: SampleCache | undefined, store: ArtifactStore, key: string, read: (bytes: Buffer) => Promise<T>): Promise<T> {
+  const cached = await cache?.get(key);
+  if (cached) {
+    try {
+      return await read(cached);
+    } catch {
+      await cache?.delete([key]);
+    }
+  }
+  return read(await store.get(key));
+}
