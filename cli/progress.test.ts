@@ -30,6 +30,9 @@ describe('progress lines', () => {
     expect(progressLine({ ...base, stage: 'validate', loras: { total: 3, trained: 3, validated: 1, kept: null } })).toBe(
       'round 2 validate [#######.............] 1/3 LoRAs validated on the withheld training prompts',
     );
+    expect(progressLine({ ...base, stage: 'validate', loras: { total: 3, trained: 3, validated: 1, kept: null, validating: 48 } })).toBe(
+      'round 2 validate [#######.............] 1/3 LoRAs validated on the withheld training prompts, 48 images drawn',
+    );
     // Rounds keep up to selection.perPrompt images a prompt, not always one.
     expect(progressLine({ ...base, stage: 'curate', images: { sampled: 40, judged: 40 } })).toBe(
       "round 2 curate   keeping each prompt's best images of 40 judged",

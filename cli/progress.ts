@@ -66,7 +66,9 @@ export function progressLine(p: RoundProgress): string {
     }
     case 'validate': {
       const l = p.loras;
-      return `${head} ${l === undefined ? '' : `${bar(l.validated / l.total)} ${l.validated}/${l.total} LoRAs validated on the withheld training prompts`}`;
+      if (l === undefined) return head;
+      const drawing = l.validating === undefined ? '' : `, ${l.validating} images drawn`;
+      return `${head} ${bar(l.validated / l.total)} ${l.validated}/${l.total} LoRAs validated on the withheld training prompts${drawing}`;
     }
     case 'evaluate':
       return `${head} ${p.evaluated} held-out images sampled`;

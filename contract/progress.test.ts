@@ -33,6 +33,17 @@ describe('withLiveProgress', () => {
     expect(evaluating).toMatchObject({ evaluated: 12, trainer: { step: 200, steps: 200, loss: 0.1 } });
   });
 
+  it('adds up the validation images the running validations of several LoRAs have drawn', () => {
+    const loras = { total: 3, trained: 2, validated: 0, kept: null };
+    const validating = withLiveProgress({ ...settled, stage: 'train', loras }, [
+      { stage: 'validate', evaluated: 40 },
+      { stage: 'validate', evaluated: 8 },
+      { stage: 'train', trainerStep: 10, trainerSteps: 900 },
+    ]);
+    expect(validating.loras).toEqual({ ...loras, validating: 48 });
+    expect(withLiveProgress({ ...settled, loras }, [{ stage: 'validate' }]).loras).toEqual(loras);
+  });
+
   it('keeps the settled figures when nothing runs, or a running activity has said nothing yet', () => {
     expect(withLiveProgress(settled, [])).toEqual(settled);
     expect(withLiveProgress({ ...settled, stage: 'train' }, [{ stage: 'train' }])).toEqual({ ...settled, stage: 'train' });

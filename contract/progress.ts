@@ -18,7 +18,14 @@ export interface RoundProgress {
    * With `lora.seeds` > 1: the LoRAs the round trains side by side, how many are trained and
    * validated, and the trainer seed of the one kept once all are. Absent for a round of one LoRA.
    */
-  readonly loras?: { readonly total: number; readonly trained: number; readonly validated: number; readonly kept: number | null };
+  readonly loras?: {
+    readonly total: number;
+    readonly trained: number;
+    readonly validated: number;
+    readonly kept: number | null;
+    /** Validation images the running validations have drawn so far (live figures only, from their heartbeats). */
+    readonly validating?: number;
+  };
   readonly evaluated: number;
   readonly winRate: number | null;
   readonly report: string | null;
@@ -38,15 +45,17 @@ export interface StageProgress {
 
 /**
  * The round's progress with its running activities' figures added: images of shards still being
- * sampled or judged, the trainer's step, the held-out images drawn so far.
+ * sampled or judged, the trainer's step, the validation and held-out images drawn so far.
  */
 export function withLiveProgress(settled: RoundProgress, running: readonly StageProgress[]): RoundProgress {
   const live = (stage: string, read: (p: StageProgress) => number | undefined) =>
     running.filter((p) => p.stage === stage).reduce((n, p) => n + (read(p) ?? 0), 0);
   const training = running.find((p) => p.stage === 'train' && p.trainerStep !== undefined);
   const evaluating = running.find((p) => p.stage === 'evaluate' && p.evaluated !== undefined);
+  const validating = running.some((p) => p.stage === 'validate' && p.evaluated !== undefined);
   return {
     ...settled,
+    ...(settled.loras === undefined || !validating ? {} : { loras: { ...settled.loras, validating: live('validate', (p) => p.evaluated) } }),
     images: { sampled: settled.images.sampled + live('sample', (p) => p.sampled), judged: settled.images.judged + live('judge', (p) => p.judged) },
     trainer: training === undefined ? settled.trainer : { step: training.trainerStep!, steps: training.trainerSteps ?? 0, loss: training.loss ?? null },
     evaluated: evaluating?.evaluated ?? settled.evaluated,
