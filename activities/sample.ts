@@ -8,6 +8,7 @@ import { withProgress } from './progress.js';
 import { loadPrompts } from './prompts.js';
 import { generatorSource, samplePngs } from './sampling.js';
 import { roundInput } from './input.js';
+import { validationPrompts } from './validate.js';
 
 function summary(root: string, manifest: SampleManifest, workerQueue: string | undefined): SampleShardResult {
   return {
@@ -21,7 +22,8 @@ function summary(root: string, manifest: SampleManifest, workerQueue: string | u
 }
 
 /**
- * Samples `samplesPerPrompt` images for each training prompt of one shard. Each image is stored
+ * Samples `samplesPerPrompt` images for each training prompt of one shard (but those withheld for
+ * validation, `lora.seeds` > 1). Each image is stored
  * as soon as it exists, with one heartbeat per image; a retry skips the images already stored,
  * so it resumes after the last one. The manifest is written last. Each image is also kept in the
  * worker's sample cache, and the result names the worker's own queue, where the shard's judge
@@ -36,7 +38,11 @@ export function createSampleShard(deps: ActivityDependencies) {
 
     if (input.prompts === null) throw badData('InvalidInput', 'prompts: a round that samples needs its training prompts');
     const prompts = await loadPrompts(input.prompts, 'prompts');
-    const mine: SamplePrompt[] = shardPromptIndices(prompts.length, input.shards, shard).map((promptIndex) => ({ ...prompts[promptIndex]!, promptIndex }));
+    // The prompts withheld to choose between several LoRAs are never trained on: sampling them would be wasted.
+    const withheld = new Set((await validationPrompts(input))?.map((p) => p.promptIndex));
+    const mine: SamplePrompt[] = shardPromptIndices(prompts.length, input.shards, shard)
+      .filter((promptIndex) => !withheld.has(promptIndex))
+      .map((promptIndex) => ({ ...prompts[promptIndex]!, promptIndex }));
     const images: SampledImage[] = mine.flatMap(({ promptIndex }) =>
       Array.from({ length: input.samplesPerPrompt }, (_, k) => ({
         key: artifactKeys.sampledImage(root, shard, promptIndex, k),

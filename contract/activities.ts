@@ -143,9 +143,9 @@ export interface CurateResult {
   readonly dropped: number;
   readonly perClass: Readonly<Record<string, ClassCounts>>;
   /**
-   * With `lora.seeds` > 1: the training prompts withheld for validation (none of their images,
-   * nor an included dataset's image of the same text, is in the dataset) and the images that left
-   * out. Absent otherwise.
+   * With `lora.seeds` > 1: the training prompts withheld for validation (the round samples none
+   * of their images, and an included dataset's images of the same text stay out of the dataset)
+   * and the included images that left out. Absent otherwise.
    */
   readonly withheld?: { readonly prompts: number; readonly images: number };
 }

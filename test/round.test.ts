@@ -30,7 +30,7 @@ import { chooseImages } from '../activities/selection.js';
 import { artifactKeys, roundRoot, trainingRoot, validationSeed } from '../contract/keys.js';
 import { validationSplit } from '../contract/seeds.js';
 import type { EvaluateResult } from '../contract/activities.js';
-import type { EvaluationRecord, PromptScores, RefereeScore } from '../contract/records.js';
+import type { EvaluationRecord, PromptScores, RefereeScore, SampleManifest } from '../contract/records.js';
 import { TASK_QUEUES } from '../contract/workers.js';
 import type { CampaignResult, RoundFigures, RoundResult } from '../contract/workflows.js';
 import type { RoundProgress } from '../contract/progress.js';
@@ -65,10 +65,15 @@ describe('selfRewardRound', () => {
       async () => (await env.client.workflow.execute('selfRewardRound', { taskQueue: TASK_QUEUES.workflows, workflowId, args: [input] })) as RoundResult,
     );
 
-    // One of the three training prompts (0.2 of them, rounded, at least one) is withheld: its two images are not in the dataset.
+    // One of the three training prompts (0.2 of them, rounded, at least one) is withheld: it is not sampled, nor in the dataset.
     const [withheld] = validationSplit(3, 0.2, 700_000) as [number];
     const withheldText = (roundInput['prompts'] as { text: string }[])[withheld]!.text;
-    expect(result.dataset.withheld).toEqual({ prompts: 1, images: 2 });
+    expect(result.dataset.withheld).toEqual({ prompts: 1, images: 0 });
+    expect(result.samples.reduce((n, s) => n + s.images, 0)).toBe(2 * 2);
+    for (const s of result.samples) {
+      const manifest = await getJson<SampleManifest>(deps.store, s.manifest);
+      expect(manifest.prompts.map((p) => p.promptIndex)).not.toContain(withheld);
+    }
     const rows = (await deps.store.get(artifactKeys.datasetMetadata(result.root))).toString().trim().split('\n');
     expect(rows).toHaveLength(result.dataset.kept);
     expect(rows.map((r) => (JSON.parse(r) as { text: string }).text)).not.toContain(withheldText);
