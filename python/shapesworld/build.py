@@ -33,7 +33,7 @@ CACHE = BUILD_DIR / "cache"
 # The detection threshold is the detector stage's pick (on held-out validation scenes).
 JUDGE_DEFAULTS = {"rule": "paper", "per_prompt": 8}
 # Keys are the trainer's flags (`--max-steps` ...), so pack.json passes straight through.
-LORA_DEFAULTS = {"rank": 16, "learning_rate": 1e-3, "max_steps": 900, "lr_scheduler": "cosine", "batch_size": 16, "caption_dropout": 0.3, "seed": 0}
+LORA_DEFAULTS = {"rank": 16, "learning_rate": 1e-3, "max_steps": 1500, "lr_scheduler": "cosine", "batch_size": 16, "caption_dropout": 0.3, "seed": 0}
 
 
 def _fresh(folder: Path) -> Path:
