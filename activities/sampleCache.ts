@@ -11,6 +11,9 @@ import { join } from 'node:path';
 import type { ArtifactStore } from '../store/store.js';
 
 export class SampleCache {
+  /** Bytes in the folder as last counted, plus those put since; null: count it again. Saves a scan of the folder per image. */
+  private held: number | null = null;
+
   constructor(
     readonly folder: string,
     readonly maxBytes: number,
@@ -34,7 +37,8 @@ export class SampleCache {
       await mkdir(this.folder, { recursive: true });
       await writeFile(partial, bytes);
       await rename(partial, target);
-      await this.trim();
+      this.held = this.held === null ? await this.count() : this.held + bytes.length;
+      if (this.held > this.maxBytes) await this.trim();
     } catch {
       await rm(partial, { force: true }).catch(() => undefined);
     }
@@ -47,12 +51,13 @@ export class SampleCache {
 
   async delete(keys: readonly string[]): Promise<void> {
     await Promise.all(keys.map((key) => rm(this.path(key), { force: true }).catch(() => undefined)));
+    this.held = null;
   }
 
-  /** Removes the oldest files until the folder holds at most `maxBytes`; every file counts, so workers sharing the folder share the bound. */
-  private async trim(): Promise<void> {
+  /** The folder's files with their sizes and ages; every file counts, so workers sharing the folder share the bound. */
+  private async files(): Promise<{ name: string; size: number; modified: number }[]> {
     const names = await readdir(this.folder);
-    const files = (
+    return (
       await Promise.all(
         names.map(async (name) => {
           const info = await stat(join(this.folder, name)).catch(() => null);
@@ -60,12 +65,22 @@ export class SampleCache {
         }),
       )
     ).flat();
+  }
+
+  private async count(): Promise<number> {
+    return (await this.files()).reduce((sum, f) => sum + f.size, 0);
+  }
+
+  /** Removes the oldest files until the folder holds at most `maxBytes`. */
+  private async trim(): Promise<void> {
+    const files = await this.files();
     let total = files.reduce((sum, f) => sum + f.size, 0);
     for (const file of files.sort((a, b) => a.modified - b.modified)) {
       if (total <= this.maxBytes) break;
       await rm(join(this.folder, file.name), { force: true });
       total -= file.size;
     }
+    this.held = total;
   }
 }
 
