@@ -6,11 +6,13 @@ import {
   type Comparison,
   type EvaluateRequest,
   type EvaluateResult,
+  type EvaluateShardRequest,
+  type EvaluateShardResult,
   type RecordedEvaluation,
   type ReferencesRequest,
   type ReferencesResult,
 } from '../contract/activities.js';
-import { artifactKeys, evaluationSeed, type EvaluationSide } from '../contract/keys.js';
+import { artifactKeys, evaluationSeed, shardPromptIndices, type EvaluationSide } from '../contract/keys.js';
 import type { EvaluationRecord, PromptDiversity, PromptRefereeVerdicts, RefereeScore } from '../contract/records.js';
 import { bootstrapInterval, meanPairwiseCosineDistance, pairedAccuracy, perClassAccuracy, signTest, winRate, type Pair } from '../models/evaluation/stats.js';
 import { decodeImage, promptAttributes } from '../models/judge/index.js';
@@ -338,11 +340,35 @@ export function createSampleReferences(deps: ActivityDependencies) {
 }
 
 /**
+ * One slice of the evaluation (held-out prompts split as sampling splits the training prompts), so
+ * that the tuned generator's held-out images are sampled and judged on every GPU worker at once: the shard's images the sides lack (the tuned generator's;
+ * the references' are usually stored already) and each of its prompts' records. Stored images
+ * and records are skipped, so a retry resumes. `evaluateRound` then finds them all stored and
+ * computes the figures.
+ */
+export function createEvaluateShard(deps: ActivityDependencies) {
+  return async function evaluateShard({ root, inputKey, lora, parent, shard, shards }: EvaluateShardRequest): Promise<EvaluateShardResult> {
+    if (!Number.isInteger(shards) || shards < 1 || !Number.isInteger(shard) || shard < 0 || shard >= shards) {
+      throw badData('InvalidInput', `shard: ${shard} of ${shards} shards; expected an integer in [0, shards) and shards >= 1`);
+    }
+    const input = await roundInput(deps, inputKey);
+    if ((await deps.store.list(`${lora}unet/`)).length === 0)
+      throw badData('MissingArtifact', `${lora}unet/: not found; the LoRA must be trained before evaluation`);
+    const set = await heldOut(input, root);
+    const slice = { ...set, prompts: shardPromptIndices(set.prompts.length, shards, shard).map((i) => set.prompts[i]!) };
+    const unets = references(parent).set('tuned', lora);
+    const records = await withProgress({ stage: 'evaluate', shard, evaluated: 0 }, (progress) => compareSides(deps, input, slice, unets, progress));
+    return { shard, prompts: records.length, images: records.length * unets.size * input.evaluation.seedsPerPrompt };
+  };
+}
+
+/**
  * Held-out prompts × seeds, sampled from identical initial noise (same seeds) by the base, by
  * the parent the round sampled from when that is a tuned one, and by the tuned generator, and
  * scored by the judge's CLIP and detector, and by the referee when the round names one. Stored
- * images and records are skipped (the references' are usually there already); the manifest, with
- * the figures, is written last.
+ * images and records are skipped: the references' are usually there already, and a round's
+ * evaluation shards (`evaluateShard`) store every image and record before this runs, leaving it
+ * the figures. The manifest, with the figures, is written last.
  */
 export function createEvaluateRound(deps: ActivityDependencies) {
   return async function evaluateRound({ root, inputKey, lora, parent, seeds }: EvaluateRequest): Promise<EvaluateResult> {

@@ -6,7 +6,7 @@ import type { RoundInput } from '../config/round.js';
 import type { Activities } from '../contract/workers.js';
 import { createCurateDataset } from './curate.js';
 import type { ActivityDependencies } from './dependencies.js';
-import { createEvaluateRound, createSampleReferences } from './evaluate.js';
+import { createEvaluateRound, createEvaluateShard, createSampleReferences } from './evaluate.js';
 import { asActivityFailure } from './failures.js';
 import { requireAllowedPaths } from './paths.js';
 import { createJudgeShard } from './judge.js';
@@ -70,6 +70,7 @@ export function createActivities(deps: ActivityDependencies): Activities {
     curateDataset: atBoundary(deps, 'curateDataset', createCurateDataset(deps)),
     trainLora: atBoundary(deps, 'trainLora', createTrainLora(deps)),
     sampleReferences: atBoundary(deps, 'sampleReferences', createSampleReferences(deps)),
+    evaluateShard: atBoundary(deps, 'evaluateShard', createEvaluateShard(deps)),
     evaluateRound: atBoundary(deps, 'evaluateRound', createEvaluateRound(deps)),
     sampleValidationBase: atBoundary(deps, 'sampleValidationBase', createSampleValidationBase(deps)),
     validateLora: atBoundary(deps, 'validateLora', createValidateLora(deps)),

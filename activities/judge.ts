@@ -23,7 +23,7 @@ async function scorePrompt(
   recordKey: string,
 ): Promise<PromptScores> {
   return deps.runtime.withJudge(settings, async (judge) => {
-    const decoded = await Promise.all(images.map((image) => readSampled(deps.sampleCache, deps.store, image.key, (bytes) => decodeImage(bytes, image.key))));
+    const decoded = await Promise.all(images.map((image) => readSampled(deps, image.key, (bytes) => decodeImage(bytes, image.key))));
     const started = performance.now();
     const verdict = await judge.judge(prompt.text, prompt.className, decoded);
     deps.metrics.imageSeconds.record((performance.now() - started) / 1000 / Math.max(1, images.length), { stage: 'judge' });

@@ -5,6 +5,8 @@ import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
+import { createMetrics } from '../observability/metrics.js';
+import { recordingMeter } from '../observability/testing/meter.js';
 import { LocalFolderStore } from '../store/local.js';
 import { readSampled, SampleCache } from './sampleCache.js';
 
@@ -57,33 +59,42 @@ describe('SampleCache', () => {
 });
 
 describe('readSampled', () => {
-  it('reads the cached copy without the store, and the store when the cache has none, has none readable, or there is no cache', async () => {
+  it('reads the cached copy without the store, and the store when the cache has none, has none readable, or there is no cache; it counts each read by its source', async () => {
     const root = await scratch();
     const store = new CountingStore(join(root, 'store'));
     const cache = new SampleCache(join(root, 'samples'), 10_000);
+    const { meter, recorded } = recordingMeter();
+    const metrics = createMetrics(() => meter);
+    const cached = { sampleCache: cache, store, metrics };
+    const uncached = { store, metrics };
+    const sources = () => recorded.filter((r) => r.name === 'selfreward_judge_image_reads').map((r) => `${String(r.tags['source'])}:${r.value}`);
     const decode = async (bytes: Buffer) => {
       if (bytes[0] === 0xff) throw new Error('not an image');
       return bytes.toString();
     };
     await store.put('cached.png', Buffer.from('published'));
     await cache.put('cached.png', Buffer.from('published'));
-    expect(await readSampled(cache, store, 'cached.png', decode)).toBe('published');
+    expect(await readSampled(cached, 'cached.png', decode)).toBe('published');
     expect(store.reads).toBe(0);
+    expect(sources()).toEqual(['cache:1']);
 
     await store.put('elsewhere.png', Buffer.from('from the store'));
-    expect(await readSampled(cache, store, 'elsewhere.png', decode)).toBe('from the store');
+    expect(await readSampled(cached, 'elsewhere.png', decode)).toBe('from the store');
     expect(store.reads).toBe(1);
-    expect(await readSampled(undefined, store, 'cached.png', decode)).toBe('published');
+    expect(await readSampled(uncached, 'cached.png', decode)).toBe('published');
     expect(store.reads).toBe(2);
+    expect(sources()).toEqual(['cache:1', 'store:1', 'store:1']);
 
     // A damaged cached copy: the store's is read, and the damaged one leaves the cache.
     await store.put('damaged.png', Buffer.from('intact'));
     await cache.put('damaged.png', Buffer.from([0xff, 0x00]));
-    expect(await readSampled(cache, store, 'damaged.png', decode)).toBe('intact');
+    expect(await readSampled(cached, 'damaged.png', decode)).toBe('intact');
     expect(store.reads).toBe(3);
     expect(await cache.get('damaged.png')).toBeNull();
+    expect(sources()).toEqual(['cache:1', 'store:1', 'store:1', 'store:1']);
 
-    // Neither holds it: the store's error, as without a cache.
-    await expect(readSampled(cache, store, 'missing.png', decode)).rejects.toThrow();
+    // Neither holds it: the store's error, as without a cache, and no read counted.
+    await expect(readSampled(cached, 'missing.png', decode)).rejects.toThrow();
+    expect(sources()).toHaveLength(4);
   });
 });

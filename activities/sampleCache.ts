@@ -8,6 +8,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
+import type { IMAGE_SOURCES, SelfRewardMetrics } from '../observability/metrics.js';
 import type { ArtifactStore } from '../store/store.js';
 
 export class SampleCache {
@@ -84,19 +85,33 @@ export class SampleCache {
   }
 }
 
+type ImageSource = (typeof IMAGE_SOURCES)[number];
+
+/** Where a judge reads sampled images from, and where it counts those reads. */
+export interface SampledImageSource {
+  readonly sampleCache?: SampleCache;
+  readonly store: ArtifactStore;
+  readonly metrics: Pick<SelfRewardMetrics, 'judgeImageReads'>;
+}
+
 /**
  * A sampled image, as `read` makes it of its bytes: this worker's cached copy when it holds one
- * that reads, else the store's. A damaged cached file is read from the store, which holds the
- * published bytes.
+ * that reads, else the store's. A damaged cached copy is read from the store, which holds the
+ * published bytes. Each read counts by where it came from (`judgeImageReads`).
  */
-export async function readSampled<T>(cache: SampleCache | undefined, store: ArtifactStore, key: string, read: (bytes: Buffer) => Promise<T>): Promise<T> {
+export async function readSampled<T>(source: SampledImageSource, key: string, read: (bytes: Buffer) => Promise<T>): Promise<T> {
+  const { sampleCache: cache, store, metrics } = source;
   const cached = await cache?.get(key);
   if (cached) {
     try {
-      return await read(cached);
+      const value = await read(cached);
+      metrics.judgeImageReads.record(1, { source: 'cache' satisfies ImageSource });
+      return value;
     } catch {
       await cache?.delete([key]);
     }
   }
-  return read(await store.get(key));
+  const value = await read(await store.get(key));
+  metrics.judgeImageReads.record(1, { source: 'store' satisfies ImageSource });
+  return value;
 }

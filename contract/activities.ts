@@ -71,6 +71,24 @@ export interface EvaluateRequest extends RoundRequest {
   readonly seeds?: LoraSeedsFigures;
 }
 
+export interface EvaluateShardRequest extends RoundRequest {
+  /** The LoRA prefix of the tuned generator under evaluation. */
+  readonly lora: string;
+  /** The tuned UNet the round sampled from (its parent), a reference besides the base; null when that is the base. */
+  readonly parent: string | null;
+  /** This shard, 0-based, of `shards`: it takes the held-out prompts whose index is `shard` modulo `shards`. */
+  readonly shard: number;
+  readonly shards: number;
+}
+
+export interface EvaluateShardResult {
+  readonly shard: number;
+  /** Held-out prompts of the shard, each now with its record. */
+  readonly prompts: number;
+  /** Held-out images the shard's prompts hold on every side, sampled now or before. */
+  readonly images: number;
+}
+
 export interface ReferencesRequest extends RoundRequest {
   /** The tuned UNet the round sampled from, a reference besides the base; null when that is the base. */
   readonly parent: string | null;
@@ -399,6 +417,8 @@ export interface RoundActivities {
   trainLora(request: TrainRequest): Promise<TrainResult>;
   /** The references' held-out images, sampled while the LoRA trains (they do not depend on it). */
   sampleReferences(request: ReferencesRequest): Promise<ReferencesResult>;
+  /** A slice of the held-out prompts: the tuned generator's images and each prompt's record. */
+  evaluateShard(request: EvaluateShardRequest): Promise<EvaluateShardResult>;
   evaluateRound(request: EvaluateRequest): Promise<EvaluateResult>;
   /** The base's validation images (`lora.seeds` > 1), sampled once while the LoRAs train. */
   sampleValidationBase(request: RoundRequest): Promise<ReferencesResult>;

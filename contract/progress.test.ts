@@ -33,6 +33,14 @@ describe('withLiveProgress', () => {
     expect(evaluating).toMatchObject({ evaluated: 12, trainer: { step: 200, steps: 200, loss: 0.1 } });
   });
 
+  it("adds the running evaluation shards' held-out images to those of the shards that are done", () => {
+    const evaluating = withLiveProgress({ ...settled, stage: 'evaluate', evaluated: 20 }, [
+      { stage: 'evaluate', shard: 1, evaluated: 12 },
+      { stage: 'evaluate', shard: 2, evaluated: 8 },
+    ]);
+    expect(evaluating.evaluated).toBe(40);
+  });
+
   it('adds up the validation images the running validations of several LoRAs have drawn', () => {
     const loras = { total: 3, trained: 2, validated: 0, kept: null };
     const validating = withLiveProgress({ ...settled, stage: 'train', loras }, [

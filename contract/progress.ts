@@ -51,13 +51,13 @@ export function withLiveProgress(settled: RoundProgress, running: readonly Stage
   const live = (stage: string, read: (p: StageProgress) => number | undefined) =>
     running.filter((p) => p.stage === stage).reduce((n, p) => n + (read(p) ?? 0), 0);
   const training = running.find((p) => p.stage === 'train' && p.trainerStep !== undefined);
-  const evaluating = running.find((p) => p.stage === 'evaluate' && p.evaluated !== undefined);
   const validating = running.some((p) => p.stage === 'validate' && p.evaluated !== undefined);
   return {
     ...settled,
     ...(settled.loras === undefined || !validating ? {} : { loras: { ...settled.loras, validating: live('validate', (p) => p.evaluated) } }),
     images: { sampled: settled.images.sampled + live('sample', (p) => p.sampled), judged: settled.images.judged + live('judge', (p) => p.judged) },
     trainer: training === undefined ? settled.trainer : { step: training.trainerStep!, steps: training.trainerSteps ?? 0, loss: training.loss ?? null },
-    evaluated: evaluating?.evaluated ?? settled.evaluated,
+    // Held-out images: those of the evaluation's shards that are done, and those the running ones (or the references, while the LoRA trains) hold so far.
+    evaluated: settled.evaluated + live('evaluate', (p) => p.evaluated),
   };
 }

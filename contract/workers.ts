@@ -10,6 +10,12 @@ export const TASK_QUEUES = {
   gpu: 'self-reward-gpu',
 } as const;
 
+/** The task queue one GPU worker alone polls (a shard's judge goes where its images are cached). */
+export const workerQueueName = (workerId: string): string => `${TASK_QUEUES.gpu}@${workerId}`;
+
+/** Every worker's own queue, as a Prometheus label regex (the dashboard's slots panel). */
+export const WORKER_QUEUE_PATTERN = `${TASK_QUEUES.gpu}@.+`;
+
 export type WorkerRole = 'gpu' | 'cpu';
 
 /** Every activity of the plugin: a round's stages and the model lines'. */
@@ -22,6 +28,7 @@ export const ACTIVITY_ROLES = {
   judgeShard: 'gpu',
   trainLora: 'gpu',
   sampleReferences: 'gpu',
+  evaluateShard: 'gpu',
   evaluateRound: 'gpu',
   sampleValidationBase: 'gpu',
   validateLora: 'gpu',

@@ -19,7 +19,7 @@ export const LOG_FIELDS = {
   attempt: 'the attempt, from 1 (SDK)',
   round: "the round's number, for a round's stages",
   stage: 'the stage: prepare, sample, judge, curate, train, validate, evaluate, report, or line',
-  shard: 'the shard, for sample and judge',
+  shard: 'the shard, for sample, judge and a shard of the evaluation',
 } as const;
 
 const STAGES: { readonly [K in keyof Activities]: Stage | 'line' } = {
@@ -29,6 +29,7 @@ const STAGES: { readonly [K in keyof Activities]: Stage | 'line' } = {
   curateDataset: 'curate',
   trainLora: 'train',
   sampleReferences: 'evaluate',
+  evaluateShard: 'evaluate',
   evaluateRound: 'evaluate',
   sampleValidationBase: 'validate',
   validateLora: 'validate',

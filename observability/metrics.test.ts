@@ -82,5 +82,18 @@ describe('initializeCounters', () => {
     ]);
     const failures = recorded.filter((r) => r.name === 'selfreward_activity_failures' && r.tags['activity'] === 'trainLora').map((r) => r.tags['type']);
     expect(failures).toEqual([...Object.keys(FAILURE_TYPES), 'Retryable', 'Cancelled']);
+    expect(recorded.filter((r) => r.name === 'selfreward_judge_image_reads')).toEqual([]);
+  });
+
+  it("starts a judging worker's image reads from the cache and from the store at 0", () => {
+    const { meter, recorded } = recordingMeter();
+    initializeCounters(
+      createMetrics(() => meter),
+      ['sampleShard', 'judgeShard'],
+    );
+    expect(recorded.filter((r) => r.name === 'selfreward_judge_image_reads').map((r) => [r.tags['source'], r.value])).toEqual([
+      ['cache', 0],
+      ['store', 0],
+    ]);
   });
 });

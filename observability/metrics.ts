@@ -124,6 +124,14 @@ export const METRICS = {
     unit: 'challengers',
     meaning: 'challengers a model line judged, `verdict` `promoted` or `rejected`',
   },
+  judgeImageReads: {
+    name: 'selfreward_judge_image_reads_total',
+    instrument: 'counter',
+    labels: ['source'],
+    unit: 'images',
+    meaning:
+      "images a judge read, by `source`: `cache` (the worker that sampled them still held them) or `store` (judged on another worker, gone from the worker's cache, or a damaged cached copy)",
+  },
   storeBytes: {
     name: 'selfreward_store_bytes_total',
     instrument: 'counter',
@@ -219,11 +227,15 @@ export function createMetrics(meter: () => MetricMeter): SelfRewardMetrics {
   return instruments as unknown as SelfRewardMetrics;
 }
 
+/** Where a judge reads a sampled image from (`judgeImageReads`). */
+export const IMAGE_SOURCES = ['cache', 'store'] as const;
+
 /** How a failed attempt is counted besides its failure type. */
 export const OTHER_FAILURES = ['Retryable', 'Cancelled'] as const;
 
 /**
- * Starts the attempt and failure counters of these activities at 0, each failure type included:
+ * Starts the attempt and failure counters of these activities at 0, each failure type included,
+ * and a judging worker's image reads from each source:
  * a series exists only once recorded, and `rate()` needs two samples, so without this a worker's
  * first failure of a kind would not count.
  */
@@ -232,4 +244,5 @@ export function initializeCounters(metrics: SelfRewardMetrics, activities: reado
     metrics.activityAttempts.record(0, { activity });
     for (const type of [...Object.keys(FAILURE_TYPES), ...OTHER_FAILURES]) metrics.activityFailures.record(0, { activity, type });
   }
+  if (activities.includes('judgeShard')) for (const source of IMAGE_SOURCES) metrics.judgeImageReads.record(0, { source });
 }

@@ -109,6 +109,7 @@ function standInRound(winRate: (input: RoundInput) => number, hold?: Gate): Stan
     },
     judgeShard: async ({ root, shard }) => ({ shard, manifest: `${root}/scores/${shard}.json`, images: 2, detected: 1 }),
     sampleReferences: async () => ({ images: 2 }),
+    evaluateShard: async ({ shard }) => ({ shard, prompts: 1, images: 2 }),
     // The lines' rounds train one LoRA: they never validate.
     sampleValidationBase: async () => ({ images: 0 }),
     validateLora: standInValidation,

@@ -115,7 +115,17 @@ describe('nights of a model line on the real models', () => {
       const result = await retrain.result();
       const events = (await retrain.workflow.fetchHistory()).events ?? [];
       const scheduled = events.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType?.name] : []));
-      expect(scheduled).toEqual(['prepareRound', 'curateDataset', 'trainLora', 'sampleReferences', 'evaluateRound', 'writeReport']);
+      // Three held-out prompts in the round's two shards: two shards of the evaluation.
+      expect(scheduled).toEqual([
+        'prepareRound',
+        'curateDataset',
+        'trainLora',
+        'sampleReferences',
+        'evaluateShard',
+        'evaluateShard',
+        'evaluateRound',
+        'writeReport',
+      ]);
       expect(result.samples).toEqual([]);
       expect(result.dataset).toMatchObject({ kept: earlier.dataset.kept, included: earlier.dataset.kept });
       expect(result.training.steps).toBe(3);

@@ -16,7 +16,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 
 import { FAILURE_TYPES } from '../contract/failures.js';
 import type { LineEvent } from '../contract/lines.js';
-import { TASK_QUEUES } from '../contract/workers.js';
+import { TASK_QUEUES, WORKER_QUEUE_PATTERN, workerQueueName } from '../contract/workers.js';
 import { METRICS, SDK_METRICS } from '../observability/metrics.js';
 import * as workflows from '../workflows/index.js';
 import { readDashboard, type Dashboard } from '../scripts/dashboard.js';
@@ -257,7 +257,7 @@ describe('metrics the dashboard and the alert rules query', () => {
       type: [...Object.keys(FAILURE_TYPES), ...failureKindsBesidesTypes()],
       verdict: VERDICTS,
       workflow_type: Object.keys(workflows),
-      task_queue: Object.values(TASK_QUEUES),
+      task_queue: [...Object.values(TASK_QUEUES), workerQueueName('a-worker')],
       worker_type: ['WorkflowWorker', 'ActivityWorker', 'LocalActivityWorker'],
       job: [String(scrapeJob['job_name'])],
     };
@@ -299,9 +299,17 @@ describe('metrics the dashboard and the alert rules query', () => {
   });
 });
 
-/** The values a matcher names: its value, or each alternative of a regex of plain alternatives. */
+/**
+ * The values a matcher names: its value, or each alternative of a regex of plain alternatives.
+ * The one other regex is every GPU worker's own task queue, named here by a queue it matches.
+ */
 function matched(matcher: Matcher): string[] {
   if (matcher.op === '=' || matcher.op === '!=') return [matcher.value];
+  if (matcher.label === 'task_queue' && matcher.value === WORKER_QUEUE_PATTERN) {
+    const pattern = new RegExp(`^(?:${WORKER_QUEUE_PATTERN})$`);
+    expect(pattern.test(TASK_QUEUES.gpu), 'the shared GPU queue is not a worker queue').toBe(false);
+    return [workerQueueName('a-worker')];
+  }
   expect(matcher.value, 'a regex matcher is a list of alternatives').toMatch(/^\w+(\|\w+)*$/);
   return matcher.value.split('|');
 }

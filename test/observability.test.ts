@@ -122,12 +122,17 @@ describe("a worker's metrics endpoint after a round", () => {
     expect(total(samples, METRICS.evaluationReferee.name, { check: 'counting', side: 'base' })).toBeCloseTo(referee.counting!.base, 9);
     expect(total(samples, METRICS.evaluationReferee.name, { check: 'judgeAccepted' })).toBe(0);
     expect(total(samples, METRICS.evaluationFlaggedClasses.name)).toBe(referee.flaggedClasses.length);
-    for (const activity of ['prepareRound', 'curateDataset', 'trainLora', 'sampleReferences', 'evaluateRound', 'writeReport']) {
+    for (const activity of ['prepareRound', 'curateDataset', 'trainLora', 'sampleReferences', 'evaluateShard', 'evaluateRound', 'writeReport']) {
       expect(total(samples, METRICS.activityAttempts.name, { activity }), activity).toBe(1);
     }
     expect(total(samples, METRICS.activityAttempts.name, { activity: 'sampleShard' })).toBe(result.samples.length);
     expect(total(samples, METRICS.activityFailures.name)).toBe(0);
     expect(total(samples, `${METRICS.imageSeconds.name}_count`, { stage: 'sample' })).toBe(sampledByClass.size);
+    // The worker judged the shards it sampled, from its cache (a judge that waited past
+    // judgeScheduleToStartSeconds would read the store instead); every judged image read once.
+    const judged = total(samples, METRICS.imagesJudged.name);
+    expect(total(samples, METRICS.judgeImageReads.name, { source: 'cache' })).toBeGreaterThan(0);
+    expect(total(samples, METRICS.judgeImageReads.name)).toBe(judged);
     expect(total(samples, METRICS.storeBytes.name, { op: 'put' })).toBeGreaterThan(total(samples, METRICS.storeBytes.name, { op: 'get' }) / 100);
   });
 
@@ -162,9 +167,10 @@ describe("a round's progress", () => {
     expect(history.filter((e) => e.workflowExecutionSignaledEventAttributes)).toEqual([]);
     // Every event is accounted for: three per activity (scheduled, started, completed); three per
     // workflow task, of which there is at most one per activity that ends and one to start; and
-    // the workflow's own few (started, completed, search attributes, memo, the patch's marker).
+    // the workflow's own few (started, completed, search attributes, memo, the patches' markers).
+    // Activities: prepare, 2 × (sample, judge), curate, train, references, 1 evaluation shard, evaluate, report.
     const activities = history.filter((e) => e.activityTaskScheduledEventAttributes).length;
-    expect(activities).toBe(10);
+    expect(activities).toBe(11);
     const ofActivities = history.filter(
       (e) => e.activityTaskScheduledEventAttributes || e.activityTaskStartedEventAttributes || e.activityTaskCompletedEventAttributes,
     );
@@ -189,6 +195,7 @@ describe("a worker's JSON log of a round", () => {
       [
         'curateDataset',
         'evaluateRound',
+        'evaluateShard',
         'judgeShard',
         'judgeShard',
         'prepareRound',

@@ -316,6 +316,8 @@ describe('a traced round', () => {
       curateDataset: 1,
       trainLora: 1,
       sampleReferences: 1,
+      // One held-out prompt: one shard of the evaluation.
+      evaluateShard: 1,
       evaluateRound: 1,
       writeReport: 1,
     };

@@ -355,9 +355,10 @@ describe('resetting a finished round and the nightly schedules, with real worker
       expect(second.training.lora.startsWith(second.root)).toBe(true);
       expect(second.dataset.dataset).toBe(first.dataset.dataset);
       const scheduled = ((await env.client.workflow.getHandle(workflowId).fetchHistory()).events ?? []).filter((e) => e.activityTaskScheduledEventAttributes);
-      expect(scheduled.map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name).slice(-4)).toEqual([
+      expect(scheduled.map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name).slice(-5)).toEqual([
         'trainLora',
         'sampleReferences',
+        'evaluateShard',
         'evaluateRound',
         'writeReport',
       ]);

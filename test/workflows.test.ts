@@ -24,7 +24,7 @@ import { type RoundActivities } from '../contract/activities.js';
 import { activitiesOf, TASK_QUEUES } from '../contract/workers.js';
 import { trainingRoot } from '../contract/keys.js';
 import type { RoundProgress } from '../contract/progress.js';
-import type { CampaignResult, RoundFigures, RoundResult } from '../contract/workflows.js';
+import { progressQuery, type CampaignResult, type RoundFigures, type RoundResult } from '../contract/workflows.js';
 import { standInPreparation, standInValidation } from './activity.js';
 import { recordHistory } from './stack.js';
 
@@ -115,6 +115,7 @@ function standIns(hold?: { readonly round: number; readonly reached: () => void;
     },
     judgeShard: async ({ root, shard }) => ({ shard, manifest: `${root}/scores/${shard}.json`, images: 1, detected: 1 }),
     sampleReferences: async () => ({ images: 1 }),
+    evaluateShard: async ({ shard }) => ({ shard, prompts: 1, images: 2 }),
     sampleValidationBase: async () => ({ images: 1 }),
     validateLora: standInValidation,
     curateDataset: async ({ root }) => ({ manifest: `${root}/dataset.json`, dataset: `${root}/dataset/`, kept: 1, included: 0, dropped: 0, perClass: {} }),
@@ -463,6 +464,64 @@ describe("a round's details", () => {
     expect(details).toHaveLength(7);
     expect(details[1]).toMatch(/^sampled 2 of 2 shards/);
     expect(details[2]).toMatch(/^judged 2 of 2 shards/);
+  });
+});
+
+describe("a round's evaluation", () => {
+  /** A round of `shards` shards whose evaluation has `heldOut` prompts: the evaluation's shards, in the order they were called, and the round's end. */
+  async function evaluatedIn(shards: number, heldOut: number) {
+    const { activities } = standIns();
+    const calls: string[] = [];
+    let started = 0;
+    let allStarted: () => void = () => undefined;
+    const sideBySide = new Promise<void>((r) => (allStarted = r));
+    const expected = Math.min(shards, heldOut);
+    const sharded: RoundActivities = {
+      ...activities,
+      prepareRound: async (request) => ({ ...(await activities.prepareRound(request)), heldOutPrompts: heldOut }),
+      evaluateShard: async (request) => {
+        calls.push(`shard ${request.shard} of ${request.shards} (${request.lora})`);
+        // Each shard waits for all of them to have started: they only finish if they run side by side.
+        if (++started === expected) allStarted();
+        await sideBySide;
+        return { shard: request.shard, prompts: 1, images: 10 };
+      },
+      evaluateRound: async (request) => {
+        calls.push('figures');
+        return activities.evaluateRound(request);
+      },
+    };
+    const input = { ...campaignRoundInput, shards, prompts: Array.from({ length: shards }, (_, n) => ({ className: 'circle', text: `${n + 1} red circles` })) };
+    const { result, progress, details } = await withStandInWorkers(sharded, async () => {
+      const handle = await env.client.workflow.start('selfRewardRound', {
+        taskQueue: TASK_QUEUES.workflows,
+        workflowId: `evaluated-${randomUUID()}`,
+        args: [input],
+      });
+      const result = (await handle.result()) as RoundResult;
+      const { currentDetails } = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+      return { result, progress: await handle.query(progressQuery), details: (currentDetails ?? '').split('\n') };
+    });
+    return { calls, result, progress, details };
+  }
+
+  it(
+    'samples and judges the held-out images in as many shards as the round samples in, side by side, then computes the figures',
+    { timeout: 60_000 },
+    async () => {
+      const { calls, result, progress, details } = await evaluatedIn(3, 5);
+      const lora = result.training.lora;
+      expect(calls.slice(0, 3).sort()).toEqual([0, 1, 2].map((shard) => `shard ${shard} of 3 (${lora})`));
+      expect(calls.slice(3)).toEqual(['figures']);
+      // The figures' line replaces the shards' line: one line for the stage.
+      expect(details.filter((line) => line.startsWith('evaluat'))).toEqual([expect.stringMatching(/^evaluated: tuned beats base/)]);
+      expect(progress.evaluated).toBe(result.evaluation.pairs * 2);
+    },
+  );
+
+  it('takes one shard per held-out prompt when there are fewer prompts than shards', { timeout: 60_000 }, async () => {
+    const { calls } = await evaluatedIn(3, 2);
+    expect(calls.filter((c) => c.startsWith('shard')).sort()).toEqual([expect.stringMatching(/^shard 0 of 2 /), expect.stringMatching(/^shard 1 of 2 /)]);
   });
 });
 

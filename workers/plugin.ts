@@ -21,7 +21,7 @@ import { Worker, type WorkerInterceptors, type WorkerOptions } from '@temporalio
 import { createActivities } from '../activities/index.js';
 import type { ActivityDependencies } from '../activities/dependencies.js';
 import type { Activities } from '../contract/workers.js';
-import { activitiesOf, TASK_QUEUES, type WorkerRole } from '../contract/workers.js';
+import { activitiesOf, TASK_QUEUES, workerQueueName, type WorkerRole } from '../contract/workers.js';
 import { dependenciesFromEnvironment } from './dependencies.js';
 import { logFieldsInterceptor } from '../observability/logs.js';
 import type { WorkerTracing } from '../observability/tracing.js';
@@ -98,7 +98,7 @@ export class SelfRewardPlugin extends SimplePlugin {
 
   constructor(private readonly settings: SelfRewardPluginOptions) {
     super({ name: 'self-reward-images' });
-    this.workerQueue = settings.role === 'cpu' ? null : `${TASK_QUEUES.gpu}@${randomUUID()}`;
+    this.workerQueue = settings.role === 'cpu' ? null : workerQueueName(randomUUID());
     const dependencies = settings.dependencies ?? dependenciesFromEnvironment();
     this.activities = createActivities(this.workerQueue === null ? dependencies : { ...dependencies, workerQueue: this.workerQueue });
   }

@@ -11,6 +11,7 @@ import type {
   ClassCounts,
   CurateResult,
   EvaluateResult,
+  EvaluateShardResult,
   JudgeShardResult,
   PreparedRound,
   SampleShardResult,
@@ -33,6 +34,7 @@ export class RoundProgressTracker {
   private perClass: Readonly<Record<string, ClassCounts>> = {};
   private trainer: RoundProgress['trainer'] = null;
   private imagesEvaluated = 0;
+  private readonly evaluationShards = new Set<number>();
   private winRate: number | null = null;
   private report: string | null = null;
   private promptsSampled = 0;
@@ -120,6 +122,13 @@ export class RoundProgressTracker {
     );
   }
 
+  /** A shard of the evaluation stored its images and records; the figures come with `evaluated`. */
+  evaluationShardDone(result: EvaluateShardResult, shards: number): void {
+    this.evaluationShards.add(result.shard);
+    this.imagesEvaluated += result.images;
+    this.did(`evaluation: ${this.evaluationShards.size} of ${shards} shards sampled and judged, ${this.imagesEvaluated} held-out images`, 'evaluate');
+  }
+
   evaluated(evaluation: EvaluateResult): void {
     this.winRate = evaluation.winRate;
     // Each pair is one held-out image per generator: the base, the tuned one and any parent.
@@ -137,6 +146,7 @@ export class RoundProgressTracker {
           : `, referee all correct per prompt ${percent(referee.allCorrectPrompts.base)} -> ${percent(referee.allCorrectPrompts.tuned)}` +
             (referee.flaggedClasses.length === 0 ? '' : ` (hacking flagged: ${referee.flaggedClasses.join(', ')})`)) +
         against,
+      'evaluate',
     );
   }
 

@@ -20,6 +20,7 @@ import { classesAttribute, SEARCH_ATTRIBUTES } from '../config/searchAttributes.
 import {
   currentEvaluation,
   refereeTable,
+  type EvaluateShardRequest,
   type JudgeRequest,
   type JudgeShardResult,
   type RoundActivities,
@@ -56,6 +57,7 @@ function roundActivities({ heartbeatTimeoutSeconds, maximumAttempts }: ActivityS
     sampleShard: models.sampleShard,
     judgeShard: models.judgeShard,
     sampleReferences: models.sampleReferences,
+    evaluateShard: models.evaluateShard,
     evaluateRound: models.evaluateRound,
     sampleValidationBase: models.sampleValidationBase,
     validateLora: models.validateLora,
@@ -92,6 +94,30 @@ async function judgeSampled(
     if (!notTaken) throw error;
     return activities.judgeShard.executeWithOptions({ summary: `${summary} (the worker that sampled it did not take it)` }, [request]);
   }
+}
+
+/** Rounds from this version on sample and judge the tuned generator's held-out images in shards; recorded histories evaluated in one activity. */
+const SHARDED_EVALUATION = 'sharded-evaluation';
+
+/**
+ * The held-out images of the tuned generator, sampled and judged in as many shards as the round
+ * samples in (one per held-out prompt at most), side by side on the GPU workers; `evaluateRound`
+ * then finds every image and record stored and computes the figures.
+ */
+async function evaluateInShards(
+  activities: ActivityInterfaceFor<RoundActivities>,
+  progress: RoundProgressTracker,
+  input: RoundInput,
+  request: Omit<EvaluateShardRequest, 'shard' | 'shards'>,
+  heldOutPrompts: number,
+): Promise<void> {
+  const shards = Math.max(1, Math.min(input.shards, heldOutPrompts));
+  await together(
+    Array.from({ length: shards }, (_, shard) => async () => {
+      const summary = `evaluate shard ${shard + 1} of ${shards}: the tuned generator's held-out images, judged`;
+      progress.evaluationShardDone(await activities.evaluateShard.executeWithOptions({ summary }, [{ ...request, shard, shards }]), shards);
+    }),
+  );
 }
 
 /**
@@ -215,6 +241,9 @@ export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
 
   progress.enter('evaluate');
   // Histories of earlier versions hold results without `parent`, the accuracy gain's interval, diversity or counting.
+  if (patched(SHARDED_EVALUATION)) {
+    await evaluateInShards(activities, progress, input, { ...request, lora: training.lora, parent }, prepared.heldOutPrompts);
+  }
   const evaluateSummary = `evaluate the tuned generator against the base${parent === null ? '' : ' and its parent'} on held-out prompts`;
   const evaluation = await activities.evaluateRound
     .executeWithOptions({ summary: evaluateSummary }, [

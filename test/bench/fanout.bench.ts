@@ -3,11 +3,13 @@
  * on a real dev server, a CPU worker in this process and W GPU worker processes whose activities
  * are stand-ins of fixed durations (`standInActivities.ts`), for W = 1, 2, 4, 8, 16. For each W it
  * prints the wall time; the ideal (the critical path with W workers: the shards' sample and judge
- * spread over W, training beside the references when W > 1); the efficiency (ideal / wall); the
+ * spread over W, training beside the references when W > 1, the evaluation's shards spread over
+ * W); the efficiency (ideal / wall); the
  * mean task-queue latency (schedule to start, of the activities that found a worker free: the
  * CPU worker's and the first wave of shards); and the round's history (events, bytes).
  * Options: --workers 1,2,4,8,16 --shards N (32) --sample S (2) --judge S (1) --train S (6)
- * --references S (3) --evaluate S (2) --light S (0.2: prepare, curate, report).
+ * --references S (3) --evaluate-shard S (1: each of the evaluation's shards, as many as the
+ * round's) --evaluate S (0.5: the evaluation's figures) --light S (0.2: prepare, curate, report).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -33,7 +35,8 @@ const { values } = parseArgs({
     judge: { type: 'string', default: '1' },
     train: { type: 'string', default: '6' },
     references: { type: 'string', default: '3' },
-    evaluate: { type: 'string', default: '2' },
+    'evaluate-shard': { type: 'string', default: '1' },
+    evaluate: { type: 'string', default: '0.5' },
     light: { type: 'string', default: '0.2' },
   },
 });
@@ -45,6 +48,7 @@ const durations: StandInDurations = {
   curate: light,
   train: Number(values.train),
   references: Number(values.references),
+  evaluateShard: Number(values['evaluate-shard']),
   evaluate: Number(values.evaluate),
   report: light,
 };
@@ -56,7 +60,8 @@ function ideal(w: number): number {
   const d = durations;
   const shardWaves = Math.ceil(shards / w) * (d.sample + d.judge);
   const training = w > 1 ? Math.max(d.train, d.references) : d.train + d.references;
-  return d.prepare + shardWaves + d.curate + training + d.evaluate + d.report;
+  const evaluation = Math.ceil(shards / w) * d.evaluateShard + d.evaluate;
+  return d.prepare + shardWaves + d.curate + training + evaluation + d.report;
 }
 
 async function startGpuWorker(address: string): Promise<ChildProcess> {
@@ -82,10 +87,11 @@ try {
     judge: { detector: '/models/detector', clip: '/models/clip' },
     prompts: Array.from({ length: shards }, (_, i) => ({ className: 'circle', text: `circle ${i}` })),
     shards,
-    evaluation: { prompts: [{ className: 'circle', text: 'a held-out circle' }] },
+    // As many held-out prompts as shards: the evaluation has a shard for each.
+    evaluation: { prompts: Array.from({ length: shards }, (_, i) => ({ className: 'circle', text: `a held-out circle ${i}` })) },
   };
   console.log(
-    `fan-out: ${shards} shards, sample ${durations.sample} s + judge ${durations.judge} s each, train ${durations.train} s beside references ${durations.references} s, evaluate ${durations.evaluate} s`,
+    `fan-out: ${shards} shards, sample ${durations.sample} s + judge ${durations.judge} s each, train ${durations.train} s beside references ${durations.references} s, evaluate ${shards} shards of ${durations.evaluateShard} s and ${durations.evaluate} s of figures`,
   );
   const table = new Table(['workers', 'wall s', 'ideal s', 'efficiency', 'queue latency ms', 'events', 'history KB']);
   table.printHeader();

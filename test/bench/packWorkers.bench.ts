@@ -61,7 +61,7 @@ const STAGES = {
   'sample+judge': ['sampleShard', 'judgeShard'],
   // The references and the validations are sampled beside the training, so they belong to it.
   train: ['trainLora', 'sampleReferences', 'sampleValidationBase', 'validateLora'],
-  evaluate: ['evaluateRound'],
+  evaluate: ['evaluateShard', 'evaluateRound'],
 } as const;
 
 /** From the first of a stage's activities scheduled to the last completed, in seconds; null for a stage that did not run. */

@@ -16,6 +16,9 @@ export interface StandInDurations {
   readonly curate: number;
   readonly train: number;
   readonly references: number;
+  /** Each shard of the evaluation (the tuned generator's held-out images, judged). */
+  readonly evaluateShard: number;
+  /** The evaluation's figures, from the shards' records. */
   readonly evaluate: number;
   readonly report: number;
 }
@@ -32,9 +35,10 @@ async function work(seconds: number): Promise<void> {
 
 export function standInActivities(d: StandInDurations): RoundActivities {
   return {
-    prepareRound: async ({ root }) => {
+    prepareRound: async ({ root, input }) => {
       await work(d.prepare);
-      return { input: `${root}/input.json`, digest: '', classes: ['circle'], prompts: 1, heldOutPrompts: 1 };
+      const heldOut = input.evaluation.prompts;
+      return { input: `${root}/input.json`, digest: '', classes: ['circle'], prompts: 1, heldOutPrompts: Array.isArray(heldOut) ? heldOut.length : 1 };
     },
     sampleShard: async ({ root, shard }) => {
       await work(d.sample);
@@ -59,6 +63,10 @@ export function standInActivities(d: StandInDurations): RoundActivities {
     // Rounds of one LoRA (all the benchmark runs) never validate.
     sampleValidationBase: async () => ({ images: 0 }),
     validateLora: standInValidation,
+    evaluateShard: async ({ shard }) => {
+      await work(d.evaluateShard);
+      return { shard, prompts: 1, images: 8 };
+    },
     evaluateRound: async ({ root }) => {
       await work(d.evaluate);
       const figures = { pairs: 16, winRate: 0.6, winRateInterval: [0.5, 0.7] as const, meanClipBase: 25, meanClipTuned: 26, signTestP: 0.1, accuracyBase: 0.5 };
