@@ -250,7 +250,8 @@ const ROUND_FIELDS: Schema<RoundInput> = refine(
         min: 1,
         max: 1000,
         default: 2,
-        meaning: 'training prompts are split into this many shards (prompt i in shard i mod shards), sampled and judged in parallel',
+        meaning:
+          "training prompts are split into this many shards (prompt i in shard i mod shards), sampled and judged in parallel; the evaluation's held-out prompts likewise (at most one shard per prompt). Give a round at least as many as its GPU workers",
       }),
       sampling: object<SamplingSettings>(
         {
