@@ -32,8 +32,10 @@ export class ProgressReporter {
 
 /**
  * Heartbeats while a long step runs silently (loading a model, the trainer's ONNX export), so
- * the heartbeat timeout can be short enough to notice a dead worker quickly. The event loop
- * stays free during model work (onnxruntime runs off it; training is a child process).
+ * the heartbeat timeout can be short enough to notice a dead worker quickly. onnxruntime-node
+ * holds the event loop for one model call (a denoising step, a judge's batch), so heartbeats go
+ * out between calls: keep `activities.heartbeatTimeoutSeconds` well above the longest call (a
+ * full-size UNet step on a CPU). Training is a child process and holds nothing.
  */
 const KEEP_ALIVE_MS = 5_000;
 

@@ -377,7 +377,8 @@ const ROUND_FIELDS: Schema<RoundInput> = refine(
             min: 15,
             max: 3600,
             default: 60,
-            meaning: "an attempt silent this long is retried: how soon a dead worker's work moves on",
+            meaning:
+              "an attempt silent this long is retried: how soon a dead worker's work moves on. A worker heartbeats between model calls, not during one: keep it above the longest (a full-size UNet step over a prompt's images on a CPU takes minutes; set `sampling.batchSize` or raise this)",
           }),
           maximumAttempts: integer({ min: 1, max: 100, default: 5, meaning: 'attempts per activity before the round fails (bad data fails at once)' }),
           judgeScheduleToStartSeconds: integer({
