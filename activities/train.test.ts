@@ -408,13 +408,16 @@ describe('trainLora', () => {
     expect(JSON.parse((await store.get(`${artifactKeys.lora(root)}metrics.json`)).toString())).toMatchObject({ threads: 3 });
   });
 
-  it('trains with bf16 and gradient checkpointing when the input asks for them (the real trainer, 2 steps)', { timeout: 300_000 }, async () => {
+  it('trains with bf16, gradient checkpointing and 8-bit AdamW when the input asks for them (the real trainer, 2 steps)', { timeout: 300_000 }, async () => {
     const { deps, root, store } = await setup('real', [
       await sharp({ create: { width: 64, height: 64, channels: 3, background: '#0c0' } })
         .png()
         .toBuffer(),
     ]);
-    const input = roundInput({ maxSteps: 2, batchSize: 1, mixedPrecision: 'bf16', gradientCheckpointing: true }, await testGenerator(join(deps.workDir, '..')));
+    const input = roundInput(
+      { maxSteps: 2, batchSize: 1, mixedPrecision: 'bf16', gradientCheckpointing: true, optimizer: 'adamw8bit' },
+      await testGenerator(join(deps.workDir, '..')),
+    );
     const trainer = {
       command: [PYTHON, '-m', 'loratrain', '--skip-onnx'],
       cwd: join(REPO_ROOT, 'python'),
@@ -426,10 +429,12 @@ describe('trainLora', () => {
     const metrics = JSON.parse((await store.get(`${artifactKeys.lora(root)}metrics.json`)).toString()) as {
       mixed_precision: string;
       gradient_checkpointing: boolean;
+      optimizer: string;
       loss_curve: number[];
     };
     expect(metrics.mixed_precision).toBe('bf16');
     expect(metrics.gradient_checkpointing).toBe(true);
+    expect(metrics.optimizer).toBe('adamw8bit');
     expect(metrics.loss_curve).toHaveLength(2);
     metrics.loss_curve.forEach((loss) => expect(Number.isFinite(loss)).toBe(true));
   });
@@ -446,13 +451,14 @@ describe('trainLora', () => {
     expect(args.join(' ')).toContain('--mixed-precision no');
     expect(args).not.toContain('--gradient-checkpointing');
     expect(args.join(' ')).toContain('--export-precision fp32');
+    expect(args.join(' ')).toContain('--optimizer adamw');
     const gpu = trainerArguments(
-      roundInput({ maxSteps: 3, mixedPrecision: 'bf16', gradientCheckpointing: true, exportPrecision: 'fp16' }).lora,
+      roundInput({ maxSteps: 3, mixedPrecision: 'bf16', gradientCheckpointing: true, optimizer: 'adamw8bit', exportPrecision: 'fp16' }).lora,
       { generator: 'g', dataset: 'd', output: 'o' },
       'cuda:0',
       6,
     );
-    expect(gpu.join(' ')).toContain('--mixed-precision bf16 --gradient-checkpointing --export-precision fp16');
+    expect(gpu.join(' ')).toContain('--mixed-precision bf16 --gradient-checkpointing --optimizer adamw8bit --export-precision fp16');
     const threads = { OMP_NUM_THREADS: '6', MKL_NUM_THREADS: '6' };
     expect(trainerEnvironment('cuda:3', 6, {})).toEqual({ ...threads, CUDA_VISIBLE_DEVICES: '3' });
     expect(trainerEnvironment('cpu', 6, {})).toEqual({ ...threads, CUDA_VISIBLE_DEVICES: '' });

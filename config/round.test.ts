@@ -32,6 +32,7 @@ describe('validateRoundInput', () => {
       maxSteps: null,
       mixedPrecision: 'no',
       gradientCheckpointing: false,
+      optimizer: 'adamw',
       exportPrecision: 'fp32',
     });
     expect(round.sampling.batchSize).toBeNull();
@@ -77,6 +78,7 @@ describe('validateRoundInput', () => {
         captionDropout: 1,
         mixedPrecision: 'fp8',
         gradientCheckpointing: 'yes',
+        optimizer: 'sgd',
         exportPrecision: 'half',
       },
       selection: { rule: 'best', perPrompt: 0 },
@@ -100,6 +102,7 @@ describe('validateRoundInput', () => {
       'lora.captionDropout': 'a probability in [0, 0.99]',
       'lora.mixedPrecision': 'one of "no", "fp16", "bf16"',
       'lora.gradientCheckpointing': 'true or false',
+      'lora.optimizer': 'one of "adamw", "adamw8bit"',
       'lora.exportPrecision': 'one of "fp32", "fp16"',
       'lora.rnak': expect.stringContaining('no such field') as unknown as string,
       'activities.heartbeatTimeoutSeconds': 'an integer in [15, 3600]',

@@ -39,6 +39,7 @@ export type SelectionRule = 'paper' | 'combined';
 export type LrScheduler = 'constant' | 'cosine';
 export type MixedPrecision = 'no' | 'fp16' | 'bf16';
 export type ExportPrecision = 'fp32' | 'fp16';
+export type LoraOptimizer = 'adamw' | 'adamw8bit';
 
 export interface SelectionSettings {
   /** `paper`: top checklist tier, then highest detection; `combined`: highest combined score. */
@@ -94,6 +95,8 @@ export interface LoraSettings {
   readonly mixedPrecision: MixedPrecision;
   /** Recompute the UNet's activations in the backward pass: less memory, more compute. */
   readonly gradientCheckpointing: boolean;
+  /** torch's AdamW, or bitsandbytes' 8-bit AdamW (the same update, its moments in 8 bits). */
+  readonly optimizer: LoraOptimizer;
   /**
    * Weights and compute of the fused `unet/model.onnx` the round writes: `fp16` halves it for
    * CUDA workers, attention scores and softmax staying fp32. Its inputs and outputs are float32 either way.
@@ -310,6 +313,11 @@ const ROUND_FIELDS: Schema<RoundInput> = refine(
           gradientCheckpointing: boolean({
             default: false,
             meaning: "recompute the UNet's activations in the backward pass: much less GPU memory for about a third more training time",
+          }),
+          optimizer: oneOf(['adamw', 'adamw8bit'], {
+            default: 'adamw',
+            meaning:
+              "`adamw` (torch's), or `adamw8bit`: bitsandbytes' 8-bit AdamW, the same update with its two moments kept in 8 bits, a quarter of their memory, for the LoRA matrices of 4096 elements or more (smaller ones keep 32-bit moments: on SD 2.1 that is most of a rank-4 LoRA, so it pays at large ranks); the GPU workers' Python needs bitsandbytes, or the training fails at once naming `--optimizer`",
           }),
           exportPrecision: oneOf(['fp32', 'fp16'], {
             default: 'fp32',

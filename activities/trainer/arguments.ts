@@ -21,6 +21,7 @@ export function trainerArguments(lora: LoraSettings, paths: { generator: string;
   args.push('--snr-gamma', String(lora.snrGamma), '--caption-dropout', String(lora.captionDropout));
   args.push('--mixed-precision', lora.mixedPrecision);
   if (lora.gradientCheckpointing) args.push('--gradient-checkpointing');
+  args.push('--optimizer', lora.optimizer);
   args.push('--export-precision', lora.exportPrecision);
   args.push('--checkpoint-every', String(lora.checkpointEvery), '--resume-from', 'latest');
   args.push('--device', device.startsWith('cuda') ? 'cuda' : 'cpu', '--threads', String(threads));

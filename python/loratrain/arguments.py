@@ -4,6 +4,7 @@ no file. A bad flag raises BadInput, which the protocol turns into exit code 2."
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
 from pathlib import Path
 
@@ -79,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="frozen weights and forward pass in this dtype; LoRA weights stay fp32 (fp16 needs CUDA)",
     )
     p.add_argument("--gradient-checkpointing", action="store_true", help="trade compute for UNet activation memory")
+    p.add_argument(
+        "--optimizer",
+        choices=("adamw", "adamw8bit"),
+        default="adamw",
+        help="adamw: torch's AdamW; adamw8bit: bitsandbytes' 8-bit AdamW, the same update with its moments kept in 8 bits "
+        "(a quarter of the optimizer state's memory; needs bitsandbytes installed) (default: %(default)s)",
+    )
     p.add_argument("--device", default=None, metavar="DEVICE", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--log-every", type=int, default=1, metavar="N", help="emit a step event every N steps (default: %(default)s)")
@@ -127,5 +135,7 @@ def check_args(args: argparse.Namespace) -> None:
     for flag, value in {"--noise-offset": args.noise_offset, "--snr-gamma": args.snr_gamma}.items():
         if not (math.isfinite(value) and value >= 0):
             raise BadInput(f"{flag}: must be a non-negative number, got {value}")
+    if args.optimizer == "adamw8bit" and importlib.util.find_spec("bitsandbytes") is None:
+        raise BadInput("--optimizer adamw8bit: needs bitsandbytes installed in the trainer's Python (pip install bitsandbytes), or use adamw")
     if not (math.isfinite(args.caption_dropout) and 0 <= args.caption_dropout < 1):
         raise BadInput(f"--caption-dropout: must be a probability in [0, 1), got {args.caption_dropout}")

@@ -139,7 +139,7 @@ def load_checkpoint(checkpoint: Path, device) -> SavedTraining:
     if not any(k.startswith("unet.") for k in lora):
         raise _unreadable(checkpoint, LORA_WEIGHTS, "holds no unet.* tensors", lora_expected)
 
-    optimizer_expected = "the AdamW and grad-scaler state the trainer saves with torch.save"
+    optimizer_expected = "the optimizer and grad-scaler state the trainer saves with torch.save"
     try:
         saved = torch.load(checkpoint / OPTIMIZER, map_location=device, weights_only=True)
     except Exception as error:  # torch.load raises from its zip reader, the unpickler or the file system

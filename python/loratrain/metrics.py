@@ -34,6 +34,7 @@ def write_metrics(args, plan: Plan, device, losses: list[float], wall: float, wa
         "snr_gamma": args.snr_gamma,
         "caption_dropout": args.caption_dropout,
         "mixed_precision": args.mixed_precision,
+        "optimizer": args.optimizer,
         "gradient_checkpointing": gradient_checkpointing,
         "device": str(device),
         "threads": torch.get_num_threads(),

@@ -83,6 +83,8 @@ def plan_run(args: argparse.Namespace) -> Plan:
         "snr_gamma": args.snr_gamma,
         "caption_dropout": args.caption_dropout,
         "max_grad_norm": args.max_grad_norm,
+        # The optimizer's saved state is in its own format: a resume keeps the optimizer.
+        "optimizer": args.optimizer,
         "prediction_type": prediction_type,
         "dataset_size": len(examples),
         "dataset_digest": digest,
@@ -90,9 +92,11 @@ def plan_run(args: argparse.Namespace) -> Plan:
     resumed: dict = {}
     if checkpoint is not None:
         resumed = read_state(checkpoint)
+        # Checkpoints from before --optimizer existed were made with AdamW.
+        made_with = {"optimizer": "adamw", **resumed["recipe"]}
         for field, value in recipe.items():
-            if resumed["recipe"].get(field) != value:
-                raise BadInput(f"--resume-from: {checkpoint} was made with {field}={resumed['recipe'].get(field)!r}, this run has {value!r}")
+            if made_with.get(field) != value:
+                raise BadInput(f"--resume-from: {checkpoint} was made with {field}={made_with.get(field)!r}, this run has {value!r}")
 
     steps_per_epoch = math.ceil(len(examples) / args.batch_size)
     total = args.max_steps if args.max_steps is not None else args.epochs * steps_per_epoch

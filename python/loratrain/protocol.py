@@ -32,7 +32,7 @@ Protocol (the product runs this as a child process):
   folder with this unet/ in place of its own; fp32 or fp16 inside as
   --export-precision says, float32 inputs and outputs either way), `metrics.json`, and
   `checkpoints/step-NNNNNNNN/`: `pytorch_lora_weights.safetensors`, `optimizer.pt`
-  (AdamW and fp16 grad-scaler state) and `state.json` (step, epoch, position in
+  (the optimizer's and fp16 grad-scaler state) and `state.json` (step, epoch, position in
   epoch, loss history, recipe). Checkpoints are written atomically; the newest
   --keep-checkpoints are kept. `--resume-from latest` resumes from the newest, or
   starts afresh when there is none, so a retried job can always pass it.

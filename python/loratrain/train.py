@@ -2,7 +2,8 @@
 
 The recipe is that of diffusers' `train_text_to_image_lora.py`: peft LoRA (rank r,
 alpha r, gaussian init) on the UNet's attention projections to_q/to_k/to_v/to_out.0;
-VAE and text encoder frozen; AdamW (betas 0.9/0.999, weight decay 1e-2, eps 1e-8),
+VAE and text encoder frozen; AdamW (betas 0.9/0.999, weight decay 1e-2, eps 1e-8; or
+bitsandbytes' 8-bit AdamW with --optimizer adamw8bit),
 constant learning rate after an optional linear warmup (or, with --lr-scheduler
 cosine, a cosine decay to zero over the remaining steps), gradient norm clipped to 1;
 noise from a DDPMScheduler built from the generator's scheduler config, target
@@ -71,6 +72,19 @@ class Trainee:
     weight_dtype: torch.dtype
 
 
+def make_optimizer(name: str, params: list, learning_rate: float) -> torch.optim.Optimizer:
+    """AdamW with the recipe's betas, weight decay and eps: torch's, or bitsandbytes'
+    8-bit one (`adamw8bit`), whose moments are block-wise quantised to 8 bits."""
+    import torch
+
+    hyper = {"lr": learning_rate, "betas": (0.9, 0.999), "weight_decay": 1e-2, "eps": 1e-8}
+    if name == "adamw8bit":
+        import bitsandbytes
+
+        return bitsandbytes.optim.AdamW8bit(params, **hyper)
+    return torch.optim.AdamW(params, **hyper)
+
+
 def make_trainee(args: argparse.Namespace, saved: SavedTraining | None, device) -> Trainee:
     import torch
     from diffusers import UNet2DConditionModel
@@ -88,7 +102,7 @@ def make_trainee(args: argparse.Namespace, saved: SavedTraining | None, device) 
         unet.enable_gradient_checkpointing()
     unet.train()
     params = [p for p in unet.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=args.learning_rate, betas=(0.9, 0.999), weight_decay=1e-2, eps=1e-8)
+    optimizer = make_optimizer(args.optimizer, params, args.learning_rate)
     scaler = torch.amp.GradScaler(device.type) if args.mixed_precision == "fp16" else None
     trainee = Trainee(unet, params, optimizer, scaler, weight_dtype)
     if saved is not None:

@@ -422,6 +422,53 @@ def test_resume_with_another_recipe_exits_2(trained, tiny_generator, tiny_datase
     _expect_bad_input(done, "was made with rank=4, this run has 8")
 
 
+def test_adamw8bit_keeps_8_bit_moments_and_a_resume_reproduces_its_run(tiny_generator, tiny_dataset, tmp_path):
+    # Rank 64: bitsandbytes keeps the moments of tensors under 4096 elements in 32 bits, and
+    # this tiny UNet's rank-4 LoRA matrices are all smaller than that.
+    flags = ("--skip-onnx", "--optimizer", "adamw8bit", "--rank", "64")
+    full = tmp_path / "full"
+    done, events = train(tiny_generator, tiny_dataset, full, *flags, "--checkpoint-every", "3")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((full / "metrics.json").read_text())["optimizer"] == "adamw8bit"
+    losses = [e["loss"] for e in events if e["event"] == "step"]
+    saved = torch.load(full / "checkpoints" / "step-00000003" / "optimizer.pt", weights_only=False)["optimizer"]["state"]
+    # bitsandbytes' state_dict nests each parameter's quantised state under a key of its own.
+    packed = [state.get("__bnb_optimizer_quant_state__", state) for state in saved.values()]
+    moments = [v for state in packed for k, v in state.items() if k in ("state1", "state2")]
+    assert torch.uint8 in {m.dtype for m in moments}
+
+    resumed = tmp_path / "resumed"
+    shutil.copytree(full / "checkpoints" / "step-00000003", resumed / "checkpoints" / "step-00000003")
+    done, events = train(tiny_generator, tiny_dataset, resumed, *flags, "--resume-from", "latest")
+    assert done.returncode == 0, done.stderr
+    assert [e["loss"] for e in events if e["event"] == "step"] == pytest.approx(losses[3:], abs=1e-6)
+    a, b = load_lora(resumed / "pytorch_lora_weights.safetensors"), load_lora(full / "pytorch_lora_weights.safetensors")
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-6
+
+
+def test_resume_with_another_optimizer_exits_2(trained, tiny_generator, tiny_dataset, tmp_path):
+    output, _ = trained
+    done = run_module(
+        "loratrain", "--generator", str(tiny_generator), "--dataset", str(tiny_dataset), "--output", str(tmp_path / "out"),
+        *TRAIN_ARGS, "--optimizer", "adamw8bit", "--resume-from", str(output / "checkpoints" / "step-00000003"),
+    )  # fmt: skip
+    _expect_bad_input(done, "was made with optimizer='adamw', this run has 'adamw8bit'")
+
+
+def test_adamw8bit_without_bitsandbytes_is_bad_input_naming_the_flag(monkeypatch):
+    import importlib.util
+
+    from loratrain.arguments import build_parser, check_args
+    from loratrain.protocol import BadInput
+
+    args = build_parser().parse_args(["--generator", "g", "--dataset", "d", "--output", "o", "--optimizer", "adamw8bit"])
+    check_args(args)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None if name == "bitsandbytes" else real(name, *rest))
+    with pytest.raises(BadInput, match=r"^--optimizer adamw8bit: needs bitsandbytes installed"):
+        check_args(args)
+
+
 def test_fp16_graphs_keep_float32_inputs_and_outputs(tiny_generator, tmp_path):
     import onnx
     from diffusers import UNet2DConditionModel
