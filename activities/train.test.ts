@@ -439,6 +439,35 @@ describe('trainLora', () => {
     metrics.loss_curve.forEach((loss) => expect(Number.isFinite(loss)).toBe(true));
   });
 
+  it('trains data-parallel under a launcher of two processes (torchrun), and a refusal there is still bad input', { timeout: 300_000 }, async () => {
+    const green = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#0c0' } })
+      .png()
+      .toBuffer();
+    const { deps, root, store } = await setup('real', [green, green]);
+    const generator = await testGenerator(join(deps.workDir, '..'));
+    // The trainer command as SELF_REWARD_TRAINER gives it: the launcher starts `-m loratrain` twice.
+    const trainer = {
+      command: [PYTHON, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', '-m', 'loratrain', '--skip-onnx'],
+      cwd: join(REPO_ROOT, 'python'),
+      env: { PYTHONPATH: join(REPO_ROOT, 'python'), OMP_NUM_THREADS: '1' },
+      stopGraceMs: 30_000,
+    };
+    const { outcome } = await trainRecording(createTrainLora({ ...deps, trainer }), roundInput({ maxSteps: 2, batchSize: 2 }, generator), root, store);
+    expect(outcome).toMatchObject({ steps: 2 });
+    const metrics = JSON.parse((await store.get(`${artifactKeys.lora(root)}metrics.json`)).toString()) as { processes: number; loss_curve: number[] };
+    expect(metrics.processes).toBe(2);
+    expect(metrics.loss_curve).toHaveLength(2);
+    // The launcher exits 1 whatever its processes did: the refusal is read from the trainer's error event.
+    const other = roundRoot('wf/2', 'run-1', 1);
+    for (const key of await store.list(artifactKeys.dataset(root))) await store.put(key.replace(root, other), await store.get(key));
+    const refused = await trainRecording(createTrainLora({ ...deps, trainer }), roundInput({ maxSteps: 2, resolution: 30 }, generator), other, store);
+    expect(refused.outcome).toMatchObject({
+      type: 'BadTrainingInput',
+      nonRetryable: true,
+      message: expect.stringContaining('--resolution: must be a multiple'),
+    });
+  });
+
   it("passes the LoRA settings, resumes from the latest checkpoint, pins the device and sizes the trainer's threads", () => {
     const args = trainerArguments(roundInput().lora, { generator: 'g', dataset: 'd', output: 'o' }, 'cuda:3', 6);
     expect(args.join(' ')).toContain('--rank 8');

@@ -37,6 +37,14 @@ function outputFiles(output: string): string[] {
 const TRAINER_LOG = 'trainer.log';
 
 /**
+ * Whether the trainer refused its input: its exit code says so, or, under a launcher of several
+ * processes (torchrun, accelerate launch) that exits 1 whatever its processes did, its `error` event.
+ */
+function refused(run: TrainerRun): boolean {
+  return run.code === EXIT_BAD_INPUT || run.failure?.kind === 'bad_input' || run.failure?.kind === 'bad_checkpoint';
+}
+
+/**
  * Runs the Python LoRA trainer as a child process on the curated dataset. Its JSON progress
  * lines become heartbeats. Each checkpoint it writes is copied to the store (the newest only),
  * so a retry resumes from it on any worker: one whose work folder has no newer checkpoint
@@ -102,7 +110,7 @@ export function createTrainLora(deps: ActivityDependencies) {
         }
       };
       let run = await runOnce(stored?.step ?? -1);
-      if (run.code === EXIT_BAD_INPUT && run.failure?.kind === 'bad_checkpoint' && !progress.context.cancellationSignal.aborted) {
+      if (refused(run) && run.failure?.kind === 'bad_checkpoint' && !progress.context.cancellationSignal.aborted) {
         // Every retry would restore the same checkpoint: only a fresh start gets past it. A second
         // refusal has another cause, and fails below as bad input.
         log.warn(`trainer checkpoint is corrupt, so it is discarded and training starts over from step 0: ${run.failure.message ?? 'no message'}`);
@@ -115,7 +123,7 @@ export function createTrainLora(deps: ActivityDependencies) {
       }
       if (run.code !== 0) await ended('failed');
       const said = run.failure?.message ?? run.stderr.trim().split('\n').slice(-3).join(' | ');
-      if (run.code === EXIT_BAD_INPUT) throw badData('BadTrainingInput', said || 'the trainer refused its input');
+      if (refused(run)) throw badData('BadTrainingInput', said || 'the trainer refused its input');
       if (run.code !== 0) throw ApplicationFailure.retryable(`trainer exited with ${run.code}: ${said}`, 'TrainerFailed');
 
       const loraKey = artifactKeys.lora(root);

@@ -47,7 +47,7 @@ export const ENVIRONMENT = {
   SELF_REWARD_DEVICE: {
     default: 'cpu',
     readBy: ['workers'],
-    meaning: '`cpu` or `cuda:N`: where models load; the trainer sees only that GPU',
+    meaning: '`cpu` or `cuda:N`: where models load; the trainer sees only that GPU (unless SELF_REWARD_TRAINER_DEVICES names more)',
     rule: { pattern: /^(cpu|cuda(:\d+)?)$/, expected: 'cpu, cuda or cuda:N' },
   },
   SELF_REWARD_THREADS: {
@@ -117,7 +117,15 @@ export const ENVIRONMENT = {
   SELF_REWARD_TRAINER: {
     default: null,
     readBy: ['workers'],
-    meaning: "the trainer command, words split at spaces (unset: the project venv's `python -m loratrain`, run in `python/`)",
+    meaning:
+      "the trainer command, words split at spaces (unset: the project venv's `python -m loratrain`, run in `python/`); `torchrun --standalone --nproc_per_node N -m loratrain` (or `accelerate launch --num_processes N -m loratrain`) trains data-parallel on the N GPUs of SELF_REWARD_TRAINER_DEVICES",
+  },
+  SELF_REWARD_TRAINER_DEVICES: {
+    default: null,
+    readBy: ['workers'],
+    meaning:
+      "the GPUs the trainer sees, as CUDA indices (`0,1,2,3`), for a trainer command that launches one process per GPU (unset: the worker's own GPU, that of SELF_REWARD_DEVICE)",
+    rule: { pattern: /^\d+(,\d+)*$/, expected: 'CUDA indices separated by commas, such as 0,1,2,3' },
   },
   SELF_REWARD_STORE: {
     default: 'artifacts',

@@ -240,6 +240,12 @@ const ENVIRONMENT_CASES = [
     expect((error as Error).message).not.toContain(SECRET);
     expect((error as Error).message).not.toContain('AKIA');
   }),
+  holds('trainer devices that are not CUDA indices', () => {
+    expect(() => dependenciesFromEnvironment({ SELF_REWARD_TRAINER_DEVICES: 'cuda:0,cuda:1' })).toThrow(/SELF_REWARD_TRAINER_DEVICES: expected CUDA indices/);
+    // Given well, they are the GPUs the trainer sees instead of the worker's one.
+    expect(dependenciesFromEnvironment({ SELF_REWARD_TRAINER_DEVICES: '0,1' }).trainer.env['CUDA_VISIBLE_DEVICES']).toBe('0,1');
+    return Promise.resolve();
+  }),
   holds('allowed paths that are not absolute', () => {
     expect(() => dependenciesFromEnvironment({ SELF_REWARD_ALLOWED_PATHS: 'models' })).toThrow(/SELF_REWARD_ALLOWED_PATHS: expected absolute folder paths/);
     return Promise.resolve();

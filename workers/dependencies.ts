@@ -27,7 +27,7 @@ export function workerMetrics(): SelfRewardMetrics {
 
 /**
  * Activity dependencies from the environment: SELF_REWARD_DEVICE, SELF_REWARD_WORK_DIR,
- * SELF_REWARD_TRAINER, SELF_REWARD_THREADS, SELF_REWARD_SAMPLE_CACHE_MB and the store's settings
+ * SELF_REWARD_TRAINER, SELF_REWARD_TRAINER_DEVICES, SELF_REWARD_THREADS, SELF_REWARD_SAMPLE_CACHE_MB and the store's settings
  * (see store/config.ts).
  */
 export function dependenciesFromEnvironment(env: NodeJS.ProcessEnv = process.env): ActivityDependencies {
@@ -39,13 +39,20 @@ export function dependenciesFromEnvironment(env: NodeJS.ProcessEnv = process.env
       ?.split(' ')
       .filter((part) => part !== '') ?? defaultTrainer();
   const python = join(PACKAGE_ROOT, 'python');
+  // A trainer of one process per GPU sees the GPUs it is given instead of the worker's one.
+  const trainerDevices = fromEnvironment(env, 'SELF_REWARD_TRAINER_DEVICES');
   const metrics = workerMetrics();
   const workDir = resolve(fromEnvironment(env, 'SELF_REWARD_WORK_DIR'));
   const cacheBytes = Number(fromEnvironment(env, 'SELF_REWARD_SAMPLE_CACHE_MB')) * 2 ** 20;
   return {
     store: new MeteredStore(storeFromEnvironment(env), metrics),
     runtime: new ModelRuntime(device, threads),
-    trainer: { command: trainer, cwd: python, env: { PYTHONPATH: python }, stopGraceMs: 60_000 },
+    trainer: {
+      command: trainer,
+      cwd: python,
+      env: { PYTHONPATH: python, ...(trainerDevices === undefined ? {} : { CUDA_VISIBLE_DEVICES: trainerDevices }) },
+      stopGraceMs: 60_000,
+    },
     device,
     threads,
     workDir,

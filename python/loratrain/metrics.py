@@ -9,7 +9,9 @@ import sys
 from .plan import Plan
 
 
-def write_metrics(args, plan: Plan, device, losses: list[float], wall: float, wall_total: float, onnx_result, gradient_checkpointing: bool) -> dict:
+def write_metrics(
+    args, plan: Plan, device, losses: list[float], wall: float, wall_total: float, onnx_result, gradient_checkpointing: bool, processes: int
+) -> dict:
     """metrics.json; `final_loss` averages the last epoch's steps, since one
     step's loss mostly reflects its random timesteps."""
     import torch
@@ -38,6 +40,8 @@ def write_metrics(args, plan: Plan, device, losses: list[float], wall: float, wa
         "gradient_checkpointing": gradient_checkpointing,
         "device": str(device),
         "threads": torch.get_num_threads(),
+        # Data-parallel processes that trained (torchrun or accelerate launch); 1 without a launcher.
+        "processes": processes,
         "dataset_size": len(plan.examples),
         "dataset_digest": plan.recipe["dataset_digest"],
         "seed": args.seed,

@@ -36,6 +36,9 @@ Protocol (the product runs this as a child process):
   epoch, loss history, recipe). Checkpoints are written atomically; the newest
   --keep-checkpoints are kept. `--resume-from latest` resumes from the newest, or
   starts afresh when there is none, so a retried job can always pass it.
+- under a launcher of several processes (`distributed.py`), process 0 alone emits
+  events and writes files; the launcher's own exit code is 1 whenever a process's is
+  not 0, so a reader takes a refusal from the `error` event's kind.
 """
 
 from __future__ import annotations
@@ -89,6 +92,8 @@ class Events:
         sys.stdout = sys.stderr
         # Called when the reader of the events is gone (see `unwatched`).
         self.on_unwatched = lambda: None
+        # False in the processes of a data-parallel run but the first (`distributed.py`).
+        self.emitting = True
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
@@ -96,6 +101,8 @@ class Events:
     def emit(self, event: str, **fields) -> None:
         # JSON has no NaN or infinity: a diverged loss goes as the string "NaN" (or "Infinity"),
         # which the reader turns back into a number, rather than as a line it cannot parse.
+        if not self.emitting:
+            return
         finite = {k: (_non_finite(v) if isinstance(v, float) and not math.isfinite(v) else v) for k, v in fields.items()}
         try:
             self._out.write(json.dumps({"event": event, **finite, "elapsed": round(self.elapsed(), 3)}) + "\n")

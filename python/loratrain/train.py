@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 from .arguments import build_parser
 from .checkpoints import SavedTraining, load_checkpoint, restore_checkpoint, save_lora, write_checkpoint
 from .data import STEP_STREAM, Cache, batch_indices, build_cache, stream_seed
+from .distributed import World, agreed_stop, join, leave, my_part, sum_across, sum_gradients, world_from_environment
 from .metrics import write_metrics
 from .plan import Plan, plan_run
 from .protocol import EXIT_FAILURE, EXIT_OK, STOP_EXIT_CODES, BadInput, Events, Stopped, StopRequest, report_bad_input, stop_when_stdin_closes
@@ -134,8 +135,9 @@ def learning_rate_at(step: int, base: float, warmup: int, schedule: str, total: 
     return base
 
 
-def train_step(args, plan: Plan, step: int, trainee: Trainee, cache: Cache, noise_scheduler, device) -> tuple[float, float]:
-    """One optimizer step (0-based `step`); returns its loss and learning rate."""
+def train_step(args, plan: Plan, step: int, trainee: Trainee, cache: Cache, noise_scheduler, device, world: World) -> tuple[float, float]:
+    """One optimizer step (0-based `step`); returns its loss and learning rate. Every
+    process draws the whole batch and runs its part of it (`distributed.py`)."""
     import torch
 
     rng = torch.Generator().manual_seed(stream_seed(args.seed, STEP_STREAM, step))
@@ -161,28 +163,45 @@ def train_step(args, plan: Plan, step: int, trainee: Trainee, cache: Cache, nois
     lr = learning_rate_at(step, args.learning_rate, args.lr_warmup_steps, args.lr_scheduler, plan.total)
     for group in trainee.optimizer.param_groups:
         group["lr"] = lr
-    dtype = trainee.weight_dtype
-    with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-        prediction = trainee.unet(noisy.to(dtype), timesteps, hidden.to(dtype), return_dict=False)[0]
-    loss = torch.nn.functional.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
-    loss = (loss * min_snr_weights(noise_scheduler, timesteps, args.snr_gamma, plan.prediction_type)).mean()
+    weights = min_snr_weights(noise_scheduler, timesteps, args.snr_gamma, plan.prediction_type)
+    # This process's share of the batch mean: the shares' gradients add up to the mean's.
+    part = my_part(len(index), world).to(device)
+    loss = torch.zeros((), device=device)
+    if len(part) > 0:
+        dtype = trainee.weight_dtype
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+            prediction = trainee.unet(noisy[part].to(dtype), timesteps[part], hidden[part].to(dtype), return_dict=False)[0]
+        per_example = torch.nn.functional.mse_loss(prediction.float(), target[part].float(), reduction="none").mean(dim=(1, 2, 3))
+        loss = (per_example * weights[part]).sum() / len(index)
+        (trainee.scaler.scale(loss) if trainee.scaler is not None else loss).backward()
+    sum_gradients(trainee.params, world)
     if trainee.scaler is not None:
-        trainee.scaler.scale(loss).backward()
         trainee.scaler.unscale_(trainee.optimizer)
         torch.nn.utils.clip_grad_norm_(trainee.params, args.max_grad_norm)
         trainee.scaler.step(trainee.optimizer)
         trainee.scaler.update()
     else:
-        loss.backward()
         torch.nn.utils.clip_grad_norm_(trainee.params, args.max_grad_norm)
         trainee.optimizer.step()
     trainee.optimizer.zero_grad(set_to_none=True)
-    return float(loss.detach()), lr
+    return float(sum_across(loss.detach(), world)), lr
 
 
-def train(args: argparse.Namespace, events: Events, stop: StopRequest) -> int:
+def train(args: argparse.Namespace, events: Events, stop: StopRequest, world: World) -> int:
     plan = plan_run(args)
     device = pick_device(args)
+    import torch
+
+    if device.type == "cuda" and world.size > 1:
+        device = torch.device("cuda", world.local_rank)
+    join(world, device)
+    try:
+        return train_joined(args, plan, device, events, stop, world)
+    finally:
+        leave(world)
+
+
+def train_joined(args: argparse.Namespace, plan: Plan, device, events: Events, stop: StopRequest, world: World) -> int:
     import torch
 
     saved = load_checkpoint(plan.checkpoint, device) if plan.checkpoint else None
@@ -200,6 +219,7 @@ def train(args: argparse.Namespace, events: Events, stop: StopRequest) -> int:
         prediction_type=plan.prediction_type,
         device=str(device),
         threads=torch.get_num_threads(),
+        processes=world.size,
         resumed_from=str(plan.checkpoint) if plan.checkpoint else None,
     )
 
@@ -229,7 +249,9 @@ def train(args: argparse.Namespace, events: Events, stop: StopRequest) -> int:
     noise_scheduler = DDPMScheduler.from_config(plan.scheduler_config)
     trainee = make_trainee(args, saved, device)
 
-    def checkpoint() -> Path:
+    def checkpoint() -> Path | None:
+        if not world.main:
+            return None
         state = {
             "recipe": plan.recipe,
             "total": plan.total,
@@ -242,19 +264,30 @@ def train(args: argparse.Namespace, events: Events, stop: StopRequest) -> int:
     def stopped() -> int:
         return report_stop(checkpoint())
 
+    def stop_asked() -> bool:
+        agreed = agreed_stop(stop.signum, world, device)
+        if agreed is not None:
+            stop.request(agreed)
+        return agreed is not None
+
     events.emit("phase", phase="train")
     for step in range(len(losses), plan.total):
-        if stop.signum is not None:
+        if stop_asked():
             return stopped()
-        loss, lr = train_step(args, plan, step, trainee, cache, noise_scheduler, device)
+        loss, lr = train_step(args, plan, step, trainee, cache, noise_scheduler, device, world)
         losses.append(loss)
         done = step + 1
         if done % args.log_every == 0 or done == plan.total:
             events.emit("step", step=done, total=plan.total, loss=loss, lr=lr)
         if args.checkpoint_every and done % args.checkpoint_every == 0 and done < plan.total:
-            events.emit("checkpoint", step=done, path=str(checkpoint()))
-    if stop.signum is not None:
+            path = checkpoint()
+            if path is not None:
+                events.emit("checkpoint", step=done, path=str(path))
+    if stop_asked():
         return stopped()
+    if not world.main:
+        # Process 0 saves, exports and reports what all trained.
+        return EXIT_OK
 
     events.emit("phase", phase="save")
     weights = save_lora(trainee.unet, args.output)
@@ -273,7 +306,7 @@ def train(args: argparse.Namespace, events: Events, stop: StopRequest) -> int:
         events.emit("onnx", **onnx_result.as_json())
 
     wall = events.elapsed()
-    metrics = write_metrics(args, plan, device, losses, wall, previous_time + wall, onnx_result, gradient_checkpointing)
+    metrics = write_metrics(args, plan, device, losses, wall, previous_time + wall, onnx_result, gradient_checkpointing, world.size)
     events.emit(
         "done",
         step=plan.total,
@@ -316,11 +349,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BadInput as error:
         return report_bad_input(error, Events())
     events = Events()
+    try:
+        world = world_from_environment()
+    except BadInput as error:
+        return report_bad_input(error, events)
+    # Only process 0 of several speaks the protocol; the others' stdout goes to stderr all the same.
+    events.emitting = world.main
     events.on_unwatched = stop.request
     if args.stop_on_stdin_close:
         stop_when_stdin_closes(events)
     try:
-        return train(args, events, stop)
+        return train(args, events, stop, world)
     except BadInput as error:
         return report_bad_input(error, events)
     except Exception as error:

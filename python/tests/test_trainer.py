@@ -446,6 +446,33 @@ def test_adamw8bit_keeps_8_bit_moments_and_a_resume_reproduces_its_run(tiny_gene
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-6
 
 
+def test_two_processes_under_torchrun_train_the_one_process_run(trained, tiny_generator, tiny_dataset, tmp_path):
+    reference, reference_events = trained
+    output = tmp_path / "two"
+    args = ["--generator", str(tiny_generator), "--dataset", str(tiny_dataset), "--output", str(output), *TRAIN_ARGS, "--checkpoint-every", "3", "--skip-onnx"]
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "loratrain", *args],
+        cwd=PYTHON_DIR,
+        env={**os.environ, "PYTHONPATH": str(PYTHON_DIR), "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    # Process 0 alone speaks: one start, each step once, one checkpoint, one done.
+    events = events_of(done.stdout)
+    assert [e["event"] for e in events].count("start") == 1 and events[0]["processes"] == 2
+    assert [e["step"] for e in events if e["event"] == "step"] == list(range(1, STEPS + 1))
+    assert [e["step"] for e in events if e["event"] == "checkpoint"] == [3]
+    assert events[-1]["event"] == "done"
+    # The same run as one process's: the same losses and LoRA, but for the order of sums.
+    want = [e["loss"] for e in reference_events if e["event"] == "step"]
+    assert [e["loss"] for e in events if e["event"] == "step"] == pytest.approx(want, rel=1e-4)
+    two, one = load_lora(output / "pytorch_lora_weights.safetensors"), load_lora(reference / "pytorch_lora_weights.safetensors")
+    assert max(float((two[k] - one[k]).abs().max()) for k in two) < 1e-5
+    assert json.loads((output / "metrics.json").read_text())["processes"] == 2
+
+
 def test_resume_with_another_optimizer_exits_2(trained, tiny_generator, tiny_dataset, tmp_path):
     output, _ = trained
     done = run_module(

@@ -1,0 +1,113 @@
+"""Data-parallel training over the processes a launcher starts (`torchrun
+--nproc_per_node N -m loratrain ...` or `accelerate launch --num_processes N -m
+loratrain ...`), one per GPU, or per share of a CPU.
+
+Every process draws the whole batch's randomness from the same seeded streams, as
+one process would, and runs the UNet on its own part of the batch; the summed
+gradients are the whole batch's, so every process takes the same optimizer step and
+the run is the single-process run, but for the order of floating-point sums. A
+checkpoint therefore resumes under any number of processes. Process 0 alone speaks
+the protocol (events, checkpoints, the LoRA and the ONNX export); the others are
+silent and exit with it.
+
+A launcher says who a process is in the environment: WORLD_SIZE, RANK and
+LOCAL_RANK (and MASTER_ADDR, MASTER_PORT for the rendezvous). Without them there is
+one process and nothing here communicates.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .protocol import BadInput
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass(frozen=True)
+class World:
+    """This process among those training together."""
+
+    rank: int
+    size: int
+    local_rank: int
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def world_from_environment(env: Mapping[str, str] = os.environ) -> World:
+    def number(name: str, default: str) -> int:
+        value = env.get(name, default)
+        if not value.isdigit():
+            raise BadInput(f"{name}: expected a non-negative integer from the launcher, got {value!r}")
+        return int(value)
+
+    world = World(rank=number("RANK", "0"), size=number("WORLD_SIZE", "1"), local_rank=number("LOCAL_RANK", "0"))
+    if world.size < 1 or world.rank >= world.size:
+        raise BadInput(f"RANK {world.rank} of WORLD_SIZE {world.size}: expected 0 <= RANK < WORLD_SIZE")
+    return world
+
+
+def join(world: World, device: torch.device) -> None:
+    """Meets the other processes (NCCL between GPUs, gloo on CPUs); nothing with one process."""
+    if world.size == 1:
+        return
+    import torch.distributed as dist
+
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=world.rank, world_size=world.size)
+
+
+def leave(world: World) -> None:
+    if world.size == 1:
+        return
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def my_part(count: int, world: World) -> torch.Tensor:
+    """The positions in a batch of `count` that this process runs: contiguous, as even as can be."""
+    import torch
+
+    return torch.arange(count).tensor_split(world.size)[world.rank]
+
+
+def sum_across(value: torch.Tensor, world: World) -> torch.Tensor:
+    """The sum of every process's `value` (in place, and returned)."""
+    if world.size > 1:
+        import torch.distributed as dist
+
+        dist.all_reduce(value, op=dist.ReduceOp.SUM)
+    return value
+
+
+def sum_gradients(params: list, world: World) -> None:
+    """Every process's gradients summed into each, in the same order everywhere; a
+    process whose part of a short batch was empty contributes zeros."""
+    if world.size == 1:
+        return
+    import torch
+
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        sum_across(p.grad, world)
+
+
+def agreed_stop(signum: int | None, world: World, device: torch.device) -> int | None:
+    """The stop any process was asked for (SIGTERM over SIGINT), so that all stop after the same step."""
+    if world.size == 1:
+        return signum
+    import torch
+    import torch.distributed as dist
+
+    flag = torch.tensor([0 if signum is None else signum], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return int(flag.item()) or None
