@@ -35,6 +35,8 @@ class World:
     rank: int
     size: int
     local_rank: int
+    # The processes on this host, which share its cores.
+    local_size: int
 
     @property
     def main(self) -> bool:
@@ -48,10 +50,17 @@ def world_from_environment(env: Mapping[str, str] = os.environ) -> World:
             raise BadInput(f"{name}: expected a non-negative integer from the launcher, got {value!r}")
         return int(value)
 
-    world = World(rank=number("RANK", "0"), size=number("WORLD_SIZE", "1"), local_rank=number("LOCAL_RANK", "0"))
+    size = number("WORLD_SIZE", "1")
+    world = World(rank=number("RANK", "0"), size=size, local_rank=number("LOCAL_RANK", "0"), local_size=number("LOCAL_WORLD_SIZE", str(size)))
     if world.size < 1 or world.rank >= world.size:
         raise BadInput(f"RANK {world.rank} of WORLD_SIZE {world.size}: expected 0 <= RANK < WORLD_SIZE")
     return world
+
+
+def threads_per_process(threads: int, world: World) -> int:
+    """A host's processes share the threads the trainer was given (`--threads`), so that
+    CPU processes do not oversubscribe its cores."""
+    return max(1, threads // max(1, world.local_size))
 
 
 def join(world: World, device: torch.device) -> None:

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 from .arguments import build_parser
 from .checkpoints import SavedTraining, load_checkpoint, restore_checkpoint, save_lora, write_checkpoint
 from .data import STEP_STREAM, Cache, batch_indices, build_cache, stream_seed
-from .distributed import World, agreed_stop, join, leave, my_part, sum_across, sum_gradients, world_from_environment
+from .distributed import World, agreed_stop, join, leave, my_part, sum_across, sum_gradients, threads_per_process, world_from_environment
 from .metrics import write_metrics
 from .plan import Plan, plan_run
 from .protocol import EXIT_FAILURE, EXIT_OK, STOP_EXIT_CODES, BadInput, Events, Stopped, StopRequest, report_bad_input, stop_when_stdin_closes
@@ -194,6 +194,8 @@ def train(args: argparse.Namespace, events: Events, stop: StopRequest, world: Wo
 
     if device.type == "cuda" and world.size > 1:
         device = torch.device("cuda", world.local_rank)
+    if device.type == "cpu" and args.threads and world.local_size > 1:
+        torch.set_num_threads(threads_per_process(args.threads, world))
     join(world, device)
     try:
         return train_joined(args, plan, device, events, stop, world)

@@ -449,7 +449,9 @@ def test_adamw8bit_keeps_8_bit_moments_and_a_resume_reproduces_its_run(tiny_gene
 def test_two_processes_under_torchrun_train_the_one_process_run(trained, tiny_generator, tiny_dataset, tmp_path):
     reference, reference_events = trained
     output = tmp_path / "two"
-    args = ["--generator", str(tiny_generator), "--dataset", str(tiny_dataset), "--output", str(output), *TRAIN_ARGS, "--checkpoint-every", "3", "--skip-onnx"]
+    # Two threads for the two processes: one each.
+    args = ["--generator", str(tiny_generator), "--dataset", str(tiny_dataset), "--output", str(output), *TRAIN_ARGS]
+    args += ["--threads", "2", "--checkpoint-every", "3", "--skip-onnx"]
     done = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "loratrain", *args],
         cwd=PYTHON_DIR,
@@ -470,7 +472,8 @@ def test_two_processes_under_torchrun_train_the_one_process_run(trained, tiny_ge
     assert [e["loss"] for e in events if e["event"] == "step"] == pytest.approx(want, rel=1e-4)
     two, one = load_lora(output / "pytorch_lora_weights.safetensors"), load_lora(reference / "pytorch_lora_weights.safetensors")
     assert max(float((two[k] - one[k]).abs().max()) for k in two) < 1e-5
-    assert json.loads((output / "metrics.json").read_text())["processes"] == 2
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert (metrics["processes"], metrics["threads"]) == (2, 1)
 
 
 def test_resume_with_another_optimizer_exits_2(trained, tiny_generator, tiny_dataset, tmp_path):
