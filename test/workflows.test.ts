@@ -207,6 +207,20 @@ async function withStandInWorkers<T>(activities: RoundActivities, run: () => Pro
   return workflows.runUntil(gpu.runUntil(run));
 }
 
+/** A round of `input` on the stand-ins: its result, its last progress and its details, line by line. */
+async function standInRound(activities: RoundActivities, input: Record<string, unknown>, idPrefix: string) {
+  return withStandInWorkers(activities, async () => {
+    const handle = await env.client.workflow.start('selfRewardRound', {
+      taskQueue: TASK_QUEUES.workflows,
+      workflowId: `${idPrefix}-${randomUUID()}`,
+      args: [input],
+    });
+    const result = (await handle.result()) as RoundResult;
+    const { currentDetails } = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+    return { result, progress: await handle.query(progressQuery), details: (currentDetails ?? '').split('\n') };
+  });
+}
+
 describe('selfRewardCampaign across continue-as-new', () => {
   it("keeps every round's figures, samples each round from the previous LoRA and finishes all rounds", async () => {
     const { activities, sampledRounds } = standIns();
@@ -492,16 +506,7 @@ describe("a round's evaluation", () => {
       },
     };
     const input = { ...campaignRoundInput, shards, prompts: Array.from({ length: shards }, (_, n) => ({ className: 'circle', text: `${n + 1} red circles` })) };
-    const { result, progress, details } = await withStandInWorkers(sharded, async () => {
-      const handle = await env.client.workflow.start('selfRewardRound', {
-        taskQueue: TASK_QUEUES.workflows,
-        workflowId: `evaluated-${randomUUID()}`,
-        args: [input],
-      });
-      const result = (await handle.result()) as RoundResult;
-      const { currentDetails } = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
-      return { result, progress: await handle.query(progressQuery), details: (currentDetails ?? '').split('\n') };
-    });
+    const { result, progress, details } = await standInRound(sharded, input, 'evaluated');
     return { calls, result, progress, details };
   }
 
@@ -580,16 +585,8 @@ describe('several LoRAs from one dataset (`lora.seeds`)', () => {
       prompts: [1, 2, 3, 4, 5].map((n) => ({ className: 'circle', text: `${n} red circles` })),
       lora: { seeds: 3, seed: 10 },
     };
-    const { result, progress, details } = await withStandInWorkers(several, async () => {
-      const handle = await env.client.workflow.start('selfRewardRound', {
-        taskQueue: TASK_QUEUES.workflows,
-        workflowId: `seeds-${randomUUID()}`,
-        args: [input],
-      });
-      const result = (await handle.result()) as RoundResult;
-      const { currentDetails } = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
-      return { result, progress: await handle.query<RoundProgress>('progress'), details: currentDetails ?? '' };
-    });
+    const { result, progress, details: lines } = await standInRound(several, input, 'seeds');
+    const details = lines.join('\n');
 
     expect(trained.map((t) => t.seed).sort()).toEqual([10, 11, 12]);
     expect(new Set(trained.map((t) => t.dataset))).toEqual(new Set([result.dataset.dataset]));
