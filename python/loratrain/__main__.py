@@ -1,8 +1,18 @@
 """`python -m loratrain ...`: the LoRA trainer, see `train.py`."""
 
+import os
 import sys
 
 from .train import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    if int(os.environ.get("WORLD_SIZE", "1") or "1") > 1:
+        # Under a launcher the work is done and the processes have parted; the
+        # interpreter's teardown is skipped, since torch.distributed's native threads
+        # can abort it now and then ("terminate called without an active exception"),
+        # turning a finished run into a failed one.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from .protocol import BadInput
@@ -63,21 +64,30 @@ def threads_per_process(threads: int, world: World) -> int:
     return max(1, threads // max(1, world.local_size))
 
 
+# How long a process waits for the others at a meeting point: the longest is the end,
+# where the others wait while process 0 exports a full-size UNet (minutes; fp16 on a
+# CPU, tens of them). A process that dies breaks its peers' connections at once.
+MEETING_TIMEOUT = timedelta(hours=2)
+
+
 def join(world: World, device: torch.device) -> None:
     """Meets the other processes (NCCL between GPUs, gloo on CPUs); nothing with one process."""
     if world.size == 1:
         return
     import torch.distributed as dist
 
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=world.rank, world_size=world.size)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=world.rank, world_size=world.size, timeout=MEETING_TIMEOUT)
 
 
 def leave(world: World) -> None:
+    """Waits for every process to be done, then parts: a process that tore its
+    connections down while another still used them would abort it."""
     if world.size == 1:
         return
     import torch.distributed as dist
 
     if dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
