@@ -240,10 +240,10 @@ export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
   progress.trained(training);
 
   progress.enter('evaluate');
-  // Histories of earlier versions hold results without `parent`, the accuracy gain's interval, diversity or counting.
   if (patched(SHARDED_EVALUATION)) {
     await evaluateInShards(activities, progress, input, { ...request, lora: training.lora, parent }, prepared.heldOutPrompts);
   }
+  // Histories of earlier versions hold results without `parent`, the accuracy gain's interval, diversity or counting.
   const evaluateSummary = `evaluate the tuned generator against the base${parent === null ? '' : ' and its parent'} on held-out prompts`;
   const evaluation = await activities.evaluateRound
     .executeWithOptions({ summary: evaluateSummary }, [
