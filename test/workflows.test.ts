@@ -530,6 +530,37 @@ describe("a round's evaluation", () => {
   });
 });
 
+describe("a round's training", () => {
+  it('shows the trained LoRA as soon as it ends, while the references are still sampled', { timeout: 60_000 }, async () => {
+    const { activities } = standIns();
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((r) => (release = r));
+    const slowReferences: RoundActivities = {
+      ...activities,
+      sampleReferences: async (request) => {
+        await released;
+        return activities.sampleReferences(request);
+      },
+    };
+    const seen = await withStandInWorkers(slowReferences, async () => {
+      const handle = await env.client.workflow.start('selfRewardRound', {
+        taskQueue: TASK_QUEUES.workflows,
+        workflowId: `trained-${randomUUID()}`,
+        args: [campaignRoundInput],
+      });
+      let progress = await handle.query(progressQuery);
+      while (progress.trainer === null) {
+        await new Promise((r) => setTimeout(r, 100));
+        progress = await handle.query(progressQuery);
+      }
+      release();
+      await handle.result();
+      return progress;
+    });
+    expect(seen).toMatchObject({ stage: 'train', trainer: { step: 1, steps: 1, loss: 0.1 } });
+  });
+});
+
 describe('several LoRAs from one dataset (`lora.seeds`)', () => {
   it('trains them side by side with their own seeds and keys, validates each, and evaluates only the kept one', { timeout: 60_000 }, async () => {
     const { activities } = standIns();

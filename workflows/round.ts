@@ -163,8 +163,9 @@ async function trainSeveral(
     sampleReferences,
   ]);
   const figures = loraSeedsFigures(validated.map((v) => v.validation));
-  const kept = validated.find((v) => v.validation.seed === figures.kept)!.trained;
-  return { ...kept, seeds: figures };
+  const kept = { ...validated.find((v) => v.validation.seed === figures.kept)!.trained, seeds: figures };
+  progress.trained(kept);
+  return kept;
 }
 
 export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
@@ -229,15 +230,19 @@ export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
     input.lora.seeds === 1
       ? (
           await together([
-            () =>
-              activities.trainLora.executeWithOptions({ summary: `train a rank-${input.lora.rank} LoRA on ${dataset.kept} images, ${steps}` }, [
-                { ...request, dataset: dataset.dataset },
-              ]),
+            async () => {
+              const trained = await activities.trainLora.executeWithOptions(
+                { summary: `train a rank-${input.lora.rank} LoRA on ${dataset.kept} images, ${steps}` },
+                [{ ...request, dataset: dataset.dataset }],
+              );
+              // Shown as soon as it ends: the references may still be sampling.
+              progress.trained(trained);
+              return trained;
+            },
             sampleReferences,
           ])
         )[0]
       : await trainSeveral(activities, progress, input, request, dataset.dataset, `on ${dataset.kept} images, ${steps}`, sampleReferences);
-  progress.trained(training);
 
   progress.enter('evaluate');
   if (patched(SHARDED_EVALUATION)) {
