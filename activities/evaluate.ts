@@ -339,12 +339,18 @@ export function createSampleReferences(deps: ActivityDependencies) {
   };
 }
 
+/** The LoRA's fused UNet must be stored before anything samples from it. */
+async function requireTrainedUnet(deps: ActivityDependencies, lora: string): Promise<void> {
+  if ((await deps.store.list(`${lora}unet/`)).length === 0)
+    throw badData('MissingArtifact', `${lora}unet/: not found; the LoRA must be trained before evaluation`);
+}
+
 /**
- * One slice of the evaluation (held-out prompts split as sampling splits the training prompts), so
- * that the tuned generator's held-out images are sampled and judged on every GPU worker at once: the shard's images the sides lack (the tuned generator's;
- * the references' are usually stored already) and each of its prompts' records. Stored images
- * and records are skipped, so a retry resumes. `evaluateRound` then finds them all stored and
- * computes the figures.
+ * One slice of the evaluation (the held-out prompts split as sampling splits the training
+ * prompts), so that the tuned generator's held-out images are sampled and judged on every GPU
+ * worker at once: the shard's images the sides lack (the tuned generator's; the references' are
+ * usually stored already) and each of its prompts' records. Stored images and records are
+ * skipped, so a retry resumes. `evaluateRound` then finds them all stored and computes the figures.
  */
 export function createEvaluateShard(deps: ActivityDependencies) {
   return async function evaluateShard({ root, inputKey, lora, parent, shard, shards }: EvaluateShardRequest): Promise<EvaluateShardResult> {
@@ -352,8 +358,7 @@ export function createEvaluateShard(deps: ActivityDependencies) {
       throw badData('InvalidInput', `shard: ${shard} of ${shards} shards; expected an integer in [0, shards) and shards >= 1`);
     }
     const input = await roundInput(deps, inputKey);
-    if ((await deps.store.list(`${lora}unet/`)).length === 0)
-      throw badData('MissingArtifact', `${lora}unet/: not found; the LoRA must be trained before evaluation`);
+    await requireTrainedUnet(deps, lora);
     const set = await heldOut(input, root);
     const slice = { ...set, prompts: shardPromptIndices(set.prompts.length, shards, shard).map((i) => set.prompts[i]!) };
     const unets = references(parent).set('tuned', lora);
@@ -377,8 +382,7 @@ export function createEvaluateRound(deps: ActivityDependencies) {
     // A manifest an earlier version wrote lacks the later figures: they read as null.
     const existing = await findJson<RecordedEvaluation>(deps.store, manifestKey);
     if (existing) return currentEvaluation(existing);
-    if ((await deps.store.list(`${lora}unet/`)).length === 0)
-      throw badData('MissingArtifact', `${lora}unet/: not found; the LoRA must be trained before evaluation`);
+    await requireTrainedUnet(deps, lora);
 
     const set = await heldOut(input, root);
     const unets = references(parent).set('tuned', lora);
