@@ -1,5 +1,7 @@
-import { Generator, type GeneratorSource } from '../models/generator.js';
-import { Judge, Referee, validateJudgeConfig, validateRefereeConfig, type JudgeConfig, type RefereeConfig } from '../models/judge/index.js';
+import type { GeneratorSource } from '../models/generator.js';
+import { SamplerPool } from '../models/samplerPool.js';
+import { Referee, validateJudgeConfig, validateRefereeConfig, type JudgeConfig, type RefereeConfig } from '../models/judge/index.js';
+import { JudgePool } from '../models/judge/judgePool.js';
 import type { JudgeSettings, RefereeSettings } from '../config/round.js';
 
 /**
@@ -8,35 +10,41 @@ import type { JudgeSettings, RefereeSettings } from '../config/round.js';
  * another is asked for (one device holds one generator at a time).
  */
 export class ModelRuntime {
-  private readonly generators = new Map<string, { model: Promise<Generator>; users: number }>();
-  private readonly judges = new Map<string, { model: Promise<Judge>; users: number }>();
+  private readonly generators = new Map<string, { model: Promise<SamplerPool>; users: number }>();
+  private readonly judges = new Map<string, { model: Promise<JudgePool>; users: number }>();
   // Its own pool: an evaluation uses the judge and the referee prompt by prompt, and one pool would reload each in turn.
   private readonly referees = new Map<string, { model: Promise<Referee>; users: number }>();
 
   constructor(
     private readonly device: string,
     private readonly threads: number | null = null,
+    /** The lanes of the generator and of the judge (null: each pool's default for the device, threads and model size). */
+    private readonly lanes: number | null = null,
   ) {}
 
-  async withGenerator<T>(source: GeneratorSource, use: (generator: Generator) => Promise<T>): Promise<T> {
+  async withGenerator<T>(source: GeneratorSource, use: (generator: SamplerPool) => Promise<T>): Promise<T> {
     const id = JSON.stringify([source.base, source.tunedUnet ?? null]);
     return this.borrow(
       this.generators,
       id,
-      () => Generator.load(source, { device: this.device, threads: this.threads ?? undefined }),
+      () =>
+        SamplerPool.load(source, {
+          device: this.device,
+          ...(this.threads === null ? {} : { threads: this.threads }),
+          ...(this.lanes === null ? {} : { lanes: this.lanes }),
+        }),
       (g) => g.release(),
       use,
     );
   }
 
-  async withJudge<T>(settings: JudgeSettings, use: (judge: Judge) => Promise<T>): Promise<T> {
+  async withJudge<T>(settings: JudgeSettings, use: (judge: JudgePool) => Promise<T>): Promise<T> {
     const config = judgeConfig(settings, this.device, this.threads);
-    // The runtime's Judge has no release call: its sessions live as long as the worker process.
     return this.borrow(
       this.judges,
       JSON.stringify(config),
-      () => Judge.load(config),
-      async () => undefined,
+      () => JudgePool.load(config, this.lanes === null ? {} : { lanes: this.lanes }),
+      (judge) => judge.release(),
       use,
     );
   }
@@ -82,14 +90,14 @@ export class ModelRuntime {
   }
 
   async release(): Promise<void> {
-    const generators = [...this.generators.values()];
+    const pools = [...this.generators.values(), ...this.judges.values()];
     this.generators.clear();
     this.judges.clear();
     this.referees.clear();
     await Promise.all(
-      generators.map((g) =>
-        g.model.then(
-          (m) => m.release(),
+      pools.map((p) =>
+        p.model.then(
+          (m: { release(): Promise<void> }) => m.release(),
           () => undefined,
         ),
       ),

@@ -4,14 +4,15 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import type { SamplingSettings } from '../config/round.js';
-import type { Generator, GeneratorSource } from '../models/generator.js';
+import type { GeneratorSource } from '../models/generator.js';
 import { encodePng } from '../models/png.js';
-import { generationText, sample, type SampleRequest } from '../models/sampler.js';
+import { generationText, type SampleRequest } from '../models/sampler.js';
+import type { SamplerPool } from '../models/samplerPool.js';
 import type { ActivityDependencies } from './dependencies.js';
 import { badData } from './failures.js';
 
 /** Width and height to sample at: the settings', or the generator's own (UNet sample size × VAE factor). */
-async function imageSize(generator: Generator, settings: SamplingSettings): Promise<{ width: number; height: number }> {
+async function imageSize(generator: SamplerPool, settings: SamplingSettings): Promise<{ width: number; height: number }> {
   if (settings.width > 0 && settings.height > 0) return { width: settings.width, height: settings.height };
   const config = join(generator.source.base, 'unet', 'config.json');
   const unet = JSON.parse(await readFile(config, 'utf8').catch(() => '{}')) as { sample_size?: unknown };
@@ -35,7 +36,7 @@ export function seedBatches(seeds: readonly number[], batchSize: number | null):
  * `onStep` lets a long denoising loop heartbeat.
  */
 export async function samplePngs(
-  generator: Generator,
+  generator: SamplerPool,
   settings: SamplingSettings,
   prompt: { className: string; text: string },
   seeds: readonly number[],
@@ -55,9 +56,11 @@ export async function samplePngs(
       ...(scheduler === null ? {} : { scheduler: { className: scheduler } }),
       onStep,
     };
-    const result = await sample(generator, request);
+    const result = await generator.sample(request);
     pngs.push(
-      ...(await Promise.all(result.images.map((image, i) => encodePng(image, { ...generationText(generator, request, result, i), class: prompt.className })))),
+      ...(await Promise.all(
+        result.images.map((image, i) => encodePng(image, { ...generationText(generator.name, request, result.scheduler, i), class: prompt.className })),
+      )),
     );
   }
   return pngs;

@@ -159,6 +159,11 @@ function checkInterface(model: OnnxModel, part: keyof typeof INTERFACES): void {
   model.requireOutput(expected.output);
 }
 
+/** How PNG metadata and logs name a generator: its base folder, and the tuned UNet's name when it has one. */
+export function generatorName({ base, tunedUnet, tunedUnetName }: GeneratorSource): string {
+  return tunedUnet ? `${resolve(base)} + unet ${tunedUnetName ?? resolve(tunedUnet)}` : resolve(base);
+}
+
 export interface LoadOptions {
   /** `cpu` (default) or `cuda:N`. */
   readonly device?: string;
@@ -218,8 +223,7 @@ export class Generator {
 
   /** How PNG metadata and logs name this generator. */
   get name(): string {
-    const { base, tunedUnet, tunedUnetName } = this.source;
-    return tunedUnet ? `${resolve(base)} + unet ${tunedUnetName ?? resolve(tunedUnet)}` : resolve(base);
+    return generatorName(this.source);
   }
 
   async release(): Promise<void> {

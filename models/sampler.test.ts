@@ -15,7 +15,7 @@ import { ExecutionProviderError, ModelInterfaceError, ModelLayoutError, ModelInp
 import { Generator, GENERATOR_LAYOUT, type GeneratorSource } from './generator.js';
 import { GivenNoise } from './noise.js';
 import { encodePng, readText } from './png.js';
-import { decodeLatents, denoise, encodeTexts, generationText, sample, type SampleRequest } from './sampler.js';
+import { decodeLatents, denoise, describeScheduler, encodeTexts, generationText, sample, type SampleRequest } from './sampler.js';
 import { parseSchedulerConfig, readRawSchedulerConfig } from './schedulers/config.js';
 import { createScheduler } from './schedulers/registry.js';
 import { runPythonModule, testGenerator } from './testing/python.js';
@@ -212,7 +212,10 @@ describe('sample', () => {
 
   it('writes PNGs carrying the generation parameters', async () => {
     const result = await sample(generator, { ...request, negativePrompt: 'blurry' });
-    const png = await encodePng(result.images[0], generationText(generator, { ...request, negativePrompt: 'blurry' }, result, 0));
+    const png = await encodePng(
+      result.images[0],
+      generationText(generator.name, { ...request, negativePrompt: 'blurry' }, describeScheduler(result.scheduler, undefined), 0),
+    );
     expect(readText(png)).toMatchObject({
       prompt: 'two red circles',
       negative_prompt: 'blurry',

@@ -232,13 +232,14 @@ export async function sample(generator: Generator, request: SampleRequest): Prom
   return { images: await decodeLatents(generator, latents), latents, scheduler };
 }
 
-function describeScheduler(scheduler: Scheduler, choice: SchedulerChoice | undefined): string {
+/** How PNG metadata names a run's scheduler: its class, and the overrides asked for. */
+export function describeScheduler(scheduler: Scheduler, choice: SchedulerChoice | undefined): string {
   const overrides = choice?.overrides && Object.keys(choice.overrides).length > 0 ? ` ${JSON.stringify(choice.overrides)}` : '';
   return `${scheduler.config.className}${overrides}`;
 }
 
-/** What made image `index` of a sample() call, as PNG text entries. */
-export function generationText(generator: Generator, request: SampleRequest, result: SampleResult, index: number): Record<string, string> {
+/** What made image `index` of a sample() call, as PNG text entries; `scheduler` as describeScheduler() gives it. */
+export function generationText(generatorName: string, request: SampleRequest, scheduler: string, index: number): Record<string, string> {
   const seed = request.seeds?.[index];
   return {
     prompt: request.prompts[index],
@@ -246,8 +247,8 @@ export function generationText(generator: Generator, request: SampleRequest, res
     ...(seed === undefined ? {} : { seed: String(seed) }),
     steps: String(request.steps),
     guidance_scale: String(request.guidanceScale),
-    scheduler: describeScheduler(result.scheduler, request.scheduler),
-    generator: generator.name,
+    scheduler,
+    generator: generatorName,
     size: `${request.width}x${request.height}`,
   };
 }

@@ -2,7 +2,8 @@
  * `npm run bench:judge`: the TypeScript judge against transformers' Python pipelines on the same
  * shapes images, each after one warm-up pass, as images per second and their ratio.
  * Options: --prompts P --samples N (images per prompt, one judge batch) --detector FOLDER
- * --threads T (PyTorch's threads; onnxruntime keeps its default, one per core).
+ * --threads T (CPU threads, the same on both sides; ours as a worker's JudgePool uses them) --lanes N
+ * (that many lanes instead of the pool's default).
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -11,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { validateJudgeConfig } from '../judge/config.js';
-import { Judge } from '../judge/judge.js';
+import { JudgePool } from '../judge/judgePool.js';
 import { decodeImage } from '../judge/image.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -23,6 +24,7 @@ const { values } = parseArgs({
     samples: { type: 'string', default: '8' },
     detector: { type: 'string', default: join(PACK, 'detector') },
     threads: { type: 'string', default: '1' },
+    lanes: { type: 'string' },
   },
 });
 
@@ -43,8 +45,15 @@ try {
 
   const prompts = JSON.parse(await readFile(join(out, 'prompts.json'), 'utf8')) as BenchPrompt[];
   const batches = await Promise.all(prompts.map((p) => Promise.all(p.files.map(async (f) => decodeImage(await readFile(join(out, f)), f)))));
-  const judge = await Judge.load(
-    validateJudgeConfig({ detector: values.detector, captioner: join(PACK, 'captioner'), clip: join(PACK, 'clip'), batchSize: Number(values.samples) }),
+  const judge = await JudgePool.load(
+    validateJudgeConfig({
+      detector: values.detector,
+      captioner: join(PACK, 'captioner'),
+      clip: join(PACK, 'clip'),
+      batchSize: Number(values.samples),
+      threads: Number(values.threads),
+    }),
+    values.lanes === undefined ? {} : { lanes: Number(values.lanes) },
   );
   const run = async (): Promise<void> => {
     for (const [k, p] of prompts.entries()) await judge.judge(p.prompt, p.class, batches[k]!);
@@ -56,10 +65,13 @@ try {
   const images = batches.reduce((n, b) => n + b.length, 0);
 
   const ts = images / seconds;
-  console.log(`images: ${images} (${prompts.length} prompts x ${values.samples}), PyTorch threads: ${values.threads}`);
+  console.log(
+    `images: ${images} (${prompts.length} prompts x ${values.samples}), threads: ${values.threads} a side, TypeScript judge lanes: ${judge.laneCount}`,
+  );
   console.log(`TypeScript judge (batched):      ${ts.toFixed(1)} images/s`);
   console.log(`transformers pipelines (Python): ${python.images_per_second.toFixed(1)} images/s`);
   console.log(`ratio TypeScript / Python:       ${(ts / python.images_per_second).toFixed(2)}`);
+  await judge.release();
 } finally {
   await rm(out, { recursive: true, force: true });
 }

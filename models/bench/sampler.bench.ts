@@ -2,7 +2,8 @@
  * `npm run bench:sampler`: the TypeScript sampler (onnxruntime-node) against diffusers'
  * StableDiffusionPipeline (PyTorch) on the same generator and work — RUNS calls of BATCH
  * prompts, STEPS steps, classifier-free guidance, VAE decode — each after one warm-up
- * call, as images per second and their ratio. Both sides get the same CPU threads.
+ * call, as images per second and their ratio. Both sides get the same CPU threads: ours as
+ * a worker's SamplerPool uses them (--lanes N: that many lanes instead of its default).
  * Options: --generator DIR (default: the shapes pack's, else a random-weight one of its
  * architecture) --batch N --steps N --guidance G --size PX --runs N --threads T
  * --side both|typescript|diffusers (one side alone, for a process of its own whose peak
@@ -15,8 +16,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { Generator } from '../generator.js';
-import { sample } from '../sampler.js';
+import { SamplerPool } from '../samplerPool.js';
 import { runPythonModule, testGenerator } from '../testing/python.js';
 
 const { values } = parseArgs({
@@ -28,6 +28,7 @@ const { values } = parseArgs({
     size: { type: 'string', default: '64' },
     runs: { type: 'string', default: '3' },
     threads: { type: 'string', default: '1' },
+    lanes: { type: 'string' },
     side: { type: 'string', default: 'both' },
     device: { type: 'string', default: 'cpu' },
     dtype: { type: 'string', default: 'float32' },
@@ -72,10 +73,13 @@ try {
     python = JSON.parse(pythonOut.trim().split('\n').at(-1) ?? '') as { images: number; images_per_second: number };
     if (values.json) console.log(JSON.stringify({ side: 'diffusers', ...python }));
   }
-  const tsRate = side === 'diffusers' ? undefined : await timeTypescript(folder);
+  const ours = side === 'diffusers' ? undefined : await timeTypescript(folder);
+  const tsRate = ours?.imagesPerSecond;
+  const lanesUsed = ours?.lanes;
   if (!values.json) {
     console.log(`generator: ${folder}`);
     console.log(`work: ${runs} runs x ${batch} images, ${steps} steps, guidance ${guidanceScale}, ${size}x${size}, ${threads} CPU thread(s) each side`);
+    if (lanesUsed !== undefined) console.log(`TypeScript sampler lanes: ${lanesUsed} of ${Math.max(1, Math.floor(threads / lanesUsed))} thread(s) each`);
     if (tsRate !== undefined) console.log(`TypeScript sampler (onnxruntime-node): ${tsRate.toFixed(2)} images/s`);
     if (python) console.log(`diffusers pipeline (PyTorch):          ${python.images_per_second.toFixed(2)} images/s`);
     if (tsRate !== undefined && python) console.log(`ratio TypeScript / diffusers:          ${(tsRate / python.images_per_second).toFixed(2)}`);
@@ -84,14 +88,17 @@ try {
   await rm(scratch, { recursive: true, force: true });
 }
 
-/** Our sampler on `folder`: images per second after a warm-up call (with --json, one line of figures). */
-async function timeTypescript(folder: string): Promise<number> {
+/** Our sampler on `folder`: images per second after a warm-up call, and its lanes (with --json, one line of figures). */
+async function timeTypescript(folder: string): Promise<{ imagesPerSecond: number; lanes: number }> {
   const loading = performance.now();
-  const generator = await Generator.load({ base: folder }, { threads, device: values.device });
+  const pool = await SamplerPool.load(
+    { base: folder },
+    { threads, device: values.device, ...(values.lanes === undefined ? {} : { lanes: Number(values.lanes) }) },
+  );
   const loadSeconds = (performance.now() - loading) / 1000;
   try {
     const prompts = Array.from({ length: batch }, (_, i) => `${i + 1} red circles`);
-    const call = (seed: number) => sample(generator, { prompts, seeds: prompts.map((_, i) => seed + i), steps, guidanceScale, width: size, height: size });
+    const call = (seed: number) => pool.sample({ prompts, seeds: prompts.map((_, i) => seed + i), steps, guidanceScale, width: size, height: size });
     await call(0);
     const started = performance.now();
     for (let run = 0; run < runs; run++) await call(1000 * (run + 1));
@@ -109,12 +116,13 @@ async function timeTypescript(folder: string): Promise<number> {
           // maxRSS is in kilobytes: the process's peak resident set, weights and activations included.
           peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
           threads,
+          lanes: pool.laneCount,
           device: values.device,
         }),
       );
     }
-    return images / seconds;
+    return { imagesPerSecond: images / seconds, lanes: pool.laneCount };
   } finally {
-    await generator.release();
+    await pool.release();
   }
 }

@@ -85,7 +85,13 @@ export class Judge {
     );
   }
 
+  /** Judges a prompt's images and picks the one the paper's rule keeps. */
   async judge(prompt: string, className: string, images: readonly RawImage[]): Promise<Verdict> {
+    return verdictOf(await this.judgeImages(prompt, className, images), this.config.threshold);
+  }
+
+  /** Each image's judgement on its own: images of one prompt may be judged in parts and the parts joined. */
+  async judgeImages(prompt: string, className: string, images: readonly RawImage[]): Promise<Judgement[]> {
     if (prompt.trim() === '') throw new ModelInputError('judge: prompt must be a non-empty string');
     if (className.trim() === '') throw new ModelInputError('judge: className must be a non-empty string');
     const { batchSize, threshold, iouThreshold, weights, attributes } = this.config;
@@ -104,7 +110,7 @@ export class Judge {
             return embeddings.map((e) => ({ cosine: cosine(e, text!), embedding: unitVector(e) }));
           })();
 
-    const judgements = images.map((_, i): Judgement => {
+    return images.map((_, i): Judgement => {
       const detection = summariseDetection(candidates[i]!, prompt, className, synonyms, threshold, iouThreshold);
       const caption = captions === null ? null : checkCaption(captions[i]!, prompt, className, synonyms, attributes);
       const image = clipped === null ? null : clipped[i]!;
@@ -120,12 +126,16 @@ export class Judge {
         combined: combinedScore({ detection, caption, clipCosine }, weights),
       };
     });
-    return {
-      judgements,
-      selected: select(
-        judgements.map((j) => ({ checklist: j.checklist, confidence: j.detection.confidence })),
-        threshold,
-      ),
-    };
   }
+}
+
+/** A prompt's verdict from its images' judgements: the image the paper's rule keeps, if any. */
+export function verdictOf(judgements: readonly Judgement[], threshold: number): Verdict {
+  return {
+    judgements,
+    selected: select(
+      judgements.map((j) => ({ checklist: j.checklist, confidence: j.detection.confidence })),
+      threshold,
+    ),
+  };
 }

@@ -1,0 +1,224 @@
+/**
+ * Lanes: worker threads that each load a model service (laneServices.ts) and answer calls to
+ * it. A model call holds the thread that makes it, so a worker's models run in lanes: its event
+ * loop stays free for heartbeats, and on a CPU several single-threaded copies of a small graph
+ * outrun one copy with several threads per operator.
+ */
+import { readdir, stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { extname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+
+import * as errors from './errors.js';
+import { parseDevice } from './onnx.js';
+import type { LaneServices } from './laneServices.js';
+
+export type ServiceName = keyof LaneServices;
+
+/** What a lane is started with (its worker data). */
+export interface LaneSetup<S extends ServiceName = ServiceName> {
+  readonly service: S;
+  readonly options: LaneServices[S]['options'];
+}
+
+type SerializedError = { readonly name: string; readonly message: string };
+
+/** Messages to a lane. */
+export type LaneCommand = { readonly type: 'call'; readonly id: number; readonly payload: unknown } | { readonly type: 'release' };
+
+/** Messages from a lane. */
+export type LaneReply =
+  | { readonly type: 'ready' }
+  | { readonly type: 'failed'; readonly error: SerializedError }
+  | { readonly type: 'progress'; readonly id: number; readonly progress: unknown }
+  | { readonly type: 'done'; readonly id: number; readonly result: unknown }
+  | { readonly type: 'error'; readonly id: number; readonly error: SerializedError };
+
+export function serializeError(error: unknown): SerializedError {
+  const { name, message } = error instanceof Error ? error : new Error(String(error));
+  return { name, message };
+}
+
+/** The model errors by name, so a lane's refusal is the same error class on this side. */
+const MODEL_ERRORS: Record<string, new (message: string) => Error> = {
+  ModelError: errors.ModelError,
+  ModelLayoutError: errors.ModelLayoutError,
+  SchedulerConfigError: errors.SchedulerConfigError,
+  ModelInterfaceError: errors.ModelInterfaceError,
+  ModelInputError: errors.ModelInputError,
+  UnknownClassError: errors.UnknownClassError,
+  ImageDecodeError: errors.ImageDecodeError,
+  ExecutionProviderError: errors.ExecutionProviderError,
+};
+
+function revive(error: SerializedError): Error {
+  const ModelErrorClass = MODEL_ERRORS[error.name];
+  if (ModelErrorClass) return new ModelErrorClass(error.message);
+  const revived = new Error(error.message);
+  revived.name = error.name;
+  return revived;
+}
+
+/**
+ * How many lanes a worker's models get: on a CPU one per thread (each lane a single thread) as
+ * far as memory allows — at most half the host's memory in copies of the graphs — and on a GPU
+ * one (its sessions already use the whole device).
+ */
+export function defaultLanes(device: string, threads: number, graphBytes: number, memoryBytes: number): number {
+  if (parseDevice(device).name !== 'cpu') return 1;
+  const copies = graphBytes > 0 ? Math.floor(memoryBytes / 2 / graphBytes) : threads;
+  return Math.max(1, Math.min(threads, copies));
+}
+
+/** `count` items in `lanes` contiguous parts of near-equal size, none empty (one part when there are no items): each part's [start, end). */
+export function contiguousParts(count: number, lanes: number): [number, number][] {
+  const parts = Math.max(1, Math.min(lanes, count));
+  const out: [number, number][] = [];
+  let start = 0;
+  for (let part = 0; part < parts; part++) {
+    const end = start + Math.floor(count / parts) + (part < count % parts ? 1 : 0);
+    out.push([start, end]);
+    start = end;
+  }
+  return out;
+}
+
+/** Bytes of the files under the given folders: what one lane's copy of their graphs holds, external weights included. */
+export async function folderBytes(folders: readonly string[]): Promise<number> {
+  let total = 0;
+  for (const folder of new Set(folders)) {
+    for (const entry of await readdir(folder, { withFileTypes: true, recursive: true })) {
+      if (entry.isFile()) total += (await stat(join(entry.parentPath, entry.name))).size;
+    }
+  }
+  return total;
+}
+
+/** Lanes and threads per lane from a pool's options: `threads` shared evenly (all cores when absent; one lane alone then takes onnxruntime's default). */
+export function laneThreads(options: { readonly threads?: number; readonly lanes: number }): number | null {
+  const { lanes } = options;
+  if (!Number.isInteger(lanes) || lanes < 1) throw new errors.ModelInputError(`lanes must be a positive integer, got ${lanes}`);
+  if (options.threads === undefined && lanes === 1) return null;
+  return Math.max(1, Math.floor((options.threads ?? availableParallelism()) / lanes));
+}
+
+/** `count` lanes of one service; a lane whose thread has died starts again at its next call. */
+export class Lanes<S extends ServiceName> {
+  private nextId = 0;
+
+  private constructor(
+    private readonly setup: LaneSetup<S>,
+    private readonly lanes: (Lane | null)[],
+  ) {}
+
+  static async start<S extends ServiceName>(setup: LaneSetup<S>, count: number): Promise<Lanes<S>> {
+    const started = await Promise.allSettled(Array.from({ length: count }, () => Lane.start(setup)));
+    const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    const ready = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+    if (failed) {
+      await Promise.all(ready.map((lane) => lane.release()));
+      throw failed.reason;
+    }
+    return new Lanes(setup, ready);
+  }
+
+  get count(): number {
+    return this.lanes.length;
+  }
+
+  async call(
+    index: number,
+    payload: LaneServices[S]['call'],
+    onProgress?: (progress: LaneServices[S]['progress']) => void,
+  ): Promise<LaneServices[S]['result']> {
+    let lane = this.lanes[index];
+    if (!lane || lane.dead) {
+      lane = await Lane.start(this.setup);
+      this.lanes[index] = lane;
+    }
+    return lane.call(this.nextId++, payload, (progress) => onProgress?.(progress as LaneServices[S]['progress'])) as Promise<LaneServices[S]['result']>;
+  }
+
+  async release(): Promise<void> {
+    await Promise.all(this.lanes.map((lane) => lane?.release()));
+    this.lanes.fill(null);
+  }
+}
+
+/**
+ * The lane's entry: the compiled module beside this one, or under tsx (tests, scripts) the
+ * TypeScript source with tsx registered in the thread first.
+ */
+function laneWorker(setup: LaneSetup): Worker {
+  const here = fileURLToPath(import.meta.url);
+  const entry = new URL(`./laneThread${extname(here)}`, import.meta.url);
+  if (extname(here) !== '.ts') return new Worker(entry, { workerData: setup });
+  const code = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); })`;
+  return new Worker(code, { eval: true, workerData: setup });
+}
+
+const RELEASE_MS = 10_000;
+
+/** One worker thread and its calls in flight. An idle lane does not keep the process alive; one with calls in flight does. */
+class Lane {
+  dead = false;
+  private readonly pending = new Map<number, { resolve: (result: unknown) => void; reject: (e: Error) => void; onProgress: (progress: unknown) => void }>();
+
+  private constructor(private readonly worker: Worker) {
+    worker.unref();
+    worker.on('message', (reply: LaneReply) => {
+      if (reply.type === 'ready' || reply.type === 'failed') return;
+      const call = this.pending.get(reply.id);
+      if (!call) return;
+      if (reply.type === 'progress') return call.onProgress(reply.progress);
+      this.pending.delete(reply.id);
+      if (this.pending.size === 0) worker.unref();
+      if (reply.type === 'done') call.resolve(reply.result);
+      else call.reject(revive(reply.error));
+    });
+    const lost = (why: string) => {
+      this.dead = true;
+      for (const call of this.pending.values()) call.reject(new Error(`a model lane stopped: ${why}`));
+      this.pending.clear();
+    };
+    worker.on('error', (error) => lost(error.message));
+    worker.on('exit', (code) => lost(`its thread exited (code ${code})`));
+  }
+
+  static start(setup: LaneSetup): Promise<Lane> {
+    const worker = laneWorker(setup);
+    return new Promise((resolve, reject) => {
+      const onExit = (code: number) => reject(new Error(`a model lane exited while loading (code ${code})`));
+      const onError = (error: Error) => reject(error);
+      worker.once('exit', onExit);
+      worker.once('error', onError);
+      worker.once('message', (reply: LaneReply) => {
+        worker.off('exit', onExit);
+        worker.off('error', onError);
+        if (reply.type === 'ready') return resolve(new Lane(worker));
+        void worker.terminate();
+        reject(reply.type === 'failed' ? revive(reply.error) : new Error(`a model lane said ${reply.type} before it was ready`));
+      });
+    });
+  }
+
+  call(id: number, payload: unknown, onProgress: (progress: unknown) => void): Promise<unknown> {
+    if (this.dead) return Promise.reject(new Error('a model lane stopped'));
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, onProgress });
+      this.worker.ref();
+      this.worker.postMessage({ type: 'call', id, payload } satisfies LaneCommand);
+    });
+  }
+
+  /** Releases the service and ends the thread (ended outright if it has not after RELEASE_MS). */
+  async release(): Promise<void> {
+    if (this.dead) return;
+    const exited = new Promise((resolve) => this.worker.once('exit', resolve));
+    this.worker.postMessage({ type: 'release' } satisfies LaneCommand);
+    const timer = setTimeout(() => void this.worker.terminate(), RELEASE_MS);
+    await exited;
+    clearTimeout(timer);
+  }
+}
