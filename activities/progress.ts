@@ -31,11 +31,11 @@ export class ProgressReporter {
 }
 
 /**
- * Heartbeats while a long step runs silently (loading a model, the trainer's ONNX export), so
- * the heartbeat timeout can be short enough to notice a dead worker quickly. onnxruntime-node
- * holds the event loop for one model call (a denoising step, a judge's batch), so heartbeats go
- * out between calls: keep `activities.heartbeatTimeoutSeconds` well above the longest call (a
- * full-size UNet step on a CPU). Training is a child process and holds nothing.
+ * Heartbeats while a long step runs silently (loading a model, a denoising step, the trainer's
+ * ONNX export), so the heartbeat timeout can be short enough to notice a dead worker quickly.
+ * The generator and the judge run in lanes (models/lanes.ts) and training in a child process,
+ * so none holds the event loop; the evaluation's referee runs here, and onnxruntime-node holds
+ * the loop for each of its model calls.
  */
 const KEEP_ALIVE_MS = 5_000;
 

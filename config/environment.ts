@@ -57,11 +57,11 @@ export const ENVIRONMENT = {
       "CPU threads for the worker's model work: each ONNX session's (sampler, judge) and the trainer's torch and OpenMP threads (unset: the cores the process may use); give workers that share a host a share of its cores each",
     rule: { pattern: /^[1-9]\d*$/, expected: 'a positive integer' },
   },
-  SELF_REWARD_SAMPLER_LANES: {
+  SELF_REWARD_MODEL_LANES: {
     default: null,
     readBy: ['workers'],
     meaning:
-      "how many copies of the generator sample side by side, each in a thread of its own with an even share of `SELF_REWARD_THREADS`, a prompt's images split between them (unset: on `cpu` one per thread, while the copies fit in half the host's memory; on `cuda` one); the images are the same for any number",
+      "how many copies of the generator, and of the judge, run side by side, each in a thread of its own with an even share of `SELF_REWARD_THREADS`, a prompt's images split between them (unset: on `cpu`, for graphs under 1 GiB, one per thread while the copies fit in half the host's memory; else one); the images and scores are the same for any number",
     rule: { pattern: /^[1-9]\d*$/, expected: 'a positive integer' },
   },
   SELF_REWARD_WORK_DIR: { default: '.work', readBy: ['workers'], meaning: 'local scratch: downloads, trainer output and checkpoints' },

@@ -60,13 +60,17 @@ function revive(error: SerializedError): Error {
   return revived;
 }
 
+/** A copy of graphs this large has operators big enough to split over threads: one lane takes them all. */
+export const SMALL_GRAPHS_BYTES = 2 ** 30;
+
 /**
- * How many lanes a worker's models get: on a CPU one per thread (each lane a single thread) as
- * far as memory allows — at most half the host's memory in copies of the graphs — and on a GPU
- * one (its sessions already use the whole device).
+ * How many lanes a worker's models get. On a CPU, graphs under SMALL_GRAPHS_BYTES get one lane
+ * per thread (each lane a single thread: their operators are too small to split well, and a
+ * prompt's images split instead), as many as fit in half the host's memory; larger graphs get
+ * one lane with every thread, as does a GPU, whose sessions already use the whole device.
  */
 export function defaultLanes(device: string, threads: number, graphBytes: number, memoryBytes: number): number {
-  if (parseDevice(device).name !== 'cpu') return 1;
+  if (parseDevice(device).name !== 'cpu' || graphBytes >= SMALL_GRAPHS_BYTES) return 1;
   const copies = graphBytes > 0 ? Math.floor(memoryBytes / 2 / graphBytes) : threads;
   return Math.max(1, Math.min(threads, copies));
 }

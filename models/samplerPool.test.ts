@@ -45,10 +45,14 @@ describe('splitRequest', () => {
 
 describe('defaultLanes', () => {
   const gib = 2 ** 30;
-  it('gives a CPU one lane per thread while the copies fit in half the memory, and a GPU one', () => {
+  it('gives small graphs on a CPU one lane per thread while the copies fit in half the memory', () => {
     expect(defaultLanes('cpu', 8, 10 * 2 ** 20, 16 * gib)).toBe(8);
-    expect(defaultLanes('cpu', 16, 5 * gib, 64 * gib)).toBe(6);
-    expect(defaultLanes('cpu', 4, 40 * gib, 64 * gib)).toBe(1);
+    expect(defaultLanes('cpu', 16, 0.9 * gib, 8 * gib)).toBe(4);
+    expect(defaultLanes('cpu', 4, 0.9 * gib, 1 * gib)).toBe(1);
+  });
+
+  it('gives large graphs, and a GPU, one lane', () => {
+    expect(defaultLanes('cpu', 16, 5 * gib, 256 * gib)).toBe(1);
     expect(defaultLanes('cuda:1', 16, 10 * 2 ** 20, 64 * gib)).toBe(1);
   });
 });

@@ -27,14 +27,14 @@ export function workerMetrics(): SelfRewardMetrics {
 
 /**
  * Activity dependencies from the environment: SELF_REWARD_DEVICE, SELF_REWARD_WORK_DIR,
- * SELF_REWARD_TRAINER, SELF_REWARD_TRAINER_DEVICES, SELF_REWARD_THREADS, SELF_REWARD_SAMPLER_LANES, SELF_REWARD_SAMPLE_CACHE_MB and the store's settings
+ * SELF_REWARD_TRAINER, SELF_REWARD_TRAINER_DEVICES, SELF_REWARD_THREADS, SELF_REWARD_MODEL_LANES, SELF_REWARD_SAMPLE_CACHE_MB and the store's settings
  * (see store/config.ts).
  */
 export function dependenciesFromEnvironment(env: NodeJS.ProcessEnv = process.env): ActivityDependencies {
   const device = fromEnvironment(env, 'SELF_REWARD_DEVICE');
   const threadsText = fromEnvironment(env, 'SELF_REWARD_THREADS');
   const threads = threadsText === undefined ? availableParallelism() : Number(threadsText);
-  const lanesText = fromEnvironment(env, 'SELF_REWARD_SAMPLER_LANES');
+  const lanesText = fromEnvironment(env, 'SELF_REWARD_MODEL_LANES');
   const trainer =
     fromEnvironment(env, 'SELF_REWARD_TRAINER')
       ?.split(' ')
