@@ -33,9 +33,8 @@ export class ProgressReporter {
 /**
  * Heartbeats while a long step runs silently (loading a model, a denoising step, the trainer's
  * ONNX export), so the heartbeat timeout can be short enough to notice a dead worker quickly.
- * The generator and the judge run in lanes (models/lanes.ts) and training in a child process,
- * so none holds the event loop; the evaluation's referee runs here, and onnxruntime-node holds
- * the loop for each of its model calls.
+ * The generator, the judge and the referee run in lanes (models/lanes.ts) and training in a
+ * child process, so no model call holds the event loop that heartbeats.
  */
 const KEEP_ALIVE_MS = 5_000;
 

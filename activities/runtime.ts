@@ -1,7 +1,7 @@
 import type { GeneratorSource } from '../models/generator.js';
 import { SamplerPool } from '../models/samplerPool.js';
-import { Referee, validateJudgeConfig, validateRefereeConfig, type JudgeConfig, type RefereeConfig } from '../models/judge/index.js';
-import { JudgePool } from '../models/judge/judgePool.js';
+import { validateJudgeConfig, validateRefereeConfig, type JudgeConfig, type RefereeConfig } from '../models/judge/index.js';
+import { JudgePool, RefereePool } from '../models/judge/judgePool.js';
 import type { JudgeSettings, RefereeSettings } from '../config/round.js';
 
 /**
@@ -13,7 +13,7 @@ export class ModelRuntime {
   private readonly generators = new Map<string, { model: Promise<SamplerPool>; users: number }>();
   private readonly judges = new Map<string, { model: Promise<JudgePool>; users: number }>();
   // Its own pool: an evaluation uses the judge and the referee prompt by prompt, and one pool would reload each in turn.
-  private readonly referees = new Map<string, { model: Promise<Referee>; users: number }>();
+  private readonly referees = new Map<string, { model: Promise<RefereePool>; users: number }>();
 
   constructor(
     private readonly device: string,
@@ -49,13 +49,13 @@ export class ModelRuntime {
     );
   }
 
-  async withReferee<T>(settings: RefereeSettings, use: (referee: Referee) => Promise<T>): Promise<T> {
+  async withReferee<T>(settings: RefereeSettings, use: (referee: RefereePool) => Promise<T>): Promise<T> {
     const config = refereeConfig(settings, this.device, this.threads);
     return this.borrow(
       this.referees,
       JSON.stringify(config),
-      () => Referee.load(config),
-      async () => undefined,
+      () => RefereePool.load(config, this.lanes === null ? {} : { lanes: this.lanes }),
+      (referee) => referee.release(),
       use,
     );
   }
@@ -90,7 +90,7 @@ export class ModelRuntime {
   }
 
   async release(): Promise<void> {
-    const pools = [...this.generators.values(), ...this.judges.values()];
+    const pools = [...this.generators.values(), ...this.judges.values(), ...this.referees.values()];
     this.generators.clear();
     this.judges.clear();
     this.referees.clear();

@@ -61,7 +61,7 @@ export const ENVIRONMENT = {
     default: null,
     readBy: ['workers'],
     meaning:
-      "how many copies of the generator, and of the judge, run side by side, each in a thread of its own with an even share of `SELF_REWARD_THREADS`, a prompt's images split between them (unset: on `cpu`, for graphs under 1 GiB, one per thread while the copies fit in half the host's memory; else one); the images and scores are the same for any number",
+      "how many copies of the generator, the judge and the referee run side by side, each in a thread of its own with an even share of `SELF_REWARD_THREADS`, a prompt's images split between them (unset: on `cpu`, for graphs under 1 GiB, one per thread while the copies fit in half the host's memory; else one); the images and scores are the same for any number",
     rule: { pattern: /^[1-9]\d*$/, expected: 'a positive integer' },
   },
   SELF_REWARD_WORK_DIR: { default: '.work', readBy: ['workers'], meaning: 'local scratch: downloads, trainer output and checkpoints' },

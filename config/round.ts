@@ -386,7 +386,7 @@ const ROUND_FIELDS: Schema<RoundInput> = refine(
             max: 3600,
             default: 60,
             meaning:
-              "an attempt silent this long is retried: how soon a dead worker's work moves on. A worker heartbeats every few seconds while its generator, judge and trainer work (they run in threads and processes of their own); the evaluation's referee runs in the worker's own thread, which heartbeats between its model calls only",
+              "an attempt silent this long is retried: how soon a dead worker's work moves on. A worker heartbeats every few seconds while its models and its trainer work (they run in threads and processes of their own)",
           }),
           maximumAttempts: integer({ min: 1, max: 100, default: 5, meaning: 'attempts per activity before the round fails (bad data fails at once)' }),
           judgeScheduleToStartSeconds: integer({

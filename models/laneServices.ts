@@ -7,11 +7,13 @@ import { RawImage } from '@huggingface/transformers';
 
 import { Generator, type GeneratorSource } from './generator.js';
 import { Judge, type Judgement } from './judge/judge.js';
-import type { JudgeConfig } from './judge/config.js';
+import type { JudgeConfig, RefereeConfig } from './judge/config.js';
+import { Referee } from './judge/referee.js';
+import type { RefereeVerdict } from './judge/refereeChecks.js';
 import type { FloatTensor } from './onnx.js';
 import { describeScheduler, sample, type RgbImage, type SampleRequest } from './sampler.js';
 
-/** A prompt's images, or a part of them, for a judge lane: pixels as transformers.js holds them. */
+/** A prompt's images, or a part of them, for a judge or referee lane: pixels as transformers.js holds them. */
 export interface JudgeCall {
   readonly prompt: string;
   readonly className: string;
@@ -38,6 +40,11 @@ export interface LaneServices {
     progress: { readonly step: number; readonly steps: number };
   };
   judge: { options: JudgeConfig; call: JudgeCall; result: Judgement[]; progress: never };
+  referee: { options: RefereeConfig; call: JudgeCall; result: RefereeVerdict[]; progress: never };
+}
+
+function rawImages(images: JudgeCall['images']): RawImage[] {
+  return images.map((image) => new RawImage(image.data, image.width, image.height, image.channels));
 }
 
 /** A loaded service in a lane: a call's result, with the buffers to hand over instead of copying. */
@@ -68,10 +75,19 @@ export const LANE_SERVICES: { [S in keyof LaneServices]: (options: LaneServices[
     const judge = await Judge.load(config);
     return {
       async call({ prompt, className, images }) {
-        const raw = images.map((image) => new RawImage(image.data, image.width, image.height, image.channels));
-        return { result: await judge.judgeImages(prompt, className, raw), transfer: [] };
+        return { result: await judge.judgeImages(prompt, className, rawImages(images)), transfer: [] };
       },
       // A Judge's sessions live as long as the thread that holds them.
+      release: async () => undefined,
+    };
+  },
+
+  async referee(config) {
+    const referee = await Referee.load(config);
+    return {
+      async call({ prompt, className, images }) {
+        return { result: await referee.grade(prompt, className, rawImages(images)), transfer: [] };
+      },
       release: async () => undefined,
     };
   },

@@ -20,7 +20,7 @@ const PACK = join(ROOT, 'packs', 'shapes');
 
 const { values } = parseArgs({
   options: {
-    prompts: { type: 'string', default: '4' },
+    prompts: { type: 'string', default: '16' },
     samples: { type: 'string', default: '8' },
     detector: { type: 'string', default: join(PACK, 'detector') },
     threads: { type: 'string', default: '1' },

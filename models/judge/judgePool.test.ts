@@ -6,9 +6,10 @@ import { RawImage } from '@huggingface/transformers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { ModelInputError, ModelLayoutError } from '../errors.js';
-import { validateJudgeConfig, type JudgeConfig } from './config.js';
+import { validateJudgeConfig, validateRefereeConfig, type JudgeConfig } from './config.js';
 import { Judge } from './judge.js';
-import { JudgePool } from './judgePool.js';
+import { JudgePool, RefereePool } from './judgePool.js';
+import { Referee } from './referee.js';
 
 const PACK = join(fileURLToPath(new URL('../..', import.meta.url)), 'packs', 'shapes');
 
@@ -65,5 +66,23 @@ describe('JudgePool', () => {
     const load = JudgePool.load({ ...config, detector: join(PACK, 'captioner') }, { lanes: 2 });
     await expect(load).rejects.toThrow(ModelLayoutError);
     await expect(load).rejects.toThrow(/captioner\/config.json: model_type "vision-encoder-decoder" is not a supported detector/);
+  });
+});
+
+describe('RefereePool', () => {
+  it('gives the verdicts one Referee gives, each image graded in its lane', async () => {
+    const config = validateRefereeConfig({ detector: join(PACK, 'detector'), clip: join(PACK, 'clip'), device: 'cpu', threads: 1, batchSize: 2 });
+    const pool = await RefereePool.load({ ...config, threads: 2 }, { lanes: 2 });
+    try {
+      const images = [square([250, 250, 250], [220, 30, 30], 12), square([20, 20, 20], [30, 30, 220], 20), square([250, 250, 250], [30, 200, 30], 6)];
+      const prompt = 'a red square on a white background';
+      const pooled = await pool.grade(prompt, 'square', images);
+      const single = await (await Referee.load(config)).grade(prompt, 'square', images);
+      expect(pool.laneCount).toBe(2);
+      expect(pooled).toEqual(single);
+      await expect(pool.grade(' ', 'square', images)).rejects.toThrow(ModelInputError);
+    } finally {
+      await pool.release();
+    }
   });
 });
