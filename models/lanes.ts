@@ -99,7 +99,7 @@ export async function folderBytes(folders: readonly string[]): Promise<number> {
   return total;
 }
 
-/** Lanes and threads per lane from a pool's options: `threads` shared evenly (all cores when absent; one lane alone then takes onnxruntime's default). */
+/** Threads for each of a pool's lanes: its `threads` shared evenly (all cores when absent; one lane alone then takes onnxruntime's default, null). */
 export function laneThreads(options: { readonly threads?: number; readonly lanes: number }): number | null {
   const { lanes } = options;
   if (!Number.isInteger(lanes) || lanes < 1) throw new errors.ModelInputError(`lanes must be a positive integer, got ${lanes}`);

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelInputError, ModelLayoutError } from './errors.js';
 import { Generator } from './generator.js';
 import { describeScheduler, sample, type SampleRequest } from './sampler.js';
-import { defaultLanes, folderBytes } from './lanes.js';
+import { folderBytes } from './lanes.js';
 import { SamplerPool, splitRequest } from './samplerPool.js';
 
 const base = resolve('packs/shapes/generator');
@@ -40,20 +40,6 @@ describe('splitRequest', () => {
   it('makes no empty part, and leaves a request of no prompts whole for the lane to refuse', () => {
     expect(splitRequest(request, 8).map((p) => p.prompts.length)).toEqual([1, 1, 1]);
     expect(splitRequest({ ...request, prompts: [] }, 4)).toHaveLength(1);
-  });
-});
-
-describe('defaultLanes', () => {
-  const gib = 2 ** 30;
-  it('gives small graphs on a CPU one lane per thread while the copies fit in half the memory', () => {
-    expect(defaultLanes('cpu', 8, 10 * 2 ** 20, 16 * gib)).toBe(8);
-    expect(defaultLanes('cpu', 16, 0.9 * gib, 8 * gib)).toBe(4);
-    expect(defaultLanes('cpu', 4, 0.9 * gib, 1 * gib)).toBe(1);
-  });
-
-  it('gives large graphs, and a GPU, one lane', () => {
-    expect(defaultLanes('cpu', 16, 5 * gib, 256 * gib)).toBe(1);
-    expect(defaultLanes('cuda:1', 16, 10 * 2 ** 20, 64 * gib)).toBe(1);
   });
 });
 
