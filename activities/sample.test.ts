@@ -172,4 +172,26 @@ describe('sampling.batchSize', () => {
     expect(single.map(readText)).toEqual(together.map(readText));
     expect(readText(single[2]!).seed).toBe('13');
   });
+
+  it('gives the same images in two lanes, a batch per lane at once or a batch split between them', async () => {
+    const prompt = { className: 'circle', text: 'one red circle on a white background' };
+    const seeds = [11, 12, 13];
+    const oneLane = await runtime.withGenerator({ base: input.generator.base }, (generator) =>
+      samplePngs(generator, input.sampling, prompt, seeds, () => undefined),
+    );
+    const twoLanes = new ModelRuntime('cpu', 2, 2);
+    try {
+      const [split, perLane] = await twoLanes.withGenerator({ base: input.generator.base }, async (generator) => {
+        expect(generator.laneCount).toBe(2);
+        return [
+          await samplePngs(generator, { ...input.sampling, batchSize: null }, prompt, seeds, () => undefined),
+          await samplePngs(generator, { ...input.sampling, batchSize: 1 }, prompt, seeds, () => undefined),
+        ];
+      });
+      expect(split).toEqual(oneLane);
+      expect(perLane).toEqual(oneLane);
+    } finally {
+      await twoLanes.release();
+    }
+  });
 });

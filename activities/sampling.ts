@@ -31,8 +31,9 @@ export function seedBatches(seeds: readonly number[], batchSize: number | null):
 
 /**
  * PNGs of one prompt at the given seeds, each carrying its generation parameters and class in
- * text chunks, denoised `settings.batchSize` at a time (all at once when null). Each image's
- * noise comes from its own seed, so the batch size changes memory and speed, not the images.
+ * text chunks, denoised `settings.batchSize` at a time in each of the generator's lanes (all at
+ * once when null). Each image's noise comes from its own seed, so the batch size and the lanes
+ * change memory and speed, not the images.
  * `onStep` lets a long denoising loop heartbeat.
  */
 export async function samplePngs(
@@ -45,23 +46,26 @@ export async function samplePngs(
   const scheduler = settings.scheduler;
   const size = await imageSize(generator, settings);
   const pngs: Buffer[] = [];
-  for (const batch of seedBatches(seeds, settings.batchSize ?? null)) {
-    const request: SampleRequest = {
-      prompts: batch.map(() => prompt.text),
-      negativePrompt: settings.negativePrompt,
-      seeds: batch,
-      steps: settings.steps,
-      guidanceScale: settings.guidanceScale,
-      ...size,
-      ...(scheduler === null ? {} : { scheduler: { className: scheduler } }),
-      onStep,
-    };
-    const result = await generator.sample(request);
-    pngs.push(
-      ...(await Promise.all(
+  const batches = seedBatches(seeds, settings.batchSize ?? null);
+  // Up to one batch per lane at once: batches smaller than the lanes would leave the others idle.
+  for (let first = 0; first < batches.length; first += generator.laneCount) {
+    const together = batches.slice(first, first + generator.laneCount).map(async (batch) => {
+      const request: SampleRequest = {
+        prompts: batch.map(() => prompt.text),
+        negativePrompt: settings.negativePrompt,
+        seeds: batch,
+        steps: settings.steps,
+        guidanceScale: settings.guidanceScale,
+        ...size,
+        ...(scheduler === null ? {} : { scheduler: { className: scheduler } }),
+        onStep,
+      };
+      const result = await generator.sample(request);
+      return Promise.all(
         result.images.map((image, i) => encodePng(image, { ...generationText(generator.name, request, result.scheduler, i), class: prompt.className })),
-      )),
-    );
+      );
+    });
+    for (const batchPngs of await Promise.all(together)) pngs.push(...batchPngs);
   }
   return pngs;
 }

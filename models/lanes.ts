@@ -110,11 +110,16 @@ export function laneThreads(options: { readonly threads?: number; readonly lanes
 /** `count` lanes of one service; a lane whose thread has died starts again at its next call. */
 export class Lanes<S extends ServiceName> {
   private nextId = 0;
+  /** Calls in flight, per lane. */
+  private readonly busy: number[];
+  private readonly starting = new Map<number, Promise<Lane>>();
 
   private constructor(
     private readonly setup: LaneSetup<S>,
     private readonly lanes: (Lane | null)[],
-  ) {}
+  ) {
+    this.busy = lanes.map(() => 0);
+  }
 
   static async start<S extends ServiceName>(setup: LaneSetup<S>, count: number): Promise<Lanes<S>> {
     const started = await Promise.allSettled(Array.from({ length: count }, () => Lane.start(setup)));
@@ -131,17 +136,30 @@ export class Lanes<S extends ServiceName> {
     return this.lanes.length;
   }
 
-  async call(
-    index: number,
-    payload: LaneServices[S]['call'],
-    onProgress?: (progress: LaneServices[S]['progress']) => void,
-  ): Promise<LaneServices[S]['result']> {
-    let lane = this.lanes[index];
-    if (!lane || lane.dead) {
-      lane = await Lane.start(this.setup);
-      this.lanes[index] = lane;
+  /** Runs a call on the lane with the fewest calls in flight, the first of those when several tie. */
+  async call(payload: LaneServices[S]['call'], onProgress?: (progress: LaneServices[S]['progress']) => void): Promise<LaneServices[S]['result']> {
+    const index = this.busy.indexOf(Math.min(...this.busy));
+    this.busy[index] += 1;
+    try {
+      const lane = await this.ready(index);
+      return (await lane.call(this.nextId++, payload, (progress) => onProgress?.(progress as LaneServices[S]['progress']))) as LaneServices[S]['result'];
+    } finally {
+      this.busy[index] -= 1;
     }
-    return lane.call(this.nextId++, payload, (progress) => onProgress?.(progress as LaneServices[S]['progress'])) as Promise<LaneServices[S]['result']>;
+  }
+
+  /** Lane `index`, started again (once, whoever asks meanwhile) when its thread has died. */
+  private ready(index: number): Promise<Lane> {
+    const lane = this.lanes[index];
+    if (lane && !lane.dead) return Promise.resolve(lane);
+    let starting = this.starting.get(index);
+    if (!starting) {
+      starting = Lane.start(this.setup)
+        .then((started) => (this.lanes[index] = started))
+        .finally(() => this.starting.delete(index));
+      this.starting.set(index, starting);
+    }
+    return starting;
   }
 
   async release(): Promise<void> {

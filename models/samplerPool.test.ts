@@ -92,6 +92,16 @@ describe('SamplerPool', () => {
     await expect(SamplerPool.load({ base: resolve('packs/shapes') }, { lanes: 2 })).rejects.toThrow(ModelLayoutError);
   });
 
+  it('sends each call to the least busy lane', async () => {
+    const lanes = (pool as unknown as { lanes: { busy: number[] } }).lanes;
+    const one = { ...request, prompts: ['one red circle'], seeds: [7] };
+    const calls = [pool.sample(one), pool.sample({ ...one, seeds: [8] })];
+    expect(lanes.busy).toEqual([1, 1]);
+    const [first, second] = await Promise.all(calls);
+    expect(lanes.busy).toEqual([0, 0]);
+    expect(first.images[0].data).not.toEqual(second.images[0].data);
+  });
+
   it('starts a lane again when its thread has died', async () => {
     const lanes = (pool as unknown as { lanes: { lanes: { worker: { terminate(): Promise<number> } }[] } }).lanes.lanes;
     await lanes[1].worker.terminate();

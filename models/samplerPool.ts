@@ -54,7 +54,8 @@ export class SamplerPool {
 
   /**
    * sample() of models/sampler.ts over the lanes: prompts (with their seeds and initial latents)
-   * in contiguous parts, one per lane, the images back in request order. `onStep` hears a step
+   * in contiguous parts, one per lane, each to the least busy lane, the images back in request
+   * order. `onStep` hears a step
    * when every lane has taken it.
    */
   async sample(request: SampleRequest): Promise<PooledSample> {
@@ -69,7 +70,7 @@ export class SamplerPool {
         request.onStep?.(slowest, total);
       }
     };
-    const results = await Promise.allSettled(parts.map((part, index) => this.lanes.call(index, part, ({ step, steps: total }) => onStep(index, step, total))));
+    const results = await Promise.allSettled(parts.map((part, index) => this.lanes.call(part, ({ step, steps: total }) => onStep(index, step, total))));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
     const done = results.map((r) => (r as PromiseFulfilledResult<PooledSample>).value);

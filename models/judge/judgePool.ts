@@ -78,9 +78,9 @@ async function acrossLanes<S extends 'judge' | 'referee'>(
   className: string,
   images: readonly RawImage[],
 ): Promise<Awaited<ReturnType<Lanes<S>['call']>>> {
-  const calls = contiguousParts(images.length, lanes.count).map(([start, end], part) => {
+  const calls = contiguousParts(images.length, lanes.count).map(([start, end]) => {
     const mine: JudgeCall['images'] = images.slice(start, end).map(({ data, width, height, channels }) => ({ data, width, height, channels }));
-    return lanes.call(part, { prompt, className, images: mine });
+    return lanes.call({ prompt, className, images: mine });
   });
   const results = await Promise.allSettled(calls);
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
