@@ -1,4 +1,4 @@
-import type { GeneratorSource } from '../models/generator.js';
+import { generatorName, type GeneratorSource } from '../models/generator.js';
 import { SamplerPool } from '../models/samplerPool.js';
 import { validateJudgeConfig, validateRefereeConfig, type JudgeConfig, type RefereeConfig } from '../models/judge/index.js';
 import { JudgePool, RefereePool } from '../models/judge/judgePool.js';
@@ -18,9 +18,20 @@ export class ModelRuntime {
   constructor(
     private readonly device: string,
     private readonly threads: number | null = null,
-    /** The lanes of the generator and of the judge (null: each pool's default for the device, threads and model size). */
+    /** The lanes of the generator, the judge and the referee (null: each pool's default for the device, threads and model size). */
     private readonly lanes: number | null = null,
+    /** Hears a line for each model loaded: what, its lanes, how long it took. */
+    private readonly onLoaded: (line: string) => void = () => undefined,
   ) {}
+
+  /** Loads a pool and reports it, so an operator sees each worker's lanes and load times. */
+  private async loading<P extends { readonly laneCount: number }>(what: string, load: () => Promise<P>): Promise<P> {
+    const started = performance.now();
+    const pool = await load();
+    const seconds = ((performance.now() - started) / 1000).toFixed(1);
+    this.onLoaded(`loaded ${what} in ${pool.laneCount} lane${pool.laneCount === 1 ? '' : 's'} (${seconds} s)`);
+    return pool;
+  }
 
   async withGenerator<T>(source: GeneratorSource, use: (generator: SamplerPool) => Promise<T>): Promise<T> {
     const id = JSON.stringify([source.base, source.tunedUnet ?? null]);
@@ -28,11 +39,13 @@ export class ModelRuntime {
       this.generators,
       id,
       () =>
-        SamplerPool.load(source, {
-          device: this.device,
-          ...(this.threads === null ? {} : { threads: this.threads }),
-          ...(this.lanes === null ? {} : { lanes: this.lanes }),
-        }),
+        this.loading(`the generator ${generatorName(source)}`, () =>
+          SamplerPool.load(source, {
+            device: this.device,
+            ...(this.threads === null ? {} : { threads: this.threads }),
+            ...(this.lanes === null ? {} : { lanes: this.lanes }),
+          }),
+        ),
       (g) => g.release(),
       use,
     );
@@ -43,7 +56,7 @@ export class ModelRuntime {
     return this.borrow(
       this.judges,
       JSON.stringify(config),
-      () => JudgePool.load(config, this.lanes === null ? {} : { lanes: this.lanes }),
+      () => this.loading(`the judge (detector ${config.detector})`, () => JudgePool.load(config, this.lanes === null ? {} : { lanes: this.lanes })),
       (judge) => judge.release(),
       use,
     );
@@ -54,7 +67,7 @@ export class ModelRuntime {
     return this.borrow(
       this.referees,
       JSON.stringify(config),
-      () => RefereePool.load(config, this.lanes === null ? {} : { lanes: this.lanes }),
+      () => this.loading(`the referee (detector ${config.detector})`, () => RefereePool.load(config, this.lanes === null ? {} : { lanes: this.lanes })),
       (referee) => referee.release(),
       use,
     );

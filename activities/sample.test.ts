@@ -179,7 +179,8 @@ describe('sampling.batchSize', () => {
     const oneLane = await runtime.withGenerator({ base: input.generator.base }, (generator) =>
       samplePngs(generator, input.sampling, prompt, seeds, () => undefined),
     );
-    const twoLanes = new ModelRuntime('cpu', 2, 2);
+    const loaded: string[] = [];
+    const twoLanes = new ModelRuntime('cpu', 2, 2, (line) => loaded.push(line));
     try {
       const [split, perLane] = await twoLanes.withGenerator({ base: input.generator.base }, async (generator) => {
         expect(generator.laneCount).toBe(2);
@@ -190,6 +191,8 @@ describe('sampling.batchSize', () => {
       });
       expect(split).toEqual(oneLane);
       expect(perLane).toEqual(oneLane);
+      // Loaded once for both calls, and said so.
+      expect(loaded).toEqual([expect.stringMatching(/^loaded the generator \/.*generator in 2 lanes \(\d+\.\d s\)$/)]);
     } finally {
       await twoLanes.release();
     }

@@ -47,7 +47,7 @@ export function dependenciesFromEnvironment(env: NodeJS.ProcessEnv = process.env
   const cacheBytes = Number(fromEnvironment(env, 'SELF_REWARD_SAMPLE_CACHE_MB')) * 2 ** 20;
   return {
     store: new MeteredStore(storeFromEnvironment(env), metrics),
-    runtime: new ModelRuntime(device, threads, lanesText === undefined ? null : Number(lanesText)),
+    runtime: new ModelRuntime(device, threads, lanesText === undefined ? null : Number(lanesText), (line) => Runtime.instance().logger.info(line)),
     trainer: {
       command: trainer,
       cwd: python,
