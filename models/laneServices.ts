@@ -1,7 +1,7 @@
 /**
  * What a lane can load (lanes.ts): each service by name, with the options it is loaded with, the
  * call it answers, its result and the progress it reports on the way. The lane thread looks a
- * service up here; pools (SamplerPool, JudgePool) name the one they start.
+ * service up here; pools (SamplerPool, JudgePool, RefereePool) name the one they start.
  */
 import { RawImage } from '@huggingface/transformers';
 
