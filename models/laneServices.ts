@@ -43,8 +43,15 @@ export interface LaneServices {
   referee: { options: RefereeConfig; call: JudgeCall; result: RefereeVerdict[]; progress: never };
 }
 
-function rawImages(images: JudgeCall['images']): RawImage[] {
-  return images.map((image) => new RawImage(image.data, image.width, image.height, image.channels));
+/** A service answering a prompt's images one result each; its model's sessions live as long as the thread. */
+function perImage<R>(answer: (prompt: string, className: string, images: RawImage[]) => Promise<R[]>) {
+  return {
+    async call({ prompt, className, images }: JudgeCall) {
+      const raw = images.map((image) => new RawImage(image.data, image.width, image.height, image.channels));
+      return { result: await answer(prompt, className, raw), transfer: [] };
+    },
+    release: async () => undefined,
+  };
 }
 
 /** A loaded service in a lane: a call's result, with the buffers to hand over instead of copying. */
@@ -73,22 +80,11 @@ export const LANE_SERVICES: { [S in keyof LaneServices]: (options: LaneServices[
 
   async judge(config) {
     const judge = await Judge.load(config);
-    return {
-      async call({ prompt, className, images }) {
-        return { result: await judge.judgeImages(prompt, className, rawImages(images)), transfer: [] };
-      },
-      // A Judge's sessions live as long as the thread that holds them.
-      release: async () => undefined,
-    };
+    return perImage((prompt, className, images) => judge.judgeImages(prompt, className, images));
   },
 
   async referee(config) {
     const referee = await Referee.load(config);
-    return {
-      async call({ prompt, className, images }) {
-        return { result: await referee.grade(prompt, className, rawImages(images)), transfer: [] };
-      },
-      release: async () => undefined,
-    };
+    return perImage((prompt, className, images) => referee.grade(prompt, className, images));
   },
 };

@@ -4,8 +4,9 @@
  * loop stays free for heartbeats, and on a CPU several single-threaded copies of a small graph
  * outrun one copy with several threads per operator.
  */
+import { existsSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, totalmem } from 'node:os';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -107,6 +108,21 @@ export function laneThreads(options: { readonly threads?: number; readonly lanes
   return Math.max(1, Math.floor((options.threads ?? availableParallelism()) / lanes));
 }
 
+/**
+ * A pool's lanes (the number asked for, else defaultLanes() for the models in `folders`; a hub
+ * id, not a folder, counts nothing) and each lane's threads (laneThreads()).
+ */
+export async function planLanes(pool: {
+  readonly device: string;
+  readonly threads: number | null;
+  readonly folders: readonly (string | null)[];
+  readonly lanes?: number;
+}): Promise<{ lanes: number; threads: number | null }> {
+  const local = pool.folders.filter((f): f is string => f !== null && existsSync(f));
+  const lanes = pool.lanes ?? defaultLanes(pool.device, pool.threads ?? availableParallelism(), await folderBytes(local), totalmem());
+  return { lanes, threads: laneThreads({ lanes, ...(pool.threads === null ? {} : { threads: pool.threads }) }) };
+}
+
 /** `count` lanes of one service; a lane whose thread has died starts again at its next call. */
 export class Lanes<S extends ServiceName> {
   private nextId = 0;
@@ -146,6 +162,20 @@ export class Lanes<S extends ServiceName> {
     } finally {
       this.busy[index] -= 1;
     }
+  }
+
+  /**
+   * Calls at once, each on the least busy lane, their results in order; after all have ended, the
+   * first failure, if any (so no call is left running unseen). `onProgress` hears which call spoke.
+   */
+  async callEach(
+    payloads: readonly LaneServices[S]['call'][],
+    onProgress?: (index: number, progress: LaneServices[S]['progress']) => void,
+  ): Promise<LaneServices[S]['result'][]> {
+    const results = await Promise.allSettled(payloads.map((payload, index) => this.call(payload, (progress) => onProgress?.(index, progress))));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    return results.map((r) => (r as PromiseFulfilledResult<LaneServices[S]['result']>).value);
   }
 
   /** Lane `index`, started again (once, whoever asks meanwhile) when its thread has died. */

@@ -1,9 +1,8 @@
-import { availableParallelism, totalmem } from 'node:os';
 import { dirname } from 'node:path';
 
 import { generatorName, readGeneratorGeometry, resolveGeneratorFiles, type GeneratorFiles, type GeneratorSource, type VaeSettings } from './generator.js';
 import type { PooledSample } from './laneServices.js';
-import { Lanes, contiguousParts, defaultLanes, folderBytes, laneThreads } from './lanes.js';
+import { Lanes, contiguousParts, planLanes } from './lanes.js';
 import { parseDevice } from './onnx.js';
 import type { SampleRequest } from './sampler.js';
 
@@ -31,15 +30,12 @@ export class SamplerPool {
     parseDevice(device);
     const files = await resolveGeneratorFiles(source);
     const { vae, sizeMultiple } = await readGeneratorGeometry(files);
-    const lanes =
-      options.lanes ??
-      defaultLanes(
-        device,
-        options.threads ?? availableParallelism(),
-        await folderBytes([files.textEncoder, files.unet, files.vaeDecoder].map((graph) => dirname(graph))),
-        totalmem(),
-      );
-    const threads = laneThreads({ lanes, ...(options.threads === undefined ? {} : { threads: options.threads }) });
+    const { lanes, threads } = await planLanes({
+      device,
+      threads: options.threads ?? null,
+      folders: [files.textEncoder, files.unet, files.vaeDecoder].map((graph) => dirname(graph)),
+      ...(options.lanes === undefined ? {} : { lanes: options.lanes }),
+    });
     return new SamplerPool(source, files, vae, sizeMultiple, await Lanes.start({ service: 'sampler', options: { source, device, threads } }, lanes));
   }
 
@@ -55,8 +51,7 @@ export class SamplerPool {
   /**
    * sample() of models/sampler.ts over the lanes: prompts (with their seeds and initial latents)
    * in contiguous parts, one per lane, each to the least busy lane, the images back in request
-   * order. `onStep` hears a step
-   * when every lane has taken it.
+   * order. `onStep` hears a step when every lane has taken it.
    */
   async sample(request: SampleRequest): Promise<PooledSample> {
     const parts = splitRequest(request, this.lanes.count);
@@ -70,10 +65,7 @@ export class SamplerPool {
         request.onStep?.(slowest, total);
       }
     };
-    const results = await Promise.allSettled(parts.map((part, index) => this.lanes.call(part, ({ step, steps: total }) => onStep(index, step, total))));
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
-    const done = results.map((r) => (r as PromiseFulfilledResult<PooledSample>).value);
+    const done = await this.lanes.callEach(parts, (index, { step, steps: total }) => onStep(index, step, total));
     const latentDims = [done.reduce((sum, d) => sum + d.latents.dims[0], 0), ...done[0].latents.dims.slice(1)];
     const latents = new Float32Array(latentDims.reduce((a, b) => a * b, 1));
     let offset = 0;

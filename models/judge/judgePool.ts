@@ -1,10 +1,7 @@
-import { existsSync } from 'node:fs';
-import { availableParallelism, totalmem } from 'node:os';
-
 import type { RawImage } from '@huggingface/transformers';
 
 import type { JudgeCall } from '../laneServices.js';
-import { Lanes, contiguousParts, defaultLanes, folderBytes, laneThreads } from '../lanes.js';
+import { Lanes, contiguousParts, planLanes } from '../lanes.js';
 import type { JudgeConfig, RefereeConfig } from './config.js';
 import { verdictOf, type Judgement, type Verdict } from './judge.js';
 import type { RefereeVerdict } from './refereeChecks.js';
@@ -22,7 +19,7 @@ export class JudgePool {
 
   /** `config.threads` is the whole pool's; `lanes`: default defaultLanes() for its device and the models' size. */
   static async load(config: JudgeConfig, options: { readonly lanes?: number } = {}): Promise<JudgePool> {
-    const { lanes, threads } = await lanesFor(config, [config.detector, config.captioner, config.clip], options.lanes);
+    const { lanes, threads } = await planLanes({ ...config, folders: [config.detector, config.captioner, config.clip], ...options });
     return new JudgePool(config, await Lanes.start({ service: 'judge', options: { ...config, threads } }, lanes));
   }
 
@@ -46,7 +43,7 @@ export class RefereePool {
   private constructor(private readonly lanes: Lanes<'referee'>) {}
 
   static async load(config: RefereeConfig, options: { readonly lanes?: number } = {}): Promise<RefereePool> {
-    const { lanes, threads } = await lanesFor(config, [config.detector, config.clip], options.lanes);
+    const { lanes, threads } = await planLanes({ ...config, folders: [config.detector, config.clip], ...options });
     return new RefereePool(await Lanes.start({ service: 'referee', options: { ...config, threads } }, lanes));
   }
 
@@ -64,13 +61,6 @@ export class RefereePool {
   }
 }
 
-/** Lanes and threads per lane for models in these folders (a hub id, not a folder, counts nothing). */
-async function lanesFor(config: { readonly device: string; readonly threads: number | null }, folders: readonly (string | null)[], asked: number | undefined) {
-  const local = folders.filter((f): f is string => f !== null && existsSync(f));
-  const lanes = asked ?? defaultLanes(config.device, config.threads ?? availableParallelism(), await folderBytes(local), totalmem());
-  return { lanes, threads: laneThreads({ lanes, ...(config.threads === null ? {} : { threads: config.threads }) }) };
-}
-
 /** One prompt's images in contiguous parts, one per lane, and the lanes' per-image results joined in order. */
 async function acrossLanes<S extends 'judge' | 'referee'>(
   lanes: Lanes<S>,
@@ -78,12 +68,10 @@ async function acrossLanes<S extends 'judge' | 'referee'>(
   className: string,
   images: readonly RawImage[],
 ): Promise<Awaited<ReturnType<Lanes<S>['call']>>> {
-  const calls = contiguousParts(images.length, lanes.count).map(([start, end]) => {
-    const mine: JudgeCall['images'] = images.slice(start, end).map(({ data, width, height, channels }) => ({ data, width, height, channels }));
-    return lanes.call({ prompt, className, images: mine });
-  });
-  const results = await Promise.allSettled(calls);
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
-  return results.flatMap((r) => (r as PromiseFulfilledResult<unknown[]>).value) as Awaited<ReturnType<Lanes<S>['call']>>;
+  const parts = contiguousParts(images.length, lanes.count).map(([start, end]): JudgeCall => ({
+    prompt,
+    className,
+    images: images.slice(start, end).map(({ data, width, height, channels }) => ({ data, width, height, channels })),
+  }));
+  return (await lanes.callEach(parts)).flat() as Awaited<ReturnType<Lanes<S>['call']>>;
 }
