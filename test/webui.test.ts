@@ -186,11 +186,15 @@ describe('starting a round from the Web UI, with the real CPU worker running', (
     await startedNotice().click();
 
     const handle = env.client.workflow.getHandle(workflowId);
-    // The worker ran the workflow code: it upserted the round number and scheduled the shards' sampling.
+    // The worker ran the workflow code: it upserted the round number, checked the input (prepareRound,
+    // pending for a moment on a busy host) and scheduled the shards' sampling.
     const description = await waitFor(
       'the round on the server',
       () => handle.describe().catch(() => null),
-      (d) => d !== null && d.typedSearchAttributes.get(SEARCH_ATTRIBUTES.round) === 1 && (d.raw.pendingActivities?.length ?? 0) > 0,
+      (d) =>
+        d !== null &&
+        d.typedSearchAttributes.get(SEARCH_ATTRIBUTES.round) === 1 &&
+        (d.raw.pendingActivities ?? []).some((a) => a.activityType?.name !== 'prepareRound'),
     );
     expect(description?.type).toBe('selfRewardRound');
     expect(description?.taskQueue).toBe(TASK_QUEUES.workflows);
