@@ -10,6 +10,8 @@ export interface TrainerCommand {
   readonly env: Readonly<Record<string, string>>;
   /** How long a stopped trainer may take to write its checkpoint before it is killed. */
   readonly stopGraceMs: number;
+  /** Where the trainers of other workers reach this worker's when they train a LoRA together. */
+  readonly address: string;
 }
 
 /** Everything activities use, injected by the worker (or a test). */

@@ -14,7 +14,7 @@ import { createLineActivities } from './lines.js';
 import { createPrepareRound } from './prepare.js';
 import { createWriteReport } from './report.js';
 import { createSampleShard } from './sample.js';
-import { createTrainLora } from './train.js';
+import { createJoinTraining, createTrainLora } from './train.js';
 import { createSampleValidationBase, createValidateLora } from './validate.js';
 
 /** What a failed attempt counts as: its failure type, a cancellation, or a fault a retry may get past. */
@@ -69,6 +69,7 @@ export function createActivities(deps: ActivityDependencies): Activities {
     judgeShard: atBoundary(deps, 'judgeShard', createJudgeShard(deps)),
     curateDataset: atBoundary(deps, 'curateDataset', createCurateDataset(deps)),
     trainLora: atBoundary(deps, 'trainLora', createTrainLora(deps)),
+    joinTraining: atBoundary(deps, 'joinTraining', createJoinTraining(deps)),
     sampleReferences: atBoundary(deps, 'sampleReferences', createSampleReferences(deps)),
     evaluateShard: atBoundary(deps, 'evaluateShard', createEvaluateShard(deps)),
     evaluateRound: atBoundary(deps, 'evaluateRound', createEvaluateRound(deps)),

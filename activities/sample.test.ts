@@ -47,7 +47,7 @@ beforeAll(async () => {
   deps = {
     store: new LocalFolderStore(join(scratch, 'store')),
     runtime,
-    trainer: { command: ['false'], cwd: '.', env: {}, stopGraceMs: 0 },
+    trainer: { command: ['false'], cwd: '.', env: {}, stopGraceMs: 0, address: '127.0.0.1' },
     device: 'cpu',
     threads: 1,
     workDir: join(scratch, 'work'),

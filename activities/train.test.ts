@@ -25,7 +25,7 @@ import type { ActivityDependencies } from './dependencies.js';
 import { ModelRuntime } from './runtime.js';
 import { createTrainLora } from './train.js';
 import { artifactKeys, roundRoot, trainingRoot } from '../contract/keys.js';
-import { trainerArguments, trainerEnvironment } from './trainer/arguments.js';
+import { teamArguments, trainerArguments, trainerEnvironment } from './trainer/arguments.js';
 import { readTrainerEvent } from './trainer/events.js';
 import type { StageProgress } from '../contract/progress.js';
 import { workerMetrics } from '../workers/dependencies.js';
@@ -50,7 +50,7 @@ async function setup(mode: string, images: readonly Buffer[] = [Buffer.from('png
   const deps: ActivityDependencies = {
     store,
     runtime: new ModelRuntime('cpu'),
-    trainer: { command: [process.execPath, STANDIN], cwd: scratch, env: { STANDIN_MODE: mode }, stopGraceMs: 2000 },
+    trainer: { command: [process.execPath, STANDIN], cwd: scratch, env: { STANDIN_MODE: mode }, stopGraceMs: 2000, address: '127.0.0.1' },
     device: 'cpu',
     threads: 1,
     workDir: join(scratch, 'work'),
@@ -355,6 +355,7 @@ describe('trainLora', () => {
         cwd: join(REPO_ROOT, 'python'),
         env: { PYTHONPATH: join(REPO_ROOT, 'python'), OMP_NUM_THREADS: '1' },
         stopGraceMs: 30_000,
+        address: '127.0.0.1',
       };
       const real = (deps: ActivityDependencies) => createTrainLora({ ...deps, trainer });
 
@@ -402,6 +403,7 @@ describe('trainLora', () => {
       cwd: join(REPO_ROOT, 'python'),
       env: { PYTHONPATH: join(REPO_ROOT, 'python') },
       stopGraceMs: 30_000,
+      address: '127.0.0.1',
     };
     const { outcome } = await trainRecording(createTrainLora({ ...deps, threads: 3, trainer }), input, root, store);
     expect(outcome).toMatchObject({ steps: 2 });
@@ -423,6 +425,7 @@ describe('trainLora', () => {
       cwd: join(REPO_ROOT, 'python'),
       env: { PYTHONPATH: join(REPO_ROOT, 'python'), OMP_NUM_THREADS: '1' },
       stopGraceMs: 30_000,
+      address: '127.0.0.1',
     };
     const { outcome } = await trainRecording(createTrainLora({ ...deps, trainer }), input, root, store);
     expect(outcome).toMatchObject({ steps: 2 });
@@ -451,6 +454,7 @@ describe('trainLora', () => {
       cwd: join(REPO_ROOT, 'python'),
       env: { PYTHONPATH: join(REPO_ROOT, 'python'), OMP_NUM_THREADS: '1' },
       stopGraceMs: 30_000,
+      address: '127.0.0.1',
     };
     const { outcome } = await trainRecording(createTrainLora({ ...deps, trainer }), roundInput({ maxSteps: 2, batchSize: 2 }, generator), root, store);
     expect(outcome).toMatchObject({ steps: 2 });
@@ -466,6 +470,11 @@ describe('trainLora', () => {
       nonRetryable: true,
       message: expect.stringContaining('--resolution: must be a multiple'),
     });
+  });
+
+  it('tells a trainer of several workers whether it leads the team or joins the leader, and how long to wait', () => {
+    expect(teamArguments({ lead: 4 }, 60)).toEqual(['--team-size', '4', '--team-wait', '60']);
+    expect(teamArguments({ join: '10.0.0.7:41234' }, 2.5)).toEqual(['--team-leader', '10.0.0.7:41234', '--team-wait', '2.5']);
   });
 
   it("passes the LoRA settings, resumes from the latest checkpoint, pins the device and sizes the trainer's threads", () => {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -5,13 +6,13 @@ import { join } from 'node:path';
 import { CancelledFailure } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 
-import type { TrainRequest, TrainResult } from '../contract/activities.js';
+import type { TrainingMemberResult, TrainRequest, TrainResult } from '../contract/activities.js';
 import { artifactKeys, trainingRoot } from '../contract/keys.js';
 import { findJson, putJson } from '../store/store.js';
 import type { ActivityDependencies } from './dependencies.js';
 import { badData } from './failures.js';
 import { withProgress } from './progress.js';
-import { trainerArguments } from './trainer/arguments.js';
+import { teamArguments, trainerArguments } from './trainer/arguments.js';
 import {
   CheckpointUploader,
   discardCheckpoints,
@@ -22,6 +23,14 @@ import {
 } from './trainer/checkpoints.js';
 import { EXIT_BAD_INPUT, runTrainer, stopOrphanedTrainer, type TrainerRun } from './trainer/process.js';
 import { roundInput } from './input.js';
+
+/** Where a team's leading trainer waits for the others (`artifactKeys.trainerMeeting`). */
+interface TrainerMeeting {
+  /** host:port of its meeting point. */
+  readonly address: string;
+  /** New for every trainer process the leader starts. */
+  readonly id: string;
+}
 
 async function download(deps: ActivityDependencies, prefix: string, folder: string): Promise<void> {
   for (const key of await deps.store.list(prefix)) await deps.store.getFile(key, join(folder, ...key.slice(prefix.length).split('/')));
@@ -89,7 +98,14 @@ export function createTrainLora(deps: ActivityDependencies) {
         await restoreCheckpoint(deps, stored, output);
         log.info(`trainer resumes from the stored checkpoint of step ${stored.step}`);
       }
-      const args = trainerArguments(lora, { generator: input.generator.base, dataset, output }, deps.device, deps.threads);
+      const team = lora.workers > 1 ? teamArguments({ lead: lora.workers }, lora.workersWaitSeconds) : [];
+      const args = [...trainerArguments(lora, { generator: input.generator.base, dataset, output }, deps.device, deps.threads), ...team];
+      const meetingKey = artifactKeys.trainerMeeting(root);
+      // The workers joining this training read where to meet from the store; each trainer process meets anew.
+      const announceMeeting = async (port: number) => {
+        await putJson(deps.store, meetingKey, { address: `${deps.trainer.address}:${port}`, id: randomUUID() } satisfies TrainerMeeting);
+        log.info(`trainer waits up to ${lora.workersWaitSeconds} s for ${lora.workers - 1} more worker(s) at ${deps.trainer.address}:${port}`);
+      };
       const logFile = join(work, TRAINER_LOG);
       await rm(logFile, { force: true });
       const started = performance.now();
@@ -103,7 +119,10 @@ export function createTrainLora(deps: ActivityDependencies) {
       const runOnce = async (newest: number): Promise<TrainerRun> => {
         const uploader = new CheckpointUploader(deps, root, newest, (message) => log.warn(message));
         try {
-          return await runTrainer(deps, args, output, logFile, progress, (step, folder) => uploader.offer(step, folder));
+          return await runTrainer(deps, args, output, logFile, progress, {
+            checkpoint: (step, folder) => uploader.offer(step, folder),
+            meeting: announceMeeting,
+          });
         } finally {
           // The next try may run on another worker: what this one announced is stored before it ends.
           await uploader.finish();
@@ -135,11 +154,75 @@ export function createTrainLora(deps: ActivityDependencies) {
         steps: run.last.step ?? 0,
         finalLoss: run.last.final_loss ?? null,
         ...(seed === undefined ? {} : { seed }),
+        ...(lora.workers > 1 ? { workers: run.team?.size ?? 1 } : {}),
       };
       await putJson(deps.store, manifestKey, { ...result, files });
       await removeStoredCheckpoints(deps, root, null);
+      if (lora.workers > 1) await deps.store.delete(meetingKey);
       await ended('trained');
       return result;
+    });
+  };
+}
+
+/** How often a worker waiting to join a training looks for the leader's meeting in the store. */
+const MEETING_POLL_MS = 500;
+
+/**
+ * One more GPU worker for a LoRA that `lora.workers` workers train together: it fetches the dataset,
+ * then waits for the leading `trainLora`'s meeting (its trainer's address, in the store) and runs
+ * its own trainer as a member of the leader's team, on its share of every batch; the leader alone
+ * writes checkpoints and the LoRA. When a leader's trainer dies (and its activity retries), this
+ * waits for the next meeting. It ends when its trainer is done, when the leader began without it,
+ * or when no new meeting came for `lora.workersWaitSeconds`: a worker that arrives late costs
+ * the training time, never the LoRA (the team's result is a single trainer's).
+ */
+export function createJoinTraining(deps: ActivityDependencies) {
+  return async function joinTraining({ root: roundFolder, inputKey, dataset: datasetPrefix, seed }: TrainRequest): Promise<TrainingMemberResult> {
+    const input = await roundInput(deps, inputKey);
+    const root = trainingRoot(roundFolder, seed ?? null);
+    const lora = seed === undefined ? input.lora : { ...input.lora, seed };
+    const alone: TrainingMemberResult = { rank: null, workers: null };
+    const trained = async () => (await findJson<TrainResult>(deps.store, artifactKeys.trainManifest(root))) !== null;
+    if (await trained()) return alone;
+
+    return withProgress({ stage: 'train' }, async (progress) => {
+      const { log, cancellationSignal } = progress.context;
+      const work = join(deps.workDir, ...root.split('/'), 'train-member');
+      const dataset = join(work, 'dataset');
+      const output = join(work, 'output');
+      const logFile = join(work, TRAINER_LOG);
+      await mkdir(output, { recursive: true });
+      await stopOrphanedTrainer(output, deps.trainer.stopGraceMs);
+      await download(deps, datasetPrefix, dataset);
+
+      let tried: string | null = null;
+      let waitingSince = performance.now();
+      for (;;) {
+        progress.checkCancelled();
+        const meeting = await findJson<TrainerMeeting>(deps.store, artifactKeys.trainerMeeting(root));
+        if (meeting === null || meeting.id === tried) {
+          if ((await trained()) || performance.now() - waitingSince > lora.workersWaitSeconds * 1000) return alone;
+          await progress.context.sleep(MEETING_POLL_MS);
+          continue;
+        }
+        tried = meeting.id;
+        // A member keeps nothing of an earlier meeting: the leader sends it the checkpoint it resumes from.
+        await rm(output, { recursive: true, force: true });
+        await mkdir(output, { recursive: true });
+        await rm(logFile, { force: true });
+        const args = [
+          ...trainerArguments(lora, { generator: input.generator.base, dataset, output }, deps.device, deps.threads),
+          ...teamArguments({ join: meeting.address }, lora.workersWaitSeconds),
+        ];
+        const run = await runTrainer(deps, args, output, logFile, progress, {});
+        if (run.code === 0) return run.team === null ? alone : { rank: run.team.rank, workers: run.team.rank === null ? null : run.team.size };
+        if (cancellationSignal.aborted) throw new CancelledFailure(`trainer stopped (exit ${run.code}) because the activity was cancelled`);
+        const said = run.failure?.message ?? run.stderr.trim().split('\n').slice(-3).join(' | ');
+        if (refused(run)) throw badData('BadTrainingInput', said || 'the trainer refused its input');
+        log.warn(`trainer could not train with the leader at ${meeting.address} (exit ${run.code}): ${said}; waiting for its next meeting`);
+        waitingSince = performance.now();
+      }
     });
   };
 }

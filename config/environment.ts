@@ -134,6 +134,13 @@ export const ENVIRONMENT = {
       "the GPUs the trainer sees, as CUDA indices (`0,1,2,3`), for a trainer command that launches one process per GPU (unset: the worker's own GPU, that of SELF_REWARD_DEVICE)",
     rule: { pattern: /^\d+(,\d+)*$/, expected: 'CUDA indices separated by commas, such as 0,1,2,3' },
   },
+  SELF_REWARD_TRAINER_ADDRESS: {
+    default: null,
+    readBy: ['workers'],
+    meaning:
+      "the host name or IP address at which the other GPU workers reach this worker's trainer when they train a LoRA together (`lora.workers` > 1; unset: this host's first non-internal IPv4 address, else 127.0.0.1)",
+    rule: { pattern: /^[A-Za-z0-9.:-]+$/, expected: 'a host name or IP address' },
+  },
   SELF_REWARD_STORE: {
     default: 'artifacts',
     readBy: ['workers', 'CLI'],

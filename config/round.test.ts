@@ -121,6 +121,15 @@ describe('validateRoundInput', () => {
     expect(message).toContain('lora.validationShare: expected a number in (0, 0.9], got 0');
   });
 
+  it('trains each LoRA on one GPU worker unless `lora.workers` asks for more, and bounds how many and how long they wait', () => {
+    expect(valid(minimal).lora).toMatchObject({ workers: 1, workersWaitSeconds: 60 });
+    expect(valid({ ...minimal, lora: { workers: 8, workersWaitSeconds: 5 } }).lora).toMatchObject({ workers: 8, workersWaitSeconds: 5 });
+    const result = validateRoundInput({ ...minimal, lora: { workers: 0, workersWaitSeconds: 0.5 } });
+    const message = result.ok ? '' : describeErrors(result.errors);
+    expect(message).toContain('lora.workers: expected an integer in [1, 64], got 0');
+    expect(message).toContain('lora.workersWaitSeconds: expected a number of seconds in [1, 3600], got 0.5');
+  });
+
   it('refuses several LoRAs for a round that only retrains a dataset: it has no training prompts to validate on', () => {
     const retrain = { ...minimal, prompts: null, dataset: 'runs/x/y/round-001/dataset/' };
     expect(valid(retrain).lora.seeds).toBe(1);

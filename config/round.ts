@@ -110,6 +110,12 @@ export interface LoraSettings {
   readonly seeds: number;
   /** With `seeds` > 1: the share of the training prompts withheld from training to choose the LoRA on (at least one prompt). */
   readonly validationShare: number;
+  /**
+   * GPU workers that train each LoRA together, data-parallel: the first waits up to
+   * `workersWaitSeconds` for the others, then trains with those that came. 1: one worker.
+   */
+  readonly workers: number;
+  readonly workersWaitSeconds: number;
   /** With `seeds` > 1: the split's seed, and image s of validation prompt i has seed `validationSeed + 100 * i + s`. */
   readonly validationSeed: number;
 }
@@ -178,6 +184,9 @@ export const SEED_MAX = 2 ** 32 - 1;
 
 /** The most LoRAs a round trains side by side (`lora.seeds`): each holds a GPU worker for the whole training. */
 export const LORA_SEEDS_MAX = 16;
+
+/** The most GPU workers that train one LoRA together (`lora.workers`). */
+export const LORA_WORKERS_MAX = 64;
 
 const seed = (defaultSeed: number, meaning: string) => integer({ min: 0, max: SEED_MAX, default: defaultSeed, type: 'integer 0–2³²−1', meaning });
 
@@ -339,6 +348,21 @@ const ROUND_FIELDS: Schema<RoundInput> = refine(
             expected: 'a number in (0, 0.9]',
             meaning:
               'with `seeds` > 1: the share of the training prompts withheld from training for the validation (rounded, at least one prompt); never the held-out prompts',
+          }),
+          workers: integer({
+            min: 1,
+            max: LORA_WORKERS_MAX,
+            default: 1,
+            meaning:
+              'GPU workers that train each LoRA together, data-parallel: the first to start leads and waits up to `workersWaitSeconds` for the others, then trains with those that came (the others, when they start, are not needed and go), each running its share of every batch; the LoRA is the one a single worker trains, up to the order of floating-point sums, in about 1/n of the time. Each holds its GPU until the training ends, so set it to the GPU workers free while a round trains; with `seeds` > 1 each LoRA gets this many. 1: one worker',
+          }),
+          workersWaitSeconds: number({
+            min: 1,
+            max: 3600,
+            default: 60,
+            expected: 'a number of seconds in [1, 3600]',
+            meaning:
+              'with `workers` > 1: how long the leading trainer waits for the others before it trains with those that came, and how long a waiting one waits for a leader to meet',
           }),
           validationSeed: seed(
             700_000,

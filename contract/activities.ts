@@ -176,11 +176,21 @@ export interface TrainResult {
   readonly finalLoss: number | null;
   /** The trainer seed of one of several LoRAs (`TrainRequest.seed`); absent for a round's one LoRA. */
   readonly seed?: number;
+  /** With `lora.workers` > 1: how many workers trained it together (the leader and the others that came in time). */
+  readonly workers?: number;
   /**
    * In a round's result, with `lora.seeds` > 1: every LoRA's validation figures, which one was
    * kept (this result is the kept one's training) and their spread. Absent with one LoRA.
    */
   readonly seeds?: LoraSeedsFigures;
+}
+
+/** What one of the workers that train a LoRA together did (`joinTraining`). */
+export interface TrainingMemberResult {
+  /** Its place among the trainers, 1 and up; null when the leader had begun without it, or none came to meet. */
+  readonly rank: number | null;
+  /** How many trained together; null when it met no leader. */
+  readonly workers: number | null;
 }
 
 /** One LoRA of several on the validation split: sampled by it and by the base with the same seeds, scored by the curation judge. */
@@ -415,6 +425,8 @@ export interface RoundActivities {
   judgeShard(request: JudgeRequest): Promise<JudgeShardResult>;
   curateDataset(request: CurateRequest): Promise<CurateResult>;
   trainLora(request: TrainRequest): Promise<TrainResult>;
+  /** With `lora.workers` > 1: one more GPU worker trains the LoRA of `trainLora` (the leader) with it. */
+  joinTraining(request: TrainRequest): Promise<TrainingMemberResult>;
   /** The references' held-out images, sampled while the LoRA trains (they do not depend on it). */
   sampleReferences(request: ReferencesRequest): Promise<ReferencesResult>;
   /** A slice of the held-out prompts: the tuned generator's images and each prompt's record. */

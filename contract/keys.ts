@@ -64,6 +64,11 @@ export const artifactKeys = {
   trainerCheckpoints: (root: string) => `${root}/trainer-checkpoint/`,
   trainerCheckpoint: (root: string, step: number) => `${root}/trainer-checkpoint/step-${pad(step, 8)}/`,
   trainerCheckpointPointer: (root: string) => `${root}/trainer-checkpoint/latest.json`,
+  /**
+   * Where the leading trainer of a LoRA that several workers train (`lora.workers` > 1) meets the
+   * others: its address and a fresh id per trainer process, so that a retry's meeting is told from a dead one's.
+   */
+  trainerMeeting: (root: string) => `${root}/trainer-meeting.json`,
   /** The trainer's whole stderr of an attempt that did not train a LoRA (a successful one's is `lora/trainer.log`). */
   trainerLog: (root: string, attempt: number) => `${root}/trainer-logs/attempt-${pad(attempt, 3)}.log`,
   evaluationImage: (root: string, side: EvaluationSide, promptIndex: number, s: number) => `${root}/evaluation/${side}/${pad(promptIndex, 5)}-${pad(s, 3)}.png`,

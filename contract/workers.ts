@@ -27,6 +27,7 @@ export const ACTIVITY_ROLES = {
   sampleShard: 'gpu',
   judgeShard: 'gpu',
   trainLora: 'gpu',
+  joinTraining: 'gpu',
   sampleReferences: 'gpu',
   evaluateShard: 'gpu',
   evaluateRound: 'gpu',

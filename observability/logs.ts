@@ -28,6 +28,7 @@ const STAGES: { readonly [K in keyof Activities]: Stage | 'line' } = {
   judgeShard: 'judge',
   curateDataset: 'curate',
   trainLora: 'train',
+  joinTraining: 'train',
   sampleReferences: 'evaluate',
   evaluateShard: 'evaluate',
   evaluateRound: 'evaluate',

@@ -73,7 +73,7 @@ export function storeOnlyDependencies(store: ArtifactStore): ActivityDependencie
   return {
     store,
     runtime: new ModelRuntime('cpu'),
-    trainer: { command: ['false'], cwd: '.', env: {}, stopGraceMs: 0 },
+    trainer: { command: ['false'], cwd: '.', env: {}, stopGraceMs: 0, address: '127.0.0.1' },
     device: 'cpu',
     threads: 1,
     workDir: '.',

@@ -108,6 +108,7 @@ function standInRound(winRate: (input: RoundInput) => number, hold?: Gate): Stan
       return { shard, manifest: `${root}/samples/${shard}.json`, prompts: 1, images: 2, classes: ['circle'] };
     },
     judgeShard: async ({ root, shard }) => ({ shard, manifest: `${root}/scores/${shard}.json`, images: 2, detected: 1 }),
+    joinTraining: async () => ({ rank: null, workers: null }),
     sampleReferences: async () => ({ images: 2 }),
     evaluateShard: async ({ shard }) => ({ shard, prompts: 1, images: 2 }),
     // The lines' rounds train one LoRA: they never validate.

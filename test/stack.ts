@@ -41,6 +41,7 @@ export function testDependencies(scratch: string): ActivityDependencies {
       cwd: join(REPO_ROOT, 'python'),
       env: { PYTHONPATH: join(REPO_ROOT, 'python'), OMP_NUM_THREADS: '1' },
       stopGraceMs: 30_000,
+      address: '127.0.0.1',
     },
     device: 'cpu',
     threads: 1,

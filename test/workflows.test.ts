@@ -114,6 +114,7 @@ function standIns(hold?: { readonly round: number; readonly reached: () => void;
       return { shard, manifest: `${root}/samples/${shard}.json`, prompts: 1, images: input.samplesPerPrompt, classes: ['circle'] };
     },
     judgeShard: async ({ root, shard }) => ({ shard, manifest: `${root}/scores/${shard}.json`, images: 1, detected: 1 }),
+    joinTraining: async () => ({ rank: null, workers: null }),
     sampleReferences: async () => ({ images: 1 }),
     evaluateShard: async ({ shard }) => ({ shard, prompts: 1, images: 2 }),
     sampleValidationBase: async () => ({ images: 1 }),

@@ -1,6 +1,6 @@
 /** What the activities need, from a worker's environment (each variable's meaning and default: config/environment.ts). */
 import { existsSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, networkInterfaces } from 'node:os';
 import { join, resolve } from 'node:path';
 
 import { Runtime } from '@temporalio/worker';
@@ -20,6 +20,14 @@ function defaultTrainer(): string[] {
   return [existsSync(venvPython) ? venvPython : 'python3', '-m', 'loratrain'];
 }
 
+/** This host's first non-internal IPv4 address, where other hosts can reach it; 127.0.0.1 when it has none. */
+function hostAddress(): string {
+  const external = Object.values(networkInterfaces())
+    .flat()
+    .find((a) => a !== undefined && a.family === 'IPv4' && !a.internal);
+  return external?.address ?? '127.0.0.1';
+}
+
 /** The activities' metrics, on the meter of the worker process's Temporal runtime (exported when it has an endpoint). */
 export function workerMetrics(): SelfRewardMetrics {
   return createMetrics(() => Runtime.instance().metricMeter);
@@ -27,7 +35,7 @@ export function workerMetrics(): SelfRewardMetrics {
 
 /**
  * Activity dependencies from the environment: SELF_REWARD_DEVICE, SELF_REWARD_WORK_DIR,
- * SELF_REWARD_TRAINER, SELF_REWARD_TRAINER_DEVICES, SELF_REWARD_THREADS, SELF_REWARD_MODEL_LANES, SELF_REWARD_SAMPLE_CACHE_MB and the store's settings
+ * SELF_REWARD_TRAINER, SELF_REWARD_TRAINER_DEVICES, SELF_REWARD_TRAINER_ADDRESS, SELF_REWARD_THREADS, SELF_REWARD_MODEL_LANES, SELF_REWARD_SAMPLE_CACHE_MB and the store's settings
  * (see store/config.ts).
  */
 export function dependenciesFromEnvironment(env: NodeJS.ProcessEnv = process.env): ActivityDependencies {
@@ -53,6 +61,7 @@ export function dependenciesFromEnvironment(env: NodeJS.ProcessEnv = process.env
       cwd: python,
       env: { PYTHONPATH: python, ...(trainerDevices === undefined ? {} : { CUDA_VISIBLE_DEVICES: trainerDevices }) },
       stopGraceMs: 60_000,
+      address: fromEnvironment(env, 'SELF_REWARD_TRAINER_ADDRESS') ?? hostAddress(),
     },
     device,
     threads,

@@ -3,6 +3,7 @@ import {
   ActivityCancellationType,
   ActivityFailure,
   ApplicationFailure,
+  CancellationScope,
   patched,
   proxyActivities,
   TimeoutFailure,
@@ -26,9 +27,10 @@ import {
   type RoundActivities,
   type RoundRequest,
   type SampleShardResult,
+  type TrainRequest,
   type TrainResult,
 } from '../contract/activities.js';
-import type { RoundInput } from '../config/round.js';
+import type { LoraSettings, RoundInput } from '../config/round.js';
 import { TASK_QUEUES } from '../contract/workers.js';
 import { NON_RETRYABLE_FAILURES } from '../contract/failures.js';
 import { roundRoot } from '../contract/keys.js';
@@ -62,6 +64,7 @@ function roundActivities({ heartbeatTimeoutSeconds, maximumAttempts }: ActivityS
     sampleValidationBase: models.sampleValidationBase,
     validateLora: models.validateLora,
     trainLora: training.trainLora,
+    joinTraining: training.joinTraining,
     curateDataset: light.curateDataset,
     writeReport: light.writeReport,
   };
@@ -93,6 +96,37 @@ async function judgeSampled(
     const notTaken = error instanceof ActivityFailure && error.cause instanceof TimeoutFailure && error.cause.timeoutType === 'SCHEDULE_TO_START';
     if (!notTaken) throw error;
     return activities.judgeShard.executeWithOptions({ summary: `${summary} (the worker that sampled it did not take it)` }, [request]);
+  }
+}
+
+/**
+ * A LoRA trained on `lora.workers` GPU workers: `trainLora` leads, and each `joinTraining` is one
+ * more worker that trains with it (on one worker, `trainLora` alone, as a round always trained).
+ * The leader is scheduled first, so that the first free worker leads; once it is done, or has
+ * failed, the others still queued are cancelled: the training no longer needs them. A joining
+ * worker's failure fails nothing: the leader trains with those that came.
+ */
+async function trainOnWorkers(
+  activities: ActivityInterfaceFor<RoundActivities>,
+  lora: LoraSettings,
+  request: TrainRequest,
+  summary: string,
+): Promise<TrainResult> {
+  if (lora.workers === 1) return activities.trainLora.executeWithOptions({ summary }, [request]);
+  const leader = activities.trainLora.executeWithOptions({ summary: `${summary}, leading up to ${lora.workers} GPU workers` }, [request]);
+  const others = new CancellationScope();
+  const joined = others.run(() =>
+    Promise.allSettled(
+      Array.from({ length: lora.workers - 1 }, (_, i) =>
+        activities.joinTraining.executeWithOptions({ summary: `join the training as GPU worker ${i + 2} of up to ${lora.workers}` }, [request]),
+      ),
+    ),
+  );
+  try {
+    return await leader;
+  } finally {
+    others.cancel();
+    await joined;
   }
 }
 
@@ -146,9 +180,11 @@ async function trainSeveral(
     () =>
       together(
         seeds.map((seed) => async () => {
-          const trained = await activities.trainLora.executeWithOptions(
-            { summary: `train LoRA ${seed - input.lora.seed + 1} of ${seeds.length} (trainer seed ${seed}), rank ${input.lora.rank}, ${what}` },
-            [{ ...request, dataset, seed }],
+          const trained = await trainOnWorkers(
+            activities,
+            input.lora,
+            { ...request, dataset, seed },
+            `train LoRA ${seed - input.lora.seed + 1} of ${seeds.length} (trainer seed ${seed}), rank ${input.lora.rank}, ${what}`,
           );
           progress.seedTrained(trained);
           await sampleValidationBase();
@@ -231,9 +267,11 @@ export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
       ? (
           await together([
             async () => {
-              const trained = await activities.trainLora.executeWithOptions(
-                { summary: `train a rank-${input.lora.rank} LoRA on ${dataset.kept} images, ${steps}` },
-                [{ ...request, dataset: dataset.dataset }],
+              const trained = await trainOnWorkers(
+                activities,
+                input.lora,
+                { ...request, dataset: dataset.dataset },
+                `train a rank-${input.lora.rank} LoRA on ${dataset.kept} images, ${steps}`,
               );
               // Shown as soon as it ends: the references may still be sampling.
               progress.trained(trained);

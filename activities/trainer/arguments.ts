@@ -28,13 +28,25 @@ export function trainerArguments(lora: LoraSettings, paths: { generator: string;
   return args;
 }
 
+/** A trainer's place among the workers that train one LoRA together (`lora.workers` > 1). */
+export type TeamPlace = { readonly lead: number } | { readonly join: string };
+
+/**
+ * The flags of a trainer that leads a team of up to `lead` workers' trainers (it opens the
+ * meeting point) or joins the leader at `join` (host:port); each waits `waitSeconds` for the others.
+ */
+export function teamArguments(place: TeamPlace, waitSeconds: number): string[] {
+  const role = 'lead' in place ? ['--team-size', String(place.lead)] : ['--team-leader', place.join];
+  return [...role, '--team-wait', String(waitSeconds)];
+}
+
 /**
  * What of the worker's environment the trainer inherits: the system's (paths, locale, temporary
  * folder), Python's, the numeric libraries' and CUDA's, and the Hugging Face caches' settings;
  * never the worker's own (Temporal address, store credentials), whatever else it holds.
  */
 const INHERITED =
-  /^(PATH|HOME|USER|LANG|LANGUAGE|LC_\w+|TZ|TMPDIR|TEMP|TMP|LD_LIBRARY_PATH|PYTHON\w*|VIRTUAL_ENV|OMP_\w+|MKL_\w+|OPENBLAS_\w+|KMP_\w+|CUDA_\w+|NVIDIA_\w+|CUBLAS_\w+|NCCL_\w+|TORCH_\w+|PYTORCH_\w+|HF_\w+|HUGGINGFACE_\w+|TRANSFORMERS_\w+|DIFFUSERS_\w+|XDG_CACHE_HOME)$/;
+  /^(PATH|HOME|USER|LANG|LANGUAGE|LC_\w+|TZ|TMPDIR|TEMP|TMP|LD_LIBRARY_PATH|PYTHON\w*|VIRTUAL_ENV|OMP_\w+|MKL_\w+|OPENBLAS_\w+|KMP_\w+|CUDA_\w+|NVIDIA_\w+|CUBLAS_\w+|NCCL_\w+|GLOO_\w+|TORCH_\w+|PYTORCH_\w+|HF_\w+|HUGGINGFACE_\w+|TRANSFORMERS_\w+|DIFFUSERS_\w+|XDG_CACHE_HOME)$/;
 
 /** The trainer's environment: the allowed part of the worker's, only the worker's device (as cuda:0), and the worker's thread count for the numeric libraries. */
 export function trainerEnvironment(device: string, threads: number, worker: NodeJS.ProcessEnv = process.env): Record<string, string> {

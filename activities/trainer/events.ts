@@ -13,6 +13,12 @@ export interface TrainerEvent {
   readonly path?: string;
   /** Of a `stopped` event: the checkpoint written on the way out (or resumed from), if any. */
   readonly checkpoint?: string | null;
+  /** Of a `meeting` event: the port at which a team's leader waits for the other trainers. */
+  readonly port?: number;
+  /** Of a `team` event: this trainer's place in the team (0: the leader), null when it was not needed. */
+  readonly rank?: number | null;
+  /** Of a `team` event: how many trainers train together. */
+  readonly size?: number;
 }
 
 /**

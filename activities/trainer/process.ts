@@ -57,6 +57,16 @@ export interface TrainerRun {
   readonly failure: TrainerFailure | null;
   /** The end of what it wrote on stderr (all of it is in the log file). */
   readonly stderr: string;
+  /** Of a trainer in a team (`lora.workers` > 1): its place and the team's size, once they were settled. */
+  readonly team: { readonly rank: number | null; readonly size: number } | null;
+}
+
+/** What the activity does with a trainer's announcements. */
+export interface TrainerListeners {
+  /** A checkpoint was written (or, on a stop, kept) at this folder. */
+  readonly checkpoint?: (step: number, folder: string) => void;
+  /** A team's leader waits for the others at this port; the trainer goes on meanwhile. */
+  readonly meeting?: (port: number) => Promise<void>;
 }
 
 /**
@@ -73,7 +83,7 @@ export async function runTrainer(
   output: string,
   logFile: string,
   progress: ProgressReporter,
-  onCheckpoint: (step: number, folder: string) => void,
+  listeners: TrainerListeners,
 ): Promise<TrainerRun> {
   const { log } = progress.context;
   const { cancellationSignal } = progress.context;
@@ -110,6 +120,7 @@ export async function runTrainer(
   const spans = new TrainerSpans();
   let last: TrainerEvent = { event: 'start' };
   let failure: TrainerFailure | null = null;
+  let team: TrainerRun['team'] = null;
   // Checkpoint and phase lines carry no step count: they beat with the latest step line's figures.
   let shown: StageProgress = { stage: 'train' };
   let lastStep: { step: number; at: number } | null = null;
@@ -119,8 +130,10 @@ export async function runTrainer(
     if (event === null) continue;
     spans.record(event);
     if (event.event === 'error') failure = { kind: event.kind ?? null, message: event.message ?? null };
-    if (event.event === 'checkpoint' && event.step !== undefined && event.path !== undefined) onCheckpoint(event.step, event.path);
-    if (event.event === 'stopped' && event.step !== undefined && typeof event.checkpoint === 'string') onCheckpoint(event.step, event.checkpoint);
+    if (event.event === 'checkpoint' && event.step !== undefined && event.path !== undefined) listeners.checkpoint?.(event.step, event.path);
+    if (event.event === 'stopped' && event.step !== undefined && typeof event.checkpoint === 'string') listeners.checkpoint?.(event.step, event.checkpoint);
+    if (event.event === 'meeting' && event.port !== undefined) await listeners.meeting?.(event.port);
+    if (event.event === 'team' && event.size !== undefined) team = { rank: event.rank ?? null, size: event.size };
     if (event.event === 'step' && event.step !== undefined) {
       const now = performance.now();
       // The first step of a process is timed from the start of its training phase.
@@ -146,5 +159,5 @@ export async function runTrainer(
   await new Promise<void>((done) => logged.end(done));
   cancellationSignal.removeEventListener('abort', stop);
   await rm(join(output, PID_FILE), { force: true });
-  return { code, last, failure, stderr };
+  return { code, last, failure, stderr, team };
 }

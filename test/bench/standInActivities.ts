@@ -56,6 +56,8 @@ export function standInActivities(d: StandInDurations): RoundActivities {
       await work(d.train);
       return { manifest: `${root}/lora.json`, lora: `${root}/lora/`, steps: 100, finalLoss: 0.1 };
     },
+    // Training is one stand-in of fixed duration, however many workers it asks for.
+    joinTraining: async () => ({ rank: null, workers: null }),
     sampleReferences: async () => {
       await work(d.references);
       return { images: 16 };
