@@ -562,6 +562,37 @@ describe("a round's training", () => {
   });
 });
 
+describe('a LoRA trained by several GPU workers (`lora.workers`)', () => {
+  it('schedules the leader first, then the others, and cancels those the leader no longer needs once it is done', { timeout: 60_000 }, async () => {
+    const { activities } = standIns();
+    const stopped: number[] = [];
+    let joined = 0;
+    const team: RoundActivities = {
+      ...activities,
+      // The first joining worker trains with the leader; the others stay until they are cancelled.
+      joinTraining: async () => {
+        joined += 1;
+        if (joined === 1) return { rank: 1, workers: 2 };
+        return runUntilCancelled(0, stopped);
+      },
+      trainLora: async (request) => ({ ...(await activities.trainLora(request)), workers: 2 }),
+    };
+    const { result, events } = await withStandInWorkers(team, async () => {
+      const handle = await env.client.workflow.start('selfRewardRound', {
+        taskQueue: TASK_QUEUES.workflows,
+        workflowId: `team-${randomUUID()}`,
+        args: [{ ...campaignRoundInput, lora: { workers: 3 } }],
+      });
+      return { result: (await handle.result()) as RoundResult, events: (await handle.fetchHistory()).events ?? [] };
+    });
+    const scheduled = events.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+    expect(scheduled.filter((name) => name === 'trainLora' || name === 'joinTraining')).toEqual(['trainLora', 'joinTraining', 'joinTraining']);
+    expect(events.filter((e) => e.activityTaskCanceledEventAttributes)).toHaveLength(1);
+    expect(result.training.workers).toBe(2);
+    expect(stopped).toHaveLength(1);
+  });
+});
+
 describe('several LoRAs from one dataset (`lora.seeds`)', () => {
   it('trains them side by side with their own seeds and keys, validates each, and evaluates only the kept one', { timeout: 60_000 }, async () => {
     const { activities } = standIns();

@@ -99,6 +99,29 @@ def build_parser() -> argparse.ArgumentParser:
         "softmax staying fp32 (SD 2.x overflows there in fp16); inputs and outputs are float32 either way. fp16 is traced "
         "on the GPU when training runs on one; on a CPU, a full-size UNet takes very long (default: %(default)s)",
     )
+    team = p.add_mutually_exclusive_group()
+    team.add_argument(
+        "--team-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="lead a team of up to N trainers on other workers (this one included): open a meeting point (a `meeting` event "
+        "gives its port), wait up to --team-wait for the others, then train data-parallel with those that came (see team.py)",
+    )
+    team.add_argument(
+        "--team-leader",
+        default=None,
+        metavar="HOST:PORT",
+        help="join the team of the trainer leading at HOST:PORT instead of training alone; its --output receives no results",
+    )
+    p.add_argument(
+        "--team-wait",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="with --team-size, how long the meeting point waits for the others; with --team-leader, how long to wait to reach "
+        "the leader, and then for its decision (default: %(default)s)",
+    )
     p.add_argument(
         "--stop-on-stdin-close",
         action="store_true",
@@ -135,7 +158,23 @@ def check_args(args: argparse.Namespace) -> None:
     for flag, value in {"--noise-offset": args.noise_offset, "--snr-gamma": args.snr_gamma}.items():
         if not (math.isfinite(value) and value >= 0):
             raise BadInput(f"{flag}: must be a non-negative number, got {value}")
+    if args.team_size is not None and args.team_size < 2:
+        raise BadInput(f"--team-size: must be at least 2 (this trainer and another), got {args.team_size}")
+    if args.team_leader is not None and leader_address(args.team_leader) is None:
+        raise BadInput(f"--team-leader: expected HOST:PORT with a port from 1 to 65535, got {args.team_leader!r}")
+    if not (math.isfinite(args.team_wait) and args.team_wait > 0):
+        raise BadInput(f"--team-wait: must be a positive number of seconds, got {args.team_wait}")
     if args.optimizer == "adamw8bit" and importlib.util.find_spec("bitsandbytes") is None:
         raise BadInput("--optimizer adamw8bit: needs bitsandbytes installed in the trainer's Python (pip install bitsandbytes), or use adamw")
     if not (math.isfinite(args.caption_dropout) and 0 <= args.caption_dropout < 1):
         raise BadInput(f"--caption-dropout: must be a probability in [0, 1), got {args.caption_dropout}")
+
+
+def leader_address(text: str) -> tuple[str, int] | None:
+    """The host and port of `--team-leader HOST:PORT` (an IPv6 host in brackets), or None if it is not of that form."""
+    host, colon, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not (colon and host and port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+        return None
+    return host, int(port)

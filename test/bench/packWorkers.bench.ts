@@ -8,7 +8,7 @@
  * Options: --workers 1,2 --threads N (per GPU worker; default floor(cores / W)) --override JSON
  * (fields merged over the preset's key by key, e.g. '{"lora":{"maxSteps":20},"samplesPerPrompt":2}').
  * Without `shards` in the override a round gets max(the preset's shards, 2 W), so every GPU worker
- * has shards to take.
+ * has shards to take, and without `lora.workers` its LoRA trains on all W GPU workers together.
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -36,16 +36,21 @@ const { values } = parseArgs({
 const workerCounts = values.workers.split(',').map(Number);
 const cores = availableParallelism();
 const override: unknown = JSON.parse(values.override);
-const overridesShards = typeof override === 'object' && override !== null && 'shards' in override;
+const overrides = (field: string, within?: string): boolean => {
+  const holder = within === undefined ? override : (override as Record<string, unknown> | null)?.[within];
+  return typeof holder === 'object' && holder !== null && field in holder;
+};
 
-/** The preset with the user's override; `shards` raised to 2 W unless the override names it. */
+/** The preset with the user's override; `shards` raised to 2 W and `lora.workers` set to W unless the override names them. */
 function roundInput(w: number): RoundInput {
   const chosen = loadRoundConfig({ preset: 'shapes', root: REPO_ROOT, override });
-  if (overridesShards) {
-    if (chosen.shards < w) throw new Error(`--override sets shards to ${chosen.shards}, fewer than the ${w} GPU workers: some would have nothing to do`);
-    return chosen;
-  }
-  return loadRoundConfig({ preset: 'shapes', root: REPO_ROOT, override: mergeConfig(override, { shards: Math.max(chosen.shards, 2 * w) }) });
+  if (overrides('shards') && chosen.shards < w)
+    throw new Error(`--override sets shards to ${chosen.shards}, fewer than the ${w} GPU workers: some would have nothing to do`);
+  const fitted = {
+    ...(overrides('shards') ? {} : { shards: Math.max(chosen.shards, 2 * w) }),
+    ...(overrides('workers', 'lora') ? {} : { lora: { workers: w } }),
+  };
+  return loadRoundConfig({ preset: 'shapes', root: REPO_ROOT, override: mergeConfig(override, fitted) });
 }
 
 function promptCount(source: PromptSource | null): number {
@@ -60,7 +65,7 @@ function promptCount(source: PromptSource | null): number {
 const STAGES = {
   'sample+judge': ['sampleShard', 'judgeShard'],
   // The references and the validations are sampled beside the training, so they belong to it.
-  train: ['trainLora', 'sampleReferences', 'sampleValidationBase', 'validateLora'],
+  train: ['trainLora', 'joinTraining', 'sampleReferences', 'sampleValidationBase', 'validateLora'],
   evaluate: ['evaluateShard', 'evaluateRound'],
 } as const;
 
@@ -96,7 +101,8 @@ async function measure(w: number, input: RoundInput, threads: number) {
     const round = await client.startRound(input, { workflowId: `pack-workers-${w}-${randomUUID()}` });
     await Promise.race([round.result(), died]);
     const wall = (performance.now() - started) / 1000;
-    return { wall, events: (await round.workflow.fetchHistory()).events ?? [] };
+    const { training } = await round.result();
+    return { wall, trainedBy: training.workers ?? 1, events: (await round.workflow.fetchHistory()).events ?? [] };
   } finally {
     await Promise.all(workers.map((worker) => worker.stop()));
     await connection.close();
@@ -121,6 +127,7 @@ const table = new Table([
   'workers',
   'threads',
   'shards',
+  'trained by',
   'load before',
   'wall s',
   'activities s',
@@ -136,7 +143,7 @@ for (const w of workerCounts) {
   const input = roundInput(w);
   const threads = values.threads === undefined ? Math.max(1, Math.floor(cores / w)) : Number(values.threads);
   const loadBefore = loadavg()[0]!;
-  const { wall, events } = await measure(w, input, threads);
+  const { wall, trainedBy, events } = await measure(w, input, threads);
   const loadAfter = loadavg()[0]!;
   if (w === 1) wallOfOne ??= wall;
   const runs = activityRuns(events);
@@ -145,6 +152,7 @@ for (const w of workerCounts) {
     String(w),
     String(threads),
     String(input.shards),
+    `${trainedBy} of ${input.lora.workers}`,
     loadBefore.toFixed(2),
     wall.toFixed(1),
     (runs.reduce((sum, r) => sum + (r.completed - r.started), 0) / 1000).toFixed(1),
@@ -155,4 +163,5 @@ for (const w of workerCounts) {
     loadAfter.toFixed(2),
   ]);
 }
+console.log('trained by: the GPU workers that trained the LoRA together, of the `lora.workers` it asked for.');
 console.log("load: the host's 1-minute load average just before the workers start and just after the round ends.");
