@@ -50,13 +50,7 @@ def write_checkpoint(output: Path, step: int, trainee: Trainee, state: dict, ste
     random draws still to come; epoch and position are recorded for readers."""
     import torch
 
-    root = output / CHECKPOINTS
-    root.mkdir(parents=True, exist_ok=True)
-    for leftover in [*root.glob(".tmp-*"), *root.glob(".old-*")]:
-        shutil.rmtree(leftover)
-    final = root / f"{CHECKPOINT_PREFIX}{step:08d}"
-    scratch = root / f".tmp-{final.name}"
-    scratch.mkdir()
+    final, scratch = _scratch_for(output, step)
     save_lora(trainee.unet, scratch)
     torch.save(
         {"optimizer": trainee.optimizer.state_dict(), "scaler": trainee.scaler.state_dict() if trainee.scaler else None},
@@ -64,18 +58,56 @@ def write_checkpoint(output: Path, step: int, trainee: Trainee, state: dict, ste
     )
     position = {"step": step, "epoch": step // steps_per_epoch, "position_in_epoch": step % steps_per_epoch}
     (scratch / STATE).write_text(json.dumps({**state, **position}, indent=1))
+    _put_in_place(scratch, final)
+    for old in checkpoints_in(output)[:-keep]:
+        shutil.rmtree(old)
+    return final
+
+
+def _scratch_for(output: Path, step: int) -> tuple[Path, Path]:
+    """The folder of step `step`'s checkpoint and an empty scratch folder beside it to fill first."""
+    root = output / CHECKPOINTS
+    root.mkdir(parents=True, exist_ok=True)
+    for leftover in [*root.glob(".tmp-*"), *root.glob(".old-*")]:
+        shutil.rmtree(leftover)
+    final = root / f"{CHECKPOINT_PREFIX}{step:08d}"
+    scratch = root / f".tmp-{final.name}"
+    scratch.mkdir()
+    return final, scratch
+
+
+def _put_in_place(scratch: Path, final: Path) -> None:
+    """Make a filled scratch folder the checkpoint `final`, replacing any folder there, so that
+    a crash leaves one of the two whole."""
     for f in scratch.iterdir():
         with open(f, "rb") as handle:
             os.fsync(handle.fileno())
     if final.exists():
-        replaced = root / f".old-{final.name}"
+        replaced = final.parent / f".old-{final.name}"
         os.replace(final, replaced)
         os.replace(scratch, final)
         shutil.rmtree(replaced)
     else:
         os.replace(scratch, final)
-    for old in checkpoints_in(output)[:-keep]:
-        shutil.rmtree(old)
+
+
+# A checkpoint's files, in the order `checkpoint_files` lists their contents.
+CHECKPOINT_FILES = (LORA_WEIGHTS, OPTIMIZER, STATE)
+
+
+def checkpoint_files(checkpoint: Path) -> list[bytes]:
+    """The contents of a checkpoint's files, to hand to a trainer that cannot read this folder."""
+    return [(checkpoint / name).read_bytes() for name in CHECKPOINT_FILES]
+
+
+def copy_in_checkpoint(output: Path, contents: list[bytes]) -> Path:
+    """Write a checkpoint received as `checkpoint_files` into output's checkpoints,
+    atomically, under its step's name; returns its folder."""
+    step = json.loads(contents[CHECKPOINT_FILES.index(STATE)])["step"]
+    final, scratch = _scratch_for(output, step)
+    for name, data in zip(CHECKPOINT_FILES, contents):
+        (scratch / name).write_bytes(data)
+    _put_in_place(scratch, final)
     return final
 
 
