@@ -583,7 +583,9 @@ describe('a LoRA trained by several GPU workers (`lora.workers`)', () => {
         workflowId: `team-${randomUUID()}`,
         args: [{ ...campaignRoundInput, lora: { workers: 3 } }],
       });
-      return { result: (await handle.result()) as RoundResult, events: (await handle.fetchHistory()).events ?? [] };
+      const result = (await handle.result()) as RoundResult;
+      await recordHistory(env, handle.workflowId);
+      return { result, events: (await handle.fetchHistory()).events ?? [] };
     });
     const scheduled = events.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
     expect(scheduled.filter((name) => name === 'trainLora' || name === 'joinTraining')).toEqual(['trainLora', 'joinTraining', 'joinTraining']);
