@@ -112,15 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--team-leader",
         default=None,
         metavar="HOST:PORT",
-        help="join the team of the trainer leading at HOST:PORT instead of training alone; its --output receives no results",
+        help="join the team of the trainer leading at HOST:PORT instead of training alone; its --output receives no results, "
+        "only a copy of the checkpoint the leader resumes from",
     )
     p.add_argument(
         "--team-wait",
         type=float,
         default=60.0,
         metavar="SECONDS",
-        help="with --team-size, how long the meeting point waits for the others; with --team-leader, how long to wait to reach "
-        "the leader, and then for its decision (default: %(default)s)",
+        help="with --team-size, how long the meeting point waits for the others; with --team-leader, how long to try to reach "
+        "the leader, and then (with a margin of 30 s) to hear which trainers it took (default: %(default)s)",
     )
     p.add_argument(
         "--stop-on-stdin-close",

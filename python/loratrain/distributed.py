@@ -11,8 +11,11 @@ the protocol (events, checkpoints, the LoRA and the ONNX export); the others are
 silent and exit with it.
 
 A launcher says who a process is in the environment: WORLD_SIZE, RANK and
-LOCAL_RANK (and MASTER_ADDR, MASTER_PORT for the rendezvous). Without them there is
-one process and nothing here communicates.
+LOCAL_RANK (and MASTER_ADDR, MASTER_PORT for the rendezvous); its processes share one
+host and one --output. Without them there is one process and nothing here
+communicates, unless the trainer leads or joins a team: trainers on other workers,
+each with its own --output, that meet without a launcher (`team.py`) and then train
+as a launcher's processes would, each its host's only one.
 """
 
 from __future__ import annotations
@@ -70,13 +73,39 @@ def threads_per_process(threads: int, world: World) -> int:
 MEETING_TIMEOUT = timedelta(hours=2)
 
 
-def join(world: World, device: torch.device) -> None:
-    """Meets the other processes (NCCL between GPUs, gloo on CPUs); nothing with one process."""
+# Whether this process has started torch.distributed's native threads (`note_native_threads`).
+_native_threads = False
+
+
+def note_native_threads() -> None:
+    """Records that torch.distributed's native threads run in this process: a process group's,
+    or a team's meeting point's. `python -m loratrain` then ends without the interpreter's
+    teardown, which they can abort ("terminate called without an active exception")."""
+    global _native_threads
+    _native_threads = True
+
+
+def native_threads_started() -> bool:
+    return _native_threads
+
+
+def join(world: World, device: torch.device, store: torch.distributed.Store | None = None) -> None:
+    """Meets the other processes (NCCL between GPUs, gloo on CPUs): through the launcher's
+    rendezvous, or through a team's `store`; nothing with one process."""
     if world.size == 1:
         return
     import torch.distributed as dist
 
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=world.rank, world_size=world.size, timeout=MEETING_TIMEOUT)
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    note_native_threads()
+    if store is None:
+        dist.init_process_group(backend, rank=world.rank, world_size=world.size, timeout=MEETING_TIMEOUT)
+        return
+    dist.init_process_group(backend, store=dist.PrefixStore("loratrain", store), rank=world.rank, world_size=world.size, timeout=MEETING_TIMEOUT)
+    # A team's store was opened with the meeting's shorter timeout; what meets through it
+    # from here on (NCCL makes its communicators at the first collective) waits as long as
+    # any other collective.
+    store.set_timeout(MEETING_TIMEOUT)
 
 
 def leave(world: World) -> None:

@@ -39,6 +39,21 @@ Protocol (the product runs this as a child process):
 - under a launcher of several processes (`distributed.py`), process 0 alone emits
   events and writes files; the launcher's own exit code is 1 whenever a process's is
   not 0, so a reader takes a refusal from the `error` event's kind.
+- a team (`team.py`): a leader (--team-size N) first emits `meeting` (port: the
+  port of its meeting point on all of its host's interfaces, for the members'
+  --team-leader HOST:PORT), then, once it has decided, `team` (rank 0, size: the
+  trainers that train, itself included, 1 if no member came), then its events as
+  without a team (`start`'s processes is the size). Stopped while it waits for the
+  members, it turns them all away and emits `stopped` (checkpoint: the one it
+  resumes from, or null). A member (--team-leader) emits `team` (rank: its rank,
+  or null when it came too late; size) and no other event unless it fails: it
+  writes nothing in its --output but a copy of the checkpoint the leader resumes
+  from. A member's exit codes: 0 when the team is done or when it was turned away
+  (rank null); 1 (an `error` event of kind `failure`) when it reaches no leader
+  within --team-wait (the message names the address), hears no decision, or loses
+  the team mid-run; 2 bad input, including a leader whose run differs from its own (the
+  message names the first differing field); 143/130 stopped, which stops the
+  whole team after the same step, as a stop sent to the leader does.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ import math
 import signal
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,6 +41,7 @@ from .distributed import World, agreed_stop, join, leave, my_part, sum_across, s
 from .metrics import write_metrics
 from .plan import Plan, plan_run
 from .protocol import EXIT_FAILURE, EXIT_OK, STOP_EXIT_CODES, BadInput, Events, Stopped, StopRequest, report_bad_input, stop_when_stdin_closes
+from .team import check_not_launched, form_team, share_checkpoint, team_flag
 
 if TYPE_CHECKING:
     # torch is imported where needed: bad input must fail before its slow import.
@@ -192,15 +193,45 @@ def train(args: argparse.Namespace, events: Events, stop: StopRequest, world: Wo
     device = pick_device(args)
     import torch
 
+    team = None
+    if team_flag(args):
+        if args.team_leader is not None:
+            # A member starts where its leader does (`share_checkpoint`), never from its own --output's checkpoints.
+            plan = replace(plan, checkpoint=None, resumed={})
+        try:
+            team = form_team(args, plan, device, events, stop)
+        except Stopped:
+            return report_stop(events, stop, len(plan.resumed.get("losses", [])), plan.total, plan.checkpoint)
+        if team.world is None:
+            return EXIT_OK
+        world = team.world
+        # Its leader speaks for the team from here on.
+        events.emitting = world.main
     if device.type == "cuda" and world.size > 1:
         device = torch.device("cuda", world.local_rank)
     if device.type == "cpu" and args.threads and world.local_size > 1:
         torch.set_num_threads(threads_per_process(args.threads, world))
-    join(world, device)
+    join(world, device, team.store if team else None)
     try:
+        if team is not None and world.size > 1:
+            plan = share_checkpoint(plan, args.output, world, device)
         return train_joined(args, plan, device, events, stop, world)
     finally:
         leave(world)
+
+
+def report_stop(events: Events, stop: StopRequest, step: int, total: int, checkpoint: Path | None) -> int:
+    """The `stopped` event of a stop carried out at `step`; the exit code of its signal."""
+    code = STOP_EXIT_CODES[stop.signum]
+    events.emit(
+        "stopped",
+        signal=signal.Signals(stop.signum).name,
+        step=step,
+        total=total,
+        checkpoint=str(checkpoint) if checkpoint else None,
+        exit_code=code,
+    )
+    return code
 
 
 def train_joined(args: argparse.Namespace, plan: Plan, device, events: Events, stop: StopRequest, world: World) -> int:
@@ -232,22 +263,20 @@ def train_joined(args: argparse.Namespace, plan: Plan, device, events: Events, s
 
     quiet_libraries()
 
-    def report_stop(checkpoint: Path | None) -> int:
-        code = STOP_EXIT_CODES[stop.signum]
-        events.emit(
-            "stopped",
-            signal=signal.Signals(stop.signum).name,
-            step=len(losses),
-            total=plan.total,
-            checkpoint=str(checkpoint) if checkpoint else None,
-            exit_code=code,
-        )
-        return code
+    def stop_asked() -> bool:
+        agreed = agreed_stop(stop.signum, world, device)
+        if agreed is not None:
+            stop.request(agreed)
+        return agreed is not None
 
     try:
         cache = build_cache(plan.examples, args.generator, plan.resolution, args.random_flip, device, events, stop)
     except Stopped:
-        return report_stop(plan.checkpoint)
+        cache = None
+    # Agreed on, so that a stop one process took while encoding ends every process
+    # here, before any of them waits for the others in a step.
+    if stop_asked():
+        return report_stop(events, stop, len(losses), plan.total, plan.checkpoint)
     noise_scheduler = DDPMScheduler.from_config(plan.scheduler_config)
     trainee = make_trainee(args, saved, device)
 
@@ -264,13 +293,7 @@ def train_joined(args: argparse.Namespace, plan: Plan, device, events: Events, s
         return write_checkpoint(args.output, len(losses), trainee, state, plan.steps_per_epoch, args.keep_checkpoints)  # noqa: F821
 
     def stopped() -> int:
-        return report_stop(checkpoint())
-
-    def stop_asked() -> bool:
-        agreed = agreed_stop(stop.signum, world, device)
-        if agreed is not None:
-            stop.request(agreed)
-        return agreed is not None
+        return report_stop(events, stop, len(losses), plan.total, checkpoint())
 
     events.emit("phase", phase="train")
     for step in range(len(losses), plan.total):
@@ -353,6 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     events = Events()
     try:
         world = world_from_environment()
+        check_not_launched(args, world)
     except BadInput as error:
         return report_bad_input(error, events)
     # Only process 0 of several speaks the protocol; the others' stdout goes to stderr all the same.
@@ -363,8 +387,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return train(args, events, stop, world)
     except BadInput as error:
+        events.emitting |= args.team_leader is not None
         return report_bad_input(error, events)
     except Exception as error:
         traceback.print_exc()
+        # A team member's events go to its own worker: it tells that worker why it failed, though the leader reports the run.
+        events.emitting |= args.team_leader is not None
         events.emit("error", kind="failure", message=f"{type(error).__name__}: {error}")
         return EXIT_FAILURE
