@@ -120,6 +120,20 @@ def leave(world: World) -> None:
         dist.destroy_process_group()
 
 
+class LostPeers(RuntimeError):
+    """A collective failed: another process died, or can no longer be reached. The
+    process group is broken; there is nobody left to part from."""
+
+
+def _all_reduce(value: torch.Tensor, op) -> None:
+    import torch.distributed as dist
+
+    try:
+        dist.all_reduce(value, op=op)
+    except RuntimeError as error:
+        raise LostPeers(str(error)) from error
+
+
 def my_part(count: int, world: World) -> torch.Tensor:
     """The positions in a batch of `count` that this process runs: contiguous, as even as can be."""
     import torch
@@ -132,7 +146,7 @@ def sum_across(value: torch.Tensor, world: World) -> torch.Tensor:
     if world.size > 1:
         import torch.distributed as dist
 
-        dist.all_reduce(value, op=dist.ReduceOp.SUM)
+        _all_reduce(value, dist.ReduceOp.SUM)
     return value
 
 
@@ -157,5 +171,5 @@ def agreed_stop(signum: int | None, world: World, device: torch.device) -> int |
     import torch.distributed as dist
 
     flag = torch.tensor([0 if signum is None else signum], device=device)
-    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    _all_reduce(flag, dist.ReduceOp.MAX)
     return int(flag.item()) or None

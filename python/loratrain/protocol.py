@@ -54,6 +54,10 @@ Protocol (the product runs this as a child process):
   the team mid-run; 2 bad input, including a leader whose run differs from its own (the
   message names the first differing field); 143/130 stopped, which stops the
   whole team after the same step, as a stop sent to the leader does.
+- a process of a launcher or a team that loses the others mid-training (one died
+  or cannot be reached) fails (exit 1, an `error` event with a message starting
+  "LostPeers: "); process 0 first writes a checkpoint of the steps done and emits
+  `checkpoint`, so that the retry loses none of them.
 """
 
 from __future__ import annotations

@@ -31,7 +31,8 @@ HOST:PORT`); they meet through a torch.distributed TCPStore that the leader host
 - From there on the team trains as a launcher's processes do: the leader alone emits
   events and writes checkpoints, the LoRA, metrics and the ONNX export; a stop any
   trainer is asked for stops all after the same step; one that dies breaks the
-  others' connections, and they fail.
+  others' connections, and they fail, the leader after writing a checkpoint of the
+  steps done.
 
 Across hosts, gloo and NCCL take the network interface of the host's name; where
 that resolves to a loopback address, set GLOO_SOCKET_IFNAME (NCCL_SOCKET_IFNAME) to

@@ -37,7 +37,18 @@ from typing import TYPE_CHECKING
 from .arguments import build_parser
 from .checkpoints import SavedTraining, load_checkpoint, restore_checkpoint, save_lora, write_checkpoint
 from .data import STEP_STREAM, Cache, batch_indices, build_cache, stream_seed
-from .distributed import World, agreed_stop, join, leave, my_part, sum_across, sum_gradients, threads_per_process, world_from_environment
+from .distributed import (
+    LostPeers,
+    World,
+    agreed_stop,
+    join,
+    leave,
+    my_part,
+    sum_across,
+    sum_gradients,
+    threads_per_process,
+    world_from_environment,
+)
 from .metrics import write_metrics
 from .plan import Plan, plan_run
 from .protocol import EXIT_FAILURE, EXIT_OK, STOP_EXIT_CODES, BadInput, Events, Stopped, StopRequest, report_bad_input, stop_when_stdin_closes
@@ -176,6 +187,9 @@ def train_step(args, plan: Plan, step: int, trainee: Trainee, cache: Cache, nois
         loss = (per_example * weights[part]).sum() / len(index)
         (trainee.scaler.scale(loss) if trainee.scaler is not None else loss).backward()
     sum_gradients(trainee.params, world)
+    # Every collective of the step comes before its update: a process that loses the
+    # others in one (`LostPeers`) still holds the state of the step before.
+    loss = sum_across(loss.detach(), world)
     if trainee.scaler is not None:
         trainee.scaler.unscale_(trainee.optimizer)
         torch.nn.utils.clip_grad_norm_(trainee.params, args.max_grad_norm)
@@ -185,7 +199,7 @@ def train_step(args, plan: Plan, step: int, trainee: Trainee, cache: Cache, nois
         torch.nn.utils.clip_grad_norm_(trainee.params, args.max_grad_norm)
         trainee.optimizer.step()
     trainee.optimizer.zero_grad(set_to_none=True)
-    return float(sum_across(loss.detach(), world)), lr
+    return float(loss), lr
 
 
 def train(args: argparse.Namespace, events: Events, stop: StopRequest, world: World) -> int:
@@ -212,12 +226,17 @@ def train(args: argparse.Namespace, events: Events, stop: StopRequest, world: Wo
     if device.type == "cpu" and args.threads and world.local_size > 1:
         torch.set_num_threads(threads_per_process(args.threads, world))
     join(world, device, team.store if team else None)
+    lost = False
     try:
         if team is not None and world.size > 1:
             plan = share_checkpoint(plan, args.output, world, device)
         return train_joined(args, plan, device, events, stop, world)
+    except LostPeers:
+        lost = True
+        raise
     finally:
-        leave(world)
+        if not lost:
+            leave(world)
 
 
 def report_stop(events: Events, stop: StopRequest, step: int, total: int, checkpoint: Path | None) -> int:
@@ -296,20 +315,28 @@ def train_joined(args: argparse.Namespace, plan: Plan, device, events: Events, s
         return report_stop(events, stop, len(losses), plan.total, checkpoint())
 
     events.emit("phase", phase="train")
-    for step in range(len(losses), plan.total):
+    try:
+        for step in range(len(losses), plan.total):
+            if stop_asked():
+                return stopped()
+            loss, lr = train_step(args, plan, step, trainee, cache, noise_scheduler, device, world)
+            losses.append(loss)
+            done = step + 1
+            if done % args.log_every == 0 or done == plan.total:
+                events.emit("step", step=done, total=plan.total, loss=loss, lr=lr)
+            if args.checkpoint_every and done % args.checkpoint_every == 0 and done < plan.total:
+                path = checkpoint()
+                if path is not None:
+                    events.emit("checkpoint", step=done, path=str(path))
         if stop_asked():
             return stopped()
-        loss, lr = train_step(args, plan, step, trainee, cache, noise_scheduler, device, world)
-        losses.append(loss)
-        done = step + 1
-        if done % args.log_every == 0 or done == plan.total:
-            events.emit("step", step=done, total=plan.total, loss=loss, lr=lr)
-        if args.checkpoint_every and done % args.checkpoint_every == 0 and done < plan.total:
-            path = checkpoint()
-            if path is not None:
-                events.emit("checkpoint", step=done, path=str(path))
-    if stop_asked():
-        return stopped()
+    except LostPeers:
+        # The step that failed changed nothing (`train_step`): the steps before it are
+        # kept for the retry, which the failure's exit code asks for.
+        path = checkpoint()
+        if path is not None:
+            events.emit("checkpoint", step=len(losses), path=str(path))
+        raise
     if not world.main:
         # Process 0 saves, exports and reports what all trained.
         return EXIT_OK

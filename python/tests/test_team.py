@@ -178,6 +178,24 @@ def test_sigterm_to_a_member_stops_the_team_and_a_resumed_team_reproduces_the_ru
     assert max_difference(leader.lora(), reference.lora()) < 1e-5
 
 
+def test_a_leader_that_loses_its_member_keeps_its_steps_in_a_checkpoint(reference, tiny_generator, tiny_dataset, tmp_path):
+    leader = Trainer(tiny_generator, tiny_dataset, tmp_path / "leader", "--team-size", "2")
+    member = Trainer(tiny_generator, tiny_dataset, tmp_path / "member", "--team-leader", address(leader.until("meeting")["port"]))
+    leader.until("step")
+    member.process.kill()
+    member.finish()
+    assert leader.finish() == 1, leader.stderr
+    kept, error = leader.events[-2:]
+    assert error["event"] == "error" and error["kind"] == "failure" and error["message"].startswith("LostPeers: ")
+    assert kept["event"] == "checkpoint" and 1 <= kept["step"] < STEPS
+    assert kept["step"] == leader.of("step")[-1]["step"]
+    # It holds the state of that step, not of the one that failed: a resumed run reproduces the uninterrupted one.
+    resumed = Trainer(tiny_generator, tiny_dataset, leader.output, "--resume-from", "latest")
+    assert resumed.finish() == 0, resumed.stderr
+    assert resumed.of("start")[0]["step"] == kept["step"]
+    assert max_difference(resumed.lora(), reference.lora()) < 1e-5
+
+
 def test_a_member_of_another_run_refuses_and_a_leader_stopped_while_waiting_stops(tiny_generator, tiny_dataset, tmp_path):
     leader = Trainer(tiny_generator, tiny_dataset, tmp_path / "leader", "--team-size", "3")
     port = leader.until("meeting")["port"]
