@@ -108,9 +108,17 @@ describe('a LoRA trained by two GPU workers', () => {
       expect(result.training.steps).toBe(200);
       const metrics = JSON.parse((await store.get(`${result.training.lora}metrics.json`)).toString()) as Metrics;
       expect(metrics.loss_curve).toHaveLength(200);
-      // The leader's trainer lost its team and resumed from its checkpoint, alone.
+      // The leader's trainer lost its team, and its retry resumed from its checkpoint, alone.
       expect(metrics.resumed_from).toMatch(/step-\d{8}$/);
       expect(result.training.workers).toBe(1);
+      const events = (await round.workflow.fetchHistory()).events ?? [];
+      const trainLora = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'trainLora')!;
+      const attempts = events.flatMap((e) =>
+        String(e.activityTaskStartedEventAttributes?.scheduledEventId ?? '') === String(trainLora.eventId)
+          ? [e.activityTaskStartedEventAttributes!.attempt ?? 1]
+          : [],
+      );
+      expect(Math.max(...attempts)).toBeGreaterThan(1);
     } finally {
       await Promise.all(workers.map((w) => w.stop()));
     }
