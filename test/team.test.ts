@@ -81,6 +81,7 @@ describe('a LoRA trained by two GPU workers', () => {
       expect(await membersOf(round.workflowId)).toEqual([{ rank: 1, workers: 2 }]);
       const metrics = JSON.parse((await store.get(`${result.training.lora}metrics.json`)).toString()) as Metrics;
       expect(metrics.loss_curve).toHaveLength(40);
+      expect((await store.get(result.report.report)).toString()).toContain('trained on 2 GPU workers of the 2 asked for');
       // The meeting is gone with the training: a later retry could not join a dead one.
       expect(await store.exists(artifactKeys.trainerMeeting(result.root))).toBe(false);
       // Each worker ran a trainer: the leader's log names the team, the member's its place in it.
