@@ -150,17 +150,21 @@ def sum_across(value: torch.Tensor, world: World) -> torch.Tensor:
     return value
 
 
-def sum_gradients(params: list, world: World) -> None:
-    """Every process's gradients summed into each, in the same order everywhere; a
-    process whose part of a short batch was empty contributes zeros."""
+def sum_gradients(params: list, loss: torch.Tensor, world: World) -> torch.Tensor:
+    """Every process's gradients summed into each, in the same order everywhere (a
+    process whose part of a short batch was empty contributes zeros), and the sum of
+    their `loss`, returned. One collective for it all: a LoRA has hundreds of small
+    matrices, and a collective apiece cost more than the step's compute on a CPU."""
     if world.size == 1:
-        return
+        return loss
     import torch
 
-    for p in params:
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
-        sum_across(p.grad, world)
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = sum_across(torch.cat([*(g.reshape(-1) for g in grads), loss.reshape(1).to(grads[0].dtype)]), world)
+    parts = flat.split([*(g.numel() for g in grads), 1])
+    for p, summed in zip(params, parts):
+        p.grad = summed.view_as(p)
+    return parts[-1].reshape(()).to(loss.dtype)
 
 
 def agreed_stop(signum: int | None, world: World, device: torch.device) -> int | None:

@@ -44,7 +44,6 @@ from .distributed import (
     join,
     leave,
     my_part,
-    sum_across,
     sum_gradients,
     threads_per_process,
     world_from_environment,
@@ -186,10 +185,9 @@ def train_step(args, plan: Plan, step: int, trainee: Trainee, cache: Cache, nois
         per_example = torch.nn.functional.mse_loss(prediction.float(), target[part].float(), reduction="none").mean(dim=(1, 2, 3))
         loss = (per_example * weights[part]).sum() / len(index)
         (trainee.scaler.scale(loss) if trainee.scaler is not None else loss).backward()
-    sum_gradients(trainee.params, world)
-    # Every collective of the step comes before its update: a process that loses the
-    # others in one (`LostPeers`) still holds the state of the step before.
-    loss = sum_across(loss.detach(), world)
+    # The step's one collective comes before its update: a process that loses the
+    # others in it (`LostPeers`) still holds the state of the step before.
+    loss = sum_gradients(trainee.params, loss.detach(), world)
     if trainee.scaler is not None:
         trainee.scaler.unscale_(trainee.optimizer)
         torch.nn.utils.clip_grad_norm_(trainee.params, args.max_grad_norm)
