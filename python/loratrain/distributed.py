@@ -21,6 +21,7 @@ as a launcher's processes would, each its host's only one.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -150,21 +151,31 @@ def sum_across(value: torch.Tensor, world: World) -> torch.Tensor:
     return value
 
 
-def sum_gradients(params: list, loss: torch.Tensor, world: World) -> torch.Tensor:
-    """Every process's gradients summed into each, in the same order everywhere (a
-    process whose part of a short batch was empty contributes zeros), and the sum of
-    their `loss`, returned. One collective for it all: a LoRA has hundreds of small
-    matrices, and a collective apiece cost more than the step's compute on a CPU."""
+# The stops a process may be asked for; when several processes were asked for
+# different ones, the first in this order wins.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def sum_step(params: list, loss: torch.Tensor, signum: int | None, world: World) -> tuple[torch.Tensor, int | None]:
+    """A step's one collective: every process's gradients summed into each, in the same
+    order everywhere (a process whose part of a short batch was empty contributes
+    zeros); the sum of their `loss`; and the stop any process was asked for (SIGTERM
+    over SIGINT), so that all stop after the same step. One collective for it all: a
+    LoRA has hundreds of small matrices, and a collective apiece cost more than the
+    step's compute on a CPU."""
     if world.size == 1:
-        return loss
+        return loss, signum
     import torch
 
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = sum_across(torch.cat([*(g.reshape(-1) for g in grads), loss.reshape(1).to(grads[0].dtype)]), world)
-    parts = flat.split([*(g.numel() for g in grads), 1])
+    asked = torch.tensor([float(signum == s) for s in STOP_SIGNALS], dtype=grads[0].dtype, device=grads[0].device)
+    flat = sum_across(torch.cat([*(g.reshape(-1) for g in grads), loss.reshape(1).to(grads[0].dtype), asked]), world)
+    parts = flat.split([*(g.numel() for g in grads), 1, len(STOP_SIGNALS)])
     for p, summed in zip(params, parts):
         p.grad = summed.view_as(p)
-    return parts[-1].reshape(()).to(loss.dtype)
+    stops = parts[-1].tolist()
+    agreed = next((int(s) for s, count in zip(STOP_SIGNALS, stops) if count > 0), None)
+    return parts[-2].reshape(()).to(loss.dtype), agreed
 
 
 def agreed_stop(signum: int | None, world: World, device: torch.device) -> int | None:

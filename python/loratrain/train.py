@@ -44,7 +44,7 @@ from .distributed import (
     join,
     leave,
     my_part,
-    sum_gradients,
+    sum_step,
     threads_per_process,
     world_from_environment,
 )
@@ -146,9 +146,12 @@ def learning_rate_at(step: int, base: float, warmup: int, schedule: str, total: 
     return base
 
 
-def train_step(args, plan: Plan, step: int, trainee: Trainee, cache: Cache, noise_scheduler, device, world: World) -> tuple[float, float]:
-    """One optimizer step (0-based `step`); returns its loss and learning rate. Every
-    process draws the whole batch and runs its part of it (`distributed.py`)."""
+def train_step(
+    args, plan: Plan, step: int, trainee: Trainee, cache: Cache, noise_scheduler, device, world: World, stop: StopRequest
+) -> tuple[float, float, int | None]:
+    """One optimizer step (0-based `step`); returns its loss, its learning rate and the
+    stop every process agreed on, of those asked for by the end of its backward pass.
+    Every process draws the whole batch and runs its part of it (`distributed.py`)."""
     import torch
 
     rng = torch.Generator().manual_seed(stream_seed(args.seed, STEP_STREAM, step))
@@ -187,7 +190,7 @@ def train_step(args, plan: Plan, step: int, trainee: Trainee, cache: Cache, nois
         (trainee.scaler.scale(loss) if trainee.scaler is not None else loss).backward()
     # The step's one collective comes before its update: a process that loses the
     # others in it (`LostPeers`) still holds the state of the step before.
-    loss = sum_gradients(trainee.params, loss.detach(), world)
+    loss, agreed = sum_step(trainee.params, loss.detach(), stop.signum, world)
     if trainee.scaler is not None:
         trainee.scaler.unscale_(trainee.optimizer)
         torch.nn.utils.clip_grad_norm_(trainee.params, args.max_grad_norm)
@@ -197,7 +200,7 @@ def train_step(args, plan: Plan, step: int, trainee: Trainee, cache: Cache, nois
         torch.nn.utils.clip_grad_norm_(trainee.params, args.max_grad_norm)
         trainee.optimizer.step()
     trainee.optimizer.zero_grad(set_to_none=True)
-    return float(loss), lr
+    return float(loss), lr, agreed
 
 
 def train(args: argparse.Namespace, events: Events, stop: StopRequest, world: World) -> int:
@@ -280,19 +283,15 @@ def train_joined(args: argparse.Namespace, plan: Plan, device, events: Events, s
 
     quiet_libraries()
 
-    def stop_asked() -> bool:
-        agreed = agreed_stop(stop.signum, world, device)
-        if agreed is not None:
-            stop.request(agreed)
-        return agreed is not None
-
     try:
         cache = build_cache(plan.examples, args.generator, plan.resolution, args.random_flip, device, events, stop)
     except Stopped:
         cache = None
     # Agreed on, so that a stop one process took while encoding ends every process
     # here, before any of them waits for the others in a step.
-    if stop_asked():
+    agreed = agreed_stop(stop.signum, world, device)
+    if agreed is not None:
+        stop.request(agreed)
         return report_stop(events, stop, len(losses), plan.total, plan.checkpoint)
     noise_scheduler = DDPMScheduler.from_config(plan.scheduler_config)
     trainee = make_trainee(args, saved, device)
@@ -315,9 +314,8 @@ def train_joined(args: argparse.Namespace, plan: Plan, device, events: Events, s
     events.emit("phase", phase="train")
     try:
         for step in range(len(losses), plan.total):
-            if stop_asked():
-                return stopped()
-            loss, lr = train_step(args, plan, step, trainee, cache, noise_scheduler, device, world)
+            # The stop is agreed on in each step's collective, and taken after that step.
+            loss, lr, agreed = train_step(args, plan, step, trainee, cache, noise_scheduler, device, world, stop)
             losses.append(loss)
             done = step + 1
             if done % args.log_every == 0 or done == plan.total:
@@ -326,7 +324,10 @@ def train_joined(args: argparse.Namespace, plan: Plan, device, events: Events, s
                 path = checkpoint()
                 if path is not None:
                     events.emit("checkpoint", step=done, path=str(path))
-        if stop_asked():
+            if agreed is not None:
+                break
+        if agreed is not None:
+            stop.request(agreed)
             return stopped()
     except LostPeers:
         # The step that failed changed nothing (`train_step`): the steps before it are
