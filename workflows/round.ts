@@ -260,10 +260,7 @@ export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
   const steps = input.lora.maxSteps === null ? `${input.lora.epochs} epochs` : `${input.lora.maxSteps} steps`;
   // The references' held-out images do not depend on the LoRA: they are sampled while it trains.
   const referencesSummary = `sample the held-out images of the base${parent === null ? '' : ' and the parent'} while the LoRA trains`;
-  // Unless the LoRA trains on several workers: they may be every worker there is, and the
-  // evaluation's shards, which sample whatever images are missing, spread the references over them all.
-  const sampleReferences = () =>
-    input.lora.workers > 1 ? Promise.resolve(null) : activities.sampleReferences.executeWithOptions({ summary: referencesSummary }, [{ ...request, parent }]);
+  const sampleReferences = () => activities.sampleReferences.executeWithOptions({ summary: referencesSummary }, [{ ...request, parent }]);
   // One LoRA runs the commands a round always ran (recorded histories replay); several are chosen between.
   const training =
     input.lora.seeds === 1
