@@ -325,15 +325,24 @@ const references = (parent: string | null): Map<EvaluationSide, string | null> =
         ],
   );
 
+/** The held-out prompts of shard `shard` of `shards`, as sampling splits the training prompts; a bad shard is bad input. */
+function heldOutShard(set: ComparisonSet, shard: number, shards: number): ComparisonSet {
+  if (!Number.isInteger(shards) || shards < 1 || !Number.isInteger(shard) || shard < 0 || shard >= shards) {
+    throw badData('InvalidInput', `shard: ${shard} of ${shards} shards; expected an integer in [0, shards) and shards >= 1`);
+  }
+  return { ...set, prompts: shardPromptIndices(set.prompts.length, shards, shard).map((i) => set.prompts[i]!) };
+}
+
 /**
- * The held-out images of the references, which do not depend on the LoRA: a round samples them
- * while its LoRA trains, on another GPU worker when it has one. The evaluation then finds them
- * stored.
+ * The held-out images of the references (or of one `part` of the held-out prompts), which do not
+ * depend on the LoRA: a round samples them while its LoRA trains, on another GPU worker when it
+ * has one. The evaluation then finds them stored.
  */
 export function createSampleReferences(deps: ActivityDependencies) {
-  return async function sampleReferences({ root, inputKey, parent }: ReferencesRequest): Promise<ReferencesResult> {
+  return async function sampleReferences({ root, inputKey, parent, part }: ReferencesRequest): Promise<ReferencesResult> {
     const input = await roundInput(deps, inputKey);
-    const set = await heldOut(input, root);
+    const held = await heldOut(input, root);
+    const set = part === undefined ? held : heldOutShard(held, part.shard, part.shards);
     const images = await withProgress({ stage: 'evaluate', evaluated: 0 }, (progress) => sampleComparison(deps, input, set, references(parent), progress));
     return { images };
   };
@@ -354,13 +363,9 @@ async function requireTrainedUnet(deps: ActivityDependencies, lora: string): Pro
  */
 export function createEvaluateShard(deps: ActivityDependencies) {
   return async function evaluateShard({ root, inputKey, lora, parent, shard, shards }: EvaluateShardRequest): Promise<EvaluateShardResult> {
-    if (!Number.isInteger(shards) || shards < 1 || !Number.isInteger(shard) || shard < 0 || shard >= shards) {
-      throw badData('InvalidInput', `shard: ${shard} of ${shards} shards; expected an integer in [0, shards) and shards >= 1`);
-    }
     const input = await roundInput(deps, inputKey);
     await requireTrainedUnet(deps, lora);
-    const set = await heldOut(input, root);
-    const slice = { ...set, prompts: shardPromptIndices(set.prompts.length, shards, shard).map((i) => set.prompts[i]!) };
+    const slice = heldOutShard(await heldOut(input, root), shard, shards);
     const unets = references(parent).set('tuned', lora);
     const records = await withProgress({ stage: 'evaluate', shard, evaluated: 0 }, (progress) => compareSides(deps, input, slice, unets, progress));
     return { shard, prompts: records.length, images: records.length * unets.size * input.evaluation.seedsPerPrompt };

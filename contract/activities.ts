@@ -92,6 +92,8 @@ export interface EvaluateShardResult {
 export interface ReferencesRequest extends RoundRequest {
   /** The tuned UNet the round sampled from, a reference besides the base; null when that is the base. */
   readonly parent: string | null;
+  /** One part of the held-out prompts, split as the evaluation's shards split them; absent: all of them. */
+  readonly part?: { readonly shard: number; readonly shards: number };
 }
 
 export interface ReferencesResult {

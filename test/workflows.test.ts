@@ -563,36 +563,43 @@ describe("a round's training", () => {
 });
 
 describe('a LoRA trained by several GPU workers (`lora.workers`)', () => {
-  it('schedules the leader first, then the others, and cancels those the leader no longer needs once it is done', { timeout: 60_000 }, async () => {
-    const { activities } = standIns();
-    const stopped: number[] = [];
-    let joined = 0;
-    const team: RoundActivities = {
-      ...activities,
-      // The first joining worker trains with the leader; the others stay until they are cancelled.
-      joinTraining: async () => {
-        joined += 1;
-        if (joined === 1) return { rank: 1, workers: 2 };
-        return runUntilCancelled(0, stopped);
-      },
-      trainLora: async (request) => ({ ...(await activities.trainLora(request)), workers: 2 }),
-    };
-    const { result, events } = await withStandInWorkers(team, async () => {
-      const handle = await env.client.workflow.start('selfRewardRound', {
-        taskQueue: TASK_QUEUES.workflows,
-        workflowId: `team-${randomUUID()}`,
-        args: [{ ...campaignRoundInput, lora: { workers: 3 } }],
+  it(
+    'schedules the leader first, then the others, cancels those the leader no longer needs once it is done, and samples the references in as many parts',
+    { timeout: 60_000 },
+    async () => {
+      const { activities } = standIns();
+      const stopped: number[] = [];
+      let joined = 0;
+      const team: RoundActivities = {
+        ...activities,
+        // The first joining worker trains with the leader; the others stay until they are cancelled.
+        joinTraining: async () => {
+          joined += 1;
+          if (joined === 1) return { rank: 1, workers: 2 };
+          return runUntilCancelled(0, stopped);
+        },
+        trainLora: async (request) => ({ ...(await activities.trainLora(request)), workers: 2 }),
+        prepareRound: async (request) => ({ ...(await activities.prepareRound(request)), heldOutPrompts: 4 }),
+      };
+      const { result, events } = await withStandInWorkers(team, async () => {
+        const handle = await env.client.workflow.start('selfRewardRound', {
+          taskQueue: TASK_QUEUES.workflows,
+          workflowId: `team-${randomUUID()}`,
+          args: [{ ...campaignRoundInput, lora: { workers: 3 } }],
+        });
+        const result = (await handle.result()) as RoundResult;
+        await recordHistory(env, handle.workflowId);
+        return { result, events: (await handle.fetchHistory()).events ?? [] };
       });
-      const result = (await handle.result()) as RoundResult;
-      await recordHistory(env, handle.workflowId);
-      return { result, events: (await handle.fetchHistory()).events ?? [] };
-    });
-    const scheduled = events.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
-    expect(scheduled.filter((name) => name === 'trainLora' || name === 'joinTraining')).toEqual(['trainLora', 'joinTraining', 'joinTraining']);
-    expect(events.filter((e) => e.activityTaskCanceledEventAttributes)).toHaveLength(1);
-    expect(result.training.workers).toBe(2);
-    expect(stopped).toHaveLength(1);
-  });
+      const scheduled = events.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+      expect(scheduled.filter((name) => name === 'trainLora' || name === 'joinTraining')).toEqual(['trainLora', 'joinTraining', 'joinTraining']);
+      expect(events.filter((e) => e.activityTaskCanceledEventAttributes)).toHaveLength(1);
+      // The references wait for the workers that train, then take as many of them at once.
+      expect(scheduled.filter((name) => name === 'sampleReferences')).toHaveLength(3);
+      expect(result.training.workers).toBe(2);
+      expect(stopped).toHaveLength(1);
+    },
+  );
 });
 
 describe('several LoRAs from one dataset (`lora.seeds`)', () => {

@@ -260,7 +260,21 @@ export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
   const steps = input.lora.maxSteps === null ? `${input.lora.epochs} epochs` : `${input.lora.maxSteps} steps`;
   // The references' held-out images do not depend on the LoRA: they are sampled while it trains.
   const referencesSummary = `sample the held-out images of the base${parent === null ? '' : ' and the parent'} while the LoRA trains`;
-  const sampleReferences = () => activities.sampleReferences.executeWithOptions({ summary: referencesSummary }, [{ ...request, parent }]);
+  // A LoRA that trains on several workers may hold every worker there is: the references then
+  // wait for it, and are sampled in as many parts as it had workers, side by side.
+  const referenceParts = Math.max(1, Math.min(input.lora.workers, prepared.heldOutPrompts));
+  const sampleReferences = () =>
+    referenceParts === 1
+      ? activities.sampleReferences.executeWithOptions({ summary: referencesSummary }, [{ ...request, parent }])
+      : together(
+          Array.from(
+            { length: referenceParts },
+            (_, shard) => () =>
+              activities.sampleReferences.executeWithOptions({ summary: `${referencesSummary} (part ${shard + 1} of ${referenceParts})` }, [
+                { ...request, parent, part: { shard, shards: referenceParts } },
+              ]),
+          ),
+        );
   // One LoRA runs the commands a round always ran (recorded histories replay); several are chosen between.
   const training =
     input.lora.seeds === 1
