@@ -63,6 +63,10 @@ function refused(run: TrainerRun): boolean {
  * and the trainer runs once more from step 0. On success the LoRA weights, the fused UNet and the
  * metrics are uploaded, then the manifest, and the stored checkpoint is deleted.
  *
+ * With `lora.workers` > 1 it leads a team: its trainer opens a meeting point, whose address it
+ * stores for the `joinTraining` activities of the other workers, and trains with those that join
+ * within `lora.workersWaitSeconds` (the result says how many); each retry meets anew.
+ *
  * Every round trains a fresh LoRA on the base generator (the trainer takes diffusers weights,
  * and a tuned UNet exists only fused, as ONNX): in a campaign the tuned generator of round r-1
  * changes what round r samples, and so what it learns from.
