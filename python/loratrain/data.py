@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .distributed import World, encoding_share, gather_shares
 from .protocol import BadInput, Events, StopRequest
 
 if TYPE_CHECKING:
@@ -132,7 +133,23 @@ class Cache:
     empty_text_index: int  # the empty caption's row, which --caption-dropout trains on
 
 
-def build_cache(examples, generator: Path, resolution: int, random_flip: bool, device, events: Events, stop: StopRequest) -> Cache:
+@dataclass
+class CacheShare:
+    """One process's share of the cache (`encoding_share`): the text embeddings of its
+    share of the captions and the latent distributions of its share of the examples;
+    `text_index` maps every example to its caption's row in the whole."""
+
+    text_embeddings: torch.Tensor
+    latents: dict[str, torch.Tensor | None]
+    text_index: torch.Tensor
+    empty_text_index: int
+    captions: int
+    examples: int
+
+
+def encode_share(examples, generator: Path, resolution: int, random_flip: bool, device, events: Events, stop: StopRequest, world: World) -> CacheShare:
+    """This process's share of the frozen models' outputs: a team's processes encode the
+    dataset together, each its share, and `gather_cache` joins them."""
     import torch
     from diffusers import AutoencoderKL
     from transformers import CLIPTextModel, CLIPTokenizer
@@ -140,12 +157,13 @@ def build_cache(examples, generator: Path, resolution: int, random_flip: bool, d
     tokenizer = CLIPTokenizer.from_pretrained(str(generator / "tokenizer"))
     text_encoder = CLIPTextModel.from_pretrained(str(generator / "text_encoder")).to(device).eval()
     captions = sorted({e.text for e in examples} | {""})
+    mine = [captions[i] for i in encoding_share(len(captions), world)]
     embeddings = []
     with torch.no_grad():
-        for start in range(0, len(captions), ENCODE_BATCH):
+        for start in range(0, len(mine), ENCODE_BATCH):
             stop.check()
             ids = tokenizer(
-                captions[start : start + ENCODE_BATCH],
+                mine[start : start + ENCODE_BATCH],
                 padding="max_length",
                 max_length=tokenizer.model_max_length,
                 truncation=True,
@@ -157,19 +175,38 @@ def build_cache(examples, generator: Path, resolution: int, random_flip: bool, d
     text_index = torch.tensor([position[e.text] for e in examples], device=device)
 
     vae = AutoencoderKL.from_pretrained(str(generator / "vae")).to(device).eval()
+    share = [examples[i] for i in encoding_share(len(examples), world)]
     parts: dict[str, list] = {"mean": [], "std": [], "flipped_mean": [], "flipped_std": []}
     with torch.no_grad():
-        for start in range(0, len(examples), ENCODE_BATCH):
+        for start in range(0, len(share), ENCODE_BATCH):
             stop.check()
-            pixels = torch.from_numpy(np.stack([load_image(e.image, resolution) for e in examples[start : start + ENCODE_BATCH]]))
+            pixels = torch.from_numpy(np.stack([load_image(e.image, resolution) for e in share[start : start + ENCODE_BATCH]]))
             variants = [("", pixels)] + ([("flipped_", pixels.flip(-1))] if random_flip else [])
             for prefix, batch in variants:
                 dist = vae.encode(batch.to(device), return_dict=False)[0]
                 parts[prefix + "mean"].append(dist.mean.float())
                 parts[prefix + "std"].append(dist.std.float())
-            events.emit("phase", phase="cache", done=min(start + ENCODE_BATCH, len(examples)), total=len(examples))
+            # In a team, the progress of this process's share.
+            events.emit("phase", phase="cache", done=min(start + ENCODE_BATCH, len(share)), total=len(share))
     del vae
     if device.type == "cuda":
         torch.cuda.empty_cache()
-    joined = {k: torch.cat(v) if v else None for k, v in parts.items()}
-    return Cache(text_embeddings=torch.cat(embeddings), text_index=text_index, empty_text_index=position[""], **joined)
+    return CacheShare(
+        text_embeddings=torch.cat(embeddings),
+        latents={k: torch.cat(v) if v else None for k, v in parts.items()},
+        text_index=text_index,
+        empty_text_index=position[""],
+        captions=len(captions),
+        examples=len(examples),
+    )
+
+
+def gather_cache(share: CacheShare, world: World) -> Cache:
+    """The whole cache, in every process, from each process's share."""
+    latents = {k: None if v is None else gather_shares(v, share.examples, world) for k, v in share.latents.items()}
+    return Cache(
+        text_embeddings=gather_shares(share.text_embeddings, share.captions, world),
+        text_index=share.text_index,
+        empty_text_index=share.empty_text_index,
+        **latents,
+    )

@@ -135,11 +135,47 @@ def _all_reduce(value: torch.Tensor, op) -> None:
         raise LostPeers(str(error)) from error
 
 
+def share(count: int, size: int, rank: int) -> range:
+    """Process `rank`'s share of `count` items split among `size` processes: contiguous,
+    in rank order, as even as can be (the first `count % size` shares hold one more)."""
+    small, larger = divmod(count, size)
+    start = rank * small + min(rank, larger)
+    return range(start, start + small + (rank < larger))
+
+
 def my_part(count: int, world: World) -> torch.Tensor:
-    """The positions in a batch of `count` that this process runs: contiguous, as even as can be."""
+    """The positions in a batch of `count` that this process runs."""
     import torch
 
-    return torch.arange(count).tensor_split(world.size)[world.rank]
+    part = share(count, world.size, world.rank)
+    return torch.arange(part.start, part.stop)
+
+
+def encoding_share(count: int, world: World) -> range:
+    """The items of `count` this process encodes for the training cache: its share, or all
+    of them when there are fewer items than processes (every share must hold one, for its
+    part to show the shape the others pad to; `gather_shares`)."""
+    return share(count, world.size, world.rank) if count >= world.size else range(count)
+
+
+def gather_shares(part: torch.Tensor, count: int, world: World) -> torch.Tensor:
+    """Every process's `part` (its `encoding_share` of `count` items, along the first
+    dimension) joined in rank order, in each process: the whole."""
+    if world.size == 1 or count < world.size:
+        return part
+    import torch
+    import torch.distributed as dist
+
+    sizes = [len(share(count, world.size, rank)) for rank in range(world.size)]
+    # A collective moves tensors of one shape: the shorter shares are padded to the longest.
+    padded = torch.zeros((max(sizes), *part.shape[1:]), dtype=part.dtype, device=part.device)
+    padded[: len(part)] = part
+    parts = [torch.empty_like(padded) for _ in sizes]
+    try:
+        dist.all_gather(parts, padded)
+    except RuntimeError as error:
+        raise LostPeers(str(error)) from error
+    return torch.cat([p[:n] for p, n in zip(parts, sizes)])
 
 
 def sum_across(value: torch.Tensor, world: World) -> torch.Tensor:

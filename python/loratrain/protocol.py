@@ -5,7 +5,8 @@ All but the last are implemented here.
 Protocol (the product runs this as a child process):
 - stdout carries only JSON lines, each with `event` and `elapsed` (seconds since
   start): `start` (step, total, dataset_size, ...), `phase` (load, cache, train,
-  save, export), `step` (step, total, loss, lr), `checkpoint` (step, path), `onnx`
+  save, export; cache with done and total, of the examples this process encodes:
+  in a team, its share), `step` (step, total, loss, lr), `checkpoint` (step, path), `onnx`
   (path, precision, max_abs_diff), `done` (final_loss, lora, unet_onnx), `stopped` (signal,
   step, checkpoint, exit_code), `error` (kind, message). Everything else, library
   output included, goes to stderr.

@@ -13,7 +13,8 @@ Two departures, both exact in distribution and chosen for speed and resumability
 - the frozen text encoder's output per caption and the VAE's latent distribution
   (mean, std) per image are computed once; each step draws latents from the cached
   distribution, as `latent_dist.sample()` would. Images are resized (shorter side)
-  and centre-cropped, so their encodings do not change between epochs.
+  and centre-cropped, so their encodings do not change between epochs. Processes
+  training together encode a share each and gather the others'.
 - every random draw of step k (flips, latent sampling, noise, timesteps) comes from
   a CPU generator seeded by (seed, k), and epoch e's order from (seed, e). A
   checkpoint's step number therefore fixes all RNG and data-order state, and a
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING
 
 from .arguments import build_parser
 from .checkpoints import SavedTraining, load_checkpoint, restore_checkpoint, save_lora, write_checkpoint
-from .data import STEP_STREAM, Cache, batch_indices, build_cache, stream_seed
+from .data import STEP_STREAM, Cache, batch_indices, encode_share, gather_cache, stream_seed
 from .distributed import (
     LostPeers,
     World,
@@ -284,15 +285,18 @@ def train_joined(args: argparse.Namespace, plan: Plan, device, events: Events, s
     quiet_libraries()
 
     try:
-        cache = build_cache(plan.examples, args.generator, plan.resolution, args.random_flip, device, events, stop)
+        share = encode_share(plan.examples, args.generator, plan.resolution, args.random_flip, device, events, stop, world)
     except Stopped:
-        cache = None
+        share = None
     # Agreed on, so that a stop one process took while encoding ends every process
-    # here, before any of them waits for the others in a step.
+    # here, before any of them waits for the others' shares or in a step.
     agreed = agreed_stop(stop.signum, world, device)
     if agreed is not None:
         stop.request(agreed)
         return report_stop(events, stop, len(losses), plan.total, plan.checkpoint)
+    # No process was asked to stop, this one included: every share is whole.
+    cache = gather_cache(share, world)
+    del share
     noise_scheduler = DDPMScheduler.from_config(plan.scheduler_config)
     trainee = make_trainee(args, saved, device)
 

@@ -73,9 +73,13 @@ def tiny_generator(tmp_path_factory) -> Path:
     return build_tiny_generator(tmp_path_factory.mktemp("generator"))
 
 
+# The examples of `tiny_dataset`.
+TINY_DATASET_SIZE = 8
+
+
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
-    return write_dataset(tmp_path_factory.mktemp("dataset"), 8)
+    return write_dataset(tmp_path_factory.mktemp("dataset"), TINY_DATASET_SIZE)
 
 
 def run_module(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loratrain.distributed import World, my_part, threads_per_process, world_from_environment
+from loratrain.distributed import World, encoding_share, my_part, share, threads_per_process, world_from_environment
 from loratrain.protocol import BadInput
 
 
@@ -34,6 +34,22 @@ def test_parts_cover_the_batch_once_in_order_even_when_short():
             parts = [my_part(count, World(rank, size, rank, size)).tolist() for rank in range(size)]
             assert [i for part in parts for i in part] == list(range(count))
             assert max(map(len, parts)) - min(map(len, parts)) <= 1
+
+
+def test_shares_are_those_of_torch_tensor_split():
+    import torch
+
+    for size in (1, 2, 3, 5):
+        for count in (0, 1, 4, 5, 13):
+            expected = [part.tolist() for part in torch.arange(count).tensor_split(size)]
+            assert [list(share(count, size, rank)) for rank in range(size)] == expected
+
+
+def test_each_process_encodes_a_share_unless_some_share_would_be_empty():
+    team = [World(rank, 3, 0, 1) for rank in range(3)]
+    assert [encoding_share(7, w) for w in team] == [range(0, 3), range(3, 5), range(5, 7)]
+    assert [encoding_share(2, w) for w in team] == [range(2)] * 3
+    assert encoding_share(5, World(0, 1, 0, 1)) == range(5)
 
 
 def test_a_hosts_processes_share_its_threads():

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PYTHON_DIR, run_module
+from conftest import PYTHON_DIR, TINY_DATASET_SIZE, run_module
 from loratrain.arguments import build_parser, check_args, leader_address
 from loratrain.protocol import BadInput
 from loratrain.team import place, team_size
@@ -122,6 +122,9 @@ def test_a_leader_and_a_member_train_the_one_process_run(team, reference):
     # The member speaks of its place in the team only; it writes nothing of the run.
     assert [(e["event"], e["rank"], e["size"]) for e in member.events] == [("team", 1, 2)]
     assert not (member.output / "checkpoints").exists() and not list(member.output.glob("*"))
+    # The two encoded the dataset together, the leader its first half (the reference all of it).
+    assert [e["total"] for e in leader.of("phase") if e["phase"] == "cache"][-1] == TINY_DATASET_SIZE // 2
+    assert [e["total"] for e in reference.of("phase") if e["phase"] == "cache"][-1] == TINY_DATASET_SIZE
     # The same run as one process's, but for the order of sums (test_trainer's torchrun tolerances).
     want = [e["loss"] for e in reference.of("step")]
     assert [e["loss"] for e in leader.of("step")] == pytest.approx(want, rel=1e-4)
