@@ -41,31 +41,36 @@ export async function startBenchServer(prefix: string): Promise<BenchServer> {
 /** One completed activity of a history; times in ms since the epoch. */
 export interface ActivityRun {
   readonly type: string;
+  /** The identity of the worker whose attempt completed. */
+  readonly worker: string;
   readonly scheduled: number;
   /** The start of the attempt that completed (a history records only the last attempt's start). */
   readonly started: number;
   readonly completed: number;
 }
 
-function millis(t: { seconds?: unknown; nanos?: number | null } | null | undefined): number {
+/** A history timestamp in ms since the epoch. */
+export function millis(t: { seconds?: unknown; nanos?: number | null } | null | undefined): number {
   return Number(t?.seconds ?? 0) * 1000 + (t?.nanos ?? 0) / 1e6;
 }
 
 /** The history's completed activities in the order they were scheduled. */
 export function activityRuns(events: readonly HistoryEvent[]): ActivityRun[] {
   const scheduled = new Map<number, { type: string; at: number }>();
-  const started = new Map<number, number>();
+  const started = new Map<number, { at: number; worker: string }>();
   const runs: ActivityRun[] = [];
   for (const e of events) {
     const id = Number(e.eventId);
     if (e.activityTaskScheduledEventAttributes)
       scheduled.set(id, { type: e.activityTaskScheduledEventAttributes.activityType?.name ?? '', at: millis(e.eventTime) });
-    if (e.activityTaskStartedEventAttributes) started.set(Number(e.activityTaskStartedEventAttributes.scheduledEventId), millis(e.eventTime));
+    const start = e.activityTaskStartedEventAttributes;
+    if (start) started.set(Number(start.scheduledEventId), { at: millis(e.eventTime), worker: start.identity ?? '' });
     const done = e.activityTaskCompletedEventAttributes;
     if (!done) continue;
     const from = scheduled.get(Number(done.scheduledEventId));
     const at = started.get(Number(done.scheduledEventId));
-    if (from !== undefined && at !== undefined) runs.push({ type: from.type, scheduled: from.at, started: at, completed: millis(e.eventTime) });
+    if (from !== undefined && at !== undefined)
+      runs.push({ type: from.type, worker: at.worker, scheduled: from.at, started: at.at, completed: millis(e.eventTime) });
   }
   return runs.sort((a, b) => a.scheduled - b.scheduled);
 }

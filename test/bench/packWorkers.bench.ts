@@ -6,7 +6,9 @@
  * It prints per W the wall time, the activities' summed run times (started to completed, from
  * the history), each stage's wall time, the history's size and wall(W) / wall(1).
  * Options: --workers 1,2 --threads N (per GPU worker; default floor(cores / W)) --override JSON
- * (fields merged over the preset's key by key, e.g. '{"lora":{"maxSteps":20},"samplesPerPrompt":2}').
+ * (fields merged over the preset's key by key, e.g. '{"lora":{"maxSteps":20},"samplesPerPrompt":2}')
+ * --timeline (after each W's row, every completed activity: its worker and when it was scheduled,
+ * started and completed, in seconds from the round's start).
  * Without `shards` in the override a round gets max(the preset's shards, 2 W), so every GPU worker
  * has shards to take, and without `lora.workers` its LoRA trains on all W GPU workers together.
  */
@@ -24,13 +26,14 @@ import { parsePromptLines, type PromptSource } from '../../config/prompts.js';
 import type { RoundInput } from '../../config/round.js';
 import { REPO_ROOT } from '../servers.js';
 import { WorkerProcess } from '../workerProcess.js';
-import { activityRuns, historySize, startBenchServer, Table, type ActivityRun } from './harness.js';
+import { activityRuns, historySize, millis, startBenchServer, Table, type ActivityRun } from './harness.js';
 
 const { values } = parseArgs({
   options: {
     workers: { type: 'string', default: '1,2' },
     threads: { type: 'string' },
     override: { type: 'string', default: '{}' },
+    timeline: { type: 'boolean', default: false },
   },
 });
 const workerCounts = values.workers.split(',').map(Number);
@@ -112,6 +115,22 @@ async function measure(w: number, input: RoundInput, threads: number) {
 
 const seconds = (value: number | null) => (value === null ? '-' : value.toFixed(1));
 
+/** Each completed activity's worker and times, in seconds from `start`: where a round's workers sat idle. */
+function printTimeline(runs: readonly ActivityRun[], start: number): void {
+  const workers = [...new Set(runs.map((r) => r.worker))];
+  const timeline = new Table(['    activity', 'worker', 'scheduled', 'started', 'completed', 'ran s']);
+  timeline.printHeader();
+  for (const r of runs)
+    timeline.printRow([
+      r.type,
+      `w${workers.indexOf(r.worker)}`,
+      ((r.scheduled - start) / 1000).toFixed(1),
+      ((r.started - start) / 1000).toFixed(1),
+      ((r.completed - start) / 1000).toFixed(1),
+      ((r.completed - r.started) / 1000).toFixed(1),
+    ]);
+}
+
 const sample = roundInput(1);
 console.log(
   `pack workers: the shapes preset${values.override === '{}' ? '' : ' with --override'}: ${promptCount(sample.prompts)} training prompts × ${sample.samplesPerPrompt} images, ` +
@@ -162,6 +181,7 @@ for (const w of workerCounts) {
     wallOfOne === null ? '-' : (wall / wallOfOne).toFixed(3),
     loadAfter.toFixed(2),
   ]);
+  if (values.timeline) printTimeline(runs, millis(events[0]?.eventTime));
 }
 console.log('trained by: the GPU workers that trained the LoRA together, of the `lora.workers` it asked for.');
 console.log("load: the host's 1-minute load average just before the workers start and just after the round ends.");
