@@ -8,12 +8,14 @@
  * Options: --workers 1,2 --threads N (per GPU worker; default floor(cores / W)) --override JSON
  * (fields merged over the preset's key by key, e.g. '{"lora":{"maxSteps":20},"samplesPerPrompt":2}')
  * --timeline (after each W's row, every completed activity: its worker and when it was scheduled,
- * started and completed, in seconds from the round's start).
+ * started and completed, in seconds from the round's start) --logs DIR (each worker's log kept there
+ * as w<W>-<role>[-<i>].log).
  * Without `shards` in the override a round gets max(the preset's shards, 2 W), so every GPU worker
  * has shards to take, and without `lora.workers` its LoRA trains on all W GPU workers together.
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { copyFile, mkdir } from 'node:fs/promises';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -34,6 +36,7 @@ const { values } = parseArgs({
     threads: { type: 'string' },
     override: { type: 'string', default: '{}' },
     timeline: { type: 'boolean', default: false },
+    logs: { type: 'string' },
   },
 });
 const workerCounts = values.workers.split(',').map(Number);
@@ -108,6 +111,10 @@ async function measure(w: number, input: RoundInput, threads: number) {
     return { wall, trainedBy: training.workers ?? 1, events: (await round.workflow.fetchHistory()).events ?? [] };
   } finally {
     await Promise.all(workers.map((worker) => worker.stop()));
+    if (values.logs !== undefined) {
+      await mkdir(values.logs, { recursive: true });
+      await Promise.all(workers.map((worker, i) => copyFile(worker.logFile, join(values.logs!, `w${w}-${i === 0 ? 'cpu' : `gpu-${i - 1}`}.log`))));
+    }
     await connection.close();
     await server.stop();
   }
