@@ -564,7 +564,7 @@ describe("a round's training", () => {
 
 describe('a LoRA trained by several GPU workers (`lora.workers`)', () => {
   it(
-    'schedules the leader first, then the others, cancels those the leader no longer needs once it is done, and samples the references in as many parts',
+    'schedules the leader first, then the others, cancels those the leader no longer needs once it is done, and samples the references in as many parts after them',
     { timeout: 60_000 },
     async () => {
       const { activities } = standIns();
@@ -594,8 +594,13 @@ describe('a LoRA trained by several GPU workers (`lora.workers`)', () => {
       const scheduled = events.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
       expect(scheduled.filter((name) => name === 'trainLora' || name === 'joinTraining')).toEqual(['trainLora', 'joinTraining', 'joinTraining']);
       expect(events.filter((e) => e.activityTaskCanceledEventAttributes)).toHaveLength(1);
-      // The references wait for the workers that train, then take as many of them at once.
+      // The references wait for the workers that train, then take as many of them at once. They
+      // are scheduled after a head start of the team's activities, which idle workers take first.
       expect(scheduled.filter((name) => name === 'sampleReferences')).toHaveLength(3);
+      const position = (found: (e: (typeof events)[number]) => boolean) => events.findIndex(found);
+      const headStart = position((e) => e.timerFiredEventAttributes !== null && e.timerFiredEventAttributes !== undefined);
+      expect(headStart).toBeGreaterThan(position((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'joinTraining'));
+      expect(position((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'sampleReferences')).toBeGreaterThan(headStart);
       expect(result.training.workers).toBe(2);
       expect(stopped).toHaveLength(1);
     },

@@ -5,6 +5,7 @@ import {
   ApplicationFailure,
   CancellationScope,
   patched,
+  sleep,
   proxyActivities,
   TimeoutFailure,
   upsertMemo,
@@ -129,6 +130,14 @@ async function trainOnWorkers(
     await joined;
   }
 }
+
+/**
+ * Rounds from this version on schedule the references' held-out images `TEAM_HEAD_START_TIME`
+ * after a training team's activities, so that GPU workers that are idle take the team's first;
+ * recorded histories scheduled them together.
+ */
+const TEAM_HEAD_START = 'team-head-start';
+const TEAM_HEAD_START_TIME = '5 seconds';
 
 /** Rounds from this version on sample and judge the tuned generator's held-out images in shards; recorded histories evaluated in one activity. */
 const SHARDED_EVALUATION = 'sharded-evaluation';
@@ -263,8 +272,11 @@ export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
   // A LoRA that trains on several workers may hold every worker there is: the references then
   // wait for it, and are sampled in as many parts as it had workers, side by side.
   const referenceParts = Math.max(1, Math.min(input.lora.workers, prepared.heldOutPrompts));
-  const sampleReferences = () =>
-    referenceParts === 1
+  const sampleReferences = async () => {
+    // A task queue hands out tasks scheduled together in no set order: a part of the references
+    // could take a worker before the team's leader, and its members would sit idle waiting for it.
+    if (input.lora.workers > 1 && patched(TEAM_HEAD_START)) await sleep(TEAM_HEAD_START_TIME);
+    return referenceParts === 1
       ? activities.sampleReferences.executeWithOptions({ summary: referencesSummary }, [{ ...request, parent }])
       : together(
           Array.from(
@@ -275,6 +287,7 @@ export async function selfRewardRound(rawInput: unknown): Promise<RoundResult> {
               ]),
           ),
         );
+  };
   // One LoRA runs the commands a round always ran (recorded histories replay); several are chosen between.
   const training =
     input.lora.seeds === 1
