@@ -111,7 +111,7 @@ export interface LoraSettings {
   /** With `seeds` > 1: the share of the training prompts withheld from training to choose the LoRA on (at least one prompt). */
   readonly validationShare: number;
   /**
-   * GPU workers that train each LoRA together, data-parallel: the first waits up to
+   * GPU workers that train each LoRA together, data-parallel: `trainLora` leads and waits up to
    * `workersWaitSeconds` for the others, then trains with those that came. 1: one worker.
    */
   readonly workers: number;
@@ -354,7 +354,7 @@ const ROUND_FIELDS: Schema<RoundInput> = refine(
             max: LORA_WORKERS_MAX,
             default: 1,
             meaning:
-              'GPU workers that train each LoRA together, data-parallel: the first to start leads and waits up to `workersWaitSeconds` for the others, then trains with those that came (the others, when they start, are not needed and go), each running its share of every batch; the LoRA is the one a single worker trains, up to the order of floating-point sums, in about 1/n of the time. Each holds its GPU until the training ends, so set it to the GPU workers free while a round trains; with `seeds` > 1 each LoRA gets this many. 1: one worker',
+              'GPU workers that train each LoRA together, data-parallel: the `trainLora` activity leads and waits up to `workersWaitSeconds` for the others, then trains with those that came (the others, when they start, are not needed and go), each running its share of every batch; the LoRA is the one a single worker trains, up to the order of floating-point sums, in about 1/n of the time. Each holds its GPU until the training ends, so set it to the GPU workers free while a round trains; with `seeds` > 1 each LoRA gets this many. 1: one worker',
           }),
           workersWaitSeconds: number({
             min: 1,
