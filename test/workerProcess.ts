@@ -70,6 +70,11 @@ export class WorkerProcess {
     return this.output;
   }
 
+  /** The worker's process id, the first part of its Temporal identity (`<pid>@<host>`). */
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
   /** SIGKILL: the machine's power cut. */
   async kill(): Promise<void> {
     this.child.kill('SIGKILL');

@@ -7,9 +7,9 @@
  * the history), each stage's wall time, the history's size and wall(W) / wall(1).
  * Options: --workers 1,2 --threads N (per GPU worker; default floor(cores / W)) --override JSON
  * (fields merged over the preset's key by key, e.g. '{"lora":{"maxSteps":20},"samplesPerPrompt":2}')
- * --timeline (after each W's row, every completed activity: its worker and when it was scheduled,
- * started and completed, in seconds from the round's start) --logs DIR (each worker's log kept there
- * as w<W>-<role>[-<i>].log).
+ * --timeline (after each W's row, every completed activity: its worker, cpu or gpu-<i>, and when it
+ * was scheduled, started and completed, in seconds from the round's start) --logs DIR (each worker's
+ * log kept there as w<W>-cpu.log and w<W>-gpu-<i>.log).
  * Without `shards` in the override a round gets max(the preset's shards, 2 W), so every GPU worker
  * has shards to take, and without `lora.workers` its LoRA trains on all W GPU workers together.
  */
@@ -86,6 +86,8 @@ async function measure(w: number, input: RoundInput, threads: number) {
   const server = await startBenchServer('bench-pack-workers-');
   const connection = await Connection.connect({ address: server.address });
   const workers: WorkerProcess[] = [];
+  // The names the timeline and the kept logs give the workers: cpu, then gpu-0, gpu-1...
+  const names = () => workers.map((_, i) => (i === 0 ? 'cpu' : `gpu-${i - 1}`));
   try {
     const environment = { TEMPORAL_ADDRESS: server.address, SELF_REWARD_STORE: join(server.scratch, 'store') };
     // The CPU worker's activities (prepare, curate, report) are light: it keeps the default single thread.
@@ -108,12 +110,13 @@ async function measure(w: number, input: RoundInput, threads: number) {
     await Promise.race([round.result(), died]);
     const wall = (performance.now() - started) / 1000;
     const { training } = await round.result();
-    return { wall, trainedBy: training.workers ?? 1, events: (await round.workflow.fetchHistory()).events ?? [] };
+    const nameOf = new Map(workers.map((worker, i) => [String(worker.pid), names()[i]!]));
+    return { wall, trainedBy: training.workers ?? 1, events: (await round.workflow.fetchHistory()).events ?? [], nameOf };
   } finally {
     await Promise.all(workers.map((worker) => worker.stop()));
     if (values.logs !== undefined) {
       await mkdir(values.logs, { recursive: true });
-      await Promise.all(workers.map((worker, i) => copyFile(worker.logFile, join(values.logs!, `w${w}-${i === 0 ? 'cpu' : `gpu-${i - 1}`}.log`))));
+      await Promise.all(workers.map((worker, i) => copyFile(worker.logFile, join(values.logs!, `w${w}-${names()[i]}.log`))));
     }
     await connection.close();
     await server.stop();
@@ -122,15 +125,14 @@ async function measure(w: number, input: RoundInput, threads: number) {
 
 const seconds = (value: number | null) => (value === null ? '-' : value.toFixed(1));
 
-/** Each completed activity's worker and times, in seconds from `start`: where a round's workers sat idle. */
-function printTimeline(runs: readonly ActivityRun[], start: number): void {
-  const workers = [...new Set(runs.map((r) => r.worker))];
-  const timeline = new Table(['    activity', 'worker', 'scheduled', 'started', 'completed', 'ran s']);
+/** Each completed activity's worker (by `nameOf` its process id) and times, in seconds from `start`: where a round's workers sat idle. */
+function printTimeline(runs: readonly ActivityRun[], start: number, nameOf: ReadonlyMap<string, string>): void {
+  const timeline = new Table(['activity'.padStart(20), 'worker', 'scheduled', 'started', 'completed', 'ran s']);
   timeline.printHeader();
   for (const r of runs)
     timeline.printRow([
       r.type,
-      `w${workers.indexOf(r.worker)}`,
+      nameOf.get(r.worker.split('@')[0]!) ?? r.worker,
       ((r.scheduled - start) / 1000).toFixed(1),
       ((r.started - start) / 1000).toFixed(1),
       ((r.completed - start) / 1000).toFixed(1),
@@ -169,7 +171,7 @@ for (const w of workerCounts) {
   const input = roundInput(w);
   const threads = values.threads === undefined ? Math.max(1, Math.floor(cores / w)) : Number(values.threads);
   const loadBefore = loadavg()[0]!;
-  const { wall, trainedBy, events } = await measure(w, input, threads);
+  const { wall, trainedBy, events, nameOf } = await measure(w, input, threads);
   const loadAfter = loadavg()[0]!;
   if (w === 1) wallOfOne ??= wall;
   const runs = activityRuns(events);
@@ -188,7 +190,7 @@ for (const w of workerCounts) {
     wallOfOne === null ? '-' : (wall / wallOfOne).toFixed(3),
     loadAfter.toFixed(2),
   ]);
-  if (values.timeline) printTimeline(runs, millis(events[0]?.eventTime));
+  if (values.timeline) printTimeline(runs, millis(events[0]?.eventTime), nameOf);
 }
 console.log('trained by: the GPU workers that trained the LoRA together, of the `lora.workers` it asked for.');
 console.log("load: the host's 1-minute load average just before the workers start and just after the round ends.");
