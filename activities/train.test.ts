@@ -390,6 +390,49 @@ describe('trainLora', () => {
     },
   );
 
+  it('stops a real trainer that makes no step for lora.stallSeconds as hung, and fails to be retried', { timeout: 300_000 }, async () => {
+    const { deps, root, store, output } = await setup('real', [
+      await sharp({ create: { width: 64, height: 64, channels: 3, background: '#0c0' } })
+        .png()
+        .toBuffer(),
+    ]);
+    const input = roundInput({ maxSteps: 5000, batchSize: 1, stallSeconds: 5 }, await testGenerator(join(deps.workDir, '..')));
+    const trainer = {
+      command: [PYTHON, '-m', 'loratrain', '--skip-onnx'],
+      cwd: join(REPO_ROOT, 'python'),
+      env: { PYTHONPATH: join(REPO_ROOT, 'python'), OMP_NUM_THREADS: '1' },
+      stopGraceMs: 2000,
+      address: '127.0.0.1',
+    };
+    const warnings: string[] = [];
+    const env = new MockActivityEnvironment(undefined, {
+      logger: new DefaultLogger('WARN', (entry) => {
+        if (entry.level === 'WARN') warnings.push(entry.message);
+      }),
+    });
+    // A trainer frozen mid-training, as one blocked in a collective whose peer vanished is.
+    let frozen: number | null = null;
+    env.on('heartbeat', (d: StageProgress) => {
+      if (frozen !== null || (d.trainerStep ?? 0) < 1) return;
+      frozen = 0;
+      void readFile(join(output, 'trainer.pid'), 'utf8').then((pid) => {
+        frozen = Number(pid);
+        process.kill(frozen, 'SIGSTOP');
+      });
+    });
+    const outcome = await runActivity(env, createTrainLora({ ...deps, trainer }), {
+      root,
+      inputKey: await storedInput(store, root, input),
+      dataset: artifactKeys.dataset(root),
+    }).catch((error: unknown) => error);
+    expect(outcome).toBeInstanceOf(ApplicationFailure);
+    expect(outcome).toMatchObject({ type: 'TrainerStalled', nonRetryable: false });
+    expect((outcome as ApplicationFailure).message).toMatch(/no step for 5 s after step \d+ \(lora.stallSeconds\)/);
+    expect(warnings.some((w) => w.includes('stopped as hung'))).toBe(true);
+    expect(frozen).toBeGreaterThan(0);
+    expect(isAlive(frozen!)).toBe(false);
+  });
+
   it('runs the real trainer on the worker’s thread count (SELF_REWARD_THREADS), whatever its own default', { timeout: 300_000 }, async () => {
     const { deps, root, store } = await setup('real', [
       await sharp({ create: { width: 64, height: 64, channels: 3, background: '#c00' } })

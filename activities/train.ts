@@ -126,6 +126,7 @@ export function createTrainLora(deps: ActivityDependencies) {
           return await runTrainer(deps, args, output, logFile, progress, {
             checkpoint: (step, folder) => uploader.offer(step, folder),
             meeting: announceMeeting,
+            stallSeconds: lora.stallSeconds,
           });
         } finally {
           // The next try may run on another worker: what this one announced is stored before it ends.
@@ -147,6 +148,11 @@ export function createTrainLora(deps: ActivityDependencies) {
       if (run.code !== 0) await ended('failed');
       const said = run.failure?.message ?? run.stderr.trim().split('\n').slice(-3).join(' | ');
       if (refused(run)) throw badData('BadTrainingInput', said || 'the trainer refused its input');
+      if (run.stalled !== null)
+        throw ApplicationFailure.retryable(
+          `trainer made no step for ${lora.stallSeconds} s after step ${run.stalled.step} (lora.stallSeconds), so it was stopped as hung: a GPU that stopped answering, or a team member gone from the network; the retry resumes from the last checkpoint`,
+          'TrainerStalled',
+        );
       if (run.code !== 0) throw ApplicationFailure.retryable(`trainer exited with ${run.code}: ${said}`, 'TrainerFailed');
 
       const loraKey = artifactKeys.lora(root);

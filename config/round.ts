@@ -85,6 +85,8 @@ export interface LoraSettings {
   readonly seed: number;
   /** A checkpoint every this many steps, so a retried training resumes near where it stopped. */
   readonly checkpointEvery: number;
+  /** Seconds of the training phase without a step after which the trainer counts as hung, is stopped and the training retried. */
+  readonly stallSeconds: number;
   /** Training size in pixels; null for the generator's own. */
   readonly resolution: number | null;
   /** Min-SNR loss weighting's gamma; 0 weighs every timestep alike. */
@@ -298,6 +300,14 @@ const ROUND_FIELDS: Schema<RoundInput> = refine(
             min: 0,
             default: 50,
             meaning: 'a checkpoint every this many steps, so a retried training resumes near where it stopped (0: none)',
+          }),
+          stallSeconds: number({
+            min: 5,
+            max: 86_400,
+            default: 900,
+            expected: 'a number of seconds in [5, 86400]',
+            meaning:
+              'seconds of training without a step after which the trainer counts as hung (a GPU that stopped answering, or a team member gone from the network, leaves it waiting for hours): it is stopped and the training retried from its last checkpoint. Keep it well above a step and a checkpoint',
           }),
           resolution: nullable(integer({ min: 8, meaning: 'training size in pixels' }), { meaning: "training size in pixels; null: the generator's own" }),
           snrGamma: number({

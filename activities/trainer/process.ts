@@ -59,6 +59,8 @@ export interface TrainerRun {
   readonly stderr: string;
   /** Of a trainer in a team (`lora.workers` > 1): its place and the team's size, once they were settled. */
   readonly team: { readonly rank: number | null; readonly size: number } | null;
+  /** Of a trainer stopped as hung (`stallSeconds`): the last step it made. */
+  readonly stalled: { readonly step: number } | null;
 }
 
 /** What the activity does with a trainer's announcements. */
@@ -67,6 +69,12 @@ export interface TrainerListeners {
   readonly checkpoint?: (step: number, folder: string) => void;
   /** A team's leader waits for the others at this port; the trainer goes on meanwhile. */
   readonly meeting?: (port: number) => Promise<void>;
+  /**
+   * Once its training phase began, a trainer that makes no step for this many seconds is
+   * stopped as hung: a collective waiting on a team member gone from the network, or a GPU
+   * that stopped answering, would otherwise hold the worker while its heartbeats go on.
+   */
+  readonly stallSeconds?: number;
 }
 
 /**
@@ -117,6 +125,20 @@ export async function runTrainer(
   };
   cancellationSignal.addEventListener('abort', stop, { once: true });
 
+  let stalled: TrainerRun['stalled'] = null;
+  let stallTimer: NodeJS.Timeout | undefined;
+  /** (Re)starts the wait for the step after `step`; with `step` null, stops waiting. */
+  const awaitStepAfter = (step: number | null) => {
+    clearTimeout(stallTimer);
+    const seconds = listeners.stallSeconds;
+    if (step === null || seconds === undefined) return;
+    stallTimer = setTimeout(() => {
+      stalled = { step };
+      log.warn(`trainer made no step for ${seconds} s after step ${step}: it is stopped as hung`);
+      stop();
+    }, seconds * 1000);
+  };
+
   const spans = new TrainerSpans();
   let last: TrainerEvent = { event: 'start' };
   let failure: TrainerFailure | null = null;
@@ -134,6 +156,8 @@ export async function runTrainer(
     if (event.event === 'stopped' && event.step !== undefined && typeof event.checkpoint === 'string') listeners.checkpoint?.(event.step, event.checkpoint);
     if (event.event === 'meeting' && event.port !== undefined) await listeners.meeting?.(event.port);
     if (event.event === 'team' && event.size !== undefined) team = { rank: event.rank ?? null, size: event.size };
+    if (event.event === 'phase') awaitStepAfter(event.phase === 'train' ? (lastStep?.step ?? shown.trainerStep ?? 0) : null);
+    if ((event.event === 'step' || event.event === 'checkpoint') && event.step !== undefined && stalled === null) awaitStepAfter(event.step);
     if (event.event === 'step' && event.step !== undefined) {
       const now = performance.now();
       // The first step of a process is timed from the start of its training phase.
@@ -155,9 +179,10 @@ export async function runTrainer(
     progress.report(shown);
   }
   const code = await exited;
+  clearTimeout(stallTimer);
   spans.end(code);
   await new Promise<void>((done) => logged.end(done));
   cancellationSignal.removeEventListener('abort', stop);
   await rm(join(output, PID_FILE), { force: true });
-  return { code, last, failure, stderr, team };
+  return { code, last, failure, stderr, team, stalled };
 }
