@@ -2,11 +2,11 @@
  * One LoRA trained by two GPU workers together (`lora.workers`), with real worker processes (the
  * entry points), a real dev server, the real trainer and the shapes pack's test models: the
  * second worker joins the first's trainer and the LoRA is the one a single trainer makes; a
- * worker killed mid-training costs the round time, never the LoRA.
+ * worker killed mid-training, or gone silent, costs the round time, never the LoRA.
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -121,6 +121,39 @@ describe('a LoRA trained by two GPU workers', () => {
       );
       expect(Math.max(...attempts)).toBeGreaterThan(1);
     } finally {
+      await Promise.all(workers.map((w) => w.stop()));
+    }
+  });
+
+  it('finishes the LoRA from its checkpoint when the joining worker’s host goes silent mid-training', { timeout: 900_000 }, async () => {
+    const store = new LocalFolderStore(join(scratch, 'silent-store'));
+    const environment = { TEMPORAL_ADDRESS: temporalAddress, SELF_REWARD_STORE: store.root };
+    const workers = await Promise.all([1, 2].map((n) => WorkerProcess.start(join(scratch, `silent-work-${n}`), environment)));
+    const frozen: number[] = [];
+    try {
+      const long = { ...input, lora: { ...(input['lora'] as object), maxSteps: 200, workersWaitSeconds: 5, stallSeconds: 5 } };
+      const round = await client.startRound(long, { workflowId: `silent-${randomUUID()}` });
+      const root = roundRoot(round.workflowId, (await round.workflow.describe()).runId, 1);
+      await until(() => store.exists(artifactKeys.trainerCheckpointPointer(root)), 600_000, 'a stored trainer checkpoint');
+      const member = workers.find((w) => existsSync(join(w.workDir, ...root.split('/'), 'train-member')));
+      expect(member, 'a worker that joined the training').toBeDefined();
+      // A host gone from the network: its processes answer nothing, and close no connection.
+      const trainer = Number(await readFile(join(member!.workDir, ...root.split('/'), 'train-member', 'output', 'trainer.pid'), 'utf8'));
+      for (const pid of [member!.pid!, trainer]) {
+        process.kill(pid, 'SIGSTOP');
+        frozen.push(pid);
+      }
+      const result = await round.result();
+      expect(result.training).toMatchObject({ steps: 200, workers: 1 });
+      const metrics = JSON.parse((await store.get(`${result.training.lora}metrics.json`)).toString()) as Metrics;
+      expect(metrics.resumed_from).toMatch(/step-\d{8}$/);
+      // The leader's trainer, left waiting for the silent one, was stopped as hung, and its retry trained alone.
+      const events = (await round.workflow.fetchHistory()).events ?? [];
+      const trainLora = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'trainLora')!;
+      const started = events.find((e) => String(e.activityTaskStartedEventAttributes?.scheduledEventId ?? '') === String(trainLora.eventId));
+      expect(started?.activityTaskStartedEventAttributes?.lastFailure?.applicationFailureInfo?.type).toBe('TrainerStalled');
+    } finally {
+      for (const pid of frozen) process.kill(pid, 'SIGKILL');
       await Promise.all(workers.map((w) => w.stop()));
     }
   });
