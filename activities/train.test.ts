@@ -68,6 +68,24 @@ async function setup(mode: string, images: readonly Buffer[] = [Buffer.from('png
   return { deps, root, store, output, train: createTrainLora(deps), trainWith };
 }
 
+/**
+ * The real trainer, `python -m <launch...> loratrain --skip-onnx` (no export: what these tests
+ * check is in the LoRA and its metrics), on one OpenMP thread unless `env` says otherwise.
+ */
+function realTrainer({
+  launch = [],
+  stopGraceMs = 30_000,
+  env = { OMP_NUM_THREADS: '1' },
+}: { launch?: string[]; stopGraceMs?: number; env?: Record<string, string> } = {}) {
+  return {
+    command: [PYTHON, '-m', ...launch, ...(launch.length > 0 ? ['-m'] : []), 'loratrain', '--skip-onnx'],
+    cwd: join(REPO_ROOT, 'python'),
+    env: { PYTHONPATH: join(REPO_ROOT, 'python'), ...env },
+    stopGraceMs,
+    address: '127.0.0.1',
+  };
+}
+
 /** Runs the activity, keeping the trainer steps (and the step counts) its heartbeats report, and the warnings it logs. */
 async function trainRecording(train: ReturnType<typeof createTrainLora>, input: RoundInput, root: string, store: ArtifactStore) {
   const warnings: string[] = [];
@@ -350,13 +368,7 @@ describe('trainLora', () => {
       const reference = await setup('real', images);
       const input = roundInput({ maxSteps: 12, batchSize: 2, checkpointEvery: 4 }, await testGenerator(join(reference.deps.workDir, '..')));
       // No ONNX export: the LoRA weights and the loss curve are what resuming must reproduce.
-      const trainer = {
-        command: [PYTHON, '-m', 'loratrain', '--skip-onnx'],
-        cwd: join(REPO_ROOT, 'python'),
-        env: { PYTHONPATH: join(REPO_ROOT, 'python'), OMP_NUM_THREADS: '1' },
-        stopGraceMs: 30_000,
-        address: '127.0.0.1',
-      };
+      const trainer = realTrainer();
       const real = (deps: ActivityDependencies) => createTrainLora({ ...deps, trainer });
 
       const uninterrupted = await trainRecording(real(reference.deps), input, reference.root, reference.store);
@@ -397,13 +409,7 @@ describe('trainLora', () => {
         .toBuffer(),
     ]);
     const input = roundInput({ maxSteps: 5000, batchSize: 1, stallSeconds: 5 }, await testGenerator(join(deps.workDir, '..')));
-    const trainer = {
-      command: [PYTHON, '-m', 'loratrain', '--skip-onnx'],
-      cwd: join(REPO_ROOT, 'python'),
-      env: { PYTHONPATH: join(REPO_ROOT, 'python'), OMP_NUM_THREADS: '1' },
-      stopGraceMs: 2000,
-      address: '127.0.0.1',
-    };
+    const trainer = realTrainer({ stopGraceMs: 2000 });
     const warnings: string[] = [];
     const env = new MockActivityEnvironment(undefined, {
       logger: new DefaultLogger('WARN', (entry) => {
@@ -440,14 +446,9 @@ describe('trainLora', () => {
         .toBuffer(),
     ]);
     const input = roundInput({ maxSteps: 2, batchSize: 1 }, await testGenerator(join(deps.workDir, '..')));
+    // No OMP_NUM_THREADS of its own: the worker's thread count sets it.
+    const trainer = realTrainer({ env: {} });
     // Three: not what torch would pick by itself on a machine of one, two or four cores.
-    const trainer = {
-      command: [PYTHON, '-m', 'loratrain', '--skip-onnx'],
-      cwd: join(REPO_ROOT, 'python'),
-      env: { PYTHONPATH: join(REPO_ROOT, 'python') },
-      stopGraceMs: 30_000,
-      address: '127.0.0.1',
-    };
     const { outcome } = await trainRecording(createTrainLora({ ...deps, threads: 3, trainer }), input, root, store);
     expect(outcome).toMatchObject({ steps: 2 });
     expect(JSON.parse((await store.get(`${artifactKeys.lora(root)}metrics.json`)).toString())).toMatchObject({ threads: 3 });
@@ -463,13 +464,7 @@ describe('trainLora', () => {
       { maxSteps: 2, batchSize: 1, mixedPrecision: 'bf16', gradientCheckpointing: true, optimizer: 'adamw8bit' },
       await testGenerator(join(deps.workDir, '..')),
     );
-    const trainer = {
-      command: [PYTHON, '-m', 'loratrain', '--skip-onnx'],
-      cwd: join(REPO_ROOT, 'python'),
-      env: { PYTHONPATH: join(REPO_ROOT, 'python'), OMP_NUM_THREADS: '1' },
-      stopGraceMs: 30_000,
-      address: '127.0.0.1',
-    };
+    const trainer = realTrainer();
     const { outcome } = await trainRecording(createTrainLora({ ...deps, trainer }), input, root, store);
     expect(outcome).toMatchObject({ steps: 2 });
     const metrics = JSON.parse((await store.get(`${artifactKeys.lora(root)}metrics.json`)).toString()) as {
@@ -492,13 +487,7 @@ describe('trainLora', () => {
     const { deps, root, store } = await setup('real', [green, green]);
     const generator = await testGenerator(join(deps.workDir, '..'));
     // The trainer command as SELF_REWARD_TRAINER gives it: the launcher starts `-m loratrain` twice.
-    const trainer = {
-      command: [PYTHON, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', '-m', 'loratrain', '--skip-onnx'],
-      cwd: join(REPO_ROOT, 'python'),
-      env: { PYTHONPATH: join(REPO_ROOT, 'python'), OMP_NUM_THREADS: '1' },
-      stopGraceMs: 30_000,
-      address: '127.0.0.1',
-    };
+    const trainer = realTrainer({ launch: ['torch.distributed.run', '--standalone', '--nproc_per_node', '2'] });
     const { outcome } = await trainRecording(createTrainLora({ ...deps, trainer }), roundInput({ maxSteps: 2, batchSize: 2 }, generator), root, store);
     expect(outcome).toMatchObject({ steps: 2 });
     const metrics = JSON.parse((await store.get(`${artifactKeys.lora(root)}metrics.json`)).toString()) as { processes: number; loss_curve: number[] };
