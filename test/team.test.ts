@@ -69,6 +69,25 @@ async function membersOf(workflowId: string): Promise<TrainingMemberResult[]> {
     .map((e) => defaultPayloadConverter.fromPayload<TrainingMemberResult>(e.activityTaskCompletedEventAttributes!.result!.payloads![0]!));
 }
 
+/**
+ * Two workers on a store of their own, and a 200-step round on them whose LoRA they train
+ * together (with `lora` over the test's settings), once its first checkpoint is stored; `member`
+ * is the worker that joined the training.
+ */
+async function teamRoundMidTraining(name: string, lora: Record<string, unknown>) {
+  const store = new LocalFolderStore(join(scratch, `${name}-store`));
+  const environment = { TEMPORAL_ADDRESS: temporalAddress, SELF_REWARD_STORE: store.root };
+  const workers = await Promise.all([1, 2].map((n) => WorkerProcess.start(join(scratch, `${name}-work-${n}`), environment)));
+  const long = { ...input, lora: { ...(input['lora'] as object), maxSteps: 200, workersWaitSeconds: 5, ...lora } };
+  const round = await client.startRound(long, { workflowId: `${name}-${randomUUID()}` });
+  const root = roundRoot(round.workflowId, (await round.workflow.describe()).runId, 1);
+  await until(() => store.exists(artifactKeys.trainerCheckpointPointer(root)), 600_000, 'a stored trainer checkpoint');
+  // The member is the worker with a joining trainer's folder.
+  const member = workers.find((w) => existsSync(join(w.workDir, ...root.split('/'), 'train-member')));
+  if (member === undefined) throw new Error('no worker joined the training');
+  return { store, workers, round, root, member };
+}
+
 describe('a LoRA trained by two GPU workers', () => {
   it('trains on both: the second worker joins the first one’s trainer', { timeout: 900_000 }, async () => {
     const store = new LocalFolderStore(join(scratch, 'together-store'));
@@ -93,18 +112,9 @@ describe('a LoRA trained by two GPU workers', () => {
   });
 
   it('finishes the LoRA from its checkpoint when the joining worker is killed mid-training', { timeout: 900_000 }, async () => {
-    const store = new LocalFolderStore(join(scratch, 'killed-store'));
-    const environment = { TEMPORAL_ADDRESS: temporalAddress, SELF_REWARD_STORE: store.root };
-    const workers = await Promise.all([1, 2].map((n) => WorkerProcess.start(join(scratch, `killed-work-${n}`), environment)));
+    const { store, workers, round, member } = await teamRoundMidTraining('killed', {});
     try {
-      const long = { ...input, lora: { ...(input['lora'] as object), maxSteps: 200, workersWaitSeconds: 5 } };
-      const round = await client.startRound(long, { workflowId: `killed-${randomUUID()}` });
-      const root = roundRoot(round.workflowId, (await round.workflow.describe()).runId, 1);
-      await until(() => store.exists(artifactKeys.trainerCheckpointPointer(root)), 600_000, 'a stored trainer checkpoint');
-      // The member is the worker with a joining trainer's folder.
-      const member = workers.find((w) => existsSync(join(w.workDir, ...root.split('/'), 'train-member')));
-      expect(member, 'a worker that joined the training').toBeDefined();
-      await member!.kill();
+      await member.kill();
       const result = await round.result();
       expect(result.training.steps).toBe(200);
       const metrics = JSON.parse((await store.get(`${result.training.lora}metrics.json`)).toString()) as Metrics;
@@ -126,20 +136,12 @@ describe('a LoRA trained by two GPU workers', () => {
   });
 
   it('finishes the LoRA from its checkpoint when the joining worker’s host goes silent mid-training', { timeout: 900_000 }, async () => {
-    const store = new LocalFolderStore(join(scratch, 'silent-store'));
-    const environment = { TEMPORAL_ADDRESS: temporalAddress, SELF_REWARD_STORE: store.root };
-    const workers = await Promise.all([1, 2].map((n) => WorkerProcess.start(join(scratch, `silent-work-${n}`), environment)));
+    const { store, workers, round, root, member } = await teamRoundMidTraining('silent', { stallSeconds: 5 });
     const frozen: number[] = [];
     try {
-      const long = { ...input, lora: { ...(input['lora'] as object), maxSteps: 200, workersWaitSeconds: 5, stallSeconds: 5 } };
-      const round = await client.startRound(long, { workflowId: `silent-${randomUUID()}` });
-      const root = roundRoot(round.workflowId, (await round.workflow.describe()).runId, 1);
-      await until(() => store.exists(artifactKeys.trainerCheckpointPointer(root)), 600_000, 'a stored trainer checkpoint');
-      const member = workers.find((w) => existsSync(join(w.workDir, ...root.split('/'), 'train-member')));
-      expect(member, 'a worker that joined the training').toBeDefined();
       // A host gone from the network: its processes answer nothing, and close no connection.
-      const trainer = Number(await readFile(join(member!.workDir, ...root.split('/'), 'train-member', 'output', 'trainer.pid'), 'utf8'));
-      for (const pid of [member!.pid!, trainer]) {
+      const trainer = Number(await readFile(join(member.workDir, ...root.split('/'), 'train-member', 'output', 'trainer.pid'), 'utf8'));
+      for (const pid of [member.pid!, trainer]) {
         process.kill(pid, 'SIGSTOP');
         frozen.push(pid);
       }
