@@ -23,8 +23,12 @@ export class WorkerProcess {
     readonly workDir: string,
     environment: Readonly<Record<string, string>>,
     role: keyof typeof ENTRY_POINTS,
+    cpus: readonly number[] | undefined,
   ) {
-    this.child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'workers', ENTRY_POINTS[role])], {
+    const command = [process.execPath, '--import', 'tsx', join(REPO_ROOT, 'workers', ENTRY_POINTS[role])];
+    // taskset execs the worker in its own place, so the process id stays the worker's.
+    const [program, ...args] = cpus === undefined ? command : ['taskset', '--cpu-list', cpus.join(','), ...command];
+    this.child = spawn(program!, args, {
       cwd: REPO_ROOT,
       // One thread unless `environment` says otherwise: test workers share the host's cores.
       env: { ...process.env, SELF_REWARD_THREADS: '1', OMP_NUM_THREADS: '1', ...environment, SELF_REWARD_WORK_DIR: workDir },
@@ -37,9 +41,18 @@ export class WorkerProcess {
     this.exited = new Promise((done) => this.child.once('exit', (code, signal) => done(code ?? (signal === null ? null : -1))));
   }
 
-  /** Starts one and waits until it polls; `environment` holds TEMPORAL_ADDRESS and the store's settings (and SELF_REWARD_THREADS, OMP_NUM_THREADS to give it more than one thread). */
-  static async start(workDir: string, environment: Readonly<Record<string, string>>, role: keyof typeof ENTRY_POINTS = 'all'): Promise<WorkerProcess> {
-    const worker = new WorkerProcess(workDir, environment, role);
+  /**
+   * Starts one and waits until it polls; `environment` holds TEMPORAL_ADDRESS and the store's
+   * settings (and SELF_REWARD_THREADS, OMP_NUM_THREADS to give it more than one thread); `cpus`
+   * pins it, and every process it starts, to those cores.
+   */
+  static async start(
+    workDir: string,
+    environment: Readonly<Record<string, string>>,
+    role: keyof typeof ENTRY_POINTS = 'all',
+    cpus?: readonly number[],
+  ): Promise<WorkerProcess> {
+    const worker = new WorkerProcess(workDir, environment, role, cpus);
     running.push(worker);
     let seen = '';
     const polling = new Promise<void>((done) => {

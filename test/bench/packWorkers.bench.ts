@@ -9,7 +9,9 @@
  * (fields merged over the preset's key by key, e.g. '{"lora":{"maxSteps":20},"samplesPerPrompt":2}')
  * --timeline (after each W's row, every completed activity: its worker, cpu or gpu-<i>, and when it
  * was scheduled, started and completed, in seconds from the round's start) --logs DIR (each worker's
- * log kept there as w<W>-cpu.log and w<W>-gpu-<i>.log).
+ * log kept there as w<W>-cpu.log and w<W>-gpu-<i>.log) --pin (GPU worker i pinned with `taskset` to
+ * cores of its own, i T to i T + T - 1 for T threads, as a worker with a GPU of its own; the CPU
+ * worker and the dev server go where the kernel puts them).
  * Without `shards` in the override a round gets max(the preset's shards, 2 W), so every GPU worker
  * has shards to take, and without `lora.workers` its LoRA trains on all W GPU workers together.
  */
@@ -37,6 +39,7 @@ const { values } = parseArgs({
     override: { type: 'string', default: '{}' },
     timeline: { type: 'boolean', default: false },
     logs: { type: 'string' },
+    pin: { type: 'boolean', default: false },
   },
 });
 const workerCounts = values.workers.split(',').map(Number);
@@ -82,6 +85,12 @@ function stageWall(runs: readonly ActivityRun[], types: readonly string[]): numb
   return (Math.max(...ofStage.map((r) => r.completed)) - Math.min(...ofStage.map((r) => r.scheduled))) / 1000;
 }
 
+/** With --pin, GPU worker i's cores: the i-th run of `threads` cores, none shared with another GPU worker. */
+function pinnedCores(i: number, threads: number): number[] | undefined {
+  if (!values.pin) return undefined;
+  return Array.from({ length: threads }, (_, k) => i * threads + k);
+}
+
 async function measure(w: number, input: RoundInput, threads: number) {
   const server = await startBenchServer('bench-pack-workers-');
   const connection = await Connection.connect({ address: server.address });
@@ -94,7 +103,9 @@ async function measure(w: number, input: RoundInput, threads: number) {
     workers.push(await WorkerProcess.start(join(server.scratch, 'work-cpu'), environment, 'cpu'));
     const gpuEnvironment = { ...environment, SELF_REWARD_THREADS: String(threads), OMP_NUM_THREADS: String(threads) };
     workers.push(
-      ...(await Promise.all(Array.from({ length: w }, (_, i) => WorkerProcess.start(join(server.scratch, `work-gpu-${i}`), gpuEnvironment, 'gpu')))),
+      ...(await Promise.all(
+        Array.from({ length: w }, (_, i) => WorkerProcess.start(join(server.scratch, `work-gpu-${i}`), gpuEnvironment, 'gpu', pinnedCores(i, threads))),
+      )),
     );
     const client = new SelfRewardClient(new Client({ connection }));
     // A worker that dies mid-round would leave the round waiting on retries: stop at once instead.
@@ -170,6 +181,7 @@ let wallOfOne: number | null = null;
 for (const w of workerCounts) {
   const input = roundInput(w);
   const threads = values.threads === undefined ? Math.max(1, Math.floor(cores / w)) : Number(values.threads);
+  if (values.pin && w * threads > cores) throw new Error(`--pin: ${w} GPU workers of ${threads} threads need ${w * threads} cores; this host has ${cores}`);
   const loadBefore = loadavg()[0]!;
   const { wall, trainedBy, events, nameOf } = await measure(w, input, threads);
   const loadAfter = loadavg()[0]!;
