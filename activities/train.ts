@@ -182,8 +182,9 @@ const MEETING_POLL_MS = 500;
  * One more GPU worker for a LoRA that `lora.workers` workers train together: it fetches the dataset,
  * then waits for the leading `trainLora`'s meeting (its trainer's address, in the store) and runs
  * its own trainer as a member of the leader's team, on its share of every batch; the leader alone
- * writes checkpoints and the LoRA. When a leader's trainer dies (and its activity retries), this
- * waits for the next meeting. It ends when its trainer is done, when the leader began without it,
+ * writes checkpoints and the LoRA. When a leader's trainer dies, or makes no step for
+ * `lora.stallSeconds` (its host gone silent: this trainer is then stopped as hung), this waits
+ * for the next meeting, which the leader's retry holds. It ends when its trainer is done, when the leader began without it,
  * or when no new meeting came for `lora.workersWaitSeconds`: a worker that arrives late costs
  * the training time, never the LoRA (the team's result is a single trainer's).
  */
@@ -225,10 +226,13 @@ export function createJoinTraining(deps: ActivityDependencies) {
           ...trainerArguments(lora, { generator: input.generator.base, dataset, output }, deps.device, deps.threads),
           ...teamArguments({ join: meeting.address }, lora.workersWaitSeconds),
         ];
-        const run = await runTrainer(deps, args, output, logFile, progress, {});
+        const run = await runTrainer(deps, args, output, logFile, progress, { stallSeconds: lora.stallSeconds, member: true });
         if (run.code === 0) return run.team === null ? alone : { rank: run.team.rank, workers: run.team.rank === null ? null : run.team.size };
         if (cancellationSignal.aborted) throw new CancelledFailure(`trainer stopped (exit ${run.code}) because the activity was cancelled`);
-        const said = run.failure?.message ?? run.stderr.trim().split('\n').slice(-3).join(' | ');
+        const said =
+          run.stalled === null
+            ? (run.failure?.message ?? run.stderr.trim().split('\n').slice(-3).join(' | '))
+            : `the team made no step for ${lora.stallSeconds} s after step ${run.stalled.step} (lora.stallSeconds), so the trainer was stopped as hung: its leader's host gone from the network, or its GPU stopped answering`;
         if (refused(run)) throw badData('BadTrainingInput', said || 'the trainer refused its input');
         log.warn(`trainer could not train with the leader at ${meeting.address} (exit ${run.code}): ${said}; waiting for its next meeting`);
         waitingSince = performance.now();

@@ -307,7 +307,7 @@ const ROUND_FIELDS: Schema<RoundInput> = refine(
             default: 900,
             expected: 'a number of seconds in [5, 86400]',
             meaning:
-              'seconds of training without a step after which the trainer counts as hung (a GPU that stopped answering, or a team member gone from the network, leaves it waiting for hours): it is stopped and the training retried from its last checkpoint. Keep it well above a step and a checkpoint',
+              "seconds of training without a step after which a trainer counts as hung (a GPU that stopped answering, or a team member or leader gone from the network, leaves it waiting for hours): it is stopped, and the training retried from its last checkpoint (a team member waits for its leader's retry instead). Keep it well above a step and a checkpoint",
           }),
           resolution: nullable(integer({ min: 8, meaning: 'training size in pixels' }), { meaning: "training size in pixels; null: the generator's own" }),
           snrGamma: number({

@@ -2,7 +2,7 @@
  * One LoRA trained by two GPU workers together (`lora.workers`), with real worker processes (the
  * entry points), a real dev server, the real trainer and the shapes pack's test models: the
  * second worker joins the first's trainer and the LoRA is the one a single trainer makes; a
- * worker killed mid-training, or gone silent, costs the round time, never the LoRA.
+ * worker killed mid-training, or gone silent (a member or the leader), costs the round time, never the LoRA.
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -154,6 +154,29 @@ describe('a LoRA trained by two GPU workers', () => {
       const trainLora = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'trainLora')!;
       const started = events.find((e) => String(e.activityTaskStartedEventAttributes?.scheduledEventId ?? '') === String(trainLora.eventId));
       expect(started?.activityTaskStartedEventAttributes?.lastFailure?.applicationFailureInfo?.type).toBe('TrainerStalled');
+    } finally {
+      for (const pid of frozen) process.kill(pid, 'SIGKILL');
+      await Promise.all(workers.map((w) => w.stop()));
+    }
+  });
+
+  it('finishes the LoRA from its checkpoint when the leading worker’s host goes silent mid-training', { timeout: 900_000 }, async () => {
+    const { store, workers, round, root, member } = await teamRoundMidTraining('silent-leader', { stallSeconds: 5 });
+    const leader = workers.find((w) => w !== member)!;
+    const frozen: number[] = [];
+    try {
+      const trainer = Number(await readFile(join(leader.workDir, ...root.split('/'), 'train', 'output', 'trainer.pid'), 'utf8'));
+      for (const pid of [leader.pid!, trainer]) {
+        process.kill(pid, 'SIGSTOP');
+        frozen.push(pid);
+      }
+      // The member's worker is the only one left: the leader's retry trains there once the member
+      // stops waiting on the silent leader, not after the collective timeout's two hours.
+      const result = await round.result();
+      expect(result.training).toMatchObject({ steps: 200, workers: 1 });
+      const metrics = JSON.parse((await store.get(`${result.training.lora}metrics.json`)).toString()) as Metrics;
+      expect(metrics.resumed_from).toMatch(/step-\d{8}$/);
+      expect(await readFile(member.logFile, 'utf8')).toMatch(/the team made no step for 5 s after step \d+ \(lora\.stallSeconds\)/);
     } finally {
       for (const pid of frozen) process.kill(pid, 'SIGKILL');
       await Promise.all(workers.map((w) => w.stop()));

@@ -75,6 +75,11 @@ export interface TrainerListeners {
    * that stopped answering, would otherwise hold the worker while its heartbeats go on.
    */
   readonly stallSeconds?: number;
+  /**
+   * A team member's trainer: its steps are its leader's, so they feed its progress and its
+   * watchdog but are counted in the metrics by the leader's worker alone.
+   */
+  readonly member?: boolean;
 }
 
 /**
@@ -162,12 +167,13 @@ export async function runTrainer(
       const now = performance.now();
       // The first step of a process is timed from the start of its training phase.
       const previous = lastStep ?? { step: event.step - 1, at: trainingSince ?? now };
-      if (event.step > previous.step) {
+      const counted = listeners.member !== true;
+      if (counted && event.step > previous.step) {
         deps.metrics.trainerSteps.record(event.step - previous.step, {});
         deps.metrics.trainerStepSeconds.record((now - previous.at) / 1000 / (event.step - previous.step), {});
       }
       lastStep = { step: event.step, at: now };
-      if (event.loss !== undefined) deps.metrics.trainerLoss.record(event.loss, {});
+      if (counted && event.loss !== undefined) deps.metrics.trainerLoss.record(event.loss, {});
     } else {
       if (event.event === 'phase' && event.phase === 'train') trainingSince = performance.now();
       log.info(`trainer ${event.event}${event.phase === undefined ? '' : ` ${event.phase}`}${event.step === undefined ? '' : ` at step ${event.step}`}`, {

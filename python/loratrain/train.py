@@ -220,9 +220,10 @@ def train(args: argparse.Namespace, events: Events, stop: StopRequest, world: Wo
             return report_stop(events, stop, len(plan.resumed.get("losses", [])), plan.total, plan.checkpoint)
         if team.world is None:
             return EXIT_OK
+        # Every trainer of a team, one process each, goes on telling its own worker its phases
+        # and steps: a member's worker watches them for a leader gone silent. The leader alone
+        # checkpoints and reports the LoRA.
         world = team.world
-        # Its leader speaks for the team from here on.
-        events.emitting = world.main
     if device.type == "cuda" and world.size > 1:
         device = torch.device("cuda", world.local_rank)
     if device.type == "cpu" and args.threads and world.local_size > 1:
@@ -417,11 +418,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return train(args, events, stop, world)
     except BadInput as error:
-        events.emitting |= args.team_leader is not None
         return report_bad_input(error, events)
     except Exception as error:
         traceback.print_exc()
-        # A team member's events go to its own worker: it tells that worker why it failed, though the leader reports the run.
-        events.emitting |= args.team_leader is not None
         events.emit("error", kind="failure", message=f"{type(error).__name__}: {error}")
         return EXIT_FAILURE

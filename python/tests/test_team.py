@@ -119,8 +119,11 @@ def test_a_leader_and_a_member_train_the_one_process_run(team, reference):
     assert events[2]["processes"] == 2 and events[-1]["event"] == "done"
     assert [e["step"] for e in leader.of("step")] == list(range(1, STEPS + 1))
     assert [e["step"] for e in leader.of("checkpoint")] == [5, 10, 15]
-    # The member speaks of its place in the team only; it writes nothing of the run.
-    assert [(e["event"], e["rank"], e["size"]) for e in member.events] == [("team", 1, 2)]
+    # The member tells its own worker its place, its phases and the team's steps, which that
+    # worker watches for a leader gone silent; it writes nothing of the run and reports none.
+    assert (member.events[0]["event"], member.events[0]["rank"], member.events[0]["size"]) == ("team", 1, 2)
+    assert [e["step"] for e in member.of("step")] == list(range(1, STEPS + 1))
+    assert {e["event"] for e in member.events} == {"team", "start", "phase", "step"}
     assert not (member.output / "checkpoints").exists() and not list(member.output.glob("*"))
     # The two encoded the dataset together, the leader its first half (the reference all of it).
     assert [e["total"] for e in leader.of("phase") if e["phase"] == "cache"][-1] == TINY_DATASET_SIZE // 2
@@ -162,7 +165,8 @@ def test_sigterm_to_a_member_stops_the_team_and_a_resumed_team_reproduces_the_ru
     assert 1 <= at < STEPS
     checkpoint = leader.output / "checkpoints" / f"step-{at:08d}"
     assert Path(stopped["checkpoint"]) == checkpoint
-    assert [e["event"] for e in member.events] == ["team"] and not (member.output / "checkpoints").exists()
+    assert member.events[-1]["event"] == "stopped" and member.events[-1]["checkpoint"] is None
+    assert not member.of("checkpoint") and not (member.output / "checkpoints").exists()
 
     # Resumed, the leader hands its checkpoint to a member that has none.
     leader = Trainer(tiny_generator, tiny_dataset, leader.output, "--team-size", "2", "--resume-from", "latest")
