@@ -71,8 +71,9 @@ export interface TrainerListeners {
   readonly meeting?: (port: number) => Promise<void>;
   /**
    * Once its training phase began, a trainer that makes no step for this many seconds is
-   * stopped as hung: a collective waiting on a team member gone from the network, or a GPU
-   * that stopped answering, would otherwise hold the worker while its heartbeats go on.
+   * stopped as hung (SIGTERM, then SIGKILL after as long again, or the stop grace time if
+   * shorter): a collective waiting on a team member gone from the network, or a GPU that
+   * stopped answering, would otherwise hold the worker while its heartbeats go on.
    */
   readonly stallSeconds?: number;
   /**
@@ -123,12 +124,13 @@ export async function runTrainer(
     child.once('error', fail);
     child.once('exit', (code, signal) => done(code ?? (signal === null ? null : 128)));
   });
-  const stop = () => {
+  const stop = (graceMs: number) => {
     child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), deps.trainer.stopGraceMs);
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
     void exited.finally(() => clearTimeout(timer));
   };
-  cancellationSignal.addEventListener('abort', stop, { once: true });
+  const cancel = () => stop(deps.trainer.stopGraceMs);
+  cancellationSignal.addEventListener('abort', cancel, { once: true });
 
   let stalled: TrainerRun['stalled'] = null;
   let stallTimer: NodeJS.Timeout | undefined;
@@ -140,7 +142,9 @@ export async function runTrainer(
     stallTimer = setTimeout(() => {
       stalled = { step };
       log.warn(`trainer made no step for ${seconds} s after step ${step}: it is stopped as hung`);
-      stop();
+      // A trainer that made no step in that time would take as long to reach the checkpoint
+      // SIGTERM asks for, and one blocked in a collective never runs its handler.
+      stop(Math.min(deps.trainer.stopGraceMs, seconds * 1000));
     }, seconds * 1000);
   };
 
@@ -188,7 +192,7 @@ export async function runTrainer(
   clearTimeout(stallTimer);
   spans.end(code);
   await new Promise<void>((done) => logged.end(done));
-  cancellationSignal.removeEventListener('abort', stop);
+  cancellationSignal.removeEventListener('abort', cancel);
   await rm(join(output, PID_FILE), { force: true });
   return { code, last, failure, stderr, team, stalled };
 }
