@@ -480,14 +480,17 @@ describe('trainLora', () => {
     metrics.loss_curve.forEach((loss) => expect(Number.isFinite(loss)).toBe(true));
   });
 
-  it('trains data-parallel under a launcher of two processes (torchrun), and a refusal there is still bad input', { timeout: 300_000 }, async () => {
+  it.each([
+    ['torchrun', ['torch.distributed.run', '--standalone', '--nproc_per_node', '2']],
+    ['accelerate launch', ['accelerate.commands.launch', '--multi_gpu', '--num_processes', '2']],
+  ])('trains data-parallel under a launcher of two processes (%s), and a refusal there is still bad input', { timeout: 300_000 }, async (_, launch) => {
     const green = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#0c0' } })
       .png()
       .toBuffer();
     const { deps, root, store } = await setup('real', [green, green]);
     const generator = await testGenerator(join(deps.workDir, '..'));
     // The trainer command as SELF_REWARD_TRAINER gives it: the launcher starts `-m loratrain` twice.
-    const trainer = realTrainer({ launch: ['torch.distributed.run', '--standalone', '--nproc_per_node', '2'] });
+    const trainer = realTrainer({ launch });
     const { outcome } = await trainRecording(createTrainLora({ ...deps, trainer }), roundInput({ maxSteps: 2, batchSize: 2 }, generator), root, store);
     expect(outcome).toMatchObject({ steps: 2 });
     const metrics = JSON.parse((await store.get(`${artifactKeys.lora(root)}metrics.json`)).toString()) as { processes: number; loss_curve: number[] };

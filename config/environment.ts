@@ -125,7 +125,7 @@ export const ENVIRONMENT = {
     default: null,
     readBy: ['workers'],
     meaning:
-      "the trainer command, words split at spaces (unset: the project venv's `python -m loratrain`, run in `python/`); `torchrun --standalone --nproc_per_node N -m loratrain` (or `accelerate launch --num_processes N -m loratrain`) trains data-parallel on the N GPUs of SELF_REWARD_TRAINER_DEVICES",
+      "the trainer command, words split at spaces (unset: the project venv's `python -m loratrain`, run in `python/`); `torchrun --standalone --nproc_per_node N -m loratrain` (or `accelerate launch --multi_gpu --num_processes N -m loratrain`) trains data-parallel on the N GPUs of SELF_REWARD_TRAINER_DEVICES",
   },
   SELF_REWARD_TRAINER_DEVICES: {
     default: null,

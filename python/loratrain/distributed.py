@@ -1,6 +1,6 @@
 """Data-parallel training over the processes a launcher starts (`torchrun
---nproc_per_node N -m loratrain ...` or `accelerate launch --num_processes N -m
-loratrain ...`), one per GPU, or per share of a CPU.
+--nproc_per_node N -m loratrain ...` or `accelerate launch --multi_gpu --num_processes N
+-m loratrain ...`), one per GPU, or per share of a CPU.
 
 Every process draws the whole batch's randomness from the same seeded streams, as
 one process would, and runs the UNet on its own part of the batch; the summed
