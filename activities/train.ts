@@ -184,9 +184,10 @@ const MEETING_POLL_MS = 500;
  * its own trainer as a member of the leader's team, on its share of every batch; the leader alone
  * writes checkpoints and the LoRA. When a leader's trainer dies, or makes no step for
  * `lora.stallSeconds` (its host gone silent: this trainer is then stopped as hung), this waits
- * for the next meeting, which the leader's retry holds. It ends when its trainer is done, when the leader began without it,
- * or when no new meeting came for `lora.workersWaitSeconds`: a worker that arrives late costs
- * the training time, never the LoRA (the team's result is a single trainer's).
+ * for the next meeting, which the leader's retry holds. It ends when its trainer is done, when
+ * the leader began without it, or when no new meeting came for `lora.workersWaitSeconds`: a
+ * worker that arrives late costs the training time, never the LoRA (the team's result is a
+ * single trainer's).
  */
 export function createJoinTraining(deps: ActivityDependencies) {
   return async function joinTraining({ root: roundFolder, inputKey, dataset: datasetPrefix, seed }: TrainRequest): Promise<TrainingMemberResult> {
