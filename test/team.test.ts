@@ -88,6 +88,28 @@ async function teamRoundMidTraining(name: string, lora: Record<string, unknown>)
   return { store, workers, round, root, member };
 }
 
+/**
+ * A host gone from the network: the worker and its trainer (whose work folder is `folder` under
+ * the worker's) answer nothing, and close no connection. Their process ids go to `frozen`, for
+ * the test to SIGKILL at its end.
+ */
+async function silence(worker: WorkerProcess, folder: string, frozen: number[]): Promise<void> {
+  const trainer = Number(await readFile(join(worker.workDir, folder, 'output', 'trainer.pid'), 'utf8'));
+  for (const pid of [worker.pid!, trainer]) {
+    process.kill(pid, 'SIGSTOP');
+    frozen.push(pid);
+  }
+}
+
+/** The round's LoRA has all 200 steps, the last of them trained by one worker, resumed from a stored checkpoint. */
+async function finishedAloneFromCheckpoint(store: LocalFolderStore, round: Awaited<ReturnType<SelfRewardClient['startRound']>>): Promise<void> {
+  const result = await round.result();
+  expect(result.training).toMatchObject({ steps: 200, workers: 1 });
+  const metrics = JSON.parse((await store.get(`${result.training.lora}metrics.json`)).toString()) as Metrics;
+  expect(metrics.loss_curve).toHaveLength(200);
+  expect(metrics.resumed_from).toMatch(/step-\d{8}$/);
+}
+
 describe('a LoRA trained by two GPU workers', () => {
   it('trains on both: the second worker joins the first one’s trainer', { timeout: 900_000 }, async () => {
     const store = new LocalFolderStore(join(scratch, 'together-store'));
@@ -115,13 +137,8 @@ describe('a LoRA trained by two GPU workers', () => {
     const { store, workers, round, member } = await teamRoundMidTraining('killed', {});
     try {
       await member.kill();
-      const result = await round.result();
-      expect(result.training.steps).toBe(200);
-      const metrics = JSON.parse((await store.get(`${result.training.lora}metrics.json`)).toString()) as Metrics;
-      expect(metrics.loss_curve).toHaveLength(200);
       // The leader's trainer lost its team, and its retry resumed from its checkpoint, alone.
-      expect(metrics.resumed_from).toMatch(/step-\d{8}$/);
-      expect(result.training.workers).toBe(1);
+      await finishedAloneFromCheckpoint(store, round);
       const events = (await round.workflow.fetchHistory()).events ?? [];
       const trainLora = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'trainLora')!;
       const attempts = events.flatMap((e) =>
@@ -139,17 +156,9 @@ describe('a LoRA trained by two GPU workers', () => {
     const { store, workers, round, root, member } = await teamRoundMidTraining('silent', { stallSeconds: 5 });
     const frozen: number[] = [];
     try {
-      // A host gone from the network: its processes answer nothing, and close no connection.
-      const trainer = Number(await readFile(join(member.workDir, ...root.split('/'), 'train-member', 'output', 'trainer.pid'), 'utf8'));
-      for (const pid of [member.pid!, trainer]) {
-        process.kill(pid, 'SIGSTOP');
-        frozen.push(pid);
-      }
-      const result = await round.result();
-      expect(result.training).toMatchObject({ steps: 200, workers: 1 });
-      const metrics = JSON.parse((await store.get(`${result.training.lora}metrics.json`)).toString()) as Metrics;
-      expect(metrics.resumed_from).toMatch(/step-\d{8}$/);
+      await silence(member, join(...root.split('/'), 'train-member'), frozen);
       // The leader's trainer, left waiting for the silent one, was stopped as hung, and its retry trained alone.
+      await finishedAloneFromCheckpoint(store, round);
       const events = (await round.workflow.fetchHistory()).events ?? [];
       const trainLora = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'trainLora')!;
       const started = events.find((e) => String(e.activityTaskStartedEventAttributes?.scheduledEventId ?? '') === String(trainLora.eventId));
@@ -165,17 +174,10 @@ describe('a LoRA trained by two GPU workers', () => {
     const leader = workers.find((w) => w !== member)!;
     const frozen: number[] = [];
     try {
-      const trainer = Number(await readFile(join(leader.workDir, ...root.split('/'), 'train', 'output', 'trainer.pid'), 'utf8'));
-      for (const pid of [leader.pid!, trainer]) {
-        process.kill(pid, 'SIGSTOP');
-        frozen.push(pid);
-      }
+      await silence(leader, join(...root.split('/'), 'train'), frozen);
       // The member's worker is the only one left: the leader's retry trains there once the member
       // stops waiting on the silent leader, not after the collective timeout's two hours.
-      const result = await round.result();
-      expect(result.training).toMatchObject({ steps: 200, workers: 1 });
-      const metrics = JSON.parse((await store.get(`${result.training.lora}metrics.json`)).toString()) as Metrics;
-      expect(metrics.resumed_from).toMatch(/step-\d{8}$/);
+      await finishedAloneFromCheckpoint(store, round);
       expect(await readFile(member.logFile, 'utf8')).toMatch(/the team made no step for 5 s after step \d+ \(lora\.stallSeconds\)/);
     } finally {
       for (const pid of frozen) process.kill(pid, 'SIGKILL');
