@@ -409,7 +409,8 @@ describe('trainLora', () => {
         .toBuffer(),
     ]);
     const input = roundInput({ maxSteps: 5000, batchSize: 1, stallSeconds: 5 }, await testGenerator(join(deps.workDir, '..')));
-    const trainer = realTrainer({ stopGraceMs: 2000 });
+    // A stop grace far longer than the stall: a trainer that made no step in `stallSeconds` gets no longer than that again.
+    const trainer = realTrainer({ stopGraceMs: 120_000 });
     const warnings: string[] = [];
     const env = new MockActivityEnvironment(undefined, {
       logger: new DefaultLogger('WARN', (entry) => {
@@ -418,12 +419,14 @@ describe('trainLora', () => {
     });
     // A trainer frozen mid-training, as one blocked in a collective whose peer vanished is.
     let frozen: number | null = null;
+    let frozenAt = 0;
     env.on('heartbeat', (d: StageProgress) => {
       if (frozen !== null || (d.trainerStep ?? 0) < 1) return;
       frozen = 0;
       void readFile(join(output, 'trainer.pid'), 'utf8').then((pid) => {
         frozen = Number(pid);
         process.kill(frozen, 'SIGSTOP');
+        frozenAt = performance.now();
       });
     });
     const outcome = await runActivity(env, createTrainLora({ ...deps, trainer }), {
@@ -437,6 +440,8 @@ describe('trainLora', () => {
     expect(warnings.some((w) => w.includes('stopped as hung'))).toBe(true);
     expect(frozen).toBeGreaterThan(0);
     expect(isAlive(frozen!)).toBe(false);
+    // 5 s without a step, then 5 s for SIGTERM, which a frozen process never acts on, before SIGKILL.
+    expect(performance.now() - frozenAt).toBeLessThan(60_000);
   });
 
   it('runs the real trainer on the worker’s thread count (SELF_REWARD_THREADS), whatever its own default', { timeout: 300_000 }, async () => {
